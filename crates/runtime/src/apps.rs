@@ -1,0 +1,339 @@
+//! Apps: long-running containers paid for from a prepaid deposit.
+//!
+//! ## Calls (all but `create` by the app's owner only, and never on a stopped app)
+//! - `create(spec, deposit)`: validates the spec, reserves the deposit (at least
+//!   `min_app_deposit` and at least one epoch at the owner's maximum price), and places the app
+//!   at once or queues it.
+//! - `update(app, spec)`: a new version (history kept in `apv/`). The app stays on its worker
+//!   when the worker still satisfies the new spec, and is repriced there if its resources
+//!   changed; otherwise it is moved.
+//! - `set_settings(app, settings)`: a new version with new env, secret names or replicas.
+//! - `recharge(app, amount)`: adds to the deposit; ends a grace period the deposit now covers.
+//! - `restart(app)`: counts a restart; the worker restarts the containers when it sees it.
+//! - `stop(app)`: releases the worker's capacity, closes the lease and refunds the deposit
+//!   except what the worker may still claim for proven work (see [`crate::settlement`]).
+
+use crate::balances;
+use crate::context::Ctx;
+use crate::scheduling::{self, Demand};
+use crate::settlement;
+use crate::storage;
+use wetee_types::manifest::AppSpec;
+use wetee_types::records::{App, AppSettings, AppStatus, AppVersion, StopReason, VersionChange};
+use wetee_types::transaction::AppsCall;
+use wetee_types::{AccountId, AppId, Balance, CallError, Event, TeeKind, WorkerId, Workload};
+
+pub(crate) fn dispatch(ctx: &mut Ctx, signer: AccountId, call: &AppsCall) -> Result<(), CallError> {
+    match call {
+        AppsCall::Create { spec, deposit } => create(ctx, signer, spec, *deposit),
+        AppsCall::Update { app, spec } => {
+            let mut app = owned_live_app(ctx, signer, *app)?;
+            new_version(ctx, &mut app, spec.clone(), VersionChange::Updated)
+        }
+        AppsCall::SetSettings { app, settings } => {
+            let mut app = owned_live_app(ctx, signer, *app)?;
+            let spec = apply_settings(&app.spec, settings)?;
+            new_version(ctx, &mut app, spec, VersionChange::Settings)
+        }
+        AppsCall::Recharge { app, amount } => {
+            let mut app = owned_live_app(ctx, signer, *app)?;
+            if amount.is_zero() {
+                return Err(CallError::ZeroAmount);
+            }
+            balances::reserve(ctx.state, &signer, *amount)?;
+            app.deposit = app
+                .deposit
+                .checked_add(*amount)
+                .ok_or(CallError::Overflow)?;
+            settlement::check_funding(ctx, &mut app)?;
+            ctx.emit(Event::AppRecharged {
+                app: app.id,
+                amount: *amount,
+                deposit: app.deposit,
+            });
+            storage::put_app(ctx.state, &app);
+            Ok(())
+        }
+        AppsCall::Restart { app } => {
+            let mut app = owned_live_app(ctx, signer, *app)?;
+            app.restarts = app.restarts.checked_add(1).ok_or(CallError::Overflow)?;
+            ctx.emit(Event::AppRestarted {
+                app: app.id,
+                restarts: app.restarts,
+            });
+            storage::put_app(ctx.state, &app);
+            Ok(())
+        }
+        AppsCall::Stop { app } => {
+            let mut app = owned_live_app(ctx, signer, *app)?;
+            stop(ctx, &mut app, StopReason::Owner)?;
+            storage::put_app(ctx.state, &app);
+            Ok(())
+        }
+    }
+}
+
+fn owned_live_app(ctx: &Ctx, signer: AccountId, id: AppId) -> Result<App, CallError> {
+    let app = storage::app(ctx.state, id)?;
+    if app.owner != signer {
+        return Err(CallError::NotAppOwner { app: id });
+    }
+    if matches!(app.status, AppStatus::Stopped { .. }) {
+        return Err(CallError::AppStopped { app: id });
+    }
+    Ok(app)
+}
+
+/// Refuses the simulated TEE where the chain does not allow it.
+pub(crate) fn check_tee_allowed(ctx: &Ctx, tee: TeeKind) -> Result<(), CallError> {
+    if tee == TeeKind::Simulated && !ctx.params.allow_simulated_tee {
+        return Err(CallError::SimulatedTeeNotAllowed);
+    }
+    Ok(())
+}
+
+fn create(
+    ctx: &mut Ctx,
+    owner: AccountId,
+    spec: &AppSpec,
+    deposit: Balance,
+) -> Result<(), CallError> {
+    spec.validate()?;
+    check_tee_allowed(ctx, spec.constraints.tee)?;
+    let minimum = ctx
+        .params
+        .min_app_deposit
+        .max(spec.constraints.max_price_per_epoch);
+    if deposit < minimum {
+        return Err(CallError::DepositTooLow { minimum });
+    }
+    balances::reserve(ctx.state, &owner, deposit)?;
+    let id = AppId(storage::next_id(ctx.state, "app")?);
+    let mut app = App {
+        id,
+        owner,
+        version: 1,
+        spec: spec.clone(),
+        status: AppStatus::Pending,
+        deposit,
+        held: Balance::ZERO,
+        placement: None,
+        leases: 0,
+        restarts: 0,
+        grace_until: None,
+        created_at: ctx.height,
+    };
+    storage::put_app_version(
+        ctx.state,
+        id,
+        &AppVersion {
+            version: 1,
+            spec: spec.clone(),
+            change: VersionChange::Created,
+            at: ctx.height,
+        },
+    );
+    ctx.emit(Event::AppCreated { app: id, owner });
+    place_or_queue(ctx, &mut app, None)?;
+    storage::put_app(ctx.state, &app);
+    Ok(())
+}
+
+fn apply_settings(spec: &AppSpec, settings: &AppSettings) -> Result<AppSpec, CallError> {
+    if settings.env.is_none() && settings.secrets.is_none() && settings.replicas.is_none() {
+        return Err(CallError::NothingToChange);
+    }
+    let mut spec = spec.clone();
+    if let Some(env) = &settings.env {
+        spec.container.env = env.clone();
+    }
+    if let Some(secrets) = &settings.secrets {
+        spec.container.secrets = secrets.clone();
+    }
+    if let Some(replicas) = settings.replicas {
+        spec.replicas = replicas;
+    }
+    Ok(spec)
+}
+
+fn new_version(
+    ctx: &mut Ctx,
+    app: &mut App,
+    spec: AppSpec,
+    change: VersionChange,
+) -> Result<(), CallError> {
+    spec.validate()?;
+    check_tee_allowed(ctx, spec.constraints.tee)?;
+    app.version = app.version.checked_add(1).ok_or(CallError::Overflow)?;
+    app.spec = spec;
+    storage::put_app_version(
+        ctx.state,
+        app.id,
+        &AppVersion {
+            version: app.version,
+            spec: app.spec.clone(),
+            change,
+            at: ctx.height,
+        },
+    );
+    redeploy(ctx, app)?;
+    ctx.emit(Event::AppUpdated {
+        app: app.id,
+        version: app.version,
+    });
+    storage::put_app(ctx.state, app);
+    Ok(())
+}
+
+/// Brings the placement in line with a changed spec: same worker if it still fits (repriced if
+/// the resources changed), another worker otherwise.
+fn redeploy(ctx: &mut Ctx, app: &mut App) -> Result<(), CallError> {
+    let workload = Workload::App { app: app.id };
+    let Some(placement) = app.placement else {
+        scheduling::dequeue(ctx.state, &workload)?;
+        return place_or_queue(ctx, app, None);
+    };
+    let demand = Demand::of_app(&app.spec)?;
+    let worker = storage::worker(ctx.state, placement.worker)?;
+    let held = scheduling::held_capacity(ctx.state, placement.worker, &workload)?
+        .ok_or_else(|| scheduling::state_error("a running app holds no capacity"))?;
+    match scheduling::assess(&worker, &demand, &ctx.params, &held) {
+        Ok(price) => {
+            if demand.resources != held {
+                scheduling::resize_capacity(ctx, placement.worker, &workload, &demand.resources)?;
+            }
+            if price != placement.price_per_epoch {
+                settlement::close_lease(ctx, app)?;
+                settlement::open_lease(ctx, app, placement.worker, price)?;
+            }
+            settlement::check_funding(ctx, app)
+        }
+        Err(_) => {
+            unplace(ctx, app)?;
+            place_or_queue(ctx, app, None)
+        }
+    }
+}
+
+/// Places the app on the best worker (other than `exclude`), or queues it.
+pub(crate) fn place_or_queue(
+    ctx: &mut Ctx,
+    app: &mut App,
+    exclude: Option<WorkerId>,
+) -> Result<(), CallError> {
+    let demand = Demand::of_app(&app.spec)?;
+    match scheduling::best_worker(ctx.state, &demand, &ctx.params, exclude)? {
+        Some((worker, price)) => place_on(ctx, app, worker, price),
+        None => {
+            app.status = AppStatus::Pending;
+            app.grace_until = None;
+            scheduling::enqueue(ctx, &Workload::App { app: app.id })
+        }
+    }
+}
+
+fn place_on(
+    ctx: &mut Ctx,
+    app: &mut App,
+    worker: WorkerId,
+    price: Balance,
+) -> Result<(), CallError> {
+    let workload = Workload::App { app: app.id };
+    let resources = app.spec.total_resources().ok_or(CallError::Overflow)?;
+    scheduling::reserve_capacity(ctx, worker, &workload, &resources)?;
+    settlement::open_lease(ctx, app, worker, price)?;
+    app.status = AppStatus::Running;
+    ctx.emit(Event::WorkloadPlaced {
+        workload,
+        worker,
+        price_per_epoch: price,
+    });
+    settlement::check_funding(ctx, app)
+}
+
+/// Takes the app off its worker: closes the lease and releases the capacity.
+fn unplace(ctx: &mut Ctx, app: &mut App) -> Result<(), CallError> {
+    if let Some(placement) = app.placement {
+        settlement::close_lease(ctx, app)?;
+        scheduling::release_capacity(ctx, placement.worker, &Workload::App { app: app.id })?;
+    }
+    Ok(())
+}
+
+/// Stops the app for good and refunds what no lease holds.
+pub(crate) fn stop(ctx: &mut Ctx, app: &mut App, reason: StopReason) -> Result<(), CallError> {
+    unplace(ctx, app)?;
+    scheduling::dequeue(ctx.state, &Workload::App { app: app.id })?;
+    let refund = app.deposit.saturating_sub(app.held);
+    balances::unreserve(ctx.state, &app.owner, refund)?;
+    app.deposit = app.held;
+    app.status = AppStatus::Stopped { reason };
+    app.grace_until = None;
+    ctx.emit(Event::AppStopped {
+        app: app.id,
+        reason,
+        refund,
+    });
+    Ok(())
+}
+
+/// Tries to place a pending app (epoch end). Returns whether it left the queue.
+pub(crate) fn retry_pending(ctx: &mut Ctx, id: AppId) -> Result<(), CallError> {
+    let mut app = storage::app(ctx.state, id)?;
+    let workload = Workload::App { app: id };
+    if app.status != AppStatus::Pending {
+        return scheduling::dequeue(ctx.state, &workload);
+    }
+    let demand = Demand::of_app(&app.spec)?;
+    if let Some((worker, price)) = scheduling::best_worker(ctx.state, &demand, &ctx.params, None)? {
+        scheduling::dequeue(ctx.state, &workload)?;
+        place_on(ctx, &mut app, worker, price)?;
+        storage::put_app(ctx.state, &app);
+    }
+    Ok(())
+}
+
+/// Moves an app off `from`. A draining worker keeps the app when no other worker can take it
+/// (it still serves); a suspended worker loses it to the pending queue.
+pub(crate) fn move_off(
+    ctx: &mut Ctx,
+    id: AppId,
+    from: WorkerId,
+    keep_if_nowhere: bool,
+) -> Result<(), CallError> {
+    let mut app = storage::app(ctx.state, id)?;
+    if app.placement.is_none_or(|p| p.worker != from) {
+        return Ok(());
+    }
+    let demand = Demand::of_app(&app.spec)?;
+    let target = scheduling::best_worker(ctx.state, &demand, &ctx.params, Some(from))?;
+    match target {
+        Some((worker, price)) => {
+            unplace(ctx, &mut app)?;
+            place_on(ctx, &mut app, worker, price)?;
+        }
+        None if keep_if_nowhere => return Ok(()),
+        None => {
+            unplace(ctx, &mut app)?;
+            place_or_queue(ctx, &mut app, Some(from))?;
+        }
+    }
+    storage::put_app(ctx.state, &app);
+    Ok(())
+}
+
+/// The end of a grace period: stop the app unless its deposit now covers an epoch.
+pub(crate) fn grace_end(ctx: &mut Ctx, id: AppId, epoch: u64) -> Result<(), CallError> {
+    let mut app = storage::app(ctx.state, id)?;
+    if app.grace_until != Some(epoch) {
+        return Ok(()); // recharged, or a newer grace period
+    }
+    match app.placement {
+        Some(p) if settlement::available(ctx, &app)? < p.price_per_epoch => {
+            stop(ctx, &mut app, StopReason::DepositExhausted)?;
+        }
+        _ => app.grace_until = None,
+    }
+    storage::put_app(ctx.state, &app);
+    Ok(())
+}

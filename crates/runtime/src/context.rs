@@ -1,0 +1,40 @@
+//! What a call or hook sees: the state, the block, the parameters, and where events go.
+
+use crate::state::State;
+use crate::verify::AttestationVerifier;
+use wetee_types::params::{ChainConfig, Params};
+use wetee_types::{AccountId, BlockNumber, EpochNumber, Event, Hash, TimestampMs};
+
+/// The block being executed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockInfo {
+    /// Its height.
+    pub height: BlockNumber,
+    /// Its timestamp (from the proposer, checked by consensus to be monotonic and bounded).
+    pub timestamp_ms: TimestampMs,
+}
+
+/// Execution context of one call or hook.
+pub(crate) struct Ctx<'a> {
+    pub state: &'a mut dyn State,
+    pub height: BlockNumber,
+    pub time_ms: TimestampMs,
+    pub chain: ChainConfig,
+    pub params: Params,
+    pub genesis_hash: Hash,
+    pub treasury: AccountId,
+    pub verifier: &'a dyn AttestationVerifier,
+    pub events: Vec<Event>,
+}
+
+impl Ctx<'_> {
+    /// The current epoch.
+    pub fn epoch(&self) -> EpochNumber {
+        self.chain.epoch_of(self.height)
+    }
+
+    /// Records an event.
+    pub fn emit(&mut self, event: Event) {
+        self.events.push(event);
+    }
+}

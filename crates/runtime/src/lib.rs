@@ -1,0 +1,542 @@
+//! The WeTEE runtime: a pure, deterministic state machine.
+//!
+//! Given a state, a block's height and timestamp, and its transactions, every validator computes
+//! the same new state. The runtime reads no clock, does no I/O, uses no randomness, iterates
+//! only ordered maps, and does all arithmetic on amounts with checked operations.
+//!
+//! ## A block
+//! 1. [`Runtime::begin_block`]: task runs that are due (by height or by block time) are created
+//!    and placed; runs past their deadline release their capacity.
+//! 2. [`Runtime::apply_transaction`] for each transaction: validity checks (size, expiry,
+//!    nonce, fee, signature; a failure here means the transaction cannot be in a block), then
+//!    the fee is paid to the treasury and the nonce advances, then the call runs in an overlay:
+//!    if it fails, its writes are discarded and the receipt carries the error.
+//! 3. [`Runtime::end_block`]: on the last block of an epoch, expired leases and runs are
+//!    released, grace periods end, workers that stopped proving their work are suspended and
+//!    their apps moved, draining workers are emptied, and the pending queue is retried.
+//!
+//! ## Modules
+//! [`balances`], [`workers`], [`apps`], [`tasks`], [`scheduling`], [`settlement`], [`root`]:
+//! each opens with its rules. [`verify`] is the hook for attestation. [`query`] answers the
+//! RPC's typed state queries.
+//!
+//! This crate must not depend on the node, the network, or any clock or file system.
+
+// Consensus code: amounts use checked arithmetic and nothing may panic (tests may).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+pub mod apps;
+pub mod balances;
+mod context;
+pub mod query;
+pub mod root;
+pub mod scheduling;
+pub mod settlement;
+pub mod state;
+pub mod storage;
+pub mod tasks;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod verify;
+pub mod workers;
+
+pub use context::BlockInfo;
+pub use state::{MemoryState, Overlay, State};
+pub use verify::{AttestationContext, AttestationVerifier, BaselineVerifier};
+
+use context::Ctx;
+use storage::{EpochItem, keys};
+use wetee_types::codec::decode;
+use wetee_types::event::MAX_RECEIPT_EVENTS;
+use wetee_types::params::{ChainConfig, Params};
+use wetee_types::records::{Account, Due};
+use wetee_types::transaction::MAX_TRANSACTION_BYTES;
+use wetee_types::{
+    AccountId, Balance, Call, CallError, Event, Hash, Outcome, Receipt, SignedTransaction, TaskId,
+    TxError, WorkerId, Workload,
+};
+
+/// Due task runs created per block at most; the rest follow in the next blocks.
+pub const MAX_DUE_PER_BLOCK: usize = 1024;
+
+/// What the runtime can fail with outside a call: a broken genesis or damaged state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeError {
+    /// The genesis configuration is unusable.
+    Genesis(String),
+    /// The state is damaged (a bug); the node must stop rather than diverge.
+    State(String),
+    /// A block contains a transaction that cannot be included.
+    InvalidTransaction {
+        /// Its position in the block.
+        index: usize,
+        /// Why.
+        error: TxError,
+    },
+}
+
+impl std::error::Error for RuntimeError {}
+
+impl std::fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RuntimeError::Genesis(e) => write!(f, "invalid genesis: {e}"),
+            RuntimeError::State(e) => write!(f, "state error: {e}"),
+            RuntimeError::InvalidTransaction { index, error } => {
+                write!(f, "transaction {index} of the block is invalid: {error}")
+            }
+        }
+    }
+}
+
+/// The initial state of a chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Genesis {
+    /// Fixed configuration.
+    pub chain: ChainConfig,
+    /// Initial parameters.
+    pub params: Params,
+    /// The root key (see [`root`]).
+    pub root: AccountId,
+    /// Where fees, protocol shares and slashes go.
+    pub treasury: AccountId,
+    /// Initial free balances.
+    pub balances: Vec<(AccountId, Balance)>,
+}
+
+/// Everything a block's execution produced.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BlockOutcome {
+    /// Events of the start of the block.
+    pub begin_events: Vec<Event>,
+    /// One receipt per transaction.
+    pub receipts: Vec<Receipt>,
+    /// Events of the end of the block (and epoch).
+    pub end_events: Vec<Event>,
+}
+
+/// Per-block values read once from state.
+struct Env {
+    height: u64,
+    time_ms: u64,
+    chain: ChainConfig,
+    params: Params,
+    genesis_hash: Hash,
+    treasury: AccountId,
+}
+
+impl Env {
+    fn load(state: &dyn State, block: &BlockInfo) -> Result<Env, RuntimeError> {
+        let read = |key: &[u8], what: &str| -> Result<Vec<u8>, RuntimeError> {
+            state
+                .get(key)
+                .ok_or_else(|| RuntimeError::State(format!("{what} missing: was genesis applied?")))
+        };
+        let bad = |e: wetee_types::codec::CodecError| RuntimeError::State(e.to_string());
+        Ok(Env {
+            height: block.height,
+            time_ms: block.timestamp_ms,
+            chain: decode(&read(keys::CHAIN, "chain config")?).map_err(bad)?,
+            params: decode(&read(keys::PARAMS, "parameters")?).map_err(bad)?,
+            genesis_hash: decode(&read(keys::GENESIS, "genesis hash")?).map_err(bad)?,
+            treasury: decode(&read(keys::TREASURY, "treasury")?).map_err(bad)?,
+        })
+    }
+
+    fn ctx<'a>(&self, state: &'a mut dyn State, verifier: &'a dyn AttestationVerifier) -> Ctx<'a> {
+        Ctx {
+            state,
+            height: self.height,
+            time_ms: self.time_ms,
+            chain: self.chain,
+            params: self.params.clone(),
+            genesis_hash: self.genesis_hash,
+            treasury: self.treasury,
+            verifier,
+            events: Vec::new(),
+        }
+    }
+}
+
+/// The state machine, with the attestation verifier it uses.
+#[derive(Debug, Clone, Default)]
+pub struct Runtime<V: AttestationVerifier = BaselineVerifier> {
+    verifier: V,
+}
+
+impl Runtime<BaselineVerifier> {
+    /// A runtime with the baseline verifier (see [`verify`]).
+    pub fn new() -> Self {
+        Runtime {
+            verifier: BaselineVerifier,
+        }
+    }
+}
+
+impl<V: AttestationVerifier> Runtime<V> {
+    /// A runtime with a given verifier.
+    pub fn with_verifier(verifier: V) -> Self {
+        Runtime { verifier }
+    }
+
+    /// Writes the initial state. `genesis_hash` identifies the chain in every signature.
+    pub fn genesis(
+        &self,
+        state: &mut dyn State,
+        genesis: &Genesis,
+        genesis_hash: Hash,
+    ) -> Result<(), RuntimeError> {
+        if genesis.chain.epoch_length == 0 {
+            return Err(RuntimeError::Genesis(
+                "epoch_length must be at least 1".into(),
+            ));
+        }
+        genesis.params.validate().map_err(RuntimeError::Genesis)?;
+        if state.get(keys::GENESIS).is_some() {
+            return Err(RuntimeError::Genesis(
+                "the state already has a genesis".into(),
+            ));
+        }
+        storage::put(state, keys::GENESIS, &genesis_hash);
+        storage::put(state, keys::CHAIN, &genesis.chain);
+        storage::put(state, keys::PARAMS, &genesis.params);
+        storage::put(state, keys::ROOT, &genesis.root);
+        storage::put(state, keys::TREASURY, &genesis.treasury);
+        let mut seen = std::collections::BTreeSet::new();
+        for (account, amount) in &genesis.balances {
+            if !seen.insert(*account) {
+                return Err(RuntimeError::Genesis(format!("{account} is listed twice")));
+            }
+            storage::put_account(
+                state,
+                account,
+                &Account {
+                    nonce: 0,
+                    free: *amount,
+                    reserved: Balance::ZERO,
+                },
+            );
+        }
+        total_issuance(state).map_err(|e| RuntimeError::Genesis(format!("total issuance: {e}")))?;
+        Ok(())
+    }
+
+    /// Checks whether `tx` could be included in the block at `block`, without applying it.
+    /// With `allow_future_nonce`, a nonce ahead of the account's is accepted (a mempool queues
+    /// such transactions until the gap closes).
+    pub fn check_transaction(
+        &self,
+        state: &dyn State,
+        block: &BlockInfo,
+        tx: &SignedTransaction,
+        allow_future_nonce: bool,
+    ) -> Result<Account, TxError> {
+        let env = Env::load(state, block).map_err(|e| TxError::State(e.to_string()))?;
+        self.check(state, &env, tx, allow_future_nonce)
+    }
+
+    fn check(
+        &self,
+        state: &dyn State,
+        env: &Env,
+        signed: &SignedTransaction,
+        allow_future_nonce: bool,
+    ) -> Result<Account, TxError> {
+        let size = wetee_types::codec::encode(signed).len();
+        if size > MAX_TRANSACTION_BYTES {
+            return Err(TxError::TooLarge {
+                size,
+                max: MAX_TRANSACTION_BYTES,
+            });
+        }
+        let tx = &signed.tx;
+        if env.height > tx.expires_at {
+            return Err(TxError::Expired {
+                expires_at: tx.expires_at,
+                height: env.height,
+            });
+        }
+        let account =
+            storage::account(state, &tx.signer).map_err(|e| TxError::State(e.to_string()))?;
+        if tx.nonce < account.nonce {
+            return Err(TxError::StaleNonce {
+                expected: account.nonce,
+                got: tx.nonce,
+            });
+        }
+        if tx.nonce > account.nonce && !allow_future_nonce {
+            return Err(TxError::FutureNonce {
+                expected: account.nonce,
+                got: tx.nonce,
+            });
+        }
+        let minimum = env.params.minimum_fee(size).unwrap_or(Balance(u128::MAX));
+        if tx.fee < minimum {
+            return Err(TxError::FeeTooLow {
+                minimum,
+                offered: tx.fee,
+            });
+        }
+        if account.free < tx.fee {
+            return Err(TxError::CannotPayFee {
+                fee: tx.fee,
+                free: account.free,
+            });
+        }
+        if !signed.verify_signature(&env.genesis_hash) {
+            return Err(TxError::BadSignature);
+        }
+        Ok(account)
+    }
+
+    /// Runs the start-of-block hook.
+    pub fn begin_block(
+        &self,
+        state: &mut dyn State,
+        block: &BlockInfo,
+    ) -> Result<Vec<Event>, RuntimeError> {
+        let env = Env::load(state, block)?;
+        let mut events = Vec::new();
+        let mut due: Vec<(Vec<u8>, TaskId, Due)> = Vec::new();
+        for (suffix, _) in storage::scan_prefix(state, keys::DUE_HEIGHT) {
+            let height = storage::read_u64(&suffix, 0).map_err(state_error)?;
+            if height > env.height || due.len() >= MAX_DUE_PER_BLOCK {
+                break;
+            }
+            let task = TaskId(storage::read_u64(&suffix, 8).map_err(state_error)?);
+            due.push((keys::due_height(height, task), task, Due::Height { height }));
+        }
+        for (suffix, _) in storage::scan_prefix(state, keys::DUE_TIME) {
+            let ms = storage::read_u64(&suffix, 0).map_err(state_error)?;
+            if ms > env.time_ms || due.len() >= MAX_DUE_PER_BLOCK {
+                break;
+            }
+            let task = TaskId(storage::read_u64(&suffix, 8).map_err(state_error)?);
+            due.push((keys::due_time(ms, task), task, Due::Time { ms }));
+        }
+        for (key, task, when) in due {
+            self.isolated(state, &env, &mut events, &[&key], |ctx| {
+                tasks::fire(ctx, task, when)
+            })?;
+        }
+        let mut deadlines = Vec::new();
+        for (suffix, _) in storage::scan_prefix(state, keys::DEADLINES) {
+            let ms = storage::read_u64(&suffix, 0).map_err(state_error)?;
+            if ms > env.time_ms || deadlines.len() >= MAX_DUE_PER_BLOCK {
+                break;
+            }
+            let task = TaskId(storage::read_u64(&suffix, 8).map_err(state_error)?);
+            let run = suffix
+                .get(16..20)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(u32::from_be_bytes)
+                .ok_or_else(|| RuntimeError::State("malformed deadline key".into()))?;
+            deadlines.push((keys::deadline(ms, task, run), task, run, ms));
+        }
+        for (key, task, run, ms) in deadlines {
+            self.isolated(state, &env, &mut events, &[&key], |ctx| {
+                tasks::deadline_passed(ctx, task, run, ms)
+            })?;
+        }
+        Ok(events)
+    }
+
+    /// Applies one transaction. `Err` means it cannot be included (the state is unchanged);
+    /// `Ok` gives its receipt, whose outcome may be a failed call (only the fee was taken).
+    pub fn apply_transaction(
+        &self,
+        state: &mut dyn State,
+        block: &BlockInfo,
+        signed: &SignedTransaction,
+    ) -> Result<Receipt, TxError> {
+        let env = Env::load(state, block).map_err(|e| TxError::State(e.to_string()))?;
+        let mut account = self.check(state, &env, signed, false)?;
+        let tx = &signed.tx;
+        account.nonce = account.nonce.saturating_add(1);
+        storage::put_account(state, &tx.signer, &account);
+        balances::transfer(state, &tx.signer, &env.treasury, tx.fee)
+            .map_err(|e| TxError::State(e.to_string()))?;
+
+        let mut overlay = Overlay::new(state);
+        let mut ctx = env.ctx(&mut overlay, &self.verifier);
+        let result = dispatch(&mut ctx, tx.signer, &tx.call).and_then(|()| {
+            wetee_types::codec::BoundedVec::try_new(std::mem::take(&mut ctx.events))
+                .map_err(|_| CallError::Overflow)
+        });
+        let (outcome, events) = match result {
+            Ok(events) => {
+                drop(ctx);
+                overlay.commit();
+                (Outcome::Success, events)
+            }
+            Err(error) => (Outcome::Failed { error }, Default::default()),
+        };
+        debug_assert!(events.len() <= MAX_RECEIPT_EVENTS);
+        Ok(Receipt {
+            tx_hash: signed.hash(),
+            signer: tx.signer,
+            nonce: tx.nonce,
+            fee: tx.fee,
+            outcome,
+            events,
+        })
+    }
+
+    /// Runs the end-of-block hook (the epoch's end on its last block).
+    pub fn end_block(
+        &self,
+        state: &mut dyn State,
+        block: &BlockInfo,
+    ) -> Result<Vec<Event>, RuntimeError> {
+        let env = Env::load(state, block)?;
+        let mut events = Vec::new();
+        if !env.chain.is_epoch_end(env.height) {
+            return Ok(events);
+        }
+        let epoch = env.chain.epoch_of(env.height);
+
+        // 1. Deadlines that fall at this epoch's end (and any left from earlier ones).
+        let mut items = Vec::new();
+        for (suffix, _) in storage::scan_prefix(state, b"epq/") {
+            let at = storage::read_u64(&suffix, 0).map_err(state_error)?;
+            if at > epoch {
+                break;
+            }
+            let item: EpochItem = decode(suffix.get(8..).unwrap_or_default())
+                .map_err(|e| RuntimeError::State(e.to_string()))?;
+            items.push((keys::epoch_item(at, &item), at, item));
+        }
+        for (key, at, item) in items {
+            self.isolated(state, &env, &mut events, &[&key], |ctx| {
+                ctx.state.delete(&key);
+                match item {
+                    EpochItem::LeaseExpiry { worker, app, seq } => {
+                        settlement::expire_lease(ctx, worker, app, seq)
+                    }
+                    EpochItem::GraceEnd { app } => apps::grace_end(ctx, app, at),
+                    EpochItem::RunExpiry { task, run } => tasks::expire_run(ctx, task, run),
+                }
+            })?;
+        }
+
+        // 2. Liveness: suspend silent workers, move apps off suspended and draining ones.
+        let workers: Vec<WorkerId> = storage::scan_prefix(state, keys::WORKERS)
+            .map(|(suffix, _)| storage::read_u64(&suffix, 0).map(WorkerId))
+            .collect::<Result<_, _>>()
+            .map_err(state_error)?;
+        for worker in workers {
+            self.isolated(state, &env, &mut events, &[], |ctx| {
+                workers::enforce_liveness(ctx, worker)
+            })?;
+        }
+
+        // 3. The pending queue, front first, a bounded number of attempts.
+        let limit = usize::try_from(env.params.max_placements_per_epoch).unwrap_or(usize::MAX);
+        for (ticket, workload) in scheduling::pending(state, limit).map_err(state_error)? {
+            let slot = keys::pending(ticket);
+            let by = keys::pending_ticket(&workload);
+            self.isolated(
+                state,
+                &env,
+                &mut events,
+                &[&slot, &by],
+                |ctx| match workload {
+                    Workload::App { app } => apps::retry_pending(ctx, app),
+                    Workload::TaskRun { task, run } => tasks::retry_waiting_run(ctx, task, run),
+                },
+            )?;
+        }
+        Ok(events)
+    }
+
+    /// Executes a whole block: `begin_block`, every transaction, `end_block`. Fails if a
+    /// transaction cannot be included, leaving `state` partly updated: run it on an overlay
+    /// when the block is untrusted.
+    pub fn execute_block(
+        &self,
+        state: &mut dyn State,
+        block: &BlockInfo,
+        transactions: &[SignedTransaction],
+    ) -> Result<BlockOutcome, RuntimeError> {
+        let begin_events = self.begin_block(state, block)?;
+        let mut receipts = Vec::with_capacity(transactions.len());
+        for (index, tx) in transactions.iter().enumerate() {
+            let receipt = self
+                .apply_transaction(state, block, tx)
+                .map_err(|error| RuntimeError::InvalidTransaction { index, error })?;
+            receipts.push(receipt);
+        }
+        let end_events = self.end_block(state, block)?;
+        Ok(BlockOutcome {
+            begin_events,
+            receipts,
+            end_events,
+        })
+    }
+
+    /// Runs one hook item in its own overlay. A damaged state stops the block; any other error
+    /// drops the item's changes and the item itself (its `cleanup` keys), so one bad entry cannot block
+    /// the queue. Every validator takes the same decision.
+    fn isolated(
+        &self,
+        state: &mut dyn State,
+        env: &Env,
+        events: &mut Vec<Event>,
+        cleanup: &[&[u8]],
+        item: impl FnOnce(&mut Ctx) -> Result<(), CallError>,
+    ) -> Result<(), RuntimeError> {
+        let mut overlay = Overlay::new(state);
+        let mut ctx = env.ctx(&mut overlay, &self.verifier);
+        match item(&mut ctx) {
+            Ok(()) => {
+                let produced = std::mem::take(&mut ctx.events);
+                drop(ctx);
+                overlay.commit();
+                events.extend(produced);
+                Ok(())
+            }
+            Err(CallError::State { detail }) => Err(RuntimeError::State(detail.to_string())),
+            Err(_) => {
+                drop(ctx);
+                drop(overlay);
+                for key in cleanup {
+                    state.delete(key);
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn state_error(e: CallError) -> RuntimeError {
+    RuntimeError::State(e.to_string())
+}
+
+fn dispatch(ctx: &mut Ctx, signer: AccountId, call: &Call) -> Result<(), CallError> {
+    match call {
+        Call::Balances(call) => balances::dispatch(ctx, signer, call),
+        Call::Workers(call) => workers::dispatch(ctx, signer, call),
+        Call::Apps(call) => apps::dispatch(ctx, signer, call),
+        Call::Tasks(call) => tasks::dispatch(ctx, signer, call),
+        Call::Root(call) => root::dispatch(ctx, signer, call),
+    }
+}
+
+/// The sum of every account's free and reserved balance: constant after genesis.
+pub fn total_issuance(state: &dyn State) -> Result<Balance, CallError> {
+    storage::scan_prefix(state, keys::ACCOUNTS).try_fold(Balance::ZERO, |sum, (_, bytes)| {
+        let account: Account = decode(&bytes)?;
+        sum.checked_add(account.free)
+            .and_then(|s| s.checked_add(account.reserved))
+            .ok_or(CallError::Overflow)
+    })
+}

@@ -1,0 +1,363 @@
+//! Where everything lives in the state, and typed access to it.
+//!
+//! Every key starts with a module prefix; numeric parts are fixed-width big-endian so that key
+//! order is numeric order (queues keyed by height or time are scanned from their front).
+//!
+//! | key | value |
+//! |---|---|
+//! | `sys/genesis` | genesis hash |
+//! | `sys/chain` | [`ChainConfig`] |
+//! | `sys/params` | [`Params`] |
+//! | `sys/root`, `sys/treasury` | [`AccountId`] |
+//! | `sys/next/<kind>` | next id of a kind (`u64`) |
+//! | `bal/<account>` | [`Account`] |
+//! | `wrk/<worker>` | [`Worker`] |
+//! | `cmp/<complaint>` | [`Complaint`] |
+//! | `app/<app>` | [`App`] |
+//! | `apv/<app>/<version>` | [`AppVersion`] |
+//! | `tsk/<task>` | [`Task`] |
+//! | `tsv/<task>/<version>` | [`TaskVersion`] |
+//! | `run/<task>/<run>` | [`TaskRun`] |
+//! | `due/h/<height>/<task>`, `due/t/<ms>/<task>` | (empty): task runs due |
+//! | `ddl/<ms>/<task>/<run>` | (empty): run capacity deadlines |
+//! | `plc/<worker>/<workload>` | [`Resources`] reserved on the worker |
+//! | `pnd/<ticket>` | [`Workload`] waiting for placement, in arrival order |
+//! | `pnb/<workload>` | its ticket |
+//! | `lse/<worker>/<app>/<seq>` | [`Lease`] |
+//! | `epq/<epoch>/<item>` | (empty): [`EpochItem`] to process at the end of that epoch |
+
+use crate::state::State;
+use wetee_types::codec::{Canonical, decode, encode};
+use wetee_types::records::{
+    Account, App, AppVersion, Complaint, Lease, Task, TaskRun, TaskVersion, Worker,
+};
+use wetee_types::{
+    AccountId, AppId, CallError, ComplaintId, TaskId, WorkerId, Workload, codec_enum,
+};
+
+/// Reads and decodes `key`.
+pub fn get<T: Canonical>(state: &dyn State, key: &[u8]) -> Result<Option<T>, CallError> {
+    match state.get(key) {
+        Some(bytes) => Ok(Some(decode(&bytes)?)),
+        None => Ok(None),
+    }
+}
+
+/// Encodes and writes `value` at `key`.
+pub fn put<T: Canonical>(state: &mut dyn State, key: &[u8], value: &T) {
+    state.put(key, &encode(value));
+}
+
+/// Entries whose key starts with `prefix`, in key order, with the prefix stripped.
+pub fn scan_prefix<'a>(
+    state: &'a dyn State,
+    prefix: &'a [u8],
+) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + 'a {
+    state
+        .scan_from(prefix)
+        .take_while(move |(key, _)| key.starts_with(prefix))
+        .map(move |(key, value)| (key.get(prefix.len()..).unwrap_or_default().to_vec(), value))
+}
+
+/// The big-endian `u64` at `offset` of a key suffix.
+pub fn read_u64(bytes: &[u8], offset: usize) -> Result<u64, CallError> {
+    bytes
+        .get(offset..offset.saturating_add(8))
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| CallError::State {
+            detail: wetee_types::error::error_text("malformed key"),
+        })
+}
+
+/// Something to do when an epoch ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpochItem {
+    /// A closed lease can no longer be reported: release what it still holds.
+    LeaseExpiry {
+        /// Worker.
+        worker: WorkerId,
+        /// App.
+        app: AppId,
+        /// Lease number.
+        seq: u32,
+    },
+    /// An app's grace period ends: stop it unless it was recharged.
+    GraceEnd {
+        /// App.
+        app: AppId,
+    },
+    /// A run's result can no longer be reported: expire it and release its escrow.
+    RunExpiry {
+        /// Task.
+        task: TaskId,
+        /// Run.
+        run: u32,
+    },
+}
+codec_enum!(EpochItem {
+    0 => LeaseExpiry { worker, app, seq },
+    1 => GraceEnd { app },
+    2 => RunExpiry { task, run },
+});
+
+/// Key builders.
+pub mod keys {
+    use super::*;
+
+    /// Genesis hash.
+    pub const GENESIS: &[u8] = b"sys/genesis";
+    /// Chain configuration.
+    pub const CHAIN: &[u8] = b"sys/chain";
+    /// Parameters.
+    pub const PARAMS: &[u8] = b"sys/params";
+    /// Root key.
+    pub const ROOT: &[u8] = b"sys/root";
+    /// Treasury account.
+    pub const TREASURY: &[u8] = b"sys/treasury";
+    /// Account prefix.
+    pub const ACCOUNTS: &[u8] = b"bal/";
+    /// Worker prefix.
+    pub const WORKERS: &[u8] = b"wrk/";
+    /// Complaint prefix.
+    pub const COMPLAINTS: &[u8] = b"cmp/";
+    /// App prefix.
+    pub const APPS: &[u8] = b"app/";
+    /// Task prefix.
+    pub const TASKS: &[u8] = b"tsk/";
+    /// Placement prefix.
+    pub const PLACEMENTS: &[u8] = b"plc/";
+    /// Pending queue prefix.
+    pub const PENDING: &[u8] = b"pnd/";
+    /// Height-due prefix.
+    pub const DUE_HEIGHT: &[u8] = b"due/h/";
+    /// Time-due prefix.
+    pub const DUE_TIME: &[u8] = b"due/t/";
+    /// Run deadline prefix.
+    pub const DEADLINES: &[u8] = b"ddl/";
+    /// Lease prefix.
+    pub const LEASES: &[u8] = b"lse/";
+
+    fn key(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+        let mut key = prefix.to_vec();
+        for part in parts {
+            key.extend_from_slice(part);
+        }
+        key
+    }
+
+    /// Next id counter of a kind.
+    pub fn counter(kind: &str) -> Vec<u8> {
+        key(b"sys/next/", &[kind.as_bytes()])
+    }
+    /// An account.
+    pub fn account(id: &AccountId) -> Vec<u8> {
+        key(ACCOUNTS, &[&id.0])
+    }
+    /// A worker.
+    pub fn worker(id: WorkerId) -> Vec<u8> {
+        key(WORKERS, &[&id.0.to_be_bytes()])
+    }
+    /// A complaint.
+    pub fn complaint(id: ComplaintId) -> Vec<u8> {
+        key(COMPLAINTS, &[&id.0.to_be_bytes()])
+    }
+    /// An app.
+    pub fn app(id: AppId) -> Vec<u8> {
+        key(APPS, &[&id.0.to_be_bytes()])
+    }
+    /// One version of an app.
+    pub fn app_version(id: AppId, version: u32) -> Vec<u8> {
+        key(
+            b"apv/",
+            &[&id.0.to_be_bytes(), b"/", &version.to_be_bytes()],
+        )
+    }
+    /// All versions of an app.
+    pub fn app_versions(id: AppId) -> Vec<u8> {
+        key(b"apv/", &[&id.0.to_be_bytes(), b"/"])
+    }
+    /// A task.
+    pub fn task(id: TaskId) -> Vec<u8> {
+        key(TASKS, &[&id.0.to_be_bytes()])
+    }
+    /// One version of a task.
+    pub fn task_version(id: TaskId, version: u32) -> Vec<u8> {
+        key(
+            b"tsv/",
+            &[&id.0.to_be_bytes(), b"/", &version.to_be_bytes()],
+        )
+    }
+    /// All versions of a task.
+    pub fn task_versions(id: TaskId) -> Vec<u8> {
+        key(b"tsv/", &[&id.0.to_be_bytes(), b"/"])
+    }
+    /// One run of a task.
+    pub fn task_run(id: TaskId, run: u32) -> Vec<u8> {
+        key(b"run/", &[&id.0.to_be_bytes(), b"/", &run.to_be_bytes()])
+    }
+    /// All runs of a task.
+    pub fn task_runs(id: TaskId) -> Vec<u8> {
+        key(b"run/", &[&id.0.to_be_bytes(), b"/"])
+    }
+    /// A task due at a height.
+    pub fn due_height(height: u64, task: TaskId) -> Vec<u8> {
+        key(DUE_HEIGHT, &[&height.to_be_bytes(), &task.0.to_be_bytes()])
+    }
+    /// A task due at a time.
+    pub fn due_time(ms: u64, task: TaskId) -> Vec<u8> {
+        key(DUE_TIME, &[&ms.to_be_bytes(), &task.0.to_be_bytes()])
+    }
+    /// A run's capacity deadline.
+    pub fn deadline(ms: u64, task: TaskId, run: u32) -> Vec<u8> {
+        key(
+            DEADLINES,
+            &[&ms.to_be_bytes(), &task.0.to_be_bytes(), &run.to_be_bytes()],
+        )
+    }
+    /// A workload's capacity on a worker.
+    pub fn placement(worker: WorkerId, workload: &Workload) -> Vec<u8> {
+        key(PLACEMENTS, &[&worker.0.to_be_bytes(), &encode(workload)])
+    }
+    /// All workloads on a worker.
+    pub fn placements_of(worker: WorkerId) -> Vec<u8> {
+        key(PLACEMENTS, &[&worker.0.to_be_bytes()])
+    }
+    /// A pending queue slot.
+    pub fn pending(ticket: u64) -> Vec<u8> {
+        key(PENDING, &[&ticket.to_be_bytes()])
+    }
+    /// A workload's pending queue ticket.
+    pub fn pending_ticket(workload: &Workload) -> Vec<u8> {
+        key(b"pnb/", &[&encode(workload)])
+    }
+    /// A lease.
+    pub fn lease(worker: WorkerId, app: AppId, seq: u32) -> Vec<u8> {
+        key(
+            LEASES,
+            &[
+                &worker.0.to_be_bytes(),
+                &app.0.to_be_bytes(),
+                &seq.to_be_bytes(),
+            ],
+        )
+    }
+    /// All leases of an app with a worker.
+    pub fn leases_of(worker: WorkerId, app: AppId) -> Vec<u8> {
+        key(LEASES, &[&worker.0.to_be_bytes(), &app.0.to_be_bytes()])
+    }
+    /// Work for the end of an epoch.
+    pub fn epoch_item(epoch: u64, item: &EpochItem) -> Vec<u8> {
+        key(b"epq/", &[&epoch.to_be_bytes(), &encode(item)])
+    }
+    /// All work for the end of an epoch.
+    pub fn epoch_items(epoch: u64) -> Vec<u8> {
+        key(b"epq/", &[&epoch.to_be_bytes()])
+    }
+}
+
+/// Takes the next id of `kind` (ids start at 1).
+pub fn next_id(state: &mut dyn State, kind: &str) -> Result<u64, CallError> {
+    let key = keys::counter(kind);
+    let next: u64 = get(state, &key)?.unwrap_or(1);
+    put(
+        state,
+        &key,
+        &next.checked_add(1).ok_or(CallError::Overflow)?,
+    );
+    Ok(next)
+}
+
+/// An account, or an empty one.
+pub fn account(state: &dyn State, id: &AccountId) -> Result<Account, CallError> {
+    Ok(get(state, &keys::account(id))?.unwrap_or_default())
+}
+
+/// Writes an account.
+pub fn put_account(state: &mut dyn State, id: &AccountId, account: &Account) {
+    put(state, &keys::account(id), account);
+}
+
+/// A worker that must exist.
+pub fn worker(state: &dyn State, id: WorkerId) -> Result<Worker, CallError> {
+    get(state, &keys::worker(id))?.ok_or(CallError::WorkerNotFound { worker: id })
+}
+
+/// Writes a worker.
+pub fn put_worker(state: &mut dyn State, worker: &Worker) {
+    put(state, &keys::worker(worker.id), worker);
+}
+
+/// A complaint that must exist.
+pub fn complaint(state: &dyn State, id: ComplaintId) -> Result<Complaint, CallError> {
+    get(state, &keys::complaint(id))?.ok_or(CallError::ComplaintNotFound { complaint: id })
+}
+
+/// An app that must exist.
+pub fn app(state: &dyn State, id: AppId) -> Result<App, CallError> {
+    get(state, &keys::app(id))?.ok_or(CallError::AppNotFound { app: id })
+}
+
+/// Writes an app.
+pub fn put_app(state: &mut dyn State, app: &App) {
+    put(state, &keys::app(app.id), app);
+}
+
+/// Records a version of an app.
+pub fn put_app_version(state: &mut dyn State, app: AppId, version: &AppVersion) {
+    put(state, &keys::app_version(app, version.version), version);
+}
+
+/// A task that must exist.
+pub fn task(state: &dyn State, id: TaskId) -> Result<Task, CallError> {
+    get(state, &keys::task(id))?.ok_or(CallError::TaskNotFound { task: id })
+}
+
+/// Writes a task.
+pub fn put_task(state: &mut dyn State, task: &Task) {
+    put(state, &keys::task(task.id), task);
+}
+
+/// Records a version of a task.
+pub fn put_task_version(state: &mut dyn State, task: TaskId, version: &TaskVersion) {
+    put(state, &keys::task_version(task, version.version), version);
+}
+
+/// A run that must exist.
+pub fn task_run(state: &dyn State, task: TaskId, run: u32) -> Result<TaskRun, CallError> {
+    get(state, &keys::task_run(task, run))?.ok_or(CallError::TaskNotFound { task })
+}
+
+/// Writes a run.
+pub fn put_task_run(state: &mut dyn State, run: &TaskRun) {
+    put(state, &keys::task_run(run.task, run.run), run);
+}
+
+/// A lease, if it still exists.
+pub fn lease(
+    state: &dyn State,
+    worker: WorkerId,
+    app: AppId,
+    seq: u32,
+) -> Result<Option<Lease>, CallError> {
+    get(state, &keys::lease(worker, app, seq))
+}
+
+/// Writes a lease.
+pub fn put_lease(state: &mut dyn State, lease: &Lease) {
+    put(
+        state,
+        &keys::lease(lease.worker, lease.app, lease.seq),
+        lease,
+    );
+}
+
+/// Deletes a lease.
+pub fn delete_lease(state: &mut dyn State, lease: &Lease) {
+    state.delete(&keys::lease(lease.worker, lease.app, lease.seq));
+}
+
+/// Queues `item` for the end of `epoch`.
+pub fn schedule_at_epoch_end(state: &mut dyn State, epoch: u64, item: &EpochItem) {
+    state.put(&keys::epoch_item(epoch, item), &[]);
+}

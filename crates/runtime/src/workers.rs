@@ -1,0 +1,692 @@
+//! Workers: clusters that stake, run workloads, prove their work, and get paid.
+//!
+//! ## Calls (by the worker's operator unless stated)
+//! - `register(profile, keys, evidence)`: any signer, who becomes the operator. The profile is
+//!   validated; the evidence must come from a TEE kind the profile lists and pass the
+//!   [`crate::verify::AttestationVerifier`]; the simulated TEE only where the chain allows it.
+//!   A new worker is `Registered` and gets no work until started.
+//! - `update(worker, profile, attestation?)`: replaces the profile (and keys, with fresh
+//!   evidence). While workloads are placed, the capacity may not drop below what is used, and
+//!   the region, TEE kinds and GPU model may not change, nor the level drop: drain first. New
+//!   prices apply to new leases only.
+//! - `stake(worker, amount)` moves free funds into the stake. `unstake(worker, amount)` starts
+//!   unbonding (withdrawable after `unbonding_blocks`, slashable until then); a started or
+//!   busy worker must keep the stake its level requires.
+//! - `start(worker)`: needs the stake its level requires. `stop(worker)`: stops at once when
+//!   empty, otherwise drains: no new placements, apps move to other workers at epoch ends, and
+//!   it stops when the last workload leaves.
+//! - `submit_work_report(report)`: one report per epoch, for an epoch that has ended and whose
+//!   window (`proof_window_epochs`) is still open, later than the last one reported; signed by
+//!   the worker's identity key. Each app proof pays the app's leases for that epoch
+//!   ([`crate::settlement`]); each run result pays that run ([`crate::tasks`]).
+//! - `withdraw(worker)`: earnings and unlocked unbonding amounts to the operator's free balance.
+//! - `file_complaint(worker, evidence_hash, bond)`: any signer, locking at least
+//!   `complaint_bond`.
+//! - `slash(worker, amount, complaint?)`: **root only**. Takes up to `amount` from the stake,
+//!   then from unbonding amounts, to the treasury; an upheld complaint's bond is returned.
+//! - `dismiss_complaint(complaint)`: **root only**. The bond goes to the treasury.
+//!
+//! ## Liveness
+//! At every epoch end, a worker holding workloads whose last `max_missed_proofs` closed epochs
+//! (epochs whose report window has passed) went unproven is suspended: its score drops and its
+//! apps move to other workers. A draining worker's apps move wherever another worker can take
+//! them.
+
+use crate::apps;
+use crate::balances::{self, Credit};
+use crate::context::Ctx;
+use crate::root::ensure_root;
+use crate::scheduling;
+use crate::settlement;
+use crate::storage;
+use crate::tasks;
+use crate::verify::AttestationContext;
+use std::collections::BTreeSet;
+use wetee_types::error::error_text;
+use wetee_types::manifest::{MAX_LEVEL, MAX_PRICE};
+use wetee_types::records::{
+    Attestation, Complaint, ComplaintStatus, Evidence, Unbonding, Worker, WorkerKeys,
+    WorkerProfile, WorkerStatus,
+};
+use wetee_types::report::{FULL_UPTIME_BPS, SignedWorkReport};
+use wetee_types::transaction::WorkersCall;
+use wetee_types::{AccountId, Balance, CallError, ComplaintId, Event, TeeKind, WorkerId, Workload};
+
+/// Score of a new worker.
+pub const INITIAL_SCORE: u32 = 500;
+/// Highest score.
+pub const MAX_SCORE: u32 = 1000;
+/// Score lost on suspension.
+pub const SUSPENSION_PENALTY: u32 = 100;
+
+pub(crate) fn dispatch(
+    ctx: &mut Ctx,
+    signer: AccountId,
+    call: &WorkersCall,
+) -> Result<(), CallError> {
+    match call {
+        WorkersCall::Register {
+            profile,
+            keys,
+            evidence,
+        } => register(ctx, signer, profile, keys, evidence),
+        WorkersCall::Update {
+            worker,
+            profile,
+            attestation,
+        } => update(ctx, signer, *worker, profile, attestation.as_ref()),
+        WorkersCall::Stake { worker, amount } => stake(ctx, signer, *worker, *amount),
+        WorkersCall::Unstake { worker, amount } => unstake(ctx, signer, *worker, *amount),
+        WorkersCall::Start { worker } => start(ctx, signer, *worker),
+        WorkersCall::Stop { worker } => stop(ctx, signer, *worker),
+        WorkersCall::SubmitWorkReport { report } => submit_work_report(ctx, signer, report),
+        WorkersCall::Withdraw { worker } => withdraw(ctx, signer, *worker),
+        WorkersCall::FileComplaint {
+            worker,
+            evidence_hash,
+            bond,
+        } => file_complaint(ctx, signer, *worker, *evidence_hash, *bond),
+        WorkersCall::Slash {
+            worker,
+            amount,
+            complaint,
+        } => slash(ctx, signer, *worker, *amount, *complaint),
+        WorkersCall::DismissComplaint { complaint } => dismiss_complaint(ctx, signer, *complaint),
+    }
+}
+
+fn operated_worker(ctx: &Ctx, signer: AccountId, id: WorkerId) -> Result<Worker, CallError> {
+    let worker = storage::worker(ctx.state, id)?;
+    if worker.operator != signer {
+        return Err(CallError::NotWorkerOperator { worker: id });
+    }
+    Ok(worker)
+}
+
+fn profile_error(field: &str, problem: &str) -> CallError {
+    CallError::InvalidWorkerProfile {
+        field: error_text(field),
+        problem: error_text(problem),
+    }
+}
+
+fn is_label(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Checks a profile's fields.
+pub(crate) fn validate_profile(ctx: &Ctx, profile: &WorkerProfile) -> Result<(), CallError> {
+    let endpoint = profile.endpoint.as_str();
+    if endpoint.is_empty()
+        || endpoint
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        return Err(profile_error("endpoint", "must be a URL without spaces"));
+    }
+    if !is_label(&profile.region) {
+        return Err(profile_error(
+            "region",
+            "must be lower-case letters, digits or `-`",
+        ));
+    }
+    if profile.level > MAX_LEVEL {
+        return Err(profile_error(
+            "level",
+            &format!("must be at most {MAX_LEVEL}"),
+        ));
+    }
+    if profile.capacity.cpu_millicores == 0 || profile.capacity.memory_mib == 0 {
+        return Err(profile_error(
+            "capacity",
+            "CPU and memory must be greater than zero",
+        ));
+    }
+    if profile.capacity.gpus > 0 && profile.gpu_model.as_ref().is_none_or(|m| !is_label(m)) {
+        return Err(profile_error(
+            "gpu_model",
+            "a worker with GPUs names their model (lower-case letters, digits or `-`)",
+        ));
+    }
+    if profile.capacity.gpus == 0 && profile.gpu_model.is_some() {
+        return Err(profile_error(
+            "gpu_model",
+            "is set but the capacity has no GPUs",
+        ));
+    }
+    if profile.tee_kinds.is_empty() {
+        return Err(profile_error(
+            "tee_kinds",
+            "must list at least one TEE kind",
+        ));
+    }
+    if profile.tee_kinds.contains(TeeKind::Simulated) && !ctx.params.allow_simulated_tee {
+        return Err(CallError::SimulatedTeeNotAllowed);
+    }
+    let p = &profile.prices;
+    if [p.cpu_millicore, p.memory_mib, p.disk_gib, p.gpu]
+        .iter()
+        .any(|price| *price > MAX_PRICE)
+    {
+        return Err(profile_error(
+            "prices",
+            &format!("each unit price must be at most {MAX_PRICE}"),
+        ));
+    }
+    // Workers price their whole capacity far below overflow, so placements cannot overflow.
+    p.cost_per_epoch(&profile.capacity)
+        .ok_or_else(|| profile_error("prices", "price of the whole capacity overflows"))?;
+    Ok(())
+}
+
+/// Checks evidence for keys: a listed TEE kind, allowed on this chain, accepted by the verifier.
+fn check_evidence(
+    ctx: &Ctx,
+    profile: &WorkerProfile,
+    keys: &WorkerKeys,
+    evidence: &Evidence,
+) -> Result<(), CallError> {
+    if evidence.kind == TeeKind::Simulated && !ctx.params.allow_simulated_tee {
+        return Err(CallError::SimulatedTeeNotAllowed);
+    }
+    if !profile.tee_kinds.contains(evidence.kind) {
+        return Err(CallError::EvidenceKindNotDeclared {
+            kind: evidence.kind,
+        });
+    }
+    let attestation_ctx = AttestationContext {
+        genesis_hash: &ctx.genesis_hash,
+        height: ctx.height,
+        timestamp_ms: ctx.time_ms,
+    };
+    ctx.verifier
+        .verify_evidence(&attestation_ctx, keys, evidence)
+        .map_err(|reason| CallError::EvidenceRejected {
+            reason: error_text(&reason),
+        })
+}
+
+fn register(
+    ctx: &mut Ctx,
+    operator: AccountId,
+    profile: &WorkerProfile,
+    keys: &WorkerKeys,
+    evidence: &Evidence,
+) -> Result<(), CallError> {
+    validate_profile(ctx, profile)?;
+    check_evidence(ctx, profile, keys, evidence)?;
+    let id = WorkerId(storage::next_id(ctx.state, "worker")?);
+    let worker = Worker {
+        id,
+        operator,
+        profile: profile.clone(),
+        keys: *keys,
+        evidence: evidence.clone(),
+        status: WorkerStatus::Registered,
+        stake: Balance::ZERO,
+        unbonding: Default::default(),
+        earnings: Balance::ZERO,
+        used: wetee_types::Resources::ZERO,
+        workloads: 0,
+        score: INITIAL_SCORE,
+        registered_at: ctx.height,
+        last_report_epoch: None,
+        liable_since: ctx.epoch(),
+    };
+    storage::put_worker(ctx.state, &worker);
+    ctx.emit(Event::WorkerRegistered {
+        worker: id,
+        operator,
+    });
+    Ok(())
+}
+
+fn update(
+    ctx: &mut Ctx,
+    signer: AccountId,
+    id: WorkerId,
+    profile: &WorkerProfile,
+    attestation: Option<&Attestation>,
+) -> Result<(), CallError> {
+    let mut worker = operated_worker(ctx, signer, id)?;
+    validate_profile(ctx, profile)?;
+    if worker.workloads > 0 {
+        let old = &worker.profile;
+        let busy = |problem: &str| CallError::WorkerBusy {
+            worker: id,
+            workloads: worker.workloads,
+            problem: error_text(problem),
+        };
+        if !worker.used.fits_within(&profile.capacity) {
+            return Err(busy("the new capacity is below what is in use"));
+        }
+        if profile.region != old.region
+            || profile.tee_kinds != old.tee_kinds
+            || profile.gpu_model != old.gpu_model
+            || profile.level < old.level
+        {
+            return Err(busy(
+                "region, TEE kinds, GPU model or a lower level would break placed workloads; stop (drain) the worker first",
+            ));
+        }
+    }
+    if matches!(
+        worker.status,
+        WorkerStatus::Started | WorkerStatus::Draining
+    ) {
+        let required = ctx
+            .params
+            .required_stake(profile.level)
+            .ok_or(CallError::Overflow)?;
+        if worker.stake < required {
+            return Err(CallError::InsufficientStake {
+                worker: id,
+                required,
+                staked: worker.stake,
+            });
+        }
+    }
+    match attestation {
+        Some(a) => {
+            check_evidence(ctx, profile, &a.keys, &a.evidence)?;
+            worker.keys = a.keys;
+            worker.evidence = a.evidence.clone();
+        }
+        None => {
+            if !profile.tee_kinds.contains(worker.evidence.kind) {
+                return Err(CallError::EvidenceKindNotDeclared {
+                    kind: worker.evidence.kind,
+                });
+            }
+        }
+    }
+    worker.profile = profile.clone();
+    storage::put_worker(ctx.state, &worker);
+    ctx.emit(Event::WorkerUpdated { worker: id });
+    Ok(())
+}
+
+fn stake(ctx: &mut Ctx, signer: AccountId, id: WorkerId, amount: Balance) -> Result<(), CallError> {
+    let mut worker = operated_worker(ctx, signer, id)?;
+    if amount.is_zero() {
+        return Err(CallError::ZeroAmount);
+    }
+    balances::reserve(ctx.state, &signer, amount)?;
+    worker.stake = worker
+        .stake
+        .checked_add(amount)
+        .ok_or(CallError::Overflow)?;
+    storage::put_worker(ctx.state, &worker);
+    ctx.emit(Event::WorkerStaked {
+        worker: id,
+        amount,
+        stake: worker.stake,
+    });
+    Ok(())
+}
+
+fn unstake(
+    ctx: &mut Ctx,
+    signer: AccountId,
+    id: WorkerId,
+    amount: Balance,
+) -> Result<(), CallError> {
+    let mut worker = operated_worker(ctx, signer, id)?;
+    if amount.is_zero() {
+        return Err(CallError::ZeroAmount);
+    }
+    let remaining = worker
+        .stake
+        .checked_sub(amount)
+        .ok_or(CallError::StakeTooLow {
+            worker: id,
+            staked: worker.stake,
+        })?;
+    let active = matches!(
+        worker.status,
+        WorkerStatus::Started | WorkerStatus::Draining
+    );
+    if active || worker.workloads > 0 {
+        let required = ctx
+            .params
+            .required_stake(worker.profile.level)
+            .ok_or(CallError::Overflow)?;
+        if remaining < required {
+            return Err(CallError::InsufficientStake {
+                worker: id,
+                required,
+                staked: remaining,
+            });
+        }
+    }
+    let unlock_at = ctx.height.saturating_add(ctx.params.unbonding_blocks);
+    worker
+        .unbonding
+        .try_push(Unbonding { amount, unlock_at })
+        .map_err(|_| CallError::UnbondingQueueFull { worker: id })?;
+    worker.stake = remaining;
+    storage::put_worker(ctx.state, &worker);
+    ctx.emit(Event::WorkerUnstaked {
+        worker: id,
+        amount,
+        unlock_at,
+    });
+    Ok(())
+}
+
+fn start(ctx: &mut Ctx, signer: AccountId, id: WorkerId) -> Result<(), CallError> {
+    let mut worker = operated_worker(ctx, signer, id)?;
+    if worker.status == WorkerStatus::Started {
+        return Err(CallError::WrongWorkerStatus {
+            worker: id,
+            status: worker.status,
+        });
+    }
+    let required = ctx
+        .params
+        .required_stake(worker.profile.level)
+        .ok_or(CallError::Overflow)?;
+    if worker.stake < required {
+        return Err(CallError::InsufficientStake {
+            worker: id,
+            required,
+            staked: worker.stake,
+        });
+    }
+    if worker.status != WorkerStatus::Draining {
+        // A fresh start owes reports from now on; a cancelled drain keeps its history.
+        worker.liable_since = ctx.epoch();
+    }
+    worker.status = WorkerStatus::Started;
+    storage::put_worker(ctx.state, &worker);
+    ctx.emit(Event::WorkerStarted { worker: id });
+    Ok(())
+}
+
+fn stop(ctx: &mut Ctx, signer: AccountId, id: WorkerId) -> Result<(), CallError> {
+    let mut worker = operated_worker(ctx, signer, id)?;
+    if matches!(
+        worker.status,
+        WorkerStatus::Stopped | WorkerStatus::Draining
+    ) {
+        return Err(CallError::WrongWorkerStatus {
+            worker: id,
+            status: worker.status,
+        });
+    }
+    if worker.workloads == 0 {
+        worker.status = WorkerStatus::Stopped;
+        ctx.emit(Event::WorkerStopped { worker: id });
+    } else {
+        worker.status = WorkerStatus::Draining;
+        ctx.emit(Event::WorkerDraining { worker: id });
+    }
+    storage::put_worker(ctx.state, &worker);
+    Ok(())
+}
+
+fn submit_work_report(
+    ctx: &mut Ctx,
+    signer: AccountId,
+    signed: &SignedWorkReport,
+) -> Result<(), CallError> {
+    let report = &signed.report;
+    let id = report.worker;
+    let worker = operated_worker(ctx, signer, id)?;
+    let current = ctx.epoch();
+    if report.epoch >= current {
+        return Err(CallError::EpochNotEnded {
+            epoch: report.epoch,
+            current,
+        });
+    }
+    let oldest = current.saturating_sub(u64::from(ctx.params.proof_window_epochs));
+    if report.epoch < oldest {
+        return Err(CallError::ReportTooLate {
+            epoch: report.epoch,
+            oldest,
+        });
+    }
+    if let Some(last) = worker.last_report_epoch
+        && report.epoch <= last
+    {
+        return Err(CallError::ReportReplayed { worker: id, last });
+    }
+    let attestation_ctx = AttestationContext {
+        genesis_hash: &ctx.genesis_hash,
+        height: ctx.height,
+        timestamp_ms: ctx.time_ms,
+    };
+    if !ctx
+        .verifier
+        .verify_work_report(&attestation_ctx, &worker, signed)
+    {
+        return Err(CallError::ReportSignatureInvalid { worker: id });
+    }
+    if let Some(evidence) = &report.evidence {
+        check_evidence(ctx, &worker.profile, &worker.keys, evidence)?;
+    }
+    let mut seen = BTreeSet::new();
+    let mut paid = Balance::ZERO;
+    for proof in &report.apps {
+        if proof.uptime_bps > FULL_UPTIME_BPS {
+            return Err(CallError::InvalidUptime {
+                uptime_bps: proof.uptime_bps,
+            });
+        }
+        if !seen.insert(proof.app) {
+            return Err(CallError::DuplicateAppProof { app: proof.app });
+        }
+        let amount = settlement::settle_app_proof(ctx, id, report.epoch, proof)?;
+        paid = paid.checked_add(amount).ok_or(CallError::Overflow)?;
+    }
+    for run in &report.runs {
+        let amount = tasks::settle_run_report(ctx, id, report.epoch, run)?;
+        paid = paid.checked_add(amount).ok_or(CallError::Overflow)?;
+    }
+    // Payments updated the stored worker; reload before recording the report.
+    let mut worker = storage::worker(ctx.state, id)?;
+    worker.last_report_epoch = Some(report.epoch);
+    if !report.apps.is_empty() || !report.runs.is_empty() {
+        // Only proven work builds reputation: an empty report costs nothing to send.
+        worker.score = worker.score.saturating_add(1).min(MAX_SCORE);
+    }
+    if let Some(evidence) = &report.evidence {
+        worker.evidence = evidence.clone();
+    }
+    storage::put_worker(ctx.state, &worker);
+    let earned = paid
+        .checked_sub(
+            paid.basis_points(ctx.params.protocol_fee_bps)
+                .ok_or(CallError::Overflow)?,
+        )
+        .unwrap_or(Balance::ZERO);
+    ctx.emit(Event::WorkReportAccepted {
+        worker: id,
+        epoch: report.epoch,
+        earned,
+    });
+    Ok(())
+}
+
+fn withdraw(ctx: &mut Ctx, signer: AccountId, id: WorkerId) -> Result<(), CallError> {
+    let mut worker = operated_worker(ctx, signer, id)?;
+    let height = ctx.height;
+    let unlocked = worker
+        .unbonding
+        .iter()
+        .filter(|u| u.unlock_at <= height)
+        .try_fold(Balance::ZERO, |sum, u| sum.checked_add(u.amount))
+        .ok_or(CallError::Overflow)?;
+    let amount = unlocked
+        .checked_add(worker.earnings)
+        .ok_or(CallError::Overflow)?;
+    if amount.is_zero() {
+        return Err(CallError::NothingToWithdraw { worker: id });
+    }
+    worker.unbonding.retain(|u| u.unlock_at > height);
+    worker.earnings = Balance::ZERO;
+    balances::unreserve(ctx.state, &signer, amount)?;
+    storage::put_worker(ctx.state, &worker);
+    ctx.emit(Event::WorkerWithdrew { worker: id, amount });
+    Ok(())
+}
+
+fn file_complaint(
+    ctx: &mut Ctx,
+    reporter: AccountId,
+    worker: WorkerId,
+    evidence_hash: wetee_types::Hash,
+    bond: Balance,
+) -> Result<(), CallError> {
+    storage::worker(ctx.state, worker)?;
+    let minimum = ctx.params.complaint_bond;
+    if bond < minimum || bond.is_zero() {
+        return Err(CallError::BondTooLow { minimum });
+    }
+    balances::reserve(ctx.state, &reporter, bond)?;
+    let id = ComplaintId(storage::next_id(ctx.state, "complaint")?);
+    let complaint = Complaint {
+        id,
+        worker,
+        reporter,
+        evidence_hash,
+        bond,
+        filed_at: ctx.height,
+        status: ComplaintStatus::Open,
+    };
+    storage::put(ctx.state, &storage::keys::complaint(id), &complaint);
+    ctx.emit(Event::ComplaintFiled {
+        complaint: id,
+        worker,
+        reporter,
+    });
+    Ok(())
+}
+
+fn open_complaint(ctx: &Ctx, id: ComplaintId) -> Result<Complaint, CallError> {
+    let complaint = storage::complaint(ctx.state, id)?;
+    if complaint.status != ComplaintStatus::Open {
+        return Err(CallError::ComplaintResolved { complaint: id });
+    }
+    Ok(complaint)
+}
+
+fn slash(
+    ctx: &mut Ctx,
+    signer: AccountId,
+    id: WorkerId,
+    amount: Balance,
+    complaint: Option<ComplaintId>,
+) -> Result<(), CallError> {
+    ensure_root(ctx, &signer)?;
+    let mut worker = storage::worker(ctx.state, id)?;
+    if amount.is_zero() {
+        return Err(CallError::ZeroAmount);
+    }
+    let upheld = match complaint {
+        Some(cid) => {
+            let c = open_complaint(ctx, cid)?;
+            if c.worker != id {
+                return Err(CallError::ComplaintWorkerMismatch {
+                    complaint: cid,
+                    worker: id,
+                });
+            }
+            Some(c)
+        }
+        None => None,
+    };
+    // Stake first, then unbonding amounts, oldest first.
+    let mut left = amount;
+    let from_stake = left.min(worker.stake);
+    worker.stake = worker
+        .stake
+        .checked_sub(from_stake)
+        .ok_or(CallError::Overflow)?;
+    left = left.checked_sub(from_stake).ok_or(CallError::Overflow)?;
+    for entry in worker.unbonding.as_mut_slice() {
+        let take = left.min(entry.amount);
+        entry.amount = entry.amount.checked_sub(take).ok_or(CallError::Overflow)?;
+        left = left.checked_sub(take).ok_or(CallError::Overflow)?;
+    }
+    worker.unbonding.retain(|u| !u.amount.is_zero());
+    let taken = amount.checked_sub(left).ok_or(CallError::Overflow)?;
+    let treasury = ctx.treasury;
+    balances::pay_from_reserved(ctx.state, &worker.operator, &treasury, taken, Credit::Free)?;
+    storage::put_worker(ctx.state, &worker);
+    if let Some(mut c) = upheld {
+        c.status = ComplaintStatus::Upheld;
+        balances::unreserve(ctx.state, &c.reporter, c.bond)?;
+        storage::put(ctx.state, &storage::keys::complaint(c.id), &c);
+    }
+    ctx.emit(Event::WorkerSlashed {
+        worker: id,
+        amount: taken,
+        complaint,
+    });
+    Ok(())
+}
+
+fn dismiss_complaint(ctx: &mut Ctx, signer: AccountId, id: ComplaintId) -> Result<(), CallError> {
+    ensure_root(ctx, &signer)?;
+    let mut complaint = open_complaint(ctx, id)?;
+    complaint.status = ComplaintStatus::Dismissed;
+    let treasury = ctx.treasury;
+    balances::pay_from_reserved(
+        ctx.state,
+        &complaint.reporter,
+        &treasury,
+        complaint.bond,
+        Credit::Free,
+    )?;
+    storage::put(ctx.state, &storage::keys::complaint(id), &complaint);
+    ctx.emit(Event::ComplaintDismissed { complaint: id });
+    Ok(())
+}
+
+/// Epoch end: suspend workers that stopped proving their work and move apps off suspended and
+/// draining workers. Returns nothing; errors affect only the worker concerned.
+pub(crate) fn enforce_liveness(ctx: &mut Ctx, worker_id: WorkerId) -> Result<(), CallError> {
+    let mut worker = storage::worker(ctx.state, worker_id)?;
+    if worker.workloads == 0 {
+        return Ok(());
+    }
+    let epoch = ctx.epoch();
+    if matches!(
+        worker.status,
+        WorkerStatus::Started | WorkerStatus::Draining
+    ) && let Some(closed) = epoch.checked_sub(u64::from(ctx.params.proof_window_epochs))
+    {
+        let first_owed = worker
+            .last_report_epoch
+            .map_or(0, |e| e.saturating_add(1))
+            .max(worker.liable_since);
+        if let Some(gap) = closed.checked_sub(first_owed) {
+            let missed = gap.saturating_add(1);
+            if missed >= u64::from(ctx.params.max_missed_proofs) {
+                worker.status = WorkerStatus::Suspended;
+                worker.score = worker.score.saturating_sub(SUSPENSION_PENALTY);
+                storage::put_worker(ctx.state, &worker);
+                ctx.emit(Event::WorkerSuspended {
+                    worker: worker_id,
+                    missed_epochs: missed,
+                });
+            }
+        }
+    }
+    let keep_if_nowhere = match worker.status {
+        WorkerStatus::Suspended => false,
+        WorkerStatus::Draining => true,
+        _ => return Ok(()),
+    };
+    for workload in scheduling::workloads_on(ctx.state, worker_id)? {
+        if let Workload::App { app } = workload {
+            apps::move_off(ctx, app, worker_id, keep_if_nowhere)?;
+        }
+    }
+    Ok(())
+}

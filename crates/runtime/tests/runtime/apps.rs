@@ -1,0 +1,443 @@
+//! Apps: create, update, settings, recharge, restart, stop.
+
+use wetee_runtime::query;
+use wetee_runtime::testing::*;
+use wetee_types::codec::{BoundedString, BoundedVec};
+use wetee_types::error::error_text;
+use wetee_types::manifest::EnvVar;
+use wetee_types::params::Params;
+use wetee_types::records::{AppSettings, AppStatus, StopReason, VersionChange};
+use wetee_types::transaction::AppsCall;
+use wetee_types::{AppId, Balance, Call, CallError, Event, TeeKind, Workload};
+
+fn apps(call: AppsCall) -> Call {
+    Call::Apps(call)
+}
+
+#[test]
+fn creating_an_app_reserves_its_deposit_and_places_it_on_a_matching_worker() {
+    let mut chain = TestChain::new();
+    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let app = chain.create_app(
+        "alice",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, Some("eu")),
+        tokens(20),
+    );
+    let record = chain.app(app);
+    assert_eq!(record.status, AppStatus::Running);
+    assert_eq!(record.version, 1);
+    let placement = record.placement.unwrap();
+    assert_eq!(placement.worker, worker);
+    // 1000 millicores at 1_000_000 + 512 MiB at 100_000 per epoch.
+    assert_eq!(
+        placement.price_per_epoch,
+        Balance(1000 * 1_000_000 + 512 * 100_000)
+    );
+    assert_eq!(chain.reserved("alice"), tokens(20));
+    assert_eq!(chain.worker(worker).used.cpu_millicores, 1000);
+    assert!(chain.tx_events.contains(&Event::WorkloadPlaced {
+        workload: Workload::App { app },
+        worker,
+        price_per_epoch: placement.price_per_epoch
+    }));
+    chain.check_invariants();
+}
+
+#[test]
+fn an_app_that_fits_nowhere_waits_and_says_why() {
+    let mut chain = TestChain::new();
+    let app = chain.create_app(
+        "alice",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, Some("eu")),
+        tokens(20),
+    );
+    assert_eq!(chain.app(app).status, AppStatus::Pending);
+    let reason = query::pending_reason(&chain.state, &Workload::App { app })
+        .unwrap()
+        .unwrap();
+    assert_eq!(reason, "no worker is registered");
+    chain.check_invariants();
+}
+
+#[test]
+fn an_invalid_manifest_is_refused_naming_the_field() {
+    let mut chain = TestChain::new();
+    let mut spec = TestChain::app_spec(0, 512, TeeKind::Tdx, None);
+    chain.fails(
+        "alice",
+        apps(AppsCall::Create {
+            spec: spec.clone(),
+            deposit: tokens(20),
+        }),
+        CallError::InvalidManifest {
+            field: error_text("resources.cpu_millicores"),
+            problem: error_text("must be greater than zero"),
+        },
+    );
+    spec.container.resources.cpu_millicores = 100;
+    spec.replicas = 0;
+    chain.fails(
+        "alice",
+        apps(AppsCall::Create {
+            spec,
+            deposit: tokens(20),
+        }),
+        CallError::InvalidManifest {
+            field: error_text("replicas"),
+            problem: error_text("must be between 1 and 100"),
+        },
+    );
+}
+
+#[test]
+fn the_deposit_must_cover_the_minimum_and_one_epoch_at_the_maximum_price() {
+    let mut chain = TestChain::new();
+    let spec = TestChain::app_spec(1000, 512, TeeKind::Tdx, None);
+    chain.fails(
+        "alice",
+        apps(AppsCall::Create {
+            spec: spec.clone(),
+            deposit: tokens(9),
+        }),
+        CallError::DepositTooLow {
+            minimum: tokens(10),
+        },
+    );
+    let needed = tokens(2_000_000);
+    let call = apps(AppsCall::Create {
+        spec,
+        deposit: needed,
+    });
+    let available = chain
+        .free("alice")
+        .checked_sub(chain.fee_for("alice", call.clone()))
+        .unwrap();
+    chain.fails(
+        "alice",
+        call,
+        CallError::InsufficientBalance { needed, available },
+    );
+}
+
+#[test]
+fn a_production_chain_refuses_apps_asking_for_the_simulated_tee() {
+    let mut chain = TestChain::with_params(Params::production());
+    chain.fails(
+        "alice",
+        apps(AppsCall::Create {
+            spec: TestChain::app_spec(1000, 512, TeeKind::Simulated, None),
+            deposit: tokens(20),
+        }),
+        CallError::SimulatedTeeNotAllowed,
+    );
+}
+
+#[test]
+fn only_the_owner_may_change_an_app() {
+    let mut chain = TestChain::new();
+    chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let app = chain.create_app(
+        "alice",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        tokens(20),
+    );
+    let not_owner = CallError::NotAppOwner { app };
+    let spec = TestChain::app_spec(1000, 512, TeeKind::Tdx, None);
+    chain.fails(
+        "bob",
+        apps(AppsCall::Update { app, spec }),
+        not_owner.clone(),
+    );
+    chain.fails(
+        "bob",
+        apps(AppsCall::SetSettings {
+            app,
+            settings: AppSettings {
+                replicas: Some(2),
+                ..Default::default()
+            },
+        }),
+        not_owner.clone(),
+    );
+    chain.fails(
+        "bob",
+        apps(AppsCall::Recharge {
+            app,
+            amount: tokens(1),
+        }),
+        not_owner.clone(),
+    );
+    chain.fails("bob", apps(AppsCall::Restart { app }), not_owner.clone());
+    chain.fails("bob", apps(AppsCall::Stop { app }), not_owner);
+    chain.fails(
+        "bob",
+        apps(AppsCall::Stop { app: AppId(42) }),
+        CallError::AppNotFound { app: AppId(42) },
+    );
+}
+
+#[test]
+fn an_update_is_a_new_version_on_the_same_worker_and_history_is_kept() {
+    let mut chain = TestChain::new();
+    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let app = chain.create_app(
+        "alice",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        tokens(20),
+    );
+    let mut spec = TestChain::app_spec(1000, 512, TeeKind::Tdx, None);
+    spec.container.args =
+        BoundedVec::try_new(vec![BoundedString::try_new("--v2").unwrap()]).unwrap();
+    let events = chain.ok(
+        "alice",
+        apps(AppsCall::Update {
+            app,
+            spec: spec.clone(),
+        }),
+    );
+    assert!(events.contains(&Event::AppUpdated { app, version: 2 }));
+    let record = chain.app(app);
+    assert_eq!(record.version, 2);
+    assert_eq!(record.spec, spec);
+    assert_eq!(record.placement.unwrap().worker, worker);
+    assert_eq!(record.placement.unwrap().lease, 1, "same price, same lease");
+    let history = query::app_versions(&chain.state, app).unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0].change, VersionChange::Created);
+    assert_eq!(history[1].change, VersionChange::Updated);
+    chain.check_invariants();
+}
+
+#[test]
+fn more_resources_in_an_update_resize_the_reservation_and_reprice_the_lease() {
+    let mut chain = TestChain::new();
+    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let app = chain.create_app(
+        "alice",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        tokens(20),
+    );
+    let before = chain.app(app).placement.unwrap();
+    chain.advance(3);
+    chain.ok(
+        "alice",
+        apps(AppsCall::Update {
+            app,
+            spec: TestChain::app_spec(2000, 512, TeeKind::Tdx, None),
+        }),
+    );
+    let after = chain.app(app).placement.unwrap();
+    assert_eq!(after.worker, worker);
+    assert_eq!(after.lease, 2);
+    assert!(after.price_per_epoch > before.price_per_epoch);
+    assert_eq!(chain.worker(worker).used.cpu_millicores, 2000);
+    chain.check_invariants();
+}
+
+#[test]
+fn an_update_the_worker_cannot_host_releases_it_and_waits_elsewhere() {
+    let mut chain = TestChain::new();
+    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let app = chain.create_app(
+        "alice",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        tokens(20),
+    );
+    chain.ok(
+        "alice",
+        apps(AppsCall::Update {
+            app,
+            spec: TestChain::app_spec(1000, 512, TeeKind::Tdx, Some("us")),
+        }),
+    );
+    assert_eq!(chain.app(app).status, AppStatus::Pending);
+    assert_eq!(chain.worker(worker).workloads, 0);
+    assert_eq!(
+        query::pending_reason(&chain.state, &Workload::App { app })
+            .unwrap()
+            .unwrap(),
+        "no worker with TDX in region us is started"
+    );
+    chain.check_invariants();
+}
+
+#[test]
+fn settings_change_env_secrets_and_replicas_as_a_new_version() {
+    let mut chain = TestChain::new();
+    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let app = chain.create_app(
+        "alice",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        tokens(20),
+    );
+    chain.fails(
+        "alice",
+        apps(AppsCall::SetSettings {
+            app,
+            settings: AppSettings::default(),
+        }),
+        CallError::NothingToChange,
+    );
+    let env = BoundedVec::try_new(vec![EnvVar {
+        name: BoundedString::try_new("MODE").unwrap(),
+        value: BoundedString::try_new("fast").unwrap(),
+    }])
+    .unwrap();
+    let settings = AppSettings {
+        env: Some(env.clone()),
+        secrets: None,
+        replicas: Some(3),
+    };
+    chain.ok("alice", apps(AppsCall::SetSettings { app, settings }));
+    let record = chain.app(app);
+    assert_eq!(record.version, 2);
+    assert_eq!(record.spec.container.env, env);
+    assert_eq!(record.spec.replicas, 3);
+    assert_eq!(chain.worker(worker).used.cpu_millicores, 3000);
+    let bad = AppSettings {
+        replicas: Some(0),
+        ..Default::default()
+    };
+    chain.fails(
+        "alice",
+        apps(AppsCall::SetSettings { app, settings: bad }),
+        CallError::InvalidManifest {
+            field: error_text("replicas"),
+            problem: error_text("must be between 1 and 100"),
+        },
+    );
+    chain.check_invariants();
+}
+
+#[test]
+fn a_recharge_adds_to_the_deposit() {
+    let mut chain = TestChain::new();
+    chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let app = chain.create_app(
+        "alice",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        tokens(20),
+    );
+    chain.fails(
+        "alice",
+        apps(AppsCall::Recharge {
+            app,
+            amount: Balance::ZERO,
+        }),
+        CallError::ZeroAmount,
+    );
+    let events = chain.ok(
+        "alice",
+        apps(AppsCall::Recharge {
+            app,
+            amount: tokens(5),
+        }),
+    );
+    assert_eq!(
+        events,
+        vec![Event::AppRecharged {
+            app,
+            amount: tokens(5),
+            deposit: tokens(25)
+        }]
+    );
+    assert_eq!(chain.reserved("alice"), tokens(25));
+    chain.check_invariants();
+}
+
+#[test]
+fn a_restart_is_counted_for_the_worker_to_act_on() {
+    let mut chain = TestChain::new();
+    chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let app = chain.create_app(
+        "alice",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        tokens(20),
+    );
+    assert_eq!(
+        chain.ok("alice", apps(AppsCall::Restart { app })),
+        vec![Event::AppRestarted { app, restarts: 1 }]
+    );
+    assert_eq!(chain.app(app).restarts, 1);
+    assert_eq!(
+        chain.app(app).placement.unwrap().lease,
+        1,
+        "a restart never re-places the app"
+    );
+}
+
+#[test]
+fn stopping_releases_capacity_and_refunds_everything_not_yet_claimable() {
+    let mut chain = TestChain::new();
+    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let app = chain.create_app(
+        "alice",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        tokens(20),
+    );
+    // Stopped in the block it was placed: nothing was run, everything comes back.
+    let events = chain.ok("alice", apps(AppsCall::Stop { app }));
+    assert!(events.contains(&Event::AppStopped {
+        app,
+        reason: StopReason::Owner,
+        refund: tokens(20)
+    }));
+    assert!(events.contains(&Event::WorkloadReleased {
+        workload: Workload::App { app },
+        worker
+    }));
+    assert_eq!(chain.reserved("alice"), Balance::ZERO);
+    assert_eq!(chain.worker(worker).workloads, 0);
+    chain.fails(
+        "alice",
+        apps(AppsCall::Stop { app }),
+        CallError::AppStopped { app },
+    );
+    chain.fails(
+        "alice",
+        apps(AppsCall::Recharge {
+            app,
+            amount: tokens(1),
+        }),
+        CallError::AppStopped { app },
+    );
+    chain.check_invariants();
+}
+
+#[test]
+fn a_pending_app_is_placed_at_the_epoch_end_once_a_worker_can_take_it() {
+    let mut chain = TestChain::new();
+    let app = chain.create_app(
+        "alice",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        tokens(20),
+    );
+    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    assert_eq!(chain.app(app).status, AppStatus::Pending);
+    chain.advance_to_epoch(1);
+    assert_eq!(chain.app(app).status, AppStatus::Running);
+    assert_eq!(chain.app(app).placement.unwrap().worker, worker);
+    assert!(query::pending_placements(&chain.state).unwrap().is_empty());
+    chain.check_invariants();
+}
+
+#[test]
+fn stopping_a_pending_app_takes_it_out_of_the_queue() {
+    let mut chain = TestChain::new();
+    let app = chain.create_app(
+        "alice",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        tokens(20),
+    );
+    chain.ok("alice", apps(AppsCall::Stop { app }));
+    assert!(query::pending_placements(&chain.state).unwrap().is_empty());
+    chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    chain.advance_to_epoch(1);
+    assert_eq!(
+        chain.app(app).status,
+        AppStatus::Stopped {
+            reason: StopReason::Owner
+        }
+    );
+    chain.check_invariants();
+}

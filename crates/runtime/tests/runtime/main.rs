@@ -1,0 +1,11 @@
+//! Behaviour of the runtime as users see it: one test binary, one module per area.
+
+mod apps;
+mod balances;
+mod properties;
+mod root;
+mod scheduling;
+mod settlement;
+mod tasks;
+mod transactions;
+mod workers;

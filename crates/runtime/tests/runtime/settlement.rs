@@ -1,0 +1,494 @@
+//! Work reports and payments: paid only for proven work, never twice, never beyond the deposit.
+
+use wetee_runtime::testing::*;
+use wetee_types::error::error_text;
+use wetee_types::params::Params;
+use wetee_types::records::{AppStatus, StopReason, WorkerStatus};
+use wetee_types::transaction::{AppsCall, WorkersCall};
+use wetee_types::{AppId, Balance, Call, CallError, Event, KeyScheme, Keypair, TeeKind, WorkerId};
+
+/// 1000 millicores and 512 MiB on the test profile's prices.
+const PRICE: u128 = 1000 * 1_000_000 + 512 * 100_000;
+
+fn setup() -> (TestChain, WorkerId, AppId) {
+    let mut chain = TestChain::new();
+    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let app = chain.create_app(
+        "alice",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, Some("eu")),
+        tokens(20),
+    );
+    assert_eq!(chain.app(app).placement.unwrap().since, 1);
+    (chain, worker, app)
+}
+
+fn submit(
+    chain: &mut TestChain,
+    operator: &str,
+    worker: WorkerId,
+    epoch: u64,
+    apps: Vec<wetee_types::report::AppProof>,
+) -> Call {
+    let _ = operator;
+    Call::Workers(WorkersCall::SubmitWorkReport {
+        report: chain.signed_report(worker, epoch, apps, vec![]),
+    })
+}
+
+#[test]
+fn a_report_pays_the_leased_share_of_the_epoch_at_the_proven_uptime() {
+    let (mut chain, worker, app) = setup();
+    chain.advance_to_epoch(1);
+    let treasury = chain.treasury_free();
+    let events = chain.report("eve", worker, 0, vec![TestChain::proof(app, 10_000)]);
+    // Placed at height 1: 9 of epoch 0's 10 blocks.
+    let amount = Balance(PRICE * 9 / 10);
+    let fee = Balance(amount.0 * 500 / 10_000);
+    assert!(events.contains(&Event::AppPaid {
+        app,
+        worker,
+        epoch: 0,
+        amount,
+        protocol_fee: fee
+    }));
+    assert!(events.contains(&Event::WorkReportAccepted {
+        worker,
+        epoch: 0,
+        earned: Balance(amount.0 - fee.0)
+    }));
+    assert_eq!(chain.worker(worker).earnings, Balance(amount.0 - fee.0));
+    assert_eq!(chain.app(app).deposit, Balance(tokens(20).0 - amount.0));
+    assert!(chain.treasury_free() > treasury);
+    chain.check_invariants();
+}
+
+#[test]
+fn half_the_uptime_earns_half() {
+    let (mut chain, worker, app) = setup();
+    chain.advance_to_epoch(2);
+    chain.report("eve", worker, 1, vec![TestChain::proof(app, 5_000)]);
+    assert_eq!(chain.app(app).deposit, Balance(tokens(20).0 - PRICE / 2));
+}
+
+#[test]
+fn a_report_for_an_epoch_that_has_not_ended_is_refused() {
+    let (mut chain, worker, app) = setup();
+    let call = submit(
+        &mut chain,
+        "eve",
+        worker,
+        0,
+        vec![TestChain::proof(app, 10_000)],
+    );
+    chain.fails(
+        "eve",
+        call,
+        CallError::EpochNotEnded {
+            epoch: 0,
+            current: 0,
+        },
+    );
+}
+
+#[test]
+fn within_a_wide_window_an_epoch_older_than_the_last_report_is_still_refused() {
+    let mut params = Params::dev();
+    params.proof_window_epochs = 3;
+    let mut chain = TestChain::with_params(params);
+    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let app = chain.create_app(
+        "alice",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        tokens(20),
+    );
+    chain.advance_to_epoch(3);
+    chain.report("eve", worker, 2, vec![TestChain::proof(app, 10_000)]);
+    let older = submit(
+        &mut chain,
+        "eve",
+        worker,
+        1,
+        vec![TestChain::proof(app, 10_000)],
+    );
+    chain.fails("eve", older, CallError::ReportReplayed { worker, last: 2 });
+}
+
+#[test]
+fn a_report_after_its_window_is_refused() {
+    let (mut chain, worker, app) = setup();
+    chain.advance_to_epoch(3);
+    let call = submit(
+        &mut chain,
+        "eve",
+        worker,
+        1,
+        vec![TestChain::proof(app, 10_000)],
+    );
+    chain.fails(
+        "eve",
+        call,
+        CallError::ReportTooLate {
+            epoch: 1,
+            oldest: 2,
+        },
+    );
+}
+
+#[test]
+fn a_replayed_or_older_report_is_refused() {
+    let (mut chain, worker, app) = setup();
+    chain.advance_to_epoch(2);
+    chain.report("eve", worker, 1, vec![TestChain::proof(app, 10_000)]);
+    let again = submit(
+        &mut chain,
+        "eve",
+        worker,
+        1,
+        vec![TestChain::proof(app, 10_000)],
+    );
+    chain.fails("eve", again, CallError::ReportReplayed { worker, last: 1 });
+    // Epoch 0 was skipped: it is forfeited, never paid.
+    let older = submit(
+        &mut chain,
+        "eve",
+        worker,
+        0,
+        vec![TestChain::proof(app, 10_000)],
+    );
+    chain.fails(
+        "eve",
+        older,
+        CallError::ReportTooLate {
+            epoch: 0,
+            oldest: 1,
+        },
+    );
+    assert_eq!(chain.app(app).deposit, Balance(tokens(20).0 - PRICE));
+}
+
+#[test]
+fn only_the_operator_submits_and_only_the_identity_key_signs() {
+    let (mut chain, worker, app) = setup();
+    chain.advance_to_epoch(1);
+    let call = submit(
+        &mut chain,
+        "eve",
+        worker,
+        0,
+        vec![TestChain::proof(app, 10_000)],
+    );
+    chain.fails("alice", call, CallError::NotWorkerOperator { worker });
+    let mut forged = chain.signed_report(worker, 0, vec![TestChain::proof(app, 10_000)], vec![]);
+    let stranger = Keypair::from_seed(KeyScheme::Ed25519, [66; 32]);
+    forged.signature = *stranger
+        .sign(&forged.report.signing_payload(&chain.genesis_hash))
+        .as_bytes();
+    chain.fails(
+        "eve",
+        Call::Workers(WorkersCall::SubmitWorkReport {
+            report: forged.clone(),
+        }),
+        CallError::ReportSignatureInvalid { worker },
+    );
+    // A signature from the right key over another epoch does not carry over.
+    let mut moved = chain.signed_report(worker, 0, vec![TestChain::proof(app, 10_000)], vec![]);
+    moved.report.epoch = 1;
+    chain.advance_to_epoch(2);
+    chain.fails(
+        "eve",
+        Call::Workers(WorkersCall::SubmitWorkReport { report: moved }),
+        CallError::ReportSignatureInvalid { worker },
+    );
+}
+
+#[test]
+fn a_worker_cannot_claim_an_app_it_did_not_run() {
+    let (mut chain, _worker, app) = setup();
+    let other = chain.started_worker("dave", chain.profile("us", &[TeeKind::Tdx], 8000, 16384));
+    chain.advance_to_epoch(1);
+    let call = submit(
+        &mut chain,
+        "dave",
+        other,
+        0,
+        vec![TestChain::proof(app, 10_000)],
+    );
+    chain.fails(
+        "dave",
+        call,
+        CallError::AppNotLeased {
+            app,
+            worker: other,
+            epoch: 0,
+        },
+    );
+}
+
+#[test]
+fn duplicate_entries_and_impossible_uptime_are_refused() {
+    let (mut chain, worker, app) = setup();
+    chain.advance_to_epoch(1);
+    let call = submit(
+        &mut chain,
+        "eve",
+        worker,
+        0,
+        vec![TestChain::proof(app, 10_000), TestChain::proof(app, 10_000)],
+    );
+    chain.fails("eve", call, CallError::DuplicateAppProof { app });
+    let call = submit(
+        &mut chain,
+        "eve",
+        worker,
+        0,
+        vec![TestChain::proof(app, 10_001)],
+    );
+    chain.fails("eve", call, CallError::InvalidUptime { uptime_bps: 10_001 });
+}
+
+#[test]
+fn a_report_with_one_bad_entry_pays_nothing_at_all() {
+    let (mut chain, worker, app) = setup();
+    let foreign = chain.create_app(
+        "bob",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, Some("us")),
+        tokens(20),
+    );
+    chain.advance_to_epoch(1);
+    let call = submit(
+        &mut chain,
+        "eve",
+        worker,
+        0,
+        vec![
+            TestChain::proof(app, 10_000),
+            TestChain::proof(foreign, 10_000),
+        ],
+    );
+    chain.fails(
+        "eve",
+        call,
+        CallError::AppNotLeased {
+            app: foreign,
+            worker,
+            epoch: 0,
+        },
+    );
+    assert_eq!(chain.worker(worker).earnings, Balance::ZERO);
+    assert_eq!(chain.app(app).deposit, tokens(20));
+}
+
+#[test]
+fn earnings_are_withdrawn_to_the_operators_free_balance() {
+    let (mut chain, worker, app) = setup();
+    chain.advance_to_epoch(1);
+    chain.report("eve", worker, 0, vec![TestChain::proof(app, 10_000)]);
+    let earned = chain.worker(worker).earnings;
+    let before = chain.free("eve");
+    let tx = chain.transaction(
+        chain.key("eve"),
+        Call::Workers(WorkersCall::Withdraw { worker }),
+    );
+    assert!(chain.apply(&tx).unwrap().is_success());
+    assert_eq!(
+        chain.free("eve"),
+        before
+            .checked_add(earned)
+            .unwrap()
+            .checked_sub(tx.tx.fee)
+            .unwrap()
+    );
+    assert_eq!(chain.worker(worker).earnings, Balance::ZERO);
+    chain.check_invariants();
+}
+
+#[test]
+fn a_stopped_app_keeps_only_what_its_worker_can_still_claim() {
+    let (mut chain, worker, app) = setup();
+    chain.advance(4); // height 5: blocks 1..=4 ran
+    let events = chain.ok("alice", Call::Apps(AppsCall::Stop { app }));
+    let hold = Balance((PRICE * 4).div_ceil(10));
+    assert!(events.contains(&Event::AppStopped {
+        app,
+        reason: StopReason::Owner,
+        refund: Balance(tokens(20).0 - hold.0)
+    }));
+    assert_eq!(chain.reserved("alice"), hold);
+    chain.check_invariants();
+    chain.advance_to_epoch(1);
+    chain.report("eve", worker, 0, vec![TestChain::proof(app, 10_000)]);
+    // Paid for the 4 blocks, the rounding remainder refunded, nothing left reserved.
+    assert_eq!(
+        chain.worker(worker).earnings,
+        Balance(PRICE * 4 / 10 - PRICE * 4 / 10 * 500 / 10_000)
+    );
+    assert_eq!(chain.reserved("alice"), Balance::ZERO);
+    assert_eq!(chain.app(app).deposit, Balance::ZERO);
+    chain.check_invariants();
+}
+
+#[test]
+fn an_unclaimed_hold_returns_to_the_owner_when_the_window_closes() {
+    let (mut chain, _worker, app) = setup();
+    chain.advance(4);
+    chain.ok("alice", Call::Apps(AppsCall::Stop { app }));
+    assert!(chain.reserved("alice") > Balance::ZERO);
+    chain.advance_to_epoch(1);
+    assert!(
+        chain.reserved("alice") > Balance::ZERO,
+        "epoch 0 can still be reported during epoch 1"
+    );
+    chain.advance_to_epoch(2);
+    assert_eq!(chain.reserved("alice"), Balance::ZERO);
+    assert_eq!(chain.app(app).held, Balance::ZERO);
+    chain.check_invariants();
+}
+
+#[test]
+fn a_worker_that_stops_reporting_loses_its_apps_and_is_paid_nothing_for_the_gap() {
+    let mut chain = TestChain::new();
+    let silent = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let app = chain.create_app(
+        "alice",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, Some("eu")),
+        tokens(20),
+    );
+    let backup = chain.started_worker("dave", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    assert_eq!(chain.app(app).placement.unwrap().worker, silent);
+    chain.advance_to_epoch(2);
+    assert_eq!(
+        chain.worker(silent).status,
+        WorkerStatus::Started,
+        "one missed epoch is tolerated"
+    );
+    chain.advance_to_epoch(3);
+    assert_eq!(chain.worker(silent).status, WorkerStatus::Suspended);
+    assert!(chain.hook_events.contains(&Event::WorkerSuspended {
+        worker: silent,
+        missed_epochs: 2
+    }));
+    let placement = chain.app(app).placement.unwrap();
+    assert_eq!(placement.worker, backup);
+    assert_eq!(placement.since, 29);
+    assert_eq!(chain.worker(silent).workloads, 0);
+    assert!(chain.worker(silent).score < 500);
+    chain.check_invariants();
+    // The silent worker never reports; once its last window closes the owner has paid nothing.
+    chain.advance_to_epoch(4);
+    chain.report("dave", backup, 3, vec![TestChain::proof(app, 10_000)]);
+    chain.advance_to_epoch(5);
+    let app_record = chain.app(app);
+    assert_eq!(app_record.held, Balance::ZERO);
+    // Only the backup's epoch 3 (and its one block of epoch 2, never reported) was paid.
+    assert_eq!(app_record.deposit, Balance(tokens(20).0 - PRICE));
+    chain.check_invariants();
+}
+
+#[test]
+fn a_move_mid_epoch_pays_each_worker_for_its_own_blocks() {
+    let mut chain = TestChain::new();
+    let first = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let app = chain.create_app(
+        "alice",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        tokens(20),
+    );
+    let second = chain.started_worker("dave", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    chain.ok("eve", Call::Workers(WorkersCall::Stop { worker: first }));
+    chain.advance_to_epoch(1); // moved at height 9, the last block of epoch 0
+    assert_eq!(chain.app(app).placement.unwrap().worker, second);
+    chain.report("eve", first, 0, vec![TestChain::proof(app, 10_000)]);
+    chain.report("dave", second, 0, vec![TestChain::proof(app, 10_000)]);
+    let paid = tokens(20).0 - chain.app(app).deposit.0;
+    assert_eq!(paid, PRICE * 8 / 10 + PRICE / 10);
+    assert_eq!(chain.app(app).held, Balance::ZERO);
+    chain.check_invariants();
+}
+
+fn pricey_chain(grace_epochs: u32) -> (TestChain, WorkerId, AppId) {
+    let mut params = Params::dev();
+    params.grace_epochs = grace_epochs;
+    let mut chain = TestChain::with_params(params);
+    let mut profile = chain.profile("eu", &[TeeKind::Tdx], 8000, 16384);
+    profile.prices.cpu_millicore = Balance(10_000_000_000); // 10 tokens an epoch for 1000m
+    profile.prices.memory_mib = Balance::ZERO;
+    let worker = chain.started_worker("eve", profile);
+    let mut spec = TestChain::app_spec(1000, 512, TeeKind::Tdx, None);
+    spec.constraints.max_price_per_epoch = tokens(20);
+    let app = chain.create_app("alice", spec, tokens(20));
+    (chain, worker, app)
+}
+
+#[test]
+fn a_deposit_running_low_starts_a_grace_period_that_a_recharge_ends() {
+    let (mut chain, worker, app) = pricey_chain(1);
+    chain.advance_to_epoch(1);
+    chain.report("eve", worker, 0, vec![TestChain::proof(app, 10_000)]);
+    assert_eq!(chain.app(app).grace_until, None);
+    chain.advance_to_epoch(2);
+    let events = chain.report("eve", worker, 1, vec![TestChain::proof(app, 10_000)]);
+    assert!(events.contains(&Event::AppDepositLow {
+        app,
+        grace_until: 3
+    }));
+    chain.ok(
+        "alice",
+        Call::Apps(AppsCall::Recharge {
+            app,
+            amount: tokens(100),
+        }),
+    );
+    assert_eq!(chain.app(app).grace_until, None);
+    chain.advance_to_epoch(4);
+    assert_eq!(chain.app(app).status, AppStatus::Running);
+    chain.check_invariants();
+}
+
+#[test]
+fn an_app_whose_grace_period_ends_unfunded_stops_and_refunds_the_rest() {
+    let (mut chain, worker, app) = pricey_chain(1);
+    chain.advance_to_epoch(1);
+    chain.report("eve", worker, 0, vec![TestChain::proof(app, 10_000)]);
+    chain.advance_to_epoch(2);
+    chain.report("eve", worker, 1, vec![TestChain::proof(app, 10_000)]);
+    chain.advance_to_epoch(4);
+    let record = chain.app(app);
+    assert_eq!(
+        record.status,
+        AppStatus::Stopped {
+            reason: StopReason::DepositExhausted
+        }
+    );
+    assert!(chain.hook_events.iter().any(|e| matches!(e, Event::AppStopped { app: a, reason: StopReason::DepositExhausted, .. } if *a == app)));
+    assert_eq!(chain.worker(worker).workloads, 0);
+    // What is left is held for the worker's last claims, never more than the deposit.
+    assert!(record.held <= record.deposit);
+    chain.report("eve", worker, 3, vec![TestChain::proof(app, 10_000)]);
+    chain.advance_to_epoch(6);
+    assert_eq!(chain.reserved("alice"), Balance::ZERO);
+    assert_eq!(chain.app(app).deposit, Balance::ZERO);
+    chain.check_invariants();
+    let _ = error_text;
+}
+
+#[test]
+fn the_worked_example_of_the_runtime_guide_holds() {
+    let example = worked_example();
+    assert_eq!(example.price_per_epoch, tokens(1));
+    let missed = &example.epochs[3];
+    assert_eq!(
+        (missed.epoch, missed.reported, missed.paid_by_owner),
+        (4, false, Balance::ZERO)
+    );
+    assert_eq!(example.refund_at_stop, tokens(11));
+    assert_eq!(example.held_at_stop, tokens(1));
+    assert_eq!(example.owner_paid, tokens(9));
+    assert_eq!(example.worker_earned, Balance(8_550_000_000_000));
+    assert_eq!(example.treasury_fees, Balance(450_000_000_000));
+    assert_eq!(example.owner_reserved_after, Balance::ZERO);
+    // The deposit is exactly what was paid plus what came back.
+    assert_eq!(
+        example.owner_paid.checked_add(example.refund_at_stop),
+        Some(example.deposit)
+    );
+}

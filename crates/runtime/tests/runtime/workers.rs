@@ -1,0 +1,779 @@
+//! Worker registration, staking, lifecycle, complaints and slashing.
+
+use wetee_runtime::testing::*;
+use wetee_types::codec::BoundedVec;
+use wetee_types::error::error_text;
+use wetee_types::params::Params;
+use wetee_types::records::{Attestation, ComplaintStatus, Evidence, WorkerStatus};
+use wetee_types::transaction::{AppsCall, WorkersCall};
+use wetee_types::{
+    Balance, Call, CallError, ComplaintId, Event, Hash, KeyScheme, Keypair, TeeKind, WorkerId,
+};
+
+fn workers(call: WorkersCall) -> Call {
+    Call::Workers(call)
+}
+
+#[test]
+fn registering_records_the_worker_and_its_operator() {
+    let mut chain = TestChain::new();
+    let profile = chain.profile("eu", &[TeeKind::Tdx, TeeKind::Sgx], 4000, 8192);
+    let id = chain.register("eve", profile.clone());
+    let worker = chain.worker(id);
+    assert_eq!(worker.operator, chain.who("eve"));
+    assert_eq!(worker.status, WorkerStatus::Registered);
+    assert_eq!(worker.profile, profile);
+    assert_eq!(worker.stake, Balance::ZERO);
+    assert!(chain.tx_events.contains(&Event::WorkerRegistered {
+        worker: id,
+        operator: chain.who("eve")
+    }));
+    chain.check_invariants();
+}
+
+#[test]
+fn an_invalid_profile_is_refused_naming_the_field() {
+    let mut chain = TestChain::new();
+    let identity = Keypair::from_seed(KeyScheme::Ed25519, [1; 32]);
+    let mut profile = chain.profile("eu", &[TeeKind::Tdx], 0, 8192);
+    chain.fails(
+        "eve",
+        workers(WorkersCall::Register {
+            profile: profile.clone(),
+            keys: TestChain::keys_for(&identity),
+            evidence: TestChain::evidence(TeeKind::Tdx),
+        }),
+        CallError::InvalidWorkerProfile {
+            field: error_text("capacity"),
+            problem: error_text("CPU and memory must be greater than zero"),
+        },
+    );
+    profile.capacity.cpu_millicores = 1000;
+    profile.region = wetee_types::codec::BoundedString::try_new("EU West").unwrap();
+    chain.fails(
+        "eve",
+        workers(WorkersCall::Register {
+            profile,
+            keys: TestChain::keys_for(&identity),
+            evidence: TestChain::evidence(TeeKind::Tdx),
+        }),
+        CallError::InvalidWorkerProfile {
+            field: error_text("region"),
+            problem: error_text("must be lower-case letters, digits or `-`"),
+        },
+    );
+}
+
+#[test]
+fn a_production_chain_refuses_the_simulated_tee() {
+    let mut chain = TestChain::with_params(Params::production());
+    let identity = Keypair::from_seed(KeyScheme::Ed25519, [1; 32]);
+    let profile = chain.profile("eu", &[TeeKind::Simulated], 4000, 8192);
+    chain.fails(
+        "eve",
+        workers(WorkersCall::Register {
+            profile,
+            keys: TestChain::keys_for(&identity),
+            evidence: TestChain::evidence(TeeKind::Simulated),
+        }),
+        CallError::SimulatedTeeNotAllowed,
+    );
+}
+
+#[test]
+fn evidence_must_come_from_a_declared_tee_and_pass_the_verifier() {
+    let mut chain = TestChain::new();
+    let identity = Keypair::from_seed(KeyScheme::Ed25519, [1; 32]);
+    let profile = chain.profile("eu", &[TeeKind::Tdx], 4000, 8192);
+    chain.fails(
+        "eve",
+        workers(WorkersCall::Register {
+            profile: profile.clone(),
+            keys: TestChain::keys_for(&identity),
+            evidence: TestChain::evidence(TeeKind::SevSnp),
+        }),
+        CallError::EvidenceKindNotDeclared {
+            kind: TeeKind::SevSnp,
+        },
+    );
+    chain.fails(
+        "eve",
+        workers(WorkersCall::Register {
+            profile: profile.clone(),
+            keys: TestChain::keys_for(&identity),
+            evidence: Evidence {
+                kind: TeeKind::Tdx,
+                data: BoundedVec::new(),
+            },
+        }),
+        CallError::EvidenceRejected {
+            reason: error_text("the evidence is empty"),
+        },
+    );
+    // Not a point on the curve.
+    let mut keys = TestChain::keys_for(&identity);
+    keys.identity = (0u8..=255)
+        .map(|b| [b; 32])
+        .find(|k| !wetee_types::crypto::is_valid_ed25519_public_key(k))
+        .unwrap();
+    chain.fails(
+        "eve",
+        workers(WorkersCall::Register {
+            profile,
+            keys,
+            evidence: TestChain::evidence(TeeKind::Tdx),
+        }),
+        CallError::EvidenceRejected {
+            reason: error_text("the identity key is not a valid Ed25519 public key"),
+        },
+    );
+}
+
+#[test]
+fn staking_reserves_the_operators_funds_and_only_the_operator_may_stake() {
+    let mut chain = TestChain::new();
+    let id = chain.register("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    let free = chain.free("eve");
+    chain.ok(
+        "eve",
+        workers(WorkersCall::Stake {
+            worker: id,
+            amount: tokens(150),
+        }),
+    );
+    assert_eq!(chain.worker(id).stake, tokens(150));
+    assert_eq!(chain.reserved("eve"), tokens(150));
+    assert!(
+        chain.free("eve")
+            < free
+                .checked_sub(tokens(150))
+                .unwrap()
+                .checked_add(Balance(1))
+                .unwrap()
+    );
+    chain.fails(
+        "alice",
+        workers(WorkersCall::Stake {
+            worker: id,
+            amount: tokens(1),
+        }),
+        CallError::NotWorkerOperator { worker: id },
+    );
+    chain.fails(
+        "eve",
+        workers(WorkersCall::Stake {
+            worker: id,
+            amount: Balance::ZERO,
+        }),
+        CallError::ZeroAmount,
+    );
+    chain.fails(
+        "eve",
+        workers(WorkersCall::Stake {
+            worker: WorkerId(99),
+            amount: tokens(1),
+        }),
+        CallError::WorkerNotFound {
+            worker: WorkerId(99),
+        },
+    );
+    chain.check_invariants();
+}
+
+#[test]
+fn starting_needs_the_stake_the_level_requires() {
+    let mut chain = TestChain::new();
+    let mut profile = chain.profile("eu", &[TeeKind::Tdx], 4000, 8192);
+    profile.level = 2;
+    let id = chain.register("eve", profile);
+    let required = chain.params().required_stake(2).unwrap();
+    assert_eq!(required, tokens(300));
+    chain.ok(
+        "eve",
+        workers(WorkersCall::Stake {
+            worker: id,
+            amount: tokens(200),
+        }),
+    );
+    chain.fails(
+        "eve",
+        workers(WorkersCall::Start { worker: id }),
+        CallError::InsufficientStake {
+            worker: id,
+            required,
+            staked: tokens(200),
+        },
+    );
+    chain.fails(
+        "alice",
+        workers(WorkersCall::Start { worker: id }),
+        CallError::NotWorkerOperator { worker: id },
+    );
+    chain.ok(
+        "eve",
+        workers(WorkersCall::Stake {
+            worker: id,
+            amount: tokens(100),
+        }),
+    );
+    chain.ok("eve", workers(WorkersCall::Start { worker: id }));
+    assert_eq!(chain.worker(id).status, WorkerStatus::Started);
+    chain.fails(
+        "eve",
+        workers(WorkersCall::Start { worker: id }),
+        CallError::WrongWorkerStatus {
+            worker: id,
+            status: WorkerStatus::Started,
+        },
+    );
+}
+
+#[test]
+fn unstaking_unbonds_and_a_started_worker_keeps_its_required_stake() {
+    let mut chain = TestChain::new();
+    let id = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    chain.ok(
+        "eve",
+        workers(WorkersCall::Stake {
+            worker: id,
+            amount: tokens(50),
+        }),
+    );
+    let required = chain.params().required_stake(0).unwrap();
+    chain.fails(
+        "eve",
+        workers(WorkersCall::Unstake {
+            worker: id,
+            amount: tokens(51),
+        }),
+        CallError::InsufficientStake {
+            worker: id,
+            required,
+            staked: tokens(99),
+        },
+    );
+    chain.fails(
+        "eve",
+        workers(WorkersCall::Unstake {
+            worker: id,
+            amount: tokens(1000),
+        }),
+        CallError::StakeTooLow {
+            worker: id,
+            staked: tokens(150),
+        },
+    );
+    chain.fails(
+        "alice",
+        workers(WorkersCall::Unstake {
+            worker: id,
+            amount: tokens(1),
+        }),
+        CallError::NotWorkerOperator { worker: id },
+    );
+    let events = chain.ok(
+        "eve",
+        workers(WorkersCall::Unstake {
+            worker: id,
+            amount: tokens(50),
+        }),
+    );
+    let unlock_at = chain.height + chain.params().unbonding_blocks;
+    assert_eq!(
+        events,
+        vec![Event::WorkerUnstaked {
+            worker: id,
+            amount: tokens(50),
+            unlock_at
+        }]
+    );
+    assert_eq!(chain.worker(id).stake, tokens(100));
+    // Still reserved while unbonding.
+    assert_eq!(chain.reserved("eve"), tokens(150));
+    chain.check_invariants();
+}
+
+#[test]
+fn unbonded_stake_is_withdrawable_only_after_the_unbonding_period() {
+    let mut chain = TestChain::new();
+    let id = chain.register("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    chain.ok(
+        "eve",
+        workers(WorkersCall::Stake {
+            worker: id,
+            amount: tokens(100),
+        }),
+    );
+    chain.ok(
+        "eve",
+        workers(WorkersCall::Unstake {
+            worker: id,
+            amount: tokens(40),
+        }),
+    );
+    chain.fails(
+        "eve",
+        workers(WorkersCall::Withdraw { worker: id }),
+        CallError::NothingToWithdraw { worker: id },
+    );
+    chain.advance(chain.params().unbonding_blocks);
+    let free = chain.free("eve");
+    let tx = chain.transaction(
+        chain.key("eve"),
+        workers(WorkersCall::Withdraw { worker: id }),
+    );
+    let receipt = chain.apply(&tx).unwrap();
+    assert!(receipt.is_success());
+    assert_eq!(
+        chain.free("eve"),
+        free.checked_add(tokens(40))
+            .unwrap()
+            .checked_sub(tx.tx.fee)
+            .unwrap()
+    );
+    assert_eq!(chain.reserved("eve"), tokens(60));
+    assert!(chain.worker(id).unbonding.is_empty());
+    chain.fails(
+        "alice",
+        workers(WorkersCall::Withdraw { worker: id }),
+        CallError::NotWorkerOperator { worker: id },
+    );
+    chain.check_invariants();
+}
+
+#[test]
+fn the_unbonding_queue_is_bounded() {
+    let mut chain = TestChain::new();
+    let id = chain.register("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    chain.ok(
+        "eve",
+        workers(WorkersCall::Stake {
+            worker: id,
+            amount: tokens(100),
+        }),
+    );
+    for _ in 0..wetee_types::records::MAX_UNBONDING {
+        chain.ok(
+            "eve",
+            workers(WorkersCall::Unstake {
+                worker: id,
+                amount: tokens(1),
+            }),
+        );
+    }
+    chain.fails(
+        "eve",
+        workers(WorkersCall::Unstake {
+            worker: id,
+            amount: tokens(1),
+        }),
+        CallError::UnbondingQueueFull { worker: id },
+    );
+}
+
+#[test]
+fn stopping_an_empty_worker_stops_it_at_once() {
+    let mut chain = TestChain::new();
+    let id = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    chain.fails(
+        "alice",
+        workers(WorkersCall::Stop { worker: id }),
+        CallError::NotWorkerOperator { worker: id },
+    );
+    let events = chain.ok("eve", workers(WorkersCall::Stop { worker: id }));
+    assert_eq!(events, vec![Event::WorkerStopped { worker: id }]);
+    chain.fails(
+        "eve",
+        workers(WorkersCall::Stop { worker: id }),
+        CallError::WrongWorkerStatus {
+            worker: id,
+            status: WorkerStatus::Stopped,
+        },
+    );
+    // A stopped worker may unstake everything.
+    chain.ok(
+        "eve",
+        workers(WorkersCall::Unstake {
+            worker: id,
+            amount: tokens(100),
+        }),
+    );
+}
+
+#[test]
+fn updating_a_profile_is_for_the_operator_and_new_prices_apply_to_new_leases_only() {
+    let mut chain = TestChain::new();
+    let id = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let app = chain.create_app(
+        "alice",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, Some("eu")),
+        tokens(20),
+    );
+    let old_price = chain.app(app).placement.unwrap().price_per_epoch;
+    let mut profile = chain.worker(id).profile;
+    profile.prices.cpu_millicore = Balance(profile.prices.cpu_millicore.0 * 2);
+    chain.fails(
+        "alice",
+        workers(WorkersCall::Update {
+            worker: id,
+            profile: profile.clone(),
+            attestation: None,
+        }),
+        CallError::NotWorkerOperator { worker: id },
+    );
+    chain.ok(
+        "eve",
+        workers(WorkersCall::Update {
+            worker: id,
+            profile: profile.clone(),
+            attestation: None,
+        }),
+    );
+    assert_eq!(chain.worker(id).profile, profile);
+    assert_eq!(chain.app(app).placement.unwrap().price_per_epoch, old_price);
+    let second = chain.create_app(
+        "bob",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, Some("eu")),
+        tokens(20),
+    );
+    assert!(chain.app(second).placement.unwrap().price_per_epoch > old_price);
+    chain.check_invariants();
+}
+
+#[test]
+fn a_busy_worker_cannot_shrink_below_use_or_change_what_its_workloads_rely_on() {
+    let mut chain = TestChain::new();
+    let id = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    chain.create_app(
+        "alice",
+        TestChain::app_spec(3000, 512, TeeKind::Tdx, Some("eu")),
+        tokens(20),
+    );
+    let mut smaller = chain.worker(id).profile;
+    smaller.capacity.cpu_millicores = 2000;
+    chain.fails(
+        "eve",
+        workers(WorkersCall::Update {
+            worker: id,
+            profile: smaller,
+            attestation: None,
+        }),
+        CallError::WorkerBusy {
+            worker: id,
+            workloads: 1,
+            problem: error_text("the new capacity is below what is in use"),
+        },
+    );
+    let mut moved = chain.worker(id).profile;
+    moved.region = wetee_types::codec::BoundedString::try_new("us").unwrap();
+    let tx = chain.transaction(
+        chain.key("eve"),
+        workers(WorkersCall::Update {
+            worker: id,
+            profile: moved,
+            attestation: None,
+        }),
+    );
+    let receipt = chain.apply(&tx).unwrap();
+    assert!(matches!(
+        receipt.outcome,
+        wetee_types::Outcome::Failed {
+            error: CallError::WorkerBusy { .. }
+        }
+    ));
+    chain.check_invariants();
+}
+
+#[test]
+fn rotating_keys_needs_fresh_evidence() {
+    let mut chain = TestChain::new();
+    let id = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    let profile = chain.worker(id).profile;
+    let fresh = Keypair::from_seed(KeyScheme::Ed25519, [77; 32]);
+    chain.fails(
+        "eve",
+        workers(WorkersCall::Update {
+            worker: id,
+            profile: profile.clone(),
+            attestation: Some(Attestation {
+                keys: TestChain::keys_for(&fresh),
+                evidence: Evidence {
+                    kind: TeeKind::Tdx,
+                    data: BoundedVec::new(),
+                },
+            }),
+        }),
+        CallError::EvidenceRejected {
+            reason: error_text("the evidence is empty"),
+        },
+    );
+    chain.ok(
+        "eve",
+        workers(WorkersCall::Update {
+            worker: id,
+            profile,
+            attestation: Some(Attestation {
+                keys: TestChain::keys_for(&fresh),
+                evidence: TestChain::evidence(TeeKind::Tdx),
+            }),
+        }),
+    );
+    assert_eq!(chain.worker(id).keys.identity, fresh.account_id().0);
+}
+
+#[test]
+fn a_complaint_locks_a_bond_of_at_least_the_parameter() {
+    let mut chain = TestChain::new();
+    let id = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    let minimum = chain.params().complaint_bond;
+    chain.fails(
+        "alice",
+        workers(WorkersCall::FileComplaint {
+            worker: id,
+            evidence_hash: Hash::of(b"bad"),
+            bond: Balance(minimum.0 - 1),
+        }),
+        CallError::BondTooLow { minimum },
+    );
+    chain.fails(
+        "alice",
+        workers(WorkersCall::FileComplaint {
+            worker: WorkerId(9),
+            evidence_hash: Hash::of(b"bad"),
+            bond: minimum,
+        }),
+        CallError::WorkerNotFound {
+            worker: WorkerId(9),
+        },
+    );
+    let events = chain.ok(
+        "alice",
+        workers(WorkersCall::FileComplaint {
+            worker: id,
+            evidence_hash: Hash::of(b"bad"),
+            bond: minimum,
+        }),
+    );
+    assert_eq!(
+        events,
+        vec![Event::ComplaintFiled {
+            complaint: ComplaintId(1),
+            worker: id,
+            reporter: chain.who("alice")
+        }]
+    );
+    assert_eq!(chain.reserved("alice"), minimum);
+    chain.check_invariants();
+}
+
+#[test]
+fn only_root_slashes_and_an_upheld_complaint_returns_its_bond() {
+    let mut chain = TestChain::new();
+    let id = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    let bond = chain.params().complaint_bond;
+    chain.ok(
+        "alice",
+        workers(WorkersCall::FileComplaint {
+            worker: id,
+            evidence_hash: Hash::of(b"bad"),
+            bond,
+        }),
+    );
+    let slash = workers(WorkersCall::Slash {
+        worker: id,
+        amount: tokens(30),
+        complaint: Some(ComplaintId(1)),
+    });
+    chain.fails("alice", slash.clone(), CallError::NotRoot);
+    chain.fails("eve", slash.clone(), CallError::NotRoot);
+    let treasury = chain.treasury_free();
+    let root = chain.root.clone();
+    let tx = chain.transaction(&root, slash.clone());
+    assert!(chain.apply(&tx).unwrap().is_success());
+    assert_eq!(chain.worker(id).stake, tokens(70));
+    assert_eq!(
+        chain.treasury_free(),
+        treasury
+            .checked_add(tokens(30))
+            .unwrap()
+            .checked_add(tx.tx.fee)
+            .unwrap()
+    );
+    assert_eq!(chain.reserved("alice"), Balance::ZERO);
+    let complaint = wetee_runtime::query::complaint(&chain.state, ComplaintId(1))
+        .unwrap()
+        .unwrap();
+    assert_eq!(complaint.status, ComplaintStatus::Upheld);
+    chain.fails_as(
+        &root,
+        slash,
+        CallError::ComplaintResolved {
+            complaint: ComplaintId(1),
+        },
+    );
+    chain.check_invariants();
+}
+
+#[test]
+fn a_slash_reaches_unbonding_stake_and_stops_at_what_exists() {
+    let mut chain = TestChain::new();
+    let id = chain.register("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    chain.ok(
+        "eve",
+        workers(WorkersCall::Stake {
+            worker: id,
+            amount: tokens(100),
+        }),
+    );
+    chain.ok(
+        "eve",
+        workers(WorkersCall::Unstake {
+            worker: id,
+            amount: tokens(60),
+        }),
+    );
+    let root = chain.root.clone();
+    let events = chain.ok_as(
+        &root,
+        workers(WorkersCall::Slash {
+            worker: id,
+            amount: tokens(500),
+            complaint: None,
+        }),
+    );
+    assert_eq!(
+        events,
+        vec![Event::WorkerSlashed {
+            worker: id,
+            amount: tokens(100),
+            complaint: None
+        }]
+    );
+    let worker = chain.worker(id);
+    assert_eq!(worker.stake, Balance::ZERO);
+    assert!(worker.unbonding.is_empty());
+    assert_eq!(chain.reserved("eve"), Balance::ZERO);
+    chain.check_invariants();
+}
+
+#[test]
+fn a_complaint_about_another_worker_cannot_be_upheld_by_this_slash() {
+    let mut chain = TestChain::new();
+    let a = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    let b = chain.started_worker("dave", chain.profile("us", &[TeeKind::Tdx], 4000, 8192));
+    let bond = chain.params().complaint_bond;
+    chain.ok(
+        "alice",
+        workers(WorkersCall::FileComplaint {
+            worker: a,
+            evidence_hash: Hash::of(b"x"),
+            bond,
+        }),
+    );
+    let root = chain.root.clone();
+    chain.fails_as(
+        &root,
+        workers(WorkersCall::Slash {
+            worker: b,
+            amount: tokens(1),
+            complaint: Some(ComplaintId(1)),
+        }),
+        CallError::ComplaintWorkerMismatch {
+            complaint: ComplaintId(1),
+            worker: b,
+        },
+    );
+}
+
+#[test]
+fn a_dismissed_complaint_forfeits_its_bond_to_the_treasury() {
+    let mut chain = TestChain::new();
+    let id = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    let bond = chain.params().complaint_bond;
+    chain.ok(
+        "alice",
+        workers(WorkersCall::FileComplaint {
+            worker: id,
+            evidence_hash: Hash::of(b"x"),
+            bond,
+        }),
+    );
+    let dismiss = workers(WorkersCall::DismissComplaint {
+        complaint: ComplaintId(1),
+    });
+    chain.fails("eve", dismiss.clone(), CallError::NotRoot);
+    let root = chain.root.clone();
+    let treasury = chain.treasury_free();
+    let tx = chain.transaction(&root, dismiss.clone());
+    assert!(chain.apply(&tx).unwrap().is_success());
+    assert_eq!(
+        chain.treasury_free(),
+        treasury
+            .checked_add(bond)
+            .unwrap()
+            .checked_add(tx.tx.fee)
+            .unwrap()
+    );
+    chain.fails_as(
+        &root,
+        dismiss,
+        CallError::ComplaintResolved {
+            complaint: ComplaintId(1),
+        },
+    );
+    chain.fails_as(
+        &root,
+        workers(WorkersCall::DismissComplaint {
+            complaint: ComplaintId(7),
+        }),
+        CallError::ComplaintNotFound {
+            complaint: ComplaintId(7),
+        },
+    );
+    chain.check_invariants();
+}
+
+#[test]
+fn a_draining_worker_takes_no_new_apps_and_stops_when_empty() {
+    let mut chain = TestChain::new();
+    let id = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let app = chain.create_app(
+        "alice",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        tokens(20),
+    );
+    let events = chain.ok("eve", workers(WorkersCall::Stop { worker: id }));
+    assert_eq!(events, vec![Event::WorkerDraining { worker: id }]);
+    let second = chain.create_app(
+        "bob",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        tokens(20),
+    );
+    assert_eq!(
+        chain.app(second).status,
+        wetee_types::records::AppStatus::Pending
+    );
+    chain.ok("alice", Call::Apps(AppsCall::Stop { app }));
+    assert_eq!(chain.worker(id).status, WorkerStatus::Stopped);
+    chain.check_invariants();
+}
+
+#[test]
+fn a_drained_worker_hands_its_apps_to_another_at_the_epoch_end() {
+    let mut chain = TestChain::new();
+    let old = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let app = chain.create_app(
+        "alice",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        tokens(20),
+    );
+    chain.ok("eve", workers(WorkersCall::Stop { worker: old }));
+    // Nowhere else to go: the app stays and keeps serving.
+    chain.advance_to_epoch(1);
+    assert_eq!(chain.app(app).placement.unwrap().worker, old);
+    let new = chain.started_worker("dave", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    chain.advance_to_epoch(2);
+    assert_eq!(chain.app(app).placement.unwrap().worker, new);
+    assert_eq!(chain.worker(old).status, WorkerStatus::Stopped);
+    chain.check_invariants();
+}

@@ -1,0 +1,441 @@
+//! Why a transaction was refused (it is not included) or its call failed (it is included, pays
+//! its fee, and changes nothing else).
+
+use crate::balance::Balance;
+use crate::codec::BoundedString;
+use crate::codec_enum;
+use crate::ids::{AppId, BlockNumber, ComplaintId, EpochNumber, TaskId, WorkerId};
+use crate::manifest::ManifestError;
+use crate::records::WorkerStatus;
+use crate::resources::TeeKind;
+use serde::Serialize;
+
+/// Short free text carried in an error.
+pub type ErrorText = BoundedString<512>;
+
+/// Truncates `text` to fit an [`ErrorText`] on a character boundary.
+pub fn error_text(text: &str) -> ErrorText {
+    let mut end = text.len().min(ErrorText::MAX);
+    while !text.is_char_boundary(end) {
+        end = end.saturating_sub(1);
+    }
+    BoundedString::try_new(text.get(..end).unwrap_or_default()).unwrap_or_default()
+}
+
+/// A transaction that cannot be included in a block: the mempool rejects it with this reason and
+/// a block containing it is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(tag = "error", rename_all = "snake_case")]
+pub enum TxError {
+    /// The bytes are not a transaction.
+    #[error("the transaction cannot be decoded: {reason}")]
+    Undecodable {
+        /// The decoder's message.
+        reason: String,
+    },
+    /// Larger than the limit.
+    #[error("the transaction is {size} bytes, the limit is {max}")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The signature does not verify for this signer and this chain.
+    #[error("bad signature: not signed by the signer's key for this chain (genesis hash)")]
+    BadSignature,
+    /// Past its expiry height.
+    #[error("expired at height {expires_at}; the chain is at {height}")]
+    Expired {
+        /// The transaction's expiry.
+        expires_at: BlockNumber,
+        /// The current height.
+        height: BlockNumber,
+    },
+    /// A nonce already used.
+    #[error("nonce {got} is already used; the account's next nonce is {expected}")]
+    StaleNonce {
+        /// The account's next nonce.
+        expected: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
+    /// A nonce ahead of the account's next one.
+    #[error("nonce {got} is ahead of the account's next nonce {expected}")]
+    FutureNonce {
+        /// The account's next nonce.
+        expected: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
+    /// The offered fee is below the minimum for its size.
+    #[error("the fee {offered} is below the minimum {minimum} for this transaction")]
+    FeeTooLow {
+        /// The minimum.
+        minimum: Balance,
+        /// The offered fee.
+        offered: Balance,
+    },
+    /// The signer cannot pay the fee.
+    #[error("the signer's free balance {free} cannot pay the fee {fee}")]
+    CannotPayFee {
+        /// The fee.
+        fee: Balance,
+        /// The signer's free balance.
+        free: Balance,
+    },
+    /// The runtime's state is damaged; the node must stop.
+    #[error("state error: {0}")]
+    State(String),
+}
+
+/// Why a call failed. Stored in receipts, so every variant has a stable tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(tag = "error", rename_all = "snake_case")]
+pub enum CallError {
+    /// Not enough free balance.
+    #[error("insufficient free balance: {needed} needed, {available} available")]
+    InsufficientBalance {
+        /// Needed.
+        needed: Balance,
+        /// Available.
+        available: Balance,
+    },
+    /// An amount of zero where something must move.
+    #[error("the amount must be greater than zero")]
+    ZeroAmount,
+    /// Arithmetic would overflow.
+    #[error("the amounts involved overflow")]
+    Overflow,
+    /// No such worker.
+    #[error("worker {worker} does not exist")]
+    WorkerNotFound {
+        /// Id.
+        worker: WorkerId,
+    },
+    /// No such app.
+    #[error("app {app} does not exist")]
+    AppNotFound {
+        /// Id.
+        app: AppId,
+    },
+    /// No such task.
+    #[error("task {task} does not exist")]
+    TaskNotFound {
+        /// Id.
+        task: TaskId,
+    },
+    /// No such complaint.
+    #[error("complaint {complaint} does not exist")]
+    ComplaintNotFound {
+        /// Id.
+        complaint: ComplaintId,
+    },
+    /// The signer does not operate this worker.
+    #[error("only the operator of worker {worker} may do this")]
+    NotWorkerOperator {
+        /// Id.
+        worker: WorkerId,
+    },
+    /// The signer does not own this app.
+    #[error("only the owner of app {app} may do this")]
+    NotAppOwner {
+        /// Id.
+        app: AppId,
+    },
+    /// The signer does not own this task.
+    #[error("only the owner of task {task} may do this")]
+    NotTaskOwner {
+        /// Id.
+        task: TaskId,
+    },
+    /// The call needs the root origin.
+    #[error("only the root key may do this")]
+    NotRoot,
+    /// A manifest field is invalid.
+    #[error("invalid manifest: {field}: {problem}")]
+    InvalidManifest {
+        /// The field.
+        field: ErrorText,
+        /// The problem.
+        problem: ErrorText,
+    },
+    /// A worker profile field is invalid.
+    #[error("invalid worker profile: {field}: {problem}")]
+    InvalidWorkerProfile {
+        /// The field.
+        field: ErrorText,
+        /// The problem.
+        problem: ErrorText,
+    },
+    /// Chain parameters that do not make sense.
+    #[error("invalid parameters: {problem}")]
+    InvalidParams {
+        /// The problem.
+        problem: ErrorText,
+    },
+    /// The simulated TEE on a chain that does not allow it.
+    #[error("this chain does not accept the simulated TEE (allow_simulated_tee is false)")]
+    SimulatedTeeNotAllowed,
+    /// The evidence's TEE is not one the worker declares.
+    #[error("the evidence is from {kind}, which the worker's profile does not list")]
+    EvidenceKindNotDeclared {
+        /// The evidence's kind.
+        kind: TeeKind,
+    },
+    /// Attestation evidence refused by the verifier.
+    #[error("attestation evidence rejected: {reason}")]
+    EvidenceRejected {
+        /// The verifier's reason.
+        reason: ErrorText,
+    },
+    /// The worker's stake is below what its level requires.
+    #[error("worker {worker} has {staked} staked; its level requires {required}")]
+    InsufficientStake {
+        /// Id.
+        worker: WorkerId,
+        /// Required.
+        required: Balance,
+        /// Staked.
+        staked: Balance,
+    },
+    /// Unstaking more than is staked.
+    #[error("worker {worker} has only {staked} staked")]
+    StakeTooLow {
+        /// Id.
+        worker: WorkerId,
+        /// Staked.
+        staked: Balance,
+    },
+    /// The worker is not in a state that allows this.
+    #[error("worker {worker} is {status}")]
+    WrongWorkerStatus {
+        /// Id.
+        worker: WorkerId,
+        /// Its status.
+        status: WorkerStatus,
+    },
+    /// A profile change that would break placed workloads.
+    #[error("worker {worker} has {workloads} workloads placed: {problem}")]
+    WorkerBusy {
+        /// Id.
+        worker: WorkerId,
+        /// Workloads placed.
+        workloads: u32,
+        /// What would break.
+        problem: ErrorText,
+    },
+    /// Too many unstakes in flight.
+    #[error("worker {worker} already has the maximum of pending unstakes; withdraw first")]
+    UnbondingQueueFull {
+        /// Id.
+        worker: WorkerId,
+    },
+    /// Nothing to withdraw.
+    #[error("worker {worker} has no earnings and no unlocked stake to withdraw")]
+    NothingToWithdraw {
+        /// Id.
+        worker: WorkerId,
+    },
+    /// A report for an epoch that has not ended.
+    #[error("epoch {epoch} has not ended; the current epoch is {current}")]
+    EpochNotEnded {
+        /// The report's epoch.
+        epoch: EpochNumber,
+        /// The current epoch.
+        current: EpochNumber,
+    },
+    /// A report after its window.
+    #[error(
+        "the window for reporting epoch {epoch} has closed; the oldest reportable epoch is {oldest}"
+    )]
+    ReportTooLate {
+        /// The report's epoch.
+        epoch: EpochNumber,
+        /// The oldest accepted.
+        oldest: EpochNumber,
+    },
+    /// A report for an epoch already reported, or older than the last one.
+    #[error("worker {worker} already reported epoch {last}; reports must be for later epochs")]
+    ReportReplayed {
+        /// Id.
+        worker: WorkerId,
+        /// The last reported epoch.
+        last: EpochNumber,
+    },
+    /// The report's signature is not from the worker's identity key.
+    #[error("the work report is not signed by worker {worker}'s identity key")]
+    ReportSignatureInvalid {
+        /// Id.
+        worker: WorkerId,
+    },
+    /// The report names an app the worker did not run in that epoch.
+    #[error("app {app} was not leased to worker {worker} in epoch {epoch}")]
+    AppNotLeased {
+        /// The app.
+        app: AppId,
+        /// The worker.
+        worker: WorkerId,
+        /// The epoch.
+        epoch: EpochNumber,
+    },
+    /// The report lists an app twice.
+    #[error("app {app} appears twice in the report")]
+    DuplicateAppProof {
+        /// The app.
+        app: AppId,
+    },
+    /// Uptime above 100 %.
+    #[error("uptime {uptime_bps} basis points exceeds 10000")]
+    InvalidUptime {
+        /// The claimed uptime.
+        uptime_bps: u16,
+    },
+    /// The report carries a run the worker was not assigned or that already ended.
+    #[error("run {run} of task {task} is not an open run of worker {worker}")]
+    RunNotAssigned {
+        /// The task.
+        task: TaskId,
+        /// The run.
+        run: u32,
+        /// The worker.
+        worker: WorkerId,
+    },
+    /// A deposit below the minimum.
+    #[error("the deposit must be at least {minimum}")]
+    DepositTooLow {
+        /// The minimum.
+        minimum: Balance,
+    },
+    /// The app is stopped.
+    #[error("app {app} is stopped")]
+    AppStopped {
+        /// Id.
+        app: AppId,
+    },
+    /// The task is no longer active.
+    #[error("task {task} is no longer active")]
+    TaskNotActive {
+        /// Id.
+        task: TaskId,
+    },
+    /// A settings change that changes nothing.
+    #[error("nothing to change: give at least one setting")]
+    NothingToChange,
+    /// A complaint bond below the minimum.
+    #[error("the complaint bond must be at least {minimum}")]
+    BondTooLow {
+        /// The minimum.
+        minimum: Balance,
+    },
+    /// The complaint was already resolved.
+    #[error("complaint {complaint} is already resolved")]
+    ComplaintResolved {
+        /// Id.
+        complaint: ComplaintId,
+    },
+    /// The complaint is about another worker.
+    #[error("complaint {complaint} is not about worker {worker}")]
+    ComplaintWorkerMismatch {
+        /// Id.
+        complaint: ComplaintId,
+        /// The worker slashed.
+        worker: WorkerId,
+    },
+    /// The stored state could not be read: a bug, never the caller's fault.
+    #[error("internal state error: {detail}")]
+    State {
+        /// What could not be read.
+        detail: ErrorText,
+    },
+}
+
+codec_enum!(CallError {
+    0 => InsufficientBalance { needed, available },
+    1 => ZeroAmount,
+    2 => Overflow,
+    3 => WorkerNotFound { worker },
+    4 => AppNotFound { app },
+    5 => TaskNotFound { task },
+    6 => ComplaintNotFound { complaint },
+    7 => NotWorkerOperator { worker },
+    8 => NotAppOwner { app },
+    9 => NotTaskOwner { task },
+    10 => NotRoot,
+    11 => InvalidManifest { field, problem },
+    12 => InvalidWorkerProfile { field, problem },
+    13 => InvalidParams { problem },
+    14 => SimulatedTeeNotAllowed,
+    15 => EvidenceKindNotDeclared { kind },
+    16 => EvidenceRejected { reason },
+    17 => InsufficientStake { worker, required, staked },
+    18 => StakeTooLow { worker, staked },
+    19 => WrongWorkerStatus { worker, status },
+    20 => WorkerBusy { worker, workloads, problem },
+    21 => UnbondingQueueFull { worker },
+    22 => NothingToWithdraw { worker },
+    23 => EpochNotEnded { epoch, current },
+    24 => ReportTooLate { epoch, oldest },
+    25 => ReportReplayed { worker, last },
+    26 => ReportSignatureInvalid { worker },
+    27 => AppNotLeased { app, worker, epoch },
+    28 => DuplicateAppProof { app },
+    29 => InvalidUptime { uptime_bps },
+    30 => RunNotAssigned { task, run, worker },
+    31 => DepositTooLow { minimum },
+    32 => AppStopped { app },
+    33 => TaskNotActive { task },
+    34 => NothingToChange,
+    35 => BondTooLow { minimum },
+    36 => ComplaintResolved { complaint },
+    37 => ComplaintWorkerMismatch { complaint, worker },
+    38 => State { detail },
+});
+
+#[cfg(feature = "arbitrary")]
+impl<'a> arbitrary::Arbitrary<'a> for CallError {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        // Every variant round-trips through the codec; a representative spread is enough for
+        // the conformance hash, which pins the tags and field order.
+        Ok(match u.int_in_range(0u8..=5)? {
+            0 => CallError::InsufficientBalance {
+                needed: u.arbitrary()?,
+                available: u.arbitrary()?,
+            },
+            1 => CallError::InvalidManifest {
+                field: u.arbitrary()?,
+                problem: u.arbitrary()?,
+            },
+            2 => CallError::WrongWorkerStatus {
+                worker: u.arbitrary()?,
+                status: u.arbitrary()?,
+            },
+            3 => CallError::AppNotLeased {
+                app: u.arbitrary()?,
+                worker: u.arbitrary()?,
+                epoch: u.arbitrary()?,
+            },
+            4 => CallError::EvidenceKindNotDeclared {
+                kind: u.arbitrary()?,
+            },
+            _ => CallError::NotRoot,
+        })
+    }
+}
+
+impl From<ManifestError> for CallError {
+    fn from(e: ManifestError) -> CallError {
+        CallError::InvalidManifest {
+            field: error_text(&e.field),
+            problem: error_text(&e.problem),
+        }
+    }
+}
+
+impl From<crate::codec::CodecError> for CallError {
+    fn from(e: crate::codec::CodecError) -> CallError {
+        CallError::State {
+            detail: error_text(&format!("undecodable stored value: {e}")),
+        }
+    }
+}

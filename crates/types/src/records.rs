@@ -1,0 +1,656 @@
+//! What the chain stores: accounts, workers, complaints, apps, tasks, runs and leases.
+//!
+//! These are the values behind the runtime's state keys and the answers of the RPC's typed
+//! queries, so they live here where the node, the client and the worker can read them.
+
+use crate::balance::Balance;
+use crate::codec::{BoundedBytes, BoundedString, BoundedVec};
+use crate::crypto::{AccountId, Hash};
+use crate::ids::{AppId, BlockNumber, ComplaintId, EpochNumber, TaskId, TimestampMs, WorkerId};
+use crate::manifest::{AppSpec, EnvName, EnvVar, MAX_ENV, MAX_SECRETS, TaskSpec};
+use crate::report::Usage;
+use crate::resources::{GpuModel, Prices, Region, Resources, TeeKind, TeeKinds};
+use crate::{codec_enum, codec_struct};
+use serde::{Deserialize, Serialize};
+
+/// Largest attestation evidence accepted (a TDX quote with its certificate chain is ~8 KiB).
+pub const MAX_EVIDENCE_BYTES: usize = 32 * 1024;
+/// Pending unstakes per worker.
+pub const MAX_UNBONDING: usize = 8;
+
+/// An account's balances and transaction counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Account {
+    /// Transactions sent so far: the next transaction must carry this nonce.
+    pub nonce: u64,
+    /// Spendable.
+    pub free: Balance,
+    /// Locked in stakes, deposits, earnings not yet withdrawn, and complaint bonds.
+    pub reserved: Balance,
+}
+codec_struct!(Account {
+    nonce,
+    free,
+    reserved
+});
+
+/// What a worker offers and at what price.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct WorkerProfile {
+    /// Where owners reach the worker's API and ingress: `https://w1.example.com`.
+    pub endpoint: BoundedString<256>,
+    /// Region label matched against app constraints.
+    pub region: Region,
+    /// Service level the operator commits to; higher levels need more stake.
+    pub level: u8,
+    /// Total capacity of the cluster.
+    pub capacity: Resources,
+    /// The model of the cluster's GPUs, if it has any.
+    pub gpu_model: Option<GpuModel>,
+    /// TEE kinds the cluster can run.
+    pub tee_kinds: TeeKinds,
+    /// Prices per resource unit per epoch.
+    pub prices: Prices,
+}
+codec_struct!(WorkerProfile {
+    endpoint,
+    region,
+    level,
+    capacity,
+    gpu_model,
+    tee_kinds,
+    prices
+});
+
+/// Keys generated inside the worker's TEE and bound into its attestation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct WorkerKeys {
+    /// Ed25519 key that signs work reports.
+    pub identity: [u8; 32],
+    /// X25519 key that owners seal secrets to.
+    pub sealing: [u8; 32],
+}
+codec_struct!(WorkerKeys { identity, sealing });
+
+/// Attestation evidence, kept as typed opaque bytes (a quote or report in its native format).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Evidence {
+    /// The TEE that produced it.
+    pub kind: TeeKind,
+    /// The evidence in that TEE's format.
+    pub data: BoundedBytes<MAX_EVIDENCE_BYTES>,
+}
+codec_struct!(Evidence { kind, data });
+
+/// New TEE-bound keys and the evidence that binds them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Attestation {
+    /// The keys.
+    pub keys: WorkerKeys,
+    /// The evidence.
+    pub evidence: Evidence,
+}
+codec_struct!(Attestation { keys, evidence });
+
+/// A worker's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerStatus {
+    /// Registered, never started: receives nothing.
+    Registered,
+    /// Accepting placements.
+    Started,
+    /// Stop requested: no new placements; its workloads move away, then it stops.
+    Draining,
+    /// Stopped: empty, receives nothing.
+    Stopped,
+    /// Missed too many work reports: its apps moved away; the operator must start it again.
+    Suspended,
+}
+codec_enum!(WorkerStatus {
+    0 => Registered,
+    1 => Started,
+    2 => Draining,
+    3 => Stopped,
+    4 => Suspended,
+});
+
+impl std::fmt::Display for WorkerStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WorkerStatus::Registered => "registered (not started)",
+            WorkerStatus::Started => "started",
+            WorkerStatus::Draining => "draining",
+            WorkerStatus::Stopped => "stopped",
+            WorkerStatus::Suspended => "suspended",
+        })
+    }
+}
+
+/// Stake on its way out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Unbonding {
+    /// Amount.
+    pub amount: Balance,
+    /// First height at which it can be withdrawn.
+    pub unlock_at: BlockNumber,
+}
+codec_struct!(Unbonding { amount, unlock_at });
+
+/// A worker cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Worker {
+    /// Its id.
+    pub id: WorkerId,
+    /// The account that registered it, stakes for it and is paid.
+    pub operator: AccountId,
+    /// Offer.
+    pub profile: WorkerProfile,
+    /// TEE-bound keys.
+    pub keys: WorkerKeys,
+    /// The attestation binding the keys.
+    pub evidence: Evidence,
+    /// Lifecycle.
+    pub status: WorkerStatus,
+    /// Bonded stake (reserved in the operator's account).
+    pub stake: Balance,
+    /// Unstaked amounts waiting for their unlock height (still slashable).
+    pub unbonding: BoundedVec<Unbonding, MAX_UNBONDING>,
+    /// Payments received and not yet withdrawn (reserved in the operator's account).
+    pub earnings: Balance,
+    /// Capacity taken by placed workloads.
+    pub used: Resources,
+    /// Number of placed workloads.
+    pub workloads: u32,
+    /// Reputation, 0..=1000: up with each accepted report, down when suspended.
+    pub score: u32,
+    /// Height of registration.
+    pub registered_at: BlockNumber,
+    /// The last epoch a work report was accepted for.
+    pub last_report_epoch: Option<EpochNumber>,
+    /// The first epoch the worker must prove (reset when it starts or gets its first workload).
+    pub liable_since: EpochNumber,
+}
+codec_struct!(Worker {
+    id,
+    operator,
+    profile,
+    keys,
+    evidence,
+    status,
+    stake,
+    unbonding,
+    earnings,
+    used,
+    workloads,
+    score,
+    registered_at,
+    last_report_epoch,
+    liable_since
+});
+
+impl Worker {
+    /// Capacity not yet taken.
+    pub fn free_capacity(&self) -> Resources {
+        self.profile
+            .capacity
+            .checked_sub(&self.used)
+            .unwrap_or(Resources::ZERO)
+    }
+
+    /// Stake plus unbonding amounts: what a slash can take.
+    pub fn slashable(&self) -> Option<Balance> {
+        self.unbonding
+            .iter()
+            .try_fold(self.stake, |sum, u| sum.checked_add(u.amount))
+    }
+}
+
+/// How a complaint ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[serde(rename_all = "snake_case")]
+pub enum ComplaintStatus {
+    /// Waiting for the root origin.
+    Open,
+    /// The worker was slashed; the bond went back to the reporter.
+    Upheld,
+    /// Dismissed; the bond went to the treasury.
+    Dismissed,
+}
+codec_enum!(ComplaintStatus {
+    0 => Open,
+    1 => Upheld,
+    2 => Dismissed,
+});
+
+/// A complaint against a worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Complaint {
+    /// Its id.
+    pub id: ComplaintId,
+    /// The worker complained about.
+    pub worker: WorkerId,
+    /// Who filed it.
+    pub reporter: AccountId,
+    /// Hash of the evidence, kept off chain by the reporter.
+    pub evidence_hash: Hash,
+    /// Bond locked by the reporter.
+    pub bond: Balance,
+    /// Height filed.
+    pub filed_at: BlockNumber,
+    /// Outcome.
+    pub status: ComplaintStatus,
+}
+codec_struct!(Complaint {
+    id,
+    worker,
+    reporter,
+    evidence_hash,
+    bond,
+    filed_at,
+    status
+});
+
+/// Why a workload stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// Its owner stopped it.
+    Owner,
+    /// The deposit ran out and the grace period passed.
+    DepositExhausted,
+}
+codec_enum!(StopReason {
+    0 => Owner,
+    1 => DepositExhausted,
+});
+
+/// Where an app runs now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Placement {
+    /// The worker.
+    pub worker: WorkerId,
+    /// The lease paying that worker.
+    pub lease: u32,
+    /// Price per epoch of all replicas, fixed for the lease.
+    pub price_per_epoch: Balance,
+    /// Height it was placed.
+    pub since: BlockNumber,
+}
+codec_struct!(Placement {
+    worker,
+    lease,
+    price_per_epoch,
+    since
+});
+
+/// An app's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum AppStatus {
+    /// Waiting for a worker that satisfies its constraints.
+    Pending,
+    /// Placed on a worker.
+    Running,
+    /// Stopped for good.
+    Stopped {
+        /// Why.
+        reason: StopReason,
+    },
+}
+codec_enum!(AppStatus {
+    0 => Pending,
+    1 => Running,
+    2 => Stopped { reason },
+});
+
+/// A long-running app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct App {
+    /// Its id.
+    pub id: AppId,
+    /// Who created it, pays for it and may change it.
+    pub owner: AccountId,
+    /// Current version, from 1; every update or settings change adds one.
+    pub version: u32,
+    /// Current specification.
+    pub spec: AppSpec,
+    /// Lifecycle.
+    pub status: AppStatus,
+    /// Prepaid funds not yet paid out (reserved in the owner's account).
+    pub deposit: Balance,
+    /// The part of `deposit` held for work done under closed leases and not yet reported.
+    pub held: Balance,
+    /// Where it runs.
+    pub placement: Option<Placement>,
+    /// Leases created so far (numbers the next one).
+    pub leases: u32,
+    /// Restarts requested by the owner.
+    pub restarts: u32,
+    /// Last epoch of the grace period, when the deposit is running out.
+    pub grace_until: Option<EpochNumber>,
+    /// Height created.
+    pub created_at: BlockNumber,
+}
+codec_struct!(App {
+    id,
+    owner,
+    version,
+    spec,
+    status,
+    deposit,
+    held,
+    placement,
+    leases,
+    restarts,
+    grace_until,
+    created_at
+});
+
+/// What produced a version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[serde(rename_all = "snake_case")]
+pub enum VersionChange {
+    /// Creation.
+    Created,
+    /// A new specification.
+    Updated,
+    /// New settings (env, secrets, replicas, or execution).
+    Settings,
+}
+codec_enum!(VersionChange {
+    0 => Created,
+    1 => Updated,
+    2 => Settings,
+});
+
+/// One entry of an app's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct AppVersion {
+    /// Version number.
+    pub version: u32,
+    /// The specification of that version.
+    pub spec: AppSpec,
+    /// What produced it.
+    pub change: VersionChange,
+    /// Height.
+    pub at: BlockNumber,
+}
+codec_struct!(AppVersion {
+    version,
+    spec,
+    change,
+    at
+});
+
+/// Settings an owner may change without a new image: each present field replaces the current.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct AppSettings {
+    /// Plain environment variables.
+    pub env: Option<BoundedVec<EnvVar, MAX_ENV>>,
+    /// Secret names.
+    pub secrets: Option<BoundedVec<EnvName, MAX_SECRETS>>,
+    /// Replicas.
+    pub replicas: Option<u32>,
+}
+codec_struct!(AppSettings {
+    env,
+    secrets,
+    replicas
+});
+
+/// A task's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum TaskStatus {
+    /// Runs when due.
+    Active,
+    /// Stopped before completing.
+    Stopped {
+        /// Why.
+        reason: StopReason,
+    },
+    /// Reached its run limit and every run ended.
+    Completed,
+}
+codec_enum!(TaskStatus {
+    0 => Active,
+    1 => Stopped { reason },
+    2 => Completed,
+});
+
+/// When a task's next run is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[serde(rename_all = "snake_case")]
+pub enum Due {
+    /// At this block height.
+    Height {
+        /// Height.
+        height: BlockNumber,
+    },
+    /// At the first block stamped at or after this time.
+    Time {
+        /// Unix milliseconds.
+        ms: TimestampMs,
+    },
+}
+codec_enum!(Due {
+    0 => Height { height },
+    1 => Time { ms },
+});
+
+/// A one-off or periodic task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Task {
+    /// Its id.
+    pub id: TaskId,
+    /// Who created it and pays for it.
+    pub owner: AccountId,
+    /// Current version, from 1.
+    pub version: u32,
+    /// Current specification.
+    pub spec: TaskSpec,
+    /// Lifecycle.
+    pub status: TaskStatus,
+    /// Prepaid funds not yet paid out (reserved in the owner's account).
+    pub deposit: Balance,
+    /// The part of `deposit` in escrow for runs in flight.
+    pub held: Balance,
+    /// Runs created so far (the next run's number minus one).
+    pub runs: u32,
+    /// Runs that ended (finished or expired).
+    pub runs_ended: u32,
+    /// When the next run is due.
+    pub next_due: Option<Due>,
+    /// A run waiting for a worker.
+    pub waiting_run: Option<u32>,
+    /// Height created.
+    pub created_at: BlockNumber,
+}
+codec_struct!(Task {
+    id,
+    owner,
+    version,
+    spec,
+    status,
+    deposit,
+    held,
+    runs,
+    runs_ended,
+    next_due,
+    waiting_run,
+    created_at
+});
+
+/// One entry of a task's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct TaskVersion {
+    /// Version number.
+    pub version: u32,
+    /// The specification of that version.
+    pub spec: TaskSpec,
+    /// What produced it.
+    pub change: VersionChange,
+    /// Height.
+    pub at: BlockNumber,
+}
+codec_struct!(TaskVersion {
+    version,
+    spec,
+    change,
+    at
+});
+
+/// A run's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Due, waiting for a worker.
+    Waiting,
+    /// Assigned to a worker.
+    Assigned,
+    /// The worker reported its result.
+    Finished,
+    /// No result arrived in time; nothing was paid.
+    Expired,
+    /// The owner stopped the task before the run was placed.
+    Cancelled,
+}
+codec_enum!(RunStatus {
+    0 => Waiting,
+    1 => Assigned,
+    2 => Finished,
+    3 => Expired,
+    4 => Cancelled,
+});
+
+/// What a worker reported about a finished run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct RunResult {
+    /// The container's exit code.
+    pub exit_code: i32,
+    /// Hash of its output (stdout and the files it declared).
+    pub output_hash: Hash,
+    /// Merkle root of its log chunks.
+    pub log_root: Hash,
+    /// Wall time, capped by the timeout for payment.
+    pub duration_ms: u64,
+    /// Resources it consumed.
+    pub usage: Usage,
+    /// What the owner paid for it.
+    pub paid: Balance,
+    /// The report's epoch.
+    pub epoch: EpochNumber,
+}
+codec_struct!(RunResult {
+    exit_code,
+    output_hash,
+    log_root,
+    duration_ms,
+    usage,
+    paid,
+    epoch
+});
+
+/// One run of a task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct TaskRun {
+    /// The task.
+    pub task: TaskId,
+    /// Its number, from 1.
+    pub run: u32,
+    /// The task version it runs.
+    pub version: u32,
+    /// Lifecycle.
+    pub status: RunStatus,
+    /// Height it became due.
+    pub due_at: BlockNumber,
+    /// The worker it was assigned to.
+    pub worker: Option<WorkerId>,
+    /// Height it was assigned.
+    pub assigned_at: Option<BlockNumber>,
+    /// Block time after which the worker must have killed it.
+    pub deadline_ms: Option<TimestampMs>,
+    /// Price per epoch of its resources on its worker.
+    pub price_per_epoch: Balance,
+    /// The most it can cost (its timeout's worth), held from the task's deposit.
+    pub escrow: Balance,
+    /// Whether it still occupies worker capacity.
+    pub holds_capacity: bool,
+    /// The result, once reported.
+    pub result: Option<RunResult>,
+}
+codec_struct!(TaskRun {
+    task,
+    run,
+    version,
+    status,
+    due_at,
+    worker,
+    assigned_at,
+    deadline_ms,
+    price_per_epoch,
+    escrow,
+    holds_capacity,
+    result
+});
+
+/// A worker's right to be paid for an app between two heights, at a fixed price.
+///
+/// A lease opens when an app is placed and closes when it stops, moves or is repriced. Work
+/// reports settle it epoch by epoch; a closed lease keeps `hold` of the app's deposit until its
+/// last epoch is settled or can no longer be reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Lease {
+    /// The app.
+    pub app: AppId,
+    /// The worker.
+    pub worker: WorkerId,
+    /// The app's lease number.
+    pub seq: u32,
+    /// Price per epoch of all replicas.
+    pub price_per_epoch: Balance,
+    /// First height covered.
+    pub start: BlockNumber,
+    /// First height not covered, once closed.
+    pub end: Option<BlockNumber>,
+    /// Heights before this are settled (paid or forfeited).
+    pub settled_to: BlockNumber,
+    /// Deposit held for the unsettled part of a closed lease.
+    pub hold: Balance,
+}
+codec_struct!(Lease {
+    app,
+    worker,
+    seq,
+    price_per_epoch,
+    start,
+    end,
+    settled_to,
+    hold
+});
