@@ -1,6 +1,7 @@
 //! Behaviour of the runtime as users see it: one test binary, one module per area.
 
 mod apps;
+mod bad_input;
 mod balances;
 mod properties;
 mod root;

@@ -287,7 +287,7 @@ fn apply(chain: &mut TestChain, step: &Step) {
                 worker,
                 amount: tokens(100),
             });
-            chain.try_submit(&key, stake).expect("valid transaction");
+            chain.submit_atomic(&key, stake).expect("valid transaction");
             Some((who, Call::Workers(WorkersCall::Start { worker })))
         }
         Step::Stop { pick, as_owner } => {
@@ -499,8 +499,8 @@ fn world_with_two_workers() -> TestChain {
     chain
 }
 
-/// What a failed call may change: only the signer's nonce and fee. Checked by the harness's
-/// `fails`; here the invariants are checked after every step.
+/// Runs the steps from the two-worker world. Every failed call is checked to have changed only
+/// the signer's nonce and fee (`submit_atomic`), and every invariant is checked after each step.
 fn run(steps: &[Step]) -> TestChain {
     let mut chain = world_with_two_workers();
     for step in steps {

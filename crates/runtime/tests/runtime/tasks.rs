@@ -462,3 +462,46 @@ fn changing_the_execution_reschedules_from_now_and_keeps_history() {
     assert!(chain.task(task).runs <= 4);
     chain.check_invariants();
 }
+
+#[test]
+fn an_update_is_a_new_version_and_a_run_keeps_the_version_it_started_with() {
+    let (mut chain, _worker) = with_worker();
+    let task = chain.create_task(
+        "alice",
+        TestChain::task_spec(TeeKind::Tdx, sched_every(5), 30, None),
+        tokens(50),
+    );
+    chain.next_block();
+    let mut spec = TestChain::task_spec(TeeKind::Tdx, sched_every(5), 30, None);
+    spec.container.args = wetee_types::codec::BoundedVec::try_new(vec![
+        wetee_types::codec::BoundedString::try_new("--v2").unwrap(),
+    ])
+    .unwrap();
+    chain.ok(
+        "alice",
+        tasks(TasksCall::Update {
+            task,
+            spec: spec.clone(),
+        }),
+    );
+    assert_eq!(chain.task(task).version, 2);
+    assert_eq!(chain.task(task).spec, spec);
+    chain.advance(5);
+    let runs = query::task_runs(&chain.state, task).unwrap();
+    assert_eq!(runs[0].version, 1);
+    assert_eq!(runs[1].version, 2);
+    chain.check_invariants();
+}
+
+#[test]
+fn a_production_chain_refuses_tasks_on_the_simulated_tee() {
+    let mut chain = TestChain::with_params(wetee_types::params::Params::production());
+    chain.fails(
+        "alice",
+        tasks(TasksCall::Create {
+            spec: TestChain::task_spec(TeeKind::Simulated, Schedule::Once, 30, None),
+            deposit: tokens(50),
+        }),
+        CallError::SimulatedTeeNotAllowed,
+    );
+}

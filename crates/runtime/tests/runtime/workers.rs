@@ -777,3 +777,240 @@ fn a_drained_worker_hands_its_apps_to_another_at_the_epoch_end() {
     assert_eq!(chain.worker(old).status, WorkerStatus::Stopped);
     chain.check_invariants();
 }
+
+#[test]
+fn every_profile_field_is_checked() {
+    let mut chain = TestChain::new();
+    let identity = Keypair::from_seed(KeyScheme::Ed25519, [1; 32]);
+    let base = chain.profile("eu", &[TeeKind::Tdx], 4000, 8192);
+    type Change = fn(&mut wetee_types::records::WorkerProfile);
+    let cases: Vec<(Change, &str)> = vec![
+        (
+            |p| p.endpoint = wetee_types::codec::BoundedString::try_new("").unwrap(),
+            "endpoint",
+        ),
+        (
+            |p| p.endpoint = wetee_types::codec::BoundedString::try_new("http://a b").unwrap(),
+            "endpoint",
+        ),
+        (|p| p.level = 11, "level"),
+        (|p| p.capacity.memory_mib = 0, "capacity"),
+        (|p| p.capacity.gpus = 1, "gpu_model"),
+        (
+            |p| p.gpu_model = Some(wetee_types::codec::BoundedString::try_new("h100").unwrap()),
+            "gpu_model",
+        ),
+        (|p| p.tee_kinds = wetee_types::TeeKinds::EMPTY, "tee_kinds"),
+        (|p| p.prices.gpu = Balance(u128::MAX), "prices"),
+    ];
+    for (change, field) in cases {
+        let mut profile = base.clone();
+        change(&mut profile);
+        let tx = chain.transaction(
+            chain.key("eve"),
+            workers(WorkersCall::Register {
+                profile,
+                keys: TestChain::keys_for(&identity),
+                evidence: TestChain::evidence(TeeKind::Tdx),
+            }),
+        );
+        match chain.apply(&tx).unwrap().outcome {
+            wetee_types::Outcome::Failed {
+                error: CallError::InvalidWorkerProfile { field: f, .. },
+            } => assert_eq!(f.as_str(), field),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    assert!(query_workers_is_empty(&chain));
+}
+
+fn query_workers_is_empty(chain: &TestChain) -> bool {
+    wetee_runtime::query::workers(&chain.state)
+        .unwrap()
+        .is_empty()
+}
+
+#[test]
+fn raising_the_level_of_a_started_worker_needs_the_stake_for_it() {
+    let mut chain = TestChain::new();
+    let id = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    let mut profile = chain.worker(id).profile;
+    profile.level = 1;
+    chain.fails(
+        "eve",
+        workers(WorkersCall::Update {
+            worker: id,
+            profile: profile.clone(),
+            attestation: None,
+        }),
+        CallError::InsufficientStake {
+            worker: id,
+            required: tokens(200),
+            staked: tokens(100),
+        },
+    );
+    chain.ok(
+        "eve",
+        workers(WorkersCall::Stake {
+            worker: id,
+            amount: tokens(100),
+        }),
+    );
+    chain.ok(
+        "eve",
+        workers(WorkersCall::Update {
+            worker: id,
+            profile,
+            attestation: None,
+        }),
+    );
+    assert_eq!(chain.worker(id).profile.level, 1);
+}
+
+#[test]
+fn a_profile_must_keep_listing_the_tee_of_its_evidence() {
+    let mut chain = TestChain::new();
+    let id = chain.register("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    let mut profile = chain.worker(id).profile;
+    profile.tee_kinds = wetee_types::TeeKinds::of(&[TeeKind::Sgx]);
+    chain.fails(
+        "eve",
+        workers(WorkersCall::Update {
+            worker: id,
+            profile: profile.clone(),
+            attestation: None,
+        }),
+        CallError::EvidenceKindNotDeclared { kind: TeeKind::Tdx },
+    );
+    chain.fails(
+        "eve",
+        workers(WorkersCall::Update {
+            worker: WorkerId(5),
+            profile,
+            attestation: None,
+        }),
+        CallError::WorkerNotFound {
+            worker: WorkerId(5),
+        },
+    );
+}
+
+#[test]
+fn staking_more_than_the_free_balance_fails() {
+    let mut chain = TestChain::new();
+    let id = chain.register("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    let call = workers(WorkersCall::Stake {
+        worker: id,
+        amount: Balance(u128::MAX),
+    });
+    let available = chain
+        .free("eve")
+        .checked_sub(chain.fee_for("eve", call.clone()))
+        .unwrap();
+    chain.fails(
+        "eve",
+        call,
+        CallError::InsufficientBalance {
+            needed: Balance(u128::MAX),
+            available,
+        },
+    );
+    chain.fails(
+        "eve",
+        workers(WorkersCall::Unstake {
+            worker: id,
+            amount: Balance::ZERO,
+        }),
+        CallError::ZeroAmount,
+    );
+}
+
+#[test]
+fn a_report_can_refresh_the_evidence_which_is_checked_like_a_registration() {
+    let mut chain = TestChain::new();
+    let id = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    chain.advance_to_epoch(1);
+    let mut report = chain.signed_report(id, 0, vec![], vec![]);
+    report.report.evidence = Some(TestChain::evidence(TeeKind::Sgx));
+    report.signature = *chain
+        .identity(id)
+        .sign(&report.report.signing_payload(&chain.genesis_hash))
+        .as_bytes();
+    chain.fails(
+        "eve",
+        workers(WorkersCall::SubmitWorkReport {
+            report: report.clone(),
+        }),
+        CallError::EvidenceKindNotDeclared { kind: TeeKind::Sgx },
+    );
+    let fresh = Evidence {
+        kind: TeeKind::Tdx,
+        data: BoundedVec::try_new(b"fresh quote".to_vec()).unwrap(),
+    };
+    report.report.evidence = Some(fresh.clone());
+    report.signature = *chain
+        .identity(id)
+        .sign(&report.report.signing_payload(&chain.genesis_hash))
+        .as_bytes();
+    chain.ok("eve", workers(WorkersCall::SubmitWorkReport { report }));
+    assert_eq!(chain.worker(id).evidence, fresh);
+}
+
+#[test]
+fn a_slash_of_nothing_or_of_an_unknown_worker_fails() {
+    let mut chain = TestChain::new();
+    let id = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    let root = chain.root.clone();
+    chain.fails_as(
+        &root,
+        workers(WorkersCall::Slash {
+            worker: id,
+            amount: Balance::ZERO,
+            complaint: None,
+        }),
+        CallError::ZeroAmount,
+    );
+    chain.fails_as(
+        &root,
+        workers(WorkersCall::Slash {
+            worker: WorkerId(8),
+            amount: tokens(1),
+            complaint: None,
+        }),
+        CallError::WorkerNotFound {
+            worker: WorkerId(8),
+        },
+    );
+    chain.fails_as(
+        &root,
+        workers(WorkersCall::Slash {
+            worker: id,
+            amount: tokens(1),
+            complaint: Some(ComplaintId(3)),
+        }),
+        CallError::ComplaintNotFound {
+            complaint: ComplaintId(3),
+        },
+    );
+}
+
+#[test]
+fn a_suspended_worker_can_start_again_and_owes_reports_from_then_on() {
+    let mut chain = TestChain::new();
+    let id = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    chain.create_app(
+        "alice",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        tokens(20),
+    );
+    chain.advance_to_epoch(3);
+    assert_eq!(chain.worker(id).status, WorkerStatus::Suspended);
+    chain.ok("eve", workers(WorkersCall::Start { worker: id }));
+    let worker = chain.worker(id);
+    assert_eq!(worker.status, WorkerStatus::Started);
+    assert_eq!(worker.liable_since, 3);
+    // The app went pending when its worker was suspended and comes back at the epoch end.
+    chain.advance_to_epoch(4);
+    assert_eq!(chain.worker(id).workloads, 1);
+    chain.check_invariants();
+}
