@@ -1,0 +1,118 @@
+//! The wire format: pinned by conformance hashes, round-trips exactly, and never panics on
+//! hostile bytes.
+
+use arbitrary::{Arbitrary, Unstructured};
+use commonware_codec::conformance::CodecConformance;
+use commonware_conformance::conformance_tests;
+use proptest::prelude::*;
+use wetee_types::codec::{Canonical, decode, encode};
+use wetee_types::event::{Event, Receipt};
+use wetee_types::params::Params;
+use wetee_types::records::{Account, App, Lease, Task, TaskRun, Worker};
+use wetee_types::report::SignedWorkReport;
+use wetee_types::transaction::SignedTransaction;
+use wetee_types::{CallError, Workload};
+
+// A change to any of these encodings forks the chain: these tests fail until the change is made
+// on purpose (`RUSTFLAGS="--cfg generate_conformance_tests" cargo test -p wetee-types`).
+conformance_tests! {
+    CodecConformance<SignedTransaction> => 2048,
+    CodecConformance<SignedWorkReport> => 1024,
+    CodecConformance<Receipt> => 1024,
+    CodecConformance<Event> => 2048,
+    CodecConformance<CallError> => 1024,
+    CodecConformance<Account> => 1024,
+    CodecConformance<Worker> => 1024,
+    CodecConformance<App> => 1024,
+    CodecConformance<Task> => 1024,
+    CodecConformance<TaskRun> => 1024,
+    CodecConformance<Lease> => 1024,
+    CodecConformance<Params> => 1024,
+    CodecConformance<Workload> => 1024,
+}
+
+fn roundtrips<T>(data: &[u8]) -> Result<(), TestCaseError>
+where
+    T: Canonical + for<'a> Arbitrary<'a> + PartialEq + std::fmt::Debug,
+{
+    let mut u = Unstructured::new(data);
+    if let Ok(value) = T::arbitrary(&mut u) {
+        let bytes = encode(&value);
+        let back: T = decode(&bytes).map_err(|e| TestCaseError::fail(format!("{value:?}: {e}")))?;
+        prop_assert_eq!(&back, &value);
+        // Canonical: the same value always has the same bytes.
+        prop_assert_eq!(encode(&back), bytes);
+    }
+    Ok(())
+}
+
+fn never_panics<T: Canonical>(bytes: &[u8]) {
+    let _ = decode::<T>(bytes);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+
+    #[test]
+    fn every_value_round_trips(data in proptest::collection::vec(any::<u8>(), 0..4096)) {
+        roundtrips::<SignedTransaction>(&data)?;
+        roundtrips::<SignedWorkReport>(&data)?;
+        roundtrips::<Receipt>(&data)?;
+        roundtrips::<Worker>(&data)?;
+        roundtrips::<App>(&data)?;
+        roundtrips::<Task>(&data)?;
+        roundtrips::<TaskRun>(&data)?;
+    }
+
+    #[test]
+    fn random_bytes_never_panic_a_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        never_panics::<SignedTransaction>(&bytes);
+        never_panics::<SignedWorkReport>(&bytes);
+        never_panics::<Receipt>(&bytes);
+        never_panics::<Event>(&bytes);
+        never_panics::<Worker>(&bytes);
+        never_panics::<App>(&bytes);
+        never_panics::<Task>(&bytes);
+        let _ = SignedTransaction::decode(&bytes);
+    }
+
+    #[test]
+    fn corrupting_a_valid_transaction_never_panics(
+        data in proptest::collection::vec(any::<u8>(), 64..2048),
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+    ) {
+        let mut u = Unstructured::new(&data);
+        if let Ok(tx) = SignedTransaction::arbitrary(&mut u) {
+            let mut bytes = encode(&tx);
+            for (at, value) in flips {
+                let len = bytes.len();
+                bytes[at % len] ^= value | 1;
+            }
+            let _ = SignedTransaction::decode(&bytes);
+            bytes.truncate(bytes.len() / 2);
+            prop_assert!(SignedTransaction::decode(&bytes).is_err());
+        }
+    }
+}
+
+#[test]
+fn the_manifest_parser_refuses_garbage_without_panicking() {
+    let samples = [
+        "",
+        "kind = ",
+        "kind = \"app\"\n[resources]\ncpu_millicores = 99999999999999999999",
+        "kind = \"task\"\n[task]\ncron = \"\u{0}\"",
+        "[[ports]]\ncontainer = -1",
+        "kind = 1\nname = []",
+    ];
+    for sample in samples {
+        assert!(wetee_types::manifest::Manifest::from_toml(sample).is_err());
+    }
+}
+
+#[test]
+fn dev_and_production_parameters_are_valid() {
+    assert!(Params::dev().validate().is_ok());
+    assert!(Params::production().validate().is_ok());
+    assert!(!Params::production().allow_simulated_tee);
+}
