@@ -194,10 +194,21 @@ impl TestChain {
 
     /// A transaction from `key` with the right nonce and the minimum fee.
     pub fn transaction(&self, key: &Keypair, call: Call) -> SignedTransaction {
+        let nonce = self.account(&key.account_id()).nonce;
+        self.transaction_with_nonce(key, call, nonce)
+    }
+
+    /// A transaction from `key` with the given nonce and the minimum fee (to prepare a batch).
+    pub fn transaction_with_nonce(
+        &self,
+        key: &Keypair,
+        call: Call,
+        nonce: u64,
+    ) -> SignedTransaction {
         let signer = key.account_id();
         let mut tx = Transaction {
             signer,
-            nonce: self.account(&signer).nonce,
+            nonce,
             fee: Balance::ZERO,
             expires_at: self.height + 100,
             call,
