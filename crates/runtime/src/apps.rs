@@ -121,6 +121,7 @@ fn create(
         leases: 0,
         restarts: 0,
         grace_until: None,
+        unproven_reports: 0,
         created_at: ctx.height,
     };
     storage::put_app_version(
@@ -200,9 +201,9 @@ fn redeploy(ctx: &mut Ctx, app: &mut App) -> Result<(), CallError> {
     match scheduling::assess(&worker, &demand, &ctx.params, &held) {
         Ok(price) => {
             if demand.resources != held {
+                // New resources, new lease at the worker's current price; a change that keeps
+                // the resources keeps the lease and its price.
                 scheduling::resize_capacity(ctx, placement.worker, &workload, &demand.resources)?;
-            }
-            if price != placement.price_per_epoch {
                 settlement::close_lease(ctx, app)?;
                 settlement::open_lease(ctx, app, placement.worker, price)?;
             }
@@ -226,7 +227,6 @@ pub(crate) fn place_or_queue(
         Some((worker, price)) => place_on(ctx, app, worker, price),
         None => {
             app.status = AppStatus::Pending;
-            app.grace_until = None;
             scheduling::enqueue(ctx, &Workload::App { app: app.id })
         }
     }
@@ -243,6 +243,7 @@ fn place_on(
     scheduling::reserve_capacity(ctx, worker, &workload, &resources)?;
     settlement::open_lease(ctx, app, worker, price)?;
     app.status = AppStatus::Running;
+    app.unproven_reports = 0;
     ctx.emit(Event::WorkloadPlaced {
         workload,
         worker,
@@ -277,7 +278,8 @@ pub(crate) fn stop(ctx: &mut Ctx, app: &mut App, reason: StopReason) -> Result<(
     Ok(())
 }
 
-/// Tries to place a pending app (epoch end). Returns whether it left the queue.
+/// Tries to place a pending app (epoch end); if no worker takes it, it goes to the back of the
+/// queue.
 pub(crate) fn retry_pending(ctx: &mut Ctx, id: AppId) -> Result<(), CallError> {
     let mut app = storage::app(ctx.state, id)?;
     let workload = Workload::App { app: id };
@@ -285,54 +287,64 @@ pub(crate) fn retry_pending(ctx: &mut Ctx, id: AppId) -> Result<(), CallError> {
         return scheduling::dequeue(ctx.state, &workload);
     }
     let demand = Demand::of_app(&app.spec)?;
-    if let Some((worker, price)) = scheduling::best_worker(ctx.state, &demand, &ctx.params, None)? {
-        scheduling::dequeue(ctx.state, &workload)?;
-        place_on(ctx, &mut app, worker, price)?;
-        storage::put_app(ctx.state, &app);
+    match scheduling::best_worker(ctx.state, &demand, &ctx.params, None)? {
+        Some((worker, price)) => {
+            scheduling::dequeue(ctx.state, &workload)?;
+            place_on(ctx, &mut app, worker, price)?;
+            storage::put_app(ctx.state, &app);
+            Ok(())
+        }
+        None => scheduling::requeue(ctx.state, &workload),
     }
-    Ok(())
 }
 
-/// Moves an app off `from`. A draining worker keeps the app when no other worker can take it
-/// (it still serves); a suspended worker loses it to the pending queue.
-pub(crate) fn move_off(
-    ctx: &mut Ctx,
-    id: AppId,
-    from: WorkerId,
-    keep_if_nowhere: bool,
-) -> Result<(), CallError> {
+/// Moves an app off a draining worker to the best other worker; it stays (and keeps serving)
+/// when no other worker can take it. Returns whether it moved.
+pub(crate) fn drain(ctx: &mut Ctx, id: AppId, from: WorkerId) -> Result<bool, CallError> {
     let mut app = storage::app(ctx.state, id)?;
+    if app.placement.is_none_or(|p| p.worker != from) {
+        return Ok(false);
+    }
+    let demand = Demand::of_app(&app.spec)?;
+    let Some((worker, price)) =
+        scheduling::best_worker(ctx.state, &demand, &ctx.params, Some(from))?
+    else {
+        return Ok(false);
+    };
+    unplace(ctx, &mut app)?;
+    place_on(ctx, &mut app, worker, price)?;
+    storage::put_app(ctx.state, &app);
+    Ok(true)
+}
+
+/// Takes an app off a worker that stopped proving it: it joins the pending queue, and the next
+/// epoch ends place it (no search here, so a suspension costs one write per app).
+pub(crate) fn evict(ctx: &mut Ctx, app: &mut App, from: WorkerId) -> Result<(), CallError> {
     if app.placement.is_none_or(|p| p.worker != from) {
         return Ok(());
     }
-    let demand = Demand::of_app(&app.spec)?;
-    let target = scheduling::best_worker(ctx.state, &demand, &ctx.params, Some(from))?;
-    match target {
-        Some((worker, price)) => {
-            unplace(ctx, &mut app)?;
-            place_on(ctx, &mut app, worker, price)?;
-        }
-        None if keep_if_nowhere => return Ok(()),
-        None => {
-            unplace(ctx, &mut app)?;
-            place_or_queue(ctx, &mut app, Some(from))?;
-        }
-    }
-    storage::put_app(ctx.state, &app);
-    Ok(())
+    unplace(ctx, app)?;
+    app.status = AppStatus::Pending;
+    app.unproven_reports = 0;
+    scheduling::enqueue(ctx, &Workload::App { app: app.id })
 }
 
-/// The end of a grace period: stop the app unless its deposit now covers an epoch.
+/// The end of a grace period: stop the app unless its deposit now covers an epoch (at its
+/// current price, or at its maximum price while it waits for a worker).
 pub(crate) fn grace_end(ctx: &mut Ctx, id: AppId, epoch: u64) -> Result<(), CallError> {
     let mut app = storage::app(ctx.state, id)?;
-    if app.grace_until != Some(epoch) {
-        return Ok(()); // recharged, or a newer grace period
+    if app.grace_until != Some(epoch) || matches!(app.status, AppStatus::Stopped { .. }) {
+        return Ok(()); // recharged, stopped, or a newer grace period
     }
-    match app.placement {
-        Some(p) if settlement::available(ctx, &app)? < p.price_per_epoch => {
-            stop(ctx, &mut app, StopReason::DepositExhausted)?;
-        }
-        _ => app.grace_until = None,
+    let needed = app
+        .placement
+        .map_or(app.spec.constraints.max_price_per_epoch, |p| {
+            p.price_per_epoch
+        });
+    if settlement::available(ctx, &app)? < needed {
+        stop(ctx, &mut app, StopReason::DepositExhausted)?;
+    } else {
+        app.grace_until = None;
     }
     storage::put_app(ctx.state, &app);
     Ok(())

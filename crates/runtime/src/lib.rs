@@ -62,10 +62,11 @@ use wetee_types::records::{Account, Due};
 use wetee_types::transaction::MAX_TRANSACTION_BYTES;
 use wetee_types::{
     AccountId, Balance, Call, CallError, Event, Hash, Outcome, Receipt, SignedTransaction, TaskId,
-    TxError, WorkerId, Workload,
+    TxError, Workload,
 };
 
-/// Due task runs created per block at most; the rest follow in the next blocks.
+/// Due entries of each queue (by height, by time, run deadlines) handled per block at most;
+/// the rest follow in the next blocks.
 pub const MAX_DUE_PER_BLOCK: usize = 1024;
 
 /// What the runtime can fail with outside a call: a broken genesis or damaged state.
@@ -306,18 +307,19 @@ impl<V: AttestationVerifier> Runtime<V> {
     ) -> Result<Vec<Event>, RuntimeError> {
         let env = Env::load(state, block)?;
         let mut events = Vec::new();
+        // Height and time queues have a budget each, so neither can starve the other.
         let mut due: Vec<(Vec<u8>, TaskId, Due)> = Vec::new();
-        for (suffix, _) in storage::scan_prefix(state, keys::DUE_HEIGHT) {
+        for (suffix, _) in storage::scan_prefix(state, keys::DUE_HEIGHT).take(MAX_DUE_PER_BLOCK) {
             let height = storage::read_u64(&suffix, 0).map_err(state_error)?;
-            if height > env.height || due.len() >= MAX_DUE_PER_BLOCK {
+            if height > env.height {
                 break;
             }
             let task = TaskId(storage::read_u64(&suffix, 8).map_err(state_error)?);
             due.push((keys::due_height(height, task), task, Due::Height { height }));
         }
-        for (suffix, _) in storage::scan_prefix(state, keys::DUE_TIME) {
+        for (suffix, _) in storage::scan_prefix(state, keys::DUE_TIME).take(MAX_DUE_PER_BLOCK) {
             let ms = storage::read_u64(&suffix, 0).map_err(state_error)?;
-            if ms > env.time_ms || due.len() >= MAX_DUE_PER_BLOCK {
+            if ms > env.time_ms {
                 break;
             }
             let task = TaskId(storage::read_u64(&suffix, 8).map_err(state_error)?);
@@ -329,9 +331,9 @@ impl<V: AttestationVerifier> Runtime<V> {
             })?;
         }
         let mut deadlines = Vec::new();
-        for (suffix, _) in storage::scan_prefix(state, keys::DEADLINES) {
+        for (suffix, _) in storage::scan_prefix(state, keys::DEADLINES).take(MAX_DUE_PER_BLOCK) {
             let ms = storage::read_u64(&suffix, 0).map_err(state_error)?;
-            if ms > env.time_ms || deadlines.len() >= MAX_DUE_PER_BLOCK {
+            if ms > env.time_ms {
                 break;
             }
             let task = TaskId(storage::read_u64(&suffix, 8).map_err(state_error)?);
@@ -428,19 +430,18 @@ impl<V: AttestationVerifier> Runtime<V> {
             })?;
         }
 
-        // 2. Liveness: suspend silent workers, move apps off suspended and draining ones.
-        let workers: Vec<WorkerId> = storage::scan_prefix(state, keys::WORKERS)
-            .map(|(suffix, _)| storage::read_u64(&suffix, 0).map(WorkerId))
-            .collect::<Result<_, _>>()
-            .map_err(state_error)?;
-        for worker in workers {
+        // 2. Liveness: suspend silent workers and evict their apps; move apps off draining
+        //    workers. Only workers holding workloads are read.
+        let mut budget = env.params.max_placements_per_epoch;
+        let busy = storage::indexed_workers(state, keys::BUSY_WORKERS).map_err(state_error)?;
+        for worker in busy {
             self.isolated(state, &env, &mut events, &[], |ctx| {
-                workers::enforce_liveness(ctx, worker)
+                workers::enforce_liveness(ctx, worker, &mut budget)
             })?;
         }
 
-        // 3. The pending queue, front first, a bounded number of attempts.
-        let limit = usize::try_from(env.params.max_placements_per_epoch).unwrap_or(usize::MAX);
+        // 3. The pending queue, front first, with what is left of the placement budget.
+        let limit = usize::try_from(budget).unwrap_or(usize::MAX);
         for (ticket, workload) in scheduling::pending(state, limit).map_err(state_error)? {
             let slot = keys::pending(ticket);
             let by = keys::pending_ticket(&workload);

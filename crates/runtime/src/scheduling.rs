@@ -12,8 +12,12 @@
 //! - Capacity is reserved per workload in `plc/<worker>/<workload>`, and a worker's `used` is
 //!   always the sum of those entries (checked by the property tests). Releasing removes the
 //!   entry, so a release can only happen once; a second release finds nothing and does nothing.
-//! - A workload that fits nowhere joins the pending queue, retried in arrival order at every
-//!   epoch end (at most `max_placements_per_epoch` attempts, so an epoch end has bounded cost).
+//! - A worker holds at most [`MAX_WORKLOADS_PER_WORKER`] workloads: what one work report can
+//!   prove.
+//! - A workload that fits nowhere joins the pending queue. At every epoch end the queue is
+//!   retried from the front, at most `max_placements_per_epoch` attempts; an entry that still
+//!   fits nowhere goes to the back, so a crowd of unplaceable workloads delays the others but
+//!   cannot block them.
 
 use crate::context::Ctx;
 use crate::state::State;
@@ -26,6 +30,9 @@ use wetee_types::params::Params;
 use wetee_types::records::{Worker, WorkerStatus};
 use wetee_types::resources::GpuModel;
 use wetee_types::{Balance, CallError, Event, Resources, TeeKind, WorkerId, Workload};
+
+/// Workloads one worker may hold: one work report proves at most this many apps.
+pub const MAX_WORKLOADS_PER_WORKER: u32 = wetee_types::report::MAX_REPORT_APPS as u32;
 
 /// What a workload needs from a worker.
 #[derive(Debug, Clone)]
@@ -113,12 +120,15 @@ pub(crate) fn assess(
     if price > c.max_price_per_epoch {
         return Err(Unfit::Price(price));
     }
+    if *credit == Resources::ZERO && worker.workloads >= MAX_WORKLOADS_PER_WORKER {
+        return Err(Unfit::Capacity("a free workload slot".into()));
+    }
     let free = worker
         .free_capacity()
         .checked_add(credit)
         .unwrap_or(profile.capacity);
     if let Some(shortfall) = demand.resources.first_shortfall(&free) {
-        return Err(Unfit::Capacity(shortfall));
+        return Err(Unfit::Capacity(format!("{shortfall} free")));
     }
     Ok(price)
 }
@@ -137,12 +147,14 @@ pub(crate) fn best_worker(
     params: &Params,
     exclude: Option<WorkerId>,
 ) -> Result<Option<(WorkerId, Balance)>, CallError> {
-    // Rank: highest score, then lowest price, then lowest id.
+    // Rank: highest score, then lowest price, then lowest id. Only started workers are read:
+    // registering costs a fee but no stake, so unstarted workers must not slow placement.
     let mut best: Option<(Reverse<u32>, Balance, WorkerId)> = None;
-    for worker in all_workers(state)? {
-        if Some(worker.id) == exclude {
+    for id in storage::indexed_workers(state, keys::READY_WORKERS)? {
+        if Some(id) == exclude {
             continue;
         }
+        let worker = storage::worker(state, id)?;
         if let Ok(price) = assess(&worker, demand, params, &Resources::ZERO) {
             let rank = (Reverse(worker.score), price, worker.id);
             if best.is_none_or(|b| rank < b) {
@@ -228,17 +240,15 @@ pub(crate) fn explain(
         ));
     }
     // Every survivor lacks capacity; name what the first of them lacks.
-    match candidates
+    let lacking = candidates
         .iter()
-        .find_map(|w| demand.resources.first_shortfall(&w.free_capacity()))
-    {
-        Some(shortfall)
-            if candidates
-                .iter()
-                .all(|w| assess(w, demand, params, &zero).is_err()) =>
-        {
-            Ok(format!("{who} has {shortfall} free"))
-        }
+        .map(|w| assess(w, demand, params, &zero))
+        .collect::<Vec<_>>();
+    match lacking.iter().find_map(|r| match r {
+        Err(Unfit::Capacity(what)) => Some(what.clone()),
+        _ => None,
+    }) {
+        Some(what) if lacking.iter().all(Result::is_err) => Ok(format!("{who} has {what}")),
         _ => Ok("a worker fits now: placement is retried at the end of the epoch".into()),
     }
 }
@@ -363,6 +373,19 @@ pub(crate) fn enqueue(ctx: &mut Ctx, workload: &Workload) -> Result<(), CallErro
     ctx.emit(Event::WorkloadPending {
         workload: *workload,
     });
+    Ok(())
+}
+
+/// Moves `workload` to the back of the pending queue (after a retry that found no worker).
+pub(crate) fn requeue(state: &mut dyn State, workload: &Workload) -> Result<(), CallError> {
+    let by = keys::pending_ticket(workload);
+    let Some(old) = storage::get::<u64>(state, &by)? else {
+        return Ok(());
+    };
+    state.delete(&keys::pending(old));
+    let ticket = storage::next_id(state, "pending")?;
+    storage::put(state, &keys::pending(ticket), workload);
+    storage::put(state, &by, &ticket);
     Ok(())
 }
 

@@ -18,7 +18,8 @@
 //! - After each settlement, if what is left cannot pay one more epoch at the current price,
 //!   the app enters a grace period of `grace_epochs` epochs (event `AppDepositLow`). A recharge
 //!   ends it; otherwise the app stops with reason `DepositExhausted` at the end of the grace
-//!   period and the rest of its deposit is refunded.
+//!   period and the rest of its deposit is refunded. Moving, or going pending and back, does not
+//!   restart a grace period.
 
 use crate::balances::{self, Credit};
 use crate::context::Ctx;
@@ -113,12 +114,15 @@ pub(crate) fn close_lease(ctx: &mut Ctx, app: &mut App) -> Result<(), CallError>
     };
     let worker = storage::worker(ctx.state, placement.worker)?;
     lease.end = Some(ctx.height);
-    let claimable = liability(ctx, &lease, &worker, ctx.height)?;
-    let hold = claimable.min(app.deposit.saturating_sub(app.held));
-    if hold.is_zero() {
+    if lease.start == ctx.height {
+        // Opened and closed in the same block: no block to claim.
         storage::delete_lease(ctx.state, &lease);
         return Ok(());
     }
+    let claimable = liability(ctx, &lease, &worker, ctx.height)?;
+    // Kept even when nothing is held, so that the worker's report for these blocks is still
+    // accepted (and pays what the hold allows) until the window closes.
+    let hold = claimable.min(app.deposit.saturating_sub(app.held));
     lease.hold = hold;
     app.held = app.held.checked_add(hold).ok_or(CallError::Overflow)?;
     storage::put_lease(ctx.state, &lease);
@@ -200,6 +204,7 @@ pub(crate) fn settle_app_proof(
         });
     }
     let mut total = Balance::ZERO;
+    let mut fees = Balance::ZERO;
     for mut lease in overlapping {
         let from = lease.start.max(epoch_start).max(lease.settled_to);
         let to = lease.end.map_or(epoch_end, |end| end.min(epoch_end));
@@ -232,13 +237,7 @@ pub(crate) fn settle_app_proof(
         }
         lease.settled_to = to;
         total = total.checked_add(amount).ok_or(CallError::Overflow)?;
-        ctx.emit(Event::AppPaid {
-            app: app.id,
-            worker: worker_id,
-            epoch,
-            amount,
-            protocol_fee: fee,
-        });
+        fees = fees.checked_add(fee).ok_or(CallError::Overflow)?;
         match lease.end {
             Some(end) if lease.settled_to >= end => {
                 release_hold(ctx, &mut app, &lease)?;
@@ -247,6 +246,15 @@ pub(crate) fn settle_app_proof(
             _ => storage::put_lease(ctx.state, &lease),
         }
     }
+    // One event per app and report, however many leases (moves, repricing) the epoch had.
+    ctx.emit(Event::AppPaid {
+        app: app.id,
+        worker: worker_id,
+        epoch,
+        amount: total,
+        protocol_fee: fees,
+    });
+    app.unproven_reports = 0;
     check_funding(ctx, &mut app)?;
     storage::put_app(ctx.state, &app);
     Ok(total)
@@ -275,8 +283,9 @@ pub(crate) fn expire_lease(
 
 /// Starts or ends the grace period according to what is left of the deposit.
 pub(crate) fn check_funding(ctx: &mut Ctx, app: &mut App) -> Result<(), CallError> {
+    // A pending app costs nothing, but a grace period already running keeps running: going
+    // pending and coming back must not restart it.
     let Some(placement) = app.placement else {
-        app.grace_until = None;
         return Ok(());
     };
     if available(ctx, app)? >= placement.price_per_epoch {

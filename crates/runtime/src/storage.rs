@@ -12,6 +12,8 @@
 //! | `sys/next/<kind>` | next id of a kind (`u64`) |
 //! | `bal/<account>` | [`Account`] |
 //! | `wrk/<worker>` | [`Worker`] |
+//! | `rdy/<worker>`, `bsy/<worker>` | (empty): index of started workers, and of workers holding workloads |
+//! | `wik/<identity key>` | [`WorkerId`] holding that identity key |
 //! | `cmp/<complaint>` | [`Complaint`] |
 //! | `app/<app>` | [`App`] |
 //! | `apv/<app>/<version>` | [`AppVersion`] |
@@ -119,6 +121,10 @@ pub mod keys {
     pub const ACCOUNTS: &[u8] = b"bal/";
     /// Worker prefix.
     pub const WORKERS: &[u8] = b"wrk/";
+    /// Started workers: the only candidates for placement.
+    pub const READY_WORKERS: &[u8] = b"rdy/";
+    /// Workers holding workloads: the only ones whose liveness is checked.
+    pub const BUSY_WORKERS: &[u8] = b"bsy/";
     /// Complaint prefix.
     pub const COMPLAINTS: &[u8] = b"cmp/";
     /// App prefix.
@@ -157,6 +163,18 @@ pub mod keys {
     /// A worker.
     pub fn worker(id: WorkerId) -> Vec<u8> {
         key(WORKERS, &[&id.0.to_be_bytes()])
+    }
+    /// A started worker.
+    pub fn ready_worker(id: WorkerId) -> Vec<u8> {
+        key(READY_WORKERS, &[&id.0.to_be_bytes()])
+    }
+    /// A worker holding workloads.
+    pub fn busy_worker(id: WorkerId) -> Vec<u8> {
+        key(BUSY_WORKERS, &[&id.0.to_be_bytes()])
+    }
+    /// The worker registered with an identity key.
+    pub fn identity(identity_key: &[u8; 32]) -> Vec<u8> {
+        key(b"wik/", &[identity_key])
     }
     /// A complaint.
     pub fn complaint(id: ComplaintId) -> Vec<u8> {
@@ -283,9 +301,29 @@ pub fn worker(state: &dyn State, id: WorkerId) -> Result<Worker, CallError> {
     get(state, &keys::worker(id))?.ok_or(CallError::WorkerNotFound { worker: id })
 }
 
-/// Writes a worker.
+/// Writes a worker and keeps the started and busy indexes in step with it.
 pub fn put_worker(state: &mut dyn State, worker: &Worker) {
     put(state, &keys::worker(worker.id), worker);
+    let index = |state: &mut dyn State, key: Vec<u8>, member: bool| {
+        if member {
+            state.put(&key, &[]);
+        } else {
+            state.delete(&key);
+        }
+    };
+    index(
+        state,
+        keys::ready_worker(worker.id),
+        worker.status == wetee_types::records::WorkerStatus::Started,
+    );
+    index(state, keys::busy_worker(worker.id), worker.workloads > 0);
+}
+
+/// The ids in an index of workers (`keys::READY_WORKERS`, `keys::BUSY_WORKERS`), in order.
+pub fn indexed_workers(state: &dyn State, index: &[u8]) -> Result<Vec<WorkerId>, CallError> {
+    scan_prefix(state, index)
+        .map(|(suffix, _)| read_u64(&suffix, 0).map(WorkerId))
+        .collect()
 }
 
 /// A complaint that must exist.

@@ -15,12 +15,12 @@
 //!   placed on the best worker like an app. The run's worst-case cost (its price on that worker
 //!   for the full timeout, rounded up) is held from the deposit; if the deposit cannot cover the
 //!   worst case at the owner's maximum price, the task stops with `DepositExhausted`.
-//! - A run that fits no worker waits in the pending queue; while it waits, further due times
-//!   are skipped rather than piling up runs.
+//! - A run that fits no worker waits in the pending queue; while it waits, the schedule pauses
+//!   (no runs pile up) and resumes from the moment the run is placed.
 //! - The worker reports the result (exit code, output hash, log root, duration, usage) in its
-//!   work report. The owner pays `price × min(duration, timeout) ÷ epoch duration`, rounded down,
-//!   where an epoch lasts `epoch_length × target_block_time_ms`; the rest of the hold returns to
-//!   the deposit. The run's capacity is released at the result or at its deadline
+//!   work report. The owner pays `price × min(duration, timeout, time since assignment) ÷ epoch
+//!   duration`, rounded down, where an epoch lasts `epoch_length × target_block_time_ms` and the
+//!   timeout is the one the run was assigned with; the rest of the hold returns to the deposit. The run's capacity is released at the result or at its deadline
 //!   (assignment time + timeout), whichever comes first, and only once.
 //! - A run without a result when its report window closes expires: nothing is paid.
 //! - A task with a run limit completes when the last run has ended; its deposit is refunded.
@@ -291,6 +291,8 @@ pub(crate) fn fire(ctx: &mut Ctx, id: TaskId, due: Due) -> Result<(), CallError>
             due_at: ctx.height,
             worker: None,
             assigned_at: None,
+            assigned_ms: None,
+            timeout_secs: task.spec.execution.timeout_secs,
             deadline_ms: None,
             price_per_epoch: Balance::ZERO,
             escrow: Balance::ZERO,
@@ -313,7 +315,9 @@ pub(crate) fn fire(ctx: &mut Ctx, id: TaskId, due: Due) -> Result<(), CallError>
         }
         storage::put_task_run(ctx.state, &run);
     }
-    if !limit_reached(&task) {
+    // While a run waits for a worker the schedule pauses: no new runs pile up behind it, and
+    // an unplaceable task costs nothing per block. It resumes when the run is placed.
+    if task.waiting_run.is_none() && !limit_reached(&task) {
         let next = following_due(ctx, &task.spec.execution);
         set_next_due(ctx, &mut task, next);
     }
@@ -338,15 +342,18 @@ fn place_run(ctx: &mut Ctx, task: &mut Task, run: &mut TaskRun) -> Result<bool, 
     };
     scheduling::reserve_capacity(ctx, worker, &workload, &demand.resources)?;
     task.held = task.held.checked_add(escrow).ok_or(CallError::Overflow)?;
+    let timeout_secs = task.spec.execution.timeout_secs;
     let deadline = ctx
         .time_ms
-        .saturating_add(u64::from(task.spec.execution.timeout_secs).saturating_mul(1000));
+        .saturating_add(u64::from(timeout_secs).saturating_mul(1000));
     ctx.state
         .put(&keys::deadline(deadline, task.id, run.run), &[]);
     run.status = RunStatus::Assigned;
     run.version = task.version;
     run.worker = Some(worker);
     run.assigned_at = Some(ctx.height);
+    run.assigned_ms = Some(ctx.time_ms);
+    run.timeout_secs = timeout_secs;
     run.deadline_ms = Some(deadline);
     run.price_per_epoch = price;
     run.escrow = escrow;
@@ -359,7 +366,8 @@ fn place_run(ctx: &mut Ctx, task: &mut Task, run: &mut TaskRun) -> Result<bool, 
     Ok(true)
 }
 
-/// Tries to place a waiting run (epoch end).
+/// Tries to place a waiting run (epoch end); if no worker takes it, it goes to the back of the
+/// queue. Once placed, the task's schedule resumes.
 pub(crate) fn retry_waiting_run(ctx: &mut Ctx, id: TaskId, run_no: u32) -> Result<(), CallError> {
     let workload = Workload::TaskRun {
         task: id,
@@ -370,12 +378,17 @@ pub(crate) fn retry_waiting_run(ctx: &mut Ctx, id: TaskId, run_no: u32) -> Resul
     if run.status != RunStatus::Waiting || task.status != TaskStatus::Active {
         return scheduling::dequeue(ctx.state, &workload);
     }
-    if place_run(ctx, &mut task, &mut run)? {
-        scheduling::dequeue(ctx.state, &workload)?;
-        task.waiting_run = None;
-        storage::put_task_run(ctx.state, &run);
-        storage::put_task(ctx.state, &task);
+    if !place_run(ctx, &mut task, &mut run)? {
+        return scheduling::requeue(ctx.state, &workload);
     }
+    scheduling::dequeue(ctx.state, &workload)?;
+    task.waiting_run = None;
+    if !limit_reached(&task) {
+        let next = following_due(ctx, &task.spec.execution);
+        set_next_due(ctx, &mut task, next);
+    }
+    storage::put_task_run(ctx.state, &run);
+    storage::put_task(ctx.state, &task);
     Ok(())
 }
 
@@ -458,7 +471,14 @@ pub(crate) fn settle_run_report(
     {
         return Err(not_assigned);
     }
-    let duration = u128::from(report.duration_ms).min(timeout_ms(&task.spec.execution));
+    // Paid for at most its own timeout, and never for more time than has passed since it was
+    // assigned: a worker cannot claim an hour for a run it reports a minute later.
+    let elapsed_ms = ctx
+        .time_ms
+        .saturating_sub(run.assigned_ms.unwrap_or(ctx.time_ms));
+    let duration = u128::from(report.duration_ms)
+        .min(u128::from(run.timeout_secs).saturating_mul(1000))
+        .min(u128::from(elapsed_ms));
     let cost = run
         .price_per_epoch
         .mul_div_floor(duration, epoch_ms(ctx)?)

@@ -27,10 +27,14 @@
 //! - `dismiss_complaint(complaint)`: **root only**. The bond goes to the treasury.
 //!
 //! ## Liveness
-//! At every epoch end, a worker holding workloads whose last `max_missed_proofs` closed epochs
-//! (epochs whose report window has passed) went unproven is suspended: its score drops and its
-//! apps move to other workers. A draining worker's apps move wherever another worker can take
-//! them.
+//! - At every epoch end, a worker holding workloads whose last `max_missed_proofs` closed epochs
+//!   (epochs whose report window has passed) went unreported is suspended: its score drops and
+//!   its apps go to the pending queue, to be placed on other workers.
+//! - An app its worker leaves out of `max_missed_proofs` reports in a row (having held it for
+//!   the whole epoch) leaves that worker the same way, even if the worker keeps reporting.
+//! - A draining worker's apps move wherever another worker can take them, a bounded number per
+//!   epoch end; the rest stay and keep serving until their turn.
+//! - One identity key registers one worker.
 
 use crate::apps;
 use crate::balances::{self, Credit};
@@ -58,6 +62,8 @@ pub const INITIAL_SCORE: u32 = 500;
 pub const MAX_SCORE: u32 = 1000;
 /// Score lost on suspension.
 pub const SUSPENSION_PENALTY: u32 = 100;
+/// Score lost when an app leaves for lack of proofs.
+pub const EVICTION_PENALTY: u32 = 10;
 
 pub(crate) fn dispatch(
     ctx: &mut Ctx,
@@ -209,6 +215,18 @@ fn check_evidence(
         })
 }
 
+/// Fails if another worker already uses `identity` (one TEE identity, one worker).
+fn ensure_identity_free(
+    ctx: &Ctx,
+    identity: &[u8; 32],
+    except: Option<WorkerId>,
+) -> Result<(), CallError> {
+    match storage::get::<WorkerId>(ctx.state, &storage::keys::identity(identity))? {
+        Some(worker) if Some(worker) != except => Err(CallError::IdentityKeyInUse { worker }),
+        _ => Ok(()),
+    }
+}
+
 fn register(
     ctx: &mut Ctx,
     operator: AccountId,
@@ -218,7 +236,9 @@ fn register(
 ) -> Result<(), CallError> {
     validate_profile(ctx, profile)?;
     check_evidence(ctx, profile, keys, evidence)?;
+    ensure_identity_free(ctx, &keys.identity, None)?;
     let id = WorkerId(storage::next_id(ctx.state, "worker")?);
+    storage::put(ctx.state, &storage::keys::identity(&keys.identity), &id);
     let worker = Worker {
         id,
         operator,
@@ -292,6 +312,10 @@ fn update(
     match attestation {
         Some(a) => {
             check_evidence(ctx, profile, &a.keys, &a.evidence)?;
+            ensure_identity_free(ctx, &a.keys.identity, Some(id))?;
+            ctx.state
+                .delete(&storage::keys::identity(&worker.keys.identity));
+            storage::put(ctx.state, &storage::keys::identity(&a.keys.identity), &id);
             worker.keys = a.keys;
             worker.evidence = a.evidence.clone();
         }
@@ -487,11 +511,13 @@ fn submit_work_report(
         let amount = tasks::settle_run_report(ctx, id, report.epoch, run)?;
         paid = paid.checked_add(amount).ok_or(CallError::Overflow)?;
     }
+    enforce_proofs(ctx, id, report.epoch, &seen)?;
     // Payments updated the stored worker; reload before recording the report.
     let mut worker = storage::worker(ctx.state, id)?;
     worker.last_report_epoch = Some(report.epoch);
-    if !report.apps.is_empty() || !report.runs.is_empty() {
-        // Only proven work builds reputation: an empty report costs nothing to send.
+    if !paid.is_zero() {
+        // Only work someone paid for builds reputation: empty or zero-uptime reports cost
+        // nothing to send.
         worker.score = worker.score.saturating_add(1).min(MAX_SCORE);
     }
     if let Some(evidence) = &report.evidence {
@@ -509,6 +535,41 @@ fn submit_work_report(
         epoch: report.epoch,
         earned,
     });
+    Ok(())
+}
+
+/// Apps the worker held for the whole of `epoch` but left out of its report count an unproven
+/// report; after `max_missed_proofs` in a row they leave the worker. A worker that keeps
+/// reporting cannot keep an app it no longer serves.
+fn enforce_proofs(
+    ctx: &mut Ctx,
+    worker: WorkerId,
+    epoch: wetee_types::EpochNumber,
+    proven: &BTreeSet<wetee_types::AppId>,
+) -> Result<(), CallError> {
+    let epoch_start = ctx.chain.epoch_start(epoch);
+    for workload in scheduling::workloads_on(ctx.state, worker)? {
+        let Workload::App { app } = workload else {
+            continue;
+        };
+        if proven.contains(&app) {
+            continue;
+        }
+        let mut record = storage::app(ctx.state, app)?;
+        if record.placement.is_none_or(|p| p.since > epoch_start) {
+            continue; // not there for the whole epoch
+        }
+        record.unproven_reports = record.unproven_reports.saturating_add(1);
+        if record.unproven_reports >= ctx.params.max_missed_proofs {
+            apps::evict(ctx, &mut record, worker)?;
+            // Losing an app for not proving it costs reputation, so the app's next placement
+            // prefers other workers.
+            let mut loser = storage::worker(ctx.state, worker)?;
+            loser.score = loser.score.saturating_sub(EVICTION_PENALTY);
+            storage::put_worker(ctx.state, &loser);
+        }
+        storage::put_app(ctx.state, &record);
+    }
     Ok(())
 }
 
@@ -648,9 +709,14 @@ fn dismiss_complaint(ctx: &mut Ctx, signer: AccountId, id: ComplaintId) -> Resul
     Ok(())
 }
 
-/// Epoch end: suspend workers that stopped proving their work and move apps off suspended and
-/// draining workers. Returns nothing; errors affect only the worker concerned.
-pub(crate) fn enforce_liveness(ctx: &mut Ctx, worker_id: WorkerId) -> Result<(), CallError> {
+/// Epoch end: suspend a worker that stopped reporting, evicting its apps to the pending queue,
+/// or move a draining worker's apps to other workers. Each move spends one unit of `budget`
+/// (shared with the pending queue), so an epoch end does a bounded number of placements.
+pub(crate) fn enforce_liveness(
+    ctx: &mut Ctx,
+    worker_id: WorkerId,
+    budget: &mut u32,
+) -> Result<(), CallError> {
     let mut worker = storage::worker(ctx.state, worker_id)?;
     if worker.workloads == 0 {
         return Ok(());
@@ -678,15 +744,28 @@ pub(crate) fn enforce_liveness(ctx: &mut Ctx, worker_id: WorkerId) -> Result<(),
             }
         }
     }
-    let keep_if_nowhere = match worker.status {
-        WorkerStatus::Suspended => false,
-        WorkerStatus::Draining => true,
-        _ => return Ok(()),
-    };
-    for workload in scheduling::workloads_on(ctx.state, worker_id)? {
-        if let Workload::App { app } = workload {
-            apps::move_off(ctx, app, worker_id, keep_if_nowhere)?;
+    match worker.status {
+        WorkerStatus::Suspended => {
+            for workload in scheduling::workloads_on(ctx.state, worker_id)? {
+                if let Workload::App { app } = workload {
+                    let mut record = storage::app(ctx.state, app)?;
+                    apps::evict(ctx, &mut record, worker_id)?;
+                    storage::put_app(ctx.state, &record);
+                }
+            }
         }
+        WorkerStatus::Draining => {
+            for workload in scheduling::workloads_on(ctx.state, worker_id)? {
+                if *budget == 0 {
+                    break;
+                }
+                if let Workload::App { app } = workload {
+                    *budget = budget.saturating_sub(1);
+                    apps::drain(ctx, app, worker_id)?;
+                }
+            }
+        }
+        _ => {}
     }
     Ok(())
 }

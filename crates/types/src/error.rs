@@ -91,6 +91,7 @@ pub enum TxError {
 
 /// Why a call failed. Stored in receipts, so every variant has a stable tag.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[serde(tag = "error", rename_all = "snake_case")]
 pub enum CallError {
     /// Not enough free balance.
@@ -342,6 +343,12 @@ pub enum CallError {
         /// The worker slashed.
         worker: WorkerId,
     },
+    /// Another worker already registered this identity key.
+    #[error("the identity key is already registered by worker {worker}")]
+    IdentityKeyInUse {
+        /// The worker holding it.
+        worker: WorkerId,
+    },
     /// The stored state could not be read: a bug, never the caller's fault.
     #[error("internal state error: {detail}")]
     State {
@@ -390,38 +397,8 @@ codec_enum!(CallError {
     36 => ComplaintResolved { complaint },
     37 => ComplaintWorkerMismatch { complaint, worker },
     38 => State { detail },
+    39 => IdentityKeyInUse { worker },
 });
-
-#[cfg(feature = "arbitrary")]
-impl<'a> arbitrary::Arbitrary<'a> for CallError {
-    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
-        // Every variant round-trips through the codec; a representative spread is enough for
-        // the conformance hash, which pins the tags and field order.
-        Ok(match u.int_in_range(0u8..=5)? {
-            0 => CallError::InsufficientBalance {
-                needed: u.arbitrary()?,
-                available: u.arbitrary()?,
-            },
-            1 => CallError::InvalidManifest {
-                field: u.arbitrary()?,
-                problem: u.arbitrary()?,
-            },
-            2 => CallError::WrongWorkerStatus {
-                worker: u.arbitrary()?,
-                status: u.arbitrary()?,
-            },
-            3 => CallError::AppNotLeased {
-                app: u.arbitrary()?,
-                worker: u.arbitrary()?,
-                epoch: u.arbitrary()?,
-            },
-            4 => CallError::EvidenceKindNotDeclared {
-                kind: u.arbitrary()?,
-            },
-            _ => CallError::NotRoot,
-        })
-    }
-}
 
 impl From<ManifestError> for CallError {
     fn from(e: ManifestError) -> CallError {

@@ -343,6 +343,8 @@ pub struct App {
     pub restarts: u32,
     /// Last epoch of the grace period, when the deposit is running out.
     pub grace_until: Option<EpochNumber>,
+    /// Consecutive reports of its worker that left it out (it moves after `max_missed_proofs`).
+    pub unproven_reports: u32,
     /// Height created.
     pub created_at: BlockNumber,
 }
@@ -358,6 +360,7 @@ codec_struct!(App {
     leases,
     restarts,
     grace_until,
+    unproven_reports,
     created_at
 });
 
@@ -593,6 +596,10 @@ pub struct TaskRun {
     pub worker: Option<WorkerId>,
     /// Height it was assigned.
     pub assigned_at: Option<BlockNumber>,
+    /// Block time it was assigned.
+    pub assigned_ms: Option<TimestampMs>,
+    /// Its timeout, fixed when it was assigned.
+    pub timeout_secs: u32,
     /// Block time after which the worker must have killed it.
     pub deadline_ms: Option<TimestampMs>,
     /// Price per epoch of its resources on its worker.
@@ -612,6 +619,8 @@ codec_struct!(TaskRun {
     due_at,
     worker,
     assigned_at,
+    assigned_ms,
+    timeout_secs,
     deadline_ms,
     price_per_epoch,
     escrow,

@@ -441,3 +441,101 @@ fn stopping_a_pending_app_takes_it_out_of_the_queue() {
     );
     chain.check_invariants();
 }
+
+#[test]
+fn a_settings_change_that_keeps_the_resources_keeps_the_price() {
+    let mut chain = TestChain::new();
+    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let app = chain.create_app(
+        "alice",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        tokens(20),
+    );
+    let before = chain.app(app).placement.unwrap();
+    let mut profile = chain.worker(worker).profile;
+    profile.prices.cpu_millicore = Balance(profile.prices.cpu_millicore.0 * 5);
+    chain.ok(
+        "eve",
+        Call::Workers(wetee_types::transaction::WorkersCall::Update {
+            worker,
+            profile,
+            attestation: None,
+        }),
+    );
+    let env = BoundedVec::try_new(vec![EnvVar {
+        name: BoundedString::try_new("MODE").unwrap(),
+        value: BoundedString::try_new("slow").unwrap(),
+    }])
+    .unwrap();
+    chain.ok(
+        "alice",
+        apps(AppsCall::SetSettings {
+            app,
+            settings: AppSettings {
+                env: Some(env),
+                ..Default::default()
+            },
+        }),
+    );
+    let after = chain.app(app).placement.unwrap();
+    assert_eq!(after.price_per_epoch, before.price_per_epoch);
+    assert_eq!(after.lease, before.lease);
+}
+
+#[test]
+fn the_pending_queue_rotates_so_unplaceable_apps_cannot_block_it() {
+    let mut chain = TestChain::new();
+    let mut params = Params::dev();
+    params.max_placements_per_epoch = 2;
+    let root = chain.root.clone();
+    chain.ok_as(
+        &root,
+        Call::Root(wetee_types::transaction::RootCall::SetParams { params }),
+    );
+    for owner in ["bob", "charlie", "dave"] {
+        chain.create_app(
+            owner,
+            TestChain::app_spec(1000, 512, TeeKind::Tdx, Some("nowhere")),
+            tokens(20),
+        );
+    }
+    let app = chain.create_app(
+        "alice",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        tokens(20),
+    );
+    chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    chain.advance_to_epoch(3);
+    assert_eq!(chain.app(app).status, AppStatus::Running);
+    chain.check_invariants();
+}
+
+#[test]
+fn a_worker_holds_at_most_one_reports_worth_of_workloads() {
+    let mut chain = TestChain::new();
+    chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Tdx], 2_000_000, 2_000_000),
+    );
+    let limit = wetee_runtime::scheduling::MAX_WORKLOADS_PER_WORKER;
+    for i in 0..limit {
+        let owner = ["alice", "bob", "charlie", "dave"][i as usize % 4];
+        chain.create_app(
+            owner,
+            TestChain::app_spec(1, 1, TeeKind::Tdx, None),
+            tokens(10),
+        );
+    }
+    let extra = chain.create_app(
+        "ferdie",
+        TestChain::app_spec(1, 1, TeeKind::Tdx, None),
+        tokens(10),
+    );
+    assert_eq!(chain.app(extra).status, AppStatus::Pending);
+    assert_eq!(
+        query::pending_reason(&chain.state, &Workload::App { app: extra })
+            .unwrap()
+            .unwrap(),
+        "no worker with TDX has a free workload slot"
+    );
+}

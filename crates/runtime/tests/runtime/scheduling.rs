@@ -238,6 +238,15 @@ fn an_empty_report_builds_no_reputation() {
     chain.report("eve", worker, 0, vec![]);
     assert_eq!(chain.worker(worker).score, 500);
     assert_eq!(chain.worker(worker).last_report_epoch, Some(0));
+    // Nor does proving an app at zero uptime: nobody paid for anything.
+    let app = chain.create_app(
+        "alice",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        tokens(20),
+    );
+    chain.advance_to_epoch(2);
+    chain.report("eve", worker, 1, vec![TestChain::proof(app, 0)]);
+    assert_eq!(chain.worker(worker).score, 500);
 }
 
 #[test]

@@ -492,3 +492,97 @@ fn the_worked_example_of_the_runtime_guide_holds() {
         Some(example.deposit)
     );
 }
+
+#[test]
+fn leaving_and_coming_back_does_not_restart_a_grace_period() {
+    let (mut chain, worker, app) = pricey_chain(1);
+    chain.advance_to_epoch(1);
+    chain.report("eve", worker, 0, vec![TestChain::proof(app, 10_000)]);
+    chain.advance_to_epoch(2);
+    chain.report("eve", worker, 1, vec![TestChain::proof(app, 10_000)]);
+    assert_eq!(chain.app(app).grace_until, Some(3));
+    let mut away = chain.app(app).spec;
+    away.constraints.region = Some(wetee_types::codec::BoundedString::try_new("nowhere").unwrap());
+    chain.ok("alice", Call::Apps(AppsCall::Update { app, spec: away }));
+    assert_eq!(chain.app(app).status, AppStatus::Pending);
+    let mut back = chain.app(app).spec;
+    back.constraints.region = None;
+    chain.ok("alice", Call::Apps(AppsCall::Update { app, spec: back }));
+    assert_eq!(chain.app(app).status, AppStatus::Running);
+    assert_eq!(chain.app(app).grace_until, Some(3));
+    chain.advance_to_epoch(4);
+    assert_eq!(
+        chain.app(app).status,
+        AppStatus::Stopped {
+            reason: StopReason::DepositExhausted
+        }
+    );
+    chain.check_invariants();
+}
+
+#[test]
+fn an_app_its_worker_stops_proving_moves_even_if_the_worker_keeps_reporting() {
+    let mut chain = TestChain::new();
+    let lazy = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let app = chain.create_app(
+        "alice",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        tokens(20),
+    );
+    let other = chain.started_worker("dave", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    chain.advance_to_epoch(1);
+    chain.report("eve", lazy, 0, vec![]); // placed at height 1: not there for all of epoch 0
+    chain.advance_to_epoch(2);
+    chain.report("eve", lazy, 1, vec![]);
+    assert_eq!(chain.app(app).unproven_reports, 1);
+    chain.advance_to_epoch(3);
+    chain.report("eve", lazy, 2, vec![]);
+    assert_eq!(
+        chain.app(app).status,
+        AppStatus::Pending,
+        "evicted after two unproven reports"
+    );
+    assert_eq!(chain.worker(lazy).status, WorkerStatus::Started);
+    chain.advance_to_epoch(4);
+    let placement = chain.app(app).placement.unwrap();
+    assert_eq!(placement.worker, other);
+    assert_eq!(
+        chain.app(app).deposit,
+        tokens(20),
+        "nothing was paid for unproven epochs"
+    );
+    chain.check_invariants();
+}
+
+#[test]
+fn a_closed_lease_with_nothing_left_to_hold_still_accepts_its_report() {
+    let mut params = Params::dev();
+    params.grace_epochs = 5;
+    let mut chain = TestChain::with_params(params);
+    let mut profile = chain.profile("eu", &[TeeKind::Tdx], 8000, 16384);
+    profile.prices.cpu_millicore = Balance(10_000_000_000);
+    profile.prices.memory_mib = Balance::ZERO;
+    let worker = chain.started_worker("eve", profile);
+    chain.advance_to_epoch(1);
+    let mut spec = TestChain::app_spec(1000, 512, TeeKind::Tdx, None);
+    spec.constraints.max_price_per_epoch = tokens(10);
+    let app = chain.create_app("alice", spec, tokens(20));
+    chain.advance_to_epoch(2);
+    chain.report("eve", worker, 1, vec![TestChain::proof(app, 10_000)]);
+    chain.advance_to_epoch(3);
+    chain.report("eve", worker, 2, vec![TestChain::proof(app, 10_000)]);
+    assert_eq!(chain.app(app).deposit, Balance::ZERO);
+    chain.advance(5);
+    chain.ok("alice", Call::Apps(AppsCall::Stop { app }));
+    assert_eq!(chain.app(app).held, Balance::ZERO);
+    chain.advance_to_epoch(4);
+    let events = chain.report("eve", worker, 3, vec![TestChain::proof(app, 10_000)]);
+    assert!(events.contains(&Event::AppPaid {
+        app,
+        worker,
+        epoch: 3,
+        amount: Balance::ZERO,
+        protocol_fee: Balance::ZERO
+    }));
+    chain.check_invariants();
+}

@@ -218,8 +218,8 @@ fn a_run_is_paid_at_most_for_its_timeout() {
         tokens(50),
     );
     chain.next_block();
-    chain.advance_to_epoch(1);
-    let events = report_runs(&mut chain, worker, 0, vec![run_report(task, 1, 3_600_000)]);
+    chain.advance_to_epoch(4); // 38 s after assignment, the run's epoch-3 report is still open
+    let events = report_runs(&mut chain, worker, 3, vec![run_report(task, 1, 3_600_000)]);
     assert!(events.contains(&Event::TaskRunFinished {
         task,
         run: 1,
@@ -227,6 +227,79 @@ fn a_run_is_paid_at_most_for_its_timeout() {
         exit_code: 0,
         paid: Balance(PRICE * 3)
     }));
+}
+
+#[test]
+fn a_run_is_never_paid_for_more_time_than_has_passed() {
+    let (mut chain, worker) = with_worker();
+    let task = chain.create_task(
+        "alice",
+        TestChain::task_spec(TeeKind::Tdx, Schedule::Once, 3_600, None),
+        tokens(5_000),
+    );
+    chain.next_block(); // assigned at height 2
+    chain.advance_to_epoch(1); // height 10: 8 s later
+    let events = report_runs(&mut chain, worker, 0, vec![run_report(task, 1, 3_600_000)]);
+    assert!(events.contains(&Event::TaskRunFinished {
+        task,
+        run: 1,
+        worker,
+        exit_code: 0,
+        paid: Balance(PRICE * 8 / 10)
+    }));
+    chain.check_invariants();
+}
+
+#[test]
+fn shortening_the_timeout_does_not_cut_the_pay_of_a_run_already_assigned() {
+    let (mut chain, worker) = with_worker();
+    let task = chain.create_task(
+        "alice",
+        TestChain::task_spec(TeeKind::Tdx, sched_every(100), 100, None),
+        tokens(500),
+    );
+    chain.next_block();
+    let execution = TaskExecution {
+        schedule: sched_every(100),
+        timeout_secs: 1,
+        max_runs: None,
+    };
+    chain.ok("alice", tasks(TasksCall::SetExecution { task, execution }));
+    chain.advance_to_epoch(1);
+    let events = report_runs(&mut chain, worker, 0, vec![run_report(task, 1, 5_000)]);
+    assert!(events.contains(&Event::TaskRunFinished {
+        task,
+        run: 1,
+        worker,
+        exit_code: 0,
+        paid: Balance(PRICE / 2)
+    }));
+}
+
+#[test]
+fn a_crowd_of_unplaceable_tasks_cannot_starve_a_cron_task() {
+    let (mut chain, _worker) = with_worker();
+    for i in 0..1_100u32 {
+        let owner = ["bob", "charlie", "dave"][i as usize % 3];
+        chain.create_task(
+            owner,
+            TestChain::task_spec(TeeKind::Sgx, sched_every(1), 30, None),
+            tokens(30),
+        );
+    }
+    let cron = Schedule::Cron {
+        expression: wetee_types::codec::BoundedString::try_new("* * * * *").unwrap(),
+    };
+    let task = chain.create_task(
+        "alice",
+        TestChain::task_spec(TeeKind::Tdx, cron, 10, None),
+        tokens(50),
+    );
+    chain.advance(125); // past 00:01 and 00:02 of block time
+    assert!(query::task_runs(&chain.state, task).unwrap().len() >= 2);
+    // The unplaceable tasks each made one run, which waits; their schedules paused.
+    assert_eq!(chain.task(TaskId(1)).runs, 1);
+    assert_eq!(chain.task(TaskId(1)).next_due, None);
 }
 
 #[test]

@@ -1014,3 +1014,34 @@ fn a_suspended_worker_can_start_again_and_owes_reports_from_then_on() {
     assert_eq!(chain.worker(id).workloads, 1);
     chain.check_invariants();
 }
+
+#[test]
+fn one_identity_key_registers_one_worker() {
+    let mut chain = TestChain::new();
+    let first = chain.register("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    let keys = chain.worker(first).keys;
+    let profile = chain.profile("eu", &[TeeKind::Tdx], 4000, 8192);
+    chain.fails(
+        "dave",
+        workers(WorkersCall::Register {
+            profile,
+            keys,
+            evidence: TestChain::evidence(TeeKind::Tdx),
+        }),
+        CallError::IdentityKeyInUse { worker: first },
+    );
+    let second = chain.register("dave", chain.profile("us", &[TeeKind::Tdx], 4000, 8192));
+    let profile = chain.worker(second).profile;
+    chain.fails(
+        "dave",
+        workers(WorkersCall::Update {
+            worker: second,
+            profile,
+            attestation: Some(Attestation {
+                keys,
+                evidence: TestChain::evidence(TeeKind::Tdx),
+            }),
+        }),
+        CallError::IdentityKeyInUse { worker: first },
+    );
+}
