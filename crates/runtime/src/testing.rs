@@ -746,7 +746,30 @@ impl TestChain {
                     w.id
                 );
             }
+            // The indexes placement and liveness read agree with the records.
+            assert_eq!(
+                state.get(&keys::ready_worker(w.id)).is_some(),
+                w.status == WorkerStatus::Started,
+                "worker {} started index",
+                w.id
+            );
+            assert_eq!(
+                state.get(&keys::busy_worker(w.id)).is_some(),
+                w.workloads > 0,
+                "worker {} busy index",
+                w.id
+            );
+            let holder: Option<WorkerId> =
+                crate::storage::get(state, &keys::identity(&w.keys.identity)).unwrap();
+            assert_eq!(holder, Some(w.id), "worker {} identity index", w.id);
         }
+        let started = workers
+            .iter()
+            .filter(|w| w.status == WorkerStatus::Started)
+            .count();
+        let busy = workers.iter().filter(|w| w.workloads > 0).count();
+        assert_eq!(scan_prefix(state, keys::READY_WORKERS).count(), started);
+        assert_eq!(scan_prefix(state, keys::BUSY_WORKERS).count(), busy);
     }
 }
 
