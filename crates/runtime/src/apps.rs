@@ -198,22 +198,25 @@ fn redeploy(ctx: &mut Ctx, app: &mut App) -> Result<(), CallError> {
     let worker = storage::worker(ctx.state, placement.worker)?;
     let held = scheduling::held_capacity(ctx.state, placement.worker, &workload)?
         .ok_or_else(|| scheduling::state_error("a running app holds no capacity"))?;
-    match scheduling::assess(&worker, &demand, &ctx.params, &held) {
-        Ok(price) => {
-            if demand.resources != held {
-                // New resources, new lease at the worker's current price; a change that keeps
-                // the resources keeps the lease and its price.
-                scheduling::resize_capacity(ctx, placement.worker, &workload, &demand.resources)?;
-                settlement::close_lease(ctx, app)?;
-                settlement::open_lease(ctx, app, placement.worker, price)?;
-            }
-            settlement::check_funding(ctx, app)
+    if demand.resources == held {
+        // Same resources: the app keeps its worker, lease and price as long as the worker is
+        // still the kind of machine it asks for and the lease price is within the new maximum.
+        // (The worker's current price, status and stake are not re-judged: draining and
+        // liveness deal with those.)
+        let keeps = scheduling::meets_constraints(&worker, &demand, &ctx.params).is_ok()
+            && placement.price_per_epoch <= demand.constraints.max_price_per_epoch;
+        if keeps {
+            return settlement::check_funding(ctx, app);
         }
-        Err(_) => {
-            unplace(ctx, app)?;
-            place_or_queue(ctx, app, None)
-        }
+    } else if let Ok(price) = scheduling::assess(&worker, &demand, &ctx.params, &held) {
+        // New resources: a new lease at the worker's current price.
+        scheduling::resize_capacity(ctx, placement.worker, &workload, &demand.resources)?;
+        settlement::close_lease(ctx, app)?;
+        settlement::open_lease(ctx, app, placement.worker, price)?;
+        return settlement::check_funding(ctx, app);
     }
+    unplace(ctx, app)?;
+    place_or_queue(ctx, app, None)
 }
 
 /// Places the app on the best worker (other than `exclude`), or queues it.

@@ -68,6 +68,8 @@ use wetee_types::{
 /// Due entries of each queue (by height, by time, run deadlines) handled per block at most;
 /// the rest follow in the next blocks.
 pub const MAX_DUE_PER_BLOCK: usize = 1024;
+/// Epoch-end deadlines (hold expiries, grace ends, run expiries) handled per block at most.
+pub const MAX_EPOCH_ITEMS_PER_BLOCK: usize = 1024;
 
 /// What the runtime can fail with outside a call: a broken genesis or damaged state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -393,7 +395,8 @@ impl<V: AttestationVerifier> Runtime<V> {
         })
     }
 
-    /// Runs the end-of-block hook (the epoch's end on its last block).
+    /// Runs the end-of-block hook: deadlines queued for ended epochs (a bounded number per
+    /// block), and on an epoch's last block, liveness and the pending queue.
     pub fn end_block(
         &self,
         state: &mut dyn State,
@@ -401,16 +404,16 @@ impl<V: AttestationVerifier> Runtime<V> {
     ) -> Result<Vec<Event>, RuntimeError> {
         let env = Env::load(state, block)?;
         let mut events = Vec::new();
-        if !env.chain.is_epoch_end(env.height) {
-            return Ok(events);
-        }
+        let epoch_end = env.chain.is_epoch_end(env.height);
         let epoch = env.chain.epoch_of(env.height);
 
-        // 1. Deadlines that fall at this epoch's end (and any left from earlier ones).
+        // 1. Deadlines queued for the end of an epoch: this one on its last block, and any left
+        //    from earlier ones. At most MAX_EPOCH_ITEMS_PER_BLOCK per block: a backlog is worked
+        //    off in the following blocks instead of making one block expensive.
         let mut items = Vec::new();
-        for (suffix, _) in storage::scan_prefix(state, b"epq/") {
+        for (suffix, _) in storage::scan_prefix(state, b"epq/").take(MAX_EPOCH_ITEMS_PER_BLOCK) {
             let at = storage::read_u64(&suffix, 0).map_err(state_error)?;
-            if at > epoch {
+            if at > epoch || (at == epoch && !epoch_end) {
                 break;
             }
             let item: EpochItem = decode(suffix.get(8..).unwrap_or_default())
@@ -429,19 +432,22 @@ impl<V: AttestationVerifier> Runtime<V> {
                 }
             })?;
         }
+        if !epoch_end {
+            return Ok(events);
+        }
 
         // 2. Liveness: suspend silent workers and evict their apps; move apps off draining
         //    workers. Only workers holding workloads are read.
-        let mut budget = env.params.max_placements_per_epoch;
+        let mut drain_budget = env.params.max_placements_per_epoch;
         let busy = storage::indexed_workers(state, keys::BUSY_WORKERS).map_err(state_error)?;
         for worker in busy {
             self.isolated(state, &env, &mut events, &[], |ctx| {
-                workers::enforce_liveness(ctx, worker, &mut budget)
+                workers::enforce_liveness(ctx, worker, &mut drain_budget)
             })?;
         }
 
-        // 3. The pending queue, front first, with what is left of the placement budget.
-        let limit = usize::try_from(budget).unwrap_or(usize::MAX);
+        // 3. The pending queue, front first, with a budget of its own (drains cannot use it up).
+        let limit = usize::try_from(env.params.max_placements_per_epoch).unwrap_or(usize::MAX);
         for (ticket, workload) in scheduling::pending(state, limit).map_err(state_error)? {
             let slot = keys::pending(ticket);
             let by = keys::pending_ticket(&workload);

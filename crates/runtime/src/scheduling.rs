@@ -89,24 +89,7 @@ pub(crate) fn assess(
     if worker.status != WorkerStatus::Started {
         return Err(Unfit::NotStarted);
     }
-    if !profile.tee_kinds.contains(c.tee)
-        || (c.tee == TeeKind::Simulated && !params.allow_simulated_tee)
-    {
-        return Err(Unfit::Tee);
-    }
-    if c.region.as_ref().is_some_and(|r| *r != profile.region) {
-        return Err(Unfit::Region);
-    }
-    if profile.level < c.min_level {
-        return Err(Unfit::Level);
-    }
-    if demand.resources.gpus > 0
-        && demand
-            .gpu_model
-            .is_some_and(|model| profile.gpu_model.as_ref() != Some(model))
-    {
-        return Err(Unfit::GpuModel);
-    }
+    meets_constraints(worker, demand, params)?;
     let required = params
         .required_stake(profile.level)
         .unwrap_or(Balance(u128::MAX));
@@ -131,6 +114,36 @@ pub(crate) fn assess(
         return Err(Unfit::Capacity(format!("{shortfall} free")));
     }
     Ok(price)
+}
+
+/// Whether the worker is the kind of machine the workload asks for: TEE kind, region, level
+/// and GPU model. Status, stake, price and capacity are separate questions.
+pub(crate) fn meets_constraints(
+    worker: &Worker,
+    demand: &Demand,
+    params: &Params,
+) -> Result<(), Unfit> {
+    let profile = &worker.profile;
+    let c = demand.constraints;
+    if !profile.tee_kinds.contains(c.tee)
+        || (c.tee == TeeKind::Simulated && !params.allow_simulated_tee)
+    {
+        return Err(Unfit::Tee);
+    }
+    if c.region.as_ref().is_some_and(|r| *r != profile.region) {
+        return Err(Unfit::Region);
+    }
+    if profile.level < c.min_level {
+        return Err(Unfit::Level);
+    }
+    if demand.resources.gpus > 0
+        && demand
+            .gpu_model
+            .is_some_and(|model| profile.gpu_model.as_ref() != Some(model))
+    {
+        return Err(Unfit::GpuModel);
+    }
+    Ok(())
 }
 
 /// Every worker, in id order.

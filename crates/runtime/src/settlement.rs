@@ -254,7 +254,6 @@ pub(crate) fn settle_app_proof(
         amount: total,
         protocol_fee: fees,
     });
-    app.unproven_reports = 0;
     check_funding(ctx, &mut app)?;
     storage::put_app(ctx.state, &app);
     Ok(total)

@@ -2,7 +2,8 @@
 //!
 //! ## Calls (all but `create` by the task's owner only, and only while the task is active)
 //! - `create(spec, deposit)`: validates the spec, reserves the deposit (at least
-//!   `min_task_deposit` and at least one run's worst case: the maximum price for the timeout),
+//!   `min_task_deposit` and at least one run's worst case: the maximum price for the timeout,
+//!   plus the run fee),
 //!   and schedules the first run for the next block (`once`, `every N blocks`) or the next
 //!   matching minute of block time (`cron`).
 //! - `update(task, spec)`, `set_execution(task, execution)`: a new version; runs already
@@ -11,8 +12,9 @@
 //! - `stop(task)`: no more runs; refunds what no run in flight holds.
 //!
 //! ## Runs
-//! - When a run is due (checked at the start of each block, by height or block time), it is
-//!   placed on the best worker like an app. The run's worst-case cost (its price on that worker
+//! - When a run is due (checked at the start of each block, by height or block time), the
+//!   `run_fee` goes from the deposit to the treasury and the run is placed on the best worker
+//!   like an app. The run's worst-case cost (its price on that worker
 //!   for the full timeout, rounded up) is held from the deposit; if the deposit cannot cover the
 //!   worst case at the owner's maximum price, the task stops with `DepositExhausted`.
 //! - A run that fits no worker waits in the pending queue; while it waits, the schedule pauses
@@ -25,7 +27,7 @@
 //! - A run without a result when its report window closes expires: nothing is paid.
 //! - A task with a run limit completes when the last run has ended; its deposit is refunded.
 
-use crate::balances;
+use crate::balances::{self, Credit};
 use crate::context::Ctx;
 use crate::scheduling::{self, Demand};
 use crate::settlement;
@@ -129,7 +131,9 @@ fn create(
 ) -> Result<(), CallError> {
     spec.validate()?;
     crate::apps::check_tee_allowed(ctx, spec.constraints.tee)?;
-    let worst = worst_case_cost(ctx, spec.constraints.max_price_per_epoch, &spec.execution)?;
+    let worst = worst_case_cost(ctx, spec.constraints.max_price_per_epoch, &spec.execution)?
+        .checked_add(ctx.params.run_fee)
+        .ok_or(CallError::Overflow)?;
     let minimum = ctx.params.min_task_deposit.max(worst);
     if deposit < minimum {
         return Err(CallError::DepositTooLow { minimum });
@@ -276,12 +280,27 @@ pub(crate) fn fire(ctx: &mut Ctx, id: TaskId, due: Due) -> Result<(), CallError>
             ctx,
             task.spec.constraints.max_price_per_epoch,
             &task.spec.execution,
-        )?;
+        )?
+        .checked_add(ctx.params.run_fee)
+        .ok_or(CallError::Overflow)?;
         if available(&task) < worst {
             stop(ctx, &mut task, StopReason::DepositExhausted)?;
             storage::put_task(ctx.state, &task);
             return Ok(());
         }
+        // Every run pays the run fee to the treasury, placed or not: runs are never free.
+        let treasury = ctx.treasury;
+        balances::pay_from_reserved(
+            ctx.state,
+            &task.owner,
+            &treasury,
+            ctx.params.run_fee,
+            Credit::Free,
+        )?;
+        task.deposit = task
+            .deposit
+            .checked_sub(ctx.params.run_fee)
+            .ok_or(CallError::Overflow)?;
         task.runs = task.runs.checked_add(1).ok_or(CallError::Overflow)?;
         let mut run = TaskRun {
             task: id,

@@ -22,8 +22,8 @@ use wetee_types::manifest::{
 };
 use wetee_types::params::{ChainConfig, Params};
 use wetee_types::records::{
-    Account, App, AppStatus, Complaint, ComplaintStatus, Evidence, Lease, Task, Worker, WorkerKeys,
-    WorkerProfile, WorkerStatus,
+    Account, App, AppStatus, Attestation, Complaint, ComplaintStatus, Evidence, Lease, Task,
+    Worker, WorkerKeys, WorkerProfile, WorkerStatus,
 };
 use wetee_types::report::{AppProof, RunReport, SignedWorkReport, Usage, WorkReport};
 use wetee_types::transaction::{AppsCall, BalancesCall, TasksCall, WorkersCall};
@@ -334,6 +334,22 @@ impl TestChain {
         }
     }
 
+    /// `keys` and `evidence`, with `identity`'s proof that `operator` operates them here.
+    pub fn attestation(
+        &self,
+        operator: &AccountId,
+        identity: &Keypair,
+        keys: WorkerKeys,
+        evidence: Evidence,
+    ) -> Attestation {
+        let payload = wetee_types::records::key_proof_payload(&self.genesis_hash, operator, &keys);
+        Attestation {
+            keys,
+            evidence,
+            key_proof: *identity.sign(&payload).as_bytes(),
+        }
+    }
+
     pub fn evidence(kind: TeeKind) -> Evidence {
         Evidence {
             kind,
@@ -362,8 +378,12 @@ impl TestChain {
                 &key,
                 Call::Workers(WorkersCall::Register {
                     profile,
-                    keys: TestChain::keys_for(&identity),
-                    evidence: TestChain::evidence(kind),
+                    attestation: self.attestation(
+                        &key.account_id(),
+                        &identity,
+                        TestChain::keys_for(&identity),
+                        TestChain::evidence(kind),
+                    ),
                 }),
             )
             .expect("transaction valid");

@@ -1,10 +1,12 @@
 //! Workers: clusters that stake, run workloads, prove their work, and get paid.
 //!
 //! ## Calls (by the worker's operator unless stated)
-//! - `register(profile, keys, evidence)`: any signer, who becomes the operator. The profile is
+//! - `register(profile, attestation)`: any signer, who becomes the operator. The profile is
 //!   validated; the evidence must come from a TEE kind the profile lists and pass the
-//!   [`crate::verify::AttestationVerifier`]; the simulated TEE only where the chain allows it.
-//!   A new worker is `Registered` and gets no work until started.
+//!   [`crate::verify::AttestationVerifier`] (the simulated TEE only where the chain allows it);
+//!   the identity key must sign the binding to this operator and chain (`key_proof`), so keys
+//!   and evidence copied from another worker are useless. A new worker is `Registered` and gets
+//!   no work until started.
 //! - `update(worker, profile, attestation?)`: replaces the profile (and keys, with fresh
 //!   evidence). While workloads are placed, the capacity may not drop below what is used, and
 //!   the region, TEE kinds and GPU model may not change, nor the level drop: drain first. New
@@ -50,7 +52,7 @@ use wetee_types::error::error_text;
 use wetee_types::manifest::{MAX_LEVEL, MAX_PRICE};
 use wetee_types::records::{
     Attestation, Complaint, ComplaintStatus, Evidence, Unbonding, Worker, WorkerKeys,
-    WorkerProfile, WorkerStatus,
+    WorkerProfile, WorkerStatus, key_proof_payload,
 };
 use wetee_types::report::{FULL_UPTIME_BPS, SignedWorkReport};
 use wetee_types::transaction::WorkersCall;
@@ -64,6 +66,8 @@ pub const MAX_SCORE: u32 = 1000;
 pub const SUSPENSION_PENALTY: u32 = 100;
 /// Score lost when an app leaves for lack of proofs.
 pub const EVICTION_PENALTY: u32 = 10;
+/// Apps of one draining worker tried per epoch end.
+pub const DRAIN_ATTEMPTS_PER_WORKER: usize = 32;
 
 pub(crate) fn dispatch(
     ctx: &mut Ctx,
@@ -73,9 +77,8 @@ pub(crate) fn dispatch(
     match call {
         WorkersCall::Register {
             profile,
-            keys,
-            evidence,
-        } => register(ctx, signer, profile, keys, evidence),
+            attestation,
+        } => register(ctx, signer, profile, attestation),
         WorkersCall::Update {
             worker,
             profile,
@@ -227,15 +230,33 @@ fn ensure_identity_free(
     }
 }
 
+/// Checks an attestation for `operator`: the evidence, and the identity key's signature binding
+/// it to the operator on this chain.
+fn check_attestation(
+    ctx: &Ctx,
+    operator: &AccountId,
+    profile: &WorkerProfile,
+    attestation: &Attestation,
+) -> Result<(), CallError> {
+    check_evidence(ctx, profile, &attestation.keys, &attestation.evidence)?;
+    let payload = key_proof_payload(&ctx.genesis_hash, operator, &attestation.keys);
+    let signature = wetee_types::Signature::Ed25519(attestation.key_proof);
+    if !signature.verify(&payload, &AccountId(attestation.keys.identity)) {
+        return Err(CallError::KeyProofInvalid);
+    }
+    Ok(())
+}
+
 fn register(
     ctx: &mut Ctx,
     operator: AccountId,
     profile: &WorkerProfile,
-    keys: &WorkerKeys,
-    evidence: &Evidence,
+    attestation: &Attestation,
 ) -> Result<(), CallError> {
     validate_profile(ctx, profile)?;
-    check_evidence(ctx, profile, keys, evidence)?;
+    check_attestation(ctx, &operator, profile, attestation)?;
+    let keys = &attestation.keys;
+    let evidence = &attestation.evidence;
     ensure_identity_free(ctx, &keys.identity, None)?;
     let id = WorkerId(storage::next_id(ctx.state, "worker")?);
     storage::put(ctx.state, &storage::keys::identity(&keys.identity), &id);
@@ -311,7 +332,7 @@ fn update(
     }
     match attestation {
         Some(a) => {
-            check_evidence(ctx, profile, &a.keys, &a.evidence)?;
+            check_attestation(ctx, &worker.operator, profile, a)?;
             ensure_identity_free(ctx, &a.keys.identity, Some(id))?;
             ctx.state
                 .delete(&storage::keys::identity(&worker.keys.identity));
@@ -493,7 +514,16 @@ fn submit_work_report(
     if let Some(evidence) = &report.evidence {
         check_evidence(ctx, &worker.profile, &worker.keys, evidence)?;
     }
-    let mut seen = BTreeSet::new();
+    // Record the report first: from here on, this epoch and older ones are settled for this
+    // worker, so nothing closed below holds deposit for them.
+    let mut worker = worker;
+    worker.last_report_epoch = Some(report.epoch);
+    if let Some(evidence) = &report.evidence {
+        worker.evidence = evidence.clone();
+    }
+    storage::put_worker(ctx.state, &worker);
+    let mut listed = BTreeSet::new();
+    let mut served = BTreeSet::new();
     let mut paid = Balance::ZERO;
     for proof in &report.apps {
         if proof.uptime_bps > FULL_UPTIME_BPS {
@@ -501,8 +531,11 @@ fn submit_work_report(
                 uptime_bps: proof.uptime_bps,
             });
         }
-        if !seen.insert(proof.app) {
+        if !listed.insert(proof.app) {
             return Err(CallError::DuplicateAppProof { app: proof.app });
+        }
+        if proof.uptime_bps > 0 {
+            served.insert(proof.app);
         }
         let amount = settlement::settle_app_proof(ctx, id, report.epoch, proof)?;
         paid = paid.checked_add(amount).ok_or(CallError::Overflow)?;
@@ -511,19 +544,14 @@ fn submit_work_report(
         let amount = tasks::settle_run_report(ctx, id, report.epoch, run)?;
         paid = paid.checked_add(amount).ok_or(CallError::Overflow)?;
     }
-    enforce_proofs(ctx, id, report.epoch, &seen)?;
-    // Payments updated the stored worker; reload before recording the report.
-    let mut worker = storage::worker(ctx.state, id)?;
-    worker.last_report_epoch = Some(report.epoch);
+    enforce_proofs(ctx, id, report.epoch, &listed, &served)?;
     if !paid.is_zero() {
         // Only work someone paid for builds reputation: empty or zero-uptime reports cost
-        // nothing to send.
+        // nothing to send. Payments updated the stored worker: reload it.
+        let mut worker = storage::worker(ctx.state, id)?;
         worker.score = worker.score.saturating_add(1).min(MAX_SCORE);
+        storage::put_worker(ctx.state, &worker);
     }
-    if let Some(evidence) = &report.evidence {
-        worker.evidence = evidence.clone();
-    }
-    storage::put_worker(ctx.state, &worker);
     let earned = paid
         .checked_sub(
             paid.basis_points(ctx.params.protocol_fee_bps)
@@ -538,35 +566,37 @@ fn submit_work_report(
     Ok(())
 }
 
-/// Apps the worker held for the whole of `epoch` but left out of its report count an unproven
-/// report; after `max_missed_proofs` in a row they leave the worker. A worker that keeps
-/// reporting cannot keep an app it no longer serves.
+/// Apps the worker held for the whole of `epoch` but did not serve (left out of the report, or
+/// proven at zero uptime) count an unproven report; after `max_missed_proofs` in a row they
+/// leave the worker for the pending queue. A worker that keeps reporting cannot keep an app it
+/// no longer serves. Leaving an app out also costs the worker reputation; reporting it down
+/// does not (the app itself may be failing).
 fn enforce_proofs(
     ctx: &mut Ctx,
     worker: WorkerId,
     epoch: wetee_types::EpochNumber,
-    proven: &BTreeSet<wetee_types::AppId>,
+    listed: &BTreeSet<wetee_types::AppId>,
+    served: &BTreeSet<wetee_types::AppId>,
 ) -> Result<(), CallError> {
     let epoch_start = ctx.chain.epoch_start(epoch);
     for workload in scheduling::workloads_on(ctx.state, worker)? {
         let Workload::App { app } = workload else {
             continue;
         };
-        if proven.contains(&app) {
-            continue;
-        }
         let mut record = storage::app(ctx.state, app)?;
-        if record.placement.is_none_or(|p| p.since > epoch_start) {
-            continue; // not there for the whole epoch
-        }
-        record.unproven_reports = record.unproven_reports.saturating_add(1);
-        if record.unproven_reports >= ctx.params.max_missed_proofs {
-            apps::evict(ctx, &mut record, worker)?;
-            // Losing an app for not proving it costs reputation, so the app's next placement
-            // prefers other workers.
-            let mut loser = storage::worker(ctx.state, worker)?;
-            loser.score = loser.score.saturating_sub(EVICTION_PENALTY);
-            storage::put_worker(ctx.state, &loser);
+        if served.contains(&app) {
+            record.unproven_reports = 0;
+        } else if record.placement.is_some_and(|p| p.since <= epoch_start) {
+            record.unproven_reports = record.unproven_reports.saturating_add(1);
+            if record.unproven_reports >= ctx.params.max_missed_proofs {
+                apps::evict(ctx, &mut record, worker)?;
+                if !listed.contains(&app) {
+                    // The next placement then prefers other workers.
+                    let mut loser = storage::worker(ctx.state, worker)?;
+                    loser.score = loser.score.saturating_sub(EVICTION_PENALTY);
+                    storage::put_worker(ctx.state, &loser);
+                }
+            }
         }
         storage::put_app(ctx.state, &record);
     }
@@ -710,8 +740,9 @@ fn dismiss_complaint(ctx: &mut Ctx, signer: AccountId, id: ComplaintId) -> Resul
 }
 
 /// Epoch end: suspend a worker that stopped reporting, evicting its apps to the pending queue,
-/// or move a draining worker's apps to other workers. Each move spends one unit of `budget`
-/// (shared with the pending queue), so an epoch end does a bounded number of placements.
+/// or move a draining worker's apps to other workers. Each move attempt spends one unit of
+/// `budget` (the drains' own; the pending queue has another), so an epoch end does a bounded
+/// number of placement searches.
 pub(crate) fn enforce_liveness(
     ctx: &mut Ctx,
     worker_id: WorkerId,
@@ -755,14 +786,33 @@ pub(crate) fn enforce_liveness(
             }
         }
         WorkerStatus::Draining => {
-            for workload in scheduling::workloads_on(ctx.state, worker_id)? {
+            let apps_here: Vec<wetee_types::AppId> =
+                scheduling::workloads_on(ctx.state, worker_id)?
+                    .into_iter()
+                    .filter_map(|w| match w {
+                        Workload::App { app } => Some(app),
+                        Workload::TaskRun { .. } => None,
+                    })
+                    .collect();
+            // Start from a different app each epoch, and try a bounded number per worker, so
+            // apps that cannot move never keep the others (or other workers) from their turn.
+            let count = apps_here.len();
+            let start = u64::try_from(count)
+                .ok()
+                .and_then(|n| epoch.checked_rem(n))
+                .and_then(|r| usize::try_from(r).ok())
+                .unwrap_or(0);
+            let attempts = apps_here
+                .iter()
+                .cycle()
+                .skip(start)
+                .take(count.min(DRAIN_ATTEMPTS_PER_WORKER));
+            for app in attempts {
                 if *budget == 0 {
                     break;
                 }
-                if let Workload::App { app } = workload {
-                    *budget = budget.saturating_sub(1);
-                    apps::drain(ctx, app, worker_id)?;
-                }
+                *budget = budget.saturating_sub(1);
+                apps::drain(ctx, *app, worker_id)?;
             }
         }
         _ => {}

@@ -343,6 +343,9 @@ pub enum CallError {
         /// The worker slashed.
         worker: WorkerId,
     },
+    /// The identity key did not sign the operator binding.
+    #[error("the identity key's proof (key_proof) is not a signature over this operator and chain")]
+    KeyProofInvalid,
     /// Another worker already registered this identity key.
     #[error("the identity key is already registered by worker {worker}")]
     IdentityKeyInUse {
@@ -398,6 +401,7 @@ codec_enum!(CallError {
     37 => ComplaintWorkerMismatch { complaint, worker },
     38 => State { detail },
     39 => IdentityKeyInUse { worker },
+    40 => KeyProofInvalid,
 });
 
 impl From<ManifestError> for CallError {

@@ -58,6 +58,9 @@ pub struct Params {
     pub min_task_deposit: Balance,
     /// Bond a complaint against a worker locks; returned if upheld.
     pub complaint_bond: Balance,
+    /// Paid to the treasury from a task's deposit for every run it starts, so that runs are
+    /// never free even on a worker that charges nothing.
+    pub run_fee: Balance,
     /// Placements attempted from the pending queue at each epoch end (bounds block cost).
     pub max_placements_per_epoch: u32,
     /// Nominal block time, which converts task run durations into fractions of an epoch.
@@ -77,6 +80,7 @@ codec_struct!(Params {
     min_app_deposit,
     min_task_deposit,
     complaint_bond,
+    run_fee,
     max_placements_per_epoch,
     target_block_time_ms,
     allow_simulated_tee
@@ -97,6 +101,7 @@ impl Params {
             min_app_deposit: Balance(UNIT),
             min_task_deposit: Balance(UNIT / 10),
             complaint_bond: Balance(10 * UNIT),
+            run_fee: Balance(UNIT / 1000),
             max_placements_per_epoch: 256,
             target_block_time_ms: 1000,
             allow_simulated_tee: true,

@@ -86,7 +86,27 @@ pub struct Evidence {
 }
 codec_struct!(Evidence { kind, data });
 
-/// New TEE-bound keys and the evidence that binds them.
+/// Domain tag of the bytes a worker's identity key signs to show it is operated by an account.
+pub const KEY_PROOF_DOMAIN: &[u8] = b"wetee/worker-key/v1";
+
+/// Proof that the holder of the identity key agreed to be operated by `operator` on this chain:
+/// without it, anyone could register a copy of another worker's keys and evidence.
+pub fn key_proof_payload(
+    genesis_hash: &crate::crypto::Hash,
+    operator: &AccountId,
+    keys: &WorkerKeys,
+) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(KEY_PROOF_DOMAIN.len() + 32 * 4);
+    payload.extend_from_slice(KEY_PROOF_DOMAIN);
+    payload.extend_from_slice(&genesis_hash.0);
+    payload.extend_from_slice(&operator.0);
+    payload.extend_from_slice(&keys.identity);
+    payload.extend_from_slice(&keys.sealing);
+    payload
+}
+
+/// New TEE-bound keys, the evidence that binds them, and the identity key's proof that it
+/// belongs to this operator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Attestation {
@@ -94,8 +114,15 @@ pub struct Attestation {
     pub keys: WorkerKeys,
     /// The evidence.
     pub evidence: Evidence,
+    /// Ed25519 signature by `keys.identity` over [`key_proof_payload`].
+    #[serde(with = "crate::report::signature_hex")]
+    pub key_proof: [u8; 64],
 }
-codec_struct!(Attestation { keys, evidence });
+codec_struct!(Attestation {
+    keys,
+    evidence,
+    key_proof
+});
 
 /// A worker's lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

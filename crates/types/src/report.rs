@@ -136,7 +136,7 @@ pub struct SignedWorkReport {
 }
 codec_struct!(SignedWorkReport { report, signature });
 
-mod signature_hex {
+pub(crate) mod signature_hex {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(bytes: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {

@@ -7,7 +7,7 @@ use crate::error::TxError;
 use crate::ids::{AppId, BlockNumber, ComplaintId, TaskId, WorkerId};
 use crate::manifest::{AppSpec, TaskExecution, TaskSpec};
 use crate::params::Params;
-use crate::records::{AppSettings, Attestation, Evidence, WorkerKeys, WorkerProfile};
+use crate::records::{AppSettings, Attestation, WorkerProfile};
 use crate::report::SignedWorkReport;
 use crate::{codec_enum, codec_struct};
 use serde::Serialize;
@@ -44,10 +44,8 @@ pub enum WorkersCall {
     Register {
         /// Offer.
         profile: WorkerProfile,
-        /// TEE-bound keys.
-        keys: WorkerKeys,
-        /// Attestation binding the keys.
-        evidence: Evidence,
+        /// TEE-bound keys, the evidence binding them, and the identity key's proof of operator.
+        attestation: Attestation,
     },
     /// Replace the offer, and optionally the keys with fresh evidence.
     Update {
@@ -117,7 +115,7 @@ pub enum WorkersCall {
     },
 }
 codec_enum!(WorkersCall {
-    0 => Register { profile, keys, evidence },
+    0 => Register { profile, attestation },
     1 => Update { worker, profile, attestation },
     2 => Stake { worker, amount },
     3 => Unstake { worker, amount },

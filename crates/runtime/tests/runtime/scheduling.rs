@@ -263,3 +263,71 @@ fn a_simulated_tee_app_runs_on_a_simulated_worker_on_a_dev_chain() {
     );
     assert_eq!(chain.app(app).placement.unwrap().worker, worker);
 }
+
+#[test]
+fn a_draining_worker_whose_apps_cannot_move_does_not_freeze_the_pending_queue() {
+    let mut chain = TestChain::new();
+    let mut params = wetee_types::params::Params::dev();
+    params.max_placements_per_epoch = 2;
+    let root = chain.root.clone();
+    chain.ok_as(
+        &root,
+        Call::Root(wetee_types::transaction::RootCall::SetParams { params }),
+    );
+    let island = chain.started_worker("eve", chain.profile("island", &[TeeKind::Tdx], 8000, 16384));
+    for owner in ["bob", "charlie", "dave"] {
+        chain.create_app(
+            owner,
+            TestChain::app_spec(1000, 512, TeeKind::Tdx, Some("island")),
+            tokens(20),
+        );
+    }
+    chain.ok("eve", Call::Workers(WorkersCall::Stop { worker: island }));
+    let app = chain.create_app(
+        "alice",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, Some("eu")),
+        tokens(20),
+    );
+    assert_eq!(chain.app(app).status, AppStatus::Pending);
+    let eu = chain.started_worker("ferdie", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    // At the epoch end the island's drain attempts use their whole budget and fail; the pending
+    // queue still gets its own turn.
+    chain.advance_to_epoch(1);
+    assert_eq!(chain.app(app).placement.map(|p| p.worker), Some(eu));
+    chain.check_invariants();
+}
+
+#[test]
+fn an_app_keeps_its_lease_when_the_worker_raises_its_price_and_the_owner_changes_only_settings() {
+    let mut chain = TestChain::new();
+    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let mut spec = TestChain::app_spec(1000, 512, TeeKind::Tdx, None);
+    spec.constraints.max_price_per_epoch = Balance(2_000_000_000);
+    let app = chain.create_app("alice", spec.clone(), tokens(20));
+    let before = chain.app(app).placement.unwrap();
+    let mut profile = chain.worker(worker).profile;
+    profile.prices.cpu_millicore = Balance(profile.prices.cpu_millicore.0 * 10);
+    chain.ok(
+        "eve",
+        Call::Workers(WorkersCall::Update {
+            worker,
+            profile,
+            attestation: None,
+        }),
+    );
+    let settings = wetee_types::records::AppSettings {
+        secrets: Some(
+            wetee_types::codec::BoundedVec::try_new(vec![BoundedString::try_new("TOKEN").unwrap()])
+                .unwrap(),
+        ),
+        ..Default::default()
+    };
+    chain.ok("alice", Call::Apps(AppsCall::SetSettings { app, settings }));
+    assert_eq!(chain.app(app).placement, Some(before));
+    // Lowering the maximum below the lease's price is a reason to leave.
+    let mut cheaper = chain.app(app).spec;
+    cheaper.constraints.max_price_per_epoch = Balance(before.price_per_epoch.0 - 1);
+    chain.ok("alice", Call::Apps(AppsCall::Update { app, spec: cheaper }));
+    assert_eq!(chain.app(app).status, AppStatus::Pending);
+    chain.check_invariants();
+}

@@ -586,3 +586,51 @@ fn a_closed_lease_with_nothing_left_to_hold_still_accepts_its_report() {
     }));
     chain.check_invariants();
 }
+
+#[test]
+fn an_app_proven_at_zero_uptime_report_after_report_leaves_without_costing_the_worker_score() {
+    let mut chain = TestChain::new();
+    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let app = chain.create_app(
+        "alice",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        tokens(20),
+    );
+    chain.advance_to_epoch(1);
+    chain.report("eve", worker, 0, vec![TestChain::proof(app, 0)]);
+    chain.advance_to_epoch(2);
+    chain.report("eve", worker, 1, vec![TestChain::proof(app, 0)]);
+    assert_eq!(chain.app(app).status, AppStatus::Running);
+    chain.advance_to_epoch(3);
+    chain.report("eve", worker, 2, vec![TestChain::proof(app, 0)]);
+    assert_eq!(chain.app(app).status, AppStatus::Pending);
+    assert_eq!(
+        chain.worker(worker).score,
+        500,
+        "reporting an app down is honest"
+    );
+    assert_eq!(chain.app(app).deposit, tokens(20));
+    chain.check_invariants();
+}
+
+#[test]
+fn an_eviction_holds_nothing_for_the_epoch_its_report_gave_up() {
+    let mut params = Params::dev();
+    params.proof_window_epochs = 2;
+    let mut chain = TestChain::with_params(params);
+    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let app = chain.create_app(
+        "alice",
+        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        tokens(20),
+    );
+    chain.advance_to_epoch(2);
+    chain.report("eve", worker, 1, vec![]);
+    chain.advance_to_epoch(3);
+    chain.report("eve", worker, 2, vec![]);
+    let record = chain.app(app);
+    assert_eq!(record.status, AppStatus::Pending);
+    // Epochs up to 2 are settled for this worker; its closed lease can claim nothing more.
+    assert_eq!(record.held, Balance::ZERO);
+    chain.check_invariants();
+}

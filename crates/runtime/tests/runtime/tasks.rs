@@ -9,6 +9,8 @@ use wetee_types::{Balance, Call, CallError, Event, TaskId, TeeKind, WorkerId, Wo
 
 /// 500 millicores and 128 MiB on the test profile's prices, per epoch (10 s of block time).
 const PRICE: u128 = 500 * 1_000_000 + 128 * 100_000;
+/// The dev chain's run fee: 0.001 WTE.
+const RUN_FEE: u128 = 1_000_000_000;
 
 fn tasks(call: TasksCall) -> Call {
     Call::Tasks(call)
@@ -67,7 +69,7 @@ fn a_one_off_task_runs_in_the_next_block_is_paid_for_its_duration_and_completes(
     }));
     assert!(events.contains(&Event::TaskCompleted {
         task,
-        refund: Balance(tokens(50).0 - paid.0)
+        refund: Balance(tokens(50).0 - paid.0 - RUN_FEE)
     }));
     let record = chain.task(task);
     assert_eq!(record.status, TaskStatus::Completed);
@@ -284,7 +286,7 @@ fn a_crowd_of_unplaceable_tasks_cannot_starve_a_cron_task() {
         chain.create_task(
             owner,
             TestChain::task_spec(TeeKind::Sgx, sched_every(1), 30, None),
-            tokens(30),
+            tokens(31),
         );
     }
     let cron = Schedule::Cron {
@@ -340,7 +342,7 @@ fn stopping_a_task_cancels_its_waiting_run_and_refunds_what_no_run_holds() {
     assert!(events.contains(&Event::TaskStopped {
         task,
         reason: StopReason::Owner,
-        refund: tokens(50)
+        refund: Balance(tokens(50).0 - RUN_FEE)
     }));
     assert_eq!(
         query::task_runs(&chain.state, task).unwrap()[0].status,
@@ -377,11 +379,11 @@ fn a_stopped_task_still_pays_for_a_run_in_flight_and_refunds_the_rest() {
 #[test]
 fn a_task_that_cannot_afford_its_next_run_stops() {
     let (mut chain, _worker) = with_worker();
-    // Exactly one worst-case run: 10 tokens an epoch for 30 s of 10 s epochs.
+    // Exactly one worst-case run: 10 tokens an epoch for 30 s of 10 s epochs, plus the run fee.
     let task = chain.create_task(
         "alice",
         TestChain::task_spec(TeeKind::Tdx, sched_every(3), 30, None),
-        tokens(30),
+        Balance(tokens(30).0 + RUN_FEE),
     );
     chain.next_block();
     assert_eq!(chain.task(task).runs, 1);
@@ -402,10 +404,10 @@ fn task_deposits_must_cover_one_worst_case_run() {
         "alice",
         tasks(TasksCall::Create {
             spec: TestChain::task_spec(TeeKind::Tdx, Schedule::Once, 30, None),
-            deposit: tokens(29),
+            deposit: tokens(30),
         }),
         CallError::DepositTooLow {
-            minimum: tokens(30),
+            minimum: Balance(tokens(30).0 + RUN_FEE),
         },
     );
     let mut bad = TestChain::task_spec(TeeKind::Tdx, sched_every(0), 30, None);
@@ -577,4 +579,26 @@ fn a_production_chain_refuses_tasks_on_the_simulated_tee() {
         }),
         CallError::SimulatedTeeNotAllowed,
     );
+}
+
+#[test]
+fn every_run_pays_the_run_fee_even_on_a_worker_that_charges_nothing() {
+    let mut chain = TestChain::new();
+    let mut profile = chain.profile("eu", &[TeeKind::Tdx], 8000, 16384);
+    profile.prices = wetee_types::Prices::default();
+    chain.started_worker("eve", profile);
+    let task = chain.create_task(
+        "alice",
+        TestChain::task_spec(TeeKind::Tdx, sched_every(1), 30, Some(5)),
+        tokens(31),
+    );
+    let treasury = chain.treasury_free();
+    chain.advance(5);
+    assert_eq!(chain.task(task).runs, 5);
+    assert_eq!(chain.treasury_free(), Balance(treasury.0 + 5 * RUN_FEE));
+    assert_eq!(
+        chain.task(task).deposit,
+        Balance(tokens(31).0 - 5 * RUN_FEE)
+    );
+    chain.check_invariants();
 }

@@ -4,7 +4,7 @@ use wetee_runtime::testing::*;
 use wetee_types::codec::BoundedVec;
 use wetee_types::error::error_text;
 use wetee_types::params::Params;
-use wetee_types::records::{Attestation, ComplaintStatus, Evidence, WorkerStatus};
+use wetee_types::records::{ComplaintStatus, Evidence, WorkerStatus};
 use wetee_types::transaction::{AppsCall, WorkersCall};
 use wetee_types::{
     Balance, Call, CallError, ComplaintId, Event, Hash, KeyScheme, Keypair, TeeKind, WorkerId,
@@ -40,8 +40,12 @@ fn an_invalid_profile_is_refused_naming_the_field() {
         "eve",
         workers(WorkersCall::Register {
             profile: profile.clone(),
-            keys: TestChain::keys_for(&identity),
-            evidence: TestChain::evidence(TeeKind::Tdx),
+            attestation: chain.attestation(
+                &chain.who("eve"),
+                &identity,
+                TestChain::keys_for(&identity),
+                TestChain::evidence(TeeKind::Tdx),
+            ),
         }),
         CallError::InvalidWorkerProfile {
             field: error_text("capacity"),
@@ -54,8 +58,12 @@ fn an_invalid_profile_is_refused_naming_the_field() {
         "eve",
         workers(WorkersCall::Register {
             profile,
-            keys: TestChain::keys_for(&identity),
-            evidence: TestChain::evidence(TeeKind::Tdx),
+            attestation: chain.attestation(
+                &chain.who("eve"),
+                &identity,
+                TestChain::keys_for(&identity),
+                TestChain::evidence(TeeKind::Tdx),
+            ),
         }),
         CallError::InvalidWorkerProfile {
             field: error_text("region"),
@@ -73,8 +81,12 @@ fn a_production_chain_refuses_the_simulated_tee() {
         "eve",
         workers(WorkersCall::Register {
             profile,
-            keys: TestChain::keys_for(&identity),
-            evidence: TestChain::evidence(TeeKind::Simulated),
+            attestation: chain.attestation(
+                &chain.who("eve"),
+                &identity,
+                TestChain::keys_for(&identity),
+                TestChain::evidence(TeeKind::Simulated),
+            ),
         }),
         CallError::SimulatedTeeNotAllowed,
     );
@@ -89,8 +101,12 @@ fn evidence_must_come_from_a_declared_tee_and_pass_the_verifier() {
         "eve",
         workers(WorkersCall::Register {
             profile: profile.clone(),
-            keys: TestChain::keys_for(&identity),
-            evidence: TestChain::evidence(TeeKind::SevSnp),
+            attestation: chain.attestation(
+                &chain.who("eve"),
+                &identity,
+                TestChain::keys_for(&identity),
+                TestChain::evidence(TeeKind::SevSnp),
+            ),
         }),
         CallError::EvidenceKindNotDeclared {
             kind: TeeKind::SevSnp,
@@ -100,11 +116,15 @@ fn evidence_must_come_from_a_declared_tee_and_pass_the_verifier() {
         "eve",
         workers(WorkersCall::Register {
             profile: profile.clone(),
-            keys: TestChain::keys_for(&identity),
-            evidence: Evidence {
-                kind: TeeKind::Tdx,
-                data: BoundedVec::new(),
-            },
+            attestation: chain.attestation(
+                &chain.who("eve"),
+                &identity,
+                TestChain::keys_for(&identity),
+                Evidence {
+                    kind: TeeKind::Tdx,
+                    data: BoundedVec::new(),
+                },
+            ),
         }),
         CallError::EvidenceRejected {
             reason: error_text("the evidence is empty"),
@@ -120,8 +140,12 @@ fn evidence_must_come_from_a_declared_tee_and_pass_the_verifier() {
         "eve",
         workers(WorkersCall::Register {
             profile,
-            keys,
-            evidence: TestChain::evidence(TeeKind::Tdx),
+            attestation: chain.attestation(
+                &chain.who("eve"),
+                &identity,
+                keys,
+                TestChain::evidence(TeeKind::Tdx),
+            ),
         }),
         CallError::EvidenceRejected {
             reason: error_text("the identity key is not a valid Ed25519 public key"),
@@ -495,13 +519,15 @@ fn rotating_keys_needs_fresh_evidence() {
         workers(WorkersCall::Update {
             worker: id,
             profile: profile.clone(),
-            attestation: Some(Attestation {
-                keys: TestChain::keys_for(&fresh),
-                evidence: Evidence {
+            attestation: Some(chain.attestation(
+                &chain.who("eve"),
+                &fresh,
+                TestChain::keys_for(&fresh),
+                Evidence {
                     kind: TeeKind::Tdx,
                     data: BoundedVec::new(),
                 },
-            }),
+            )),
         }),
         CallError::EvidenceRejected {
             reason: error_text("the evidence is empty"),
@@ -512,10 +538,12 @@ fn rotating_keys_needs_fresh_evidence() {
         workers(WorkersCall::Update {
             worker: id,
             profile,
-            attestation: Some(Attestation {
-                keys: TestChain::keys_for(&fresh),
-                evidence: TestChain::evidence(TeeKind::Tdx),
-            }),
+            attestation: Some(chain.attestation(
+                &chain.who("eve"),
+                &fresh,
+                TestChain::keys_for(&fresh),
+                TestChain::evidence(TeeKind::Tdx),
+            )),
         }),
     );
     assert_eq!(chain.worker(id).keys.identity, fresh.account_id().0);
@@ -810,8 +838,12 @@ fn every_profile_field_is_checked() {
             chain.key("eve"),
             workers(WorkersCall::Register {
                 profile,
-                keys: TestChain::keys_for(&identity),
-                evidence: TestChain::evidence(TeeKind::Tdx),
+                attestation: chain.attestation(
+                    &chain.who("eve"),
+                    &identity,
+                    TestChain::keys_for(&identity),
+                    TestChain::evidence(TeeKind::Tdx),
+                ),
             }),
         );
         match chain.apply(&tx).unwrap().outcome {
@@ -1016,31 +1048,58 @@ fn a_suspended_worker_can_start_again_and_owes_reports_from_then_on() {
 }
 
 #[test]
-fn one_identity_key_registers_one_worker() {
+fn copied_keys_and_evidence_cannot_register_another_worker() {
     let mut chain = TestChain::new();
-    let first = chain.register("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
-    let keys = chain.worker(first).keys;
+    let identity = Keypair::from_seed(KeyScheme::Ed25519, [31; 32]);
+    let eve = chain.who("eve");
+    let attestation = chain.attestation(
+        &eve,
+        &identity,
+        TestChain::keys_for(&identity),
+        TestChain::evidence(TeeKind::Tdx),
+    );
     let profile = chain.profile("eu", &[TeeKind::Tdx], 4000, 8192);
+    // Dave front-runs Eve with her attestation: the key proof names Eve, not Dave.
     chain.fails(
         "dave",
         workers(WorkersCall::Register {
-            profile,
-            keys,
-            evidence: TestChain::evidence(TeeKind::Tdx),
+            profile: profile.clone(),
+            attestation: attestation.clone(),
+        }),
+        CallError::KeyProofInvalid,
+    );
+    chain.ok(
+        "eve",
+        workers(WorkersCall::Register {
+            profile: profile.clone(),
+            attestation: attestation.clone(),
+        }),
+    );
+    let first = WorkerId(1);
+    // Eve cannot register the same TEE identity twice either.
+    chain.fails(
+        "eve",
+        workers(WorkersCall::Register {
+            profile: profile.clone(),
+            attestation: attestation.clone(),
         }),
         CallError::IdentityKeyInUse { worker: first },
     );
     let second = chain.register("dave", chain.profile("us", &[TeeKind::Tdx], 4000, 8192));
+    let dave = chain.who("dave");
+    let stolen = chain.attestation(
+        &dave,
+        &identity,
+        TestChain::keys_for(&identity),
+        TestChain::evidence(TeeKind::Tdx),
+    );
     let profile = chain.worker(second).profile;
     chain.fails(
         "dave",
         workers(WorkersCall::Update {
             worker: second,
             profile,
-            attestation: Some(Attestation {
-                keys,
-                evidence: TestChain::evidence(TeeKind::Tdx),
-            }),
+            attestation: Some(stolen),
         }),
         CallError::IdentityKeyInUse { worker: first },
     );
