@@ -127,6 +127,20 @@ impl TestChain {
         chain
     }
 
+    /// The most common world: eve's started TDX worker in `eu` (8000 millicores, 16 GiB) serving
+    /// alice's app (1000 millicores, 512 MiB, any region) with a 20 WTE deposit, placed at
+    /// height 1.
+    pub fn serving(params: Params) -> (TestChain, WorkerId, AppId) {
+        let mut chain = TestChain::with_params(params);
+        let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+        let app = chain.create_app(
+            "alice",
+            TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+            tokens(20),
+        );
+        (chain, worker, app)
+    }
+
     pub fn block(&self) -> BlockInfo {
         BlockInfo {
             height: self.height,

@@ -178,13 +178,7 @@ fn only_the_owner_may_change_an_app() {
 
 #[test]
 fn an_update_is_a_new_version_on_the_same_worker_and_history_is_kept() {
-    let mut chain = TestChain::new();
-    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
-    let app = chain.create_app(
-        "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
-        tokens(20),
-    );
+    let (mut chain, worker, app) = TestChain::serving(Params::dev());
     let mut spec = TestChain::app_spec(1000, 512, TeeKind::Tdx, None);
     spec.container.args =
         BoundedVec::try_new(vec![BoundedString::try_new("--v2").unwrap()]).unwrap();
@@ -210,13 +204,7 @@ fn an_update_is_a_new_version_on_the_same_worker_and_history_is_kept() {
 
 #[test]
 fn more_resources_in_an_update_resize_the_reservation_and_reprice_the_lease() {
-    let mut chain = TestChain::new();
-    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
-    let app = chain.create_app(
-        "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
-        tokens(20),
-    );
+    let (mut chain, worker, app) = TestChain::serving(Params::dev());
     let before = chain.app(app).placement.unwrap();
     chain.advance(3);
     chain.ok(
@@ -236,13 +224,7 @@ fn more_resources_in_an_update_resize_the_reservation_and_reprice_the_lease() {
 
 #[test]
 fn an_update_the_worker_cannot_host_releases_it_and_waits_elsewhere() {
-    let mut chain = TestChain::new();
-    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
-    let app = chain.create_app(
-        "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
-        tokens(20),
-    );
+    let (mut chain, worker, app) = TestChain::serving(Params::dev());
     chain.ok(
         "alice",
         apps(AppsCall::Update {
@@ -263,13 +245,7 @@ fn an_update_the_worker_cannot_host_releases_it_and_waits_elsewhere() {
 
 #[test]
 fn settings_change_env_secrets_and_replicas_as_a_new_version() {
-    let mut chain = TestChain::new();
-    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
-    let app = chain.create_app(
-        "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
-        tokens(20),
-    );
+    let (mut chain, worker, app) = TestChain::serving(Params::dev());
     chain.fails(
         "alice",
         apps(AppsCall::SetSettings {
@@ -368,13 +344,7 @@ fn a_restart_is_counted_for_the_worker_to_act_on() {
 
 #[test]
 fn stopping_releases_capacity_and_refunds_everything_not_yet_claimable() {
-    let mut chain = TestChain::new();
-    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
-    let app = chain.create_app(
-        "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
-        tokens(20),
-    );
+    let (mut chain, worker, app) = TestChain::serving(Params::dev());
     // Stopped in the block it was placed: nothing was run, everything comes back.
     let events = chain.ok("alice", apps(AppsCall::Stop { app }));
     assert!(events.contains(&Event::AppStopped {
@@ -444,13 +414,7 @@ fn stopping_a_pending_app_takes_it_out_of_the_queue() {
 
 #[test]
 fn a_settings_change_that_keeps_the_resources_keeps_the_price() {
-    let mut chain = TestChain::new();
-    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
-    let app = chain.create_app(
-        "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
-        tokens(20),
-    );
+    let (mut chain, worker, app) = TestChain::serving(Params::dev());
     let before = chain.app(app).placement.unwrap();
     let mut profile = chain.worker(worker).profile;
     profile.prices.cpu_millicore = Balance(profile.prices.cpu_millicore.0 * 5);

@@ -2,6 +2,7 @@
 
 use wetee_runtime::testing::*;
 use wetee_types::codec::BoundedVec;
+use wetee_types::params::Params;
 use wetee_types::transaction::{AppsCall, TasksCall, WorkersCall};
 use wetee_types::{AppId, Balance, Call, CallError, Outcome, Resources, TaskId, TeeKind, WorkerId};
 
@@ -12,13 +13,7 @@ fn outcome(chain: &mut TestChain, who: &str, call: Call) -> Outcome {
 
 #[test]
 fn amounts_near_the_top_of_u128_never_overflow_silently() {
-    let mut chain = TestChain::new();
-    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
-    let app = chain.create_app(
-        "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
-        tokens(20),
-    );
+    let (mut chain, worker, app) = TestChain::serving(Params::dev());
     let task = chain.create_task(
         "bob",
         TestChain::task_spec(TeeKind::Tdx, sched_every(5), 30, None),

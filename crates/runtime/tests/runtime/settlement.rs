@@ -94,13 +94,7 @@ fn a_report_for_an_epoch_that_has_not_ended_is_refused() {
 fn within_a_wide_window_an_epoch_older_than_the_last_report_is_still_refused() {
     let mut params = Params::dev();
     params.proof_window_epochs = 3;
-    let mut chain = TestChain::with_params(params);
-    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
-    let app = chain.create_app(
-        "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
-        tokens(20),
-    );
+    let (mut chain, worker, app) = TestChain::serving(params);
     chain.advance_to_epoch(3);
     chain.report("eve", worker, 2, vec![TestChain::proof(app, 10_000)]);
     let older = submit(
@@ -589,13 +583,7 @@ fn a_closed_lease_with_nothing_left_to_hold_still_accepts_its_report() {
 
 #[test]
 fn an_app_proven_at_zero_uptime_report_after_report_leaves_without_costing_the_worker_score() {
-    let mut chain = TestChain::new();
-    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
-    let app = chain.create_app(
-        "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
-        tokens(20),
-    );
+    let (mut chain, worker, app) = TestChain::serving(Params::dev());
     chain.advance_to_epoch(1);
     chain.report("eve", worker, 0, vec![TestChain::proof(app, 0)]);
     chain.advance_to_epoch(2);
@@ -617,13 +605,7 @@ fn an_app_proven_at_zero_uptime_report_after_report_leaves_without_costing_the_w
 fn an_eviction_holds_nothing_for_the_epoch_its_report_gave_up() {
     let mut params = Params::dev();
     params.proof_window_epochs = 2;
-    let mut chain = TestChain::with_params(params);
-    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
-    let app = chain.create_app(
-        "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
-        tokens(20),
-    );
+    let (mut chain, worker, app) = TestChain::serving(params);
     chain.advance_to_epoch(2);
     chain.report("eve", worker, 1, vec![]);
     chain.advance_to_epoch(3);
