@@ -135,7 +135,7 @@ fn create(
         },
     );
     ctx.emit(Event::AppCreated { app: id, owner });
-    place_or_queue(ctx, &mut app, None)?;
+    place_or_queue(ctx, &mut app)?;
     storage::put_app(ctx.state, &app);
     Ok(())
 }
@@ -192,7 +192,7 @@ fn redeploy(ctx: &mut Ctx, app: &mut App) -> Result<(), CallError> {
     let workload = Workload::App { app: app.id };
     let Some(placement) = app.placement else {
         scheduling::dequeue(ctx.state, &workload)?;
-        return place_or_queue(ctx, app, None);
+        return place_or_queue(ctx, app);
     };
     let demand = Demand::of_app(&app.spec)?;
     let worker = storage::worker(ctx.state, placement.worker)?;
@@ -216,17 +216,13 @@ fn redeploy(ctx: &mut Ctx, app: &mut App) -> Result<(), CallError> {
         return settlement::check_funding(ctx, app);
     }
     unplace(ctx, app)?;
-    place_or_queue(ctx, app, None)
+    place_or_queue(ctx, app)
 }
 
-/// Places the app on the best worker (other than `exclude`), or queues it.
-pub(crate) fn place_or_queue(
-    ctx: &mut Ctx,
-    app: &mut App,
-    exclude: Option<WorkerId>,
-) -> Result<(), CallError> {
+/// Places the app on the best worker, or queues it.
+fn place_or_queue(ctx: &mut Ctx, app: &mut App) -> Result<(), CallError> {
     let demand = Demand::of_app(&app.spec)?;
-    match scheduling::best_worker(ctx.state, &demand, &ctx.params, exclude)? {
+    match scheduling::best_worker(ctx.state, &demand, &ctx.params, None)? {
         Some((worker, price)) => place_on(ctx, app, worker, price),
         None => {
             app.status = AppStatus::Pending;

@@ -270,7 +270,9 @@ pub(crate) fn expire_lease(
         return Ok(()); // settled in full already
     };
     if lease.end.is_none() {
-        return Ok(()); // the app came back to this worker under the same number: impossible, but harmless
+        // Lease numbers are never reused, so an expiry always names a closed lease; an open one
+        // is left alone rather than trusted.
+        return Ok(());
     }
     let mut app = storage::app(ctx.state, app_id)?;
     release_hold(ctx, &mut app, &lease)?;
