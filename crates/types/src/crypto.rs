@@ -344,6 +344,26 @@ impl Serialize for Signature {
     }
 }
 
+impl<'de> Deserialize<'de> for Signature {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Tagged {
+            scheme: KeyScheme,
+            signature: String,
+        }
+        let tagged = Tagged::deserialize(deserializer)?;
+        let text = tagged.signature.strip_prefix("0x").unwrap_or(&tagged.signature);
+        let bytes: [u8; 64] = hex::decode(text)
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or_else(|| serde::de::Error::custom("a signature is 64 bytes of hex"))?;
+        Ok(match tagged.scheme {
+            KeyScheme::Ed25519 => Signature::Ed25519(bytes),
+            KeyScheme::Sr25519 => Signature::Sr25519(bytes),
+        })
+    }
+}
+
 #[cfg(feature = "arbitrary")]
 impl<'a> arbitrary::Arbitrary<'a> for Signature {
     fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {

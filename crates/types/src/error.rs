@@ -8,7 +8,7 @@ use crate::ids::{AppId, BlockNumber, ComplaintId, EpochNumber, TaskId, WorkerId}
 use crate::manifest::ManifestError;
 use crate::records::WorkerStatus;
 use crate::resources::TeeKind;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Short free text carried in an error.
 pub type ErrorText = BoundedString<512>;
@@ -24,7 +24,7 @@ pub fn error_text(text: &str) -> ErrorText {
 
 /// A transaction that cannot be included in a block: the mempool rejects it with this reason and
 /// a block containing it is invalid.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "error", rename_all = "snake_case")]
 pub enum TxError {
     /// The bytes are not a transaction.
@@ -90,7 +90,7 @@ pub enum TxError {
 }
 
 /// Why a call failed. Stored in receipts, so every variant has a stable tag.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[serde(tag = "error", rename_all = "snake_case")]
 pub enum CallError {

@@ -8,13 +8,13 @@ use crate::error::CallError;
 use crate::ids::{AppId, BlockNumber, ComplaintId, EpochNumber, TaskId, WorkerId, Workload};
 use crate::records::StopReason;
 use crate::{codec_enum, codec_struct};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Events one receipt can carry (a full work report emits about two per entry).
 pub const MAX_RECEIPT_EVENTS: usize = 16 * 1024;
 
 /// Something that happened on chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
@@ -389,7 +389,7 @@ impl Event {
 }
 
 /// Whether a call succeeded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
@@ -407,7 +407,7 @@ codec_enum!(Outcome {
 });
 
 /// What one included transaction did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Receipt {
     /// The transaction's hash.

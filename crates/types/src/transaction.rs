@@ -10,7 +10,7 @@ use crate::params::Params;
 use crate::records::{AppSettings, Attestation, WorkerProfile};
 use crate::report::SignedWorkReport;
 use crate::{codec_enum, codec_struct};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Largest encoded signed transaction accepted.
 pub const MAX_TRANSACTION_BYTES: usize = 256 * 1024;
@@ -19,7 +19,7 @@ pub const MAX_TRANSACTION_BYTES: usize = 256 * 1024;
 pub const TRANSACTION_DOMAIN: &[u8] = b"wetee/tx/v1";
 
 /// Moving tokens.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[serde(rename_all = "snake_case")]
 pub enum BalancesCall {
@@ -36,7 +36,7 @@ codec_enum!(BalancesCall {
 });
 
 /// Worker clusters: registration, staking, lifecycle, proofs, complaints.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[serde(rename_all = "snake_case")]
 pub enum WorkersCall {
@@ -129,7 +129,7 @@ codec_enum!(WorkersCall {
 });
 
 /// Long-running apps.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[serde(rename_all = "snake_case")]
 pub enum AppsCall {
@@ -182,7 +182,7 @@ codec_enum!(AppsCall {
 });
 
 /// One-off and periodic tasks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[serde(rename_all = "snake_case")]
 pub enum TasksCall {
@@ -229,7 +229,7 @@ codec_enum!(TasksCall {
 });
 
 /// Calls only the root key may make, until governance replaces it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[serde(rename_all = "snake_case")]
 pub enum RootCall {
@@ -250,7 +250,7 @@ codec_enum!(RootCall {
 });
 
 /// Every call, by module.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[serde(rename_all = "snake_case")]
 pub enum Call {
@@ -274,7 +274,7 @@ codec_enum!(Call {
 });
 
 /// An unsigned transaction.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Transaction {
     /// The account that signs and pays.
@@ -319,7 +319,7 @@ impl Transaction {
 }
 
 /// A transaction with its signature: what is gossiped and put in blocks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct SignedTransaction {
     /// The transaction.

@@ -46,6 +46,26 @@ where
     Ok(())
 }
 
+/// The JSON form (what the RPC speaks) must carry every value exactly, so a typed client reads
+/// back what the node meant.
+fn json_roundtrips<T>(data: &[u8]) -> Result<(), TestCaseError>
+where
+    T: serde::Serialize
+        + serde::de::DeserializeOwned
+        + for<'a> Arbitrary<'a>
+        + PartialEq
+        + std::fmt::Debug,
+{
+    let mut u = Unstructured::new(data);
+    if let Ok(value) = T::arbitrary(&mut u) {
+        let text = serde_json::to_string(&value).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let back: T = serde_json::from_str(&text)
+            .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+        prop_assert_eq!(&back, &value);
+    }
+    Ok(())
+}
+
 fn never_panics<T: Canonical>(bytes: &[u8]) {
     let _ = decode::<T>(bytes);
 }
@@ -62,6 +82,18 @@ proptest! {
         roundtrips::<App>(&data)?;
         roundtrips::<Task>(&data)?;
         roundtrips::<TaskRun>(&data)?;
+    }
+
+    #[test]
+    fn every_value_survives_json(data in proptest::collection::vec(any::<u8>(), 0..4096)) {
+        json_roundtrips::<SignedTransaction>(&data)?;
+        json_roundtrips::<Receipt>(&data)?;
+        json_roundtrips::<Event>(&data)?;
+        json_roundtrips::<Worker>(&data)?;
+        json_roundtrips::<App>(&data)?;
+        json_roundtrips::<Task>(&data)?;
+        json_roundtrips::<TaskRun>(&data)?;
+        json_roundtrips::<Params>(&data)?;
     }
 
     #[test]
