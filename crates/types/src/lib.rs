@@ -4,7 +4,7 @@
 //! encoding ([`codec`]): accounts and signatures ([`crypto`]), amounts ([`balance`]), ids,
 //! resources and TEE kinds, app and task manifests and their TOML form ([`manifest`]),
 //! transactions and calls ([`transaction`]), work reports ([`report`]), stored records
-//! ([`records`]), events and receipts ([`event`]), and errors ([`error`]).
+//! ([`records`]), events and receipts ([`event`]), errors ([`error`]), and the chain spec ([`spec`]).
 //!
 //! This crate must not depend on any other WeTEE crate, perform I/O, or read a clock: the
 //! runtime, the node, the worker and the CLI all build on it, and the runtime must stay
@@ -22,6 +22,7 @@ pub mod params;
 pub mod records;
 pub mod report;
 pub mod resources;
+pub mod spec;
 pub mod transaction;
 
 pub use balance::Balance;
@@ -33,4 +34,5 @@ pub use ids::{
 };
 pub use params::{ChainConfig, Params};
 pub use resources::{Prices, Resources, TeeKind, TeeKinds};
+pub use spec::ChainSpec;
 pub use transaction::{Call, SignedTransaction, Transaction};
