@@ -491,13 +491,12 @@ impl KeySource {
                 keypair_from_uri(&stored.secret, stored.scheme)
             }
             KeySource::File(path) => {
-                let text =
-                    Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
-                        KeyError::Io {
-                            path: path.display().to_string(),
-                            source,
-                        }
-                    })?);
+                let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
+                    KeyError::Io {
+                        path: path.display().to_string(),
+                        source,
+                    }
+                })?);
                 keypair_from_uri(text.trim(), scheme)
             }
         }

@@ -352,7 +352,10 @@ impl<'de> Deserialize<'de> for Signature {
             signature: String,
         }
         let tagged = Tagged::deserialize(deserializer)?;
-        let text = tagged.signature.strip_prefix("0x").unwrap_or(&tagged.signature);
+        let text = tagged
+            .signature
+            .strip_prefix("0x")
+            .unwrap_or(&tagged.signature);
         let bytes: [u8; 64] = hex::decode(text)
             .ok()
             .and_then(|bytes| bytes.try_into().ok())

@@ -37,7 +37,10 @@ pub struct ValidatorSpec {
 impl ValidatorSpec {
     /// The 32 bytes of the public key.
     pub fn public_key_bytes(&self) -> Result<[u8; 32], SpecError> {
-        let text = self.public_key.strip_prefix("0x").unwrap_or(&self.public_key);
+        let text = self
+            .public_key
+            .strip_prefix("0x")
+            .unwrap_or(&self.public_key);
         let bytes = hex::decode(text).map_err(|_| SpecError::BadValidatorKey {
             name: self.name.clone(),
         })?;
@@ -283,7 +286,9 @@ mod tests {
                 .map(|i| ValidatorSpec {
                     name: format!("v{i}"),
                     public_key: key(i + 1),
-                    address: format!("127.0.0.1:{}", 30_000 + u16::from(i)).parse().unwrap(),
+                    address: format!("127.0.0.1:{}", 30_000 + u16::from(i))
+                        .parse()
+                        .unwrap(),
                 })
                 .collect(),
             consensus: ConsensusSpec::local(),

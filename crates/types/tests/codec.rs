@@ -59,8 +59,8 @@ where
     let mut u = Unstructured::new(data);
     if let Ok(value) = T::arbitrary(&mut u) {
         let text = serde_json::to_string(&value).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let back: T = serde_json::from_str(&text)
-            .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+        let back: T =
+            serde_json::from_str(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
         prop_assert_eq!(&back, &value);
     }
     Ok(())

@@ -1,0 +1,9 @@
+//! The WeTEE node.
+//!
+//! - [`mempool`]: transactions waiting for a block, admitted only after the runtime's checks.
+//!
+//! The node executes the runtime; it must never change what a block means. Everything that
+//! decides state lives in `wetee-runtime`, and everything here must be reproducible from the
+//! finalized blocks.
+
+pub mod mempool;
