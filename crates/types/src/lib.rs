@@ -11,6 +11,7 @@
 //! deterministic.
 
 pub mod balance;
+pub mod block;
 pub mod codec;
 pub mod cron;
 pub mod crypto;
@@ -26,6 +27,7 @@ pub mod spec;
 pub mod transaction;
 
 pub use balance::Balance;
+pub use block::{Block, Header};
 pub use crypto::{AccountId, Hash, KeyScheme, Keypair, Signature};
 pub use error::{CallError, TxError};
 pub use event::{Event, Outcome, Receipt};

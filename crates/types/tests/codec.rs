@@ -29,6 +29,7 @@ conformance_tests! {
     CodecConformance<Lease> => 1024,
     CodecConformance<Params> => 1024,
     CodecConformance<Workload> => 1024,
+    CodecConformance<wetee_types::Block> => 256,
 }
 
 fn roundtrips<T>(data: &[u8]) -> Result<(), TestCaseError>
@@ -82,6 +83,7 @@ proptest! {
         roundtrips::<App>(&data)?;
         roundtrips::<Task>(&data)?;
         roundtrips::<TaskRun>(&data)?;
+        roundtrips::<wetee_types::Block>(&data)?;
     }
 
     #[test]
@@ -94,10 +96,12 @@ proptest! {
         json_roundtrips::<Task>(&data)?;
         json_roundtrips::<TaskRun>(&data)?;
         json_roundtrips::<Params>(&data)?;
+        json_roundtrips::<wetee_types::Block>(&data)?;
     }
 
     #[test]
     fn random_bytes_never_panic_a_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        never_panics::<wetee_types::Block>(&bytes);
         never_panics::<SignedTransaction>(&bytes);
         never_panics::<SignedWorkReport>(&bytes);
         never_panics::<Receipt>(&bytes);
