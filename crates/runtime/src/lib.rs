@@ -50,7 +50,7 @@ pub mod verify;
 pub mod workers;
 
 pub use context::BlockInfo;
-pub use state::{MemoryState, Overlay, State};
+pub use state::{Changes, Layer, MemoryState, Overlay, State};
 pub use verify::{AttestationContext, AttestationVerifier, BaselineVerifier};
 
 use context::Ctx;

@@ -3,7 +3,7 @@
 //! Keys are ordered bytes and iteration is in key order, so every validator walks the same
 //! entries in the same order. [`MemoryState`] backs tests and benchmarks; the node provides a
 //! persistent implementation. [`Overlay`] buffers a call's writes so a failed call can be
-//! discarded as a whole.
+//! discarded as a whole; [`Layer`] collects a block's writes over a state it never modifies.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -144,6 +144,74 @@ impl State for Overlay<'_> {
     }
 }
 
+/// A set of writes: `Some` sets a key, `None` deletes it.
+pub type Changes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// Writes collected over a base state that is only read: a block executed speculatively on top
+/// of its parent's state, whose changes are kept apart until the block is finalized.
+pub struct Layer<'a> {
+    base: &'a dyn State,
+    changes: Changes,
+}
+
+impl std::fmt::Debug for Layer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Layer")
+            .field("changes", &self.changes.len())
+            .finish()
+    }
+}
+
+impl<'a> Layer<'a> {
+    /// No changes yet over `base`.
+    pub fn new(base: &'a dyn State) -> Layer<'a> {
+        Layer::with_changes(base, Changes::new())
+    }
+
+    /// `changes` applied over `base`.
+    pub fn with_changes(base: &'a dyn State, changes: Changes) -> Layer<'a> {
+        Layer { base, changes }
+    }
+
+    /// The writes made through this layer.
+    pub fn changes(&self) -> &Changes {
+        &self.changes
+    }
+
+    /// The writes made through this layer, taken out.
+    pub fn into_changes(self) -> Changes {
+        self.changes
+    }
+}
+
+impl State for Layer<'_> {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        match self.changes.get(key) {
+            Some(change) => change.clone(),
+            None => self.base.get(key),
+        }
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) {
+        self.changes.insert(key.to_vec(), Some(value.to_vec()));
+    }
+
+    fn delete(&mut self, key: &[u8]) {
+        self.changes.insert(key.to_vec(), None);
+    }
+
+    fn scan_from<'b>(&'b self, start: &[u8]) -> Box<dyn Iterator<Item = (Vec<u8>, Vec<u8>)> + 'b> {
+        let changes = self
+            .changes
+            .range::<[u8], _>((Bound::Included(start), Bound::Unbounded))
+            .map(|(k, v)| (k.clone(), v.clone()));
+        Box::new(MergedScan {
+            base: self.base.scan_from(start).peekable(),
+            changes: changes.peekable(),
+        })
+    }
+}
+
 /// Merges the base's entries with the overlay's changes, the overlay winning on equal keys and
 /// deletions hiding base entries.
 struct MergedScan<B: Iterator, C: Iterator> {
@@ -189,6 +257,32 @@ mod tests {
 
     fn collect(state: &dyn State, start: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
         state.scan_from(start).collect()
+    }
+
+    #[test]
+    fn layers_stack_without_touching_their_base() {
+        let mut base = MemoryState::new();
+        base.put(b"a", b"0");
+        base.put(b"b", b"0");
+        let mut parent = Layer::new(&base);
+        parent.put(b"a", b"1");
+        parent.delete(b"b");
+        let parent_changes = parent.changes().clone();
+        let mut child = Layer::new(&parent);
+        child.put(b"c", b"2");
+        assert_eq!(child.get(b"a").unwrap(), b"1");
+        assert_eq!(child.get(b"b"), None);
+        assert_eq!(
+            collect(&child, b""),
+            vec![
+                (b"a".to_vec(), b"1".to_vec()),
+                (b"c".to_vec(), b"2".to_vec())
+            ]
+        );
+        let child_changes = child.into_changes();
+        assert_eq!(child_changes.len(), 1);
+        assert_eq!(parent_changes.len(), 2);
+        assert_eq!(base.get(b"b").unwrap(), b"0");
     }
 
     #[test]
