@@ -114,14 +114,7 @@ pub fn leases(state: &dyn State, worker: WorkerId, app: AppId) -> Result<Vec<Lea
     all(state, &keys::leases_of(worker, app))
 }
 
-/// A workload waiting for placement, and why no worker takes it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct PendingPlacement {
-    /// The workload.
-    pub workload: Workload,
-    /// Why it is not placed, in words.
-    pub reason: String,
-}
+pub use wetee_types::rpc::PendingPlacement;
 
 /// Why a workload is not placed: `None` if it is not waiting.
 pub fn pending_reason(state: &dyn State, workload: &Workload) -> Result<Option<String>, CallError> {

@@ -23,6 +23,7 @@ pub mod params;
 pub mod records;
 pub mod report;
 pub mod resources;
+pub mod rpc;
 pub mod spec;
 pub mod transaction;
 

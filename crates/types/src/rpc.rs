@@ -1,0 +1,228 @@
+//! The JSON shapes of the node's RPC, shared by the node (which serves them) and the client
+//! (which reads them). docs/rpc.md documents every method with examples.
+
+use serde::{Deserialize, Serialize};
+
+use crate::block::Header;
+use crate::crypto::{AccountId, Hash};
+use crate::event::{Event, Receipt};
+use crate::ids::{AppId, BlockNumber, TaskId, WorkerId, Workload};
+use crate::params::{ChainConfig, Params};
+use crate::transaction::SignedTransaction;
+
+/// The JSON-RPC error codes the node uses, beyond the protocol's own (-32700 parse error,
+/// -32600 invalid request, -32601 unknown method, -32602 invalid params).
+pub mod codes {
+    /// The transaction was refused by the mempool or the runtime's checks.
+    pub const TRANSACTION_REJECTED: i32 = 1001;
+    /// The requested block, worker, app or task does not exist.
+    pub const NOT_FOUND: i32 = 1002;
+    /// The node cannot answer right now (shutting down, still starting).
+    pub const UNAVAILABLE: i32 = 1003;
+    /// The node's state is damaged; the operator must look at its logs.
+    pub const INTERNAL: i32 = 1004;
+}
+
+/// A block by height and hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockRef {
+    /// Its height.
+    pub height: BlockNumber,
+    /// Its hash.
+    pub hash: Hash,
+}
+
+/// The node's view of itself (`system_health`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// The chain's name.
+    pub chain: String,
+    /// The genesis hash.
+    pub genesis_hash: Hash,
+    /// The latest finalized block this node has executed.
+    pub finalized: BlockRef,
+    /// Its timestamp, in milliseconds since the Unix epoch.
+    pub finalized_timestamp_ms: u64,
+    /// Validators this node is connected to.
+    pub peers: usize,
+    /// Whether this node is one of the validators.
+    pub is_validator: bool,
+    /// Transactions in its mempool.
+    pub pending_transactions: usize,
+}
+
+/// Which block a query is about: a height, a hash, or (absent) the latest finalized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BlockId {
+    /// By height.
+    Height(BlockNumber),
+    /// By hash.
+    Hash(Hash),
+}
+
+/// A header with its hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeaderInfo {
+    /// The block hash.
+    pub hash: Hash,
+    /// The header.
+    #[serde(flatten)]
+    pub header: Header,
+}
+
+/// A transaction with its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionInfo {
+    /// The transaction hash.
+    pub hash: Hash,
+    /// The signed transaction.
+    #[serde(flatten)]
+    pub transaction: SignedTransaction,
+}
+
+/// A finalized block with what executing it produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockInfo {
+    /// The header and hash.
+    pub header: HeaderInfo,
+    /// The transactions.
+    pub transactions: Vec<TransactionInfo>,
+    /// One receipt per transaction.
+    pub receipts: Vec<Receipt>,
+    /// Events of the start of the block (scheduled task runs, deadlines).
+    pub begin_events: Vec<Event>,
+    /// Events of the end of the block (epoch settlement, placements).
+    pub end_events: Vec<Event>,
+}
+
+/// Where an event came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// The start of the block.
+    BeginBlock,
+    /// A transaction.
+    Transaction {
+        /// Its position in the block.
+        index: u32,
+        /// Its hash.
+        hash: Hash,
+    },
+    /// The end of the block.
+    EndBlock,
+}
+
+/// An event of a finalized block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// The block.
+    pub block: BlockRef,
+    /// Where in the block.
+    pub phase: Phase,
+    /// The event.
+    pub event: Event,
+}
+
+/// Which events a subscriber wants; every given field must match, none given matches all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventFilter {
+    /// Events involving this account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountId>,
+    /// Events about this worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<WorkerId>,
+    /// Events about this app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<AppId>,
+    /// Events about this task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<TaskId>,
+}
+
+impl EventFilter {
+    /// Whether `record` passes. A transaction's events also involve its signer.
+    pub fn matches(&self, record: &EventRecord, signer: Option<&AccountId>) -> bool {
+        let event = &record.event;
+        if let Some(account) = &self.account
+            && signer != Some(account)
+            && !event.accounts().contains(account)
+        {
+            return false;
+        }
+        if self.worker.is_some() && event.worker() != self.worker {
+            return false;
+        }
+        if self.app.is_some() && event.app() != self.app {
+            return false;
+        }
+        if self.task.is_some() && event.task() != self.task {
+            return false;
+        }
+        true
+    }
+}
+
+/// The progress of a submitted transaction (`author_submitAndWatch`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum TransactionStatus {
+    /// Admitted to the mempool.
+    Ready {
+        /// The transaction hash.
+        hash: Hash,
+    },
+    /// In a block that this node has executed but that is not final yet.
+    Included {
+        /// The block.
+        block: BlockRef,
+    },
+    /// In a finalized block: the receipt says whether the call succeeded, with its events
+    /// or its error.
+    Finalized {
+        /// The block.
+        block: BlockRef,
+        /// What the transaction did.
+        receipt: Receipt,
+    },
+    /// Removed from the mempool without being included (expired, or its nonce was used by
+    /// another transaction).
+    Dropped {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl TransactionStatus {
+    /// Whether no further status will follow.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            TransactionStatus::Finalized { .. } | TransactionStatus::Dropped { .. }
+        )
+    }
+}
+
+/// The chain's configuration and current parameters (`state_getParams`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamsInfo {
+    /// Fixed at genesis.
+    pub chain: ChainConfig,
+    /// Settable by the root origin.
+    pub params: Params,
+    /// The root key.
+    pub root: AccountId,
+    /// The treasury.
+    pub treasury: AccountId,
+}
+
+/// A workload waiting for placement, and why no worker takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingPlacement {
+    /// The workload.
+    pub workload: Workload,
+    /// Why it is not placed, in words.
+    pub reason: String,
+}
