@@ -303,6 +303,13 @@ pub fn generate_mnemonic(words: usize) -> Result<Zeroizing<String>, KeyError> {
     Ok(Zeroizing::new(mnemonic.to_string()))
 }
 
+/// 32 fresh random bytes, e.g. the seed of a validator's consensus key.
+pub fn random_seed() -> Result<Zeroizing<[u8; 32]>, KeyError> {
+    let mut seed = Zeroizing::new([0u8; 32]);
+    getrandom::getrandom(seed.as_mut()).map_err(|e| KeyError::Randomness(e.to_string()))?;
+    Ok(seed)
+}
+
 /// A key stored in the keystore: its scheme and secret URI.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct StoredKey {

@@ -1,0 +1,141 @@
+//! `wetee`: the command line of WeTEE.
+
+mod keys;
+mod output;
+mod spec;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use wetee_client::keys::Keystore;
+use wetee_types::KeyScheme;
+
+use output::{Format, print};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wetee",
+    version,
+    about = "WeTEE: a decentralized confidential cloud"
+)]
+struct Cli {
+    /// How to print results.
+    #[arg(long, short = 'o', global = true, value_enum, default_value = "text")]
+    output: Format,
+    /// Signature scheme for keys given as URIs or mnemonics.
+    #[arg(long, global = true, value_enum, default_value = "sr25519")]
+    scheme: SchemeArg,
+    /// The keystore directory (default: $WETEE_HOME/keys or ~/.wetee/keys).
+    #[arg(long, global = true, env = "WETEE_KEYSTORE")]
+    keystore: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SchemeArg {
+    Sr25519,
+    Ed25519,
+}
+
+impl From<SchemeArg> for KeyScheme {
+    fn from(scheme: SchemeArg) -> KeyScheme {
+        match scheme {
+            SchemeArg::Sr25519 => KeyScheme::Sr25519,
+            SchemeArg::Ed25519 => KeyScheme::Ed25519,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Account keys.
+    #[command(subcommand)]
+    Key(keys::KeyCommand),
+    /// The chain: specs, status, blocks, events.
+    #[command(subcommand)]
+    Chain(ChainCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ChainCommand {
+    /// Writes a chain spec: `--dev` for one local validator, `--validators N` for a local network.
+    Spec {
+        /// The single-validator dev chain.
+        #[arg(long, conflicts_with = "validators")]
+        dev: bool,
+        /// A local network of N validators with fresh keys.
+        #[arg(long)]
+        validators: Option<usize>,
+        /// Where to write the spec (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Where to write the validators' keys (with --validators).
+        #[arg(long, default_value = "keys")]
+        keys_dir: PathBuf,
+        /// The first validator's peer-to-peer port; the others follow.
+        #[arg(long, default_value_t = spec::FIRST_P2P_PORT)]
+        p2p_port: u16,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let format = cli.output;
+    if let Err(error) = run(cli) {
+        match format {
+            Format::Json => println!("{}", serde_json::json!({ "error": format!("{error:#}") })),
+            Format::Text => eprintln!("error: {error:#}"),
+        }
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let keystore = cli
+        .keystore
+        .map(Keystore::new)
+        .unwrap_or_else(Keystore::default_location);
+    let scheme = KeyScheme::from(cli.scheme);
+    match cli.command {
+        Command::Key(command) => keys::run(command, scheme, &keystore, cli.output),
+        Command::Chain(ChainCommand::Spec {
+            dev,
+            validators,
+            out,
+            keys_dir,
+            p2p_port,
+        }) => {
+            let spec = match (dev, validators) {
+                (_, Some(count)) => {
+                    spec::local_testnet_spec(count, p2p_port, &keys_dir, spec::now_ms())?
+                }
+                (true, None) => spec::dev_spec(spec::now_ms(), p2p_port)?,
+                (false, None) => anyhow::bail!("say which chain: --dev or --validators N"),
+            };
+            let json = spec.to_json();
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, format!("{json}\n"))?;
+                    let summary = serde_json::json!({
+                        "spec": path,
+                        "genesis_hash": spec.genesis_hash(),
+                        "validators": spec.validators.len(),
+                    });
+                    print(cli.output, &summary, || {
+                        format!(
+                            "Wrote {} ({} validator{}, genesis {})",
+                            path.display(),
+                            spec.validators.len(),
+                            if spec.validators.len() == 1 { "" } else { "s" },
+                            spec.genesis_hash()
+                        )
+                    });
+                }
+                None => println!("{json}"),
+            }
+            Ok(())
+        }
+    }
+}
