@@ -1,9 +1,11 @@
 //! The WeTEE node.
 //!
 //! - [`mempool`]: transactions waiting for a block, admitted only after the runtime's checks.
+//! - [`store`]: the persistent, authenticated state (QMDB) and its in-memory copy.
 //!
 //! The node executes the runtime; it must never change what a block means. Everything that
 //! decides state lives in `wetee-runtime`, and everything here must be reproducible from the
 //! finalized blocks.
 
 pub mod mempool;
+pub mod store;

@@ -1,0 +1,374 @@
+//! Persistent, authenticated state: Commonware's QMDB (`current::ordered::variable`) behind a
+//! small interface of ours, so an upgrade of Commonware touches this file only.
+//!
+//! QMDB provides the state root of every block header, proofs of any current value against
+//! it, speculative batches (a block executed on top of an unfinalized parent, and competing
+//! siblings), and crash-safe commits. Its reads are asynchronous, while the runtime reads state
+//! synchronously in the middle of a call; so the finalized state is also held in memory, in
+//! key order, for execution and RPC queries, and rebuilt from QMDB at start
+//! (docs/decisions/0006-state-store.md).
+//!
+//! Every commit records the height and parent hash of the block it finalized, inside the same
+//! atomic commit, so a restarted node knows exactly which block its state belongs to.
+
+use std::sync::{Arc, RwLock};
+
+use commonware_codec::RangeCfg;
+use commonware_cryptography::Sha256;
+use commonware_parallel::Sequential;
+use commonware_runtime::buffer::paged::{CacheRef, page_size};
+use commonware_runtime::{BLOB_PAGE_SIZE, Spawner};
+use commonware_storage::journal::contiguous::variable::Config as JournalConfig;
+use commonware_storage::merkle::full::Config as MerkleConfig;
+use commonware_storage::mmr;
+use commonware_storage::qmdb::current::VariableConfig;
+use commonware_storage::qmdb::current::ordered::variable::Db;
+use commonware_storage::qmdb::floor::Proportional;
+use commonware_storage::translator::EightCap;
+use commonware_utils::{NZU64, NZUsize};
+use futures::StreamExt as _;
+use wetee_runtime::{Changes, MemoryState, State as _};
+use wetee_types::Hash;
+
+type Family = mmr::Family;
+const CHUNK: usize = 32;
+/// Longest key the runtime writes, with room to spare.
+pub const MAX_KEY_BYTES: usize = 256;
+/// Longest value the runtime writes (records are bounded well below this).
+pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
+
+type Db_<E> = Db<Family, E, Vec<u8>, Vec<u8>, Sha256, EightCap, CHUNK, Sequential>;
+type Update = commonware_storage::qmdb::any::ordered::variable::Update<Vec<u8>, Vec<u8>>;
+
+/// A block's state changes merkleized on top of its parent's: its root is the block's state
+/// root. Kept until the block is finalized (then committed) or abandoned (then dropped).
+pub type Speculative = Arc<
+    commonware_storage::qmdb::current::batch::MerkleizedBatch<
+        Family,
+        commonware_cryptography::sha256::Digest,
+        Update,
+        CHUNK,
+        Sequential,
+    >,
+>;
+
+/// What went wrong in the store. Any of these means the node cannot go on safely.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// QMDB failed (I/O, corruption, or a batch built on a state that is gone).
+    #[error("state database: {0}")]
+    Database(String),
+    /// The commit record is unreadable.
+    #[error("state database: bad commit record: {0}")]
+    Record(String),
+}
+
+fn db_error(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Database(error.to_string())
+}
+
+/// Decoding bounds of one stored operation: (key length, value length).
+type OperationCfg = ((RangeCfg<usize>, ()), (RangeCfg<usize>, ()));
+
+/// The key QMDB stores for a state key: 8 bytes of its hash, then the key. QMDB's index buckets
+/// keys by their first 8 bytes, and runtime keys share long prefixes ("app/" and a small id),
+/// which would pile into one bucket and make reads linear.
+fn db_key(key: &[u8]) -> Vec<u8> {
+    let mut stored = Hash::of(key).0[..8].to_vec();
+    stored.extend_from_slice(key);
+    stored
+}
+
+/// Which block the committed state belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    /// The block's height.
+    pub height: u64,
+    /// The block's parent hash.
+    pub parent: Hash,
+    /// The state root after it.
+    pub root: Hash,
+}
+
+fn encode_record(height: u64, parent: &Hash) -> Vec<u8> {
+    let mut record = height.to_be_bytes().to_vec();
+    record.extend_from_slice(&parent.0);
+    record
+}
+
+fn decode_record(record: &[u8]) -> Result<(u64, Hash), StoreError> {
+    let height = record
+        .get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| StoreError::Record(format!("{} bytes", record.len())))?;
+    let parent = record
+        .get(8..40)
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .map(Hash)
+        .ok_or_else(|| StoreError::Record(format!("{} bytes", record.len())))?;
+    Ok((height, parent))
+}
+
+fn config(prefix: &str) -> VariableConfig<EightCap, OperationCfg, Sequential> {
+    let page_cache = CacheRef::new(page_size(BLOB_PAGE_SIZE), NZUsize!(4096));
+    VariableConfig {
+        merkle_config: MerkleConfig {
+            journal_partition: format!("{prefix}-state-mmr-journal"),
+            metadata_partition: format!("{prefix}-state-mmr-metadata"),
+            items_per_blob: NZU64!(1 << 20),
+            write_buffer: NZUsize!(1 << 20),
+            replay_buffer: NZUsize!(1 << 20),
+            strategy: Sequential,
+            page_cache: page_cache.clone(),
+        },
+        journal_config: JournalConfig {
+            partition: format!("{prefix}-state-log"),
+            items_per_section: NZU64!(1 << 16),
+            compression: None,
+            codec_config: (
+                ((0..=MAX_KEY_BYTES).into(), ()),
+                ((0..=MAX_VALUE_BYTES).into(), ()),
+            ),
+            page_cache,
+            write_buffer: NZUsize!(1 << 20),
+            replay_buffer: NZUsize!(1 << 20),
+        },
+        grafted_metadata_partition: format!("{prefix}-state-grafted-metadata"),
+        translator: EightCap,
+        init_cache: Some(NZUsize!(1 << 16)),
+        init_buffer: NZUsize!(1 << 21),
+        init_concurrency: (),
+    }
+}
+
+/// The state store.
+pub struct StateStore<E: commonware_storage::Context + Spawner> {
+    db: Option<Db_<E>>,
+    memory: Arc<RwLock<MemoryState>>,
+    committed: Option<Committed>,
+}
+
+impl<E: commonware_storage::Context + Spawner> std::fmt::Debug for StateStore<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateStore")
+            .field("committed", &self.committed)
+            .finish()
+    }
+}
+
+fn to_hash(digest: commonware_cryptography::sha256::Digest) -> Hash {
+    Hash(digest.0)
+}
+
+impl<E: commonware_storage::Context + Spawner> StateStore<E> {
+    /// Opens (or creates) the store in the partitions named after `prefix`, and loads the
+    /// committed state into memory.
+    pub async fn open(context: E, prefix: &str) -> Result<StateStore<E>, StoreError> {
+        let db = Db_::init(context, config(prefix), None)
+            .await
+            .map_err(db_error)?;
+        let committed = match db.get_metadata().await.map_err(db_error)? {
+            Some(record) => {
+                let (height, parent) = decode_record(&record)?;
+                Some(Committed {
+                    height,
+                    parent,
+                    root: to_hash(db.root()),
+                })
+            }
+            None => None,
+        };
+        let mut memory = MemoryState::new();
+        {
+            let mut entries = Box::pin(db.stream_range(..));
+            while let Some(entry) = entries.next().await {
+                let (key, value) = entry.map_err(db_error)?;
+                memory.put(key.get(8..).unwrap_or_default(), &value);
+            }
+        }
+        Ok(StateStore {
+            db: Some(db),
+            memory: Arc::new(RwLock::new(memory)),
+            committed,
+        })
+    }
+
+    fn db(&self) -> Result<&Db_<E>, StoreError> {
+        self.db
+            .as_ref()
+            .ok_or_else(|| StoreError::Database("a previous commit failed".into()))
+    }
+
+    /// The block the committed state belongs to; `None` before genesis.
+    pub fn committed(&self) -> Option<Committed> {
+        self.committed
+    }
+
+    /// The committed state, in memory. Readers must not hold the lock across an await.
+    pub fn memory(&self) -> Arc<RwLock<MemoryState>> {
+        Arc::clone(&self.memory)
+    }
+
+    /// Merkleizes `changes` (the block at `height` with parent `parent`) on top of `base`
+    /// (the parent's speculative batch, or the committed state when `None`).
+    pub async fn speculate(
+        &self,
+        base: Option<&Speculative>,
+        changes: &Changes,
+        height: u64,
+        parent: &Hash,
+    ) -> Result<(Speculative, Hash), StoreError> {
+        let db = self.db()?;
+        let mut batch = match base {
+            Some(base) => base.new_batch::<Sha256>(),
+            None => db.new_batch(),
+        };
+        for (key, value) in changes {
+            batch = batch.write(db_key(key), value.clone());
+        }
+        let merkleized = batch
+            .merkleize(db, Some(encode_record(height, parent)), &mut Proportional)
+            .await
+            .map_err(db_error)?;
+        let root = to_hash(merkleized.root());
+        Ok((merkleized, root))
+    }
+
+    /// Makes `speculative` (the block at `height` with parent `parent`, whose writes are
+    /// `changes`) the committed state, durably, and applies `changes` to memory.
+    pub async fn commit(
+        &mut self,
+        speculative: Speculative,
+        changes: &Changes,
+        height: u64,
+        parent: &Hash,
+    ) -> Result<Committed, StoreError> {
+        let db = self
+            .db
+            .take()
+            .ok_or_else(|| StoreError::Database("a previous commit failed".into()))?;
+        if let Err(error) = db.validate_batch(&speculative) {
+            self.db = Some(db);
+            return Err(db_error(error));
+        }
+        let db = db
+            .apply_batch(speculative)
+            .await
+            .map_err(db_error)?
+            .commit()
+            .await
+            .map_err(db_error)?;
+        let committed = Committed {
+            height,
+            parent: *parent,
+            root: to_hash(db.root()),
+        };
+        self.db = Some(db);
+        {
+            let mut memory = self
+                .memory
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            for (key, value) in changes {
+                match value {
+                    Some(value) => memory.put(key, value),
+                    None => memory.delete(key),
+                }
+            }
+        }
+        self.committed = Some(committed);
+        Ok(committed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commonware_runtime::{Runner as _, Supervisor as _, deterministic};
+
+    fn changes(entries: &[(&str, Option<&str>)]) -> Changes {
+        entries
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.map(|v| v.as_bytes().to_vec())))
+            .collect()
+    }
+
+    #[test]
+    fn speculative_chains_commit_to_their_roots_and_survive_a_restart() {
+        let (expected, checkpoint) =
+            deterministic::Runner::default().start_and_recover(|ctx| async move {
+                let mut store = StateStore::open(ctx.child("store"), "t").await.unwrap();
+                assert_eq!(store.committed(), None);
+                let genesis = changes(&[("acc/a", Some("100")), ("acc/b", Some("5"))]);
+                let (batch, root0) = store
+                    .speculate(None, &genesis, 0, &Hash::default())
+                    .await
+                    .unwrap();
+                store
+                    .commit(batch, &genesis, 0, &Hash::default())
+                    .await
+                    .unwrap();
+                assert_eq!(store.committed().unwrap().root, root0);
+
+                // Block 1 and a competing 1', then block 2 on the unfinalized 1.
+                let one = changes(&[("acc/a", Some("90")), ("acc/c", Some("10"))]);
+                let sibling = changes(&[("acc/a", Some("1"))]);
+                let two = changes(&[("acc/b", None)]);
+                let parent = Hash::of(b"genesis");
+                let (b1, r1) = store.speculate(None, &one, 1, &parent).await.unwrap();
+                let (b1x, r1x) = store.speculate(None, &sibling, 1, &parent).await.unwrap();
+                assert_ne!(r1, r1x);
+                let (b2, r2) = store
+                    .speculate(Some(&b1), &two, 2, &Hash::of(b"one"))
+                    .await
+                    .unwrap();
+                // Nothing is visible before commit.
+                assert_eq!(store.memory().read().unwrap().get(b"acc/c"), None);
+                store.commit(b1, &one, 1, &parent).await.unwrap();
+                assert_eq!(store.committed().unwrap().root, r1);
+                // The abandoned sibling cannot be committed any more, and the store survives trying.
+                assert!(store.commit(b1x, &sibling, 1, &parent).await.is_err());
+                store.commit(b2, &two, 2, &Hash::of(b"one")).await.unwrap();
+                let committed = store.committed().unwrap();
+                assert_eq!(committed.root, r2);
+                assert_eq!(committed.height, 2);
+                let memory = store.memory().read().unwrap().clone();
+                assert_eq!(memory.get(b"acc/a").unwrap(), b"90");
+                assert_eq!(memory.get(b"acc/b"), None);
+                (committed, memory)
+            });
+        deterministic::Runner::from(checkpoint).start(|ctx| async move {
+            let store = StateStore::open(ctx.child("store"), "t").await.unwrap();
+            let (committed, memory) = expected;
+            assert_eq!(store.committed(), Some(committed));
+            assert_eq!(*store.memory().read().unwrap(), memory);
+        });
+    }
+
+    #[test]
+    fn roots_do_not_depend_on_write_order_or_the_node() {
+        deterministic::Runner::default().start(|ctx| async move {
+            let one = StateStore::open(ctx.child("one"), "one").await.unwrap();
+            let two = StateStore::open(ctx.child("two"), "two").await.unwrap();
+            let writes = changes(&[("x", Some("1")), ("y", Some("2")), ("z", None)]);
+            let (_, a) = one
+                .speculate(None, &writes, 1, &Hash::default())
+                .await
+                .unwrap();
+            let (_, b) = two
+                .speculate(None, &writes, 1, &Hash::default())
+                .await
+                .unwrap();
+            assert_eq!(a, b);
+            let (_, c) = two
+                .speculate(None, &writes, 2, &Hash::default())
+                .await
+                .unwrap();
+            assert_ne!(
+                a, c,
+                "the commit record (height, parent) is part of the root"
+            );
+        });
+    }
+}
