@@ -1,5 +1,7 @@
 //! The WeTEE node.
 //!
+//! - [`executor`]: executes blocks speculatively (proposal, verification) and for good
+//!   (finalization) on top of the store.
 //! - [`mempool`]: transactions waiting for a block, admitted only after the runtime's checks.
 //! - [`store`]: the persistent, authenticated state (QMDB) and its in-memory copy.
 //!
@@ -7,5 +9,6 @@
 //! decides state lives in `wetee-runtime`, and everything here must be reproducible from the
 //! finalized blocks.
 
+pub mod executor;
 pub mod mempool;
 pub mod store;

@@ -200,6 +200,14 @@ impl<E: commonware_storage::Context + Spawner> StateStore<E> {
             .ok_or_else(|| StoreError::Database("a previous commit failed".into()))
     }
 
+    /// Deletes the store's data (used for scratch stores).
+    pub async fn destroy(mut self) -> Result<(), StoreError> {
+        match self.db.take() {
+            Some(db) => db.destroy().await.map_err(db_error),
+            None => Ok(()),
+        }
+    }
+
     /// The block the committed state belongs to; `None` before genesis.
     pub fn committed(&self) -> Option<Committed> {
         self.committed
