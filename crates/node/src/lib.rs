@@ -1,5 +1,6 @@
 //! The WeTEE node.
 //!
+//! - [`chain`]: our blocks and keys as Commonware's consensus sees them.
 //! - [`executor`]: executes blocks speculatively (proposal, verification) and for good
 //!   (finalization) on top of the store.
 //! - [`mempool`]: transactions waiting for a block, admitted only after the runtime's checks.
@@ -9,6 +10,7 @@
 //! decides state lives in `wetee-runtime`, and everything here must be reproducible from the
 //! finalized blocks.
 
+pub mod chain;
 pub mod executor;
 pub mod mempool;
 pub mod store;

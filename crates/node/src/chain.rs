@@ -1,0 +1,216 @@
+//! Our blocks and keys as Commonware's consensus sees them. Every Commonware consensus type the
+//! node names is named here, so an upgrade of Commonware touches this module first.
+
+use std::sync::Arc;
+
+use bytes::BufMut;
+use commonware_codec::{Buf, DecodeExt as _, Encode as _, EncodeSize, Read, Write};
+use commonware_consensus::types::{Epoch, Height, Round, View};
+use commonware_consensus::{BoundedBlock, CertifiableBlock, Heightable};
+use commonware_cryptography::Digestible;
+use wetee_types::block::{ConsensusContext, MAX_BLOCK_BYTES};
+use wetee_types::{Block, Hash};
+
+/// A validator's consensus public key.
+pub type PublicKey = commonware_cryptography::ed25519::PublicKey;
+/// A validator's consensus private key.
+pub type PrivateKey = commonware_cryptography::ed25519::PrivateKey;
+/// Block digests: the BLAKE3 block hash of [`wetee_types::Header::hash`].
+pub type Digest = commonware_cryptography::blake3::Digest;
+/// The consensus context a block is proposed in.
+pub type Context = commonware_consensus::simplex::types::Context<Digest, PublicKey>;
+/// The signing scheme of votes and certificates: ed25519, one signature per validator.
+pub type Scheme = commonware_consensus::simplex::scheme::ed25519::Scheme;
+
+/// Our hash as a consensus digest.
+pub fn digest(hash: &Hash) -> Digest {
+    commonware_cryptography::blake3::Digest(hash.0)
+}
+
+/// A consensus digest as our hash.
+pub fn hash(digest: &Digest) -> Hash {
+    Hash(digest.0)
+}
+
+/// The 32 bytes of a consensus public key.
+pub fn key_bytes(key: &PublicKey) -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    let encoded = key.encode();
+    bytes.copy_from_slice(&encoded[..32.min(encoded.len())]);
+    bytes
+}
+
+/// A consensus public key from its 32 bytes; `None` if they are not a valid key.
+pub fn public_key(bytes: &[u8; 32]) -> Option<PublicKey> {
+    PublicKey::decode(bytes::Bytes::copy_from_slice(bytes)).ok()
+}
+
+/// A consensus private key from its 32-byte seed (the same seed gives the same key as
+/// `wetee_types::Keypair::from_seed(Ed25519, seed)`).
+pub fn private_key(seed: &[u8; 32]) -> Option<PrivateKey> {
+    PrivateKey::decode(bytes::Bytes::copy_from_slice(seed)).ok()
+}
+
+/// The context recorded in a header.
+pub fn recorded_context(context: &Context) -> ConsensusContext {
+    ConsensusContext {
+        epoch: context.round.epoch().get(),
+        view: context.round.view().get(),
+        leader: key_bytes(&context.leader),
+        parent_view: context.parent.0.get(),
+    }
+}
+
+/// A block with its digest and its consensus context decoded once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainBlock {
+    block: Arc<Block>,
+    digest: Digest,
+    context: Context,
+}
+
+impl ChainBlock {
+    /// Wraps `block`; fails if its recorded leader is not a valid consensus key.
+    pub fn new(block: Arc<Block>) -> Result<ChainBlock, commonware_codec::Error> {
+        let header = &block.header;
+        let leader = public_key(&header.context.leader).ok_or(commonware_codec::Error::Invalid(
+            "Block",
+            "leader is not a valid key",
+        ))?;
+        let context = Context {
+            round: Round::new(
+                Epoch::new(header.context.epoch),
+                View::new(header.context.view),
+            ),
+            leader,
+            parent: (
+                View::new(header.context.parent_view),
+                digest(&header.parent),
+            ),
+        };
+        Ok(ChainBlock {
+            digest: digest(&block.hash()),
+            block,
+            context,
+        })
+    }
+
+    /// The block.
+    pub fn block(&self) -> &Arc<Block> {
+        &self.block
+    }
+
+    /// Its hash.
+    pub fn hash(&self) -> Hash {
+        hash(&self.digest)
+    }
+}
+
+impl Write for ChainBlock {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.block.write(buf);
+    }
+}
+
+impl EncodeSize for ChainBlock {
+    fn encode_size(&self) -> usize {
+        self.block.encode_size()
+    }
+}
+
+impl Read for ChainBlock {
+    type Cfg = ();
+
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, commonware_codec::Error> {
+        let block = Block::read_cfg(buf, &())?;
+        ChainBlock::new(Arc::new(block))
+    }
+}
+
+impl Digestible for ChainBlock {
+    type Digest = Digest;
+
+    fn digest(&self) -> Digest {
+        self.digest
+    }
+}
+
+impl Heightable for ChainBlock {
+    fn height(&self) -> Height {
+        Height::new(self.block.header.height)
+    }
+}
+
+impl commonware_consensus::Block for ChainBlock {
+    fn parent(&self) -> Digest {
+        digest(&self.block.header.parent)
+    }
+}
+
+impl CertifiableBlock for ChainBlock {
+    type Context = Context;
+
+    fn context(&self) -> Context {
+        self.context.clone()
+    }
+}
+
+impl BoundedBlock for ChainBlock {
+    fn max_encode_size(_: &()) -> usize {
+        MAX_BLOCK_BYTES
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commonware_cryptography::Signer as _;
+    use wetee_types::codec::BoundedVec;
+    use wetee_types::{Header, KeyScheme, Keypair};
+
+    #[test]
+    fn consensus_keys_match_our_ed25519_keys() {
+        let seed = [7u8; 32];
+        let ours = Keypair::from_seed(KeyScheme::Ed25519, seed).account_id();
+        let theirs = private_key(&seed).unwrap().public_key();
+        assert_eq!(key_bytes(&theirs), ours.0);
+        assert_eq!(public_key(&ours.0), Some(theirs));
+    }
+
+    #[test]
+    fn blocks_round_trip_with_their_context_and_digest() {
+        let leader = key_bytes(&private_key(&[1; 32]).unwrap().public_key());
+        let block = Block {
+            header: Header {
+                parent: Hash::of(b"parent"),
+                height: 5,
+                context: ConsensusContext {
+                    epoch: 0,
+                    view: 9,
+                    leader,
+                    parent_view: 8,
+                },
+                ..Header::default()
+            },
+            transactions: BoundedVec::default(),
+        };
+        let wrapped = ChainBlock::new(Arc::new(block.clone())).unwrap();
+        let back = ChainBlock::decode(wrapped.encode()).unwrap();
+        assert_eq!(back, wrapped);
+        assert_eq!(back.hash(), block.hash());
+        assert_eq!(recorded_context(&back.context()), block.header.context);
+        assert_eq!(
+            commonware_consensus::Block::parent(&back),
+            digest(&block.header.parent)
+        );
+
+        // Bytes that are not a point on the curve are not a key.
+        let invalid = (0u8..=255)
+            .map(|i| [i; 32])
+            .find(|bytes| !wetee_types::crypto::is_valid_ed25519_public_key(bytes))
+            .unwrap();
+        let mut bad = block;
+        bad.header.context.leader = invalid;
+        assert!(ChainBlock::new(Arc::new(bad)).is_err());
+    }
+}
