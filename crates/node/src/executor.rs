@@ -9,10 +9,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use commonware_runtime::Spawner;
-use wetee_runtime::{BlockInfo, BlockOutcome, Changes, Genesis, Layer, MemoryState, Runtime};
+use wetee_runtime::{
+    BlockInfo, BlockOutcome, Changes, Genesis, Layer, MemoryState, Runtime, State,
+};
 use wetee_types::block::{ConsensusContext, MAX_BLOCK_BYTES, transactions_root};
 use wetee_types::codec::{BoundedVec, encode};
-use wetee_types::{Block, Hash, Header, Params, SignedTransaction};
+use wetee_types::{Block, Hash, Header, SignedTransaction};
 
 use crate::store::{Speculative, StateStore, StoreError};
 
@@ -130,6 +132,17 @@ fn genesis_changes(
     Ok(layer.into_changes())
 }
 
+/// The earliest timestamp a child of `parent` may carry, `parent_state` being the state after
+/// it: one target block time later.
+fn earliest_child_timestamp(parent: &Header, parent_state: &dyn State) -> Result<u64, BlockError> {
+    let params = wetee_runtime::query::params(parent_state)
+        .map_err(|e| BlockError::Runtime(e.to_string()))?
+        .ok_or_else(|| BlockError::Runtime("no parameters in state".into()))?;
+    Ok(parent
+        .timestamp_ms
+        .saturating_add(params.target_block_time_ms.max(1)))
+}
+
 impl<E: commonware_storage::Context + Spawner> Executor<E> {
     /// Opens the store in `prefix`; writes the genesis state if it is empty. `leader` is the
     /// genesis block's nominal proposer (the first validator).
@@ -245,25 +258,15 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
         Ok((merged, batch))
     }
 
-    fn params(&self, ancestry: &Changes) -> Result<Params, BlockError> {
-        let memory = self.store.memory();
-        let memory = memory.read().unwrap_or_else(|p| p.into_inner());
-        let view = Layer::with_changes(&*memory, ancestry.clone());
-        wetee_runtime::query::params(&view)
-            .map_err(|e| BlockError::Runtime(e.to_string()))?
-            .ok_or_else(|| BlockError::Runtime("no parameters in state".into()))
-    }
-
     /// The earliest timestamp a child of `parent` may carry.
     pub fn earliest_child_timestamp(&self, parent: &Hash) -> Result<u64, BlockError> {
         let header = self
             .header_of(parent)
             .ok_or(BlockError::UnknownParent(*parent))?;
         let (ancestry, _) = self.ancestry(parent)?;
-        let params = self.params(&ancestry)?;
-        Ok(header
-            .timestamp_ms
-            .saturating_add(params.target_block_time_ms.max(1)))
+        let memory = self.store.memory();
+        let memory = memory.read().unwrap_or_else(|p| p.into_inner());
+        earliest_child_timestamp(&header, &Layer::with_changes(&*memory, ancestry))
     }
 
     /// Builds and executes a child of `parent` from `candidates` (in order), skipping those
@@ -386,18 +389,6 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
             return Err(BlockError::TransactionsMismatch);
         }
         let (ancestry, base) = self.ancestry(&header.parent)?;
-        let params = self.params(&ancestry)?;
-        let min = parent_header
-            .timestamp_ms
-            .saturating_add(params.target_block_time_ms.max(1));
-        let max = now_ms.map_or(u64::MAX, |now| now.saturating_add(MAX_CLOCK_DRIFT_MS));
-        if header.timestamp_ms < min || header.timestamp_ms > max {
-            return Err(BlockError::BadTimestamp {
-                got: header.timestamp_ms,
-                min,
-                max,
-            });
-        }
         let info = BlockInfo {
             height: header.height,
             timestamp_ms: header.timestamp_ms,
@@ -406,6 +397,15 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
             let memory = self.store.memory();
             let memory = memory.read().unwrap_or_else(|p| p.into_inner());
             let parent_view = Layer::with_changes(&*memory, ancestry);
+            let min = earliest_child_timestamp(&parent_header, &parent_view)?;
+            let max = now_ms.map_or(u64::MAX, |now| now.saturating_add(MAX_CLOCK_DRIFT_MS));
+            if header.timestamp_ms < min || header.timestamp_ms > max {
+                return Err(BlockError::BadTimestamp {
+                    got: header.timestamp_ms,
+                    min,
+                    max,
+                });
+            }
             let mut view = Layer::new(&parent_view);
             let outcome = self
                 .runtime
@@ -482,7 +482,7 @@ mod tests {
     use commonware_runtime::{Runner as _, Supervisor as _, deterministic};
     use wetee_types::balance::UNIT;
     use wetee_types::transaction::{BalancesCall, Transaction};
-    use wetee_types::{Balance, Call, ChainConfig, KeyScheme, Keypair};
+    use wetee_types::{Balance, Call, ChainConfig, KeyScheme, Keypair, Params};
 
     const GENESIS_TIME: u64 = 1_000_000;
 

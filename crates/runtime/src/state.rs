@@ -85,7 +85,7 @@ impl State for MemoryState {
 /// Writes buffered over a base state: [`Overlay::commit`] applies them, dropping discards them.
 pub struct Overlay<'a> {
     base: &'a mut dyn State,
-    changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    changes: Changes,
 }
 
 impl std::fmt::Debug for Overlay<'_> {
@@ -101,7 +101,7 @@ impl<'a> Overlay<'a> {
     pub fn new(base: &'a mut dyn State) -> Overlay<'a> {
         Overlay {
             base,
-            changes: BTreeMap::new(),
+            changes: Changes::new(),
         }
     }
 
@@ -118,10 +118,7 @@ impl<'a> Overlay<'a> {
 
 impl State for Overlay<'_> {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        match self.changes.get(key) {
-            Some(change) => change.clone(),
-            None => self.base.get(key),
-        }
+        read_through(&self.changes, &*self.base, key)
     }
 
     fn put(&mut self, key: &[u8], value: &[u8]) {
@@ -133,14 +130,7 @@ impl State for Overlay<'_> {
     }
 
     fn scan_from<'b>(&'b self, start: &[u8]) -> Box<dyn Iterator<Item = (Vec<u8>, Vec<u8>)> + 'b> {
-        let changes = self
-            .changes
-            .range::<[u8], _>((Bound::Included(start), Bound::Unbounded))
-            .map(|(k, v)| (k.clone(), v.clone()));
-        Box::new(MergedScan {
-            base: self.base.scan_from(start).peekable(),
-            changes: changes.peekable(),
-        })
+        scan_through(&self.changes, &*self.base, start)
     }
 }
 
@@ -186,10 +176,7 @@ impl<'a> Layer<'a> {
 
 impl State for Layer<'_> {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        match self.changes.get(key) {
-            Some(change) => change.clone(),
-            None => self.base.get(key),
-        }
+        read_through(&self.changes, self.base, key)
     }
 
     fn put(&mut self, key: &[u8], value: &[u8]) {
@@ -201,15 +188,31 @@ impl State for Layer<'_> {
     }
 
     fn scan_from<'b>(&'b self, start: &[u8]) -> Box<dyn Iterator<Item = (Vec<u8>, Vec<u8>)> + 'b> {
-        let changes = self
-            .changes
-            .range::<[u8], _>((Bound::Included(start), Bound::Unbounded))
-            .map(|(k, v)| (k.clone(), v.clone()));
-        Box::new(MergedScan {
-            base: self.base.scan_from(start).peekable(),
-            changes: changes.peekable(),
-        })
+        scan_through(&self.changes, self.base, start)
     }
+}
+
+/// A key's value as `changes` over `base` shows it (shared by [`Overlay`] and [`Layer`]).
+fn read_through(changes: &Changes, base: &dyn State, key: &[u8]) -> Option<Vec<u8>> {
+    match changes.get(key) {
+        Some(change) => change.clone(),
+        None => base.get(key),
+    }
+}
+
+/// Entries from `start` as `changes` over `base` shows them, in key order.
+fn scan_through<'b>(
+    changes: &'b Changes,
+    base: &'b dyn State,
+    start: &[u8],
+) -> Box<dyn Iterator<Item = (Vec<u8>, Vec<u8>)> + 'b> {
+    let changes = changes
+        .range::<[u8], _>((Bound::Included(start), Bound::Unbounded))
+        .map(|(k, v)| (k.clone(), v.clone()));
+    Box::new(MergedScan {
+        base: base.scan_from(start).peekable(),
+        changes: changes.peekable(),
+    })
 }
 
 /// Merges the base's entries with the overlay's changes, the overlay winning on equal keys and
