@@ -269,6 +269,18 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
         earliest_child_timestamp(&header, &Layer::with_changes(&*memory, ancestry))
     }
 
+    /// Reads the state after the known block `block`.
+    pub fn read_at<R>(
+        &self,
+        block: &Hash,
+        f: impl FnOnce(&dyn State) -> R,
+    ) -> Result<R, BlockError> {
+        let (ancestry, _) = self.ancestry(block)?;
+        let memory = self.store.memory();
+        let memory = memory.read().unwrap_or_else(|p| p.into_inner());
+        Ok(f(&Layer::with_changes(&*memory, ancestry)))
+    }
+
     /// Builds and executes a child of `parent` from `candidates` (in order), skipping those
     /// that cannot be included, up to `max_transactions`.
     pub async fn propose(

@@ -10,7 +10,15 @@
 //! decides state lives in `wetee-runtime`, and everything here must be reproducible from the
 //! finalized blocks.
 
+pub mod application;
 pub mod chain;
+pub mod engine;
 pub mod executor;
+pub mod finalizer;
+pub mod gossip;
+pub mod ledger;
 pub mod mempool;
 pub mod store;
+
+#[cfg(test)]
+mod simulation;

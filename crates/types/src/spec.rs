@@ -207,6 +207,17 @@ impl ChainSpec {
                 self.consensus.leader_timeout_ms, self.params.target_block_time_ms
             )));
         }
+        if self.consensus.certification_timeout_ms <= self.consensus.leader_timeout_ms {
+            return Err(SpecError::Invalid(format!(
+                "consensus.certification_timeout_ms ({}) must exceed consensus.leader_timeout_ms ({})",
+                self.consensus.certification_timeout_ms, self.consensus.leader_timeout_ms
+            )));
+        }
+        if self.consensus.timeout_retry_ms == 0 {
+            return Err(SpecError::Invalid(
+                "consensus.timeout_retry_ms must be at least 1".into(),
+            ));
+        }
         if self.consensus.max_block_transactions == 0 {
             return Err(SpecError::Invalid(
                 "consensus.max_block_transactions must be at least 1".into(),

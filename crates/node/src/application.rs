@@ -1,0 +1,310 @@
+//! What consensus asks of the chain: build a block on a parent, and judge a peer's block.
+//!
+//! Both start from the parent's state. After a restart, or when a block arrives on a fork this
+//! node never saw, that state is unknown: the ancestry is walked back to the newest block whose
+//! state is known (the finalized head at the latest) and the blocks in between are executed
+//! first. A block is refused only when it is wrong forever (bad root, bad transaction, wrong
+//! chain); when this node merely cannot tell yet, it stays silent.
+
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use commonware_consensus::marshal::ancestry::Ancestry;
+use commonware_cryptography::{Digested, Digestible as _};
+use commonware_runtime::{Clock, Spawner};
+use commonware_utils::SystemTimeExt as _;
+use futures::StreamExt as _;
+use tracing::{debug, error, warn};
+
+use crate::chain::{ChainBlock, Context, Scheme, recorded_context};
+use crate::executor::BlockError;
+use crate::ledger::Ledger;
+
+/// The most unknown ancestors one walk executes before giving up for now (the finalizer
+/// catches up through marshal's ordered delivery instead).
+const MAX_ANCESTRY_WALK: usize = 4_096;
+
+/// A node further than this behind the network's finalized tip does not propose: its block
+/// would be built on stale state and it is better to let the view pass quickly.
+pub const MAX_PROPOSE_LAG: u64 = 16;
+
+/// How the walk to a known state ended.
+enum CatchUp {
+    /// The parent's state is now known.
+    Known,
+    /// The chain does not extend our finalized block, or an ancestor is invalid.
+    Invalid(String),
+    /// Cannot tell yet.
+    Unknown,
+}
+
+/// Deliberate misbehaviour, for the tests that check honest validators refuse it.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Proposes blocks whose header claims another state root.
+    WrongStateRoot,
+    /// Proposes blocks that replay their first transaction.
+    ReplayedTransaction,
+}
+
+/// The chain as Commonware's marshal sees it.
+pub struct Application<E: commonware_storage::Context + Spawner> {
+    ledger: Ledger<E>,
+    #[cfg(test)]
+    pub(crate) fault: Option<Fault>,
+}
+
+impl<E: commonware_storage::Context + Spawner> Clone for Application<E> {
+    fn clone(&self) -> Self {
+        Application {
+            ledger: self.ledger.clone(),
+            #[cfg(test)]
+            fault: self.fault,
+        }
+    }
+}
+
+impl<E: commonware_storage::Context + Spawner> std::fmt::Debug for Application<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("ledger", &self.ledger)
+            .finish()
+    }
+}
+
+impl<E: commonware_storage::Context + Spawner> Application<E> {
+    /// The application over `ledger`.
+    pub fn new(ledger: Ledger<E>) -> Application<E> {
+        Application {
+            ledger,
+            #[cfg(test)]
+            fault: None,
+        }
+    }
+
+    /// Makes the state after the first block of `ancestry` known, executing its unknown
+    /// ancestors oldest first.
+    async fn catch_up(&self, ancestry: impl Ancestry<ChainBlock>) -> CatchUp {
+        // The finalizer may commit (and forget forks) while we walk: retry a few times.
+        for _ in 0..3 {
+            let mut unknown: Vec<Arc<wetee_types::Block>> = Vec::new();
+            let mut walk = ancestry.clone();
+            let mut retry = false;
+            loop {
+                let Some(block) = walk.next().await else {
+                    return CatchUp::Unknown;
+                };
+                let block = Arc::clone(block.inner().block());
+                let hash = block.hash();
+                let executor = self.ledger.executor().lock().await;
+                if executor.knows(&hash) {
+                    break;
+                }
+                if block.header.height <= executor.head().header.height {
+                    // Below the finalized head and not on its chain, unless the head moved
+                    // while we walked and one of the blocks we passed is now known.
+                    if let Some(position) = unknown
+                        .iter()
+                        .position(|passed| executor.knows(&passed.hash()))
+                    {
+                        unknown.truncate(position);
+                        break;
+                    }
+                    retry = true;
+                    break;
+                }
+                drop(executor);
+                unknown.push(block);
+                if unknown.len() > MAX_ANCESTRY_WALK {
+                    return CatchUp::Unknown;
+                }
+            }
+            if retry {
+                continue;
+            }
+            let mut executor = self.ledger.executor().lock().await;
+            for block in unknown.into_iter().rev() {
+                match executor.verify(block, None).await {
+                    Ok(_) => {}
+                    Err(BlockError::UnknownParent(_)) => {
+                        retry = true;
+                        break;
+                    }
+                    Err(e) if e.is_fatal() => {
+                        error!(error = %e, "cannot execute an ancestor");
+                        return CatchUp::Unknown;
+                    }
+                    Err(e) => return CatchUp::Invalid(format!("invalid ancestor: {e}")),
+                }
+            }
+            if !retry {
+                return CatchUp::Known;
+            }
+        }
+        CatchUp::Invalid("does not extend the finalized chain".into())
+    }
+
+    async fn build(
+        &self,
+        runtime: &E,
+        context: &Context,
+        ancestry: impl Ancestry<ChainBlock>,
+    ) -> Option<Digested<ChainBlock>> {
+        let parent = ancestry.clone().next().await?;
+        let parent_hash = parent.inner().hash();
+        if !matches!(self.catch_up(ancestry).await, CatchUp::Known) {
+            return None;
+        }
+        let earliest = self
+            .ledger
+            .executor()
+            .lock()
+            .await
+            .earliest_child_timestamp(&parent_hash)
+            .ok()?;
+        // A block may not follow its parent sooner than the target block time.
+        if runtime.current().epoch_millis() < earliest {
+            runtime
+                .sleep_until(UNIX_EPOCH + Duration::from_millis(earliest))
+                .await;
+        }
+        let timestamp = runtime.current().epoch_millis().max(earliest);
+        let mut executor = self.ledger.executor().lock().await;
+        let max = self.ledger.max_block_transactions();
+        let candidates = executor
+            .read_at(&parent_hash, |state| {
+                self.ledger.candidates(max, |account| {
+                    wetee_runtime::query::account(state, account)
+                        .map(|a| a.nonce)
+                        .unwrap_or_default()
+                })
+            })
+            .ok()?;
+        let executed = match executor
+            .propose(
+                &parent_hash,
+                recorded_context(context),
+                timestamp,
+                candidates,
+                max,
+            )
+            .await
+        {
+            Ok(executed) => executed,
+            Err(e) => {
+                warn!(error = %e, "cannot build a block");
+                return None;
+            }
+        };
+        #[allow(unused_mut)]
+        let mut block = executed.block;
+        #[cfg(test)]
+        if let Some(fault) = self.fault {
+            block = Arc::new(faulty(&block, fault));
+        }
+        debug!(
+            height = block.header.height,
+            transactions = block.transactions.len(),
+            "proposed"
+        );
+        let block = ChainBlock::new(block).ok()?;
+        let digest = block.digest();
+        Some(Digested::precomputed(block, digest))
+    }
+
+    async fn judge(&self, runtime: &E, mut ancestry: impl Ancestry<ChainBlock>) -> Option<bool> {
+        let block = ancestry.next().await?;
+        let block = Arc::clone(block.inner().block());
+        let hash = block.hash();
+        if self.ledger.recently_finalized(&hash) || self.ledger.executor().lock().await.knows(&hash)
+        {
+            return Some(true);
+        }
+        match self.catch_up(ancestry).await {
+            CatchUp::Known => {}
+            CatchUp::Invalid(reason) => {
+                warn!(height = block.header.height, %hash, reason, "refused a block");
+                return Some(false);
+            }
+            CatchUp::Unknown => return None,
+        }
+        let now = runtime.current().epoch_millis();
+        let verdict = self
+            .ledger
+            .executor()
+            .lock()
+            .await
+            .verify(Arc::clone(&block), Some(now))
+            .await;
+        match verdict {
+            Ok(_) => Some(true),
+            Err(e) if e.is_fatal() => {
+                error!(error = %e, "cannot verify a block");
+                None
+            }
+            Err(e) => {
+                warn!(height = block.header.height, %hash, reason = %e, "refused a block");
+                Some(false)
+            }
+        }
+    }
+}
+
+/// `block` broken in the way `fault` says, with its hash still consistent.
+#[cfg(test)]
+fn faulty(block: &wetee_types::Block, fault: Fault) -> wetee_types::Block {
+    let mut block = block.clone();
+    match fault {
+        Fault::WrongStateRoot => block.header.state_root = wetee_types::Hash::of(b"a lie"),
+        Fault::ReplayedTransaction => {
+            let mut transactions: Vec<_> = block.transactions.iter().cloned().collect();
+            if let Some(first) = transactions.first().cloned() {
+                transactions.push(first);
+            }
+            let hashes: Vec<_> = transactions.iter().map(|tx| tx.hash()).collect();
+            block.header.transactions_root = wetee_types::block::transactions_root(&hashes);
+            block.header.transaction_count = hashes.len() as u32;
+            block.transactions =
+                wetee_types::codec::BoundedVec::try_new(transactions).expect("within bounds");
+        }
+    }
+    block
+}
+
+impl<E: commonware_storage::Context + Spawner + Clock> commonware_consensus::Application<E>
+    for Application<E>
+{
+    type SigningScheme = Scheme;
+    type Context = Context;
+    type Block = ChainBlock;
+    type Input = ();
+
+    async fn propose(
+        &mut self,
+        (runtime, context): (E, Context),
+        ancestry: impl Ancestry<ChainBlock>,
+        _input: (),
+    ) -> Option<Digested<ChainBlock>> {
+        self.ledger.ready().await;
+        let behind = self.ledger.status().behind();
+        if behind > MAX_PROPOSE_LAG {
+            debug!(behind, "catching up: not proposing");
+            return None;
+        }
+        self.build(&runtime, &context, ancestry).await
+    }
+
+    async fn verify(
+        &mut self,
+        (runtime, _context): (E, Context),
+        ancestry: impl Ancestry<ChainBlock>,
+    ) -> bool {
+        self.ledger.ready().await;
+        match self.judge(&runtime, ancestry).await {
+            Some(verdict) => verdict,
+            // Never vote against a block we cannot judge: it may well be valid.
+            None => futures::future::pending().await,
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! The node's view of the chain, shared by consensus, the finalizer, transaction gossip and
+//! the RPC: the executor, the finalized head, the mempool, and the subscribers to finalized
+//! blocks.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use commonware_runtime::Spawner;
+use commonware_utils::channel::watch;
+use futures::channel::mpsc;
+use futures::lock::Mutex as AsyncMutex;
+use wetee_runtime::{BlockInfo, BlockOutcome, MemoryState, Runtime, State};
+use wetee_types::{Block, Hash, SignedTransaction};
+
+use crate::executor::Executor;
+use crate::mempool::{Mempool, MempoolError, MempoolLimits};
+
+/// How many recently finalized block hashes are remembered (to answer "is this block already
+/// finalized?" when consensus asks late about one).
+const RECENT_FINALIZED: usize = 1_024;
+
+/// Queued notifications per subscriber before it is considered stuck and dropped.
+pub const SUBSCRIBER_BUFFER: usize = 4_096;
+
+/// A block that was finalized and committed, with what it did.
+#[derive(Debug, Clone)]
+pub struct FinalizedBlock {
+    /// The block.
+    pub block: Arc<Block>,
+    /// Its hash.
+    pub hash: Hash,
+    /// Its receipts and events.
+    pub outcome: Arc<BlockOutcome>,
+}
+
+/// Where the node stands.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// The latest finalized block committed here.
+    pub head: Arc<Block>,
+    /// Its hash.
+    pub head_hash: Hash,
+    /// The latest finalized height announced by consensus (ahead of `head` while catching up).
+    pub tip: u64,
+}
+
+impl Status {
+    /// Blocks finalized by the network but not yet committed here.
+    pub fn behind(&self) -> u64 {
+        self.tip.saturating_sub(self.head.header.height)
+    }
+}
+
+struct Head {
+    status: Status,
+    recent: VecDeque<Hash>,
+    recent_set: BTreeSet<Hash>,
+}
+
+struct Inner<E: commonware_storage::Context + Spawner> {
+    executor: AsyncMutex<Executor<E>>,
+    runtime: Runtime,
+    memory: Arc<RwLock<MemoryState>>,
+    genesis: Arc<Block>,
+    mempool: Mutex<Mempool>,
+    head: Mutex<Head>,
+    ready: watch::Sender<bool>,
+    subscribers: Mutex<Vec<mpsc::Sender<FinalizedBlock>>>,
+    gossip: Mutex<Option<mpsc::UnboundedSender<SignedTransaction>>>,
+    max_block_transactions: usize,
+}
+
+/// A cheap, cloneable handle on the node's chain.
+pub struct Ledger<E: commonware_storage::Context + Spawner> {
+    inner: Arc<Inner<E>>,
+}
+
+impl<E: commonware_storage::Context + Spawner> Clone for Ledger<E> {
+    fn clone(&self) -> Self {
+        Ledger {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<E: commonware_storage::Context + Spawner> std::fmt::Debug for Ledger<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let status = self.status();
+        f.debug_struct("Ledger")
+            .field("head", &status.head.header.height)
+            .field("tip", &status.tip)
+            .finish()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves plain data behind, never a broken
+    // invariant across two structures, so the data is still usable.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl<E: commonware_storage::Context + Spawner> Ledger<E> {
+    /// Wraps an opened executor. The ledger is not ready (consensus waits) until
+    /// [`Ledger::restore`] sets the committed head.
+    pub fn new(
+        executor: Executor<E>,
+        mempool: MempoolLimits,
+        max_block_transactions: usize,
+    ) -> Ledger<E> {
+        let genesis = Arc::clone(executor.genesis());
+        let memory = executor.store().memory();
+        let (ready, _) = watch::channel(false);
+        Ledger {
+            inner: Arc::new(Inner {
+                executor: AsyncMutex::new(executor),
+                runtime: Runtime::new(),
+                memory,
+                mempool: Mutex::new(Mempool::new(mempool)),
+                head: Mutex::new(Head {
+                    status: Status {
+                        head_hash: genesis.hash(),
+                        head: Arc::clone(&genesis),
+                        tip: 0,
+                    },
+                    recent: VecDeque::new(),
+                    recent_set: BTreeSet::new(),
+                }),
+                genesis,
+                ready,
+                subscribers: Mutex::new(Vec::new()),
+                gossip: Mutex::new(None),
+                max_block_transactions,
+            }),
+        }
+    }
+
+    /// The executor (consensus and the finalizer take turns on it).
+    pub(crate) fn executor(&self) -> &AsyncMutex<Executor<E>> {
+        &self.inner.executor
+    }
+
+    /// The genesis block.
+    pub fn genesis(&self) -> &Arc<Block> {
+        &self.inner.genesis
+    }
+
+    /// Most transactions a proposed block carries.
+    pub fn max_block_transactions(&self) -> usize {
+        self.inner.max_block_transactions
+    }
+
+    /// Where the node stands.
+    pub fn status(&self) -> Status {
+        lock(&self.inner.head).status.clone()
+    }
+
+    /// Reads the latest finalized state.
+    pub fn read<R>(&self, f: impl FnOnce(&dyn State) -> R) -> R {
+        let memory = self
+            .inner
+            .memory
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&*memory)
+    }
+
+    /// Waits until the committed head is restored after start.
+    pub async fn ready(&self) {
+        let mut ready = self.inner.ready.subscribe();
+        let _ = ready.wait_for(|ready| *ready).await;
+    }
+
+    /// Sets the committed head once at start and opens the ledger to consensus.
+    pub(crate) async fn restore(&self, head: Arc<Block>) {
+        self.inner
+            .executor
+            .lock()
+            .await
+            .restore_head(Arc::clone(&head));
+        self.set_head(head);
+        self.inner.ready.send_replace(true);
+    }
+
+    fn set_head(&self, head: Arc<Block>) {
+        let mut guard = lock(&self.inner.head);
+        let hash = head.hash();
+        guard.status.tip = guard.status.tip.max(head.header.height);
+        guard.status.head = head;
+        guard.status.head_hash = hash;
+        if guard.recent_set.insert(hash) {
+            guard.recent.push_back(hash);
+        }
+        while guard.recent.len() > RECENT_FINALIZED {
+            if let Some(old) = guard.recent.pop_front() {
+                guard.recent_set.remove(&old);
+            }
+        }
+    }
+
+    /// Records the latest finalized height consensus knows of.
+    pub(crate) fn set_tip(&self, tip: u64) {
+        let mut guard = lock(&self.inner.head);
+        guard.status.tip = guard.status.tip.max(tip);
+    }
+
+    /// Whether `hash` is one of the recently finalized blocks.
+    pub fn recently_finalized(&self, hash: &Hash) -> bool {
+        lock(&self.inner.head).recent_set.contains(hash)
+    }
+
+    /// Records a block that was just committed: the mempool forgets what it made stale, and
+    /// every subscriber hears of it.
+    pub(crate) fn finalized(&self, finalized: FinalizedBlock) {
+        self.set_head(Arc::clone(&finalized.block));
+        let next_height = finalized.block.header.height.saturating_add(1);
+        let signers: BTreeSet<_> = finalized
+            .block
+            .transactions
+            .iter()
+            .map(|tx| tx.tx.signer)
+            .collect();
+        {
+            let memory = self
+                .inner
+                .memory
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            lock(&self.inner.mempool).prune(
+                signers,
+                |account| {
+                    wetee_runtime::query::account(&*memory, account)
+                        .map(|a| a.nonce)
+                        .unwrap_or_default()
+                },
+                next_height,
+            );
+        }
+        lock(&self.inner.subscribers).retain_mut(|subscriber| {
+            // A subscriber that cannot keep up is dropped rather than letting it hold memory.
+            subscriber.try_send(finalized.clone()).is_ok()
+        });
+    }
+
+    /// Every block finalized from now on, in order. The stream ends if the subscriber falls
+    /// [`SUBSCRIBER_BUFFER`] blocks behind.
+    pub fn subscribe(&self) -> mpsc::Receiver<FinalizedBlock> {
+        let (sender, receiver) = mpsc::channel(SUBSCRIBER_BUFFER);
+        lock(&self.inner.subscribers).push(sender);
+        receiver
+    }
+
+    /// Where admitted transactions go to be gossiped to the other validators.
+    pub(crate) fn set_gossip(&self, gossip: mpsc::UnboundedSender<SignedTransaction>) {
+        *lock(&self.inner.gossip) = Some(gossip);
+    }
+
+    /// Checks `tx` against the latest finalized state and admits it into the mempool; `gossip`
+    /// forwards it to the other validators.
+    pub fn submit(&self, tx: SignedTransaction, gossip: bool) -> Result<Hash, MempoolError> {
+        let status = self.status();
+        let next = BlockInfo {
+            height: status.head.header.height.saturating_add(1),
+            timestamp_ms: status.head.header.timestamp_ms,
+        };
+        let hash = {
+            let memory = self
+                .inner
+                .memory
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            lock(&self.inner.mempool).admit(&self.inner.runtime, &*memory, &next, tx.clone())?
+        };
+        if gossip && let Some(sender) = lock(&self.inner.gossip).as_ref() {
+            let _ = sender.unbounded_send(tx);
+        }
+        Ok(hash)
+    }
+
+    /// Whether `hash` waits in the mempool.
+    pub fn pending(&self, hash: &Hash) -> bool {
+        lock(&self.inner.mempool).contains(hash)
+    }
+
+    /// Transactions waiting in the mempool.
+    pub fn pending_count(&self) -> usize {
+        lock(&self.inner.mempool).len()
+    }
+
+    /// Picks the transactions for a child of a block, `next_nonce` reading that block's state.
+    pub(crate) fn candidates(
+        &self,
+        max: usize,
+        next_nonce: impl FnMut(&wetee_types::AccountId) -> u64,
+    ) -> Vec<SignedTransaction> {
+        lock(&self.inner.mempool).select(max, wetee_types::block::MAX_BLOCK_BYTES, next_nonce)
+    }
+}

@@ -1,0 +1,506 @@
+//! Several validators on Commonware's deterministic runtime and simulated network: the same
+//! engine as in production, with virtual time, injected crashes, partitions and liars.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use commonware_p2p::simulated::{self, Link, Network, Oracle};
+use commonware_runtime::deterministic::{self, Context};
+use commonware_runtime::{Clock as _, Handle, Runner as _, Spawner as _, Supervisor as _};
+use commonware_utils::NZUsize;
+use futures::StreamExt as _;
+use wetee_types::balance::UNIT;
+use wetee_types::spec::{BalanceSpec, ChainSpec, ConsensusSpec, ValidatorSpec};
+use wetee_types::transaction::{BalancesCall, Transaction};
+use wetee_types::{Balance, Call, ChainConfig, Hash, KeyScheme, Keypair, Params};
+
+use crate::application::Fault;
+use crate::chain::{PublicKey, key_bytes, private_key};
+use crate::engine::{self, Channels, Config, channels, quotas};
+use crate::ledger::Ledger;
+use crate::mempool::MempoolLimits;
+
+const VALIDATORS: usize = 4;
+
+fn seed(index: usize) -> [u8; 32] {
+    [index as u8 + 1; 32]
+}
+
+fn public(index: usize) -> PublicKey {
+    use commonware_cryptography::Signer as _;
+    private_key(&seed(index)).expect("valid seed").public_key()
+}
+
+fn alice() -> Keypair {
+    Keypair::from_seed(KeyScheme::Sr25519, [100; 32])
+}
+
+fn bob() -> Keypair {
+    Keypair::from_seed(KeyScheme::Ed25519, [101; 32])
+}
+
+fn spec() -> Arc<ChainSpec> {
+    let spec = ChainSpec {
+        name: "simulation".into(),
+        chain_id: "wetee-simulation".into(),
+        genesis_time_ms: 0,
+        validators: (0..VALIDATORS)
+            .map(|i| ValidatorSpec {
+                name: format!("v{i}"),
+                public_key: hex::encode(key_bytes(&public(i))),
+                address: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 30_000 + i as u16),
+            })
+            .collect(),
+        consensus: ConsensusSpec {
+            leader_timeout_ms: 1_000,
+            certification_timeout_ms: 2_000,
+            timeout_retry_ms: 3_000,
+            max_block_transactions: 1_000,
+        },
+        chain: ChainConfig { epoch_length: 20 },
+        params: Params {
+            target_block_time_ms: 100,
+            ..Params::dev()
+        },
+        root: alice().account_id(),
+        treasury: Keypair::from_seed(KeyScheme::Sr25519, [102; 32]).account_id(),
+        balances: vec![BalanceSpec {
+            account: alice().account_id(),
+            amount: Balance(1_000_000 * UNIT),
+        }],
+    };
+    spec.validate().expect("valid simulation spec");
+    Arc::new(spec)
+}
+
+fn transfer(spec: &ChainSpec, nonce: u64) -> wetee_types::SignedTransaction {
+    Transaction {
+        signer: alice().account_id(),
+        nonce,
+        fee: Balance(UNIT / 100),
+        expires_at: 100_000,
+        call: Call::Balances(BalancesCall::Transfer {
+            to: bob().account_id(),
+            amount: Balance(UNIT),
+        }),
+    }
+    .sign(&alice(), &spec.genesis_hash())
+}
+
+/// One finalized block as a validator saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    hash: Hash,
+    state_root: Hash,
+    leader: [u8; 32],
+    transactions: usize,
+}
+
+/// A running validator: abort `handle` to crash it; `seen` survives the crash.
+struct Validator {
+    handle: Handle<()>,
+    ledger: Ledger<Context>,
+    seen: Arc<Mutex<BTreeMap<u64, Seen>>>,
+}
+
+impl Validator {
+    fn height(&self) -> u64 {
+        self.ledger.status().head.header.height
+    }
+
+    fn seen(&self) -> BTreeMap<u64, Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn balance(&self, who: &Keypair) -> Balance {
+        self.ledger.read(|state| {
+            wetee_runtime::query::account(state, &who.account_id())
+                .unwrap()
+                .free
+        })
+    }
+}
+
+fn link() -> Link {
+    Link {
+        latency: Duration::from_millis(10),
+        jitter: Duration::from_millis(3),
+        success_rate: commonware_utils::probability!(1.0),
+    }
+}
+
+async fn network(context: &Context) -> Oracle<PublicKey, Context> {
+    let (network, oracle) = Network::new_with_peers(
+        context.child("network"),
+        simulated::Config {
+            max_size: 16 << 20,
+            max_peers_per_set: NZUsize!(VALIDATORS),
+            disconnect_on_block: true,
+            tracked_peer_sets: NZUsize!(1),
+        },
+        (0..VALIDATORS).map(public),
+    )
+    .await;
+    network.start();
+    connect(&oracle, &(0..VALIDATORS).collect::<Vec<_>>(), true).await;
+    oracle
+}
+
+/// Adds (or removes) the links between every pair of `group`.
+async fn connect(oracle: &Oracle<PublicKey, Context>, group: &[usize], up: bool) {
+    for &a in group {
+        for &b in group {
+            if a != b {
+                link_one(oracle, a, b, up).await;
+            }
+        }
+    }
+}
+
+async fn link_one(oracle: &Oracle<PublicKey, Context>, a: usize, b: usize, up: bool) {
+    if up {
+        let _ = oracle.add_link(public(a), public(b), link()).await;
+    } else {
+        let _ = oracle.remove_link(public(a), public(b)).await;
+    }
+}
+
+async fn start(
+    context: &Context,
+    oracle: &Oracle<PublicKey, Context>,
+    index: usize,
+    fault: Option<Fault>,
+    seen: Arc<Mutex<BTreeMap<u64, Seen>>>,
+) -> Validator {
+    let control = oracle.control(public(index));
+    let mut pairs = Vec::new();
+    for (channel, quota) in [
+        (channels::VOTES, quotas::VOTES),
+        (channels::CERTIFICATES, quotas::CERTIFICATES),
+        (channels::RESOLVER, quotas::RESOLVER),
+        (channels::BLOCKS, quotas::BLOCKS),
+        (channels::BACKFILL, quotas::BACKFILL),
+        (channels::TRANSACTIONS, quotas::TRANSACTIONS),
+    ] {
+        pairs.push(control.register(channel, quota).await.expect("register"));
+    }
+    let mut pairs = pairs.into_iter();
+    let mut next = || pairs.next().expect("six channels");
+    let channels = Channels {
+        votes: next(),
+        certificates: next(),
+        resolver: next(),
+        blocks: next(),
+        backfill: next(),
+        transactions: next(),
+    };
+    let config = Config {
+        signer: private_key(&seed(index)).expect("valid seed"),
+        spec: spec(),
+        blocker: control.clone(),
+        peers: oracle.manager(),
+        storage_prefix: format!("validator-{index}"),
+        mempool: MempoolLimits::default(),
+        archive_table_size: 1 << 10,
+    };
+    let recorded = Arc::clone(&seen);
+    let (sender, receiver) = futures::channel::oneshot::channel();
+    // Everything the validator spawns descends from this task: aborting it crashes them all.
+    let handle = context
+        .child("validator")
+        .with_attribute("index", index)
+        .spawn(move |context| async move {
+            let node = engine::start_with_fault(context.child("node"), config, channels, fault)
+                .await
+                .expect("engine starts");
+            let mut finalized = node.ledger.subscribe();
+            let _ = sender.send(node.ledger.clone());
+            let recorder = context.child("recorder").spawn(move |_| async move {
+                while let Some(block) = finalized.next().await {
+                    let header = block.block.header;
+                    seen.lock().unwrap().insert(
+                        header.height,
+                        Seen {
+                            hash: block.hash,
+                            state_root: header.state_root,
+                            leader: header.context.leader,
+                            transactions: block.block.transactions.len(),
+                        },
+                    );
+                }
+            });
+            let mut handles = node.handles;
+            handles.push(recorder);
+            let (_, index, _) = futures::future::select_all(handles).await;
+            panic!("validator task {index} stopped");
+        });
+    let ledger = receiver.await.expect("validator started");
+    Validator {
+        handle,
+        ledger,
+        seen: recorded,
+    }
+}
+
+async fn start_all(
+    context: &Context,
+    oracle: &Oracle<PublicKey, Context>,
+    faults: &[(usize, Fault)],
+) -> Vec<Validator> {
+    let mut validators = Vec::new();
+    for index in 0..VALIDATORS {
+        let fault = faults.iter().find(|(i, _)| *i == index).map(|(_, f)| *f);
+        let seen = Arc::new(Mutex::new(BTreeMap::new()));
+        validators.push(start(context, oracle, index, fault, seen).await);
+    }
+    validators
+}
+
+async fn wait_for_height(context: &Context, validators: &[&Validator], height: u64) {
+    while validators.iter().any(|v| v.height() < height) {
+        context.sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every validator saw the same block and state root at every height they share.
+fn assert_agree(validators: &[&Validator]) {
+    let mut agreed: BTreeMap<u64, Seen> = BTreeMap::new();
+    for validator in validators {
+        for (height, seen) in validator.seen() {
+            if let Some(other) = agreed.insert(height, seen.clone()) {
+                assert_eq!(other, seen, "validators disagree at height {height}");
+            }
+        }
+    }
+}
+
+fn runner(seed: u64) -> deterministic::Runner {
+    // RUST_LOG=wetee_node=debug shows what the validators did when a test fails.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
+    deterministic::Runner::new(
+        deterministic::Config::default()
+            .with_seed(seed)
+            .with_timeout(Some(Duration::from_secs(600))),
+    )
+}
+
+#[test]
+fn four_validators_finalize_the_same_blocks_and_state_roots() {
+    runner(1).start(|context| async move {
+        let oracle = network(&context).await;
+        let validators = start_all(&context, &oracle, &[]).await;
+        let spec = spec();
+        for nonce in 0..40 {
+            validators[(nonce % 4) as usize]
+                .ledger
+                .submit(transfer(&spec, nonce), true)
+                .expect("admitted");
+        }
+        let all: Vec<&Validator> = validators.iter().collect();
+        while validators
+            .iter()
+            .any(|v| v.balance(&bob()) < Balance(40 * UNIT))
+        {
+            context.sleep(Duration::from_millis(50)).await;
+        }
+        wait_for_height(&context, &all, 15).await;
+        assert_agree(&all);
+        for validator in &validators {
+            let seen = validator.seen();
+            let heights: Vec<u64> = seen.keys().copied().collect();
+            assert_eq!(heights, (1..=heights.len() as u64).collect::<Vec<_>>());
+            let included: usize = seen.values().map(|s| s.transactions).sum();
+            assert!(included >= 40, "every transfer was included once");
+        }
+        // Every validator led some finalized blocks.
+        let leaders: std::collections::BTreeSet<[u8; 32]> =
+            validators[0].seen().values().map(|s| s.leader).collect();
+        assert_eq!(leaders.len(), VALIDATORS);
+        assert!(oracle.blocked().await.unwrap().is_empty());
+    });
+}
+
+#[test]
+fn finality_continues_with_one_validator_crashed() {
+    runner(2).start(|context| async move {
+        let oracle = network(&context).await;
+        let mut validators = start_all(&context, &oracle, &[]).await;
+        let all: Vec<&Validator> = validators.iter().collect();
+        wait_for_height(&context, &all, 3).await;
+        let crashed = validators.pop().expect("four");
+        crashed.handle.abort();
+        let at_crash = validators[0].height();
+        let spec = spec();
+        validators[0]
+            .ledger
+            .submit(transfer(&spec, 0), true)
+            .expect("admitted");
+        let alive: Vec<&Validator> = validators.iter().collect();
+        wait_for_height(&context, &alive, at_crash + 12).await;
+        assert_agree(&alive);
+        assert!(
+            validators
+                .iter()
+                .all(|v| v.balance(&bob()) == Balance(UNIT))
+        );
+    });
+}
+
+#[test]
+fn a_partitioned_validator_catches_up_after_the_partition_heals() {
+    runner(3).start(|context| async move {
+        let oracle = network(&context).await;
+        let validators = start_all(&context, &oracle, &[]).await;
+        let all: Vec<&Validator> = validators.iter().collect();
+        wait_for_height(&context, &all, 3).await;
+        for other in 0..3 {
+            link_one(&oracle, 3, other, false).await;
+            link_one(&oracle, other, 3, false).await;
+        }
+        let isolated_at = validators[3].height();
+        let majority: Vec<&Validator> = validators[..3].iter().collect();
+        wait_for_height(&context, &majority, isolated_at + 30).await;
+        assert!(
+            validators[3].height() <= isolated_at + 1,
+            "a lone validator finalizes nothing"
+        );
+        for other in 0..3 {
+            link_one(&oracle, 3, other, true).await;
+            link_one(&oracle, other, 3, true).await;
+        }
+        let target = validators[0].height() + 5;
+        wait_for_height(&context, &all, target).await;
+        assert_agree(&all);
+        let seen = validators[3].seen();
+        assert!((isolated_at + 1..=target).all(|h| seen.contains_key(&h)));
+    });
+}
+
+#[test]
+fn a_restarted_validator_keeps_its_blocks_and_does_not_equivocate() {
+    runner(4).start(|context| async move {
+        let oracle = network(&context).await;
+        let mut validators = start_all(&context, &oracle, &[]).await;
+        let spec = spec();
+        for nonce in 0..10 {
+            validators[0]
+                .ledger
+                .submit(transfer(&spec, nonce), true)
+                .expect("admitted");
+        }
+        let all: Vec<&Validator> = validators.iter().collect();
+        wait_for_height(&context, &all, 8).await;
+        let crashed = validators.remove(1);
+        let before = crashed.height();
+        crashed.handle.abort();
+        let seen = crashed.seen;
+        drop(crashed.ledger);
+        context.sleep(Duration::from_secs(2)).await;
+        let restarted = start(&context, &oracle, 1, None, seen).await;
+        restarted.ledger.ready().await;
+        assert!(
+            restarted.height() >= before,
+            "the restarted validator resumes from its committed state"
+        );
+        validators.insert(1, restarted);
+        let balance = validators[1].balance(&bob());
+        assert!(balance >= Balance(UNIT));
+        // Now crash another validator: finality needs the restarted one's votes.
+        validators[2].handle.abort();
+        let target = validators[0].height() + 10;
+        let alive = [&validators[0], &validators[1], &validators[3]];
+        wait_for_height(&context, &alive, target).await;
+        assert_agree(&alive);
+        assert!(
+            oracle.blocked().await.unwrap().is_empty(),
+            "no validator saw conflicting votes"
+        );
+    });
+}
+
+#[test]
+fn every_validator_restarts_from_its_storage() {
+    let (before, checkpoint) = runner(5).start_and_recover(|context| async move {
+        let oracle = network(&context).await;
+        let validators = start_all(&context, &oracle, &[]).await;
+        let spec = spec();
+        for nonce in 0..5 {
+            validators[0]
+                .ledger
+                .submit(transfer(&spec, nonce), true)
+                .expect("admitted");
+        }
+        let all: Vec<&Validator> = validators.iter().collect();
+        while validators
+            .iter()
+            .any(|v| v.balance(&bob()) < Balance(5 * UNIT))
+        {
+            context.sleep(Duration::from_millis(50)).await;
+        }
+        wait_for_height(&context, &all, 6).await;
+        validators.iter().map(|v| v.seen()).collect::<Vec<_>>()
+    });
+    deterministic::Runner::from(checkpoint).start(|context| async move {
+        let oracle = network(&context).await;
+        let validators = start_all(&context, &oracle, &[]).await;
+        for (validator, seen) in validators.iter().zip(&before) {
+            validator.ledger.ready().await;
+            let (last, block) = seen.last_key_value().expect("finalized before the crash");
+            assert!(validator.height() >= *last, "no finalized block lost");
+            assert_eq!(validator.balance(&bob()), Balance(5 * UNIT));
+            if validator.height() == *last {
+                assert_eq!(validator.ledger.status().head_hash, block.hash);
+            }
+        }
+        let all: Vec<&Validator> = validators.iter().collect();
+        let target = validators.iter().map(|v| v.height()).max().unwrap_or(0) + 5;
+        wait_for_height(&context, &all, target).await;
+        assert_agree(&all);
+    });
+}
+
+#[test]
+fn blocks_with_a_false_state_root_or_a_replayed_transaction_are_refused() {
+    runner(6).start(|context| async move {
+        let oracle = network(&context).await;
+        let faults = [(0, Fault::WrongStateRoot), (1, Fault::ReplayedTransaction)];
+        let validators = start_all(&context, &oracle, &faults).await;
+        let spec = spec();
+        // A steady trickle of transfers, so replaying leaders always have one to replay.
+        let submitter = validators[2].ledger.clone();
+        let trickle = context.child("trickle").spawn(move |context| async move {
+            for nonce in 0.. {
+                let _ = submitter.submit(transfer(&spec, nonce), true);
+                context.sleep(Duration::from_millis(150)).await;
+            }
+        });
+        let all: Vec<&Validator> = validators.iter().collect();
+        wait_for_height(&context, &all, 12).await;
+        trickle.abort();
+        assert_agree(&all);
+        let mut replayer_led_empty_blocks = 0;
+        for seen in validators[2].seen().values() {
+            assert_ne!(
+                seen.leader,
+                key_bytes(&public(0)),
+                "a block with a false state root was finalized"
+            );
+            // The replaying leader's blocks are valid only when it had nothing to replay.
+            if seen.leader == key_bytes(&public(1)) {
+                assert_eq!(seen.transactions, 0, "a replayed transaction was finalized");
+                replayer_led_empty_blocks += 1;
+            }
+        }
+        assert!(validators[3].balance(&bob()) > Balance::ZERO);
+        let honest_blocks = validators[2].seen().len() - replayer_led_empty_blocks;
+        assert!(
+            honest_blocks >= 6,
+            "the honest leaders kept the chain going"
+        );
+    });
+}
