@@ -197,6 +197,7 @@ impl<E: commonware_storage::Context + Spawner> Application<E> {
                 return None;
             }
         };
+        self.ledger.included(&executed.block);
         #[allow(unused_mut)]
         let mut block = executed.block;
         #[cfg(test)]
@@ -238,7 +239,10 @@ impl<E: commonware_storage::Context + Spawner> Application<E> {
             .verify(Arc::clone(&block), Some(now))
             .await;
         match verdict {
-            Ok(_) => Some(true),
+            Ok(executed) => {
+                self.ledger.included(&executed.block);
+                Some(true)
+            }
             Err(e) if e.is_fatal() => {
                 error!(error = %e, "cannot verify a block");
                 None

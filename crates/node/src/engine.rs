@@ -35,6 +35,7 @@ use crate::executor::{BlockError, Executor};
 use crate::finalizer::Finalizer;
 use crate::ledger::Ledger;
 use crate::mempool::MempoolLimits;
+use crate::outcomes::Outcomes;
 
 /// The namespace of every consensus signature: votes of one chain never count on another.
 pub fn namespace(spec: &ChainSpec) -> Vec<u8> {
@@ -294,8 +295,16 @@ where
         first_validator,
     )
     .await?;
+    let outcomes = Outcomes::open(
+        context.child("outcomes"),
+        &format!("{prefix}-outcomes"),
+        config.archive_table_size,
+    )
+    .await
+    .map_err(|e| EngineError::Archive("outcomes", e.to_string()))?;
     let ledger = Ledger::new(
         executor,
+        outcomes,
         config.mempool,
         spec.consensus.max_block_transactions as usize,
     );
@@ -371,6 +380,7 @@ where
     )
     .await;
 
+    ledger.set_blocks(marshal_mailbox.clone());
     let (finalizer, updates) = Finalizer::new(ledger.clone(), marshal_mailbox.clone());
     #[allow(unused_mut)]
     let mut application = Application::new(ledger.clone());

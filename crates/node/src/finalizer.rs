@@ -105,19 +105,29 @@ impl<E: commonware_storage::Context + Spawner> Finalizer<E> {
                     let block = Arc::clone(block.inner().block());
                     let height = block.header.height;
                     if height > self.ledger.status().head.header.height {
-                        let executed = self
-                            .ledger
-                            .executor()
-                            .lock()
+                        let failed = |e: &dyn std::fmt::Display| {
+                            format!(
+                                "finalized block {height} ({}) cannot be applied: {e}",
+                                block.hash()
+                            )
+                        };
+                        let mut executor = self.ledger.executor().lock().await;
+                        let executed = executor
+                            .verify(Arc::clone(&block), None)
                             .await
+                            .map_err(|e| failed(&e))?;
+                        // The outcome is stored before the state moves on, so a crash between
+                        // the two leaves the block to be delivered and stored again.
+                        self.ledger
+                            .outcomes()
+                            .put(height, &executed.hash, &executed.outcome)
+                            .await
+                            .map_err(|e| failed(&e))?;
+                        let executed = executor
                             .finalize(Arc::clone(&block))
                             .await
-                            .map_err(|e| {
-                                format!(
-                                    "finalized block {height} ({}) cannot be applied: {e}",
-                                    block.hash()
-                                )
-                            })?;
+                            .map_err(|e| failed(&e))?;
+                        drop(executor);
                         self.ledger.finalized(FinalizedBlock {
                             hash: executed.hash,
                             block,

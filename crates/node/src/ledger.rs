@@ -2,7 +2,7 @@
 //! the RPC: the executor, the finalized head, the mempool, and the subscribers to finalized
 //! blocks.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use commonware_runtime::Spawner;
@@ -10,10 +10,13 @@ use commonware_utils::channel::watch;
 use futures::channel::mpsc;
 use futures::lock::Mutex as AsyncMutex;
 use wetee_runtime::{BlockInfo, BlockOutcome, MemoryState, Runtime, State};
+use wetee_types::rpc::{BlockId, BlockRef, TransactionStatus};
 use wetee_types::{Block, Hash, SignedTransaction};
 
 use crate::executor::Executor;
+use crate::finalizer::Marshal;
 use crate::mempool::{Mempool, MempoolError, MempoolLimits};
+use crate::outcomes::{OutcomeError, Outcomes};
 
 /// How many recently finalized block hashes are remembered (to answer "is this block already
 /// finalized?" when consensus asks late about one).
@@ -67,6 +70,9 @@ struct Inner<E: commonware_storage::Context + Spawner> {
     ready: watch::Sender<bool>,
     subscribers: Mutex<Vec<mpsc::Sender<FinalizedBlock>>>,
     gossip: Mutex<Option<mpsc::UnboundedSender<SignedTransaction>>>,
+    watchers: Mutex<BTreeMap<Hash, Vec<mpsc::Sender<TransactionStatus>>>>,
+    outcomes: Outcomes<E>,
+    blocks: Mutex<Option<Marshal>>,
     max_block_transactions: usize,
 }
 
@@ -106,6 +112,7 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
     /// [`Ledger::restore`] sets the committed head.
     pub fn new(
         executor: Executor<E>,
+        outcomes: Outcomes<E>,
         mempool: MempoolLimits,
         max_block_transactions: usize,
     ) -> Ledger<E> {
@@ -131,6 +138,9 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
                 ready,
                 subscribers: Mutex::new(Vec::new()),
                 gossip: Mutex::new(None),
+                watchers: Mutex::new(BTreeMap::new()),
+                outcomes,
+                blocks: Mutex::new(None),
                 max_block_transactions,
             }),
         }
@@ -210,10 +220,94 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
         lock(&self.inner.head).recent_set.contains(hash)
     }
 
-    /// Records a block that was just committed: the mempool forgets what it made stale, and
-    /// every subscriber hears of it.
+    /// The outcomes of finalized blocks.
+    pub fn outcomes(&self) -> &Outcomes<E> {
+        &self.inner.outcomes
+    }
+
+    /// Where finalized blocks are looked up.
+    pub(crate) fn set_blocks(&self, marshal: Marshal) {
+        *lock(&self.inner.blocks) = Some(marshal);
+    }
+
+    /// A finalized block, if this node has it.
+    pub async fn block(&self, id: BlockId) -> Option<Arc<Block>> {
+        use commonware_consensus::marshal::Identifier;
+        use commonware_consensus::types::Height;
+        let genesis = self.genesis();
+        let identifier = match id {
+            BlockId::Height(0) => return Some(Arc::clone(genesis)),
+            BlockId::Hash(hash) if hash == genesis.hash() => return Some(Arc::clone(genesis)),
+            BlockId::Height(height) => Identifier::Height(Height::new(height)),
+            BlockId::Hash(hash) => Identifier::Digest(crate::chain::digest(&hash)),
+        };
+        let marshal = lock(&self.inner.blocks).clone()?;
+        let block = marshal.get_block(identifier).await?;
+        let block = Arc::clone(block.inner().block());
+        // Marshal also holds blocks that are not finalized yet; only report committed ones.
+        (block.header.height <= self.status().head.header.height).then_some(block)
+    }
+
+    /// The outcome of a finalized block.
+    pub async fn outcome(&self, block: &Block) -> Result<Option<BlockOutcome>, OutcomeError> {
+        if block.header.height == 0 {
+            return Ok(Some(BlockOutcome::default()));
+        }
+        self.inner.outcomes.at_height(block.header.height).await
+    }
+
+    /// Follows `hash` until it is finalized or dropped. The caller should have admitted it.
+    pub fn watch(&self, hash: Hash) -> mpsc::Receiver<TransactionStatus> {
+        let (mut sender, receiver) = mpsc::channel(8);
+        let _ = sender.try_send(TransactionStatus::Ready { hash });
+        lock(&self.inner.watchers)
+            .entry(hash)
+            .or_default()
+            .push(sender);
+        receiver
+    }
+
+    /// Tells watchers their transaction is in `block`, executed here but not final yet.
+    pub(crate) fn included(&self, block: &Block) {
+        let mut watchers = lock(&self.inner.watchers);
+        if watchers.is_empty() {
+            return;
+        }
+        let at = BlockRef {
+            height: block.header.height,
+            hash: block.hash(),
+        };
+        for tx in block.transactions.iter() {
+            if let Some(senders) = watchers.get_mut(&tx.hash()) {
+                senders.retain_mut(|s| {
+                    s.try_send(TransactionStatus::Included { block: at })
+                        .is_ok()
+                });
+            }
+        }
+    }
+
+    /// Records a block that was just committed: watchers of its transactions and every
+    /// subscriber hear of it, and the mempool forgets what it made stale.
     pub(crate) fn finalized(&self, finalized: FinalizedBlock) {
         self.set_head(Arc::clone(&finalized.block));
+        {
+            let mut watchers = lock(&self.inner.watchers);
+            if !watchers.is_empty() {
+                let at = BlockRef {
+                    height: finalized.block.header.height,
+                    hash: finalized.hash,
+                };
+                for receipt in &finalized.outcome.receipts {
+                    for mut sender in watchers.remove(&receipt.tx_hash).unwrap_or_default() {
+                        let _ = sender.try_send(TransactionStatus::Finalized {
+                            block: at,
+                            receipt: receipt.clone(),
+                        });
+                    }
+                }
+            }
+        }
         let next_height = finalized.block.header.height.saturating_add(1);
         let signers: BTreeSet<_> = finalized
             .block
@@ -227,7 +321,7 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
                 .memory
                 .read()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            lock(&self.inner.mempool).prune(
+            let dropped = lock(&self.inner.mempool).prune(
                 signers,
                 |account| {
                     wetee_runtime::query::account(&*memory, account)
@@ -236,6 +330,14 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
                 },
                 next_height,
             );
+            let mut watchers = lock(&self.inner.watchers);
+            for hash in dropped {
+                for mut sender in watchers.remove(&hash).unwrap_or_default() {
+                    let _ = sender.try_send(TransactionStatus::Dropped {
+                        reason: "another transaction used its nonce, or it expired".into(),
+                    });
+                }
+            }
         }
         lock(&self.inner.subscribers).retain_mut(|subscriber| {
             // A subscriber that cannot keep up is dropped rather than letting it hold memory.

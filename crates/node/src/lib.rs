@@ -18,6 +18,7 @@ pub mod finalizer;
 pub mod gossip;
 pub mod ledger;
 pub mod mempool;
+pub mod outcomes;
 pub mod store;
 
 #[cfg(test)]

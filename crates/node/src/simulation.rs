@@ -12,6 +12,7 @@ use commonware_runtime::{Clock as _, Handle, Runner as _, Spawner as _, Supervis
 use commonware_utils::NZUsize;
 use futures::StreamExt as _;
 use wetee_types::balance::UNIT;
+use wetee_types::rpc::{BlockId, TransactionStatus};
 use wetee_types::spec::{BalanceSpec, ChainSpec, ConsensusSpec, ValidatorSpec};
 use wetee_types::transaction::{BalancesCall, Transaction};
 use wetee_types::{Balance, Call, ChainConfig, Hash, KeyScheme, Keypair, Params};
@@ -295,11 +296,15 @@ fn four_validators_finalize_the_same_blocks_and_state_roots() {
         let oracle = network(&context).await;
         let validators = start_all(&context, &oracle, &[]).await;
         let spec = spec();
+        let mut watched = None;
         for nonce in 0..40 {
-            validators[(nonce % 4) as usize]
-                .ledger
+            let ledger = &validators[(nonce % 4) as usize].ledger;
+            let hash = ledger
                 .submit(transfer(&spec, nonce), true)
                 .expect("admitted");
+            if nonce == 7 {
+                watched = Some(ledger.watch(hash));
+            }
         }
         let all: Vec<&Validator> = validators.iter().collect();
         while validators
@@ -317,6 +322,37 @@ fn four_validators_finalize_the_same_blocks_and_state_roots() {
             let included: usize = seen.values().map(|s| s.transactions).sum();
             assert!(included >= 40, "every transfer was included once");
         }
+        // The watcher heard the transfer go from ready to included to finalized.
+        let statuses: Vec<_> = watched.expect("watched").collect().await;
+        let kinds: Vec<&str> = statuses
+            .iter()
+            .map(|status| match status {
+                TransactionStatus::Ready { .. } => "ready",
+                TransactionStatus::Included { .. } => "included",
+                TransactionStatus::Finalized { .. } => "finalized",
+                TransactionStatus::Dropped { .. } => "dropped",
+            })
+            .collect();
+        assert_eq!(kinds.first(), Some(&"ready"));
+        assert!(kinds.contains(&"included"));
+        assert_eq!(kinds.last(), Some(&"finalized"));
+        let Some(TransactionStatus::Finalized { block, receipt }) = statuses.last() else {
+            unreachable!()
+        };
+        assert_eq!(receipt.nonce, 7);
+        // Any validator serves that block and its receipts after the fact.
+        let ledger = &validators[3].ledger;
+        let stored = ledger
+            .block(BlockId::Hash(block.hash))
+            .await
+            .expect("stored");
+        assert_eq!(stored.header.height, block.height);
+        let outcome = ledger
+            .outcome(&stored)
+            .await
+            .unwrap()
+            .expect("outcome stored");
+        assert!(outcome.receipts.contains(receipt));
         // Every validator led some finalized blocks.
         let leaders: std::collections::BTreeSet<[u8; 32]> =
             validators[0].seen().values().map(|s| s.leader).collect();

@@ -117,7 +117,7 @@ pub struct Genesis {
 }
 
 /// Everything a block's execution produced.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct BlockOutcome {
     /// Events of the start of the block.
     pub begin_events: Vec<Event>,
