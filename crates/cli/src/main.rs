@@ -1,6 +1,7 @@
 //! `wetee`: the command line of WeTEE.
 
 mod keys;
+mod node;
 mod output;
 mod spec;
 
@@ -56,6 +57,12 @@ enum Command {
     /// The chain: specs, status, blocks, events.
     #[command(subcommand)]
     Chain(ChainCommand),
+    /// Runs a validator of the chain in SPEC.
+    Node(node::NodeArgs),
+    /// Runs a single-validator development chain with funded dev accounts.
+    Dev(node::DevArgs),
+    /// Runs a local network of validators, one process each, until interrupted.
+    Testnet(node::TestnetArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +107,9 @@ fn run(cli: Cli) -> Result<()> {
     let scheme = KeyScheme::from(cli.scheme);
     match cli.command {
         Command::Key(command) => keys::run(command, scheme, &keystore, cli.output),
+        Command::Node(args) => node::node(args, &keystore, cli.output),
+        Command::Dev(args) => node::dev(args, cli.output),
+        Command::Testnet(args) => node::testnet(args, cli.output),
         Command::Chain(ChainCommand::Spec {
             dev,
             validators,

@@ -128,6 +128,12 @@ impl<E: commonware_storage::Context + Spawner> Finalizer<E> {
                             .await
                             .map_err(|e| failed(&e))?;
                         drop(executor);
+                        info!(
+                            height,
+                            transactions = block.transactions.len(),
+                            hash = %executed.hash,
+                            "finalized"
+                        );
                         self.ledger.finalized(FinalizedBlock {
                             hash: executed.hash,
                             block,

@@ -19,6 +19,8 @@ pub mod gossip;
 pub mod ledger;
 pub mod mempool;
 pub mod outcomes;
+pub mod rpc;
+pub mod service;
 pub mod store;
 
 #[cfg(test)]

@@ -43,8 +43,11 @@ pub struct Health {
     pub finalized: BlockRef,
     /// Its timestamp, in milliseconds since the Unix epoch.
     pub finalized_timestamp_ms: u64,
-    /// Validators this node is connected to.
-    pub peers: usize,
+    /// The latest finalized height the network has announced (ahead of `finalized` while this
+    /// node catches up).
+    pub network_finalized: BlockNumber,
+    /// Validators in the chain's set.
+    pub validators: usize,
     /// Whether this node is one of the validators.
     pub is_validator: bool,
     /// Transactions in its mempool.

@@ -1,0 +1,364 @@
+//! `wetee node`, `wetee dev` and `wetee testnet`: running validators.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use serde::Serialize;
+use wetee_client::keys::{KeySource, Keystore, wetee_home};
+use wetee_node::service::{self, ServiceConfig, Started};
+use wetee_types::{ChainSpec, KeyScheme, Keypair};
+
+use crate::output::{Format, print};
+use crate::spec;
+
+/// The default RPC port.
+pub const DEFAULT_RPC_PORT: u16 = 9944;
+
+/// What `wetee node` needs.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// The chain spec (JSON).
+    #[arg(long)]
+    chain: PathBuf,
+    /// The validator's ed25519 consensus key: a key file, a keystore name or a secret URI.
+    #[arg(long)]
+    key: String,
+    /// Where blocks and state are kept.
+    #[arg(long)]
+    data_dir: PathBuf,
+    #[command(flatten)]
+    rpc: RpcArgs,
+    /// Where to accept peers (default: every interface, on this validator's port in the spec).
+    #[arg(long)]
+    p2p_listen: Option<SocketAddr>,
+}
+
+/// Where the RPC listens.
+#[derive(Debug, Args)]
+pub struct RpcArgs {
+    /// The RPC's address.
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    rpc_addr: IpAddr,
+    /// The RPC's port (HTTP and WebSocket).
+    #[arg(long, default_value_t = DEFAULT_RPC_PORT)]
+    rpc_port: u16,
+}
+
+impl RpcArgs {
+    fn address(&self) -> SocketAddr {
+        SocketAddr::new(self.rpc_addr, self.rpc_port)
+    }
+}
+
+/// What `wetee dev` needs.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Where the dev chain is kept (default: $WETEE_HOME/dev).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Start a new chain, deleting the old one.
+    #[arg(long)]
+    fresh: bool,
+    #[command(flatten)]
+    rpc: RpcArgs,
+    /// The validator's peer-to-peer port.
+    #[arg(long, default_value_t = spec::FIRST_P2P_PORT)]
+    p2p_port: u16,
+}
+
+/// What `wetee testnet` needs.
+#[derive(Debug, Args)]
+pub struct TestnetArgs {
+    /// How many validators.
+    #[arg(long, default_value_t = 4)]
+    validators: usize,
+    /// Where the spec, keys, data and logs go (default: $WETEE_HOME/testnet).
+    #[arg(long)]
+    base_dir: Option<PathBuf>,
+    /// Start a new network, deleting the old one.
+    #[arg(long)]
+    fresh: bool,
+    /// The first validator's RPC port; the others follow.
+    #[arg(long, default_value_t = DEFAULT_RPC_PORT)]
+    rpc_port: u16,
+    /// The first validator's peer-to-peer port; the others follow.
+    #[arg(long, default_value_t = spec::FIRST_P2P_PORT)]
+    p2p_port: u16,
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "info,commonware_storage=error,commonware_p2p=warn,commonware_consensus=warn,\
+             commonware_broadcast=warn,commonware_runtime=warn,jsonrpsee=warn",
+        )
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn consensus_seed(source: &str, keystore: &Keystore) -> Result<[u8; 32]> {
+    let keypair = KeySource::parse(source)?
+        .keypair(KeyScheme::Ed25519, keystore)
+        .with_context(|| format!("reading the validator key {source}"))?;
+    match keypair {
+        Keypair::Ed25519(key) => Ok(key.to_bytes()),
+        Keypair::Sr25519(_) => bail!("a validator key must be ed25519, {source} is sr25519"),
+    }
+}
+
+fn read_spec(path: &Path) -> Result<ChainSpec> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the chain spec {}", path.display()))?;
+    ChainSpec::from_json(&text).with_context(|| format!("chain spec {}", path.display()))
+}
+
+#[derive(Serialize)]
+struct Running<'a> {
+    chain: &'a str,
+    validator: String,
+    public_key: String,
+    rpc: String,
+    ws: String,
+    metrics: String,
+    p2p: SocketAddr,
+    data_dir: &'a Path,
+    pid: u32,
+}
+
+fn announce(format: Format, chain: &str, data_dir: &Path, started: &Started, extra: &str) {
+    let rpc = format!("http://{}", started.rpc_address);
+    let running = Running {
+        chain,
+        validator: started.name.clone(),
+        public_key: hex::encode(started.public_key),
+        ws: format!("ws://{}", started.rpc_address),
+        metrics: format!("{rpc}/metrics"),
+        rpc,
+        p2p: started.p2p_listen,
+        data_dir,
+        pid: std::process::id(),
+    };
+    print(format, &running, || {
+        format!(
+            "{chain}: validator {} running\n  RPC      {} (WebSocket {})\n  metrics  {}\n  p2p      {}\n  data     {}{extra}",
+            running.validator,
+            running.rpc,
+            running.ws,
+            running.metrics,
+            running.p2p,
+            data_dir.display()
+        )
+    });
+}
+
+/// `wetee node`.
+pub fn node(args: NodeArgs, keystore: &Keystore, format: Format) -> Result<()> {
+    init_logs();
+    let spec = read_spec(&args.chain)?;
+    let key_seed = consensus_seed(&args.key, keystore)?;
+    let chain = spec.name.clone();
+    let data_dir = args.data_dir.clone();
+    service::run(
+        ServiceConfig {
+            spec,
+            key_seed,
+            data_dir: args.data_dir,
+            rpc_address: args.rpc.address(),
+            p2p_listen: args.p2p_listen,
+            worker_threads: 2,
+        },
+        move |started| announce(format, &chain, &data_dir, &started, ""),
+    )?;
+    Ok(())
+}
+
+/// `wetee dev`.
+pub fn dev(args: DevArgs, format: Format) -> Result<()> {
+    init_logs();
+    let data_dir = args.data_dir.unwrap_or_else(|| wetee_home().join("dev"));
+    if args.fresh && data_dir.exists() {
+        std::fs::remove_dir_all(&data_dir)
+            .with_context(|| format!("deleting {}", data_dir.display()))?;
+    }
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    // The spec is written once, so that a restarted dev chain keeps its genesis.
+    let spec_path = data_dir.join("chain.json");
+    let spec = if spec_path.exists() {
+        read_spec(&spec_path)?
+    } else {
+        let spec = spec::dev_spec(spec::now_ms(), args.p2p_port)?;
+        std::fs::write(&spec_path, format!("{}\n", spec.to_json()))?;
+        spec
+    };
+    let key_seed = consensus_seed(spec::DEV_VALIDATOR_URI, &Keystore::default_location())?;
+    let accounts: String = wetee_client::keys::DEV_ACCOUNTS
+        .iter()
+        .map(|name| format!("//{name} "))
+        .collect();
+    let extra = format!(
+        "\n  accounts {}(funded; sign with --from //Alice)",
+        accounts
+    );
+    let chain = spec.name.clone();
+    let announced_dir = data_dir.clone();
+    service::run(
+        ServiceConfig {
+            spec,
+            key_seed,
+            data_dir: data_dir.join("node"),
+            rpc_address: args.rpc.address(),
+            p2p_listen: Some(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                args.p2p_port,
+            )),
+            worker_threads: 2,
+        },
+        move |started| announce(format, &chain, &announced_dir, &started, &extra),
+    )?;
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct TestnetValidator {
+    name: String,
+    pid: u32,
+    rpc: String,
+    log: PathBuf,
+    command: Vec<String>,
+}
+
+/// `wetee testnet`: one `wetee node` process per validator, until interrupted.
+pub fn testnet(args: TestnetArgs, format: Format) -> Result<()> {
+    if args.validators == 0 {
+        bail!("--validators must be at least 1");
+    }
+    let base = args
+        .base_dir
+        .unwrap_or_else(|| wetee_home().join("testnet"));
+    if args.fresh && base.exists() {
+        std::fs::remove_dir_all(&base).with_context(|| format!("deleting {}", base.display()))?;
+    }
+    std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
+    let spec_path = base.join("chain.json");
+    let keys = base.join("keys");
+    let spec = if spec_path.exists() {
+        let spec = read_spec(&spec_path)?;
+        if spec.validators.len() != args.validators {
+            bail!(
+                "{} holds a network of {} validators; use --fresh to start one of {}",
+                base.display(),
+                spec.validators.len(),
+                args.validators
+            );
+        }
+        spec
+    } else {
+        let spec = spec::local_testnet_spec(args.validators, args.p2p_port, &keys, spec::now_ms())?;
+        std::fs::write(&spec_path, format!("{}\n", spec.to_json()))?;
+        spec
+    };
+    let exe = std::env::current_exe().context("finding the wetee executable")?;
+    let mut children: Vec<Child> = Vec::new();
+    let mut started = Vec::new();
+    for (index, validator) in spec.validators.iter().enumerate() {
+        let rpc_port = args
+            .rpc_port
+            .checked_add(u16::try_from(index)?)
+            .context("RPC port out of range")?;
+        let log = base.join(format!("{}.log", validator.name));
+        let arguments: Vec<String> = vec![
+            "node".into(),
+            "--chain".into(),
+            spec_path.display().to_string(),
+            "--key".into(),
+            keys.join(format!("{}.key", validator.name))
+                .display()
+                .to_string(),
+            "--data-dir".into(),
+            base.join(&validator.name).display().to_string(),
+            "--rpc-port".into(),
+            rpc_port.to_string(),
+        ];
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        let child = Command::new(&exe)
+            .args(&arguments)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("starting {}", validator.name))?;
+        let mut command = vec![exe.display().to_string()];
+        command.extend(arguments);
+        started.push(TestnetValidator {
+            name: validator.name.clone(),
+            pid: child.id(),
+            rpc: format!("http://127.0.0.1:{rpc_port}"),
+            log,
+            command,
+        });
+        children.push(child);
+    }
+    print(
+        format,
+        &serde_json::json!({ "chain": spec.name, "spec": spec_path, "validators": started }),
+        || {
+            let mut text = format!(
+                "{}: {} validators started (Ctrl-C stops them)\n",
+                spec.name,
+                started.len()
+            );
+            for v in &started {
+                text.push_str(&format!(
+                    "  {:<12} pid {:<7} {}  log {}\n",
+                    v.name,
+                    v.pid,
+                    v.rpc,
+                    v.log.display()
+                ));
+            }
+            text
+        },
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(supervise(&mut children));
+    for child in &mut children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    result
+}
+
+/// Waits for Ctrl-C; a validator that exits is reported but the others keep running (a
+/// network tolerates one validator in four being down).
+async fn supervise(children: &mut [Child]) -> Result<()> {
+    let mut reported = vec![false; children.len()];
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    loop {
+        tokio::select! {
+            _ = &mut interrupted => return Ok(()),
+            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+        }
+        for (index, child) in children.iter_mut().enumerate() {
+            if !reported[index]
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                eprintln!("validator {index} (pid {}) exited: {status}", child.id());
+                reported[index] = true;
+            }
+        }
+    }
+}

@@ -1,0 +1,572 @@
+//! JSON-RPC 2.0 over HTTP and WebSocket on one port, and Prometheus metrics on `/metrics`.
+//!
+//! Every method is documented in `docs/rpc.md`. Requests are untrusted: bad parameters get
+//! `-32602` with the reason, rejected transactions get [`codes::TRANSACTION_REJECTED`] with
+//! the mempool's reason, and nothing a request does can change stored state except admitting
+//! a valid transaction.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use futures::StreamExt as _;
+use jsonrpsee::server::{
+    HttpBody, HttpRequest, HttpResponse, PendingSubscriptionSink, RpcModule, Server, ServerConfig,
+    ServerHandle, SubscriptionMessage,
+};
+use jsonrpsee::types::{ErrorObjectOwned, Params};
+use serde::Deserialize;
+use serde::Serialize;
+use wetee_runtime::{BlockOutcome, query};
+use wetee_types::codec::decode;
+use wetee_types::rpc::{
+    BlockId, BlockInfo, BlockRef, EventFilter, EventRecord, HeaderInfo, Health, ParamsInfo, Phase,
+    TransactionInfo, codes,
+};
+use wetee_types::spec::ChainSpec;
+use wetee_types::{AccountId, AppId, Block, CallError, SignedTransaction, TaskId, WorkerId};
+
+use crate::ledger::Ledger;
+
+/// Largest request body: a transaction carries at most a manifest and some proofs.
+pub const MAX_REQUEST_BYTES: u32 = 4 << 20;
+/// Largest response: a full block with its receipts.
+pub const MAX_RESPONSE_BYTES: u32 = 64 << 20;
+/// Connections served at once.
+pub const MAX_CONNECTIONS: u32 = 1_024;
+
+/// Renders the node's metrics in the Prometheus text format.
+pub type MetricsSource = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// What the RPC methods work from.
+pub struct RpcState<E: commonware_storage::Context + commonware_runtime::Spawner> {
+    ledger: Ledger<E>,
+    spec: Arc<ChainSpec>,
+    is_validator: bool,
+}
+
+impl<E: commonware_storage::Context + commonware_runtime::Spawner> std::fmt::Debug for RpcState<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcState")
+            .field("chain", &self.spec.name)
+            .field("is_validator", &self.is_validator)
+            .finish()
+    }
+}
+
+fn error(code: i32, message: impl Into<String>) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(code, message.into(), None::<()>)
+}
+
+fn internal(e: impl std::fmt::Display) -> ErrorObjectOwned {
+    error(codes::INTERNAL, e.to_string())
+}
+
+fn state_error(e: CallError) -> ErrorObjectOwned {
+    internal(format!("state unreadable: {e}"))
+}
+
+fn not_found(what: impl std::fmt::Display) -> ErrorObjectOwned {
+    error(codes::NOT_FOUND, format!("{what} not found"))
+}
+
+/// A transaction as a request carries it: the hex of its canonical encoding, or its JSON.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TransactionParam {
+    Encoded(String),
+    Json(Box<SignedTransaction>),
+}
+
+impl TransactionParam {
+    fn into_transaction(self) -> Result<SignedTransaction, ErrorObjectOwned> {
+        match self {
+            TransactionParam::Json(tx) => Ok(*tx),
+            TransactionParam::Encoded(text) => {
+                let bytes = hex::decode(text.strip_prefix("0x").unwrap_or(&text)).map_err(|e| {
+                    error(
+                        jsonrpsee::types::error::INVALID_PARAMS_CODE,
+                        format!("transaction is not hex: {e}"),
+                    )
+                })?;
+                decode::<SignedTransaction>(&bytes).map_err(|e| {
+                    error(
+                        jsonrpsee::types::error::INVALID_PARAMS_CODE,
+                        format!("transaction does not decode: {e}"),
+                    )
+                })
+            }
+        }
+    }
+}
+
+fn transaction_param(params: &Params<'_>) -> Result<SignedTransaction, ErrorObjectOwned> {
+    let mut sequence = params.sequence();
+    let tx: TransactionParam = sequence.next()?;
+    tx.into_transaction()
+}
+
+fn optional<T: for<'a> Deserialize<'a> + Send>(
+    params: &Params<'_>,
+) -> Result<Option<T>, ErrorObjectOwned> {
+    if params.is_object() {
+        return Err(error(
+            jsonrpsee::types::error::INVALID_PARAMS_CODE,
+            "parameters are positional: pass an array",
+        ));
+    }
+    params.sequence().optional_next()
+}
+
+fn required<T: for<'a> Deserialize<'a> + Send>(params: &Params<'_>) -> Result<T, ErrorObjectOwned> {
+    if params.is_object() {
+        return Err(error(
+            jsonrpsee::types::error::INVALID_PARAMS_CODE,
+            "parameters are positional: pass an array",
+        ));
+    }
+    params.sequence().next()
+}
+
+fn header_info(block: &Block) -> HeaderInfo {
+    HeaderInfo {
+        hash: block.hash(),
+        header: block.header,
+    }
+}
+
+/// Every event of a block with where it happened, and the signer for transaction events.
+pub fn event_records(
+    block: &Block,
+    outcome: &BlockOutcome,
+) -> Vec<(EventRecord, Option<AccountId>)> {
+    let at = BlockRef {
+        height: block.header.height,
+        hash: block.hash(),
+    };
+    let mut records = Vec::new();
+    for event in &outcome.begin_events {
+        records.push((
+            EventRecord {
+                block: at,
+                phase: Phase::BeginBlock,
+                event: event.clone(),
+            },
+            None,
+        ));
+    }
+    for (index, receipt) in outcome.receipts.iter().enumerate() {
+        for event in receipt.events.iter() {
+            records.push((
+                EventRecord {
+                    block: at,
+                    phase: Phase::Transaction {
+                        index: u32::try_from(index).unwrap_or(u32::MAX),
+                        hash: receipt.tx_hash,
+                    },
+                    event: event.clone(),
+                },
+                Some(receipt.signer),
+            ));
+        }
+    }
+    for event in &outcome.end_events {
+        records.push((
+            EventRecord {
+                block: at,
+                phase: Phase::EndBlock,
+                event: event.clone(),
+            },
+            None,
+        ));
+    }
+    records
+}
+
+fn json_message(value: &impl Serialize) -> Result<SubscriptionMessage, ErrorObjectOwned> {
+    serde_json::value::to_raw_value(value)
+        .map(SubscriptionMessage::from)
+        .map_err(internal)
+}
+
+impl<E> RpcState<E>
+where
+    E: commonware_storage::Context + commonware_runtime::Spawner + Send + Sync,
+{
+    async fn block(&self, id: Option<BlockId>) -> Result<Arc<Block>, ErrorObjectOwned> {
+        let id = id.unwrap_or(BlockId::Height(self.ledger.status().head.header.height));
+        self.ledger.block(id).await.ok_or_else(|| match id {
+            BlockId::Height(height) => not_found(format!("finalized block {height}")),
+            BlockId::Hash(hash) => not_found(format!("finalized block {hash}")),
+        })
+    }
+
+    fn health(&self) -> Health {
+        let status = self.ledger.status();
+        Health {
+            chain: self.spec.name.clone(),
+            genesis_hash: self.spec.genesis_hash(),
+            finalized: BlockRef {
+                height: status.head.header.height,
+                hash: status.head_hash,
+            },
+            finalized_timestamp_ms: status.head.header.timestamp_ms,
+            network_finalized: status.tip,
+            validators: self.spec.validators.len(),
+            is_validator: self.is_validator,
+            pending_transactions: self.ledger.pending_count(),
+        }
+    }
+}
+
+/// Registers a method answering from the finalized state.
+fn state_method<E, T, R>(
+    module: &mut RpcModule<RpcState<E>>,
+    name: &'static str,
+    query: impl Fn(&dyn wetee_runtime::State, T) -> Result<R, ErrorObjectOwned> + Send + Sync + 'static,
+    parse: fn(&Params<'_>) -> Result<T, ErrorObjectOwned>,
+) where
+    E: commonware_storage::Context + commonware_runtime::Spawner + Send + Sync,
+    T: 'static,
+    R: Serialize + Clone + 'static,
+{
+    module
+        .register_method(name, move |params, state, _| {
+            let argument = parse(&params)?;
+            state.ledger.read(|view| query(view, argument))
+        })
+        .expect("method names are unique");
+}
+
+/// Every RPC method, over `ledger`.
+pub fn module<E>(
+    ledger: Ledger<E>,
+    spec: Arc<ChainSpec>,
+    is_validator: bool,
+) -> RpcModule<RpcState<E>>
+where
+    E: commonware_storage::Context + commonware_runtime::Spawner + Send + Sync,
+{
+    let mut module = RpcModule::new(RpcState {
+        ledger,
+        spec,
+        is_validator,
+    });
+    let unique = "method names are unique";
+
+    module
+        .register_method("system_health", |_, state, _| {
+            Ok::<_, ErrorObjectOwned>(state.health())
+        })
+        .expect(unique);
+    module
+        .register_method("system_chainSpec", |_, state, _| {
+            Ok::<_, ErrorObjectOwned>((*state.spec).clone())
+        })
+        .expect(unique);
+
+    module
+        .register_async_method("chain_getHeader", |params, state, _| async move {
+            let id: Option<BlockId> = optional(&params)?;
+            let block = state.block(id).await?;
+            Ok::<_, ErrorObjectOwned>(header_info(&block))
+        })
+        .expect(unique);
+    module
+        .register_async_method("chain_getBlock", |params, state, _| async move {
+            let id: Option<BlockId> = optional(&params)?;
+            let block = state.block(id).await?;
+            let outcome = state
+                .ledger
+                .outcome(&block)
+                .await
+                .map_err(internal)?
+                .ok_or_else(|| not_found("the block's receipts"))?;
+            Ok::<_, ErrorObjectOwned>(BlockInfo {
+                header: header_info(&block),
+                transactions: block
+                    .transactions
+                    .iter()
+                    .map(|tx| TransactionInfo {
+                        hash: tx.hash(),
+                        transaction: tx.clone(),
+                    })
+                    .collect(),
+                receipts: outcome.receipts,
+                begin_events: outcome.begin_events,
+                end_events: outcome.end_events,
+            })
+        })
+        .expect(unique);
+    module
+        .register_subscription(
+            "chain_subscribeFinalizedHeads",
+            "chain_finalizedHead",
+            "chain_unsubscribeFinalizedHeads",
+            |_, pending: PendingSubscriptionSink, state, _| async move {
+                let mut finalized = state.ledger.subscribe();
+                let sink = pending.accept().await?;
+                while let Some(block) = finalized.next().await {
+                    sink.send(json_message(&header_info(&block.block))?).await?;
+                }
+                Err("this node fell too far behind the chain to follow it".into())
+            },
+        )
+        .expect(unique);
+
+    module
+        .register_method("author_submitTransaction", |params, state, _| {
+            let tx = transaction_param(&params)?;
+            state.ledger.submit(tx, true).map_err(|e| {
+                ErrorObjectOwned::owned(
+                    codes::TRANSACTION_REJECTED,
+                    format!("transaction rejected: {e}"),
+                    None::<()>,
+                )
+            })
+        })
+        .expect(unique);
+    module
+        .register_subscription(
+            "author_submitAndWatch",
+            "author_transactionStatus",
+            "author_unwatch",
+            |params, pending: PendingSubscriptionSink, state, _| async move {
+                let tx = match transaction_param(&params) {
+                    Ok(tx) => tx,
+                    Err(e) => {
+                        pending.reject(e).await;
+                        return Ok(());
+                    }
+                };
+                // Watch before admitting, so a block finalized in between is not missed.
+                let mut statuses = state.ledger.watch(tx.hash());
+                if let Err(e) = state.ledger.submit(tx, true) {
+                    pending
+                        .reject(ErrorObjectOwned::owned(
+                            codes::TRANSACTION_REJECTED,
+                            format!("transaction rejected: {e}"),
+                            None::<()>,
+                        ))
+                        .await;
+                    return Ok(());
+                }
+                let sink = pending.accept().await?;
+                while let Some(status) = statuses.next().await {
+                    let last = status.is_final();
+                    sink.send(json_message(&status)?).await?;
+                    if last {
+                        return Ok(());
+                    }
+                }
+                Err("the node stopped following this transaction".into())
+            },
+        )
+        .expect(unique);
+
+    module
+        .register_subscription(
+            "events_subscribe",
+            "events_event",
+            "events_unsubscribe",
+            |params, pending: PendingSubscriptionSink, state, _| async move {
+                let filter: EventFilter = match optional(&params) {
+                    Ok(filter) => filter.unwrap_or_default(),
+                    Err(e) => {
+                        pending.reject(e).await;
+                        return Ok(());
+                    }
+                };
+                let mut finalized = state.ledger.subscribe();
+                let sink = pending.accept().await?;
+                while let Some(block) = finalized.next().await {
+                    for (record, signer) in event_records(&block.block, &block.outcome) {
+                        if filter.matches(&record, signer.as_ref()) {
+                            sink.send(json_message(&record)?).await?;
+                        }
+                    }
+                }
+                Err("this node fell too far behind the chain to follow it".into())
+            },
+        )
+        .expect(unique);
+
+    fn none(_: &Params<'_>) -> Result<(), ErrorObjectOwned> {
+        Ok(())
+    }
+    state_method(
+        &mut module,
+        "state_account",
+        |view, account: AccountId| query::account(view, &account).map_err(state_error),
+        required,
+    );
+    state_method(
+        &mut module,
+        "state_params",
+        |view, ()| {
+            let missing = || internal("the state has no parameters");
+            Ok(ParamsInfo {
+                chain: query::chain_config(view)
+                    .map_err(state_error)?
+                    .ok_or_else(missing)?,
+                params: query::params(view)
+                    .map_err(state_error)?
+                    .ok_or_else(missing)?,
+                root: query::root_key(view)
+                    .map_err(state_error)?
+                    .ok_or_else(missing)?,
+                treasury: query::treasury(view)
+                    .map_err(state_error)?
+                    .ok_or_else(missing)?,
+            })
+        },
+        none,
+    );
+    state_method(
+        &mut module,
+        "state_worker",
+        |view, id: WorkerId| query::worker(view, id).map_err(state_error),
+        required,
+    );
+    state_method(
+        &mut module,
+        "state_workers",
+        |view, ()| query::workers(view).map_err(state_error),
+        none,
+    );
+    state_method(
+        &mut module,
+        "state_workloads",
+        |view, id: WorkerId| query::workloads_on(view, id).map_err(state_error),
+        required,
+    );
+    state_method(
+        &mut module,
+        "state_app",
+        |view, id: AppId| query::app(view, id).map_err(state_error),
+        required,
+    );
+    state_method(
+        &mut module,
+        "state_appVersions",
+        |view, id: AppId| query::app_versions(view, id).map_err(state_error),
+        required,
+    );
+    state_method(
+        &mut module,
+        "state_apps",
+        |view, owner: Option<AccountId>| query::apps(view, owner.as_ref()).map_err(state_error),
+        optional,
+    );
+    state_method(
+        &mut module,
+        "state_task",
+        |view, id: TaskId| query::task(view, id).map_err(state_error),
+        required,
+    );
+    state_method(
+        &mut module,
+        "state_taskVersions",
+        |view, id: TaskId| query::task_versions(view, id).map_err(state_error),
+        required,
+    );
+    state_method(
+        &mut module,
+        "state_taskRuns",
+        |view, id: TaskId| query::task_runs(view, id).map_err(state_error),
+        required,
+    );
+    state_method(
+        &mut module,
+        "state_tasks",
+        |view, owner: Option<AccountId>| query::tasks(view, owner.as_ref()).map_err(state_error),
+        optional,
+    );
+    state_method(
+        &mut module,
+        "state_pendingPlacements",
+        |view, ()| query::pending_placements(view).map_err(state_error),
+        none,
+    );
+    module
+}
+
+/// Serves `module` on `address` (HTTP and WebSocket), with `metrics` on `GET /metrics`.
+pub async fn serve<E>(
+    address: SocketAddr,
+    module: RpcModule<RpcState<E>>,
+    metrics: MetricsSource,
+) -> std::io::Result<(SocketAddr, ServerHandle)>
+where
+    E: commonware_storage::Context + commonware_runtime::Spawner + Send + Sync,
+{
+    let config = ServerConfig::builder()
+        .max_request_body_size(MAX_REQUEST_BYTES)
+        .max_response_body_size(MAX_RESPONSE_BYTES)
+        .max_connections(MAX_CONNECTIONS)
+        .build();
+    let server = Server::builder()
+        .set_config(config)
+        .set_http_middleware(tower::ServiceBuilder::new().layer(MetricsLayer { metrics }))
+        .build(address)
+        .await?;
+    let bound = server.local_addr()?;
+    Ok((bound, server.start(module)))
+}
+
+/// Answers `GET /metrics`; passes everything else to the RPC.
+#[derive(Clone)]
+struct MetricsLayer {
+    metrics: MetricsSource,
+}
+
+impl<S> tower::Layer<S> for MetricsLayer {
+    type Service = MetricsEndpoint<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MetricsEndpoint {
+            inner,
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct MetricsEndpoint<S> {
+    inner: S,
+    metrics: MetricsSource,
+}
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'static>>;
+
+impl<S, B> tower::Service<HttpRequest<B>> for MetricsEndpoint<S>
+where
+    S: tower::Service<HttpRequest<B>, Response = HttpResponse>,
+    S::Future: Send + 'static,
+{
+    type Response = HttpResponse;
+    type Error = S::Error;
+    type Future = BoxFuture<HttpResponse, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: HttpRequest<B>) -> Self::Future {
+        if request.uri().path() == "/metrics" && request.method() == http::Method::GET {
+            let body = (self.metrics)();
+            let response = http::Response::builder()
+                .status(http::StatusCode::OK)
+                .header(
+                    http::header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )
+                .body(HttpBody::from(body))
+                .expect("a valid response");
+            return Box::pin(async move { Ok(response) });
+        }
+        Box::pin(self.inner.call(request))
+    }
+}

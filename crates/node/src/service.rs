@@ -1,0 +1,234 @@
+//! A validator process: the engine on the Tokio runtime, authenticated TCP between the spec's
+//! validators, and the RPC server.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use commonware_consensus::marshal::{max_payload_size, standard::Standard};
+use commonware_cryptography::{ChaCha20Poly1305, Signer as _};
+use commonware_p2p::authenticated::lookup;
+use commonware_p2p::{Address, AddressableManager as _};
+use commonware_runtime::{Metrics as _, Runner as _, Supervisor as _, tokio as runtime};
+use commonware_stream::{
+    cups::{self, Cups},
+    sake::{self, Sake},
+};
+use commonware_utils::NZUsize;
+use commonware_utils::ordered::Map;
+use tracing::{error, info};
+use wetee_types::spec::ChainSpec;
+
+use crate::chain::{ChainBlock, PublicKey, Scheme, key_bytes, private_key};
+use crate::engine::{self, Channels, channels, quotas};
+use crate::mempool::MempoolLimits;
+
+/// How to run a validator.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// The chain.
+    pub spec: ChainSpec,
+    /// The 32-byte ed25519 seed of this validator's consensus key.
+    pub key_seed: [u8; 32],
+    /// Where blocks and state are stored.
+    pub data_dir: PathBuf,
+    /// Where the RPC listens.
+    pub rpc_address: SocketAddr,
+    /// Where peer-to-peer connections are accepted (default: every interface, on the port of
+    /// this validator's address in the spec).
+    pub p2p_listen: Option<SocketAddr>,
+    /// Tokio worker threads.
+    pub worker_threads: usize,
+}
+
+/// What a started validator tells its caller.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// This validator's consensus public key.
+    pub public_key: [u8; 32],
+    /// Its name in the spec.
+    pub name: String,
+    /// Where its RPC listens.
+    pub rpc_address: SocketAddr,
+    /// Where it accepts peers.
+    pub p2p_listen: SocketAddr,
+}
+
+/// Why the validator could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Bad configuration.
+    #[error("{0}")]
+    Config(String),
+    /// The engine failed to start.
+    #[error(transparent)]
+    Engine(#[from] engine::EngineError),
+    /// The RPC server failed.
+    #[error("RPC server on {address}: {error}")]
+    Rpc {
+        /// Where it tried to listen.
+        address: SocketAddr,
+        /// Why it failed.
+        error: std::io::Error,
+    },
+    /// A part of the node stopped.
+    #[error("the node stopped: {0}")]
+    Stopped(String),
+}
+
+fn is_local(address: &SocketAddr) -> bool {
+    match address.ip() {
+        IpAddr::V4(ip) => ip.is_loopback() || ip.is_private() || ip.is_link_local(),
+        IpAddr::V6(ip) => ip.is_loopback() || ip.is_unique_local(),
+    }
+}
+
+/// Runs the validator until interrupted (Ctrl-C) or until a part of it fails. `started` is
+/// called once the RPC is listening.
+pub fn run(
+    config: ServiceConfig,
+    started: impl FnOnce(Started) + Send + 'static,
+) -> Result<(), ServiceError> {
+    config
+        .spec
+        .validate()
+        .map_err(|e| ServiceError::Config(format!("chain spec: {e}")))?;
+    let signer = private_key(&config.key_seed)
+        .ok_or_else(|| ServiceError::Config("the key is not a valid ed25519 seed".into()))?;
+    let me = signer.public_key();
+    let me_bytes = key_bytes(&me);
+    let own = config
+        .spec
+        .validators
+        .iter()
+        .find(|v| v.public_key_bytes().ok() == Some(me_bytes))
+        .cloned()
+        .ok_or_else(|| {
+            ServiceError::Config(format!(
+                "this key ({}) is not one of the chain's validators; running a non-validating \
+                 node is not supported yet",
+                hex::encode(me_bytes)
+            ))
+        })?;
+    let p2p_listen = config
+        .p2p_listen
+        .unwrap_or_else(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), own.address.port()));
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        ServiceError::Config(format!("data directory {}: {e}", config.data_dir.display()))
+    })?;
+    let spec = Arc::new(config.spec);
+    let validators = engine::validators(&spec)?;
+    let addresses: Map<PublicKey, Address> =
+        Map::from_iter_dedup(spec.validators.iter().filter_map(|validator| {
+            let key = crate::chain::public_key(&validator.public_key_bytes().ok()?)?;
+            Some((key, Address::from(validator.address)))
+        }));
+    let namespace = engine::namespace(&spec);
+    let max_message_size = u32::try_from(max_payload_size::<Standard<ChainBlock>, Scheme>(
+        u32::try_from(validators.len()).unwrap_or(u32::MAX),
+        &(),
+    ))
+    .unwrap_or(u32::MAX)
+    .saturating_add(1024);
+    let private = spec.validators.iter().all(|v| is_local(&v.address));
+
+    let runtime_config = runtime::Config::new()
+        .with_worker_threads(config.worker_threads.max(1))
+        .with_storage_directory(&config.data_dir)
+        .with_tcp_nodelay(Some(true))
+        .with_catch_panics(false);
+    let rpc_address = config.rpc_address;
+    let name = own.name.clone();
+    runtime::Runner::new(runtime_config).start(|context| async move {
+        let handshake = Cups::<_, ChaCha20Poly1305>::new(
+            Sake {
+                signer: signer.clone(),
+                synchrony_bound: Duration::from_secs(5),
+                max_handshake_age: Duration::from_secs(10),
+                version: sake::Version::V1,
+            },
+            cups::Version::V1,
+        );
+        let peers = NZUsize!(validators.len().max(1));
+        let mailbox = NZUsize!(1_024);
+        let p2p = if private {
+            lookup::Config::local(
+                handshake,
+                &namespace,
+                p2p_listen,
+                peers,
+                max_message_size,
+                mailbox,
+            )
+        } else {
+            lookup::Config::recommended(
+                handshake,
+                &namespace,
+                p2p_listen,
+                peers,
+                max_message_size,
+                mailbox,
+            )
+        };
+        let (mut network, mut oracle) = lookup::Network::new(context.child("p2p"), p2p);
+        let _ = oracle.track(0, addresses);
+        let channels = Channels {
+            votes: network.register(channels::VOTES, quotas::VOTES),
+            certificates: network.register(channels::CERTIFICATES, quotas::CERTIFICATES),
+            resolver: network.register(channels::RESOLVER, quotas::RESOLVER),
+            blocks: network.register(channels::BLOCKS, quotas::BLOCKS),
+            backfill: network.register(channels::BACKFILL, quotas::BACKFILL),
+            transactions: network.register(channels::TRANSACTIONS, quotas::TRANSACTIONS),
+        };
+        let network = network.start();
+        let node = engine::start(
+            context.child("node"),
+            engine::Config {
+                signer,
+                spec: Arc::clone(&spec),
+                blocker: oracle.clone(),
+                peers: oracle.clone(),
+                storage_prefix: "chain".into(),
+                mempool: MempoolLimits::default(),
+                archive_table_size: 1 << 16,
+            },
+            channels,
+        )
+        .await?;
+        let metrics_context = context.child("metrics");
+        let metrics: crate::rpc::MetricsSource = Arc::new(move || metrics_context.encode());
+        let module = crate::rpc::module(node.ledger.clone(), Arc::clone(&spec), true);
+        let (bound, rpc) = crate::rpc::serve(rpc_address, module, metrics)
+            .await
+            .map_err(|error| ServiceError::Rpc {
+                address: rpc_address,
+                error,
+            })?;
+        info!(%bound, "RPC listening");
+        started(Started {
+            public_key: me_bytes,
+            name,
+            rpc_address: bound,
+            p2p_listen,
+        });
+        let mut handles = node.handles;
+        handles.push(network);
+        let stopped = futures::future::select_all(handles);
+        let interrupted = tokio::signal::ctrl_c();
+        futures::pin_mut!(interrupted);
+        let outcome = match futures::future::select(stopped, interrupted).await {
+            futures::future::Either::Left(((result, index, _), _)) => {
+                let reason = format!("task {index} ended: {result:?}");
+                error!(reason, "a part of the node stopped");
+                Err(ServiceError::Stopped(reason))
+            }
+            futures::future::Either::Right(_) => {
+                info!("interrupted: stopping");
+                Ok(())
+            }
+        };
+        let _ = rpc.stop();
+        outcome
+    })
+}
