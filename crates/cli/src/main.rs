@@ -1,5 +1,6 @@
 //! `wetee`: the command line of WeTEE.
 
+mod calls;
 mod keys;
 mod node;
 mod output;
@@ -30,6 +31,14 @@ struct Cli {
     /// The keystore directory (default: $WETEE_HOME/keys or ~/.wetee/keys).
     #[arg(long, global = true, env = "WETEE_KEYSTORE")]
     keystore: Option<PathBuf>,
+    /// The node to talk to.
+    #[arg(
+        long,
+        global = true,
+        env = "WETEE_RPC",
+        default_value = "ws://127.0.0.1:9944"
+    )]
+    rpc: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -57,6 +66,21 @@ enum Command {
     /// The chain: specs, status, blocks, events.
     #[command(subcommand)]
     Chain(ChainCommand),
+    /// Balances and transfers.
+    #[command(subcommand)]
+    Account(calls::AccountCommand),
+    /// Worker clusters.
+    #[command(subcommand)]
+    Worker(calls::WorkerCommand),
+    /// Long-running apps.
+    #[command(subcommand)]
+    App(calls::AppCommand),
+    /// One-off and periodic tasks.
+    #[command(subcommand)]
+    Task(calls::TaskCommand),
+    /// Calls of the root key.
+    #[command(subcommand)]
+    Root(calls::RootCommand),
     /// Runs a validator of the chain in SPEC.
     Node(node::NodeArgs),
     /// Runs a single-validator development chain with funded dev accounts.
@@ -85,6 +109,8 @@ enum ChainCommand {
         #[arg(long, default_value_t = spec::FIRST_P2P_PORT)]
         p2p_port: u16,
     },
+    #[command(flatten)]
+    Query(calls::ChainQuery),
 }
 
 fn main() {
@@ -105,8 +131,20 @@ fn run(cli: Cli) -> Result<()> {
         .map(Keystore::new)
         .unwrap_or_else(Keystore::default_location);
     let scheme = KeyScheme::from(cli.scheme);
+    let session = calls::Session {
+        rpc: &cli.rpc,
+        scheme,
+        keystore: &keystore,
+        format: cli.output,
+    };
     match cli.command {
         Command::Key(command) => keys::run(command, scheme, &keystore, cli.output),
+        Command::Account(command) => block_on(calls::account(command, &session)),
+        Command::Worker(command) => block_on(calls::worker(command, &session)),
+        Command::App(command) => block_on(calls::app(command, &session)),
+        Command::Task(command) => block_on(calls::task(command, &session)),
+        Command::Root(command) => block_on(calls::root(command, &session)),
+        Command::Chain(ChainCommand::Query(query)) => block_on(calls::chain(query, &session)),
         Command::Node(args) => node::node(args, &keystore, cli.output),
         Command::Dev(args) => node::dev(args, cli.output),
         Command::Testnet(args) => node::testnet(args, cli.output),
@@ -148,4 +186,11 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn block_on<T>(future: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(future)
 }

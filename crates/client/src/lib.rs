@@ -2,8 +2,11 @@
 //!
 //! - [`keys`]: account keys from BIP39 mnemonics and Substrate-style secret URIs (`//Alice`),
 //!   ed25519 or sr25519, and a small on-disk keystore.
+//! - [`rpc`]: a typed client for a node's JSON-RPC, with transaction signing (fees, nonces)
+//!   and waiting for finality.
 //!
 //! This crate talks to a node only through its public JSON-RPC; it must never depend on the
 //! node or the runtime, so that applications can use it without building a chain.
 
 pub mod keys;
+pub mod rpc;

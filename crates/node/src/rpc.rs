@@ -19,11 +19,11 @@ use jsonrpsee::server::{
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use serde::Deserialize;
 use serde::Serialize;
-use wetee_runtime::{BlockOutcome, query};
+use wetee_runtime::query;
 use wetee_types::codec::decode;
 use wetee_types::rpc::{
-    BlockId, BlockInfo, BlockRef, EventFilter, EventRecord, HeaderInfo, Health, ParamsInfo, Phase,
-    TransactionInfo, codes,
+    BlockId, BlockInfo, BlockRef, EventFilter, HeaderInfo, Health, ParamsInfo, TransactionInfo,
+    codes, event_records,
 };
 use wetee_types::spec::ChainSpec;
 use wetee_types::{AccountId, AppId, Block, CallError, SignedTransaction, TaskId, WorkerId};
@@ -135,54 +135,6 @@ fn header_info(block: &Block) -> HeaderInfo {
         hash: block.hash(),
         header: block.header,
     }
-}
-
-/// Every event of a block with where it happened, and the signer for transaction events.
-pub fn event_records(
-    block: &Block,
-    outcome: &BlockOutcome,
-) -> Vec<(EventRecord, Option<AccountId>)> {
-    let at = BlockRef {
-        height: block.header.height,
-        hash: block.hash(),
-    };
-    let mut records = Vec::new();
-    for event in &outcome.begin_events {
-        records.push((
-            EventRecord {
-                block: at,
-                phase: Phase::BeginBlock,
-                event: event.clone(),
-            },
-            None,
-        ));
-    }
-    for (index, receipt) in outcome.receipts.iter().enumerate() {
-        for event in receipt.events.iter() {
-            records.push((
-                EventRecord {
-                    block: at,
-                    phase: Phase::Transaction {
-                        index: u32::try_from(index).unwrap_or(u32::MAX),
-                        hash: receipt.tx_hash,
-                    },
-                    event: event.clone(),
-                },
-                Some(receipt.signer),
-            ));
-        }
-    }
-    for event in &outcome.end_events {
-        records.push((
-            EventRecord {
-                block: at,
-                phase: Phase::EndBlock,
-                event: event.clone(),
-            },
-            None,
-        ));
-    }
-    records
 }
 
 fn json_message(value: &impl Serialize) -> Result<SubscriptionMessage, ErrorObjectOwned> {
@@ -382,7 +334,18 @@ where
                 let mut finalized = state.ledger.subscribe();
                 let sink = pending.accept().await?;
                 while let Some(block) = finalized.next().await {
-                    for (record, signer) in event_records(&block.block, &block.outcome) {
+                    let at = BlockRef {
+                        height: block.block.header.height,
+                        hash: block.hash,
+                    };
+                    let outcome = &block.outcome;
+                    let records = event_records(
+                        at,
+                        &outcome.begin_events,
+                        &outcome.receipts,
+                        &outcome.end_events,
+                    );
+                    for (record, signer) in records {
                         if filter.matches(&record, signer.as_ref()) {
                             sink.send(json_message(&record)?).await?;
                         }

@@ -229,3 +229,40 @@ pub struct PendingPlacement {
     /// Why it is not placed, in words.
     pub reason: String,
 }
+
+/// Every event of a block in order, with where it happened and, for a transaction's events,
+/// its signer (what [`EventFilter::matches`] needs).
+pub fn event_records(
+    at: BlockRef,
+    begin_events: &[Event],
+    receipts: &[Receipt],
+    end_events: &[Event],
+) -> Vec<(EventRecord, Option<AccountId>)> {
+    let record = |phase, event: &Event| EventRecord {
+        block: at,
+        phase,
+        event: event.clone(),
+    };
+    let mut records: Vec<_> = begin_events
+        .iter()
+        .map(|event| (record(Phase::BeginBlock, event), None))
+        .collect();
+    for (index, receipt) in receipts.iter().enumerate() {
+        let phase = Phase::Transaction {
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+            hash: receipt.tx_hash,
+        };
+        records.extend(
+            receipt
+                .events
+                .iter()
+                .map(|event| (record(phase, event), Some(receipt.signer))),
+        );
+    }
+    records.extend(
+        end_events
+            .iter()
+            .map(|event| (record(Phase::EndBlock, event), None)),
+    );
+    records
+}

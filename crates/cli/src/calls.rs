@@ -1,0 +1,845 @@
+//! Commands that talk to a node: accounts, the chain, and one subcommand per runtime call for
+//! workers, apps, tasks and the root key. Every transaction is signed, submitted, and followed
+//! to finality, and its events or its error are printed.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use wetee_client::keys::{KeySource, Keystore};
+use wetee_client::rpc::{Client, ClientError, Finalized};
+use wetee_types::manifest::{AppSpec, TaskExecution, TaskSpec};
+use wetee_types::records::{AppSettings, Attestation, WorkerProfile};
+use wetee_types::report::SignedWorkReport;
+use wetee_types::rpc::{BlockId, EventFilter, TransactionStatus};
+use wetee_types::transaction::{AppsCall, BalancesCall, RootCall, TasksCall, WorkersCall};
+use wetee_types::{
+    AccountId, AppId, Balance, Call, ComplaintId, Hash, KeyScheme, Params, TaskId, WorkerId,
+};
+
+use crate::output::{Format, print};
+
+/// Where the node is and who signs.
+#[derive(Debug, Args)]
+pub struct Signer {
+    /// The signing key: a dev URI (//Alice), a keystore name, or a file with a mnemonic.
+    #[arg(long)]
+    from: String,
+}
+
+/// `wetee account ...`.
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Shows an account's balances and nonce.
+    Balance {
+        /// The account (address or 0x public key); or give --from.
+        account: Option<AccountId>,
+        /// Whose account, as a key.
+        #[arg(long, conflicts_with = "account")]
+        from: Option<String>,
+    },
+    /// Sends tokens.
+    Transfer {
+        #[command(flatten)]
+        signer: Signer,
+        /// The recipient.
+        #[arg(long)]
+        to: AccountId,
+        /// How much, in WTE (for example 1.5).
+        #[arg(long)]
+        amount: Balance,
+    },
+}
+
+/// `wetee chain status|block|events` (`chain spec` is handled with the local commands).
+#[derive(Debug, Subcommand)]
+pub enum ChainQuery {
+    /// The node's view of the chain.
+    Status,
+    /// A finalized block with its transactions, receipts and events.
+    Block {
+        /// A height or a 0x block hash (default: the latest finalized).
+        block: Option<String>,
+    },
+    /// Events of finalized blocks, optionally filtered.
+    Events {
+        /// Keep printing events as blocks are finalized.
+        #[arg(long)]
+        follow: bool,
+        /// Only events about this account.
+        #[arg(long)]
+        account: Option<AccountId>,
+        /// Only events about this worker.
+        #[arg(long)]
+        worker: Option<WorkerId>,
+        /// Only events about this app.
+        #[arg(long)]
+        app: Option<AppId>,
+        /// Only events about this task.
+        #[arg(long)]
+        task: Option<TaskId>,
+        /// Without --follow: how many recent blocks to read.
+        #[arg(long, default_value_t = 20)]
+        blocks: u64,
+    },
+}
+
+/// `wetee worker ...`: worker clusters.
+#[derive(Debug, Subcommand)]
+pub enum WorkerCommand {
+    /// Every registered worker.
+    List,
+    /// One worker.
+    Show {
+        /// The worker.
+        worker: WorkerId,
+    },
+    /// Registers a cluster operated by the signer.
+    Register {
+        #[command(flatten)]
+        signer: Signer,
+        /// The offer (JSON or TOML): capacity, prices, region, endpoint.
+        #[arg(long)]
+        profile: PathBuf,
+        /// The TEE-bound keys and their evidence (JSON).
+        #[arg(long)]
+        attestation: PathBuf,
+    },
+    /// Replaces the offer, and optionally the attested keys.
+    Update {
+        #[command(flatten)]
+        signer: Signer,
+        /// The worker.
+        worker: WorkerId,
+        /// The new offer (JSON or TOML).
+        #[arg(long)]
+        profile: PathBuf,
+        /// New keys and evidence (JSON).
+        #[arg(long)]
+        attestation: Option<PathBuf>,
+    },
+    /// Bonds more stake.
+    Stake {
+        #[command(flatten)]
+        signer: Signer,
+        /// The worker.
+        worker: WorkerId,
+        /// How much.
+        amount: Balance,
+    },
+    /// Starts unbonding stake.
+    Unstake {
+        #[command(flatten)]
+        signer: Signer,
+        /// The worker.
+        worker: WorkerId,
+        /// How much.
+        amount: Balance,
+    },
+    /// Accepts placements.
+    Start {
+        #[command(flatten)]
+        signer: Signer,
+        /// The worker.
+        worker: WorkerId,
+    },
+    /// Stops accepting placements and drains.
+    Stop {
+        #[command(flatten)]
+        signer: Signer,
+        /// The worker.
+        worker: WorkerId,
+    },
+    /// Uploads a signed work report (JSON).
+    SubmitReport {
+        #[command(flatten)]
+        signer: Signer,
+        /// The report.
+        #[arg(long)]
+        report: PathBuf,
+    },
+    /// Moves earnings and unlocked stake to the operator.
+    Withdraw {
+        #[command(flatten)]
+        signer: Signer,
+        /// The worker.
+        worker: WorkerId,
+    },
+    /// Complains about a worker, locking a bond.
+    Complain {
+        #[command(flatten)]
+        signer: Signer,
+        /// The worker.
+        worker: WorkerId,
+        /// Hash of the evidence.
+        #[arg(long)]
+        evidence_hash: Hash,
+        /// The bond.
+        #[arg(long)]
+        bond: Balance,
+    },
+    /// Root only: slashes a worker's stake.
+    Slash {
+        #[command(flatten)]
+        signer: Signer,
+        /// The worker.
+        worker: WorkerId,
+        /// How much.
+        amount: Balance,
+        /// The complaint this upholds.
+        #[arg(long)]
+        complaint: Option<ComplaintId>,
+    },
+    /// Root only: dismisses a complaint.
+    DismissComplaint {
+        #[command(flatten)]
+        signer: Signer,
+        /// The complaint.
+        complaint: ComplaintId,
+    },
+}
+
+/// `wetee app ...`: long-running apps.
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// Apps, all or the owner's.
+    List {
+        /// Only this owner's.
+        #[arg(long)]
+        owner: Option<AccountId>,
+    },
+    /// One app with its versions.
+    Show {
+        /// The app.
+        app: AppId,
+    },
+    /// Creates an app from its specification, reserving a deposit.
+    Create {
+        #[command(flatten)]
+        signer: Signer,
+        /// The app's specification (JSON or TOML).
+        #[arg(long, short = 'f')]
+        spec: PathBuf,
+        /// The prepaid deposit.
+        #[arg(long)]
+        deposit: Balance,
+    },
+    /// Deploys a new version.
+    Update {
+        #[command(flatten)]
+        signer: Signer,
+        /// The app.
+        app: AppId,
+        /// The new specification (JSON or TOML).
+        #[arg(long, short = 'f')]
+        spec: PathBuf,
+    },
+    /// Changes env, secret names or replicas (JSON or TOML settings).
+    SetSettings {
+        #[command(flatten)]
+        signer: Signer,
+        /// The app.
+        app: AppId,
+        /// The settings.
+        #[arg(long)]
+        settings: PathBuf,
+    },
+    /// Adds to the deposit.
+    Recharge {
+        #[command(flatten)]
+        signer: Signer,
+        /// The app.
+        app: AppId,
+        /// How much.
+        amount: Balance,
+    },
+    /// Restarts the app's containers.
+    Restart {
+        #[command(flatten)]
+        signer: Signer,
+        /// The app.
+        app: AppId,
+    },
+    /// Stops the app and refunds the unused deposit.
+    Stop {
+        #[command(flatten)]
+        signer: Signer,
+        /// The app.
+        app: AppId,
+    },
+}
+
+/// `wetee task ...`: one-off and periodic tasks.
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// Tasks, all or the owner's.
+    List {
+        /// Only this owner's.
+        #[arg(long)]
+        owner: Option<AccountId>,
+    },
+    /// One task with its versions.
+    Show {
+        /// The task.
+        task: TaskId,
+    },
+    /// A task's runs and their results.
+    Runs {
+        /// The task.
+        task: TaskId,
+    },
+    /// Creates a task from its specification, reserving a deposit.
+    Create {
+        #[command(flatten)]
+        signer: Signer,
+        /// The task's specification (JSON or TOML).
+        #[arg(long, short = 'f')]
+        spec: PathBuf,
+        /// The prepaid deposit.
+        #[arg(long)]
+        deposit: Balance,
+    },
+    /// Replaces the specification.
+    Update {
+        #[command(flatten)]
+        signer: Signer,
+        /// The task.
+        task: TaskId,
+        /// The new specification (JSON or TOML).
+        #[arg(long, short = 'f')]
+        spec: PathBuf,
+    },
+    /// Changes the schedule, timeout or run limit (JSON or TOML).
+    SetExecution {
+        #[command(flatten)]
+        signer: Signer,
+        /// The task.
+        task: TaskId,
+        /// The execution settings.
+        #[arg(long)]
+        execution: PathBuf,
+    },
+    /// Adds to the deposit.
+    Recharge {
+        #[command(flatten)]
+        signer: Signer,
+        /// The task.
+        task: TaskId,
+        /// How much.
+        amount: Balance,
+    },
+    /// Stops scheduling runs and refunds what no run holds.
+    Stop {
+        #[command(flatten)]
+        signer: Signer,
+        /// The task.
+        task: TaskId,
+    },
+}
+
+/// `wetee root ...`: calls only the root key may make.
+#[derive(Debug, Subcommand)]
+pub enum RootCommand {
+    /// Replaces the chain parameters (JSON or TOML).
+    SetParams {
+        #[command(flatten)]
+        signer: Signer,
+        /// The new parameters.
+        #[arg(long)]
+        params: PathBuf,
+    },
+    /// Hands the root key to another account.
+    SetRootKey {
+        #[command(flatten)]
+        signer: Signer,
+        /// The new root.
+        root: AccountId,
+    },
+}
+
+/// What every command talking to a node shares.
+#[derive(Debug)]
+pub struct Session<'a> {
+    /// The node's RPC URL.
+    pub rpc: &'a str,
+    /// Key scheme for URIs and mnemonics.
+    pub scheme: KeyScheme,
+    /// The keystore.
+    pub keystore: &'a Keystore,
+    /// Output format.
+    pub format: Format,
+}
+
+fn read_document<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let is_toml = path.extension().is_some_and(|e| e == "toml");
+    if is_toml {
+        toml::from_str(&text).with_context(|| format!("{}", path.display()))
+    } else {
+        serde_json::from_str(&text).with_context(|| format!("{}", path.display()))
+    }
+}
+
+fn read_app_spec(path: &Path) -> Result<AppSpec> {
+    let spec: AppSpec = read_document(path)?;
+    spec.validate()
+        .with_context(|| format!("{}", path.display()))?;
+    Ok(spec)
+}
+
+fn read_task_spec(path: &Path) -> Result<TaskSpec> {
+    let spec: TaskSpec = read_document(path)?;
+    spec.validate()
+        .with_context(|| format!("{}", path.display()))?;
+    Ok(spec)
+}
+
+async fn connect(context: &Session<'_>) -> Result<Client> {
+    Ok(Client::connect(context.rpc).await?)
+}
+
+#[derive(Serialize)]
+struct TransactionResult<'a> {
+    hash: Hash,
+    block: wetee_types::rpc::BlockRef,
+    success: bool,
+    fee: Balance,
+    events: &'a [wetee_types::Event],
+}
+
+/// Signs `call`, submits it, shows progress on stderr, and prints the outcome.
+async fn send(context: &Session<'_>, signer: &Signer, call: Call) -> Result<()> {
+    let key = KeySource::parse(&signer.from)?.keypair(context.scheme, context.keystore)?;
+    let client = connect(context).await?;
+    let tx = client.sign(&key, call).await?;
+    let text = context.format == Format::Text;
+    let result = client
+        .submit_and_wait(&tx, |status| {
+            if text {
+                match status {
+                    TransactionStatus::Ready { hash } => eprintln!("submitted {hash}"),
+                    TransactionStatus::Included { block } => {
+                        eprintln!("included in block #{}, waiting for finality", block.height)
+                    }
+                    TransactionStatus::Finalized { .. } | TransactionStatus::Dropped { .. } => {}
+                }
+            }
+        })
+        .await;
+    match result {
+        Ok(Finalized {
+            hash,
+            block,
+            receipt,
+        }) => {
+            let events = receipt.events.iter().cloned().collect::<Vec<_>>();
+            let result = TransactionResult {
+                hash,
+                block,
+                success: true,
+                fee: receipt.fee,
+                events: &events,
+            };
+            print(context.format, &result, || {
+                let mut out = format!(
+                    "finalized in block #{} ({}), fee {}",
+                    block.height, block.hash, receipt.fee
+                );
+                for event in &events {
+                    out.push_str(&format!(
+                        "\n  {}",
+                        serde_json::to_string(event).unwrap_or_default()
+                    ));
+                }
+                out
+            });
+            Ok(())
+        }
+        Err(ClientError::Failed {
+            hash,
+            block,
+            receipt,
+            error,
+        }) => {
+            if context.format == Format::Json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "hash": hash, "block": block, "success": false,
+                        "fee": receipt.fee, "error": error,
+                    })
+                );
+                std::process::exit(1);
+            }
+            bail!(
+                "transaction {hash} failed in block #{} (fee {} taken): {error}",
+                block.height,
+                receipt.fee
+            )
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+fn show<T: Serialize>(format: Format, value: &T) {
+    print(format, value, || {
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    });
+}
+
+/// `wetee account ...`.
+pub async fn account(command: AccountCommand, context: &Session<'_>) -> Result<()> {
+    match command {
+        AccountCommand::Balance { account, from } => {
+            let account = match (account, from) {
+                (Some(account), _) => account,
+                (None, Some(from)) => KeySource::parse(&from)?
+                    .keypair(context.scheme, context.keystore)?
+                    .account_id(),
+                (None, None) => bail!("say whose balance: an ACCOUNT or --from KEY"),
+            };
+            let client = connect(context).await?;
+            let state = client.account(&account).await?;
+            let json = serde_json::json!({
+                "account": account, "free": state.free, "reserved": state.reserved,
+                "nonce": state.nonce,
+            });
+            print(context.format, &json, || {
+                format!(
+                    "{account}\n  free      {}\n  reserved  {}\n  nonce     {}",
+                    state.free, state.reserved, state.nonce
+                )
+            });
+            Ok(())
+        }
+        AccountCommand::Transfer { signer, to, amount } => {
+            let call = Call::Balances(BalancesCall::Transfer { to, amount });
+            send(context, &signer, call).await
+        }
+    }
+}
+
+fn parse_block_id(text: &str) -> Result<BlockId> {
+    if text.starts_with("0x") {
+        return Ok(BlockId::Hash(
+            text.parse().map_err(|e| anyhow::anyhow!("{text}: {e}"))?,
+        ));
+    }
+    Ok(BlockId::Height(text.parse().with_context(|| {
+        format!("{text} is neither a height nor a 0x block hash")
+    })?))
+}
+
+/// `wetee chain status|block|events`.
+pub async fn chain(command: ChainQuery, context: &Session<'_>) -> Result<()> {
+    let client = connect(context).await?;
+    match command {
+        ChainQuery::Status => {
+            let health = client.health().await?;
+            print(context.format, &health, || {
+                format!(
+                    "{} (genesis {})\n  finalized  #{} {}\n  network    #{}\n  validators {}{}\n  pending    {} transactions",
+                    health.chain,
+                    health.genesis_hash,
+                    health.finalized.height,
+                    health.finalized.hash,
+                    health.network_finalized,
+                    health.validators,
+                    if health.is_validator {
+                        " (this node is one)"
+                    } else {
+                        ""
+                    },
+                    health.pending_transactions
+                )
+            });
+        }
+        ChainQuery::Block { block } => {
+            let id = block.as_deref().map(parse_block_id).transpose()?;
+            let block = client.block(id).await?;
+            show(context.format, &block);
+        }
+        ChainQuery::Events {
+            follow,
+            account,
+            worker,
+            app,
+            task,
+            blocks,
+        } => {
+            let filter = EventFilter {
+                account,
+                worker,
+                app,
+                task,
+            };
+            let print_record = |record: &wetee_types::rpc::EventRecord| match context.format {
+                Format::Json => println!("{}", serde_json::to_string(record).unwrap_or_default()),
+                Format::Text => println!(
+                    "#{:<8} {}",
+                    record.block.height,
+                    serde_json::to_string(&record.event).unwrap_or_default()
+                ),
+            };
+            if follow {
+                let mut events = client.events(&filter).await?;
+                while let Some(record) = events.next().await {
+                    print_record(&record.context("reading an event")?);
+                }
+                bail!("the node closed the event stream");
+            }
+            let head = client.header(None).await?.header.height;
+            for height in head.saturating_sub(blocks.saturating_sub(1))..=head {
+                let block = client.block(Some(BlockId::Height(height))).await?;
+                let at = wetee_types::rpc::BlockRef {
+                    height: block.header.header.height,
+                    hash: block.header.hash,
+                };
+                let records = wetee_types::rpc::event_records(
+                    at,
+                    &block.begin_events,
+                    &block.receipts,
+                    &block.end_events,
+                );
+                for (record, signer) in records {
+                    if filter.matches(&record, signer.as_ref()) {
+                        print_record(&record);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `wetee worker ...`.
+pub async fn worker(command: WorkerCommand, context: &Session<'_>) -> Result<()> {
+    let (signer, call) = match command {
+        WorkerCommand::List => {
+            show(context.format, &connect(context).await?.workers().await?);
+            return Ok(());
+        }
+        WorkerCommand::Show { worker } => {
+            let client = connect(context).await?;
+            let found = client
+                .worker(worker)
+                .await?
+                .with_context(|| format!("no worker {worker}"))?;
+            let workloads = client.workloads(worker).await?;
+            show(
+                context.format,
+                &serde_json::json!({ "worker": found, "workloads": workloads }),
+            );
+            return Ok(());
+        }
+        WorkerCommand::Register {
+            signer,
+            profile,
+            attestation,
+        } => {
+            let profile: WorkerProfile = read_document(&profile)?;
+            let attestation: Attestation = read_document(&attestation)?;
+            (
+                signer,
+                WorkersCall::Register {
+                    profile,
+                    attestation,
+                },
+            )
+        }
+        WorkerCommand::Update {
+            signer,
+            worker,
+            profile,
+            attestation,
+        } => {
+            let profile: WorkerProfile = read_document(&profile)?;
+            let attestation: Option<Attestation> =
+                attestation.as_deref().map(read_document).transpose()?;
+            (
+                signer,
+                WorkersCall::Update {
+                    worker,
+                    profile,
+                    attestation,
+                },
+            )
+        }
+        WorkerCommand::Stake {
+            signer,
+            worker,
+            amount,
+        } => (signer, WorkersCall::Stake { worker, amount }),
+        WorkerCommand::Unstake {
+            signer,
+            worker,
+            amount,
+        } => (signer, WorkersCall::Unstake { worker, amount }),
+        WorkerCommand::Start { signer, worker } => (signer, WorkersCall::Start { worker }),
+        WorkerCommand::Stop { signer, worker } => (signer, WorkersCall::Stop { worker }),
+        WorkerCommand::SubmitReport { signer, report } => {
+            let report: SignedWorkReport = read_document(&report)?;
+            (signer, WorkersCall::SubmitWorkReport { report })
+        }
+        WorkerCommand::Withdraw { signer, worker } => (signer, WorkersCall::Withdraw { worker }),
+        WorkerCommand::Complain {
+            signer,
+            worker,
+            evidence_hash,
+            bond,
+        } => (
+            signer,
+            WorkersCall::FileComplaint {
+                worker,
+                evidence_hash,
+                bond,
+            },
+        ),
+        WorkerCommand::Slash {
+            signer,
+            worker,
+            amount,
+            complaint,
+        } => (
+            signer,
+            WorkersCall::Slash {
+                worker,
+                amount,
+                complaint,
+            },
+        ),
+        WorkerCommand::DismissComplaint { signer, complaint } => {
+            (signer, WorkersCall::DismissComplaint { complaint })
+        }
+    };
+    send(context, &signer, Call::Workers(call)).await
+}
+
+/// `wetee app ...`.
+pub async fn app(command: AppCommand, context: &Session<'_>) -> Result<()> {
+    let (signer, call) = match command {
+        AppCommand::List { owner } => {
+            show(
+                context.format,
+                &connect(context).await?.apps(owner.as_ref()).await?,
+            );
+            return Ok(());
+        }
+        AppCommand::Show { app } => {
+            let client = connect(context).await?;
+            let found = client
+                .app(app)
+                .await?
+                .with_context(|| format!("no app {app}"))?;
+            let versions = client.app_versions(app).await?;
+            show(
+                context.format,
+                &serde_json::json!({ "app": found, "versions": versions }),
+            );
+            return Ok(());
+        }
+        AppCommand::Create {
+            signer,
+            spec,
+            deposit,
+        } => {
+            let spec = read_app_spec(&spec)?;
+            (signer, AppsCall::Create { spec, deposit })
+        }
+        AppCommand::Update { signer, app, spec } => {
+            let spec = read_app_spec(&spec)?;
+            (signer, AppsCall::Update { app, spec })
+        }
+        AppCommand::SetSettings {
+            signer,
+            app,
+            settings,
+        } => {
+            let settings: AppSettings = read_document(&settings)?;
+            (signer, AppsCall::SetSettings { app, settings })
+        }
+        AppCommand::Recharge {
+            signer,
+            app,
+            amount,
+        } => (signer, AppsCall::Recharge { app, amount }),
+        AppCommand::Restart { signer, app } => (signer, AppsCall::Restart { app }),
+        AppCommand::Stop { signer, app } => (signer, AppsCall::Stop { app }),
+    };
+    send(context, &signer, Call::Apps(call)).await
+}
+
+/// `wetee task ...`.
+pub async fn task(command: TaskCommand, context: &Session<'_>) -> Result<()> {
+    let (signer, call) = match command {
+        TaskCommand::List { owner } => {
+            show(
+                context.format,
+                &connect(context).await?.tasks(owner.as_ref()).await?,
+            );
+            return Ok(());
+        }
+        TaskCommand::Show { task } => {
+            let client = connect(context).await?;
+            let found = client
+                .task(task)
+                .await?
+                .with_context(|| format!("no task {task}"))?;
+            let versions = client.task_versions(task).await?;
+            show(
+                context.format,
+                &serde_json::json!({ "task": found, "versions": versions }),
+            );
+            return Ok(());
+        }
+        TaskCommand::Runs { task } => {
+            show(
+                context.format,
+                &connect(context).await?.task_runs(task).await?,
+            );
+            return Ok(());
+        }
+        TaskCommand::Create {
+            signer,
+            spec,
+            deposit,
+        } => {
+            let spec = read_task_spec(&spec)?;
+            (signer, TasksCall::Create { spec, deposit })
+        }
+        TaskCommand::Update { signer, task, spec } => {
+            let spec = read_task_spec(&spec)?;
+            (signer, TasksCall::Update { task, spec })
+        }
+        TaskCommand::SetExecution {
+            signer,
+            task,
+            execution,
+        } => {
+            let execution: TaskExecution = read_document(&execution)?;
+            (signer, TasksCall::SetExecution { task, execution })
+        }
+        TaskCommand::Recharge {
+            signer,
+            task,
+            amount,
+        } => (signer, TasksCall::Recharge { task, amount }),
+        TaskCommand::Stop { signer, task } => (signer, TasksCall::Stop { task }),
+    };
+    send(context, &signer, Call::Tasks(call)).await
+}
+
+/// `wetee root ...`.
+pub async fn root(command: RootCommand, context: &Session<'_>) -> Result<()> {
+    let (signer, call) = match command {
+        RootCommand::SetParams { signer, params } => {
+            let params: Params = read_document(&params)?;
+            (signer, RootCall::SetParams { params })
+        }
+        RootCommand::SetRootKey { signer, root } => (signer, RootCall::SetRootKey { root }),
+    };
+    send(context, &signer, Call::Root(call)).await
+}

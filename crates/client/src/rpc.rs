@@ -1,0 +1,421 @@
+//! A typed client for a node's JSON-RPC (see `docs/rpc.md`), over one WebSocket connection.
+//!
+//! Besides one method per RPC call, [`Client::sign`] builds and signs transactions with the
+//! right fee and the next nonce, and [`Client::send`] signs, submits and waits for finality.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use jsonrpsee::core::client::{ClientT, Subscription, SubscriptionClientT};
+use jsonrpsee::core::params::ArrayParams;
+use jsonrpsee::rpc_params;
+use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
+use serde::de::DeserializeOwned;
+use wetee_types::codec::encode;
+use wetee_types::records::{App, AppVersion, Task, TaskRun, TaskVersion, Worker};
+use wetee_types::rpc::{
+    BlockId, BlockInfo, BlockRef, EventFilter, EventRecord, HeaderInfo, Health, ParamsInfo,
+    PendingPlacement, TransactionStatus,
+};
+use wetee_types::transaction::Transaction;
+use wetee_types::{
+    AccountId, AppId, Balance, Call, ChainSpec, Hash, Keypair, Receipt, SignedTransaction, TaskId,
+    WorkerId, Workload,
+};
+
+pub use jsonrpsee::core::client::Subscription as RpcSubscription;
+
+/// How many blocks a transaction built by [`Client::sign`] stays valid for.
+pub const DEFAULT_LIFETIME_BLOCKS: u64 = 600;
+
+/// What went wrong talking to a node.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The node could not be reached, or the connection broke.
+    #[error("cannot talk to the node at {url}: {reason}")]
+    Connection {
+        /// Where.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The node answered with an error.
+    #[error("{message}")]
+    Rpc {
+        /// The JSON-RPC error code.
+        code: i32,
+        /// The node's message.
+        message: String,
+    },
+    /// The node's answer was not what this client understands.
+    #[error("unexpected answer from the node: {0}")]
+    Decode(String),
+    /// The transaction was dropped from the pool.
+    #[error("transaction {hash} was dropped: {reason}")]
+    Dropped {
+        /// The transaction.
+        hash: Hash,
+        /// Why.
+        reason: String,
+    },
+    /// The transaction was finalized but its call failed (only the fee was taken).
+    #[error("transaction {hash} failed in block {}: {error}", block.height)]
+    Failed {
+        /// The transaction.
+        hash: Hash,
+        /// Where it was finalized.
+        block: BlockRef,
+        /// The receipt.
+        receipt: Box<Receipt>,
+        /// The call's error.
+        error: String,
+    },
+}
+
+impl ClientError {
+    fn from_rpc(url: &str, error: jsonrpsee::core::ClientError) -> ClientError {
+        match error {
+            jsonrpsee::core::ClientError::Call(object) => ClientError::Rpc {
+                code: object.code(),
+                message: object.message().to_string(),
+            },
+            jsonrpsee::core::ClientError::ParseError(e) => ClientError::Decode(e.to_string()),
+            other => ClientError::Connection {
+                url: url.to_string(),
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
+/// A transaction that reached finality, with what it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finalized {
+    /// The transaction's hash.
+    pub hash: Hash,
+    /// The block it is in.
+    pub block: BlockRef,
+    /// Its receipt (success, events).
+    pub receipt: Receipt,
+}
+
+/// A connection to a node.
+#[derive(Debug)]
+pub struct Client {
+    url: String,
+    inner: WsClient,
+    genesis_hash: Hash,
+    /// The next nonce this client will use per account, so that several transactions can be
+    /// sent before the first is final.
+    nonces: Mutex<BTreeMap<AccountId, u64>>,
+}
+
+fn websocket_url(url: &str) -> String {
+    if let Some(rest) = url.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if url.contains("://") {
+        url.to_string()
+    } else {
+        format!("ws://{url}")
+    }
+}
+
+impl Client {
+    /// Connects to the node at `url` (`ws://`, `http://` or `host:port`).
+    pub async fn connect(url: &str) -> Result<Client, ClientError> {
+        let url = websocket_url(url);
+        let inner = WsClientBuilder::default()
+            .max_request_size(8 << 20)
+            .max_response_size(64 << 20)
+            .build(&url)
+            .await
+            .map_err(|e| ClientError::Connection {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
+        let health: Health = inner
+            .request("system_health", rpc_params![])
+            .await
+            .map_err(|e| ClientError::from_rpc(&url, e))?;
+        Ok(Client {
+            url,
+            inner,
+            genesis_hash: health.genesis_hash,
+            nonces: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// The node's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The chain's genesis hash (what transactions are signed for).
+    pub fn genesis_hash(&self) -> Hash {
+        self.genesis_hash
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: ArrayParams,
+    ) -> Result<T, ClientError> {
+        self.inner
+            .request(method, params)
+            .await
+            .map_err(|e| ClientError::from_rpc(&self.url, e))
+    }
+
+    async fn subscribe<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: ArrayParams,
+        unsubscribe: &str,
+    ) -> Result<Subscription<T>, ClientError> {
+        self.inner
+            .subscribe(method, params, unsubscribe)
+            .await
+            .map_err(|e| ClientError::from_rpc(&self.url, e))
+    }
+
+    /// `system_health`.
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        self.call("system_health", rpc_params![]).await
+    }
+
+    /// `system_chainSpec`.
+    pub async fn chain_spec(&self) -> Result<ChainSpec, ClientError> {
+        self.call("system_chainSpec", rpc_params![]).await
+    }
+
+    /// `chain_getHeader`: a finalized header (the latest when `block` is `None`).
+    pub async fn header(&self, block: Option<BlockId>) -> Result<HeaderInfo, ClientError> {
+        self.call("chain_getHeader", params_of(block)).await
+    }
+
+    /// `chain_getBlock`: a finalized block with its receipts and events.
+    pub async fn block(&self, block: Option<BlockId>) -> Result<BlockInfo, ClientError> {
+        self.call("chain_getBlock", params_of(block)).await
+    }
+
+    /// `chain_subscribeFinalizedHeads`.
+    pub async fn finalized_heads(&self) -> Result<Subscription<HeaderInfo>, ClientError> {
+        self.subscribe(
+            "chain_subscribeFinalizedHeads",
+            rpc_params![],
+            "chain_unsubscribeFinalizedHeads",
+        )
+        .await
+    }
+
+    /// `events_subscribe`: events of finalized blocks matching `filter`.
+    pub async fn events(
+        &self,
+        filter: &EventFilter,
+    ) -> Result<Subscription<EventRecord>, ClientError> {
+        self.subscribe(
+            "events_subscribe",
+            rpc_params![filter],
+            "events_unsubscribe",
+        )
+        .await
+    }
+
+    /// `state_account`.
+    pub async fn account(
+        &self,
+        account: &AccountId,
+    ) -> Result<wetee_types::records::Account, ClientError> {
+        self.call("state_account", rpc_params![account]).await
+    }
+
+    /// `state_params`.
+    pub async fn params(&self) -> Result<ParamsInfo, ClientError> {
+        self.call("state_params", rpc_params![]).await
+    }
+
+    /// `state_worker`.
+    pub async fn worker(&self, id: WorkerId) -> Result<Option<Worker>, ClientError> {
+        self.call("state_worker", rpc_params![id]).await
+    }
+
+    /// `state_workers`.
+    pub async fn workers(&self) -> Result<Vec<Worker>, ClientError> {
+        self.call("state_workers", rpc_params![]).await
+    }
+
+    /// `state_workloads`: what is placed on a worker.
+    pub async fn workloads(&self, worker: WorkerId) -> Result<Vec<Workload>, ClientError> {
+        self.call("state_workloads", rpc_params![worker]).await
+    }
+
+    /// `state_app`.
+    pub async fn app(&self, id: AppId) -> Result<Option<App>, ClientError> {
+        self.call("state_app", rpc_params![id]).await
+    }
+
+    /// `state_appVersions`.
+    pub async fn app_versions(&self, id: AppId) -> Result<Vec<AppVersion>, ClientError> {
+        self.call("state_appVersions", rpc_params![id]).await
+    }
+
+    /// `state_apps`: every app, or those of `owner`.
+    pub async fn apps(&self, owner: Option<&AccountId>) -> Result<Vec<App>, ClientError> {
+        self.call("state_apps", params_of(owner)).await
+    }
+
+    /// `state_task`.
+    pub async fn task(&self, id: TaskId) -> Result<Option<Task>, ClientError> {
+        self.call("state_task", rpc_params![id]).await
+    }
+
+    /// `state_taskVersions`.
+    pub async fn task_versions(&self, id: TaskId) -> Result<Vec<TaskVersion>, ClientError> {
+        self.call("state_taskVersions", rpc_params![id]).await
+    }
+
+    /// `state_taskRuns`.
+    pub async fn task_runs(&self, id: TaskId) -> Result<Vec<TaskRun>, ClientError> {
+        self.call("state_taskRuns", rpc_params![id]).await
+    }
+
+    /// `state_tasks`: every task, or those of `owner`.
+    pub async fn tasks(&self, owner: Option<&AccountId>) -> Result<Vec<Task>, ClientError> {
+        self.call("state_tasks", params_of(owner)).await
+    }
+
+    /// `state_pendingPlacements`: workloads waiting for a worker, and why.
+    pub async fn pending_placements(&self) -> Result<Vec<PendingPlacement>, ClientError> {
+        self.call("state_pendingPlacements", rpc_params![]).await
+    }
+
+    /// `author_submitTransaction`: admits `tx` to the pool and returns its hash.
+    pub async fn submit(&self, tx: &SignedTransaction) -> Result<Hash, ClientError> {
+        self.call(
+            "author_submitTransaction",
+            rpc_params![format!("0x{}", hex::encode(encode(tx)))],
+        )
+        .await
+    }
+
+    /// `author_submitAndWatch`: admits `tx` and follows it to finality.
+    pub async fn submit_and_watch(
+        &self,
+        tx: &SignedTransaction,
+    ) -> Result<Subscription<TransactionStatus>, ClientError> {
+        self.subscribe(
+            "author_submitAndWatch",
+            rpc_params![format!("0x{}", hex::encode(encode(tx)))],
+            "author_unwatch",
+        )
+        .await
+    }
+
+    /// Builds and signs `call` from `key` with the chain's minimum fee and the next nonce
+    /// (counting transactions this client already sent that are not final yet).
+    pub async fn sign(&self, key: &Keypair, call: Call) -> Result<SignedTransaction, ClientError> {
+        let signer = key.account_id();
+        let account = self.account(&signer).await?;
+        let params = self.params().await?;
+        let head = self.header(None).await?;
+        let nonce = {
+            let nonces = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
+            nonces.get(&signer).copied().unwrap_or(0).max(account.nonce)
+        };
+        let mut tx = Transaction {
+            signer,
+            nonce,
+            fee: Balance::ZERO,
+            expires_at: head.header.height.saturating_add(DEFAULT_LIFETIME_BLOCKS),
+            call,
+        };
+        // The fee depends on the size, which does not depend on the fee's value.
+        let size = encode(&tx.clone().sign(key, &self.genesis_hash)).len();
+        tx.fee = params
+            .params
+            .minimum_fee(size)
+            .ok_or_else(|| ClientError::Decode("the chain's fee parameters overflow".into()))?;
+        self.nonces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(signer, nonce.saturating_add(1));
+        Ok(tx.sign(key, &self.genesis_hash))
+    }
+
+    /// Forgets the nonces this client counted for `account` (after a rejected transaction).
+    pub fn reset_nonce(&self, account: &AccountId) {
+        self.nonces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(account);
+    }
+
+    /// Submits `tx` and waits until it is final. `progress` hears every status on the way.
+    pub async fn submit_and_wait(
+        &self,
+        tx: &SignedTransaction,
+        mut progress: impl FnMut(&TransactionStatus),
+    ) -> Result<Finalized, ClientError> {
+        let hash = tx.hash();
+        let mut statuses = match self.submit_and_watch(tx).await {
+            Ok(statuses) => statuses,
+            Err(e) => {
+                self.reset_nonce(&tx.tx.signer);
+                return Err(e);
+            }
+        };
+        while let Some(status) = statuses.next().await {
+            let status = status.map_err(|e| ClientError::Decode(e.to_string()))?;
+            progress(&status);
+            match status {
+                TransactionStatus::Finalized { block, receipt } => {
+                    if let wetee_types::Outcome::Failed { error } = &receipt.outcome {
+                        return Err(ClientError::Failed {
+                            hash,
+                            block,
+                            error: error.to_string(),
+                            receipt: Box::new(receipt),
+                        });
+                    }
+                    return Ok(Finalized {
+                        hash,
+                        block,
+                        receipt,
+                    });
+                }
+                TransactionStatus::Dropped { reason } => {
+                    self.reset_nonce(&tx.tx.signer);
+                    return Err(ClientError::Dropped { hash, reason });
+                }
+                TransactionStatus::Ready { .. } | TransactionStatus::Included { .. } => {}
+            }
+        }
+        Err(ClientError::Connection {
+            url: self.url.clone(),
+            reason: format!("the node stopped reporting on transaction {hash}"),
+        })
+    }
+
+    /// Signs `call` from `key`, submits it and waits until it is final.
+    pub async fn send(
+        &self,
+        key: &Keypair,
+        call: Call,
+        progress: impl FnMut(&TransactionStatus),
+    ) -> Result<Finalized, ClientError> {
+        let tx = self.sign(key, call).await?;
+        self.submit_and_wait(&tx, progress).await
+    }
+}
+
+fn params_of<T: serde::Serialize>(value: Option<T>) -> ArrayParams {
+    let mut params = ArrayParams::new();
+    if let Some(value) = value {
+        params
+            .insert(value)
+            .unwrap_or_else(|_| unreachable!("our types serialize"));
+    }
+    params
+}
