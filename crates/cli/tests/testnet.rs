@@ -12,12 +12,22 @@ use serde_json::Value;
 const WETEE: &str = env!("CARGO_BIN_EXE_wetee");
 
 /// Kills what it holds when the test ends, passing or not.
-struct Processes(Vec<u32>);
+#[derive(Default)]
+struct Processes {
+    /// Started here.
+    children: Vec<Child>,
+    /// Started by the testnet command.
+    others: Vec<u32>,
+}
 
 impl Drop for Processes {
     fn drop(&mut self) {
-        for pid in &self.0 {
+        for pid in &self.others {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
@@ -128,9 +138,11 @@ fn a_local_testnet_survives_a_killed_validator_and_the_validator_catches_up() {
         .stderr(Stdio::null())
         .spawn()
         .expect("wetee testnet starts");
-    let mut guard = Processes(vec![testnet.id()]);
+    let stdout = testnet.stdout.take().expect("stdout");
+    let mut guard = Processes::default();
+    guard.children.push(testnet);
     // The testnet prints one JSON document describing its validators, then stays running.
-    let mut reader = BufReader::new(testnet.stdout.take().expect("stdout"));
+    let mut reader = BufReader::new(stdout);
     let mut printed = String::new();
     let started: Value = loop {
         let read = reader.read_line(&mut printed).expect("testnet output");
@@ -144,7 +156,7 @@ fn a_local_testnet_survives_a_killed_validator_and_the_validator_catches_up() {
         .expect("validators")
         .clone();
     assert_eq!(validators.len(), 4);
-    guard.0.extend(
+    guard.others.extend(
         validators
             .iter()
             .filter_map(|v| v["pid"].as_u64())
@@ -193,13 +205,13 @@ fn a_local_testnet_survives_a_killed_validator_and_the_validator_catches_up() {
         .map(|part| part.as_str().expect("string").to_string())
         .collect();
     let log = std::fs::File::create(home.path().join("restarted.log")).expect("log");
-    let restarted: Child = Command::new(&command[0])
+    let restarted = Command::new(&command[0])
         .args(&command[1..])
         .stdout(log.try_clone().expect("log"))
         .stderr(log)
         .spawn()
         .expect("restart");
-    guard.0.push(restarted.id());
+    guard.children.push(restarted);
 
     let target = finalized_height(home.path(), ports[0]).expect("status");
     wait_until(
@@ -218,5 +230,4 @@ fn a_local_testnet_survives_a_killed_validator_and_the_validator_catches_up() {
     );
     // And it takes part again: a transfer submitted to it finalizes.
     transfer(home.path(), ports[3], &bob);
-    let _ = testnet.kill();
 }
