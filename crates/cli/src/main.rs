@@ -1,5 +1,6 @@
 //! `wetee`: the command line of WeTEE.
 
+mod bench;
 mod calls;
 mod keys;
 mod node;
@@ -87,6 +88,16 @@ enum Command {
     Dev(node::DevArgs),
     /// Runs a local network of validators, one process each, until interrupted.
     Testnet(node::TestnetArgs),
+    /// Measures the system on this machine.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Finality latency, transfers per second, and pauses with a validator down, on a fresh
+    /// local network (build with --release for meaningful numbers).
+    Chain(bench::ChainBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +159,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Node(args) => node::node(args, &keystore, cli.output),
         Command::Dev(args) => node::dev(args, cli.output),
         Command::Testnet(args) => node::testnet(args, cli.output),
+        Command::Bench(BenchCommand::Chain(args)) => bench::chain(args, cli.output),
         Command::Chain(ChainCommand::Spec {
             dev,
             validators,

@@ -34,6 +34,9 @@ pub struct NodeArgs {
     /// Where to accept peers (default: every interface, on this validator's port in the spec).
     #[arg(long)]
     p2p_listen: Option<SocketAddr>,
+    /// Stop when the parent process exits (used by `wetee testnet` and `wetee bench`).
+    #[arg(long, hide = true)]
+    exit_with_parent: bool,
 }
 
 /// Where the RPC listens.
@@ -157,9 +160,29 @@ fn announce(format: Format, chain: &str, data_dir: &Path, started: &Started, ext
     });
 }
 
+/// Exits this process once its parent is gone (it is then adopted by another process).
+fn exit_with_parent() {
+    #[cfg(unix)]
+    {
+        let parent = std::os::unix::process::parent_id();
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                if std::os::unix::process::parent_id() != parent {
+                    eprintln!("the parent process exited: stopping");
+                    std::process::exit(0);
+                }
+            }
+        });
+    }
+}
+
 /// `wetee node`.
 pub fn node(args: NodeArgs, keystore: &Keystore, format: Format) -> Result<()> {
     init_logs();
+    if args.exit_with_parent {
+        exit_with_parent();
+    }
     let spec = read_spec(&args.chain)?;
     let key_seed = consensus_seed(&args.key, keystore)?;
     let chain = spec.name.clone();
@@ -225,13 +248,76 @@ pub fn dev(args: DevArgs, format: Format) -> Result<()> {
     Ok(())
 }
 
-#[derive(Serialize)]
-struct TestnetValidator {
-    name: String,
-    pid: u32,
-    rpc: String,
-    log: PathBuf,
-    command: Vec<String>,
+/// A validator process started by [`spawn_validators`].
+#[derive(Debug, Serialize)]
+pub struct TestnetValidator {
+    /// Its name in the spec.
+    pub name: String,
+    /// Its process.
+    pub pid: u32,
+    /// Its RPC URL.
+    pub rpc: String,
+    /// Its log file.
+    pub log: PathBuf,
+    /// The command line that started it.
+    pub command: Vec<String>,
+}
+
+/// Starts one `wetee node` process per validator of the spec at `base/chain.json`, with keys
+/// in `base/keys`, data and logs in `base`, RPC ports from `first_rpc_port`. They stop when
+/// this process exits.
+pub fn spawn_validators(
+    base: &Path,
+    spec: &ChainSpec,
+    first_rpc_port: u16,
+) -> Result<Vec<(Child, TestnetValidator)>> {
+    let spec_path = base.join("chain.json");
+    let keys = base.join("keys");
+    let exe = std::env::current_exe().context("finding the wetee executable")?;
+    let mut spawned = Vec::new();
+    for (index, validator) in spec.validators.iter().enumerate() {
+        let rpc_port = first_rpc_port
+            .checked_add(u16::try_from(index)?)
+            .context("RPC port out of range")?;
+        let log = base.join(format!("{}.log", validator.name));
+        let arguments: Vec<String> = vec![
+            "node".into(),
+            "--chain".into(),
+            spec_path.display().to_string(),
+            "--key".into(),
+            keys.join(format!("{}.key", validator.name))
+                .display()
+                .to_string(),
+            "--data-dir".into(),
+            base.join(&validator.name).display().to_string(),
+            "--rpc-port".into(),
+            rpc_port.to_string(),
+            "--exit-with-parent".into(),
+        ];
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        let child = Command::new(&exe)
+            .args(&arguments)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("starting {}", validator.name))?;
+        let mut command = vec![exe.display().to_string()];
+        command.extend(arguments);
+        let started = TestnetValidator {
+            name: validator.name.clone(),
+            pid: child.id(),
+            rpc: format!("ws://127.0.0.1:{rpc_port}"),
+            log,
+            command,
+        };
+        spawned.push((child, started));
+    }
+    Ok(spawned)
 }
 
 /// `wetee testnet`: one `wetee node` process per validator, until interrupted.
@@ -264,51 +350,10 @@ pub fn testnet(args: TestnetArgs, format: Format) -> Result<()> {
         std::fs::write(&spec_path, format!("{}\n", spec.to_json()))?;
         spec
     };
-    let exe = std::env::current_exe().context("finding the wetee executable")?;
-    let mut children: Vec<Child> = Vec::new();
-    let mut started = Vec::new();
-    for (index, validator) in spec.validators.iter().enumerate() {
-        let rpc_port = args
-            .rpc_port
-            .checked_add(u16::try_from(index)?)
-            .context("RPC port out of range")?;
-        let log = base.join(format!("{}.log", validator.name));
-        let arguments: Vec<String> = vec![
-            "node".into(),
-            "--chain".into(),
-            spec_path.display().to_string(),
-            "--key".into(),
-            keys.join(format!("{}.key", validator.name))
-                .display()
-                .to_string(),
-            "--data-dir".into(),
-            base.join(&validator.name).display().to_string(),
-            "--rpc-port".into(),
-            rpc_port.to_string(),
-        ];
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .with_context(|| format!("opening {}", log.display()))?;
-        let child = Command::new(&exe)
-            .args(&arguments)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file)
-            .spawn()
-            .with_context(|| format!("starting {}", validator.name))?;
-        let mut command = vec![exe.display().to_string()];
-        command.extend(arguments);
-        started.push(TestnetValidator {
-            name: validator.name.clone(),
-            pid: child.id(),
-            rpc: format!("http://127.0.0.1:{rpc_port}"),
-            log,
-            command,
-        });
-        children.push(child);
-    }
+    let (mut children, started): (Vec<Child>, Vec<TestnetValidator>) =
+        spawn_validators(&base, &spec, args.rpc_port)?
+            .into_iter()
+            .unzip();
     print(
         format,
         &serde_json::json!({ "chain": spec.name, "spec": spec_path, "validators": started }),

@@ -1,14 +1,25 @@
-//! The WeTEE node.
+//! The WeTEE node: a validator of the chain.
 //!
-//! - [`chain`]: our blocks and keys as Commonware's consensus sees them.
+//! - [`chain`]: our blocks and keys as Commonware's consensus sees them (the one place that
+//!   names Commonware's consensus types).
+//! - [`engine`]: one validator wired from Commonware's parts: simplex consensus, marshal
+//!   (block archives, ordered delivery, backfill from peers), block broadcast, and ours below.
+//! - [`application`]: builds blocks on a parent and judges peers' blocks.
 //! - [`executor`]: executes blocks speculatively (proposal, verification) and for good
 //!   (finalization) on top of the store.
+//! - [`finalizer`]: commits finalized blocks in order, crash-safely, then acknowledges them.
+//! - [`ledger`]: the node's shared view: finalized head, mempool, watchers and subscribers.
 //! - [`mempool`]: transactions waiting for a block, admitted only after the runtime's checks.
+//! - [`gossip`]: transactions passed between validators.
 //! - [`store`]: the persistent, authenticated state (QMDB) and its in-memory copy.
+//! - [`outcomes`]: receipts and events of finalized blocks, for the RPC.
+//! - [`rpc`]: JSON-RPC over HTTP and WebSocket, and `/metrics` (see `docs/rpc.md`).
+//! - [`service`]: a validator process on Tokio with authenticated TCP to the other validators.
 //!
 //! The node executes the runtime; it must never change what a block means. Everything that
 //! decides state lives in `wetee-runtime`, and everything here must be reproducible from the
-//! finalized blocks.
+//! finalized blocks. Nothing a peer or an RPC client sends may panic the node or change stored
+//! state except through a valid transaction in a finalized block.
 
 pub mod application;
 pub mod chain;

@@ -73,9 +73,9 @@ impl ConsensusSpec {
     /// Timing for validators on one machine or one data centre.
     pub fn local() -> ConsensusSpec {
         ConsensusSpec {
-            leader_timeout_ms: 1_500,
-            certification_timeout_ms: 2_000,
-            timeout_retry_ms: 5_000,
+            leader_timeout_ms: 800,
+            certification_timeout_ms: 1_200,
+            timeout_retry_ms: 2_000,
             max_block_transactions: 5_000,
         }
     }
@@ -304,7 +304,10 @@ mod tests {
                 .collect(),
             consensus: ConsensusSpec::local(),
             chain: ChainConfig { epoch_length: 10 },
-            params: Params::dev(),
+            params: Params {
+                target_block_time_ms: 250,
+                ..Params::dev()
+            },
             root: Keypair::from_seed(KeyScheme::Sr25519, [7; 32]).account_id(),
             treasury: Keypair::from_seed(KeyScheme::Sr25519, [8; 32]).account_id(),
             balances: vec![BalanceSpec {
@@ -363,6 +366,10 @@ mod tests {
         let mut slow = spec();
         slow.consensus.leader_timeout_ms = slow.params.target_block_time_ms;
         assert!(matches!(slow.validate(), Err(SpecError::Invalid(_))));
+
+        let mut impatient = spec();
+        impatient.consensus.certification_timeout_ms = impatient.consensus.leader_timeout_ms;
+        assert!(matches!(impatient.validate(), Err(SpecError::Invalid(_))));
 
         let mut overflow = spec();
         overflow.balances.push(BalanceSpec {
