@@ -157,13 +157,16 @@ async fn fund(client: &Client, senders: usize) -> Result<Vec<Keypair>> {
         keys.push(key);
     }
     for mut statuses in pending {
-        while let Some(status) = statuses.next().await {
-            match status? {
-                wetee_types::rpc::TransactionStatus::Finalized { .. } => break,
-                wetee_types::rpc::TransactionStatus::Dropped { reason } => {
-                    bail!("funding a sender failed: {reason}")
-                }
-                _ => {}
+        loop {
+            match statuses.next().await {
+                Some(status) => match status? {
+                    wetee_types::rpc::TransactionStatus::Finalized { .. } => break,
+                    wetee_types::rpc::TransactionStatus::Dropped { reason } => {
+                        bail!("funding a sender failed: {reason}")
+                    }
+                    _ => {}
+                },
+                None => bail!("the node stopped reporting on a funding transfer"),
             }
         }
     }

@@ -102,8 +102,8 @@ impl<E: commonware_storage::Context + Spawner> Application<E> {
                     break;
                 }
                 if block.header.height <= executor.head().header.height {
-                    // Below the finalized head and not on its chain, unless the head moved
-                    // while we walked and one of the blocks we passed is now known.
+                    // At or below the finalized head: the head moved while we walked and one of
+                    // the blocks we passed is now known, or the chain forks below the head.
                     if let Some(position) = unknown
                         .iter()
                         .position(|passed| executor.knows(&passed.hash()))
@@ -111,8 +111,26 @@ impl<E: commonware_storage::Context + Spawner> Application<E> {
                         unknown.truncate(position);
                         break;
                     }
-                    retry = true;
-                    break;
+                    let height = block.header.height;
+                    drop(executor);
+                    let finalized = self
+                        .ledger
+                        .block(wetee_types::rpc::BlockId::Height(height))
+                        .await;
+                    match finalized {
+                        Some(finalized) if finalized.hash() == hash => {
+                            // On the finalized chain, behind the head: a finalized block above
+                            // it was passed but is not the head yet; walk again.
+                            retry = true;
+                            break;
+                        }
+                        Some(_) => {
+                            return CatchUp::Invalid(format!(
+                                "forks from the finalized chain at height {height}"
+                            ));
+                        }
+                        None => return CatchUp::Unknown,
+                    }
                 }
                 drop(executor);
                 unknown.push(block);
@@ -142,7 +160,8 @@ impl<E: commonware_storage::Context + Spawner> Application<E> {
                 return CatchUp::Known;
             }
         }
-        CatchUp::Invalid("does not extend the finalized chain".into())
+        // Lost the race with the finalizer every time: cannot tell yet.
+        CatchUp::Unknown
     }
 
     async fn build(
@@ -222,13 +241,37 @@ impl<E: commonware_storage::Context + Spawner> Application<E> {
         {
             return Some(true);
         }
+        if block.header.height <= self.ledger.status().head.header.height {
+            // Consensus asks late about a block at a finalized height: it is valid exactly if it
+            // is the finalized one.
+            let finalized = self
+                .ledger
+                .block(wetee_types::rpc::BlockId::Height(block.header.height))
+                .await?;
+            return Some(finalized.hash() == hash);
+        }
         match self.catch_up(ancestry).await {
             CatchUp::Known => {}
             CatchUp::Invalid(reason) => {
                 warn!(height = block.header.height, %hash, reason, "refused a block");
+                self.ledger
+                    .refusals()
+                    .other
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return Some(false);
             }
             CatchUp::Unknown => return None,
+        }
+        // A block from a proposer whose clock runs ahead is judged once ours catches up,
+        // rather than refused: its timestamp will become acceptable.
+        let earliest_judgement = block
+            .header
+            .timestamp_ms
+            .saturating_sub(crate::executor::MAX_CLOCK_DRIFT_MS);
+        if runtime.current().epoch_millis() < earliest_judgement {
+            runtime
+                .sleep_until(UNIX_EPOCH + Duration::from_millis(earliest_judgement))
+                .await;
         }
         let now = runtime.current().epoch_millis();
         let verdict = self
@@ -247,8 +290,18 @@ impl<E: commonware_storage::Context + Spawner> Application<E> {
                 error!(error = %e, "cannot verify a block");
                 None
             }
+            // Its parent was on a fork that lost: it can never be finalized, and waiting
+            // costs nothing.
+            Err(BlockError::UnknownParent(_)) => None,
             Err(e) => {
                 warn!(height = block.header.height, %hash, reason = %e, "refused a block");
+                let refusals = self.ledger.refusals();
+                let counter = match e {
+                    BlockError::StateRootMismatch { .. } => &refusals.state_root,
+                    BlockError::InvalidTransaction(_) => &refusals.transaction,
+                    _ => &refusals.other,
+                };
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 Some(false)
             }
         }

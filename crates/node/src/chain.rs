@@ -123,6 +123,14 @@ impl Read for ChainBlock {
 
     fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, commonware_codec::Error> {
         let block = Block::read_cfg(buf, &())?;
+        // The digest is the header's hash: a body that does not match the header's
+        // transactions root must not travel under that digest.
+        if !block.transactions_match() {
+            return Err(commonware_codec::Error::Invalid(
+                "Block",
+                "transactions do not match the header",
+            ));
+        }
         ChainBlock::new(Arc::new(block))
     }
 }
@@ -175,6 +183,37 @@ mod tests {
         let theirs = private_key(&seed).unwrap().public_key();
         assert_eq!(key_bytes(&theirs), ours.0);
         assert_eq!(public_key(&ours.0), Some(theirs));
+    }
+
+    #[test]
+    fn a_body_that_does_not_match_its_header_does_not_decode() {
+        let leader = key_bytes(&private_key(&[1; 32]).unwrap().public_key());
+        let key = Keypair::from_seed(KeyScheme::Ed25519, [2; 32]);
+        let tx = wetee_types::Transaction {
+            signer: key.account_id(),
+            nonce: 0,
+            fee: wetee_types::Balance(1),
+            expires_at: 10,
+            call: wetee_types::Call::Balances(wetee_types::transaction::BalancesCall::Transfer {
+                to: key.account_id(),
+                amount: wetee_types::Balance(1),
+            }),
+        }
+        .sign(&key, &Hash::default());
+        // The header promises no transactions; the body carries one under the same digest.
+        let block = Block {
+            header: Header {
+                height: 1,
+                context: ConsensusContext {
+                    leader,
+                    ..ConsensusContext::default()
+                },
+                ..Header::default()
+            },
+            transactions: BoundedVec::try_new(vec![tx]).unwrap(),
+        };
+        let bytes = wetee_types::codec::encode(&block);
+        assert!(ChainBlock::decode(bytes::Bytes::from(bytes)).is_err());
     }
 
     #[test]

@@ -80,7 +80,8 @@ impl<E: commonware_storage::Context + Spawner> Finalizer<E> {
     }
 
     async fn run(mut self) -> Result<(), String> {
-        let committed = self.ledger.executor().lock().await.committed_height();
+        let committed_state = self.ledger.executor().lock().await.store().committed();
+        let committed = committed_state.map(|c| c.height).unwrap_or_default();
         let head = if committed == 0 {
             Arc::clone(self.ledger.genesis())
         } else {
@@ -94,7 +95,16 @@ impl<E: commonware_storage::Context + Spawner> Finalizer<E> {
                          that block: the data directory is damaged"
                     )
                 })?;
-            Arc::clone(block.inner().block())
+            let block = Arc::clone(block.inner().block());
+            if let Some(state) = committed_state
+                && (state.root != block.header.state_root || state.parent != block.header.parent)
+            {
+                return Err(format!(
+                    "the state at height {committed} (root {}) does not belong to the finalized                      block there (root {}): the data directory is damaged",
+                    state.root, block.header.state_root
+                ));
+            }
+            block
         };
         info!(height = committed, hash = %head.hash(), "resuming from the committed state");
         self.ledger.restore(head).await;
@@ -111,23 +121,30 @@ impl<E: commonware_storage::Context + Spawner> Finalizer<E> {
                                 block.hash()
                             )
                         };
-                        let mut executor = self.ledger.executor().lock().await;
-                        let executed = executor
+                        let executed = self
+                            .ledger
+                            .executor()
+                            .lock()
+                            .await
                             .verify(Arc::clone(&block), None)
                             .await
                             .map_err(|e| failed(&e))?;
                         // The outcome is stored before the state moves on, so a crash between
-                        // the two leaves the block to be delivered and stored again.
+                        // the two leaves the block to be delivered and stored again. Consensus
+                        // keeps the executor meanwhile.
                         self.ledger
                             .outcomes()
                             .put(height, &executed.hash, &executed.outcome)
                             .await
                             .map_err(|e| failed(&e))?;
-                        let executed = executor
+                        let executed = self
+                            .ledger
+                            .executor()
+                            .lock()
+                            .await
                             .finalize(Arc::clone(&block))
                             .await
                             .map_err(|e| failed(&e))?;
-                        drop(executor);
                         info!(
                             height,
                             transactions = block.transactions.len(),

@@ -19,6 +19,8 @@ use crate::ledger::Ledger;
 
 /// Most transactions in one gossip message.
 pub const MAX_BATCH: usize = 1_024;
+/// Most encoded bytes in one gossip message (well under the network's message limit).
+pub const MAX_BATCH_BYTES: usize = 1 << 20;
 
 /// One gossip message.
 pub type Batch = BoundedVec<SignedTransaction, MAX_BATCH>;
@@ -48,13 +50,26 @@ where
                 }
             }
         });
-        while let Some(first) = outgoing.next().await {
+        let mut next = None;
+        loop {
+            let first = match next.take() {
+                Some(tx) => tx,
+                None => match outgoing.next().await {
+                    Some(tx) => tx,
+                    None => break,
+                },
+            };
+            let mut bytes = encode(&first).len();
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
-                match outgoing.try_recv() {
-                    Ok(tx) => batch.push(tx),
-                    _ => break,
+                let Ok(tx) = outgoing.try_recv() else { break };
+                let size = encode(&tx).len();
+                if bytes.saturating_add(size) > MAX_BATCH_BYTES {
+                    next = Some(tx);
+                    break;
                 }
+                bytes = bytes.saturating_add(size);
+                batch.push(tx);
             }
             let batch = Batch::try_new(batch).expect("at most MAX_BATCH transactions");
             sender.send(Recipients::All, encode(&batch), false);

@@ -23,7 +23,21 @@ use crate::outcomes::{OutcomeError, Outcomes};
 const RECENT_FINALIZED: usize = 1_024;
 
 /// Queued notifications per subscriber before it is considered stuck and dropped.
-pub const SUBSCRIBER_BUFFER: usize = 4_096;
+pub const SUBSCRIBER_BUFFER: usize = 256;
+
+/// Most transactions followed at once for `author_submitAndWatch`.
+pub const MAX_WATCHED: usize = 65_536;
+
+/// Blocks refused, by reason (what `verify` said no to).
+#[derive(Debug, Default)]
+pub struct Refusals {
+    /// The header's state root differs from the one computed.
+    pub state_root: std::sync::atomic::AtomicU64,
+    /// A transaction could not be included (signature, nonce, fee, expiry).
+    pub transaction: std::sync::atomic::AtomicU64,
+    /// Anything else (height, timestamp, size, wrong chain).
+    pub other: std::sync::atomic::AtomicU64,
+}
 
 /// A block that was finalized and committed, with what it did.
 #[derive(Debug, Clone)]
@@ -71,6 +85,7 @@ struct Inner<E: commonware_storage::Context + Spawner> {
     subscribers: Mutex<Vec<mpsc::Sender<FinalizedBlock>>>,
     gossip: Mutex<Option<mpsc::UnboundedSender<SignedTransaction>>>,
     watchers: Mutex<BTreeMap<Hash, Vec<mpsc::Sender<TransactionStatus>>>>,
+    refusals: Refusals,
     outcomes: Outcomes<E>,
     blocks: Mutex<Option<Marshal>>,
     max_block_transactions: usize,
@@ -139,6 +154,7 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
                 subscribers: Mutex::new(Vec::new()),
                 gossip: Mutex::new(None),
                 watchers: Mutex::new(BTreeMap::new()),
+                refusals: Refusals::default(),
                 outcomes,
                 blocks: Mutex::new(None),
                 max_block_transactions,
@@ -244,8 +260,25 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
         let marshal = lock(&self.inner.blocks).clone()?;
         let block = marshal.get_block(identifier).await?;
         let block = Arc::clone(block.inner().block());
-        // Marshal also holds blocks that are not finalized yet; only report committed ones.
-        (block.header.height <= self.status().head.header.height).then_some(block)
+        // Marshal also holds blocks that are not finalized (notarized, or on a losing fork):
+        // only the committed block at its height is reported.
+        if block.header.height > self.status().head.header.height {
+            return None;
+        }
+        if let BlockId::Hash(hash) = id {
+            let finalized = marshal
+                .get_block(Identifier::Height(Height::new(block.header.height)))
+                .await?;
+            if finalized.inner().hash() != hash {
+                return None;
+            }
+        }
+        Some(block)
+    }
+
+    /// Counts of blocks this node refused to vote for, by reason.
+    pub fn refusals(&self) -> &Refusals {
+        &self.inner.refusals
     }
 
     /// The outcome of a finalized block.
@@ -256,15 +289,35 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
         self.inner.outcomes.at_height(block.header.height).await
     }
 
-    /// Follows `hash` until it is finalized or dropped. The caller should have admitted it.
-    pub fn watch(&self, hash: Hash) -> mpsc::Receiver<TransactionStatus> {
+    /// Follows `hash` until it is finalized or dropped; `None` when too many transactions
+    /// are followed already. Call [`Ledger::unwatch`] if the transaction is not admitted.
+    pub fn watch(&self, hash: Hash) -> Option<mpsc::Receiver<TransactionStatus>> {
+        let mut watchers = lock(&self.inner.watchers);
+        if watchers.len() >= MAX_WATCHED {
+            // Forget watchers whose subscribers left before giving up.
+            watchers.retain(|_, senders| {
+                senders.retain(|s| !s.is_closed());
+                !senders.is_empty()
+            });
+            if watchers.len() >= MAX_WATCHED {
+                return None;
+            }
+        }
         let (mut sender, receiver) = mpsc::channel(8);
         let _ = sender.try_send(TransactionStatus::Ready { hash });
-        lock(&self.inner.watchers)
-            .entry(hash)
-            .or_default()
-            .push(sender);
-        receiver
+        watchers.entry(hash).or_default().push(sender);
+        Some(receiver)
+    }
+
+    /// Stops following `hash` for watchers that have gone away.
+    pub fn unwatch(&self, hash: &Hash) {
+        let mut watchers = lock(&self.inner.watchers);
+        if let Some(senders) = watchers.get_mut(hash) {
+            senders.retain(|s| !s.is_closed());
+            if senders.is_empty() {
+                watchers.remove(hash);
+            }
+        }
     }
 
     /// Tells watchers their transaction is in `block`, executed here but not final yet.

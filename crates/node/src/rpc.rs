@@ -36,6 +36,8 @@ pub const MAX_REQUEST_BYTES: u32 = 4 << 20;
 pub const MAX_RESPONSE_BYTES: u32 = 64 << 20;
 /// Connections served at once.
 pub const MAX_CONNECTIONS: u32 = 1_024;
+/// Subscriptions one connection may hold.
+pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: u32 = 256;
 
 /// Renders the node's metrics in the Prometheus text format.
 pub type MetricsSource = Arc<dyn Fn() -> String + Send + Sync>;
@@ -134,6 +136,19 @@ fn header_info(block: &Block) -> HeaderInfo {
     HeaderInfo {
         hash: block.hash(),
         header: block.header,
+    }
+}
+
+/// The next item, or `None` once the stream ends or the subscriber has gone away.
+async fn next_or_closed<T>(
+    stream: &mut (impl futures::Stream<Item = T> + Unpin),
+    sink: &jsonrpsee::server::SubscriptionSink,
+) -> Option<T> {
+    let closed = sink.closed();
+    futures::pin_mut!(closed);
+    match futures::future::select(stream.next(), closed).await {
+        futures::future::Either::Left((item, _)) => item,
+        futures::future::Either::Right(_) => None,
     }
 }
 
@@ -260,7 +275,7 @@ where
             |_, pending: PendingSubscriptionSink, state, _| async move {
                 let mut finalized = state.ledger.subscribe();
                 let sink = pending.accept().await?;
-                while let Some(block) = finalized.next().await {
+                while let Some(block) = next_or_closed(&mut finalized, &sink).await {
                     sink.send(json_message(&header_info(&block.block))?).await?;
                 }
                 Err("this node fell too far behind the chain to follow it".into())
@@ -294,8 +309,19 @@ where
                     }
                 };
                 // Watch before admitting, so a block finalized in between is not missed.
-                let mut statuses = state.ledger.watch(tx.hash());
+                let hash = tx.hash();
+                let Some(mut statuses) = state.ledger.watch(hash) else {
+                    pending
+                        .reject(error(
+                            codes::UNAVAILABLE,
+                            "too many transactions are being watched; submit without watching",
+                        ))
+                        .await;
+                    return Ok(());
+                };
                 if let Err(e) = state.ledger.submit(tx, true) {
+                    drop(statuses);
+                    state.ledger.unwatch(&hash);
                     pending
                         .reject(ErrorObjectOwned::owned(
                             codes::TRANSACTION_REJECTED,
@@ -305,14 +331,26 @@ where
                         .await;
                     return Ok(());
                 }
-                let sink = pending.accept().await?;
-                while let Some(status) = statuses.next().await {
+                let sink = match pending.accept().await {
+                    Ok(sink) => sink,
+                    Err(e) => {
+                        drop(statuses);
+                        state.ledger.unwatch(&hash);
+                        return Err(e.into());
+                    }
+                };
+                loop {
+                    let Some(status) = next_or_closed(&mut statuses, &sink).await else {
+                        break;
+                    };
                     let last = status.is_final();
                     sink.send(json_message(&status)?).await?;
                     if last {
                         return Ok(());
                     }
                 }
+                drop(statuses);
+                state.ledger.unwatch(&hash);
                 Err("the node stopped following this transaction".into())
             },
         )
@@ -333,7 +371,7 @@ where
                 };
                 let mut finalized = state.ledger.subscribe();
                 let sink = pending.accept().await?;
-                while let Some(block) = finalized.next().await {
+                while let Some(block) = next_or_closed(&mut finalized, &sink).await {
                     let at = BlockRef {
                         height: block.block.header.height,
                         hash: block.hash,
@@ -469,6 +507,7 @@ where
         .max_request_body_size(MAX_REQUEST_BYTES)
         .max_response_body_size(MAX_RESPONSE_BYTES)
         .max_connections(MAX_CONNECTIONS)
+        .max_subscriptions_per_connection(MAX_SUBSCRIPTIONS_PER_CONNECTION)
         .build();
     let server = Server::builder()
         .set_config(config)

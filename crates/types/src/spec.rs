@@ -218,6 +218,12 @@ impl ChainSpec {
                 "consensus.timeout_retry_ms must be at least 1".into(),
             ));
         }
+        if self.consensus.max_block_transactions as usize > crate::block::MAX_BLOCK_TRANSACTIONS {
+            return Err(SpecError::Invalid(format!(
+                "consensus.max_block_transactions must be at most {}",
+                crate::block::MAX_BLOCK_TRANSACTIONS
+            )));
+        }
         if self.consensus.max_block_transactions == 0 {
             return Err(SpecError::Invalid(
                 "consensus.max_block_transactions must be at least 1".into(),
