@@ -1,0 +1,227 @@
+//! Bad input to a running dev node's RPC: every request gets a JSON-RPC error with a clear
+//! reason, nothing stored changes, and the node keeps running.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use wetee_client::keys::dev_keypair;
+use wetee_types::balance::UNIT;
+use wetee_types::codec::encode;
+use wetee_types::transaction::{BalancesCall, Transaction};
+use wetee_types::{Balance, Call, Hash, SignedTransaction};
+
+const WETEE: &str = env!("CARGO_BIN_EXE_wetee");
+
+struct Node(Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One HTTP request; returns the status code and the body.
+fn http(port: u16, body: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("write");
+    // A server may refuse before reading a large body: a failed write is its answer.
+    let _ = stream.write_all(body);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn call(port: u16, method: &str, params: Value) -> Value {
+    let request = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let (status, body) = http(port, request.to_string().as_bytes());
+    assert_eq!(status, 200, "{method}: HTTP {status} {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{method}: {e}: {body}"))
+}
+
+/// The error of a call that must fail: its code and message.
+fn error_of(port: u16, method: &str, params: Value) -> (i64, String) {
+    let response = call(port, method, params);
+    let error = &response["error"];
+    assert!(!error.is_null(), "{method} should fail: {response}");
+    (
+        error["code"].as_i64().expect("code"),
+        error["message"].as_str().expect("message").to_string(),
+    )
+}
+
+fn hex_of(tx: &SignedTransaction) -> String {
+    format!("0x{}", hex::encode(encode(tx)))
+}
+
+fn transfer(nonce: u64, fee: Balance, expires_at: u64, genesis: &Hash) -> SignedTransaction {
+    let alice = dev_keypair("Alice");
+    Transaction {
+        signer: alice.account_id(),
+        nonce,
+        fee,
+        expires_at,
+        call: Call::Balances(BalancesCall::Transfer {
+            to: dev_keypair("Bob").account_id(),
+            amount: Balance(UNIT),
+        }),
+    }
+    .sign(&alice, genesis)
+}
+
+#[test]
+fn bad_requests_get_clear_errors_and_change_nothing() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let offset = (std::process::id() % 500) as u16 * 4;
+    let port = 40_000 + offset;
+    let mut child = Command::new(WETEE)
+        .args([
+            "dev",
+            "--data-dir",
+            home.path().join("dev").to_str().expect("utf-8"),
+            "--rpc-port",
+            &port.to_string(),
+            "--p2p-port",
+            &(45_000 + offset).to_string(),
+            "--output",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("wetee dev starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let _node = Node(child);
+    let mut reader = BufReader::new(stdout);
+    let mut printed = String::new();
+    while serde_json::from_str::<Value>(&printed).is_err() {
+        assert!(
+            reader.read_line(&mut printed).expect("output") > 0,
+            "dev exited"
+        );
+    }
+    let started = Instant::now();
+    let genesis: Hash = loop {
+        let health = call(port, "system_health", json!([]));
+        if health["result"]["finalized"]["height"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1
+        {
+            break serde_json::from_value(health["result"]["genesis_hash"].clone()).expect("hash");
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no blocks");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let alice = dev_keypair("Alice").account_id();
+    let before = call(port, "state_account", json!([alice]))["result"].clone();
+    let params = call(port, "state_params", json!([]))["result"]["params"].clone();
+    let minimum: u128 = params["base_fee"]
+        .as_str()
+        .and_then(|fee| fee.parse().ok())
+        .expect("base fee");
+    let fee = Balance(minimum * 10);
+    let height = call(port, "chain_getHeader", json!([]))["result"]["height"]
+        .as_u64()
+        .expect("height");
+
+    // Not JSON, not a method, bad parameters.
+    let (status, body) = http(port, b"{\"jsonrpc\": \"2.0\", nope");
+    assert_eq!(status, 200);
+    let parsed: Value = serde_json::from_str(&body).expect("a JSON-RPC error");
+    assert_eq!(parsed["error"]["code"], -32700);
+    assert_eq!(error_of(port, "system_explode", json!([])).0, -32601);
+    assert_eq!(error_of(port, "chain_getHeader", json!(["tall"])).0, -32602);
+    let (code, message) = error_of(port, "state_account", json!(["not an account"]));
+    assert_eq!(code, -32602, "{message}");
+    let (code, message) = error_of(port, "chain_getBlock", json!([1_000_000_000u64]));
+    assert_eq!(code, 1002, "{message}");
+    assert!(message.contains("not found"), "{message}");
+    // Subscriptions need a WebSocket; over HTTP the server library answers -32603.
+    let (code, message) = error_of(port, "events_subscribe", json!([{"colour": "red"}]));
+    assert_eq!(code, -32603, "{message}");
+
+    // Malformed and oversized transactions.
+    let (code, message) = error_of(port, "author_submitTransaction", json!(["0x1234"]));
+    assert_eq!(code, -32602);
+    assert!(message.contains("does not decode"), "{message}");
+    let (code, message) = error_of(port, "author_submitTransaction", json!(["xyz"]));
+    assert_eq!(code, -32602);
+    assert!(message.contains("not hex"), "{message}");
+    let huge = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"author_submitTransaction\",\"params\":[\"0x{}\"]}}",
+        "00".repeat(3 << 20)
+    );
+    let (status, _) = http(port, huge.as_bytes());
+    assert!(
+        status == 413 || status == 0,
+        "an oversized request is refused: {status}"
+    );
+
+    // Badly signed, expired, too low a fee, a nonce far ahead.
+    let mut forged = transfer(0, fee, height + 100, &genesis);
+    if let wetee_types::Call::Balances(BalancesCall::Transfer { amount, .. }) = &mut forged.tx.call
+    {
+        *amount = Balance(1_000 * UNIT);
+    }
+    let rejected = |tx: &SignedTransaction, needle: &str| {
+        let (code, message) = error_of(port, "author_submitTransaction", json!([hex_of(tx)]));
+        assert_eq!(code, 1001, "{message}");
+        assert!(
+            message.to_lowercase().contains(needle),
+            "{message} should mention {needle}"
+        );
+    };
+    rejected(&forged, "signature");
+    rejected(&transfer(0, fee, 0, &genesis), "expire");
+    rejected(&transfer(0, Balance(1), height + 100, &genesis), "fee");
+    rejected(&transfer(5_000, fee, height + 100, &genesis), "nonce");
+    rejected(
+        &transfer(0, fee, height + 100, &Hash::of(b"another chain")),
+        "signature",
+    );
+
+    // One good transfer, then the same bytes again: a replay.
+    let good = transfer(0, fee, height + 100, &genesis);
+    let hash = call(port, "author_submitTransaction", json!([hex_of(&good)]));
+    assert!(hash["result"].is_string(), "{hash}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while call(port, "state_account", json!([alice]))["result"]["nonce"] != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the good transfer was not finalized"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    rejected(&good, "nonce");
+
+    // Nothing but the good transfer changed Alice's account, and the node still runs.
+    let after = call(port, "state_account", json!([alice]))["result"].clone();
+    assert_eq!(after["nonce"], 1);
+    let spent: u128 = before["free"].as_str().unwrap().parse::<u128>().unwrap()
+        - after["free"].as_str().unwrap().parse::<u128>().unwrap();
+    assert_eq!(spent, UNIT + fee.0, "only the good transfer and its fee");
+    let health = call(port, "system_health", json!([]));
+    assert!(health["result"]["finalized"]["height"].as_u64().unwrap() > height);
+}
