@@ -19,7 +19,7 @@ use wetee_client::rpc::Client;
 use wetee_types::transaction::{BalancesCall, Transaction};
 use wetee_types::{Balance, Call, KeyScheme, Keypair, SignedTransaction};
 
-use crate::node::spawn_validators;
+use crate::node::spawn_network;
 use crate::output::{Format, print};
 use crate::spec;
 
@@ -261,7 +261,7 @@ pub fn chain(args: ChainBenchArgs, format: Format) -> Result<()> {
         spec::now_ms(),
     )?;
     std::fs::write(base.join("chain.json"), format!("{}\n", spec.to_json()))?;
-    let mut children: Vec<Child> = spawn_validators(&base, &spec, args.rpc_port)?
+    let mut children: Vec<Child> = spawn_network(&base, &spec, args.rpc_port, 0, 0)?
         .into_iter()
         .map(|(child, _)| child)
         .collect();

@@ -34,6 +34,9 @@ pub struct NodeArgs {
     /// Where to accept peers (default: every interface, on this validator's port in the spec).
     #[arg(long)]
     p2p_listen: Option<SocketAddr>,
+    /// A full node this validator accepts: `PUBLIC_KEY_HEX@IP` (repeatable).
+    #[arg(long = "full-node", value_name = "KEY@IP")]
+    full_nodes: Vec<String>,
     /// Stop when the parent process exits (used by `wetee testnet` and `wetee bench`).
     #[arg(long, hide = true)]
     exit_with_parent: bool,
@@ -90,6 +93,10 @@ pub struct TestnetArgs {
     /// The first validator's peer-to-peer port; the others follow.
     #[arg(long, default_value_t = spec::FIRST_P2P_PORT)]
     p2p_port: u16,
+    /// Full nodes to run beside the validators (they follow the chain and serve the RPC
+    /// without voting).
+    #[arg(long, default_value_t = 0)]
+    full_nodes: usize,
 }
 
 fn init_logs() {
@@ -149,8 +156,12 @@ fn announce(format: Format, chain: &str, data_dir: &Path, started: &Started, ext
     };
     print(format, &running, || {
         format!(
-            "{chain}: validator {} running\n  RPC      {} (WebSocket {})\n  metrics  {}\n  p2p      {}\n  data     {}{extra}",
-            running.validator,
+            "{chain}: {} running\n  RPC      {} (WebSocket {})\n  metrics  {}\n  p2p      {}\n  data     {}{extra}",
+            if started.is_validator {
+                format!("validator {}", running.validator)
+            } else {
+                "full node".to_string()
+            },
             running.rpc,
             running.ws,
             running.metrics,
@@ -177,6 +188,22 @@ fn exit_with_parent() {
     }
 }
 
+/// `KEY@IP`: a full node's ed25519 public key (hex) and the IP it connects from.
+fn parse_full_node(text: &str) -> Result<([u8; 32], IpAddr)> {
+    let (key, ip) = text
+        .split_once('@')
+        .with_context(|| format!("--full-node {text}: expected PUBLIC_KEY_HEX@IP"))?;
+    let bytes = hex::decode(key.trim_start_matches("0x"))
+        .with_context(|| format!("--full-node {text}: the key is not hex"))?;
+    let key: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("--full-node {text}: the key is not 32 bytes"))?;
+    let ip = ip
+        .parse()
+        .with_context(|| format!("--full-node {text}: {ip} is not an IP address"))?;
+    Ok((key, ip))
+}
+
 /// `wetee node`.
 pub fn node(args: NodeArgs, keystore: &Keystore, format: Format) -> Result<()> {
     init_logs();
@@ -185,12 +212,18 @@ pub fn node(args: NodeArgs, keystore: &Keystore, format: Format) -> Result<()> {
     }
     let spec = read_spec(&args.chain)?;
     let key_seed = consensus_seed(&args.key, keystore)?;
+    let full_nodes = args
+        .full_nodes
+        .iter()
+        .map(|text| parse_full_node(text))
+        .collect::<Result<Vec<_>>>()?;
     let chain = spec.name.clone();
     let data_dir = args.data_dir.clone();
     service::run(
         ServiceConfig {
             spec,
             key_seed,
+            full_nodes,
             data_dir: args.data_dir,
             rpc_address: args.rpc.address(),
             p2p_listen: args.p2p_listen,
@@ -235,6 +268,7 @@ pub fn dev(args: DevArgs, format: Format) -> Result<()> {
         ServiceConfig {
             spec,
             key_seed,
+            full_nodes: Vec::new(),
             data_dir: data_dir.join("node"),
             rpc_address: args.rpc.address(),
             p2p_listen: Some(SocketAddr::new(
@@ -263,59 +297,116 @@ pub struct TestnetValidator {
     pub command: Vec<String>,
 }
 
-/// Starts one `wetee node` process per validator of the spec at `base/chain.json`, with keys
-/// in `base/keys`, data and logs in `base`, RPC ports from `first_rpc_port`. They stop when
+/// Starts `wetee node` with `arguments` as `name`, logging to `base/<name>.log`; it stops when
 /// this process exits.
-pub fn spawn_validators(
+fn spawn_node(
+    base: &Path,
+    name: &str,
+    rpc_port: u16,
+    arguments: Vec<String>,
+) -> Result<(Child, TestnetValidator)> {
+    let exe = std::env::current_exe().context("finding the wetee executable")?;
+    let log = base.join(format!("{name}.log"));
+    let mut arguments = arguments;
+    arguments.extend([
+        "--rpc-port".into(),
+        rpc_port.to_string(),
+        "--exit-with-parent".into(),
+    ]);
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    let child = Command::new(&exe)
+        .arg("node")
+        .args(&arguments)
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
+    let mut command = vec![exe.display().to_string(), "node".into()];
+    command.extend(arguments);
+    let started = TestnetValidator {
+        name: name.to_string(),
+        pid: child.id(),
+        rpc: format!("ws://127.0.0.1:{rpc_port}"),
+        log,
+        command,
+    };
+    Ok((child, started))
+}
+
+/// The key of full node `index` in `keys` (created on first use) and its public key in hex.
+fn full_node_key(keys: &Path, index: usize) -> Result<(PathBuf, String)> {
+    let path = keys.join(format!("full-node-{index}.key"));
+    if !path.exists() {
+        let seed = wetee_client::keys::random_seed()?;
+        spec::write_private(&path, &format!("0x{}\n", hex::encode(seed.as_ref())))?;
+    }
+    let uri = std::fs::read_to_string(&path)?;
+    let public = wetee_client::keys::keypair_from_uri(uri.trim(), KeyScheme::Ed25519)?.account_id();
+    Ok((path, hex::encode(public.0)))
+}
+
+/// Starts one `wetee node` process per validator of the spec at `base/chain.json` (keys in
+/// `base/keys`, data and logs in `base`, RPC ports from `first_rpc_port`), and `full_nodes`
+/// full nodes after them (RPC ports next, peer-to-peer ports from `first_full_node_p2p_port`).
+/// They stop when this process exits.
+pub fn spawn_network(
     base: &Path,
     spec: &ChainSpec,
     first_rpc_port: u16,
+    full_nodes: usize,
+    first_full_node_p2p_port: u16,
 ) -> Result<Vec<(Child, TestnetValidator)>> {
-    let spec_path = base.join("chain.json");
+    let spec_path = base.join("chain.json").display().to_string();
     let keys = base.join("keys");
-    let exe = std::env::current_exe().context("finding the wetee executable")?;
+    let port = |first: u16, index: usize| -> Result<u16> {
+        first
+            .checked_add(u16::try_from(index)?)
+            .context("port out of range")
+    };
+    let full = (0..full_nodes)
+        .map(|index| full_node_key(&keys, index))
+        .collect::<Result<Vec<_>>>()?;
     let mut spawned = Vec::new();
     for (index, validator) in spec.validators.iter().enumerate() {
-        let rpc_port = first_rpc_port
-            .checked_add(u16::try_from(index)?)
-            .context("RPC port out of range")?;
-        let log = base.join(format!("{}.log", validator.name));
-        let arguments: Vec<String> = vec![
-            "node".into(),
+        let mut arguments: Vec<String> = vec![
             "--chain".into(),
-            spec_path.display().to_string(),
+            spec_path.clone(),
             "--key".into(),
             keys.join(format!("{}.key", validator.name))
                 .display()
                 .to_string(),
             "--data-dir".into(),
             base.join(&validator.name).display().to_string(),
-            "--rpc-port".into(),
-            rpc_port.to_string(),
-            "--exit-with-parent".into(),
         ];
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .with_context(|| format!("opening {}", log.display()))?;
-        let child = Command::new(&exe)
-            .args(&arguments)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file)
-            .spawn()
-            .with_context(|| format!("starting {}", validator.name))?;
-        let mut command = vec![exe.display().to_string()];
-        command.extend(arguments);
-        let started = TestnetValidator {
-            name: validator.name.clone(),
-            pid: child.id(),
-            rpc: format!("ws://127.0.0.1:{rpc_port}"),
-            log,
-            command,
-        };
-        spawned.push((child, started));
+        for (_, public) in &full {
+            arguments.extend(["--full-node".into(), format!("{public}@127.0.0.1")]);
+        }
+        spawned.push(spawn_node(
+            base,
+            &validator.name,
+            port(first_rpc_port, index)?,
+            arguments,
+        )?);
+    }
+    for (index, (key, _)) in full.iter().enumerate() {
+        let name = format!("full-node-{index}");
+        let arguments: Vec<String> = vec![
+            "--chain".into(),
+            spec_path.clone(),
+            "--key".into(),
+            key.display().to_string(),
+            "--data-dir".into(),
+            base.join(&name).display().to_string(),
+            "--p2p-listen".into(),
+            format!("127.0.0.1:{}", port(first_full_node_p2p_port, index)?),
+        ];
+        let rpc_port = port(first_rpc_port, spec.validators.len() + index)?;
+        spawned.push(spawn_node(base, &name, rpc_port, arguments)?);
     }
     Ok(spawned)
 }
@@ -350,20 +441,33 @@ pub fn testnet(args: TestnetArgs, format: Format) -> Result<()> {
         std::fs::write(&spec_path, format!("{}\n", spec.to_json()))?;
         spec
     };
-    let (mut children, started): (Vec<Child>, Vec<TestnetValidator>) =
-        spawn_validators(&base, &spec, args.rpc_port)?
-            .into_iter()
-            .unzip();
+    let first_full_node_p2p_port = args
+        .p2p_port
+        .checked_add(u16::try_from(args.validators)?)
+        .context("port out of range")?;
+    let (mut children, mut started): (Vec<Child>, Vec<TestnetValidator>) = spawn_network(
+        &base,
+        &spec,
+        args.rpc_port,
+        args.full_nodes,
+        first_full_node_p2p_port,
+    )?
+    .into_iter()
+    .unzip();
+    let full_nodes = started.split_off(args.validators);
     print(
         format,
-        &serde_json::json!({ "chain": spec.name, "spec": spec_path, "validators": started }),
+        &serde_json::json!({
+            "chain": spec.name, "spec": spec_path, "validators": started, "full_nodes": full_nodes,
+        }),
         || {
             let mut text = format!(
-                "{}: {} validators started (Ctrl-C stops them)\n",
+                "{}: {} validators and {} full nodes started (Ctrl-C stops them)\n",
                 spec.name,
-                started.len()
+                started.len(),
+                full_nodes.len()
             );
-            for v in &started {
+            for v in started.iter().chain(&full_nodes) {
                 text.push_str(&format!(
                     "  {:<12} pid {:<7} {}  log {}\n",
                     v.name,

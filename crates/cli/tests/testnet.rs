@@ -130,6 +130,8 @@ fn a_local_testnet_survives_a_killed_validator_and_the_validator_catches_up() {
             &rpc_port.to_string(),
             "--p2p-port",
             &p2p_port.to_string(),
+            "--full-nodes",
+            "1",
             "--output",
             "json",
         ])
@@ -156,6 +158,17 @@ fn a_local_testnet_survives_a_killed_validator_and_the_validator_catches_up() {
         .expect("validators")
         .clone();
     assert_eq!(validators.len(), 4);
+    let full_nodes = started["full_nodes"]
+        .as_array()
+        .expect("full nodes")
+        .clone();
+    assert_eq!(full_nodes.len(), 1);
+    guard.others.extend(
+        full_nodes
+            .iter()
+            .filter_map(|v| v["pid"].as_u64())
+            .map(|p| p as u32),
+    );
     guard.others.extend(
         validators
             .iter()
@@ -230,4 +243,22 @@ fn a_local_testnet_survives_a_killed_validator_and_the_validator_catches_up() {
     );
     // And it takes part again: a transfer submitted to it finalizes.
     transfer(home.path(), ports[3], &bob);
+
+    // The full node followed everything without voting, and relays transactions.
+    let full_node = rpc_port + 4;
+    let status = status(home.path(), full_node).expect("the full node answers");
+    assert_eq!(status["is_validator"], false);
+    let target = finalized_height(home.path(), ports[0]).expect("status");
+    wait_until("the full node to follow", Duration::from_secs(60), || {
+        finalized_height(home.path(), full_node).unwrap_or(0) >= target
+    });
+    assert_eq!(
+        state_root(home.path(), full_node, target),
+        state_root(home.path(), ports[0], target)
+    );
+    transfer(home.path(), full_node, &bob);
+    assert_eq!(
+        balance(home.path(), full_node, &bob),
+        balance(home.path(), ports[0], &bob)
+    );
 }

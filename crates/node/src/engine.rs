@@ -142,8 +142,10 @@ pub enum EngineError {
 
 /// A running validator.
 pub struct Node<E: commonware_storage::Context + Spawner> {
-    /// This validator's consensus key.
+    /// This node's key.
     pub public_key: PublicKey,
+    /// Whether it is one of the validators (otherwise a full node).
+    pub is_validator: bool,
     /// Its chain.
     pub ledger: Ledger<E>,
     /// Every task it runs; the node has failed if one ends.
@@ -280,8 +282,16 @@ where
     let validators = validators(spec)?;
     let me = config.signer.public_key();
     let namespace = namespace(spec);
-    let scheme = Scheme::signer(&namespace, validators.clone(), config.signer.clone())
-        .ok_or_else(|| EngineError::NotAValidator(wetee_types::Hash(key_bytes(&me)).to_string()))?;
+    // A key outside the validator set runs a full node: it verifies votes and certificates,
+    // executes and commits every finalized block, and never proposes or votes.
+    let is_validator = validators.position(&me).is_some();
+    let scheme = if is_validator {
+        Scheme::signer(&namespace, validators.clone(), config.signer.clone()).ok_or_else(|| {
+            EngineError::NotAValidator(wetee_types::Hash(key_bytes(&me)).to_string())
+        })?
+    } else {
+        Scheme::verifier(&namespace, validators.clone())
+    };
     let prefix = config.storage_prefix.clone();
     let first_validator = validators.iter().next().map(key_bytes).unwrap_or_default();
 
@@ -426,7 +436,11 @@ where
             },
             fetch_timeout: commonware_utils::NZDuration!(Duration::from_secs(1)),
             fetch_retry_delay: Duration::from_millis(100),
-            forward: ForwardPolicy::SilentLeader,
+            forward: if is_validator {
+                ForwardPolicy::SilentLeader
+            } else {
+                ForwardPolicy::Disabled
+            },
         },
     );
 
@@ -459,6 +473,7 @@ where
     ));
     Ok(Node {
         public_key: me,
+        is_validator,
         ledger,
         handles,
     })

@@ -29,8 +29,13 @@ use crate::mempool::MempoolLimits;
 pub struct ServiceConfig {
     /// The chain.
     pub spec: ChainSpec,
-    /// The 32-byte ed25519 seed of this validator's consensus key.
+    /// The 32-byte ed25519 seed of this node's key. A key among the spec's validators runs a
+    /// validator; any other key runs a full node, which connects to the validators (they must
+    /// list it in their `full_nodes`), follows and executes every finalized block, and serves
+    /// the same RPC, without voting.
     pub key_seed: [u8; 32],
+    /// Full nodes this validator lets connect: their public keys and the IP they connect from.
+    pub full_nodes: Vec<([u8; 32], IpAddr)>,
     /// Where blocks and state are stored.
     pub data_dir: PathBuf,
     /// Where the RPC listens.
@@ -47,8 +52,10 @@ pub struct ServiceConfig {
 pub struct Started {
     /// This validator's consensus public key.
     pub public_key: [u8; 32],
-    /// Its name in the spec.
+    /// Its name in the spec, or "full node".
     pub name: String,
+    /// Whether it is a validator.
+    pub is_validator: bool,
     /// Where its RPC listens.
     pub rpc_address: SocketAddr,
     /// Where it accepts peers.
@@ -103,17 +110,15 @@ pub fn run(
         .validators
         .iter()
         .find(|v| v.public_key_bytes().ok() == Some(me_bytes))
-        .cloned()
-        .ok_or_else(|| {
-            ServiceError::Config(format!(
-                "this key ({}) is not one of the chain's validators; running a non-validating \
-                 node is not supported yet",
-                hex::encode(me_bytes)
-            ))
-        })?;
-    let p2p_listen = config
-        .p2p_listen
-        .unwrap_or_else(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), own.address.port()));
+        .cloned();
+    let is_validator = own.is_some();
+    // A full node is never dialed (validators only accept it), so any port will do.
+    let p2p_listen = config.p2p_listen.unwrap_or_else(|| {
+        SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            own.as_ref().map_or(0, |v| v.address.port()),
+        )
+    });
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         ServiceError::Config(format!("data directory {}: {e}", config.data_dir.display()))
     })?;
@@ -132,6 +137,20 @@ pub fn run(
     .unwrap_or(u32::MAX)
     .saturating_add(1024);
     let private = spec.validators.iter().all(|v| is_local(&v.address));
+    let mut full_nodes = Vec::new();
+    for (key, ip) in &config.full_nodes {
+        let key = crate::chain::public_key(key).ok_or_else(|| {
+            ServiceError::Config(format!(
+                "full node {} is not an ed25519 key",
+                hex::encode(key)
+            ))
+        })?;
+        // Full nodes dial in and are never dialed: only the IP they come from matters.
+        full_nodes.push((key, Address::Symmetric(SocketAddr::new(*ip, 0))));
+    }
+    let full_nodes: Map<PublicKey, Address> = Map::from_iter_dedup(full_nodes);
+    // The peer set counts this node itself.
+    let max_peers = validators.len() + full_nodes.len() + usize::from(!is_validator);
 
     let runtime_config = runtime::Config::new()
         .with_worker_threads(config.worker_threads.max(1))
@@ -139,7 +158,7 @@ pub fn run(
         .with_tcp_nodelay(Some(true))
         .with_catch_panics(false);
     let rpc_address = config.rpc_address;
-    let name = own.name.clone();
+    let name = own.map_or_else(|| "full node".to_string(), |v| v.name);
     runtime::Runner::new(runtime_config).start(|context| async move {
         let handshake = Cups::<_, ChaCha20Poly1305>::new(
             Sake {
@@ -150,7 +169,7 @@ pub fn run(
             },
             cups::Version::V1,
         );
-        let peers = NZUsize!(validators.len().max(1));
+        let peers = std::num::NonZeroUsize::new(max_peers.max(1)).unwrap_or(NZUsize!(1));
         let mailbox = NZUsize!(1_024);
         let p2p = if private {
             lookup::Config::local(
@@ -172,7 +191,10 @@ pub fn run(
             )
         };
         let (mut network, mut oracle) = lookup::Network::new(context.child("p2p"), p2p);
-        let _ = oracle.track(0, addresses);
+        let _ = oracle.track(
+            0,
+            commonware_p2p::AddressableTrackedPeers::new(addresses, full_nodes),
+        );
         let channels = Channels {
             votes: network.register(channels::VOTES, quotas::VOTES),
             certificates: network.register(channels::CERTIFICATES, quotas::CERTIFICATES),
@@ -198,7 +220,7 @@ pub fn run(
         .await?;
         let metrics_context = context.child("metrics");
         let metrics: crate::rpc::MetricsSource = Arc::new(move || metrics_context.encode());
-        let module = crate::rpc::module(node.ledger.clone(), Arc::clone(&spec), true);
+        let module = crate::rpc::module(node.ledger.clone(), Arc::clone(&spec), is_validator);
         let (bound, rpc) = crate::rpc::serve(rpc_address, module, metrics)
             .await
             .map_err(|error| ServiceError::Rpc {
@@ -209,6 +231,7 @@ pub fn run(
         started(Started {
             public_key: me_bytes,
             name,
+            is_validator,
             rpc_address: bound,
             p2p_listen,
         });

@@ -24,6 +24,8 @@ use crate::ledger::Ledger;
 use crate::mempool::MempoolLimits;
 
 const VALIDATORS: usize = 4;
+/// The index of a full node: a key outside the validator set.
+const FULL_NODE: usize = VALIDATORS;
 
 fn seed(index: usize) -> [u8; 32] {
     [index as u8 + 1; 32]
@@ -137,15 +139,15 @@ async fn network(context: &Context) -> Oracle<PublicKey, Context> {
         context.child("network"),
         simulated::Config {
             max_size: 16 << 20,
-            max_peers_per_set: NZUsize!(VALIDATORS),
+            max_peers_per_set: NZUsize!(VALIDATORS + 1),
             disconnect_on_block: true,
             tracked_peer_sets: NZUsize!(1),
         },
-        (0..VALIDATORS).map(public),
+        (0..=FULL_NODE).map(public),
     )
     .await;
     network.start();
-    connect(&oracle, &(0..VALIDATORS).collect::<Vec<_>>(), true).await;
+    connect(&oracle, &(0..=FULL_NODE).collect::<Vec<_>>(), true).await;
     oracle
 }
 
@@ -358,6 +360,47 @@ fn four_validators_finalize_the_same_blocks_and_state_roots() {
             validators[0].seen().values().map(|s| s.leader).collect();
         assert_eq!(leaders.len(), VALIDATORS);
         assert!(oracle.blocked().await.unwrap().is_empty());
+    });
+}
+
+#[test]
+fn a_full_node_follows_the_validators_without_voting() {
+    runner(7).start(|context| async move {
+        let oracle = network(&context).await;
+        let validators = start_all(&context, &oracle, &[]).await;
+        let full = start(
+            &context,
+            &oracle,
+            FULL_NODE,
+            None,
+            Arc::new(Mutex::new(BTreeMap::new())),
+        )
+        .await;
+        let spec = spec();
+        // A transaction sent to the full node reaches the validators and is finalized.
+        full.ledger
+            .submit(transfer(&spec, 0), true)
+            .expect("admitted");
+        while full.balance(&bob()) < Balance(UNIT) {
+            context.sleep(Duration::from_millis(50)).await;
+        }
+        let mut everyone: Vec<&Validator> = validators.iter().collect();
+        everyone.push(&full);
+        wait_for_height(&context, &everyone, 10).await;
+        assert_agree(&everyone);
+        let leaders: std::collections::BTreeSet<[u8; 32]> =
+            full.seen().values().map(|s| s.leader).collect();
+        assert!(!leaders.contains(&key_bytes(&public(FULL_NODE))));
+        assert!(
+            validators
+                .iter()
+                .all(|v| v.balance(&bob()) == Balance(UNIT))
+        );
+        // Finality does not wait for it: the validators go on without it.
+        full.handle.abort();
+        let target = validators[0].height() + 5;
+        let all: Vec<&Validator> = validators.iter().collect();
+        wait_for_height(&context, &all, target).await;
     });
 }
 
