@@ -1,0 +1,223 @@
+//! Where workloads run. The reconciler speaks only this interface; each backend (Docker
+//! Engine API today, Kubernetes later) maps it onto its own objects, and labels every object it
+//! creates with the workload, version and replica, so that the worker's view can always be
+//! rebuilt from the backend after a restart.
+
+pub mod docker;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use wetee_types::manifest::{ContainerSpec, ImageRef};
+use wetee_types::{AppId, TaskId, Workload};
+
+/// Label on every object a worker creates.
+pub const MANAGED_LABEL: &str = "wetee.managed";
+/// Label: the app's id.
+pub const APP_LABEL: &str = "wetee.app";
+/// Label: the task's id.
+pub const TASK_LABEL: &str = "wetee.task";
+/// Label: the task run's number.
+pub const RUN_LABEL: &str = "wetee.run";
+/// Label: the app or task version.
+pub const VERSION_LABEL: &str = "wetee.version";
+/// Label: the replica's index.
+pub const REPLICA_LABEL: &str = "wetee.replica";
+
+/// What went wrong in the backend.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The backend could not be reached.
+    #[error("cannot reach the container engine: {0}")]
+    Unreachable(String),
+    /// The image is neither present nor pullable.
+    #[error("image {image}: {reason}")]
+    Image {
+        /// The image.
+        image: String,
+        /// Why.
+        reason: String,
+    },
+    /// The engine refused an operation.
+    #[error("{operation}: {reason}")]
+    Engine {
+        /// What was attempted.
+        operation: String,
+        /// The engine's answer.
+        reason: String,
+    },
+    /// No such instance.
+    #[error("no instance {0}")]
+    NotFound(String),
+}
+
+/// One container to run: a replica of an app version, or a task run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceSpec {
+    /// The workload.
+    pub workload: Workload,
+    /// The app or task version.
+    pub version: u32,
+    /// The replica (0 for task runs).
+    pub replica: u32,
+    /// What to run.
+    pub container: ContainerSpec,
+    /// Environment added by the worker (decrypted secrets, later), after the manifest's own.
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl InstanceSpec {
+    /// The instance's name: deterministic, so creating it twice is caught by the engine.
+    pub fn name(&self) -> String {
+        match self.workload {
+            Workload::App { app } => {
+                format!("wetee-app-{app}-v{}-r{}", self.version, self.replica)
+            }
+            Workload::TaskRun { task, run } => {
+                format!("wetee-task-{task}-run{run}-v{}", self.version)
+            }
+        }
+    }
+
+    /// The labels that identify it.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        let mut labels = BTreeMap::from([
+            (MANAGED_LABEL.to_string(), "true".to_string()),
+            (VERSION_LABEL.to_string(), self.version.to_string()),
+            (REPLICA_LABEL.to_string(), self.replica.to_string()),
+        ]);
+        match self.workload {
+            Workload::App { app } => {
+                labels.insert(APP_LABEL.into(), app.to_string());
+            }
+            Workload::TaskRun { task, run } => {
+                labels.insert(TASK_LABEL.into(), task.to_string());
+                labels.insert(RUN_LABEL.into(), run.to_string());
+            }
+        }
+        labels
+    }
+}
+
+/// The workload, version and replica read back from an object's labels.
+pub fn identity_from_labels(labels: &BTreeMap<String, String>) -> Option<(Workload, u32, u32)> {
+    let number = |key: &str| labels.get(key)?.parse::<u64>().ok();
+    let version = u32::try_from(number(VERSION_LABEL)?).ok()?;
+    let replica = u32::try_from(number(REPLICA_LABEL)?).ok()?;
+    let workload = if let Some(app) = number(APP_LABEL) {
+        Workload::App { app: AppId(app) }
+    } else {
+        Workload::TaskRun {
+            task: TaskId(number(TASK_LABEL)?),
+            run: u32::try_from(number(RUN_LABEL)?).ok()?,
+        }
+    };
+    Some((workload, version, replica))
+}
+
+/// Where an instance is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstanceState {
+    /// Created, not started.
+    Created,
+    /// Running.
+    Running,
+    /// Ended with this exit code.
+    Exited {
+        /// The exit code.
+        code: i64,
+    },
+    /// Anything else the engine reports (paused, restarting, dead).
+    Other(String),
+}
+
+/// A container the backend runs for this worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// The engine's id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Which workload, version and replica it is.
+    pub workload: Workload,
+    /// The version.
+    pub version: u32,
+    /// The replica.
+    pub replica: u32,
+    /// Its state.
+    pub state: InstanceState,
+    /// Container port to the host port it is published on (127.0.0.1).
+    pub ports: BTreeMap<u16, u16>,
+}
+
+/// Resource use of an instance since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// CPU time, in nanoseconds.
+    pub cpu_nanos: u64,
+    /// Memory in use now, in bytes.
+    pub memory_bytes: u64,
+    /// Bytes received over the network.
+    pub network_rx_bytes: u64,
+    /// Bytes sent over the network.
+    pub network_tx_bytes: u64,
+}
+
+/// Which stream a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// One line of an instance's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// Its stream.
+    pub stream: LogStream,
+    /// The text, without the trailing newline.
+    pub text: String,
+}
+
+/// A place to run containers.
+pub trait Backend: Send + Sync + 'static {
+    /// The backend's name (`docker`).
+    fn name(&self) -> &'static str;
+
+    /// Makes `image` available locally (a present image is used as is, by its digest; otherwise
+    /// it is pulled by digest) and returns the reference to run.
+    fn prepare_image(
+        &self,
+        image: &ImageRef,
+    ) -> impl Future<Output = Result<String, BackendError>> + Send;
+
+    /// Every instance this worker manages.
+    fn list(&self) -> impl Future<Output = Result<Vec<Instance>, BackendError>> + Send;
+
+    /// Creates and starts `spec` from the prepared `image`.
+    fn start(
+        &self,
+        spec: &InstanceSpec,
+        image: &str,
+    ) -> impl Future<Output = Result<Instance, BackendError>> + Send;
+
+    /// Stops an instance (SIGTERM, then SIGKILL after `grace`) and removes it with its data.
+    fn remove(
+        &self,
+        id: &str,
+        grace: Duration,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// The last `tail` lines of an instance's output.
+    fn logs(
+        &self,
+        id: &str,
+        tail: usize,
+    ) -> impl Future<Output = Result<Vec<LogLine>, BackendError>> + Send;
+
+    /// Resource use of a running instance.
+    fn usage(&self, id: &str) -> impl Future<Output = Result<Usage, BackendError>> + Send;
+}

@@ -1,0 +1,9 @@
+//! The WeTEE worker: the agent a hardware operator runs on TEE machines.
+//!
+//! - [`backend`]: where workloads run, behind one interface; [`backend::docker`] speaks the
+//!   Docker Engine API (Docker or Podman).
+//!
+//! The worker derives what should run only from finalized chain state, and must never run a
+//! workload the chain did not assign to it, or report work it cannot prove.
+
+pub mod backend;

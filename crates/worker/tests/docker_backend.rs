@@ -1,0 +1,202 @@
+//! The Docker backend against a real engine (Podman in CI): containers are created with their
+//! labels, limits and ports, found again from their labels, logged, metered and removed.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use wetee_types::codec::{BoundedString, BoundedVec};
+use wetee_types::manifest::{ContainerSpec, EnvVar, ImageRef, Port, Protocol};
+use wetee_types::{AppId, Resources, TaskId, Workload};
+use wetee_worker::backend::docker::DockerBackend;
+use wetee_worker::backend::{Backend, InstanceSpec, InstanceState, LogStream};
+
+fn image() -> ImageRef {
+    let id = support::busybox_image();
+    ImageRef::parse(&format!("localhost/wetee-test-busybox@{id}")).expect("image ref")
+}
+
+fn words(words: &[&str]) -> BoundedVec<BoundedString<1024>, 64> {
+    BoundedVec::try_new(
+        words
+            .iter()
+            .map(|w| BoundedString::try_new(*w).expect("short"))
+            .collect(),
+    )
+    .expect("few")
+}
+
+fn container(args: &[&str], ports: &[u16]) -> ContainerSpec {
+    ContainerSpec {
+        image: image(),
+        command: words(&["/bin/busybox"]),
+        args: words(args),
+        env: BoundedVec::try_new(vec![EnvVar {
+            name: BoundedString::try_new("GREETING").unwrap(),
+            value: BoundedString::try_new("hello").unwrap(),
+        }])
+        .unwrap(),
+        secrets: BoundedVec::default(),
+        ports: BoundedVec::try_new(
+            ports
+                .iter()
+                .map(|&container| Port {
+                    container,
+                    protocol: Protocol::Tcp,
+                })
+                .collect(),
+        )
+        .unwrap(),
+        resources: Resources {
+            cpu_millicores: 250,
+            memory_mib: 64,
+            disk_gib: 1,
+            gpus: 0,
+        },
+        gpu_model: None,
+    }
+}
+
+/// Ids unique to this test process, so runs never see each other's containers.
+fn unique(offset: u64) -> u64 {
+    u64::from(std::process::id()) * 100 + offset
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+}
+
+async fn backend() -> DockerBackend {
+    DockerBackend::connect(Some(&support::engine().socket))
+        .await
+        .expect("the engine answers")
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_app_replica_runs_serves_logs_and_is_removed() {
+    let backend = backend().await;
+    let image = backend.prepare_image(&image()).await.expect("local image");
+    let spec = InstanceSpec {
+        workload: Workload::App {
+            app: AppId(unique(1)),
+        },
+        version: 2,
+        replica: 0,
+        container: container(
+            &[
+                "sh",
+                "-c",
+                "mkdir -p /www && echo page-$GREETING-$EXTRA > /www/index.html && \
+                 echo started $GREETING && echo oops >&2 && \
+                 exec /bin/busybox httpd -f -p 8080 -h /www",
+            ],
+            &[8080],
+        ),
+        extra_env: vec![("EXTRA".into(), "sealed".into())],
+    };
+    let started = backend.start(&spec, &image).await.expect("started");
+    assert_eq!(started.name, spec.name());
+    assert_eq!(started.workload, spec.workload);
+    assert_eq!((started.version, started.replica), (2, 0));
+    let host_port = *started.ports.get(&8080).expect("published");
+
+    // It serves on 127.0.0.1 with the manifest's and the worker's environment.
+    let mut response = String::new();
+    for _ in 0..50 {
+        response = http_get(host_port, "/");
+        if response.contains("page-") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(response.contains("page-hello-sealed"), "{response}");
+
+    // Found again from its labels alone, as after a worker restart.
+    let listed = backend.list().await.expect("list");
+    let found = listed.iter().find(|i| i.id == started.id).expect("listed");
+    assert_eq!(found.state, InstanceState::Running);
+    assert_eq!(found.workload, spec.workload);
+
+    // The same instance twice is refused by the engine, not duplicated.
+    assert!(backend.start(&spec, &image).await.is_err());
+
+    let logs = backend.logs(&started.id, 100).await.expect("logs");
+    assert!(
+        logs.iter()
+            .any(|l| l.text == "started hello" && l.stream == LogStream::Stdout)
+    );
+    assert!(
+        logs.iter()
+            .any(|l| l.text == "oops" && l.stream == LogStream::Stderr)
+    );
+
+    let usage = backend.usage(&started.id).await.expect("usage");
+    assert!(usage.memory_bytes > 0, "{usage:?}");
+
+    backend
+        .remove(&started.id, Duration::from_secs(2))
+        .await
+        .expect("removed");
+    let listed = backend.list().await.expect("list");
+    assert!(listed.iter().all(|i| i.id != started.id));
+    // Removing what is gone is not an error: reconciling twice is harmless.
+    backend
+        .remove(&started.id, Duration::from_secs(2))
+        .await
+        .expect("removed again");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_task_run_exits_with_its_code() {
+    let backend = backend().await;
+    let image = backend.prepare_image(&image()).await.expect("local image");
+    let spec = InstanceSpec {
+        workload: Workload::TaskRun {
+            task: TaskId(unique(2)),
+            run: 3,
+        },
+        version: 1,
+        replica: 0,
+        container: container(&["sh", "-c", "echo working; exit 3"], &[]),
+        extra_env: Vec::new(),
+    };
+    let started = backend.start(&spec, &image).await.expect("started");
+    let mut state = started.state.clone();
+    for _ in 0..100 {
+        let listed = backend.list().await.expect("list");
+        state = listed
+            .into_iter()
+            .find(|i| i.id == started.id)
+            .expect("listed")
+            .state;
+        if matches!(state, InstanceState::Exited { .. }) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(state, InstanceState::Exited { code: 3 });
+    let logs = backend.logs(&started.id, 10).await.expect("logs");
+    assert!(logs.iter().any(|l| l.text == "working"));
+    backend
+        .remove(&started.id, Duration::from_secs(1))
+        .await
+        .expect("removed");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_image_that_is_not_here_and_cannot_be_pulled_is_a_clear_error() {
+    let backend = backend().await;
+    let missing = ImageRef::parse(&format!("localhost:1/nothing@sha256:{}", "ab".repeat(32)))
+        .expect("image ref");
+    let error = backend.prepare_image(&missing).await.expect_err("missing");
+    let text = error.to_string();
+    assert!(text.contains("pulling failed"), "{text}");
+}
