@@ -1,0 +1,139 @@
+//! `worker.toml`: what the operator offers and how the worker runs.
+//!
+//! ```toml
+//! stake = "200"                  # WTE bonded at registration (at least what the level needs)
+//! data_dir = "/var/lib/wetee-worker"
+//!
+//! [profile]                      # the offer, as registered on chain (prices in base units)
+//! endpoint = "http://127.0.0.1:8800"
+//! region = "local"
+//! level = 1
+//! tee_kinds = ["simulated"]
+//! capacity = { cpu_millicores = 4000, memory_mib = 8192, disk_gib = 100, gpus = 0 }
+//! prices = { cpu_millicore = "1000", memory_mib = "100", disk_gib = "1000", gpu = "0" }
+//!
+//! [backend]
+//! kind = "docker"
+//! socket = "/run/podman/podman.sock"   # default: $DOCKER_HOST or /var/run/docker.sock
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use wetee_types::Balance;
+use wetee_types::records::WorkerProfile;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Stake bonded when the worker registers itself, in WTE (`"200"`, `"2.5"`).
+    #[serde(deserialize_with = "tokens")]
+    pub stake: Balance,
+    /// Where the worker keeps its keys and logs.
+    pub data_dir: PathBuf,
+    /// The offer registered on chain.
+    pub profile: WorkerProfile,
+    /// Where workloads run.
+    pub backend: BackendConfig,
+}
+
+fn tokens<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Balance, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(serde::de::Error::custom)
+}
+
+/// Which backend, and how to reach it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// `docker` (Docker or Podman).
+    pub kind: BackendKind,
+    /// The engine's Unix socket.
+    #[serde(default)]
+    pub socket: Option<String>,
+}
+
+/// The backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    /// The Docker Engine API.
+    Docker,
+}
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct ConfigError {
+    /// The file.
+    pub path: PathBuf,
+    /// Why, naming the field.
+    pub reason: String,
+}
+
+impl WorkerConfig {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<WorkerConfig, ConfigError> {
+        let error = |reason: String| ConfigError {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+        WorkerConfig::parse(&text).map_err(error)
+    }
+
+    /// Parses and checks a configuration's text.
+    pub fn parse(text: &str) -> Result<WorkerConfig, String> {
+        let config: WorkerConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        if config.profile.tee_kinds.is_empty() {
+            return Err("profile.tee_kinds: list at least one TEE kind".into());
+        }
+        if config.profile.endpoint.as_str().is_empty() {
+            return Err("profile.endpoint: where owners reach this worker".into());
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+stake = "200"
+data_dir = "/tmp/w"
+
+[profile]
+endpoint = "http://127.0.0.1:8800"
+region = "local"
+level = 1
+tee_kinds = ["simulated"]
+capacity = { cpu_millicores = 4000, memory_mib = 8192, disk_gib = 100, gpus = 0 }
+prices = { cpu_millicore = "1000", memory_mib = "100", disk_gib = "1000", gpu = "0" }
+
+[backend]
+kind = "docker"
+socket = "/run/podman/podman.sock"
+"#;
+
+    #[test]
+    fn the_documented_example_parses() {
+        let config = WorkerConfig::parse(EXAMPLE).unwrap();
+        assert_eq!(config.profile.capacity.cpu_millicores, 4000);
+        assert_eq!(config.backend.kind, BackendKind::Docker);
+        assert_eq!(config.stake, Balance(200 * wetee_types::balance::UNIT));
+    }
+
+    #[test]
+    fn unknown_fields_and_missing_tee_kinds_are_refused() {
+        let typo = EXAMPLE.replace("region", "regoin");
+        assert!(WorkerConfig::parse(&typo).unwrap_err().contains("region"));
+        let none = EXAMPLE.replace(r#"tee_kinds = ["simulated"]"#, "tee_kinds = []");
+        assert!(
+            WorkerConfig::parse(&none)
+                .unwrap_err()
+                .contains("tee_kinds")
+        );
+    }
+}
