@@ -2,7 +2,7 @@
 //!
 //! - [`backend`]: where workloads run, behind one interface; [`backend::docker`] speaks the
 //!   Docker Engine API (Docker or Podman).
-//! - [`config`]: `worker.toml`.
+//! - [`config`]: the `worker.toml` file.
 //! - [`identity`]: the TEE-bound identity and sealing keys, and the evidence binding them.
 //!
 //! The worker derives what should run only from finalized chain state, and must never run a
