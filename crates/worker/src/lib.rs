@@ -2,12 +2,16 @@
 //!
 //! - [`backend`]: where workloads run, behind one interface; [`backend::docker`] speaks the
 //!   Docker Engine API (Docker or Podman).
+//! - [`chain`]: registering on chain and reading what is assigned to this worker.
 //! - [`config`]: the `worker.toml` file.
 //! - [`identity`]: the TEE-bound identity and sealing keys, and the evidence binding them.
+//! - [`reconcile`]: makes the backend match the chain, one idempotent pass at a time.
 //!
 //! The worker derives what should run only from finalized chain state, and must never run a
 //! workload the chain did not assign to it, or report work it cannot prove.
 
 pub mod backend;
+pub mod chain;
 pub mod config;
 pub mod identity;
+pub mod reconcile;

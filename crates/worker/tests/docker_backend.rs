@@ -90,6 +90,7 @@ async fn an_app_replica_runs_serves_logs_and_is_removed() {
         },
         version: 2,
         replica: 0,
+        generation: 0,
         container: container(
             &[
                 "sh",
@@ -104,8 +105,7 @@ async fn an_app_replica_runs_serves_logs_and_is_removed() {
     };
     let started = backend.start(&spec, &image).await.expect("started");
     assert_eq!(started.name, spec.name());
-    assert_eq!(started.workload, spec.workload);
-    assert_eq!((started.version, started.replica), (2, 0));
+    assert_eq!(started.identity, spec.identity());
     let host_port = *started.ports.get(&8080).expect("published");
 
     // It serves on 127.0.0.1 with the manifest's and the worker's environment.
@@ -123,7 +123,7 @@ async fn an_app_replica_runs_serves_logs_and_is_removed() {
     let listed = backend.list().await.expect("list");
     let found = listed.iter().find(|i| i.id == started.id).expect("listed");
     assert_eq!(found.state, InstanceState::Running);
-    assert_eq!(found.workload, spec.workload);
+    assert_eq!(found.identity.workload, spec.workload);
 
     // The same instance twice is refused by the engine, not duplicated.
     assert!(backend.start(&spec, &image).await.is_err());
@@ -165,6 +165,7 @@ async fn a_task_run_exits_with_its_code() {
         },
         version: 1,
         replica: 0,
+        generation: 0,
         container: container(&["sh", "-c", "echo working; exit 3"], &[]),
         extra_env: Vec::new(),
     };

@@ -163,7 +163,7 @@ impl Backend for DockerBackend {
                 .unwrap_or_default()
                 .into_iter()
                 .collect();
-            let Some((workload, version, replica)) = identity_from_labels(&labels) else {
+            let Some(identity) = identity_from_labels(&labels) else {
                 continue;
             };
             let Some(id) = summary.id.clone() else {
@@ -192,9 +192,7 @@ impl Backend for DockerBackend {
             instances.push(Instance {
                 id,
                 name,
-                workload,
-                version,
-                replica,
+                identity,
                 state,
                 ports,
             });

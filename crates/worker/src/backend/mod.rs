@@ -24,6 +24,8 @@ pub const RUN_LABEL: &str = "wetee.run";
 pub const VERSION_LABEL: &str = "wetee.version";
 /// Label: the replica's index.
 pub const REPLICA_LABEL: &str = "wetee.replica";
+/// Label: how many restarts the owner asked for before this instance was created.
+pub const GENERATION_LABEL: &str = "wetee.generation";
 
 /// What went wrong in the backend.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +63,8 @@ pub struct InstanceSpec {
     pub version: u32,
     /// The replica (0 for task runs).
     pub replica: u32,
+    /// Restarts the owner asked for (an app's `restarts`): a new generation replaces the old.
+    pub generation: u32,
     /// What to run.
     pub container: ContainerSpec,
     /// Environment added by the worker (decrypted secrets, later), after the manifest's own.
@@ -72,7 +76,10 @@ impl InstanceSpec {
     pub fn name(&self) -> String {
         match self.workload {
             Workload::App { app } => {
-                format!("wetee-app-{app}-v{}-r{}", self.version, self.replica)
+                format!(
+                    "wetee-app-{app}-v{}-r{}-g{}",
+                    self.version, self.replica, self.generation
+                )
             }
             Workload::TaskRun { task, run } => {
                 format!("wetee-task-{task}-run{run}-v{}", self.version)
@@ -86,6 +93,7 @@ impl InstanceSpec {
             (MANAGED_LABEL.to_string(), "true".to_string()),
             (VERSION_LABEL.to_string(), self.version.to_string()),
             (REPLICA_LABEL.to_string(), self.replica.to_string()),
+            (GENERATION_LABEL.to_string(), self.generation.to_string()),
         ]);
         match self.workload {
             Workload::App { app } => {
@@ -100,11 +108,37 @@ impl InstanceSpec {
     }
 }
 
-/// The workload, version and replica read back from an object's labels.
-pub fn identity_from_labels(labels: &BTreeMap<String, String>) -> Option<(Workload, u32, u32)> {
+/// Which workload, version, replica and generation an object is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Identity {
+    /// The workload.
+    pub workload: Workload,
+    /// The version.
+    pub version: u32,
+    /// The replica.
+    pub replica: u32,
+    /// The generation.
+    pub generation: u32,
+}
+
+impl InstanceSpec {
+    /// What the instance will be known as.
+    pub fn identity(&self) -> Identity {
+        Identity {
+            workload: self.workload,
+            version: self.version,
+            replica: self.replica,
+            generation: self.generation,
+        }
+    }
+}
+
+/// The identity read back from an object's labels.
+pub fn identity_from_labels(labels: &BTreeMap<String, String>) -> Option<Identity> {
     let number = |key: &str| labels.get(key)?.parse::<u64>().ok();
     let version = u32::try_from(number(VERSION_LABEL)?).ok()?;
     let replica = u32::try_from(number(REPLICA_LABEL)?).ok()?;
+    let generation = u32::try_from(number(GENERATION_LABEL).unwrap_or(0)).ok()?;
     let workload = if let Some(app) = number(APP_LABEL) {
         Workload::App { app: AppId(app) }
     } else {
@@ -113,7 +147,12 @@ pub fn identity_from_labels(labels: &BTreeMap<String, String>) -> Option<(Worklo
             run: u32::try_from(number(RUN_LABEL)?).ok()?,
         }
     };
-    Some((workload, version, replica))
+    Some(Identity {
+        workload,
+        version,
+        replica,
+        generation,
+    })
 }
 
 /// Where an instance is in its life.
@@ -139,12 +178,8 @@ pub struct Instance {
     pub id: String,
     /// Its name.
     pub name: String,
-    /// Which workload, version and replica it is.
-    pub workload: Workload,
-    /// The version.
-    pub version: u32,
-    /// The replica.
-    pub replica: u32,
+    /// Which workload, version, replica and generation it is.
+    pub identity: Identity,
     /// Its state.
     pub state: InstanceState,
     /// Container port to the host port it is published on (127.0.0.1).
