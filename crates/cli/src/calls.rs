@@ -89,6 +89,9 @@ pub enum ChainQuery {
 /// `wetee worker ...`: worker clusters.
 #[derive(Debug, Subcommand)]
 pub enum WorkerCommand {
+    /// Runs the worker agent: registers the cluster if needed, then runs what the chain
+    /// assigns to it.
+    Run(crate::worker::RunArgs),
     /// Every registered worker.
     List,
     /// One worker.
@@ -219,7 +222,7 @@ pub enum AppCommand {
     Create {
         #[command(flatten)]
         signer: Signer,
-        /// The app's specification (JSON or TOML).
+        /// The app's manifest (`wetee.toml`) or on-chain specification (JSON).
         #[arg(long, short = 'f')]
         spec: PathBuf,
         /// The prepaid deposit.
@@ -383,7 +386,29 @@ fn read_document<T: DeserializeOwned>(path: &Path) -> Result<T> {
     }
 }
 
+/// A manifest: `wetee.toml` (the human form, any `.toml`) or the on-chain JSON form.
+fn read_manifest(path: &Path) -> Result<Option<wetee_types::manifest::Manifest>> {
+    if path.extension().is_some_and(|e| e == "toml") {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let manifest = wetee_types::manifest::Manifest::from_toml(&text)
+            .with_context(|| format!("{}", path.display()))?;
+        return Ok(Some(manifest));
+    }
+    Ok(None)
+}
+
 fn read_app_spec(path: &Path) -> Result<AppSpec> {
+    match read_manifest(path)? {
+        Some(wetee_types::manifest::Manifest::App(spec)) => return Ok(spec),
+        Some(wetee_types::manifest::Manifest::Task(_)) => {
+            bail!(
+                "{} describes a task (kind = \"task\"), not an app",
+                path.display()
+            )
+        }
+        None => {}
+    }
     let spec: AppSpec = read_document(path)?;
     spec.validate()
         .with_context(|| format!("{}", path.display()))?;
@@ -391,6 +416,16 @@ fn read_app_spec(path: &Path) -> Result<AppSpec> {
 }
 
 fn read_task_spec(path: &Path) -> Result<TaskSpec> {
+    match read_manifest(path)? {
+        Some(wetee_types::manifest::Manifest::Task(spec)) => return Ok(spec),
+        Some(wetee_types::manifest::Manifest::App(_)) => {
+            bail!(
+                "{} describes an app (kind = \"app\"), not a task",
+                path.display()
+            )
+        }
+        None => {}
+    }
     let spec: TaskSpec = read_document(path)?;
     spec.validate()
         .with_context(|| format!("{}", path.display()))?;
@@ -618,6 +653,7 @@ pub async fn chain(command: ChainQuery, context: &Session<'_>) -> Result<()> {
 /// `wetee worker ...`.
 pub async fn worker(command: WorkerCommand, context: &Session<'_>) -> Result<()> {
     let (signer, call) = match command {
+        WorkerCommand::Run(_) => bail!("`wetee worker run` is not a transaction"),
         WorkerCommand::List => {
             show(context.format, &connect(context).await?.workers().await?);
             return Ok(());

@@ -6,6 +6,7 @@ mod keys;
 mod node;
 mod output;
 mod spec;
+mod worker;
 
 use std::path::PathBuf;
 
@@ -151,6 +152,9 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Key(command) => keys::run(command, scheme, &keystore, cli.output),
         Command::Account(command) => block_on(calls::account(command, &session)),
+        Command::Worker(calls::WorkerCommand::Run(args)) => {
+            worker::run(args, scheme, &keystore, cli.output)
+        }
         Command::Worker(command) => block_on(calls::worker(command, &session)),
         Command::App(command) => block_on(calls::app(command, &session)),
         Command::Task(command) => block_on(calls::task(command, &session)),

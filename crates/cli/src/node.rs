@@ -99,7 +99,7 @@ pub struct TestnetArgs {
     full_nodes: usize,
 }
 
-fn init_logs() {
+pub fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(
             "info,commonware_storage=error,commonware_p2p=warn,commonware_consensus=warn,\

@@ -1,5 +1,6 @@
 //! The WeTEE worker: the agent a hardware operator runs on TEE machines.
 //!
+//! - [`agent`]: the main loop: register, then reconcile at every finalized block.
 //! - [`backend`]: where workloads run, behind one interface; [`backend::docker`] speaks the
 //!   Docker Engine API (Docker or Podman).
 //! - [`chain`]: registering on chain and reading what is assigned to this worker.
@@ -10,6 +11,7 @@
 //! The worker derives what should run only from finalized chain state, and must never run a
 //! workload the chain did not assign to it, or report work it cannot prove.
 
+pub mod agent;
 pub mod backend;
 pub mod chain;
 pub mod config;
