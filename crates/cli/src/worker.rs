@@ -56,12 +56,13 @@ pub fn run(args: RunArgs, scheme: KeyScheme, keystore: &Keystore, format: Format
                 "worker": running.worker,
                 "identity": running.identity,
                 "engine": running.engine,
+                "ingress": format!("http://{}", running.ingress),
                 "chain": chain,
             });
             print(format, &json, || {
                 format!(
-                    "worker {} running on {} (identity {}), following {}",
-                    running.worker, running.engine, running.identity, chain
+                    "worker {} running on {} (identity {}), following {}\n  ingress http://{}/<app-id>/",
+                    running.worker, running.engine, running.identity, chain, running.ingress
                 )
             });
         })

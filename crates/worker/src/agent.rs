@@ -3,6 +3,7 @@
 //! node whenever the connection drops.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt as _;
@@ -14,6 +15,7 @@ use crate::backend::docker::DockerBackend;
 use crate::chain::{ChainError, desired_instances, ensure_registered};
 use crate::config::{BackendKind, WorkerConfig};
 use crate::identity::{IdentityError, WorkerIdentity};
+use crate::ingress::Routes;
 use crate::reconcile::Reconciler;
 
 /// How often the worker reconciles without a new block.
@@ -31,6 +33,22 @@ pub enum AgentError {
     /// The chain refused the worker.
     #[error(transparent)]
     Chain(#[from] ChainError),
+    /// The ingress cannot listen.
+    #[error("the ingress cannot listen on {address}: {error}")]
+    Ingress {
+        /// Where.
+        address: std::net::SocketAddr,
+        /// Why.
+        error: std::io::Error,
+    },
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// What the worker announces once it runs.
@@ -42,6 +60,8 @@ pub struct Running {
     pub identity: wetee_types::AccountId,
     /// The engine it drives.
     pub engine: String,
+    /// Where its ingress listens.
+    pub ingress: std::net::SocketAddr,
 }
 
 /// Runs the worker until `stop` completes. `started` hears once it is registered.
@@ -57,14 +77,29 @@ pub async fn run(
         BackendKind::Docker => DockerBackend::connect(config.backend.socket.as_deref()).await?,
     };
     let engine = backend.describe().await?;
+    let listener = tokio::net::TcpListener::bind(config.ingress.listen)
+        .await
+        .map_err(|error| AgentError::Ingress {
+            address: config.ingress.listen,
+            error,
+        })?;
+    let ingress = listener.local_addr().unwrap_or(config.ingress.listen);
     let client = Client::connect(rpc).await.map_err(ChainError::from)?;
     let worker = ensure_registered(&client, &operator, &identity, &config).await?;
+    let routes = Arc::new(Routes::default());
+    let serving = tokio::spawn(crate::ingress::serve(
+        listener,
+        Arc::clone(&routes),
+        config.ingress.domain.clone(),
+    ));
+    let _stop_serving = AbortOnDrop(serving);
     started(Running {
         worker,
         identity: identity.identity().account_id(),
         engine,
+        ingress,
     });
-    let mut reconciler = Reconciler::new(backend);
+    let mut reconciler = Reconciler::new(backend).with_routes(routes);
     let mut client = Some(client);
     let stop = stop.fuse();
     futures::pin_mut!(stop);

@@ -117,6 +117,7 @@ pub async fn desired_instances(
                         replica,
                         generation: app.restarts,
                         container: app.spec.container.clone(),
+                        health: app.spec.health.clone(),
                         extra_env: Vec::new(),
                     });
                 }
@@ -139,6 +140,7 @@ pub async fn desired_instances(
                     replica: 0,
                     generation: 0,
                     container: version.spec.container.clone(),
+                    health: None,
                     extra_env: Vec::new(),
                 });
             }

@@ -15,6 +15,10 @@
 //! [backend]
 //! kind = "docker"
 //! socket = "/run/podman/podman.sock"   # default: $DOCKER_HOST or /var/run/docker.sock
+//!
+//! [ingress]                      # the default
+//! listen = "127.0.0.1:8800"
+//! domain = "localhost"           # apps answer at http://<app-id>.localhost:8800/
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -36,6 +40,38 @@ pub struct WorkerConfig {
     pub profile: WorkerProfile,
     /// Where workloads run.
     pub backend: BackendConfig,
+    /// The HTTP entrance to the apps.
+    #[serde(default)]
+    pub ingress: IngressConfig,
+}
+
+/// The HTTP entrance: `http://<app-id>.<domain>:<port>/` or `http://<listen>/<app-id>/`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngressConfig {
+    /// Where it listens.
+    #[serde(default = "default_listen")]
+    pub listen: std::net::SocketAddr,
+    /// The domain app ids are prefixed to.
+    #[serde(default = "default_domain")]
+    pub domain: String,
+}
+
+fn default_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 8800))
+}
+
+fn default_domain() -> String {
+    "localhost".into()
+}
+
+impl Default for IngressConfig {
+    fn default() -> Self {
+        IngressConfig {
+            listen: default_listen(),
+            domain: default_domain(),
+        }
+    }
 }
 
 fn tokens<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Balance, D::Error> {

@@ -6,6 +6,7 @@
 //! - [`chain`]: registering on chain and reading what is assigned to this worker.
 //! - [`config`]: the `worker.toml` file.
 //! - [`identity`]: the TEE-bound identity and sealing keys, and the evidence binding them.
+//! - [`ingress`]: the HTTP entrance routing `<app-id>.<domain>` and `/<app-id>/` to apps.
 //! - [`reconcile`]: makes the backend match the chain, one idempotent pass at a time.
 //!
 //! The worker derives what should run only from finalized chain state, and must never run a
@@ -16,4 +17,5 @@ pub mod backend;
 pub mod chain;
 pub mod config;
 pub mod identity;
+pub mod ingress;
 pub mod reconcile;

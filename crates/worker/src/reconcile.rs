@@ -6,17 +6,27 @@
 //!   to a minute); a task run's exited container is kept, as the record of its result, until
 //!   the chain no longer lists the run.
 //! - An instance nobody wants is removed, except an app's old version while its new version
-//!   is not running yet: updates replace containers only once the new ones run.
+//!   does not answer yet: the ingress moves to the new version once all its replicas answer
+//!   (health check, else a TCP connection to the first port), and the old version is removed
+//!   a second after that.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wetee_types::Workload;
+use wetee_types::{AppId, Workload};
+
+use crate::ingress::Routes;
 
 use crate::backend::{Backend, BackendError, Identity, Instance, InstanceSpec, InstanceState};
 
 /// How long a removed container gets between SIGTERM and SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long an old version keeps running after traffic moved away from it.
+pub const DRAIN: Duration = Duration::from_secs(1);
+/// How long a readiness probe may take.
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -50,6 +60,9 @@ struct Backoff {
 pub struct Reconciler<B: Backend> {
     backend: B,
     backoff: BTreeMap<Identity, Backoff>,
+    /// Old instances traffic moved away from, and when.
+    unrouted: BTreeMap<String, Instant>,
+    routes: Option<Arc<Routes>>,
 }
 
 fn is_live(instance: &Instance) -> bool {
@@ -65,7 +78,15 @@ impl<B: Backend> Reconciler<B> {
         Reconciler {
             backend,
             backoff: BTreeMap::new(),
+            unrouted: BTreeMap::new(),
+            routes: None,
         }
+    }
+
+    /// Keeps `routes` pointing at the containers that answer.
+    pub fn with_routes(mut self, routes: Arc<Routes>) -> Reconciler<B> {
+        self.routes = Some(routes);
+        self
     }
 
     /// The backend.
@@ -146,30 +167,86 @@ impl<B: Backend> Reconciler<B> {
             }
         }
 
-        // What is running now, to decide whether old versions may go.
-        let live: BTreeSet<Identity> = self
-            .backend
-            .list()
-            .await?
-            .iter()
-            .filter(|i| is_live(i))
-            .map(|i| i.identity)
-            .collect();
+        // What runs and answers now.
+        let current = self.backend.list().await?;
+        let specs: BTreeMap<Identity, &InstanceSpec> =
+            desired.iter().map(|s| (s.identity(), s)).collect();
+        let mut ready: BTreeSet<Identity> = BTreeSet::new();
+        for instance in current.iter().filter(|i| is_live(i)) {
+            let probe = specs
+                .get(&instance.identity)
+                .and_then(|spec| probe_port(spec, instance));
+            if probe_answers(probe).await {
+                ready.insert(instance.identity);
+            }
+        }
         let wanted: BTreeSet<Identity> = desired.iter().map(InstanceSpec::identity).collect();
-        for instance in &existing {
+        let successors_ready = |workload: Workload| {
+            let successors: Vec<&Identity> =
+                wanted.iter().filter(|w| w.workload == workload).collect();
+            !successors.is_empty() && successors.iter().all(|w| ready.contains(w))
+        };
+
+        // Routes: an app's wanted replicas once they all answer; until then its old version
+        // while any of it answers, else whatever of the new version answers.
+        if let Some(routes) = &self.routes {
+            let old_answers = |workload: Workload| {
+                current.iter().any(|i| {
+                    i.identity.workload == workload
+                        && !wanted.contains(&i.identity)
+                        && ready.contains(&i.identity)
+                })
+            };
+            let mut table: BTreeMap<AppId, Vec<SocketAddr>> = BTreeMap::new();
+            for instance in current.iter().filter(|i| ready.contains(&i.identity)) {
+                let Workload::App { app } = instance.identity.workload else {
+                    continue;
+                };
+                let is_wanted = wanted.contains(&instance.identity);
+                let switched = successors_ready(instance.identity.workload);
+                let routed = if switched {
+                    is_wanted
+                } else {
+                    !is_wanted || !old_answers(instance.identity.workload)
+                };
+                let Some(&container_port) = instance.ports.keys().next() else {
+                    continue;
+                };
+                let port = specs
+                    .get(&instance.identity)
+                    .and_then(|spec| spec.container.ports.first())
+                    .map_or(container_port, |p| p.container);
+                if routed && let Some(host_port) = instance.ports.get(&port) {
+                    table
+                        .entry(app)
+                        .or_default()
+                        .push(SocketAddr::from(([127, 0, 0, 1], *host_port)));
+                }
+            }
+            routes.replace(table);
+        }
+
+        for instance in &current {
             if wanted.contains(&instance.identity) {
+                self.unrouted.remove(&instance.id);
                 continue;
             }
-            let successors: Vec<&Identity> = wanted
+            let has_successors = wanted
                 .iter()
-                .filter(|w| w.workload == instance.identity.workload)
-                .collect();
-            let successors_live = successors.iter().all(|w| live.contains(w));
-            if !successors.is_empty() && !successors_live && is_live(instance) {
-                // Rolling update: the old version serves until the new one runs.
-                continue;
+                .any(|w| w.workload == instance.identity.workload);
+            if has_successors && is_live(instance) {
+                if !successors_ready(instance.identity.workload) {
+                    // Rolling update: the old version serves until the new one answers.
+                    continue;
+                }
+                // Traffic has just moved: let requests in flight finish first.
+                let since = *self.unrouted.entry(instance.id.clone()).or_insert(now);
+                if now.duration_since(since) < DRAIN {
+                    continue;
+                }
             }
             self.backend.remove(&instance.id, STOP_GRACE).await?;
+            self.unrouted.remove(&instance.id);
             self.backoff.remove(&instance.identity);
             pass.removed.push(instance.identity);
         }
@@ -177,4 +254,46 @@ impl<B: Backend> Reconciler<B> {
         self.backoff.retain(|identity, _| wanted.contains(identity));
         Ok(pass)
     }
+}
+
+/// The host port to probe for readiness: the health check's port, else the first port; `None`
+/// when the container publishes nothing (running is then ready).
+fn probe_port(spec: &InstanceSpec, instance: &Instance) -> Option<(u16, Option<String>)> {
+    use wetee_types::manifest::Probe;
+    let (port, path) = match spec.workload {
+        Workload::TaskRun { .. } => return None,
+        Workload::App { .. } => match spec.health.as_ref().map(|h| &h.probe) {
+            Some(Probe::Http { port, path }) => (*port, Some(path.as_str().to_string())),
+            Some(Probe::Tcp { port }) => (*port, None),
+            None => (spec.container.ports.first()?.container, None),
+        },
+    };
+    Some((*instance.ports.get(&port)?, path))
+}
+
+/// Whether the probe answers (a TCP connection, or an HTTP 2xx/3xx for a path).
+async fn probe_answers(probe: Option<(u16, Option<String>)>) -> bool {
+    let Some((port, path)) = probe else {
+        return true;
+    };
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
+        let Some(path) = path else {
+            return Some(true);
+        };
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await.ok()?;
+        let status = std::str::from_utf8(&head[9..12]).ok()?;
+        Some(status.starts_with('2') || status.starts_with('3'))
+    };
+    tokio::time::timeout(PROBE_TIMEOUT, attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }

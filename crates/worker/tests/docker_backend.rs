@@ -91,6 +91,7 @@ async fn an_app_replica_runs_serves_logs_and_is_removed() {
         version: 2,
         replica: 0,
         generation: 0,
+        health: None,
         container: container(
             &[
                 "sh",
@@ -166,6 +167,7 @@ async fn a_task_run_exits_with_its_code() {
         version: 1,
         replica: 0,
         generation: 0,
+        health: None,
         container: container(&["sh", "-c", "echo working; exit 3"], &[]),
         extra_env: Vec::new(),
     };

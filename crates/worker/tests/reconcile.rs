@@ -6,6 +6,7 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use wetee_client::keys::dev_keypair;
@@ -25,8 +26,9 @@ use wetee_types::{
 use wetee_worker::backend::docker::DockerBackend;
 use wetee_worker::backend::{Backend, InstanceState};
 use wetee_worker::chain::{desired_instances, ensure_registered};
-use wetee_worker::config::{BackendConfig, BackendKind, WorkerConfig};
+use wetee_worker::config::{BackendConfig, BackendKind, IngressConfig, WorkerConfig};
 use wetee_worker::identity::WorkerIdentity;
+use wetee_worker::ingress::Routes;
 use wetee_worker::reconcile::Reconciler;
 
 /// Starts a single-validator chain in this process and returns its RPC URL.
@@ -153,15 +155,20 @@ fn worker_config(data_dir: &std::path::Path, socket: &str) -> WorkerConfig {
             kind: BackendKind::Docker,
             socket: Some(socket.to_string()),
         },
+        ingress: IngressConfig::default(),
     }
 }
 
 fn http_get(port: u16) -> String {
+    http_get_path(port, "/")
+}
+
+fn http_get_path(port: u16, path: &str) -> String {
     let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
         return String::new();
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = write!(stream, "GET / HTTP/1.0\r\nHost: x\r\n\r\n");
+    let _ = write!(stream, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n");
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
     response
@@ -206,7 +213,15 @@ async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
         worker
     );
     let backend = DockerBackend::connect(Some(&engine.socket)).await.unwrap();
-    let mut reconciler = Reconciler::new(backend.clone());
+    let routes = Arc::new(Routes::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ingress = listener.local_addr().unwrap().port();
+    tokio::spawn(wetee_worker::ingress::serve(
+        listener,
+        Arc::clone(&routes),
+        "localhost".into(),
+    ));
+    let mut reconciler = Reconciler::new(backend.clone()).with_routes(Arc::clone(&routes));
 
     // Bob deploys: the chain places the app on our worker, the worker runs it.
     let bob = dev_keypair("Bob");
@@ -236,8 +251,38 @@ async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
     assert_eq!(pass.started.len(), 1, "{pass:?}");
     let (version, page) = serving(&backend, app).await.expect("serves");
     assert!(page.contains("version-one"), "{page}");
+    // Until it answers, the ingress has no route; then passes route to it.
+    let mut through_ingress = String::new();
+    for _ in 0..50 {
+        reconciler.reconcile(&desired).await.unwrap();
+        through_ingress = http_get_path(ingress, &format!("/{}/", app.0));
+        if through_ingress.contains("version-one") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(through_ingress.contains(" 200 "), "{through_ingress}");
+    assert!(through_ingress.contains("version-one"), "{through_ingress}");
     // A second pass with nothing new changes nothing.
     assert!(reconciler.reconcile(&desired).await.unwrap().is_quiet());
+
+    // While the update rolls, a client keeps asking through the ingress.
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client_done = Arc::clone(&done);
+    let hammer = std::thread::spawn(move || {
+        let (mut ok, mut failed, mut saw_two) = (0u32, Vec::new(), false);
+        while !client_done.load(std::sync::atomic::Ordering::Relaxed) {
+            let response = http_get_path(ingress, &format!("/{}/", app.0));
+            if response.contains(" 200 ") {
+                ok += 1;
+                saw_two |= response.contains("version-two");
+            } else {
+                failed.push(response);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (ok, failed, saw_two)
+    });
 
     // An update starts the new version, then removes the old one.
     client
@@ -252,8 +297,30 @@ async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
         .await
         .expect("updated");
     let desired = desired_instances(&client, worker).await.unwrap();
-    let pass = reconciler.reconcile(&desired).await.unwrap();
-    assert_eq!((pass.started.len(), pass.removed.len()), (1, 1), "{pass:?}");
+    let (mut started, mut removed) = (0, 0);
+    for _ in 0..100 {
+        let pass = reconciler.reconcile(&desired).await.unwrap();
+        started += pass.started.len();
+        removed += pass.removed.len();
+        if removed > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!((started, removed), (1, 1));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed, saw_two) = hammer.join().unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} requests failed during the update: {:?}",
+        failed.len(),
+        failed.first()
+    );
+    assert!(
+        ok > 10 && saw_two,
+        "{ok} answers, version two seen: {saw_two}"
+    );
     let (new_version, page) = serving(&backend, app).await.expect("serves");
     assert!(new_version > version);
     assert!(page.contains("version-two"), "{page}");

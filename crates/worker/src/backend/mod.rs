@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
-use wetee_types::manifest::{ContainerSpec, ImageRef};
+use wetee_types::manifest::{ContainerSpec, HealthCheck, ImageRef};
 use wetee_types::{AppId, TaskId, Workload};
 
 /// Label on every object a worker creates.
@@ -67,6 +67,8 @@ pub struct InstanceSpec {
     pub generation: u32,
     /// What to run.
     pub container: ContainerSpec,
+    /// How to tell it is ready and healthy (apps only).
+    pub health: Option<HealthCheck>,
     /// Environment added by the worker (decrypted secrets, later), after the manifest's own.
     pub extra_env: Vec<(String, String)>,
 }
