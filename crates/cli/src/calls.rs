@@ -207,6 +207,26 @@ pub enum WorkerCommand {
 /// `wetee app ...`: long-running apps.
 #[derive(Debug, Subcommand)]
 pub enum AppCommand {
+    /// Deploys an app from its manifest and (with --wait) waits until it serves.
+    Deploy {
+        /// The owner's key.
+        #[arg(long, default_value = "//Alice")]
+        from: String,
+        /// The manifest (`wetee.toml`).
+        #[arg(long, short = 'f')]
+        file: PathBuf,
+        /// The prepaid deposit, in WTE.
+        #[arg(long, default_value = "10")]
+        deposit: Balance,
+        /// Wait until the app answers on its worker's ingress.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// An app's state, where it runs, and its URL.
+    Status {
+        /// The app.
+        app: AppId,
+    },
     /// Apps, all or the owner's.
     List {
         /// Only this owner's.
@@ -757,6 +777,27 @@ pub async fn worker(command: WorkerCommand, context: &Session<'_>) -> Result<()>
 /// `wetee app ...`.
 pub async fn app(command: AppCommand, context: &Session<'_>) -> Result<()> {
     let (signer, call) = match command {
+        AppCommand::Deploy {
+            from,
+            file,
+            deposit,
+            wait,
+        } => return deploy(context, &from, &file, deposit, wait).await,
+        AppCommand::Status { app } => {
+            let client = connect(context).await?;
+            let status = app_status(&client, app).await?;
+            print(context.format, &status, || {
+                format!(
+                    "app {app} ({}) version {}: {}\n  worker  {}\n  url     {}",
+                    status["name"].as_str().unwrap_or_default(),
+                    status["version"],
+                    status["status"],
+                    status["worker"],
+                    status["url"].as_str().unwrap_or("none (not placed)")
+                )
+            });
+            return Ok(());
+        }
         AppCommand::List { owner } => {
             show(
                 context.format,
@@ -878,4 +919,119 @@ pub async fn root(command: RootCommand, context: &Session<'_>) -> Result<()> {
         RootCommand::SetRootKey { signer, root } => (signer, RootCall::SetRootKey { root }),
     };
     send(context, &signer, Call::Root(call)).await
+}
+
+/// An app's record summarised, with the URL of its worker's ingress.
+async fn app_status(client: &Client, app: AppId) -> Result<serde_json::Value> {
+    let record = client
+        .app(app)
+        .await?
+        .with_context(|| format!("no app {app}"))?;
+    let mut worker = serde_json::Value::Null;
+    let mut url = serde_json::Value::Null;
+    if let Some(placement) = &record.placement {
+        worker = serde_json::json!(placement.worker);
+        if let Some(found) = client.worker(placement.worker).await? {
+            let endpoint = found.profile.endpoint.as_str().trim_end_matches('/');
+            url = serde_json::json!(format!("{endpoint}/{app}/"));
+        }
+    }
+    Ok(serde_json::json!({
+        "app_id": app,
+        "name": record.spec.name.as_str(),
+        "version": record.version,
+        "status": record.status,
+        "worker": worker,
+        "url": url,
+        "deposit": record.deposit,
+    }))
+}
+
+/// The HTTP status of `GET url` (`http://host:port/path` only), or `None` if nothing answers.
+async fn http_status(url: &str) -> Option<u16> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let rest = url.strip_prefix("http://")?;
+    let (authority, path) = match rest.find('/') {
+        Some(at) => rest.split_at(at),
+        None => (rest, "/"),
+    };
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect(authority).await.ok()?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await.ok()?;
+        std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), attempt)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// `wetee app deploy`.
+async fn deploy(
+    context: &Session<'_>,
+    from: &str,
+    file: &Path,
+    deposit: Balance,
+    wait: bool,
+) -> Result<()> {
+    let spec = read_app_spec(file)?;
+    let key = KeySource::parse(from)?.keypair(context.scheme, context.keystore)?;
+    let client = connect(context).await?;
+    let text = context.format == Format::Text;
+    let tx = client
+        .sign(&key, Call::Apps(AppsCall::Create { spec, deposit }))
+        .await?;
+    let finalized = client
+        .submit_and_wait(&tx, |status| {
+            if text && let TransactionStatus::Ready { hash } = status {
+                eprintln!("submitted {hash}");
+            }
+        })
+        .await?;
+    let app = finalized
+        .receipt
+        .events
+        .iter()
+        .find_map(|event| match event {
+            wetee_types::Event::AppCreated { app, .. } => Some(*app),
+            _ => None,
+        })
+        .context("the chain created no app")?;
+    if text {
+        eprintln!("app {app} created in block #{}", finalized.block.height);
+    }
+    let mut status = app_status(&client, app).await?;
+    if wait {
+        let started = std::time::Instant::now();
+        let deadline = std::time::Duration::from_secs(300);
+        loop {
+            status = app_status(&client, app).await?;
+            if let Some(url) = status["url"].as_str()
+                && http_status(url).await.is_some_and(|code| code < 500)
+            {
+                break;
+            }
+            if started.elapsed() > deadline {
+                bail!(
+                    "app {app} did not answer within {} s (status: {}); see `wetee app status {app}`",
+                    deadline.as_secs(),
+                    status["status"]
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    let url = status["url"].clone();
+    print(
+        context.format,
+        &serde_json::json!({ "app_id": app, "url": url }),
+        || match url.as_str() {
+            Some(url) => format!("app {app} serves at {url}"),
+            None => format!("app {app} created; waiting for a worker (wetee app status {app})"),
+        },
+    );
+    Ok(())
 }

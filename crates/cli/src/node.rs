@@ -10,6 +10,7 @@ use serde::Serialize;
 use wetee_client::keys::{KeySource, Keystore, wetee_home};
 use wetee_node::service::{self, ServiceConfig, Started};
 use wetee_types::{ChainSpec, KeyScheme, Keypair};
+use wetee_worker::config::WorkerConfig;
 
 use crate::output::{Format, print};
 use crate::spec;
@@ -73,6 +74,12 @@ pub struct DevArgs {
     /// The validator's peer-to-peer port.
     #[arg(long, default_value_t = spec::FIRST_P2P_PORT)]
     p2p_port: u16,
+    /// The worker's HTTP entrance to the apps.
+    #[arg(long, default_value_t = 8800)]
+    ingress_port: u16,
+    /// Run the chain only, without a local worker.
+    #[arg(long)]
+    no_worker: bool,
 }
 
 /// What `wetee testnet` needs.
@@ -141,9 +148,9 @@ struct Running<'a> {
     pid: u32,
 }
 
-fn announce(format: Format, chain: &str, data_dir: &Path, started: &Started, extra: &str) {
+fn running_of<'a>(chain: &'a str, data_dir: &'a Path, started: &Started) -> Running<'a> {
     let rpc = format!("http://{}", started.rpc_address);
-    let running = Running {
+    Running {
         chain,
         validator: started.name.clone(),
         public_key: hex::encode(started.public_key),
@@ -153,7 +160,11 @@ fn announce(format: Format, chain: &str, data_dir: &Path, started: &Started, ext
         p2p: started.p2p_listen,
         data_dir,
         pid: std::process::id(),
-    };
+    }
+}
+
+fn announce(format: Format, chain: &str, data_dir: &Path, started: &Started, extra: &str) {
+    let running = running_of(chain, data_dir, started);
     print(format, &running, || {
         format!(
             "{chain}: {} running\n  RPC      {} (WebSocket {})\n  metrics  {}\n  p2p      {}\n  data     {}{extra}",
@@ -254,17 +265,27 @@ pub fn dev(args: DevArgs, format: Format) -> Result<()> {
         spec
     };
     let key_seed = consensus_seed(spec::DEV_VALIDATOR_URI, &Keystore::default_location())?;
-    let accounts: String = wetee_client::keys::DEV_ACCOUNTS
-        .iter()
-        .map(|name| format!("//{name} "))
-        .collect();
-    let extra = format!(
-        "\n  accounts {}(funded; sign with --from //Alice)",
-        accounts
-    );
     let chain = spec.name.clone();
+    let worker = if args.no_worker {
+        None
+    } else {
+        match dev_engine(&data_dir)? {
+            Some(engine) => Some(engine),
+            None => {
+                eprintln!(
+                    "wetee dev: no Docker or Podman found, so the chain runs without a worker.\n\
+                     Install one (Debian/Ubuntu: sudo apt-get install podman runc) and run \
+                     wetee dev again."
+                );
+                None
+            }
+        }
+    };
+    let ingress = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.ingress_port);
+    let worker_dir = data_dir.join("worker");
     let announced_dir = data_dir.clone();
-    service::run(
+    let socket = worker.as_ref().map(|engine| engine.socket.clone());
+    let result = service::run(
         ServiceConfig {
             spec,
             key_seed,
@@ -277,9 +298,189 @@ pub fn dev(args: DevArgs, format: Format) -> Result<()> {
             )),
             worker_threads: 2,
         },
-        move |started| announce(format, &chain, &announced_dir, &started, &extra),
-    )?;
+        move |started| {
+            let Some(socket) = socket else {
+                announce_dev(format, &chain, &announced_dir, &started, None);
+                return;
+            };
+            let config = dev_worker_config(&worker_dir, &socket, ingress);
+            let rpc = format!("ws://{}", started.rpc_address);
+            std::thread::spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        eprintln!("wetee dev: cannot start the worker: {e}");
+                        return;
+                    }
+                };
+                let operator = wetee_client::keys::dev_keypair("Alice");
+                let outcome = runtime.block_on(wetee_worker::agent::run(
+                    config,
+                    &rpc,
+                    operator,
+                    futures::future::pending(),
+                    |running| {
+                        announce_dev(format, &chain, &announced_dir, &started, Some(&running))
+                    },
+                ));
+                if let Err(e) = outcome {
+                    eprintln!("wetee dev: the worker stopped: {e}");
+                }
+            });
+        },
+    );
+    drop(worker);
+    result?;
     Ok(())
+}
+
+/// A container engine for `wetee dev`: one already running, or a Podman service started for
+/// the dev chain (stopped with it).
+struct DevEngine {
+    socket: String,
+    _service: Option<KillOnDrop>,
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn dev_engine(data_dir: &Path) -> Result<Option<DevEngine>> {
+    if let Some(socket) = wetee_worker::backend::docker::local_engine_socket() {
+        return Ok(Some(DevEngine {
+            socket: socket.display().to_string(),
+            _service: None,
+        }));
+    }
+    let podman = Command::new("podman")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !podman {
+        return Ok(None);
+    }
+    let socket = data_dir.join("podman.sock");
+    let _ = std::fs::remove_file(&socket);
+    let service = Command::new("podman")
+        .args(["system", "service", "--time=0"])
+        .arg(format!("unix://{}", socket.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting podman system service")?;
+    let service = KillOnDrop(service);
+    let started = std::time::Instant::now();
+    while !socket.exists() {
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            bail!("podman system service did not open {}", socket.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok(Some(DevEngine {
+        socket: socket.display().to_string(),
+        _service: Some(service),
+    }))
+}
+
+/// The dev worker: operated by //Alice, simulated TEE, generous capacity, cheap prices.
+fn dev_worker_config(dir: &Path, socket: &str, ingress: SocketAddr) -> WorkerConfig {
+    use wetee_types::codec::BoundedString;
+    use wetee_types::{Balance, Prices, Resources, TeeKind, TeeKinds};
+    WorkerConfig {
+        stake: Balance(200 * wetee_types::balance::UNIT),
+        data_dir: dir.to_path_buf(),
+        profile: wetee_types::records::WorkerProfile {
+            endpoint: BoundedString::try_new(format!("http://{ingress}")).unwrap_or_default(),
+            region: BoundedString::try_new("local").unwrap_or_default(),
+            level: 1,
+            capacity: Resources {
+                cpu_millicores: 8_000,
+                memory_mib: 16_384,
+                disk_gib: 100,
+                gpus: 0,
+            },
+            gpu_model: None,
+            tee_kinds: TeeKinds::of(&[TeeKind::Simulated]),
+            prices: Prices {
+                cpu_millicore: Balance(1_000),
+                memory_mib: Balance(1_000),
+                disk_gib: Balance(1_000),
+                gpu: Balance(0),
+            },
+        },
+        backend: wetee_worker::config::BackendConfig {
+            kind: wetee_worker::config::BackendKind::Docker,
+            socket: Some(socket.to_string()),
+        },
+        ingress: wetee_worker::config::IngressConfig {
+            listen: ingress,
+            domain: "localhost".into(),
+        },
+    }
+}
+
+#[derive(Serialize)]
+struct DevRunning<'a> {
+    #[serde(flatten)]
+    node: Running<'a>,
+    accounts: Vec<String>,
+    worker: Option<serde_json::Value>,
+    ingress: Option<String>,
+}
+
+fn announce_dev(
+    format: Format,
+    chain: &str,
+    data_dir: &Path,
+    started: &Started,
+    worker: Option<&wetee_worker::agent::Running>,
+) {
+    let node = running_of(chain, data_dir, started);
+    let accounts: Vec<String> = wetee_client::keys::DEV_ACCOUNTS
+        .iter()
+        .map(|name| format!("//{name}"))
+        .collect();
+    let ingress = worker.map(|w| format!("http://{}", w.ingress));
+    let document = DevRunning {
+        worker: worker.map(
+            |w| serde_json::json!({ "id": w.worker, "identity": w.identity, "engine": w.engine }),
+        ),
+        ingress: ingress.clone(),
+        accounts: accounts.clone(),
+        node,
+    };
+    print(format, &document, || {
+        let node = &document.node;
+        let worker = match worker {
+            Some(w) => format!(
+                "\n  worker   {} on {}\n  apps     {}/<app-id>/",
+                w.worker,
+                w.engine,
+                ingress.clone().unwrap_or_default()
+            ),
+            None => "\n  worker   none (no Docker or Podman)".into(),
+        };
+        format!(
+            "{chain}: running\n  RPC      {} (WebSocket {})\n  metrics  {}{worker}\n  data     {}\n  accounts {} (funded; sign with --from //Alice)",
+            node.rpc,
+            node.ws,
+            node.metrics,
+            data_dir.display(),
+            accounts.join(" ")
+        )
+    });
 }
 
 /// A validator process started by [`spawn_validators`].

@@ -74,7 +74,10 @@ pub async fn run(
 ) -> Result<(), AgentError> {
     let identity = WorkerIdentity::load_or_create(&config.data_dir)?;
     let backend = match config.backend.kind {
-        BackendKind::Docker => DockerBackend::connect(config.backend.socket.as_deref()).await?,
+        BackendKind::Docker => {
+            let scope = hex::encode(identity.keys().identity);
+            DockerBackend::connect(config.backend.socket.as_deref(), &scope).await?
+        }
     };
     let engine = backend.describe().await?;
     let listener = tokio::net::TcpListener::bind(config.ingress.listen)

@@ -75,9 +75,12 @@ fn http_get(port: u16, path: &str) -> String {
 }
 
 async fn backend() -> DockerBackend {
-    DockerBackend::connect(Some(&support::engine().socket))
-        .await
-        .expect("the engine answers")
+    DockerBackend::connect(
+        Some(&support::engine().socket),
+        &format!("backend-test-{}", std::process::id()),
+    )
+    .await
+    .expect("the engine answers")
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -105,7 +108,7 @@ async fn an_app_replica_runs_serves_logs_and_is_removed() {
         extra_env: vec![("EXTRA".into(), "sealed".into())],
     };
     let started = backend.start(&spec, &image).await.expect("started");
-    assert_eq!(started.name, spec.name());
+    assert!(started.name.ends_with(&spec.name()), "{}", started.name);
     assert_eq!(started.identity, spec.identity());
     let host_port = *started.ports.get(&8080).expect("published");
 

@@ -212,7 +212,10 @@ async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
             .unwrap(),
         worker
     );
-    let backend = DockerBackend::connect(Some(&engine.socket)).await.unwrap();
+    let scope = hex::encode(identity.keys().identity);
+    let backend = DockerBackend::connect(Some(&engine.socket), &scope)
+        .await
+        .unwrap();
     let routes = Arc::new(Routes::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ingress = listener.local_addr().unwrap().port();

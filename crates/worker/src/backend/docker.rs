@@ -29,6 +29,7 @@ const TIMEOUT_SECS: u64 = 120;
 #[derive(Debug, Clone)]
 pub struct DockerBackend {
     docker: Docker,
+    scope: String,
 }
 
 fn engine(operation: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> BackendError {
@@ -49,11 +50,31 @@ fn not_found(e: &bollard::errors::Error) -> bool {
     )
 }
 
+/// The socket of a Docker-compatible engine running on this machine: `$DOCKER_HOST` if it is a
+/// Unix socket, else Podman's rootful or rootless socket, else Docker's.
+pub fn local_engine_socket() -> Option<std::path::PathBuf> {
+    let mut candidates = Vec::new();
+    if let Ok(host) = std::env::var("DOCKER_HOST")
+        && let Some(path) = host.strip_prefix("unix://")
+    {
+        candidates.push(std::path::PathBuf::from(path));
+    }
+    candidates.push("/run/podman/podman.sock".into());
+    if let Ok(runtime) = std::env::var("XDG_RUNTIME_DIR") {
+        candidates.push(std::path::Path::new(&runtime).join("podman/podman.sock"));
+    }
+    candidates.push("/var/run/docker.sock".into());
+    candidates.into_iter().find(|path| path.exists())
+}
+
 impl DockerBackend {
     /// Connects to the engine at `socket` (a Unix socket path such as
     /// `/run/podman/podman.sock`), or to the environment's default (`DOCKER_HOST`, else
     /// `/var/run/docker.sock`) when `None`, and checks that it answers.
-    pub async fn connect(socket: Option<&str>) -> Result<DockerBackend, BackendError> {
+    ///
+    /// `scope` (the worker's identity) labels everything this backend creates, and it sees
+    /// nothing else.
+    pub async fn connect(socket: Option<&str>, scope: &str) -> Result<DockerBackend, BackendError> {
         let docker = match socket {
             Some(path) => {
                 let path = path.strip_prefix("unix://").unwrap_or(path);
@@ -66,7 +87,10 @@ impl DockerBackend {
             .version()
             .await
             .map_err(|e| BackendError::Unreachable(e.to_string()))?;
-        Ok(DockerBackend { docker })
+        Ok(DockerBackend {
+            docker,
+            scope: scope.to_string(),
+        })
     }
 
     /// The engine's name and version, such as `Podman Engine 4.3.1`.
@@ -137,7 +161,7 @@ impl Backend for DockerBackend {
     }
 
     async fn list(&self) -> Result<Vec<Instance>, BackendError> {
-        let filters = HashMap::from([("label", vec![format!("{MANAGED_LABEL}=true")])]);
+        let filters = HashMap::from([("label", vec![format!("{MANAGED_LABEL}={}", self.scope)])]);
         let options = ListContainersOptionsBuilder::new()
             .all(true)
             .filters(&filters)
@@ -203,7 +227,9 @@ impl Backend for DockerBackend {
 
     async fn start(&self, spec: &InstanceSpec, image: &str) -> Result<Instance, BackendError> {
         let container = &spec.container;
-        let name = spec.name();
+        // Names are global to the engine: the scope keeps workers sharing it apart.
+        let scope: String = self.scope.chars().take(12).collect();
+        let name = format!("wetee-{scope}-{}", spec.name());
         let mut env: Vec<String> = container
             .env
             .iter()
@@ -255,7 +281,11 @@ impl Backend for DockerBackend {
                     .collect()
             }),
             env: Some(env),
-            labels: Some(spec.labels().into_iter().collect()),
+            labels: Some({
+                let mut labels: HashMap<String, String> = spec.labels().into_iter().collect();
+                labels.insert(MANAGED_LABEL.to_string(), self.scope.clone());
+                labels
+            }),
             exposed_ports: Some(exposed),
             host_config: Some(HostConfig {
                 port_bindings: Some(bindings),

@@ -12,7 +12,9 @@ use std::time::Duration;
 use wetee_types::manifest::{ContainerSpec, HealthCheck, ImageRef};
 use wetee_types::{AppId, TaskId, Workload};
 
-/// Label on every object a worker creates.
+/// Label on every object a worker creates; its value is the worker's scope (its identity key),
+/// so that workers sharing an engine, or a worker and its predecessor on another chain, never
+/// touch each other's containers.
 pub const MANAGED_LABEL: &str = "wetee.managed";
 /// Label: the app's id.
 pub const APP_LABEL: &str = "wetee.app";
@@ -74,25 +76,25 @@ pub struct InstanceSpec {
 }
 
 impl InstanceSpec {
-    /// The instance's name: deterministic, so creating it twice is caught by the engine.
+    /// The instance's name within its worker's scope: deterministic, so creating it twice is
+    /// caught by the engine.
     pub fn name(&self) -> String {
         match self.workload {
             Workload::App { app } => {
                 format!(
-                    "wetee-app-{app}-v{}-r{}-g{}",
+                    "app-{app}-v{}-r{}-g{}",
                     self.version, self.replica, self.generation
                 )
             }
             Workload::TaskRun { task, run } => {
-                format!("wetee-task-{task}-run{run}-v{}", self.version)
+                format!("task-{task}-run{run}-v{}", self.version)
             }
         }
     }
 
-    /// The labels that identify it.
+    /// The labels that identify it (the backend adds its scope).
     pub fn labels(&self) -> BTreeMap<String, String> {
         let mut labels = BTreeMap::from([
-            (MANAGED_LABEL.to_string(), "true".to_string()),
             (VERSION_LABEL.to_string(), self.version.to_string()),
             (REPLICA_LABEL.to_string(), self.replica.to_string()),
             (GENERATION_LABEL.to_string(), self.generation.to_string()),
