@@ -98,6 +98,7 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     let mut child = Command::new(WETEE)
         .args([
             "dev",
+            "--no-worker",
             "--data-dir",
             home.path().join("dev").to_str().expect("utf-8"),
             "--rpc-port",
