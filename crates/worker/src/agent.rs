@@ -1,25 +1,33 @@
-//! The worker's main loop: register if needed, then reconcile at every finalized block (and
-//! every few seconds, so restarts with backoff happen without new blocks), reconnecting to the
-//! node whenever the connection drops.
+//! The worker's main loop: register if needed, then at every finalized block (and every few
+//! seconds, so that restarts with backoff happen without new blocks): reconcile, sample uptime
+//! and usage, collect logs, and once an epoch has ended, submit its signed work report.
+//! It reconnects to the node whenever the connection drops; containers keep running meanwhile.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
 use wetee_client::rpc::Client;
-use wetee_types::Keypair;
+use wetee_types::report::{SignedWorkReport, WorkReport};
+use wetee_types::transaction::WorkersCall;
+use wetee_types::{Call, Keypair, WorkerId, Workload};
 
-use crate::backend::BackendError;
 use crate::backend::docker::DockerBackend;
+use crate::backend::{Backend, BackendError, InstanceState};
 use crate::chain::{ChainError, desired_instances, ensure_registered};
 use crate::config::{BackendKind, WorkerConfig};
 use crate::identity::{IdentityError, WorkerIdentity};
 use crate::ingress::Routes;
+use crate::logbook::LogBook;
 use crate::reconcile::Reconciler;
+use crate::report::{Meter, is_worth_sending, run_report};
 
 /// How often the worker reconciles without a new block.
 pub const RESYNC: Duration = Duration::from_secs(2);
+/// How often resource usage is sampled.
+pub const USAGE_EVERY: Duration = Duration::from_secs(5);
 
 /// Why the worker stopped.
 #[derive(Debug, thiserror::Error)]
@@ -33,14 +41,27 @@ pub enum AgentError {
     /// The chain refused the worker.
     #[error(transparent)]
     Chain(#[from] ChainError),
-    /// The ingress cannot listen.
-    #[error("the ingress cannot listen on {address}: {error}")]
-    Ingress {
-        /// Where.
-        address: std::net::SocketAddr,
+    /// The ingress cannot listen, or the log directory cannot be written.
+    #[error("{what}: {error}")]
+    Io {
+        /// What failed.
+        what: String,
         /// Why.
         error: std::io::Error,
     },
+}
+
+/// What the worker announces once it runs.
+#[derive(Debug, Clone)]
+pub struct Running {
+    /// Its id on chain.
+    pub worker: WorkerId,
+    /// Its identity key.
+    pub identity: wetee_types::AccountId,
+    /// The engine it drives.
+    pub engine: String,
+    /// Where its ingress listens.
+    pub ingress: std::net::SocketAddr,
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -51,17 +72,144 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// What the worker announces once it runs.
-#[derive(Debug, Clone)]
-pub struct Running {
-    /// Its id on chain.
-    pub worker: wetee_types::WorkerId,
-    /// Its identity key.
-    pub identity: wetee_types::AccountId,
-    /// The engine it drives.
-    pub engine: String,
-    /// Where its ingress listens.
-    pub ingress: std::net::SocketAddr,
+/// The worker's state between ticks.
+struct Worker<B: Backend> {
+    id: WorkerId,
+    identity: WorkerIdentity,
+    operator: Keypair,
+    reconciler: Reconciler<B>,
+    meter: Meter,
+    logs: LogBook,
+    epoch_length: u64,
+    last_usage: Option<Instant>,
+}
+
+impl<B: Backend> Worker<B> {
+    async fn tick(&mut self, client: &Client, height: u64) -> Result<(), ChainError> {
+        let epoch = height / self.epoch_length.max(1);
+        let desired = desired_instances(client, self.id).await?;
+        let pass = match self.reconciler.reconcile(&desired).await {
+            Ok(pass) => pass,
+            Err(e) => {
+                tracing::warn!(error = %e, "the backend failed; retrying");
+                return Ok(());
+            }
+        };
+        if !pass.is_quiet() {
+            tracing::info!(
+                started = pass.started.len(),
+                removed = pass.removed.len(),
+                failed = pass.failed.len(),
+                "reconciled"
+            );
+        }
+        let apps: BTreeSet<Workload> = desired
+            .iter()
+            .map(|spec| spec.workload)
+            .filter(|w| matches!(w, Workload::App { .. }))
+            .collect();
+        for workload in &apps {
+            let Workload::App { app } = *workload else {
+                continue;
+            };
+            let up = desired
+                .iter()
+                .filter(|spec| spec.workload == *workload)
+                .all(|spec| pass.ready.contains(&spec.identity()));
+            self.meter.sample_uptime(epoch, app, up);
+        }
+        let Ok(instances) = self.reconciler.backend().list().await else {
+            return Ok(());
+        };
+        let sample_usage = self.last_usage.is_none_or(|at| at.elapsed() >= USAGE_EVERY);
+        for instance in &instances {
+            if let Err(e) = self
+                .logs
+                .collect(self.reconciler.backend(), instance, epoch)
+                .await
+            {
+                tracing::debug!(error = %e, "log collection");
+            }
+            if sample_usage
+                && instance.state == InstanceState::Running
+                && let Ok(usage) = self.reconciler.backend().usage(&instance.id).await
+            {
+                self.meter
+                    .sample_usage(epoch, instance.identity.workload, &instance.id, usage);
+            }
+        }
+        if sample_usage {
+            self.last_usage = Some(Instant::now());
+        }
+        if epoch > 0 {
+            self.report(client, epoch - 1, &desired, &instances).await?;
+        }
+        let live: Vec<String> = instances.iter().map(|i| i.id.clone()).collect();
+        self.meter.prune(epoch.saturating_sub(1), &live);
+        Ok(())
+    }
+
+    /// Submits the report of `epoch` if the chain has not had one yet.
+    async fn report(
+        &mut self,
+        client: &Client,
+        epoch: u64,
+        desired: &[crate::backend::InstanceSpec],
+        instances: &[crate::backend::Instance],
+    ) -> Result<(), ChainError> {
+        let Some(record) = client.worker(self.id).await? else {
+            return Ok(());
+        };
+        if record.last_report_epoch.is_some_and(|last| last >= epoch) {
+            return Ok(());
+        }
+        let mut runs = Vec::new();
+        for instance in instances {
+            let Workload::TaskRun { task, run } = instance.identity.workload else {
+                continue;
+            };
+            let InstanceState::Exited { code } = instance.state else {
+                continue;
+            };
+            // Only runs the chain still waits on.
+            if !desired.iter().any(|d| d.identity() == instance.identity) {
+                continue;
+            }
+            let duration = match self.reconciler.backend().run_times(&instance.id).await {
+                Ok(Some((started, finished))) => finished.saturating_sub(started),
+                _ => 0,
+            };
+            let usage = self.meter.run_usage(task, run);
+            runs.push(run_report(task, run, code, duration, usage, &self.logs));
+        }
+        let report = WorkReport {
+            worker: self.id,
+            epoch,
+            apps: wetee_types::codec::BoundedVec::try_new(self.meter.app_proofs(epoch, &self.logs))
+                .unwrap_or_default(),
+            runs: wetee_types::codec::BoundedVec::try_new(runs).unwrap_or_default(),
+            evidence: None,
+        };
+        if !is_worth_sending(&report) {
+            return Ok(());
+        }
+        let signature = self
+            .identity
+            .identity()
+            .sign(&report.signing_payload(&client.genesis_hash()));
+        let signed = SignedWorkReport {
+            report,
+            signature: *signature.as_bytes(),
+        };
+        let apps = signed.report.apps.len();
+        let runs = signed.report.runs.len();
+        let call = Call::Workers(WorkersCall::SubmitWorkReport { report: signed });
+        match client.send(&self.operator, call, |_| {}).await {
+            Ok(_) => tracing::info!(epoch, apps, runs, "work report accepted"),
+            Err(e) => tracing::warn!(epoch, error = %e, "work report refused"),
+        }
+        Ok(())
+    }
 }
 
 /// Runs the worker until `stop` completes. `started` hears once it is registered.
@@ -82,27 +230,46 @@ pub async fn run(
     let engine = backend.describe().await?;
     let listener = tokio::net::TcpListener::bind(config.ingress.listen)
         .await
-        .map_err(|error| AgentError::Ingress {
-            address: config.ingress.listen,
+        .map_err(|error| AgentError::Io {
+            what: format!("the ingress cannot listen on {}", config.ingress.listen),
             error,
         })?;
     let ingress = listener.local_addr().unwrap_or(config.ingress.listen);
+    let logs_dir = config.data_dir.join("logs");
+    let logs = LogBook::open(&logs_dir).map_err(|error| AgentError::Io {
+        what: format!("the log directory {}", logs_dir.display()),
+        error,
+    })?;
     let client = Client::connect(rpc).await.map_err(ChainError::from)?;
-    let worker = ensure_registered(&client, &operator, &identity, &config).await?;
+    let id = ensure_registered(&client, &operator, &identity, &config).await?;
+    let epoch_length = client
+        .params()
+        .await
+        .map_err(ChainError::from)?
+        .chain
+        .epoch_length;
     let routes = Arc::new(Routes::default());
-    let serving = tokio::spawn(crate::ingress::serve(
+    let _serving = AbortOnDrop(tokio::spawn(crate::ingress::serve(
         listener,
         Arc::clone(&routes),
         config.ingress.domain.clone(),
-    ));
-    let _stop_serving = AbortOnDrop(serving);
+    )));
     started(Running {
-        worker,
+        worker: id,
         identity: identity.identity().account_id(),
         engine,
         ingress,
     });
-    let mut reconciler = Reconciler::new(backend).with_routes(routes);
+    let mut worker = Worker {
+        id,
+        identity,
+        operator,
+        reconciler: Reconciler::new(backend).with_routes(routes),
+        meter: Meter::default(),
+        logs,
+        epoch_length,
+        last_usage: None,
+    };
     let mut client = Some(client);
     let stop = stop.fuse();
     futures::pin_mut!(stop);
@@ -129,30 +296,26 @@ pub async fn run(
                 continue;
             }
         };
+        let mut height = match connected.header(None).await {
+            Ok(head) => head.header.height,
+            Err(_) => {
+                client = None;
+                continue;
+            }
+        };
         loop {
-            match desired_instances(connected, worker).await {
-                Ok(desired) => match reconciler.reconcile(&desired).await {
-                    Ok(pass) if !pass.is_quiet() => {
-                        tracing::info!(
-                            started = pass.started.len(),
-                            removed = pass.removed.len(),
-                            failed = pass.failed.len(),
-                            "reconciled"
-                        );
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "the backend failed; retrying"),
-                },
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the chain");
-                    client = None;
-                    break;
-                }
+            if let Err(e) = worker.tick(connected, height).await {
+                tracing::warn!(error = %e, "cannot read the chain");
+                client = None;
+                break;
             }
             futures::select! {
-                head = heads.next().fuse() => if head.is_none() {
-                    client = None;
-                    break;
+                head = heads.next().fuse() => match head {
+                    Some(Ok(head)) => height = height.max(head.header.height),
+                    _ => {
+                        client = None;
+                        break;
+                    }
                 },
                 _ = tokio::time::sleep(RESYNC).fuse() => {}
                 _ = stop => return Ok(()),

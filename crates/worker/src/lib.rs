@@ -7,7 +7,10 @@
 //! - [`config`]: the `worker.toml` file.
 //! - [`identity`]: the TEE-bound identity and sealing keys, and the evidence binding them.
 //! - [`ingress`]: the HTTP entrance routing `<app-id>.<domain>` and `/<app-id>/` to apps.
+//! - [`logbook`]: captured logs per workload and epoch, and their Merkle roots.
 //! - [`reconcile`]: makes the backend match the chain, one idempotent pass at a time.
+//! - [`report`]: uptime, usage, log roots and task results, measured per epoch, for the signed
+//!   work report.
 //!
 //! The worker derives what should run only from finalized chain state, and must never run a
 //! workload the chain did not assign to it, or report work it cannot prove.
@@ -18,4 +21,6 @@ pub mod chain;
 pub mod config;
 pub mod identity;
 pub mod ingress;
+pub mod logbook;
 pub mod reconcile;
+pub mod report;

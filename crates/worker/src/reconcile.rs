@@ -39,6 +39,8 @@ pub struct Pass {
     pub removed: Vec<Identity>,
     /// Instances that could not be started, and why.
     pub failed: Vec<(Identity, String)>,
+    /// Instances that answered their readiness probe after the pass.
+    pub ready: BTreeSet<Identity>,
 }
 
 impl Pass {
@@ -252,6 +254,7 @@ impl<B: Backend> Reconciler<B> {
         }
         // Forget backoffs of what is no longer wanted.
         self.backoff.retain(|identity, _| wanted.contains(identity));
+        pass.ready = ready;
         Ok(pass)
     }
 }

@@ -332,6 +332,75 @@ impl Backend for DockerBackend {
         }
     }
 
+    async fn logs_since(
+        &self,
+        id: &str,
+        since: i64,
+    ) -> Result<Vec<(String, LogLine)>, BackendError> {
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .timestamps(true)
+            .since(i32::try_from(since).unwrap_or(i32::MAX))
+            .build();
+        let mut stream = self.docker.logs(id, Some(options));
+        let mut lines = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                if not_found(&e) {
+                    BackendError::NotFound(id.to_string())
+                } else {
+                    engine(format!("reading logs of {id}"))(e)
+                }
+            })?;
+            let (stream, message) = match chunk {
+                LogOutput::StdErr { message } => (LogStream::Stderr, message),
+                LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                    (LogStream::Stdout, message)
+                }
+                LogOutput::StdIn { .. } => continue,
+            };
+            for text in String::from_utf8_lossy(&message).lines() {
+                let (timestamp, text) = text.split_once(' ').unwrap_or((text, ""));
+                lines.push((
+                    timestamp.to_string(),
+                    LogLine {
+                        stream,
+                        text: text.to_string(),
+                    },
+                ));
+            }
+        }
+        Ok(lines)
+    }
+
+    async fn run_times(&self, id: &str) -> Result<Option<(u64, u64)>, BackendError> {
+        let inspected = match self.docker.inspect_container(id, None).await {
+            Ok(inspected) => inspected,
+            Err(e) if not_found(&e) => return Err(BackendError::NotFound(id.to_string())),
+            Err(e) => return Err(engine(format!("inspecting {id}"))(e)),
+        };
+        let state = inspected.state.unwrap_or_default();
+        let millis = |text: Option<String>| -> Option<u64> {
+            let text = text?;
+            let seconds = crate::logbook::unix_seconds(&text)?;
+            // Milliseconds from the fraction, if any.
+            let fraction = text
+                .split_once('.')
+                .map(|(_, rest)| rest.trim_end_matches('Z'))
+                .map(|digits| {
+                    let padded = format!("{digits:0<3}");
+                    padded
+                        .get(..3)
+                        .and_then(|d| d.parse::<i64>().ok())
+                        .unwrap_or(0)
+                })
+                .unwrap_or(0);
+            u64::try_from(seconds.checked_mul(1_000)?.checked_add(fraction)?).ok()
+        };
+        Ok(millis(state.started_at).zip(millis(state.finished_at)))
+    }
+
     async fn logs(&self, id: &str, tail: usize) -> Result<Vec<LogLine>, BackendError> {
         let options = LogsOptionsBuilder::new()
             .stdout(true)

@@ -250,6 +250,20 @@ pub trait Backend: Send + Sync + 'static {
         grace: Duration,
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
+    /// Every line of an instance's output from `since` (Unix seconds) on, each with the
+    /// engine's RFC 3339 timestamp.
+    fn logs_since(
+        &self,
+        id: &str,
+        since: i64,
+    ) -> impl Future<Output = Result<Vec<(String, LogLine)>, BackendError>> + Send;
+
+    /// When an ended instance started and finished, in Unix milliseconds.
+    fn run_times(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<(u64, u64)>, BackendError>> + Send;
+
     /// The last `tail` lines of an instance's output.
     fn logs(
         &self,

@@ -1,11 +1,26 @@
 //! A container engine for tests: `$WETEE_TEST_ENGINE_SOCKET` if set, else a Podman service
 //! started for the test run, and a tiny image built locally (`FROM scratch` plus a static
-//! busybox), since no registry is reachable.
+//! busybox), since no registry is reachable; and a dev chain run in the test process.
+#![allow(dead_code)] // Each test binary uses part of this module.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use wetee_client::keys::dev_keypair;
+use wetee_types::balance::UNIT;
+use wetee_types::codec::{BoundedString, BoundedVec};
+use wetee_types::manifest::{
+    AppSpec, Constraints, ContainerSpec, EnvVar, ImageRef, Port, Protocol,
+};
+use wetee_types::records::WorkerProfile;
+use wetee_types::spec::{BalanceSpec, ChainSpec, ConsensusSpec, ValidatorSpec};
+use wetee_types::{
+    Balance, ChainConfig, KeyScheme, Keypair, Params, Prices, Resources, TeeKind, TeeKinds,
+};
+use wetee_worker::config::{BackendConfig, BackendKind, IngressConfig, WorkerConfig};
 
 /// The engine's socket and the CLI that builds images for it.
 pub struct Engine {
@@ -128,4 +143,132 @@ pub fn busybox_image() -> &'static str {
         assert_eq!(hex.len(), 64, "unexpected image id {id}");
         format!("sha256:{hex}")
     })
+}
+
+/// Starts a single-validator chain in this process and returns its RPC URL.
+pub fn dev_chain(data_dir: &std::path::Path, epoch_length: u64) -> String {
+    let offset = (std::process::id() % 500) as u16 * 4;
+    let rpc_port = 50_000 + offset;
+    let seed = [42u8; 32];
+    let validator = Keypair::from_seed(KeyScheme::Ed25519, seed).account_id();
+    let spec = ChainSpec {
+        name: "worker test".into(),
+        chain_id: "wetee-worker-test".into(),
+        genesis_time_ms: 0,
+        validators: vec![ValidatorSpec {
+            name: "v".into(),
+            public_key: hex::encode(validator.0),
+            address: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 55_000 + offset),
+        }],
+        consensus: ConsensusSpec::local(),
+        chain: ChainConfig { epoch_length },
+        params: Params {
+            target_block_time_ms: 100,
+            ..Params::dev()
+        },
+        root: dev_keypair("Alice").account_id(),
+        treasury: dev_keypair("Treasury").account_id(),
+        balances: ["Alice", "Bob"]
+            .iter()
+            .map(|name| BalanceSpec {
+                account: dev_keypair(name).account_id(),
+                amount: Balance(1_000_000 * UNIT),
+            })
+            .collect(),
+    };
+    let config = wetee_node::service::ServiceConfig {
+        spec,
+        key_seed: seed,
+        full_nodes: Vec::new(),
+        data_dir: data_dir.to_path_buf(),
+        rpc_address: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), rpc_port),
+        p2p_listen: None,
+        worker_threads: 2,
+    };
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = wetee_node::service::run(config, move |started| {
+            let _ = sender.send(started.rpc_address);
+        });
+    });
+    let address = receiver
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the chain starts");
+    format!("ws://{address}")
+}
+
+pub fn text(value: &str) -> BoundedString<1024> {
+    BoundedString::try_new(value).unwrap()
+}
+
+pub fn app_spec(page: &str) -> AppSpec {
+    let id = busybox_image();
+    let script = format!(
+        "mkdir -p /www && echo {page} > /www/index.html && exec /bin/busybox httpd -f -p 8080 -h /www"
+    );
+    AppSpec {
+        name: BoundedString::try_new("hello").unwrap(),
+        container: ContainerSpec {
+            image: ImageRef::parse(&format!("localhost/wetee-test-busybox@{id}")).unwrap(),
+            command: BoundedVec::try_new(vec![text("/bin/busybox")]).unwrap(),
+            args: BoundedVec::try_new(vec![text("sh"), text("-c"), text(&script)]).unwrap(),
+            env: BoundedVec::try_new(vec![EnvVar {
+                name: BoundedString::try_new("MODE").unwrap(),
+                value: BoundedString::try_new("test").unwrap(),
+            }])
+            .unwrap(),
+            secrets: BoundedVec::default(),
+            ports: BoundedVec::try_new(vec![Port {
+                container: 8080,
+                protocol: Protocol::Tcp,
+            }])
+            .unwrap(),
+            resources: Resources {
+                cpu_millicores: 100,
+                memory_mib: 32,
+                disk_gib: 1,
+                gpus: 0,
+            },
+            gpu_model: None,
+        },
+        replicas: 1,
+        constraints: Constraints {
+            tee: TeeKind::Simulated,
+            region: None,
+            min_level: 0,
+            max_price_per_epoch: Balance(10 * UNIT),
+        },
+        health: None,
+    }
+}
+
+pub fn worker_config(data_dir: &std::path::Path, socket: &str) -> WorkerConfig {
+    WorkerConfig {
+        stake: Balance(200 * UNIT),
+        data_dir: data_dir.to_path_buf(),
+        profile: WorkerProfile {
+            endpoint: BoundedString::try_new("http://127.0.0.1:8800").unwrap(),
+            region: BoundedString::try_new("local").unwrap(),
+            level: 1,
+            capacity: Resources {
+                cpu_millicores: 4_000,
+                memory_mib: 4_096,
+                disk_gib: 50,
+                gpus: 0,
+            },
+            gpu_model: None,
+            tee_kinds: TeeKinds::of(&[TeeKind::Simulated]),
+            prices: Prices {
+                cpu_millicore: Balance(1_000),
+                memory_mib: Balance(1_000),
+                disk_gib: Balance(1_000),
+                gpu: Balance(0),
+            },
+        },
+        backend: BackendConfig {
+            kind: BackendKind::Docker,
+            socket: Some(socket.to_string()),
+        },
+        ingress: IngressConfig::default(),
+    }
 }

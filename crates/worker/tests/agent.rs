@@ -1,0 +1,169 @@
+//! The whole worker loop against a dev chain with 2-second epochs and real Podman: it serves an
+//! app through its ingress, proves each epoch in a signed work report and gets paid for it, and
+//! runs a task whose result (exit code, output hash) lands on chain.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use wetee_client::keys::dev_keypair;
+use wetee_client::rpc::Client;
+use wetee_types::balance::UNIT;
+use wetee_types::manifest::Manifest;
+use wetee_types::records::RunStatus;
+use wetee_types::transaction::{AppsCall, TasksCall};
+use wetee_types::{Balance, Call, Event, Hash};
+use wetee_worker::agent;
+use wetee_worker::identity::WorkerIdentity;
+
+fn get(port: u16, path: &str) -> String {
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = write!(stream, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+}
+
+async fn eventually<T>(what: &str, seconds: u64, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_serves_proves_gets_paid_and_reports_task_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let rpc = support::dev_chain(&dir.path().join("chain"), 20);
+    let engine = support::engine();
+    let mut config = support::worker_config(&dir.path().join("worker"), &engine.socket);
+    config.ingress.listen = "127.0.0.1:0".parse().unwrap();
+    let (stop, stopped) = futures::channel::oneshot::channel::<()>();
+    let (running_tx, running_rx) = std::sync::mpsc::channel();
+    let agent_rpc = rpc.clone();
+    let agent = tokio::spawn(async move {
+        agent::run(
+            config,
+            &agent_rpc,
+            dev_keypair("Alice"),
+            async {
+                let _ = stopped.await;
+            },
+            move |running| {
+                let _ = running_tx.send(running);
+            },
+        )
+        .await
+    });
+    let running =
+        tokio::task::spawn_blocking(move || running_rx.recv_timeout(Duration::from_secs(60)))
+            .await
+            .unwrap()
+            .expect("the worker started");
+    let client = Client::connect(&rpc).await.unwrap();
+    let bob = dev_keypair("Bob");
+
+    let created = client
+        .send(
+            &bob,
+            Call::Apps(AppsCall::Create {
+                spec: support::app_spec("paid-page"),
+                deposit: Balance(100 * UNIT),
+            }),
+            |_| {},
+        )
+        .await
+        .expect("app created");
+    let app = created
+        .receipt
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::AppCreated { app, .. } => Some(*app),
+            _ => None,
+        })
+        .unwrap();
+    let ingress = running.ingress.port();
+    let page = eventually("the app to serve through the ingress", 60, async || {
+        let response = get(ingress, &format!("/{}/", app.0));
+        response.contains("paid-page").then_some(response)
+    })
+    .await;
+    assert!(page.contains(" 200 "), "{page}");
+
+    let image = format!("localhost/wetee-test-busybox@{}", support::busybox_image());
+    let manifest = format!(
+        r#"
+kind = "task"
+name = "answer"
+image = "{image}"
+command = ["/bin/busybox"]
+args = ["sh", "-c", "echo result-42; echo noise >&2"]
+[resources]
+cpu_millicores = 100
+memory_mib = 32
+[placement]
+tee = "simulated"
+max_price_per_epoch = "1"
+[task]
+timeout_secs = 30
+"#
+    );
+    let Manifest::Task(task_spec) = Manifest::from_toml(&manifest).expect("manifest") else {
+        panic!("a task manifest");
+    };
+    let created = client
+        .send(
+            &bob,
+            Call::Tasks(TasksCall::Create {
+                spec: task_spec,
+                deposit: Balance(50 * UNIT),
+            }),
+            |_| {},
+        )
+        .await
+        .expect("task created");
+    let task = created
+        .receipt
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::TaskCreated { task, .. } => Some(*task),
+            _ => None,
+        })
+        .unwrap();
+
+    // The worker proves epochs and is paid from the app's deposit.
+    let worker = eventually("a paid work report", 90, async || {
+        let worker = client.worker(running.worker).await.ok()??;
+        (worker.last_report_epoch.is_some() && worker.earnings > Balance::ZERO).then_some(worker)
+    })
+    .await;
+    assert!(worker.earnings > Balance::ZERO);
+
+    // The task ran once, and its result is on chain.
+    let result = eventually("the task's result on chain", 90, async || {
+        let runs = client.task_runs(task).await.ok()?;
+        let run = runs.into_iter().find(|r| r.run == 1)?;
+        (run.status == RunStatus::Finished).then_some(run.result?)
+    })
+    .await;
+    assert_eq!(result.exit_code, 0);
+    assert_eq!(result.output_hash, Hash::of(b"result-42\n"));
+    assert_ne!(result.log_root, Hash::default());
+
+    // The identity key kept in the data directory is the one registered.
+    let identity = WorkerIdentity::load_or_create(&dir.path().join("worker")).unwrap();
+    assert_eq!(identity.identity().account_id(), running.identity);
+
+    let _ = stop.send(());
+    agent.await.unwrap().expect("the worker stopped cleanly");
+}
