@@ -227,6 +227,25 @@ pub enum AppCommand {
         /// The app.
         app: AppId,
     },
+    /// The app's logs, from its worker (owner only).
+    Logs {
+        /// The app.
+        app: AppId,
+        /// The owner's key.
+        #[arg(long, default_value = "//Alice")]
+        from: String,
+        /// Keep printing new lines.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// The app's containers, uptime and resource use per epoch, from its worker (owner only).
+    Metrics {
+        /// The app.
+        app: AppId,
+        /// The owner's key.
+        #[arg(long, default_value = "//Alice")]
+        from: String,
+    },
     /// Apps, all or the owner's.
     List {
         /// Only this owner's.
@@ -798,6 +817,15 @@ pub async fn app(command: AppCommand, context: &Session<'_>) -> Result<()> {
             });
             return Ok(());
         }
+        AppCommand::Logs { app, from, follow } => {
+            let path = format!("/_wetee/apps/{app}/logs");
+            let query = if follow { "?follow=1" } else { "" };
+            return owner_request(context, app, &from, &path, query, true).await;
+        }
+        AppCommand::Metrics { app, from } => {
+            let path = format!("/_wetee/apps/{app}/status");
+            return owner_request(context, app, &from, &path, "", false).await;
+        }
         AppCommand::List { owner } => {
             show(
                 context.format,
@@ -1033,5 +1061,98 @@ async fn deploy(
             None => format!("app {app} created; waiting for a worker (wetee app status {app})"),
         },
     );
+    Ok(())
+}
+
+/// A signed `GET` to the owner API of the worker running `app`; the body goes to stdout as it
+/// arrives (logs) or is printed as JSON (metrics).
+async fn owner_request(
+    context: &Session<'_>,
+    app: AppId,
+    from: &str,
+    path: &str,
+    query: &str,
+    stream_body: bool,
+) -> Result<()> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let key = KeySource::parse(from)?.keypair(context.scheme, context.keystore)?;
+    let client = connect(context).await?;
+    let status = app_status(&client, app).await?;
+    let worker: wetee_types::WorkerId = serde_json::from_value(status["worker"].clone())
+        .map_err(|_| anyhow::anyhow!("app {app} is not placed on a worker"))?;
+    let endpoint = client
+        .worker(worker)
+        .await?
+        .with_context(|| format!("no worker {worker}"))?
+        .profile
+        .endpoint
+        .as_str()
+        .to_string();
+    let authority = endpoint
+        .strip_prefix("http://")
+        .with_context(|| format!("worker endpoint {endpoint} is not http://"))?
+        .trim_end_matches('/')
+        .to_string();
+    let headers = wetee_types::owner::sign_request(
+        &key,
+        &client.genesis_hash(),
+        "GET",
+        path,
+        crate::spec::now_ms(),
+    );
+    let mut request = format!("GET {path}{query} HTTP/1.0\r\nHost: {authority}\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut stream = tokio::net::TcpStream::connect(&authority)
+        .await
+        .with_context(|| format!("connecting to worker {worker} at {authority}"))?;
+    stream.write_all(request.as_bytes()).await?;
+    // Read the head, then the body.
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 8192];
+    let head_end = loop {
+        let read = stream.read(&mut buffer).await?;
+        if read == 0 {
+            bail!("worker {worker} closed the connection");
+        }
+        received.extend_from_slice(&buffer[..read]);
+        if let Some(at) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&received[..head_end]).to_string();
+    let code: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let mut body = received[head_end..].to_vec();
+    if code != 200 || !stream_body {
+        stream.read_to_end(&mut body).await?;
+    }
+    if code != 200 {
+        bail!(
+            "worker {worker} refused (HTTP {code}): {}",
+            String::from_utf8_lossy(&body).trim()
+        );
+    }
+    if !stream_body {
+        let value: serde_json::Value = serde_json::from_slice(&body)
+            .with_context(|| "the worker's answer is not JSON".to_string())?;
+        show(context.format, &value);
+        return Ok(());
+    }
+    let mut stdout = tokio::io::stdout();
+    stdout.write_all(&body).await?;
+    loop {
+        let read = stream.read(&mut buffer).await?;
+        if read == 0 {
+            break;
+        }
+        stdout.write_all(&buffer[..read]).await?;
+        stdout.flush().await?;
+    }
     Ok(())
 }

@@ -19,6 +19,7 @@ pub mod error;
 pub mod event;
 pub mod ids;
 pub mod manifest;
+pub mod owner;
 pub mod params;
 pub mod records;
 pub mod report;

@@ -3,7 +3,7 @@
 //! and usage, collect logs, and once an epoch has ended, submit its signed work report.
 //! It reconnects to the node whenever the connection drops; containers keep running meanwhile.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ use futures::FutureExt as _;
 use wetee_client::rpc::Client;
 use wetee_types::report::{SignedWorkReport, WorkReport};
 use wetee_types::transaction::WorkersCall;
-use wetee_types::{Call, Keypair, WorkerId, Workload};
+use wetee_types::{AppId, Call, Keypair, WorkerId, Workload};
 
 use crate::backend::docker::DockerBackend;
 use crate::backend::{Backend, BackendError, InstanceState};
@@ -21,6 +21,7 @@ use crate::config::{BackendKind, WorkerConfig};
 use crate::identity::{IdentityError, WorkerIdentity};
 use crate::ingress::Routes;
 use crate::logbook::LogBook;
+use crate::owner_api::{AppStatus, InstanceStatus, OwnerApi};
 use crate::reconcile::Reconciler;
 use crate::report::{Meter, is_worth_sending, run_report};
 
@@ -82,6 +83,7 @@ struct Worker<B: Backend> {
     logs: LogBook,
     epoch_length: u64,
     last_usage: Option<Instant>,
+    owner_api: Arc<OwnerApi>,
 }
 
 impl<B: Backend> Worker<B> {
@@ -118,9 +120,50 @@ impl<B: Backend> Worker<B> {
                 .all(|spec| pass.ready.contains(&spec.identity()));
             self.meter.sample_uptime(epoch, app, up);
         }
+        // Owners never change: learn each once, for the owner API.
+        for spec in &desired {
+            if self.owner_api.knows_owner(&spec.workload) {
+                continue;
+            }
+            let owner = match spec.workload {
+                Workload::App { app } => client.app(app).await?.map(|a| a.owner),
+                Workload::TaskRun { task, .. } => client.task(task).await?.map(|t| t.owner),
+            };
+            if let Some(owner) = owner {
+                self.owner_api.set_owner(spec.workload, owner);
+            }
+        }
         let Ok(instances) = self.reconciler.backend().list().await else {
             return Ok(());
         };
+        let mut statuses: BTreeMap<AppId, AppStatus> = BTreeMap::new();
+        for instance in &instances {
+            let Workload::App { app } = instance.identity.workload else {
+                continue;
+            };
+            statuses
+                .entry(app)
+                .or_default()
+                .instances
+                .push(InstanceStatus {
+                    name: instance.name.clone(),
+                    version: instance.identity.version,
+                    replica: instance.identity.replica,
+                    state: match &instance.state {
+                        InstanceState::Running => "running".into(),
+                        InstanceState::Created => "created".into(),
+                        InstanceState::Exited { code } => format!("exited ({code})"),
+                        InstanceState::Other(other) => other.clone(),
+                    },
+                    ready: pass.ready.contains(&instance.identity),
+                });
+        }
+        for (app, status) in statuses.iter_mut() {
+            let (uptime, usage) = self.meter.history(*app);
+            status.uptime_bps = uptime;
+            status.usage = usage;
+        }
+        self.owner_api.set_statuses(statuses);
         let sample_usage = self.last_usage.is_none_or(|at| at.elapsed() >= USAGE_EVERY);
         for instance in &instances {
             if let Err(e) = self
@@ -249,10 +292,12 @@ pub async fn run(
         .chain
         .epoch_length;
     let routes = Arc::new(Routes::default());
+    let owner_api = Arc::new(OwnerApi::new(client.genesis_hash(), logs_dir.clone()));
     let _serving = AbortOnDrop(tokio::spawn(crate::ingress::serve(
         listener,
         Arc::clone(&routes),
         config.ingress.domain.clone(),
+        Some(Arc::clone(&owner_api)),
     )));
     started(Running {
         worker: id,
@@ -269,6 +314,7 @@ pub async fn run(
         logs,
         epoch_length,
         last_usage: None,
+        owner_api,
     };
     let mut client = Some(client);
     let stop = stop.fuse();

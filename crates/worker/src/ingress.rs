@@ -20,6 +20,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use wetee_types::AppId;
 
+use crate::owner_api::OwnerApi;
+
 /// Where each app's traffic goes.
 #[derive(Debug, Default)]
 pub struct Routes {
@@ -89,7 +91,13 @@ async fn forward(
     mut request: Request<Incoming>,
     routes: Arc<Routes>,
     domain: Arc<str>,
+    owner: Option<Arc<OwnerApi>>,
 ) -> Result<Response<Body>, hyper::Error> {
+    if let Some(owner) = &owner
+        && request.uri().path().starts_with(crate::owner_api::PREFIX)
+    {
+        return Ok(owner.handle(&request).await);
+    }
     let host = request
         .headers()
         .get(hyper::header::HOST)
@@ -147,8 +155,14 @@ async fn forward(
     }
 }
 
-/// Serves the ingress on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, routes: Arc<Routes>, domain: String) {
+/// Serves the ingress (and the owner API, when given) on `listener` until the task is
+/// dropped.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Arc<Routes>,
+    domain: String,
+    owner: Option<Arc<OwnerApi>>,
+) {
     let domain: Arc<str> = domain.into();
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -156,9 +170,15 @@ pub async fn serve(listener: TcpListener, routes: Arc<Routes>, domain: String) {
         };
         let routes = Arc::clone(&routes);
         let domain = Arc::clone(&domain);
+        let owner = owner.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
-                forward(request, Arc::clone(&routes), Arc::clone(&domain))
+                forward(
+                    request,
+                    Arc::clone(&routes),
+                    Arc::clone(&domain),
+                    owner.clone(),
+                )
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)

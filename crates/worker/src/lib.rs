@@ -8,6 +8,7 @@
 //! - [`identity`]: the TEE-bound identity and sealing keys, and the evidence binding them.
 //! - [`ingress`]: the HTTP entrance routing `<app-id>.<domain>` and `/<app-id>/` to apps.
 //! - [`logbook`]: captured logs per workload and epoch, and their Merkle roots.
+//! - [`owner_api`]: logs, status and metrics for the workload's owner only.
 //! - [`reconcile`]: makes the backend match the chain, one idempotent pass at a time.
 //! - [`report`]: uptime, usage, log roots and task results, measured per epoch, for the signed
 //!   work report.
@@ -22,5 +23,6 @@ pub mod config;
 pub mod identity;
 pub mod ingress;
 pub mod logbook;
+pub mod owner_api;
 pub mod reconcile;
 pub mod report;

@@ -92,6 +92,27 @@ impl Meter {
             .collect()
     }
 
+    /// An app's uptime (basis points) and usage by epoch, as measured so far.
+    pub fn history(&self, app: AppId) -> (BTreeMap<u64, u16>, BTreeMap<u64, Usage>) {
+        let uptime = self
+            .uptime
+            .iter()
+            .filter(|((a, _), _)| *a == app)
+            .map(|((_, epoch), samples)| {
+                let bps = u64::from(samples.up) * u64::from(FULL_UPTIME_BPS)
+                    / u64::from(samples.total.max(1));
+                (*epoch, u16::try_from(bps).unwrap_or(FULL_UPTIME_BPS))
+            })
+            .collect();
+        let usage = self
+            .usage
+            .iter()
+            .filter(|((a, _), _)| *a == app)
+            .map(|((_, epoch), usage)| (*epoch, *usage))
+            .collect();
+        (uptime, usage)
+    }
+
     /// The usage measured of a task run.
     pub fn run_usage(&self, task: TaskId, run: u32) -> Usage {
         self.runs.get(&(task, run)).copied().unwrap_or_default()

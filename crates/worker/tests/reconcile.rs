@@ -84,6 +84,7 @@ async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
         listener,
         Arc::clone(&routes),
         "localhost".into(),
+        None,
     ));
     let mut reconciler = Reconciler::new(backend.clone()).with_routes(Arc::clone(&routes));
 
