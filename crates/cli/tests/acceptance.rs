@@ -1,0 +1,399 @@
+//! The worker's acceptance test, with real processes and real Podman: a dev chain, a worker
+//! process, the hello example built locally and deployed with the CLI, updated while a client
+//! keeps asking (no failed request), its logs read by its owner and refused to anyone else, a
+//! periodic task whose results reach the chain, the worker killed and restarted (nothing
+//! duplicated, the app still serves), and the app stopped (container gone, deposit refunded).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const WETEE: &str = env!("CARGO_BIN_EXE_wetee");
+
+#[derive(Default)]
+struct Processes(Vec<Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Removes the test worker's containers when the test ends, however it ends (declared before
+/// the processes, so it runs after they are killed).
+struct Cleanup(Option<String>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(scope) = &self.0 {
+            let output = Command::new("podman")
+                .args(["ps", "-aq", "--filter"])
+                .arg(format!("label=wetee.managed={scope}"))
+                .output();
+            if let Ok(output) = output {
+                for id in String::from_utf8_lossy(&output.stdout).lines() {
+                    let _ = Command::new("podman").args(["rm", "-f", id]).output();
+                }
+            }
+        }
+    }
+}
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Starts `wetee args...` and returns it once it printed its first JSON document.
+fn start(args: &[String], log: &Path) -> (Child, Value) {
+    let mut child = Command::new(WETEE)
+        .args(args)
+        .args(["--output", "json"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("wetee starts");
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut printed = String::new();
+    let value = loop {
+        let read = reader.read_line(&mut printed).expect("output");
+        assert!(
+            read > 0,
+            "wetee {args:?} exited: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        if let Ok(value) = serde_json::from_str(&printed) {
+            break value;
+        }
+    };
+    // Keep draining its output so it never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        let _ = reader.read_to_string(&mut sink);
+    });
+    (child, value)
+}
+
+fn wetee(rpc: &str, args: &[&str]) -> (bool, Value, String) {
+    let output = Command::new(WETEE)
+        .args(args)
+        .args(["--rpc", rpc, "--output", "json"])
+        .output()
+        .expect("wetee runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    let value = serde_json::from_str(stdout.trim()).unwrap_or(Value::String(stdout));
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    (output.status.success(), value, stderr)
+}
+
+fn get(url: &str) -> Option<(u16, String)> {
+    let rest = url.strip_prefix("http://")?;
+    let (authority, path) = rest.split_at(rest.find('/')?);
+    let mut stream = std::net::TcpStream::connect(authority).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let code = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n")?.1.to_string();
+    Some((code, body))
+}
+
+fn eventually<T>(what: &str, seconds: u64, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn build(example: &str) -> PathBuf {
+    let script = repository().join("examples").join(example).join("build.sh");
+    let output = Command::new("sh")
+        .arg(&script)
+        .output()
+        .expect("build.sh runs");
+    assert!(
+        output.status.success(),
+        "{example}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    repository()
+        .join("examples")
+        .join(example)
+        .join("wetee.toml")
+}
+
+/// The containers this test's worker runs for `app` (others may share the engine).
+fn containers_of(scope: &str, app: u64) -> Vec<String> {
+    let output = Command::new("podman")
+        .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
+        .arg(format!("label=wetee.app={app}"))
+        .arg("--filter")
+        .arg(format!("label=wetee.managed={scope}"))
+        .output()
+        .expect("podman ps");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn deploy_update_logs_tasks_restart_and_stop_on_a_dev_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let offset = (std::process::id() % 400) as u16 * 8;
+    let (rpc_port, p2p_port, ingress_port) = (34_000 + offset, 38_000 + offset, 42_000 + offset);
+    let rpc = format!("ws://127.0.0.1:{rpc_port}");
+    let mut cleanup = Cleanup(None);
+    let mut processes = Processes::default();
+
+    // Podman's API for the worker.
+    let socket = home.join("podman.sock");
+    let service = Command::new("podman")
+        .args(["system", "service", "--time=0"])
+        .arg(format!("unix://{}", socket.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("podman system service (install podman)");
+    processes.0.push(service);
+    eventually("podman's socket", 30, || socket.exists().then_some(()));
+
+    let chain_args: Vec<String> = [
+        "dev",
+        "--no-worker",
+        "--data-dir",
+        &home.join("chain").display().to_string(),
+        "--rpc-port",
+        &rpc_port.to_string(),
+        "--p2p-port",
+        &p2p_port.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (chain, _) = start(&chain_args, &home.join("chain.log"));
+    processes.0.push(chain);
+
+    let config = home.join("worker.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"stake = "200"
+data_dir = "{}"
+[profile]
+endpoint = "http://127.0.0.1:{ingress_port}"
+region = "local"
+level = 1
+tee_kinds = ["simulated"]
+capacity = {{ cpu_millicores = 4000, memory_mib = 4096, disk_gib = 50, gpus = 0 }}
+prices = {{ cpu_millicore = "1000", memory_mib = "1000", disk_gib = "1000", gpu = "0" }}
+[backend]
+kind = "docker"
+socket = "{}"
+[ingress]
+listen = "127.0.0.1:{ingress_port}"
+"#,
+            home.join("worker").display(),
+            socket.display()
+        ),
+    )
+    .unwrap();
+    let worker_args: Vec<String> = [
+        "worker",
+        "run",
+        "--chain",
+        &rpc,
+        "--key",
+        "//Alice",
+        "--config",
+        &config.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (worker, running) = start(&worker_args, &home.join("worker.log"));
+    processes.0.push(worker);
+    let identity: wetee_types::AccountId = running["identity"]
+        .as_str()
+        .expect("identity")
+        .parse()
+        .expect("an account");
+    let scope = hex::encode(identity.0);
+    cleanup.0 = Some(scope.clone());
+
+    // Deploy the hello example and reach it.
+    let manifest = build("hello");
+    let (ok, deployed, stderr) = wetee(
+        &rpc,
+        &[
+            "app",
+            "deploy",
+            "-f",
+            manifest.to_str().unwrap(),
+            "--from",
+            "//Bob",
+            "--deposit",
+            "10",
+            "--wait",
+        ],
+    );
+    assert!(ok, "deploy: {deployed} {stderr}");
+    let app = deployed["app_id"].as_u64().expect("app id");
+    let url = deployed["url"].as_str().expect("url").to_string();
+    let (code, body) = get(&url).expect("the app answers");
+    assert_eq!(code, 200);
+    assert!(body.contains("hello from WeTEE (v1)"), "{body}");
+
+    // Update to v2 while a client keeps asking.
+    let v2 = home.join("v2.toml");
+    std::fs::write(
+        &v2,
+        std::fs::read_to_string(&manifest)
+            .unwrap()
+            .replace("VERSION = \"v1\"", "VERSION = \"v2\""),
+    )
+    .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let hammer = {
+        let stop = Arc::clone(&stop);
+        let url = url.clone();
+        std::thread::spawn(move || {
+            let (mut answers, mut failures, mut saw_v2) = (0u32, Vec::new(), false);
+            while !stop.load(Ordering::Relaxed) {
+                match get(&url) {
+                    Some((200, body)) => {
+                        answers += 1;
+                        saw_v2 |= body.contains("(v2)");
+                    }
+                    other => failures.push(format!("{other:?}")),
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (answers, failures, saw_v2)
+        })
+    };
+    let app_id = app.to_string();
+    let (ok, updated, stderr) = wetee(
+        &rpc,
+        &[
+            "app",
+            "update",
+            &app_id,
+            "-f",
+            v2.to_str().unwrap(),
+            "--from",
+            "//Bob",
+        ],
+    );
+    assert!(ok, "update: {updated} {stderr}");
+    eventually("version two to answer", 60, || {
+        get(&url).filter(|(_, body)| body.contains("(v2)"))
+    });
+    // Until the old container is gone, and a little after.
+    eventually("the old version to be removed", 60, || {
+        (containers_of(&scope, app).len() == 1).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::Relaxed);
+    let (answers, failures, saw_v2) = hammer.join().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed during the update: {:?}",
+        failures.len(),
+        answers as usize + failures.len(),
+        failures.first()
+    );
+    assert!(saw_v2 && answers > 20, "{answers} answers");
+
+    // The owner reads the logs; anyone else is refused.
+    let logs = eventually("request lines in the logs", 30, || {
+        let (ok, logs, _) = wetee(&rpc, &["app", "logs", &app_id, "--from", "//Bob"]);
+        let text = logs.as_str().unwrap_or_default().to_string();
+        (ok && text.contains("response:200")).then_some(text)
+    });
+    assert!(logs.contains("serving v2"), "{logs}");
+    let (ok, refused, _) = wetee(&rpc, &["app", "logs", &app_id, "--from", "//Charlie"]);
+    assert!(!ok);
+    let reason = refused["error"].as_str().unwrap_or_default();
+    assert!(reason.contains("403"), "{refused}");
+
+    // A periodic task runs twice, and both results reach the chain.
+    let tick = build("tick-c");
+    let (ok, created, stderr) = wetee(
+        &rpc,
+        &[
+            "task",
+            "create",
+            "-f",
+            tick.to_str().unwrap(),
+            "--from",
+            "//Bob",
+            "--deposit",
+            "50",
+        ],
+    );
+    assert!(ok, "task create: {created} {stderr}");
+    let task = created["events"]
+        .as_array()
+        .and_then(|events| events.iter().find(|e| e["event"] == "task_created"))
+        .and_then(|e| e["task"].as_u64())
+        .expect("task id");
+    let runs = eventually("two task results on chain", 120, || {
+        let (ok, runs, _) = wetee(&rpc, &["task", "runs", &task.to_string()]);
+        let finished: Vec<Value> = runs
+            .as_array()?
+            .iter()
+            .filter(|run| run["status"] == "finished")
+            .cloned()
+            .collect();
+        (ok && finished.len() >= 2).then_some(finished)
+    });
+    for run in &runs {
+        assert_eq!(run["result"]["exit_code"], 0, "{run}");
+    }
+
+    // Kill the worker and start it again: nothing duplicated, the app still serves.
+    let worker = processes.0.remove(2);
+    let mut worker = worker;
+    worker.kill().expect("kill -9");
+    let _ = worker.wait();
+    let (worker, _) = start(&worker_args, &home.join("worker-2.log"));
+    processes.0.push(worker);
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        containers_of(&scope, app).len(),
+        1,
+        "{:?}",
+        containers_of(&scope, app)
+    );
+    let (code, body) = get(&url).expect("still serves");
+    assert_eq!(code, 200);
+    assert!(body.contains("(v2)"));
+
+    // Stop: the container goes and the unused deposit comes back.
+    let (ok, stopped, stderr) = wetee(&rpc, &["app", "stop", &app_id, "--from", "//Bob"]);
+    assert!(ok, "stop: {stopped} {stderr}");
+    let refund = stopped["events"]
+        .as_array()
+        .and_then(|events| events.iter().find(|e| e["event"] == "app_stopped"))
+        .and_then(|e| e["refund"].as_str())
+        .and_then(|r| r.parse::<u128>().ok())
+        .expect("refund");
+    assert!(refund > 0);
+    eventually("the container to go", 30, || {
+        containers_of(&scope, app).is_empty().then_some(())
+    });
+}
