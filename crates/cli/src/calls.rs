@@ -806,14 +806,21 @@ pub async fn app(command: AppCommand, context: &Session<'_>) -> Result<()> {
             let client = connect(context).await?;
             let status = app_status(&client, app).await?;
             print(context.format, &status, || {
-                format!(
+                let mut text = format!(
                     "app {app} ({}) version {}: {}\n  worker  {}\n  url     {}",
                     status["name"].as_str().unwrap_or_default(),
                     status["version"],
                     status["status"],
                     status["worker"],
                     status["url"].as_str().unwrap_or("none (not placed)")
-                )
+                );
+                if let Some(reason) = status["failure"]["reason"].as_str() {
+                    text.push_str(&format!(
+                        "\n  failed  {reason}\n{}",
+                        status["failure"]["log_tail"].as_str().unwrap_or_default()
+                    ));
+                }
+                text
             });
             return Ok(());
         }
@@ -964,8 +971,10 @@ async fn app_status(client: &Client, app: AppId) -> Result<serde_json::Value> {
             url = serde_json::json!(format!("{endpoint}/{app}/"));
         }
     }
+    let failure = client.app_failure(app).await?;
     Ok(serde_json::json!({
         "app_id": app,
+        "failure": failure,
         "name": record.spec.name.as_str(),
         "version": record.version,
         "status": record.status,

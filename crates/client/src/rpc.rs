@@ -256,6 +256,14 @@ impl Client {
         self.call("state_app", rpc_params![id]).await
     }
 
+    /// `state_appFailure`: why the app's worker could not run it, if it reported so.
+    pub async fn app_failure(
+        &self,
+        id: AppId,
+    ) -> Result<Option<wetee_types::records::AppFailure>, ClientError> {
+        self.call("state_appFailure", rpc_params![id]).await
+    }
+
     /// `state_appVersions`.
     pub async fn app_versions(&self, id: AppId) -> Result<Vec<AppVersion>, ClientError> {
         self.call("state_appVersions", rpc_params![id]).await

@@ -451,6 +451,12 @@ where
     );
     state_method(
         &mut module,
+        "state_appFailure",
+        |view, id: AppId| query::app_failure(view, id).map_err(state_error),
+        required,
+    );
+    state_method(
+        &mut module,
         "state_appVersions",
         |view, id: AppId| query::app_versions(view, id).map_err(state_error),
         required,

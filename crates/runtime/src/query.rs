@@ -80,6 +80,14 @@ pub fn apps(state: &dyn State, owner: Option<&AccountId>) -> Result<Vec<App>, Ca
         .collect())
 }
 
+/// Why an app's worker could not run it, if it reported so.
+pub fn app_failure(
+    state: &dyn State,
+    id: AppId,
+) -> Result<Option<wetee_types::records::AppFailure>, CallError> {
+    crate::storage::app_failure(state, id)
+}
+
 /// An app's versions, oldest first.
 pub fn app_versions(state: &dyn State, id: AppId) -> Result<Vec<AppVersion>, CallError> {
     all(state, &keys::app_versions(id))

@@ -184,6 +184,10 @@ pub mod keys {
     pub fn app(id: AppId) -> Vec<u8> {
         key(APPS, &[&id.0.to_be_bytes()])
     }
+    /// Why an app's worker could not run it.
+    pub fn app_failure(id: AppId) -> Vec<u8> {
+        key(b"apf/", &[&id.0.to_be_bytes()])
+    }
     /// One version of an app.
     pub fn app_version(id: AppId, version: u32) -> Vec<u8> {
         key(
@@ -339,6 +343,23 @@ pub fn app(state: &dyn State, id: AppId) -> Result<App, CallError> {
 /// Writes an app.
 pub fn put_app(state: &mut dyn State, app: &App) {
     put(state, &keys::app(app.id), app);
+}
+
+/// Why an app's worker could not run it, if it reported so.
+pub fn app_failure(
+    state: &dyn State,
+    id: AppId,
+) -> Result<Option<wetee_types::records::AppFailure>, CallError> {
+    get(state, &keys::app_failure(id))
+}
+
+/// Records why an app's worker could not run it.
+pub fn put_app_failure(
+    state: &mut dyn State,
+    id: AppId,
+    failure: &wetee_types::records::AppFailure,
+) {
+    put(state, &keys::app_failure(id), failure);
 }
 
 /// Records a version of an app.

@@ -21,6 +21,10 @@
 //!   window (`proof_window_epochs`) is still open, later than the last one reported; signed by
 //!   the worker's identity key. Each app proof pays the app's leases for that epoch
 //!   ([`crate::settlement`]); each run result pays that run ([`crate::tasks`]).
+//! - `report_app_failure(worker, app, reason, log_tail)`: the worker an app runs on cannot run
+//!   it (it does not start, or keeps crashing). The app stops as failed (unplaced, the unused
+//!   deposit refunded) and the reason and last log lines are recorded for the owner. A worker
+//!   gains nothing by it: it loses the app's lease.
 //! - `withdraw(worker)`: earnings and unlocked unbonding amounts to the operator's free balance.
 //! - `file_complaint(worker, evidence_hash, bond)`: any signer, locking at least
 //!   `complaint_bond`.
@@ -101,6 +105,12 @@ pub(crate) fn dispatch(
             complaint,
         } => slash(ctx, signer, *worker, *amount, *complaint),
         WorkersCall::DismissComplaint { complaint } => dismiss_complaint(ctx, signer, *complaint),
+        WorkersCall::ReportAppFailure {
+            worker,
+            app,
+            reason,
+            log_tail,
+        } => report_app_failure(ctx, signer, *worker, *app, reason, log_tail),
     }
 }
 
@@ -600,6 +610,45 @@ fn enforce_proofs(
         }
         storage::put_app(ctx.state, &record);
     }
+    Ok(())
+}
+
+fn report_app_failure(
+    ctx: &mut Ctx,
+    signer: AccountId,
+    id: WorkerId,
+    app_id: wetee_types::AppId,
+    reason: &wetee_types::codec::BoundedString<256>,
+    log_tail: &wetee_types::codec::BoundedString<4096>,
+) -> Result<(), CallError> {
+    operated_worker(ctx, signer, id)?;
+    let mut app = storage::app(ctx.state, app_id)?;
+    let running_here = app.status == wetee_types::records::AppStatus::Running
+        && app.placement.is_some_and(|p| p.worker == id);
+    if !running_here {
+        return Err(CallError::AppNotOnWorker {
+            app: app_id,
+            worker: id,
+        });
+    }
+    apps::stop(ctx, &mut app, wetee_types::records::StopReason::Failed)?;
+    storage::put_app(ctx.state, &app);
+    storage::put_app_failure(
+        ctx.state,
+        app_id,
+        &wetee_types::records::AppFailure {
+            worker: id,
+            version: app.version,
+            reason: reason.clone(),
+            log_tail: log_tail.clone(),
+            at: ctx.height,
+        },
+    );
+    ctx.emit(Event::AppFailed {
+        app: app_id,
+        worker: id,
+        reason: reason.clone(),
+    });
     Ok(())
 }
 

@@ -280,6 +280,14 @@ pub enum CallError {
         /// The epoch.
         epoch: EpochNumber,
     },
+    /// The app does not run on that worker.
+    #[error("app {app} does not run on worker {worker}")]
+    AppNotOnWorker {
+        /// The app.
+        app: AppId,
+        /// The worker.
+        worker: WorkerId,
+    },
     /// The report lists an app twice.
     #[error("app {app} appears twice in the report")]
     DuplicateAppProof {
@@ -402,6 +410,7 @@ codec_enum!(CallError {
     38 => State { detail },
     39 => IdentityKeyInUse { worker },
     40 => KeyProofInvalid,
+    41 => AppNotOnWorker { app, worker },
 });
 
 impl From<ManifestError> for CallError {

@@ -2,7 +2,7 @@
 //! transaction did).
 
 use crate::balance::Balance;
-use crate::codec::BoundedVec;
+use crate::codec::{BoundedString, BoundedVec};
 use crate::crypto::{AccountId, Hash};
 use crate::error::CallError;
 use crate::ids::{AppId, BlockNumber, ComplaintId, EpochNumber, TaskId, WorkerId, Workload};
@@ -154,6 +154,15 @@ pub enum Event {
         app: AppId,
         /// Last epoch of grace.
         grace_until: EpochNumber,
+    },
+    /// An app's worker could not run it; it stopped (see its failure record).
+    AppFailed {
+        /// App.
+        app: AppId,
+        /// The worker.
+        worker: WorkerId,
+        /// Why.
+        reason: BoundedString<256>,
     },
     /// An app stopped.
     AppStopped {
@@ -308,6 +317,7 @@ codec_enum!(Event {
     31 => AppPaid { app, worker, epoch, amount, protocol_fee },
     32 => ParamsChanged,
     33 => RootKeyChanged { root },
+    34 => AppFailed { app, worker, reason },
 });
 
 impl Event {
@@ -320,6 +330,7 @@ impl Event {
             | Event::AppRecharged { app, .. }
             | Event::AppDepositLow { app, .. }
             | Event::AppStopped { app, .. }
+            | Event::AppFailed { app, .. }
             | Event::AppPaid { app, .. } => Some(*app),
             Event::WorkloadPlaced { workload, .. }
             | Event::WorkloadPending { workload }
@@ -370,7 +381,8 @@ impl Event {
             | Event::TaskRunFinished { worker, .. }
             | Event::WorkloadPlaced { worker, .. }
             | Event::WorkloadReleased { worker, .. }
-            | Event::AppPaid { worker, .. } => Some(*worker),
+            | Event::AppPaid { worker, .. }
+            | Event::AppFailed { worker, .. } => Some(*worker),
             _ => None,
         }
     }

@@ -297,10 +297,36 @@ pub enum StopReason {
     Owner,
     /// The deposit ran out and the grace period passed.
     DepositExhausted,
+    /// Its worker could not run it (see the app's failure record).
+    Failed,
 }
 codec_enum!(StopReason {
     0 => Owner,
     1 => DepositExhausted,
+    2 => Failed,
+});
+
+/// Why an app's worker could not run it, as the worker reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct AppFailure {
+    /// The worker that reported it.
+    pub worker: WorkerId,
+    /// The version that failed.
+    pub version: u32,
+    /// Why.
+    pub reason: BoundedString<256>,
+    /// The app's last log lines.
+    pub log_tail: BoundedString<4096>,
+    /// Height it was reported.
+    pub at: BlockNumber,
+}
+codec_struct!(AppFailure {
+    worker,
+    version,
+    reason,
+    log_tail,
+    at
 });
 
 /// Where an app runs now.

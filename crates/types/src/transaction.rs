@@ -1,7 +1,7 @@
 //! Transactions: who calls what, with which nonce, fee and expiry, signed for one chain.
 
 use crate::balance::Balance;
-use crate::codec::{CodecError, decode, encode};
+use crate::codec::{BoundedString, CodecError, decode, encode};
 use crate::crypto::{AccountId, Hash, Keypair, Signature};
 use crate::error::TxError;
 use crate::ids::{AppId, BlockNumber, ComplaintId, TaskId, WorkerId};
@@ -113,6 +113,19 @@ pub enum WorkersCall {
         /// Complaint.
         complaint: ComplaintId,
     },
+    /// The worker an app runs on reports that it cannot run it (it does not start, or keeps
+    /// crashing): the app stops as failed, with the reason and its last log lines on chain,
+    /// and the unused deposit goes back to its owner.
+    ReportAppFailure {
+        /// Worker.
+        worker: WorkerId,
+        /// The app.
+        app: AppId,
+        /// Why, for the owner.
+        reason: BoundedString<256>,
+        /// The app's last log lines.
+        log_tail: BoundedString<4096>,
+    },
 }
 codec_enum!(WorkersCall {
     0 => Register { profile, attestation },
@@ -126,6 +139,7 @@ codec_enum!(WorkersCall {
     8 => FileComplaint { worker, evidence_hash, bond },
     9 => Slash { worker, amount, complaint },
     10 => DismissComplaint { complaint },
+    11 => ReportAppFailure { worker, app, reason, log_tail },
 });
 
 /// Long-running apps.

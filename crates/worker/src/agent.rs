@@ -84,6 +84,7 @@ struct Worker<B: Backend> {
     epoch_length: u64,
     last_usage: Option<Instant>,
     owner_api: Arc<OwnerApi>,
+    failed_reported: BTreeSet<crate::backend::Identity>,
 }
 
 impl<B: Backend> Worker<B> {
@@ -184,11 +185,65 @@ impl<B: Backend> Worker<B> {
         if sample_usage {
             self.last_usage = Some(Instant::now());
         }
+        self.report_failures(client, &instances).await?;
         if epoch > 0 {
             self.report(client, epoch - 1, &desired, &instances).await?;
         }
         let live: Vec<String> = instances.iter().map(|i| i.id.clone()).collect();
         self.meter.prune(epoch.saturating_sub(1), &live);
+        Ok(())
+    }
+
+    /// Tells the chain about apps that keep failing, with their last log lines, so that their
+    /// owners see why (and get their deposit back) instead of paying for nothing.
+    async fn report_failures(
+        &mut self,
+        client: &Client,
+        instances: &[crate::backend::Instance],
+    ) -> Result<(), ChainError> {
+        for (identity, reason) in self.reconciler.failing() {
+            let Workload::App { app } = identity.workload else {
+                continue;
+            };
+            if !self.failed_reported.insert(identity) {
+                continue;
+            }
+            let tail = match instances.iter().find(|i| i.identity == identity) {
+                Some(instance) => self
+                    .reconciler
+                    .backend()
+                    .logs(&instance.id, 20)
+                    .await
+                    .map(|lines| {
+                        lines
+                            .iter()
+                            .map(|l| format!("{}\n", l.text))
+                            .collect::<String>()
+                    })
+                    .unwrap_or_default(),
+                None => String::new(),
+            };
+            // The end of a log is what explains a crash: keep the last bytes that fit.
+            let clip = |text: &str, max: usize| {
+                let mut start = text.len().saturating_sub(max);
+                while !text.is_char_boundary(start) {
+                    start += 1;
+                }
+                text[start..].to_string()
+            };
+            let call = Call::Workers(WorkersCall::ReportAppFailure {
+                worker: self.id,
+                app,
+                reason: wetee_types::codec::BoundedString::try_new(clip(&reason, 256))
+                    .unwrap_or_default(),
+                log_tail: wetee_types::codec::BoundedString::try_new(clip(&tail, 4096))
+                    .unwrap_or_default(),
+            });
+            match client.send(&self.operator, call, |_| {}).await {
+                Ok(_) => tracing::warn!(%app, reason, "reported the app as failed"),
+                Err(e) => tracing::warn!(%app, error = %e, "could not report the app as failed"),
+            }
+        }
         Ok(())
     }
 
@@ -315,6 +370,7 @@ pub async fn run(
         epoch_length,
         last_usage: None,
         owner_api,
+        failed_reported: BTreeSet::new(),
     };
     let mut client = Some(client);
     let stop = stop.fuse();

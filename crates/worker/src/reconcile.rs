@@ -50,11 +50,16 @@ impl Pass {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Backoff {
     failures: u32,
     next_attempt: Instant,
+    last_error: String,
 }
+
+/// An app failing this many times in a row (not starting, or exiting) is reported to the chain
+/// as failed.
+pub const FAILURES_BEFORE_REPORT: u32 = 3;
 
 /// The reconciler and what it remembers between passes (only backoffs: everything else is
 /// read again from the chain and the backend).
@@ -102,7 +107,16 @@ impl<B: Backend> Reconciler<B> {
             .is_none_or(|b| now >= b.next_attempt)
     }
 
-    fn record_failure(&mut self, identity: Identity, now: Instant) {
+    /// Instances that failed [`FAILURES_BEFORE_REPORT`] times in a row, with the last reason.
+    pub fn failing(&self) -> Vec<(Identity, String)> {
+        self.backoff
+            .iter()
+            .filter(|(_, b)| b.failures >= FAILURES_BEFORE_REPORT)
+            .map(|(identity, b)| (*identity, b.last_error.clone()))
+            .collect()
+    }
+
+    fn record_failure(&mut self, identity: Identity, now: Instant, error: String) {
         let failures = self
             .backoff
             .get(&identity)
@@ -116,6 +130,7 @@ impl<B: Backend> Reconciler<B> {
             Backoff {
                 failures,
                 next_attempt: now + delay,
+                last_error: error,
             },
         );
     }
@@ -131,7 +146,7 @@ impl<B: Backend> Reconciler<B> {
             Ok(_) => pass.started.push(identity),
             Err(e) => {
                 tracing::warn!(workload = %spec.workload, error = %e, "cannot start");
-                self.record_failure(identity, Instant::now());
+                self.record_failure(identity, Instant::now(), e.to_string());
                 pass.failed.push((identity, e.to_string()));
             }
         }
@@ -158,7 +173,11 @@ impl<B: Backend> Reconciler<B> {
                     tracing::info!(workload = %identity.workload, state = ?instance.state, "restarting");
                     self.backend.remove(&instance.id, STOP_GRACE).await?;
                     // Counts as a failure so that a crash loop backs off.
-                    self.record_failure(identity, now);
+                    let why = match &instance.state {
+                        InstanceState::Exited { code } => format!("exited with code {code}"),
+                        other => format!("stopped ({other:?})"),
+                    };
+                    self.record_failure(identity, now, why);
                     self.start(spec, &mut pass).await;
                 }
                 None => {

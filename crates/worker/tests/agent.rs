@@ -160,6 +160,53 @@ timeout_secs = 30
     assert_eq!(result.output_hash, Hash::of(b"result-42\n"));
     assert_ne!(result.log_root, Hash::default());
 
+    // An app that crashes at start: the worker keeps going, and the owner sees why on chain.
+    let mut crashing = support::app_spec("never-served");
+    crashing.container.args = wetee_types::codec::BoundedVec::try_new(vec![
+        support::text("sh"),
+        support::text("-c"),
+        support::text("echo missing DATABASE_URL; exit 3"),
+    ])
+    .unwrap();
+    let created = client
+        .send(
+            &bob,
+            Call::Apps(AppsCall::Create {
+                spec: crashing,
+                deposit: Balance(100 * UNIT),
+            }),
+            |_| {},
+        )
+        .await
+        .expect("app created");
+    let broken = created
+        .receipt
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::AppCreated { app, .. } => Some(*app),
+            _ => None,
+        })
+        .unwrap();
+    let failure = eventually("the failure on chain", 90, async || {
+        client.app_failure(broken).await.ok()?
+    })
+    .await;
+    assert!(failure.reason.as_str().contains("code 3"), "{failure:?}");
+    assert!(
+        failure.log_tail.as_str().contains("missing DATABASE_URL"),
+        "{failure:?}"
+    );
+    let stopped = client.app(broken).await.unwrap().unwrap();
+    assert_eq!(
+        stopped.status,
+        wetee_types::records::AppStatus::Stopped {
+            reason: wetee_types::records::StopReason::Failed
+        }
+    );
+    // The healthy app still serves.
+    assert!(get(ingress, &format!("/{}/", app.0)).contains("paid-page"));
+
     // The identity key kept in the data directory is the one registered.
     let identity = WorkerIdentity::load_or_create(&dir.path().join("worker")).unwrap();
     assert_eq!(identity.identity().account_id(), running.identity);

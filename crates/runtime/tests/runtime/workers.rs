@@ -1,10 +1,10 @@
 //! Worker registration, staking, lifecycle, complaints and slashing.
 
 use wetee_runtime::testing::*;
-use wetee_types::codec::BoundedVec;
+use wetee_types::codec::{BoundedString, BoundedVec};
 use wetee_types::error::error_text;
 use wetee_types::params::Params;
-use wetee_types::records::{ComplaintStatus, Evidence, WorkerStatus};
+use wetee_types::records::{AppStatus, ComplaintStatus, Evidence, StopReason, WorkerStatus};
 use wetee_types::transaction::{AppsCall, WorkersCall};
 use wetee_types::{
     Balance, Call, CallError, ComplaintId, Event, Hash, KeyScheme, Keypair, TeeKind, WorkerId,
@@ -1102,5 +1102,60 @@ fn copied_keys_and_evidence_cannot_register_another_worker() {
             attestation: Some(stolen),
         }),
         CallError::IdentityKeyInUse { worker: first },
+    );
+}
+
+#[test]
+fn only_the_worker_running_an_app_can_report_it_failed_and_the_owner_gets_the_rest_back() {
+    let (mut chain, worker, app) = TestChain::serving(Params::dev());
+    let report = |worker| {
+        Call::Workers(WorkersCall::ReportAppFailure {
+            worker,
+            app,
+            reason: BoundedString::try_new("exited with code 1 five times").unwrap(),
+            log_tail: BoundedString::try_new("panic: no config\n").unwrap(),
+        })
+    };
+    // Someone else's worker, or someone who operates nothing, cannot.
+    let other = chain.started_worker("dave", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    chain.fails(
+        "dave",
+        report(other),
+        CallError::AppNotOnWorker { app, worker: other },
+    );
+    chain.fails(
+        "alice",
+        report(worker),
+        CallError::NotWorkerOperator { worker },
+    );
+    let reserved_before = chain.reserved("alice");
+    let events = chain.ok("eve", report(worker));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::AppFailed { app: a, .. } if *a == app))
+    );
+    let stopped = chain.app(app);
+    assert_eq!(
+        stopped.status,
+        AppStatus::Stopped {
+            reason: StopReason::Failed
+        }
+    );
+    assert!(stopped.placement.is_none());
+    assert!(
+        chain.reserved("alice") < reserved_before,
+        "the unused deposit came back"
+    );
+    let failure = wetee_runtime::query::app_failure(&chain.state, app)
+        .unwrap()
+        .expect("recorded");
+    assert_eq!(failure.worker, worker);
+    assert_eq!(failure.log_tail.as_str(), "panic: no config\n");
+    // It cannot fail twice.
+    chain.fails(
+        "eve",
+        report(worker),
+        CallError::AppNotOnWorker { app, worker },
     );
 }
