@@ -68,6 +68,7 @@ async fn the_worker_serves_proves_gets_paid_and_reports_task_results() {
             .await
             .unwrap()
             .expect("the worker started");
+    let _cleanup = support::Cleanup(hex::encode(running.identity.0));
     let client = Client::connect(&rpc).await.unwrap();
     let bob = dev_keypair("Bob");
 

@@ -74,6 +74,7 @@ async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
         worker
     );
     let scope = hex::encode(identity.keys().identity);
+    let _cleanup = support::Cleanup(scope.clone());
     let backend = DockerBackend::connect(Some(&engine.socket), &scope)
         .await
         .unwrap();

@@ -272,3 +272,21 @@ pub fn worker_config(data_dir: &std::path::Path, socket: &str) -> WorkerConfig {
         ingress: IngressConfig::default(),
     }
 }
+
+/// Removes every container of a worker's scope when dropped, however the test ends.
+pub struct Cleanup(pub String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let engine = engine();
+        let output = Command::new(engine.cli)
+            .args(["ps", "-aq", "--filter"])
+            .arg(format!("label=wetee.managed={}", self.0))
+            .output();
+        if let Ok(output) = output {
+            for id in String::from_utf8_lossy(&output.stdout).lines() {
+                let _ = Command::new(engine.cli).args(["rm", "-f", id]).output();
+            }
+        }
+    }
+}
