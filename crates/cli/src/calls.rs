@@ -332,6 +332,16 @@ pub enum TaskCommand {
         /// The task.
         task: TaskId,
     },
+    /// A run's output and logs, from the worker that ran it (owner only).
+    Logs {
+        /// The task.
+        task: TaskId,
+        /// The run's number.
+        run: u32,
+        /// The owner's key.
+        #[arg(long, default_value = "//Alice")]
+        from: String,
+    },
     /// Creates a task from its specification, reserving a deposit.
     Create {
         #[command(flatten)]
@@ -907,6 +917,19 @@ pub async fn task(command: TaskCommand, context: &Session<'_>) -> Result<()> {
             );
             return Ok(());
         }
+        TaskCommand::Logs { task, run, from } => {
+            let client = connect(context).await?;
+            let runs = client.task_runs(task).await?;
+            let record = runs
+                .iter()
+                .find(|r| r.run == run)
+                .with_context(|| format!("task {task} has no run {run}"))?;
+            let worker = record
+                .worker
+                .with_context(|| format!("run {run} of task {task} was never assigned"))?;
+            let path = format!("/_wetee/tasks/{task}/runs/{run}/logs");
+            return owner_get(context, &client, worker, &from, &path, "", true).await;
+        }
         TaskCommand::Runs { task } => {
             show(
                 context.format,
@@ -1083,12 +1106,25 @@ async fn owner_request(
     query: &str,
     stream_body: bool,
 ) -> Result<()> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let key = KeySource::parse(from)?.keypair(context.scheme, context.keystore)?;
     let client = connect(context).await?;
     let status = app_status(&client, app).await?;
     let worker: wetee_types::WorkerId = serde_json::from_value(status["worker"].clone())
         .map_err(|_| anyhow::anyhow!("app {app} is not placed on a worker"))?;
+    owner_get(context, &client, worker, from, path, query, stream_body).await
+}
+
+/// A signed `GET path` to `worker`'s owner API.
+async fn owner_get(
+    context: &Session<'_>,
+    client: &Client,
+    worker: wetee_types::WorkerId,
+    from: &str,
+    path: &str,
+    query: &str,
+    stream_body: bool,
+) -> Result<()> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let key = KeySource::parse(from)?.keypair(context.scheme, context.keystore)?;
     let endpoint = client
         .worker(worker)
         .await?

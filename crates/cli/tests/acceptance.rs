@@ -364,6 +364,19 @@ listen = "127.0.0.1:{ingress_port}"
     for run in &runs {
         assert_eq!(run["result"]["exit_code"], 0, "{run}");
     }
+    // The owner reads a run's output from the worker.
+    let (ok, output, _) = wetee(
+        &rpc,
+        &["task", "logs", &task.to_string(), "1", "--from", "//Bob"],
+    );
+    assert!(ok, "{output}");
+    assert!(
+        output
+            .as_str()
+            .unwrap_or_default()
+            .contains("tick: checksum"),
+        "{output}"
+    );
 
     // Kill the worker and start it again: nothing duplicated, the app still serves.
     let worker = processes.0.remove(2);

@@ -118,6 +118,7 @@ pub async fn desired_instances(
                         generation: app.restarts,
                         container: app.spec.container.clone(),
                         health: app.spec.health.clone(),
+                        timeout: None,
                         extra_env: Vec::new(),
                     });
                 }
@@ -141,6 +142,9 @@ pub async fn desired_instances(
                     generation: 0,
                     container: version.spec.container.clone(),
                     health: None,
+                    timeout: Some(std::time::Duration::from_secs(u64::from(
+                        record.timeout_secs,
+                    ))),
                     extra_env: Vec::new(),
                 });
             }

@@ -69,6 +69,8 @@ pub struct Reconciler<B: Backend> {
     backoff: BTreeMap<Identity, Backoff>,
     /// Old instances traffic moved away from, and when.
     unrouted: BTreeMap<String, Instant>,
+    /// When each running task run was first seen running.
+    running_since: BTreeMap<String, Instant>,
     routes: Option<Arc<Routes>>,
 }
 
@@ -86,6 +88,7 @@ impl<B: Backend> Reconciler<B> {
             backend,
             backoff: BTreeMap::new(),
             unrouted: BTreeMap::new(),
+            running_since: BTreeMap::new(),
             routes: None,
         }
     }
@@ -188,6 +191,23 @@ impl<B: Backend> Reconciler<B> {
             }
         }
 
+        // Task runs past their timeout are killed; their exit code says so.
+        for instance in &existing {
+            let Some(timeout) = specs_timeout(desired, &instance.identity) else {
+                continue;
+            };
+            if instance.state != InstanceState::Running {
+                self.running_since.remove(&instance.id);
+                continue;
+            }
+            let since = *self.running_since.entry(instance.id.clone()).or_insert(now);
+            if now.duration_since(since) > timeout {
+                tracing::info!(workload = %instance.identity.workload, "timed out: killing");
+                self.backend.kill(&instance.id).await?;
+                self.running_since.remove(&instance.id);
+            }
+        }
+
         // What runs and answers now.
         let current = self.backend.list().await?;
         let specs: BTreeMap<Identity, &InstanceSpec> =
@@ -276,6 +296,13 @@ impl<B: Backend> Reconciler<B> {
         pass.ready = ready;
         Ok(pass)
     }
+}
+
+fn specs_timeout(desired: &[InstanceSpec], identity: &Identity) -> Option<Duration> {
+    desired
+        .iter()
+        .find(|spec| spec.identity() == *identity)
+        .and_then(|spec| spec.timeout)
 }
 
 /// The host port to probe for readiness: the health check's port, else the first port; `None`

@@ -95,6 +95,7 @@ async fn an_app_replica_runs_serves_logs_and_is_removed() {
         replica: 0,
         generation: 0,
         health: None,
+        timeout: None,
         container: container(
             &[
                 "sh",
@@ -171,6 +172,7 @@ async fn a_task_run_exits_with_its_code() {
         replica: 0,
         generation: 0,
         health: None,
+        timeout: None,
         container: container(&["sh", "-c", "echo working; exit 3"], &[]),
         extra_env: Vec::new(),
     };
@@ -205,4 +207,62 @@ async fn an_image_that_is_not_here_and_cannot_be_pulled_is_a_clear_error() {
     let error = backend.prepare_image(&missing).await.expect_err("missing");
     let text = error.to_string();
     assert!(text.contains("pulling failed"), "{text}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_task_run_past_its_timeout_is_killed_and_kept() {
+    // Its own scope: a reconciler removes whatever else it finds in its scope.
+    let backend = DockerBackend::connect(
+        Some(&support::engine().socket),
+        &format!("timeout-test-{}", std::process::id()),
+    )
+    .await
+    .expect("the engine answers");
+    let spec = InstanceSpec {
+        workload: Workload::TaskRun {
+            task: TaskId(unique(3)),
+            run: 1,
+        },
+        version: 1,
+        replica: 0,
+        generation: 0,
+        container: container(&["sleep", "30"], &[]),
+        extra_env: Vec::new(),
+        health: None,
+        timeout: Some(Duration::from_secs(1)),
+    };
+    let mut reconciler = wetee_worker::reconcile::Reconciler::new(backend.clone());
+    let started = std::time::Instant::now();
+    let mut state = InstanceState::Running;
+    while started.elapsed() < Duration::from_secs(20) {
+        reconciler
+            .reconcile(std::slice::from_ref(&spec))
+            .await
+            .expect("pass");
+        let listed = backend.list().await.expect("list");
+        if let Some(instance) = listed.iter().find(|i| i.identity == spec.identity()) {
+            state = instance.state.clone();
+            if matches!(state, InstanceState::Exited { .. }) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(state, InstanceState::Exited { code: 137 });
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // Kept, as the run's record, while the chain still lists the run.
+    let pass = reconciler
+        .reconcile(std::slice::from_ref(&spec))
+        .await
+        .unwrap();
+    assert!(pass.is_quiet(), "{pass:?}");
+    // Only this test's container: the others share the scope and run alongside.
+    for instance in backend.list().await.unwrap() {
+        if instance.identity == spec.identity() {
+            backend
+                .remove(&instance.id, Duration::from_secs(1))
+                .await
+                .unwrap();
+        }
+    }
 }

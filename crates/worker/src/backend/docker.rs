@@ -312,6 +312,18 @@ impl Backend for DockerBackend {
             .ok_or(BackendError::NotFound(name))
     }
 
+    async fn kill(&self, id: &str) -> Result<(), BackendError> {
+        match self.docker.kill_container(id, None).await {
+            Ok(()) => Ok(()),
+            Err(e) if not_found(&e) => Err(BackendError::NotFound(id.to_string())),
+            // Not running any more (409): nothing to kill.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            Err(e) => Err(engine(format!("killing {id}"))(e)),
+        }
+    }
+
     async fn remove(&self, id: &str, grace: Duration) -> Result<(), BackendError> {
         let seconds = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
         let stop = StopContainerOptionsBuilder::new().t(seconds).build();

@@ -71,6 +71,8 @@ pub struct InstanceSpec {
     pub container: ContainerSpec,
     /// How to tell it is ready and healthy (apps only).
     pub health: Option<HealthCheck>,
+    /// A task run is killed after this long.
+    pub timeout: Option<Duration>,
     /// Environment added by the worker (decrypted secrets, later), after the manifest's own.
     pub extra_env: Vec<(String, String)>,
 }
@@ -242,6 +244,9 @@ pub trait Backend: Send + Sync + 'static {
         spec: &InstanceSpec,
         image: &str,
     ) -> impl Future<Output = Result<Instance, BackendError>> + Send;
+
+    /// Kills a running instance (SIGKILL), keeping it and its logs.
+    fn kill(&self, id: &str) -> impl Future<Output = Result<(), BackendError>> + Send;
 
     /// Stops an instance (SIGTERM, then SIGKILL after `grace`) and removes it with its data.
     fn remove(
