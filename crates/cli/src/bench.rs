@@ -6,7 +6,7 @@
 //! moment the finalized head reaches a client of the first validator; every process runs on
 //! this machine, so they share one clock.
 
-use std::process::Child;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -376,4 +376,383 @@ async fn run(args: &ChainBenchArgs, children: &mut [Child]) -> Result<Report> {
         },
         one_validator_down,
     })
+}
+
+/// What `wetee bench deploy` needs.
+#[derive(Debug, Args)]
+pub struct DeployBenchArgs {
+    /// Deployments timed, one after the other.
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
+    /// Small apps placed for the idle measurement (0 skips it).
+    #[arg(long, default_value_t = 100)]
+    apps: usize,
+    /// Seconds the idle worker is watched.
+    #[arg(long, default_value_t = 30)]
+    idle_seconds: u64,
+    /// The chain's RPC port.
+    #[arg(long, default_value_t = 19_990)]
+    rpc_port: u16,
+    /// The worker's ingress port.
+    #[arg(long, default_value_t = 18_990)]
+    ingress_port: u16,
+}
+
+#[derive(Debug, Serialize)]
+struct DeployReport {
+    machine: String,
+    engine: String,
+    runs: usize,
+    /// Submitting `app create` to its finality, p50 / p90.
+    finalized_p50_ms: u64,
+    finalized_p90_ms: u64,
+    /// Finality to the container running (the worker's reconcile and the engine's start).
+    running_p50_ms: u64,
+    running_p90_ms: u64,
+    /// Submitting to the first HTTP 200 through the worker's ingress.
+    first_200_p50_ms: u64,
+    first_200_p90_ms: u64,
+    idle_apps: usize,
+    /// The worker process's CPU use while idle with `idle_apps` apps, in % of one core.
+    idle_worker_cpu_percent: Option<f64>,
+}
+
+/// Builds the benchmark's image (a static busybox serving a page) and returns its reference.
+fn bench_image() -> Result<String> {
+    let engine = ["podman", "docker"]
+        .into_iter()
+        .find(|cli| {
+            Command::new(cli)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .context("no podman or docker to build the benchmark image")?;
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .context("no static busybox (apt-get install busybox-static)")?;
+    let context = tempfile::tempdir()?;
+    std::fs::copy(busybox, context.path().join("busybox"))?;
+    std::fs::write(
+        context.path().join("Containerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\n",
+    )?;
+    let output = Command::new(engine)
+        .args(["build", "-q", "-t", "localhost/wetee-bench:latest"])
+        .arg(context.path())
+        .output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "building the image: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let id = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    Ok(format!(
+        "localhost/wetee-bench@sha256:{}",
+        id.trim_start_matches("sha256:")
+    ))
+}
+
+fn bench_manifest(
+    image: &str,
+    name: &str,
+    cpu: u64,
+    memory: u64,
+) -> Result<wetee_types::manifest::AppSpec> {
+    let text = format!(
+        r#"kind = "app"
+name = "{name}"
+image = "{image}"
+command = ["/bin/busybox"]
+args = ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec /bin/busybox httpd -f -p 8080 -h /www"]
+ports = [{{ container = 8080 }}]
+resources = {{ cpu_millicores = {cpu}, memory_mib = {memory} }}
+placement = {{ tee = "simulated", max_price_per_epoch = "1" }}
+"#
+    );
+    match wetee_types::manifest::Manifest::from_toml(&text)? {
+        wetee_types::manifest::Manifest::App(spec) => Ok(spec),
+        wetee_types::manifest::Manifest::Task(_) => bail!("not an app"),
+    }
+}
+
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
+    Some(user + system)
+}
+
+/// `wetee bench deploy`: a dev chain and a worker process on Podman or Docker; times
+/// deployments from submission to the first HTTP 200, then watches the idle worker.
+pub fn deploy(args: DeployBenchArgs, format: Format) -> Result<()> {
+    let dir = tempfile::Builder::new().prefix("wetee-bench-").tempdir()?;
+    let socket = wetee_worker::backend::docker::local_engine_socket();
+    let mut children: Vec<Child> = Vec::new();
+    let socket = match socket {
+        Some(socket) => socket,
+        None => {
+            let socket = dir.path().join("podman.sock");
+            children.push(
+                Command::new("podman")
+                    .args(["system", "service", "--time=0"])
+                    .arg(format!("unix://{}", socket.display()))
+                    .spawn()
+                    .context("no Docker or Podman socket, and podman cannot start one")?,
+            );
+            let start = Instant::now();
+            while !socket.exists() && start.elapsed() < Duration::from_secs(20) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            socket
+        }
+    };
+    let image = bench_image()?;
+    let exe = std::env::current_exe()?;
+    let rpc = format!("ws://127.0.0.1:{}", args.rpc_port);
+    children.push(
+        Command::new(&exe)
+            .args(["dev", "--no-worker", "--data-dir"])
+            .arg(dir.path().join("chain"))
+            .args(["--rpc-port", &args.rpc_port.to_string(), "--p2p-port"])
+            .arg((args.rpc_port - 1).to_string())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("chain.log"))?)
+            .spawn()?,
+    );
+    let config = dir.path().join("worker.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "stake = \"200\"\ndata_dir = \"{}\"\n[profile]\nendpoint = \"http://127.0.0.1:{port}\"\n\
+             region = \"local\"\nlevel = 1\ntee_kinds = [\"simulated\"]\n\
+             capacity = {{ cpu_millicores = 64000, memory_mib = 65536, disk_gib = 1000, gpus = 0 }}\n\
+             prices = {{ cpu_millicore = \"1\", memory_mib = \"1\", disk_gib = \"1\", gpu = \"0\" }}\n\
+             [backend]\nkind = \"docker\"\nsocket = \"{}\"\n[ingress]\nlisten = \"127.0.0.1:{port}\"\n",
+            dir.path().join("worker").display(),
+            socket.display(),
+            port = args.ingress_port
+        ),
+    )?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(async {
+        let client = connect(&rpc).await?;
+        let worker = Command::new(&exe)
+            .args([
+                "worker", "run", "--chain", &rpc, "--key", "//Alice", "--config",
+            ])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("worker.log"))?)
+            .spawn()?;
+        let worker_pid = worker.id();
+        children.push(worker);
+        // The worker is ready once it is registered and started on chain.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let workers = client.workers().await?;
+            if workers
+                .iter()
+                .any(|w| w.status == wetee_types::records::WorkerStatus::Started)
+            {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "the worker did not start");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let engine = wetee_worker::backend::docker::DockerBackend::connect(
+            Some(&socket.display().to_string()),
+            "bench",
+        )
+        .await?
+        .describe()
+        .await?;
+        let owner = wetee_client::keys::dev_keypair("Bob");
+        let (mut finalized, mut running, mut first) = (Vec::new(), Vec::new(), Vec::new());
+        for run in 0..args.runs {
+            let spec = bench_manifest(&image, &format!("bench-{run}"), 100, 32)?;
+            let submitted = Instant::now();
+            let tx = client
+                .sign(
+                    &owner,
+                    Call::Apps(wetee_types::transaction::AppsCall::Create {
+                        spec,
+                        deposit: Balance(10 * wetee_types::balance::UNIT),
+                    }),
+                )
+                .await?;
+            let done = client.submit_and_wait(&tx, |_| {}).await?;
+            let final_at = submitted.elapsed();
+            let app = done
+                .receipt
+                .events
+                .iter()
+                .find_map(|e| match e {
+                    wetee_types::Event::AppCreated { app, .. } => Some(*app),
+                    _ => None,
+                })
+                .context("no app created")?;
+            let url = format!("127.0.0.1:{}", args.ingress_port);
+            let mut running_at = None;
+            loop {
+                anyhow::ensure!(
+                    submitted.elapsed() < Duration::from_secs(120),
+                    "app {app} never answered"
+                );
+                let answer = tokio::time::timeout(Duration::from_secs(2), async {
+                    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+                    let mut stream = tokio::net::TcpStream::connect(&url).await.ok()?;
+                    let request = format!("GET /{app}/ HTTP/1.0\r\nHost: {url}\r\n\r\n");
+                    stream.write_all(request.as_bytes()).await.ok()?;
+                    let mut head = [0u8; 12];
+                    stream.read_exact(&mut head).await.ok()?;
+                    std::str::from_utf8(&head[9..12]).ok()?.parse::<u16>().ok()
+                })
+                .await
+                .ok()
+                .flatten();
+                match answer {
+                    Some(200) => break,
+                    // 502: routed but not answering yet; 503: no route yet.
+                    Some(502) if running_at.is_none() => running_at = Some(submitted.elapsed()),
+                    _ => {}
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let first_at = submitted.elapsed();
+            finalized.push(final_at.as_millis() as u64);
+            running.push(
+                running_at
+                    .unwrap_or(first_at)
+                    .saturating_sub(final_at)
+                    .as_millis() as u64,
+            );
+            first.push(first_at.as_millis() as u64);
+            client
+                .send(
+                    &owner,
+                    Call::Apps(wetee_types::transaction::AppsCall::Stop { app }),
+                    |_| {},
+                )
+                .await?;
+            eprintln!(
+                "run {run}: finalized {} ms, first 200 after {} ms",
+                final_at.as_millis(),
+                first_at.as_millis()
+            );
+        }
+        let mut idle = None;
+        if args.apps > 0 {
+            eprintln!("placing {} apps", args.apps);
+            let mut pending = Vec::new();
+            for index in 0..args.apps {
+                let spec = bench_manifest(&image, &format!("idle-{index}"), 50, 16)?;
+                let tx = client
+                    .sign(
+                        &owner,
+                        Call::Apps(wetee_types::transaction::AppsCall::Create {
+                            spec,
+                            deposit: Balance(10 * wetee_types::balance::UNIT),
+                        }),
+                    )
+                    .await?;
+                pending.push(client.submit_and_watch(&tx).await?);
+            }
+            for mut statuses in pending {
+                while let Some(status) = statuses.next().await {
+                    if status?.is_final() {
+                        break;
+                    }
+                }
+            }
+            // Wait until the worker runs them all.
+            let deadline = Instant::now() + Duration::from_secs(300);
+            loop {
+                let listed = Command::new("podman")
+                    .args(["ps", "-q", "--filter", "label=wetee.app"])
+                    .output()?;
+                let count = String::from_utf8_lossy(&listed.stdout).lines().count();
+                if count >= args.apps {
+                    break;
+                }
+                anyhow::ensure!(Instant::now() < deadline, "only {count} apps running");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            eprintln!("watching the idle worker for {} s", args.idle_seconds);
+            let ticks_per_second = 100.0; // Linux USER_HZ
+            let before = cpu_ticks(worker_pid);
+            let started = Instant::now();
+            tokio::time::sleep(Duration::from_secs(args.idle_seconds)).await;
+            let after = cpu_ticks(worker_pid);
+            if let (Some(before), Some(after)) = (before, after) {
+                let seconds = started.elapsed().as_secs_f64();
+                idle = Some((after - before) as f64 / ticks_per_second / seconds * 100.0);
+            }
+        }
+        let p = |values: &mut Vec<u64>, q: f64| {
+            values.sort_unstable();
+            percentile(values, q)
+        };
+        Ok::<_, anyhow::Error>(DeployReport {
+            machine: machine(),
+            engine,
+            runs: args.runs,
+            finalized_p50_ms: p(&mut finalized, 0.5),
+            finalized_p90_ms: p(&mut finalized, 0.9),
+            running_p50_ms: p(&mut running, 0.5),
+            running_p90_ms: p(&mut running, 0.9),
+            first_200_p50_ms: p(&mut first, 0.5),
+            first_200_p90_ms: p(&mut first, 0.9),
+            idle_apps: args.apps,
+            idle_worker_cpu_percent: idle,
+        })
+    });
+    for child in children.iter_mut().rev() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    // The benchmark's containers go with it.
+    if let Ok(output) = Command::new("podman")
+        .args(["ps", "-aq", "--filter", "label=wetee.app"])
+        .output()
+    {
+        let ids: Vec<String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            let _ = Command::new("podman")
+                .arg("rm")
+                .arg("-f")
+                .args(&ids)
+                .output();
+        }
+    }
+    let report = result?;
+    print(format, &report, || {
+        format!(
+            "{} deployments on {} ({})\n  finalized        p50 {:>5} ms  p90 {:>5} ms\n  running after    p50 {:>5} ms  p90 {:>5} ms\n  first HTTP 200   p50 {:>5} ms  p90 {:>5} ms\n  idle worker CPU with {} apps: {}",
+            report.runs,
+            report.engine,
+            report.machine,
+            report.finalized_p50_ms,
+            report.finalized_p90_ms,
+            report.running_p50_ms,
+            report.running_p90_ms,
+            report.first_200_p50_ms,
+            report.first_200_p90_ms,
+            report.idle_apps,
+            report
+                .idle_worker_cpu_percent
+                .map_or("not measured".into(), |c| format!("{c:.1}% of one core"))
+        )
+    });
+    Ok(())
 }

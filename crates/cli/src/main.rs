@@ -99,6 +99,9 @@ enum BenchCommand {
     /// Finality latency, transfers per second, and pauses with a validator down, on a fresh
     /// local network (build with --release for meaningful numbers).
     Chain(bench::ChainBenchArgs),
+    /// Time from `app create` to the first HTTP 200 on a dev chain with a local worker, and
+    /// the worker's CPU use while idle with many apps.
+    Deploy(bench::DeployBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -164,6 +167,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Dev(args) => node::dev(args, cli.output),
         Command::Testnet(args) => node::testnet(args, cli.output),
         Command::Bench(BenchCommand::Chain(args)) => bench::chain(args, cli.output),
+        Command::Bench(BenchCommand::Deploy(args)) => bench::deploy(args, cli.output),
         Command::Chain(ChainCommand::Spec {
             dev,
             validators,

@@ -71,6 +71,8 @@ pub struct Reconciler<B: Backend> {
     unrouted: BTreeMap<String, Instant>,
     /// When each running task run was first seen running.
     running_since: BTreeMap<String, Instant>,
+    /// Containers being removed in the background.
+    removing: Arc<std::sync::Mutex<BTreeSet<String>>>,
     routes: Option<Arc<Routes>>,
 }
 
@@ -89,6 +91,7 @@ impl<B: Backend> Reconciler<B> {
             backoff: BTreeMap::new(),
             unrouted: BTreeMap::new(),
             running_since: BTreeMap::new(),
+            removing: Arc::default(),
             routes: None,
         }
     }
@@ -286,7 +289,20 @@ impl<B: Backend> Reconciler<B> {
                     continue;
                 }
             }
-            self.backend.remove(&instance.id, STOP_GRACE).await?;
+            // Stopping may take the whole grace period: do it aside, so that the next pass
+            // (and the next deployment) does not wait for it.
+            let id = instance.id.clone();
+            if !lock(&self.removing).insert(id.clone()) {
+                continue;
+            }
+            let backend = self.backend.clone();
+            let removing = Arc::clone(&self.removing);
+            tokio::spawn(async move {
+                if let Err(e) = backend.remove(&id, STOP_GRACE).await {
+                    tracing::warn!(container = %id, error = %e, "cannot remove");
+                }
+                lock(&removing).remove(&id);
+            });
             self.unrouted.remove(&instance.id);
             self.backoff.remove(&instance.identity);
             pass.removed.push(instance.identity);
@@ -296,6 +312,12 @@ impl<B: Backend> Reconciler<B> {
         pass.ready = ready;
         Ok(pass)
     }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn specs_timeout(desired: &[InstanceSpec], identity: &Identity) -> Option<Duration> {

@@ -197,7 +197,9 @@ async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
         .await
         .unwrap()
         .into_iter()
-        .find(|i| i.identity.workload == Workload::App { app })
+        .find(|i| {
+            i.identity.workload == Workload::App { app } && i.identity.version == new_version
+        })
         .expect("running");
     let killed = std::process::Command::new(engine.cli)
         .args(["kill", &running.id])
@@ -225,12 +227,19 @@ async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
     assert!(desired.is_empty());
     let pass = reconciler.reconcile(&desired).await.unwrap();
     assert_eq!(pass.removed.len(), 1, "{pass:?}");
-    assert!(
-        backend
+    // Removal happens aside (it may take the stop grace period).
+    let mut gone = false;
+    for _ in 0..100 {
+        gone = backend
             .list()
             .await
             .unwrap()
             .iter()
-            .all(|i| i.identity.workload != Workload::App { app })
-    );
+            .all(|i| i.identity.workload != Workload::App { app });
+        if gone {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the stopped app's container was removed");
 }

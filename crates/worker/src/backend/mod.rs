@@ -224,7 +224,7 @@ pub struct LogLine {
 }
 
 /// A place to run containers.
-pub trait Backend: Send + Sync + 'static {
+pub trait Backend: Clone + Send + Sync + 'static {
     /// The backend's name (`docker`).
     fn name(&self) -> &'static str;
 
