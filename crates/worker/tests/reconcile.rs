@@ -197,9 +197,7 @@ async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
         .await
         .unwrap()
         .into_iter()
-        .find(|i| {
-            i.identity.workload == Workload::App { app } && i.identity.version == new_version
-        })
+        .find(|i| i.identity.workload == Workload::App { app } && i.identity.version == new_version)
         .expect("running");
     let killed = std::process::Command::new(engine.cli)
         .args(["kill", &running.id])
