@@ -1138,11 +1138,15 @@ async fn owner_get(
         .with_context(|| format!("worker endpoint {endpoint} is not http://"))?
         .trim_end_matches('/')
         .to_string();
+    let target = format!("{path}{query}");
     let headers = wetee_types::owner::sign_request(
         &key,
         &client.genesis_hash(),
-        "GET",
-        path,
+        wetee_types::owner::RequestTarget {
+            method: "GET",
+            target: &target,
+            host: &authority,
+        },
         crate::spec::now_ms(),
     );
     let mut request = format!("GET {path}{query} HTTP/1.0\r\nHost: {authority}\r\n");

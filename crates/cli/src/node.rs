@@ -318,17 +318,23 @@ pub fn dev(args: DevArgs, format: Format) -> Result<()> {
                     }
                 };
                 let operator = wetee_client::keys::dev_keypair("Alice");
+                let announced = std::cell::Cell::new(false);
                 let outcome = runtime.block_on(wetee_worker::agent::run(
                     config,
                     &rpc,
                     operator,
                     futures::future::pending(),
                     |running| {
+                        announced.set(true);
                         announce_dev(format, &chain, &announced_dir, &started, Some(&running))
                     },
                 ));
                 if let Err(e) = outcome {
                     eprintln!("wetee dev: the worker stopped: {e}");
+                    // The chain still runs: say so, even though the worker could not start.
+                    if !announced.get() {
+                        announce_dev(format, &chain, &announced_dir, &started, None);
+                    }
                 }
             });
         },

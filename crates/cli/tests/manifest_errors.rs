@@ -56,6 +56,10 @@ fn bad_manifests_are_refused_before_anything_is_sent_naming_the_field() {
             "cron",
         ),
         (GOOD.replace("@sha256:0933", "@sha256:zz33"), "image"),
+        (
+            GOOD.to_string() + "health = { http_path = \"/\", port = 9999 }\n",
+            "health.port",
+        ),
     ];
     for (manifest, field) in cases {
         let (ok, error) = deploy(&manifest);

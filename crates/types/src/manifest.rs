@@ -523,6 +523,14 @@ impl AppSpec {
         self.constraints.validate()?;
         if let Some(health) = &self.health {
             health.validate()?;
+            let port = match &health.probe {
+                Probe::Http { port, .. } | Probe::Tcp { port } => *port,
+            };
+            check(
+                self.container.ports.iter().any(|p| p.container == port),
+                "health.port",
+                || format!("{port} is not one of the container's ports"),
+            )?;
         }
         self.total_resources()
             .map(|_| ())

@@ -3,7 +3,10 @@
 //!
 //! Headers: `x-wetee-account` (SS58 or 0x hex), `x-wetee-timestamp` (Unix milliseconds),
 //! `x-wetee-signature` (`ed25519:<hex>` or `sr25519:<hex>`), the signature being over
-//! [`request_payload`]. A worker accepts a timestamp within [`MAX_SKEW_MS`] of its clock.
+//! [`request_payload`]: the chain, the time, the method, the whole target (path and query) and
+//! the worker's address (the `Host` header), so a captured request cannot be replayed with
+//! other parameters or to another worker. A worker accepts a timestamp within
+//! [`MAX_SKEW_MS`] of its clock.
 
 use crate::crypto::{AccountId, Hash, Keypair, Signature};
 
@@ -18,19 +21,30 @@ pub const SIGNATURE_HEADER: &str = "x-wetee-signature";
 /// How far a request's timestamp may be from the worker's clock.
 pub const MAX_SKEW_MS: u64 = 60_000;
 
-/// The bytes signed for `method path` at `timestamp_ms` on the chain `genesis_hash`.
+/// What a request is: its method, target (path and query) and the worker's address.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestTarget<'a> {
+    /// `GET`.
+    pub method: &'a str,
+    /// The path and query, such as `/_wetee/apps/1/logs?follow=1`.
+    pub target: &'a str,
+    /// The worker's address as in the `Host` header, such as `127.0.0.1:8800`.
+    pub host: &'a str,
+}
+
+/// The bytes signed for `request` at `timestamp_ms` on the chain `genesis_hash`.
 pub fn request_payload(
     genesis_hash: &Hash,
-    method: &str,
-    path: &str,
+    request: RequestTarget<'_>,
     timestamp_ms: u64,
 ) -> Vec<u8> {
     let mut payload = OWNER_REQUEST_DOMAIN.to_vec();
     payload.extend_from_slice(&genesis_hash.0);
     payload.extend_from_slice(&timestamp_ms.to_be_bytes());
-    payload.extend_from_slice(method.as_bytes());
-    payload.push(b' ');
-    payload.extend_from_slice(path.as_bytes());
+    for part in [request.method, request.target, request.host] {
+        payload.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        payload.extend_from_slice(part.as_bytes());
+    }
     payload
 }
 
@@ -38,11 +52,10 @@ pub fn request_payload(
 pub fn sign_request(
     key: &Keypair,
     genesis_hash: &Hash,
-    method: &str,
-    path: &str,
+    request: RequestTarget<'_>,
     timestamp_ms: u64,
 ) -> [(&'static str, String); 3] {
-    let signature = key.sign(&request_payload(genesis_hash, method, path, timestamp_ms));
+    let signature = key.sign(&request_payload(genesis_hash, request, timestamp_ms));
     let (scheme, bytes) = match signature {
         Signature::Ed25519(bytes) => ("ed25519", bytes),
         Signature::Sr25519(bytes) => ("sr25519", bytes),
@@ -71,8 +84,7 @@ pub enum OwnerAuthError {
 /// Checks a request's headers and returns who signed it.
 pub fn verify_request(
     genesis_hash: &Hash,
-    method: &str,
-    path: &str,
+    request: RequestTarget<'_>,
     header: impl Fn(&str) -> Option<String>,
     now_ms: u64,
 ) -> Result<AccountId, OwnerAuthError> {
@@ -105,7 +117,7 @@ pub fn verify_request(
             )));
         }
     };
-    let payload = request_payload(genesis_hash, method, path, timestamp);
+    let payload = request_payload(genesis_hash, request, timestamp);
     if signature.verify(&payload, &account) {
         Ok(account)
     } else {
@@ -121,41 +133,56 @@ mod tests {
     #[test]
     fn only_the_signer_for_this_request_and_time_is_accepted() {
         let genesis = Hash::of(b"chain");
+        let request = |target| RequestTarget {
+            method: "GET",
+            target,
+            host: "127.0.0.1:8800",
+        };
         for scheme in [KeyScheme::Ed25519, KeyScheme::Sr25519] {
             let owner = Keypair::from_seed(scheme, [3; 32]);
-            let headers = sign_request(&owner, &genesis, "GET", "/_wetee/apps/1/logs", 1_000_000);
+            let headers = sign_request(&owner, &genesis, request("/_wetee/apps/1/logs"), 1_000_000);
             let lookup = |name: &str| {
                 headers
                     .iter()
                     .find(|(h, _)| *h == name)
                     .map(|(_, v)| v.clone())
             };
-            let check = |method: &str, path: &str, now: u64| {
-                verify_request(&genesis, method, path, lookup, now)
+            let check = |request: RequestTarget<'_>, now: u64| {
+                verify_request(&genesis, request, lookup, now)
             };
             assert_eq!(
-                check("GET", "/_wetee/apps/1/logs", 1_000_500),
+                check(request("/_wetee/apps/1/logs"), 1_000_500),
                 Ok(owner.account_id())
             );
+            // Another path, another query, another worker, another time, another chain.
+            for other in ["/_wetee/apps/2/logs", "/_wetee/apps/1/logs?follow=1"] {
+                assert_eq!(
+                    check(request(other), 1_000_500),
+                    Err(OwnerAuthError::BadSignature)
+                );
+            }
+            let elsewhere = RequestTarget {
+                host: "10.0.0.9:8800",
+                ..request("/_wetee/apps/1/logs")
+            };
             assert_eq!(
-                check("GET", "/_wetee/apps/2/logs", 1_000_500),
+                check(elsewhere, 1_000_500),
                 Err(OwnerAuthError::BadSignature)
             );
             assert_eq!(
-                check("GET", "/_wetee/apps/1/logs", 1_000_000 + MAX_SKEW_MS + 1),
+                check(request("/_wetee/apps/1/logs"), 1_000_000 + MAX_SKEW_MS + 1),
                 Err(OwnerAuthError::Stale)
             );
             let other_chain = verify_request(
                 &Hash::of(b"other"),
-                "GET",
-                "/_wetee/apps/1/logs",
+                request("/_wetee/apps/1/logs"),
                 lookup,
                 1_000_500,
             );
             assert_eq!(other_chain, Err(OwnerAuthError::BadSignature));
         }
         assert!(matches!(
-            verify_request(&genesis, "GET", "/", |_| None, 0),
+            verify_request(&genesis, request("/"), |_| None, 0),
             Err(OwnerAuthError::Malformed(_))
         ));
     }

@@ -65,6 +65,12 @@ pub struct Running {
     pub ingress: std::net::SocketAddr,
 }
 
+/// At most `MAX` items: a report longer than a report may be proves what fits.
+fn bounded<T, const MAX: usize>(mut items: Vec<T>) -> wetee_types::codec::BoundedVec<T, MAX> {
+    items.truncate(MAX);
+    wetee_types::codec::BoundedVec::try_new(items).unwrap_or_default()
+}
+
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
@@ -85,6 +91,7 @@ struct Worker<B: Backend> {
     last_usage: Option<Instant>,
     owner_api: Arc<OwnerApi>,
     failed_reported: BTreeSet<crate::backend::Identity>,
+    refused_report: Option<wetee_types::Hash>,
 }
 
 impl<B: Backend> Worker<B> {
@@ -185,7 +192,10 @@ impl<B: Backend> Worker<B> {
         if sample_usage {
             self.last_usage = Some(Instant::now());
         }
-        self.report_failures(client, &instances).await?;
+        self.report_failures(client).await?;
+        // Cursors of containers that are gone are of no more use.
+        self.logs
+            .retain(&instances.iter().map(|i| i.id.clone()).collect::<Vec<_>>());
         if epoch > 0 {
             self.report(client, epoch - 1, &desired, &instances).await?;
         }
@@ -196,33 +206,14 @@ impl<B: Backend> Worker<B> {
 
     /// Tells the chain about apps that keep failing, with their last log lines, so that their
     /// owners see why (and get their deposit back) instead of paying for nothing.
-    async fn report_failures(
-        &mut self,
-        client: &Client,
-        instances: &[crate::backend::Instance],
-    ) -> Result<(), ChainError> {
-        for (identity, reason) in self.reconciler.failing() {
+    async fn report_failures(&mut self, client: &Client) -> Result<(), ChainError> {
+        for (identity, reason, tail) in self.reconciler.failing() {
             let Workload::App { app } = identity.workload else {
                 continue;
             };
-            if !self.failed_reported.insert(identity) {
+            if self.failed_reported.contains(&identity) {
                 continue;
             }
-            let tail = match instances.iter().find(|i| i.identity == identity) {
-                Some(instance) => self
-                    .reconciler
-                    .backend()
-                    .logs(&instance.id, 20)
-                    .await
-                    .map(|lines| {
-                        lines
-                            .iter()
-                            .map(|l| format!("{}\n", l.text))
-                            .collect::<String>()
-                    })
-                    .unwrap_or_default(),
-                None => String::new(),
-            };
             // The end of a log is what explains a crash: keep the last bytes that fit.
             let clip = |text: &str, max: usize| {
                 let mut start = text.len().saturating_sub(max);
@@ -240,7 +231,11 @@ impl<B: Backend> Worker<B> {
                     .unwrap_or_default(),
             });
             match client.send(&self.operator, call, |_| {}).await {
-                Ok(_) => tracing::warn!(%app, reason, "reported the app as failed"),
+                Ok(_) => {
+                    self.failed_reported.insert(identity);
+                    tracing::warn!(%app, reason, "reported the app as failed");
+                }
+                // Retried at the next pass.
                 Err(e) => tracing::warn!(%app, error = %e, "could not report the app as failed"),
             }
         }
@@ -269,6 +264,20 @@ impl<B: Backend> Worker<B> {
             let InstanceState::Exited { code } = instance.state else {
                 continue;
             };
+            // The engine could not say how it ended: ask again next time.
+            if code < 0 {
+                continue;
+            }
+            // A run assigned after the epoch ended belongs to a later report.
+            let assigned = client
+                .task_runs(task)
+                .await?
+                .into_iter()
+                .find(|r| r.run == run)
+                .and_then(|r| r.assigned_at);
+            if assigned.is_none_or(|at| at >= (epoch + 1).saturating_mul(self.epoch_length)) {
+                continue;
+            }
             // Only runs the chain still waits on.
             if !desired.iter().any(|d| d.identity() == instance.identity) {
                 continue;
@@ -283,9 +292,8 @@ impl<B: Backend> Worker<B> {
         let report = WorkReport {
             worker: self.id,
             epoch,
-            apps: wetee_types::codec::BoundedVec::try_new(self.meter.app_proofs(epoch, &self.logs))
-                .unwrap_or_default(),
-            runs: wetee_types::codec::BoundedVec::try_new(runs).unwrap_or_default(),
+            apps: bounded(self.meter.app_proofs(epoch, &self.logs)),
+            runs: bounded(runs),
             evidence: None,
         };
         if !is_worth_sending(&report) {
@@ -299,12 +307,20 @@ impl<B: Backend> Worker<B> {
             report,
             signature: *signature.as_bytes(),
         };
+        let digest = wetee_types::Hash::of(&wetee_types::codec::encode(&signed.report));
+        if self.refused_report == Some(digest) {
+            // The chain refused exactly this report: sending it again would only cost fees.
+            return Ok(());
+        }
         let apps = signed.report.apps.len();
         let runs = signed.report.runs.len();
         let call = Call::Workers(WorkersCall::SubmitWorkReport { report: signed });
         match client.send(&self.operator, call, |_| {}).await {
             Ok(_) => tracing::info!(epoch, apps, runs, "work report accepted"),
-            Err(e) => tracing::warn!(epoch, error = %e, "work report refused"),
+            Err(e) => {
+                tracing::warn!(epoch, error = %e, "work report refused");
+                self.refused_report = Some(digest);
+            }
         }
         Ok(())
     }
@@ -371,6 +387,7 @@ pub async fn run(
         last_usage: None,
         owner_api,
         failed_reported: BTreeSet::new(),
+        refused_report: None,
     };
     let mut client = Some(client);
     let stop = stop.fuse();
@@ -406,6 +423,10 @@ pub async fn run(
             }
         };
         loop {
+            // The latest head: a slow pass must not leave the worker an epoch behind.
+            if let Ok(head) = connected.header(None).await {
+                height = height.max(head.header.height);
+            }
             if let Err(e) = worker.tick(connected, height).await {
                 tracing::warn!(error = %e, "cannot read the chain");
                 client = None;

@@ -84,7 +84,7 @@ pub async fn ensure_registered(
     }
     if matches!(
         worker.status,
-        WorkerStatus::Registered | WorkerStatus::Stopped
+        WorkerStatus::Registered | WorkerStatus::Stopped | WorkerStatus::Suspended
     ) {
         let call = Call::Workers(WorkersCall::Start { worker: worker.id });
         client.send(operator, call, |_| {}).await?;

@@ -67,7 +67,7 @@ pub fn workload_key(workload: &Workload) -> String {
 impl LogBook {
     /// Opens (or starts) the log book in `dir`.
     pub fn open(dir: &Path) -> std::io::Result<LogBook> {
-        std::fs::create_dir_all(dir)?;
+        private_dir(dir)?;
         let cursors = std::fs::read(dir.join("cursors.json"))
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
@@ -122,13 +122,16 @@ impl LogBook {
         if !fresh.is_empty() {
             let path = self.file(&instance.identity.workload, epoch);
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| io(&path, e))?;
+                private_dir(parent).map_err(|e| io(&path, e))?;
             }
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(|e| io(&path, e))?;
+            let mut options = std::fs::OpenOptions::new();
+            options.create(true).append(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let mut file = options.open(&path).map_err(|e| io(&path, e))?;
             file.write_all(fresh.concat().as_bytes())
                 .map_err(|e| io(&path, e))?;
             self.cursors.insert(instance.id.clone(), cursor);
@@ -137,9 +140,11 @@ impl LogBook {
         Ok(fresh.len())
     }
 
-    /// Forgets the cursor of a removed container.
-    pub fn forget(&mut self, container: &str) {
-        if self.cursors.remove(container).is_some() {
+    /// Forgets the cursors of containers other than `containers`.
+    pub fn retain(&mut self, containers: &[String]) {
+        let before = self.cursors.len();
+        self.cursors.retain(|id, _| containers.contains(id));
+        if self.cursors.len() != before {
             let _ = self.save_cursors();
         }
     }
@@ -186,6 +191,17 @@ impl LogBook {
 pub fn log_root(bytes: &[u8]) -> Hash {
     let leaves: Vec<Hash> = bytes.chunks(CHUNK_BYTES).map(Hash::of).collect();
     wetee_types::block::merkle_root(&leaves)
+}
+
+/// Creates `dir` (and its parents) readable by the worker's user only: logs are the owner's.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 fn io(path: &Path, error: std::io::Error) -> BackendError {

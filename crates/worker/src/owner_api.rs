@@ -25,6 +25,8 @@ use crate::logbook::LogBook;
 pub const PREFIX: &str = "/_wetee/";
 /// How often a followed log is checked for new lines.
 pub const FOLLOW_POLL: Duration = Duration::from_millis(500);
+/// How long one request may follow a log (the client asks again with a fresh signature).
+pub const FOLLOW_LIMIT: Duration = Duration::from_secs(3_600);
 
 /// One instance as the owner sees it.
 #[derive(Debug, Clone, Serialize)]
@@ -116,13 +118,26 @@ impl OwnerApi {
     pub async fn handle<B>(&self, request: &Request<B>) -> Response<Body> {
         let path = request.uri().path().to_string();
         let query = request.uri().query().unwrap_or_default().to_string();
+        let signed_target = request
+            .uri()
+            .path_and_query()
+            .map_or(path.clone(), |p| p.as_str().to_string());
+        let host = request
+            .headers()
+            .get(hyper::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
         let Some(target) = parse_target(&path) else {
             return text(StatusCode::NOT_FOUND, "no such owner API path\n");
         };
         let signer = verify_request(
             &self.genesis_hash,
-            request.method().as_str(),
-            &path,
+            wetee_types::owner::RequestTarget {
+                method: request.method().as_str(),
+                target: &signed_target,
+                host: &host,
+            },
             |name| {
                 request
                     .headers()
@@ -205,10 +220,14 @@ impl OwnerApi {
         let first = futures::stream::once(async move {
             Ok::<_, hyper::Error>(Frame::data(Bytes::from(everything)))
         });
+        let until = std::time::Instant::now() + FOLLOW_LIMIT;
         let rest = futures::stream::unfold((), move |()| {
             let logs_dir = logs_dir.clone();
             async move {
                 loop {
+                    if std::time::Instant::now() > until {
+                        return None;
+                    }
                     tokio::time::sleep(FOLLOW_POLL).await;
                     let Ok(book) = LogBook::open(&logs_dir) else {
                         continue;

@@ -25,6 +25,8 @@ use crate::backend::{Backend, BackendError, Identity, Instance, InstanceSpec, In
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How long an old version keeps running after traffic moved away from it.
 pub const DRAIN: Duration = Duration::from_secs(1);
+/// How long an instance must run for its earlier failures to be forgiven.
+pub const STEADY: Duration = Duration::from_secs(60);
 /// How long a readiness probe may take.
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -73,6 +75,10 @@ pub struct Reconciler<B: Backend> {
     running_since: BTreeMap<String, Instant>,
     /// Containers being removed in the background.
     removing: Arc<std::sync::Mutex<BTreeSet<String>>>,
+    /// The last lines of each instance's last dead container.
+    last_output: BTreeMap<Identity, String>,
+    /// When each container was first seen running.
+    steady_since: BTreeMap<String, Instant>,
     routes: Option<Arc<Routes>>,
 }
 
@@ -92,6 +98,8 @@ impl<B: Backend> Reconciler<B> {
             unrouted: BTreeMap::new(),
             running_since: BTreeMap::new(),
             removing: Arc::default(),
+            last_output: BTreeMap::new(),
+            steady_since: BTreeMap::new(),
             routes: None,
         }
     }
@@ -113,12 +121,16 @@ impl<B: Backend> Reconciler<B> {
             .is_none_or(|b| now >= b.next_attempt)
     }
 
-    /// Instances that failed [`FAILURES_BEFORE_REPORT`] times in a row, with the last reason.
-    pub fn failing(&self) -> Vec<(Identity, String)> {
+    /// Instances that failed [`FAILURES_BEFORE_REPORT`] times in a row, with the last reason and
+    /// with the last output of the last container that died.
+    pub fn failing(&self) -> Vec<(Identity, String, String)> {
         self.backoff
             .iter()
             .filter(|(_, b)| b.failures >= FAILURES_BEFORE_REPORT)
-            .map(|(identity, b)| (*identity, b.last_error.clone()))
+            .map(|(identity, b)| {
+                let output = self.last_output.get(identity).cloned().unwrap_or_default();
+                (*identity, b.last_error.clone(), output)
+            })
             .collect()
     }
 
@@ -177,6 +189,13 @@ impl<B: Backend> Reconciler<B> {
                         continue;
                     }
                     tracing::info!(workload = %identity.workload, state = ?instance.state, "restarting");
+                    // What it printed before dying explains why: keep it before removing it.
+                    let tail = self
+                        .backend
+                        .logs(&instance.id, 20)
+                        .await
+                        .map(|lines| lines.iter().map(|l| format!("{}\n", l.text)).collect())
+                        .unwrap_or_default();
                     self.backend.remove(&instance.id, STOP_GRACE).await?;
                     // Counts as a failure so that a crash loop backs off.
                     let why = match &instance.state {
@@ -184,6 +203,7 @@ impl<B: Backend> Reconciler<B> {
                         other => format!("stopped ({other:?})"),
                     };
                     self.record_failure(identity, now, why);
+                    self.last_output.insert(identity, tail);
                     self.start(spec, &mut pass).await;
                 }
                 None => {
@@ -210,6 +230,22 @@ impl<B: Backend> Reconciler<B> {
                 self.running_since.remove(&instance.id);
             }
         }
+
+        // A minute of steady running clears an instance's failures.
+        for instance in &existing {
+            if instance.state != InstanceState::Running {
+                continue;
+            }
+            let since = *self.steady_since.entry(instance.id.clone()).or_insert(now);
+            if now.duration_since(since) >= STEADY
+                && self.backoff.remove(&instance.identity).is_some()
+            {
+                self.last_output.remove(&instance.identity);
+            }
+        }
+        let present: BTreeSet<&String> = existing.iter().map(|i| &i.id).collect();
+        self.steady_since.retain(|id, _| present.contains(id));
+        self.running_since.retain(|id, _| present.contains(id));
 
         // What runs and answers now.
         let current = self.backend.list().await?;
@@ -309,6 +345,8 @@ impl<B: Backend> Reconciler<B> {
         }
         // Forget backoffs of what is no longer wanted.
         self.backoff.retain(|identity, _| wanted.contains(identity));
+        self.last_output
+            .retain(|identity, _| wanted.contains(identity));
         pass.ready = ready;
         Ok(pass)
     }
@@ -339,7 +377,8 @@ fn probe_port(spec: &InstanceSpec, instance: &Instance) -> Option<(u16, Option<S
             None => (spec.container.ports.first()?.container, None),
         },
     };
-    Some((*instance.ports.get(&port)?, path))
+    // A port that is not published yet answers nothing: probing port 0 fails.
+    Some((instance.ports.get(&port).copied().unwrap_or(0), path))
 }
 
 /// Whether the probe answers (a TCP connection, or an HTTP 2xx/3xx for a path).
@@ -347,6 +386,9 @@ async fn probe_answers(probe: Option<(u16, Option<String>)>) -> bool {
     let Some((port, path)) = probe else {
         return true;
     };
+    if port == 0 {
+        return false;
+    }
     let attempt = async {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await

@@ -301,10 +301,18 @@ impl Backend for DockerBackend {
             .create_container(Some(options), body)
             .await
             .map_err(engine(format!("creating {name}")))?;
-        self.docker
-            .start_container(&created.id, None)
-            .await
-            .map_err(engine(format!("starting {name}")))?;
+        if let Err(e) = self.docker.start_container(&created.id, None).await {
+            // A container that never started would block its name and look alive.
+            let options = RemoveContainerOptionsBuilder::new()
+                .force(true)
+                .v(true)
+                .build();
+            let _ = self
+                .docker
+                .remove_container(&created.id, Some(options))
+                .await;
+            return Err(engine(format!("starting {name}"))(e));
+        }
         let instances = self.list().await?;
         instances
             .into_iter()
