@@ -250,6 +250,7 @@ pub fn dev(args: DevArgs, format: Format) -> Result<()> {
     init_logs();
     let data_dir = args.data_dir.unwrap_or_else(|| wetee_home().join("dev"));
     if args.fresh && data_dir.exists() {
+        remove_old_dev_containers(&data_dir.join("worker"));
         std::fs::remove_dir_all(&data_dir)
             .with_context(|| format!("deleting {}", data_dir.display()))?;
     }
@@ -342,6 +343,41 @@ pub fn dev(args: DevArgs, format: Format) -> Result<()> {
     drop(worker);
     result?;
     Ok(())
+}
+
+/// Removes the containers of the previous dev worker (its identity is about to be deleted, and
+/// nothing would ever remove them). Best effort: no engine, nothing to do.
+fn remove_old_dev_containers(worker_dir: &Path) {
+    if !worker_dir.join("worker-keys.json").exists() {
+        return;
+    }
+    let Ok(identity) = wetee_worker::identity::WorkerIdentity::load_or_create(worker_dir) else {
+        return;
+    };
+    let Ok(Some(engine)) = dev_engine(worker_dir) else {
+        return;
+    };
+    let socket = engine.socket.clone();
+    let scope = hex::encode(identity.keys().identity);
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    runtime.block_on(async {
+        use wetee_worker::backend::Backend as _;
+        let Ok(backend) =
+            wetee_worker::backend::docker::DockerBackend::connect(Some(&socket), &scope).await
+        else {
+            return;
+        };
+        for instance in backend.list().await.unwrap_or_default() {
+            let _ = backend
+                .remove(&instance.id, std::time::Duration::from_secs(2))
+                .await;
+        }
+    });
 }
 
 /// A container engine for `wetee dev`: one already running, or a Podman service started for
