@@ -605,18 +605,7 @@ pub fn deploy(args: DeployBenchArgs, format: Format) -> Result<()> {
                     submitted.elapsed() < Duration::from_secs(120),
                     "app {app} never answered"
                 );
-                let answer = tokio::time::timeout(Duration::from_secs(2), async {
-                    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-                    let mut stream = tokio::net::TcpStream::connect(&url).await.ok()?;
-                    let request = format!("GET /{app}/ HTTP/1.0\r\nHost: {url}\r\n\r\n");
-                    stream.write_all(request.as_bytes()).await.ok()?;
-                    let mut head = [0u8; 12];
-                    stream.read_exact(&mut head).await.ok()?;
-                    std::str::from_utf8(&head[9..12]).ok()?.parse::<u16>().ok()
-                })
-                .await
-                .ok()
-                .flatten();
+                let answer = crate::calls::http_status(&format!("http://{url}/{app}/")).await;
                 match answer {
                     Some(200) => break,
                     // 502: routed but not answering yet; 503: no route yet.

@@ -1008,7 +1008,7 @@ async fn app_status(client: &Client, app: AppId) -> Result<serde_json::Value> {
 }
 
 /// The HTTP status of `GET url` (`http://host:port/path` only), or `None` if nothing answers.
-async fn http_status(url: &str) -> Option<u16> {
+pub(crate) async fn http_status(url: &str) -> Option<u16> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let rest = url.strip_prefix("http://")?;
     let (authority, path) = match rest.find('/') {

@@ -305,10 +305,16 @@ where
         first_validator,
     )
     .await?;
+    let page_cache = CacheRef::new(PAGE_SIZE, PAGE_CACHE_PAGES);
     let outcomes = Outcomes::open(
         context.child("outcomes"),
-        &format!("{prefix}-outcomes"),
-        config.archive_table_size,
+        archive(
+            &prefix,
+            "outcomes",
+            config.archive_table_size,
+            &page_cache,
+            Outcomes::<E>::codec_config(),
+        ),
     )
     .await
     .map_err(|e| EngineError::Archive("outcomes", e.to_string()))?;
@@ -337,7 +343,6 @@ where
     );
 
     // Every finalized block and its certificate, kept forever and served to lagging peers.
-    let page_cache = CacheRef::new(PAGE_SIZE, PAGE_CACHE_PAGES);
     let finalizations: immutable::Archive<E, Digest, Finalization<Scheme, Digest>> =
         immutable::Archive::init(
             context.child("finalizations"),

@@ -4,13 +4,9 @@
 //! Outcomes are not part of consensus: they are derived from the blocks, stored by height and
 //! block hash in an append-only archive, as JSON because only the RPC reads them.
 
-use std::num::{NonZeroU16, NonZeroUsize};
-
 use commonware_codec::RangeCfg;
 use commonware_runtime::Spawner;
-use commonware_runtime::buffer::paged::CacheRef;
 use commonware_storage::archive::{Archive as _, Identifier, immutable};
-use commonware_utils::{NZU16, NZU64, NZUsize};
 use futures::lock::Mutex;
 use wetee_runtime::BlockOutcome;
 use wetee_types::Hash;
@@ -19,9 +15,6 @@ use crate::chain::{Digest, digest};
 
 /// Largest stored outcome: far above what a block's events can reach.
 const MAX_OUTCOME_BYTES: usize = 64 << 20;
-const PAGE_SIZE: NonZeroU16 = NZU16!(4_096);
-const PAGE_CACHE_PAGES: NonZeroUsize = NZUsize!(256);
-const BUFFER: NonZeroUsize = NZUsize!(128 << 10);
 
 /// The store failed: the node cannot go on.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +22,9 @@ const BUFFER: NonZeroUsize = NZUsize!(128 << 10);
 pub struct OutcomeError(String);
 
 type Store<E> = immutable::Archive<E, Digest, Vec<u8>>;
+
+/// The codec configuration of stored outcomes.
+pub type Codec = (RangeCfg<usize>, ());
 
 /// Outcomes by block height and hash.
 pub struct Outcomes<E: commonware_storage::Context + Spawner> {
@@ -43,32 +39,16 @@ impl<E: commonware_storage::Context + Spawner> std::fmt::Debug for Outcomes<E> {
 }
 
 impl<E: commonware_storage::Context + Spawner> Outcomes<E> {
-    /// Opens the archive under `prefix`.
-    pub async fn open(context: E, prefix: &str, table_size: u32) -> Result<Self, OutcomeError> {
-        let archive = immutable::Archive::init(
-            context,
-            immutable::Config {
-                metadata_partition: format!("{prefix}-metadata"),
-                freezer_table_partition: format!("{prefix}-freezer-table"),
-                freezer_table_initial_size: table_size,
-                freezer_table_resize_frequency: 4,
-                freezer_table_resize_chunk_size: 1 << 14,
-                freezer_key_partition: format!("{prefix}-freezer-key"),
-                freezer_key_page_cache: CacheRef::new(PAGE_SIZE, PAGE_CACHE_PAGES),
-                freezer_value_partition: format!("{prefix}-freezer-value"),
-                freezer_value_target_size: 256 << 20,
-                freezer_value_compression: None,
-                ordinal_partition: format!("{prefix}-ordinal"),
-                items_per_section: NZU64!(65_536),
-                freezer_key_write_buffer: BUFFER,
-                freezer_value_write_buffer: BUFFER,
-                ordinal_write_buffer: BUFFER,
-                replay_buffer: BUFFER,
-                codec_config: (RangeCfg::from(..=MAX_OUTCOME_BYTES), ()),
-            },
-        )
-        .await
-        .map_err(|e| OutcomeError(e.to_string()))?;
+    /// How outcomes are bounded when read back.
+    pub fn codec_config() -> Codec {
+        (RangeCfg::from(..=MAX_OUTCOME_BYTES), ())
+    }
+
+    /// Opens the archive configured by `config` (see [`Outcomes::codec_config`]).
+    pub async fn open(context: E, config: immutable::Config<Codec>) -> Result<Self, OutcomeError> {
+        let archive = immutable::Archive::init(context, config)
+            .await
+            .map_err(|e| OutcomeError(e.to_string()))?;
         Ok(Outcomes {
             archive: Mutex::new(Some(archive)),
         })

@@ -98,7 +98,7 @@ impl<B: Backend> Worker<B> {
     async fn tick(&mut self, client: &Client, height: u64) -> Result<(), ChainError> {
         let epoch = height / self.epoch_length.max(1);
         let desired = desired_instances(client, self.id).await?;
-        let pass = match self.reconciler.reconcile(&desired).await {
+        let mut pass = match self.reconciler.reconcile(&desired).await {
             Ok(pass) => pass,
             Err(e) => {
                 tracing::warn!(error = %e, "the backend failed; retrying");
@@ -141,9 +141,7 @@ impl<B: Backend> Worker<B> {
                 self.owner_api.set_owner(spec.workload, owner);
             }
         }
-        let Ok(instances) = self.reconciler.backend().list().await else {
-            return Ok(());
-        };
+        let instances = std::mem::take(&mut pass.instances);
         let mut statuses: BTreeMap<AppId, AppStatus> = BTreeMap::new();
         for instance in &instances {
             let Workload::App { app } = instance.identity.workload else {

@@ -43,6 +43,9 @@ pub struct Pass {
     pub failed: Vec<(Identity, String)>,
     /// Instances that answered their readiness probe after the pass.
     pub ready: BTreeSet<Identity>,
+    /// The instances found after starting what was missing (including those now being
+    /// removed aside).
+    pub instances: Vec<Instance>,
 }
 
 impl Pass {
@@ -348,6 +351,7 @@ impl<B: Backend> Reconciler<B> {
         self.last_output
             .retain(|identity, _| wanted.contains(identity));
         pass.ready = ready;
+        pass.instances = current;
         Ok(pass)
     }
 }

@@ -93,6 +93,39 @@ impl DockerBackend {
         })
     }
 
+    /// An instance's output lines as the engine returns them for `options`.
+    async fn read_logs(
+        &self,
+        id: &str,
+        options: bollard::query_parameters::LogsOptions,
+    ) -> Result<Vec<LogLine>, BackendError> {
+        let mut stream = self.docker.logs(id, Some(options));
+        let mut lines = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                if not_found(&e) {
+                    BackendError::NotFound(id.to_string())
+                } else {
+                    engine(format!("reading logs of {id}"))(e)
+                }
+            })?;
+            let (stream, message) = match chunk {
+                LogOutput::StdErr { message } => (LogStream::Stderr, message),
+                LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                    (LogStream::Stdout, message)
+                }
+                LogOutput::StdIn { .. } => continue,
+            };
+            for text in String::from_utf8_lossy(&message).lines() {
+                lines.push(LogLine {
+                    stream,
+                    text: text.to_string(),
+                });
+            }
+        }
+        Ok(lines)
+    }
+
     /// The engine's name and version, such as `Podman Engine 4.3.1`.
     pub async fn describe(&self) -> Result<String, BackendError> {
         let version = self
@@ -363,35 +396,20 @@ impl Backend for DockerBackend {
             .timestamps(true)
             .since(i32::try_from(since).unwrap_or(i32::MAX))
             .build();
-        let mut stream = self.docker.logs(id, Some(options));
-        let mut lines = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| {
-                if not_found(&e) {
-                    BackendError::NotFound(id.to_string())
-                } else {
-                    engine(format!("reading logs of {id}"))(e)
-                }
-            })?;
-            let (stream, message) = match chunk {
-                LogOutput::StdErr { message } => (LogStream::Stderr, message),
-                LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                    (LogStream::Stdout, message)
-                }
-                LogOutput::StdIn { .. } => continue,
-            };
-            for text in String::from_utf8_lossy(&message).lines() {
-                let (timestamp, text) = text.split_once(' ').unwrap_or((text, ""));
-                lines.push((
+        let lines = self.read_logs(id, options).await?;
+        Ok(lines
+            .into_iter()
+            .map(|line| {
+                let (timestamp, text) = line.text.split_once(' ').unwrap_or((&line.text, ""));
+                (
                     timestamp.to_string(),
                     LogLine {
-                        stream,
+                        stream: line.stream,
                         text: text.to_string(),
                     },
-                ));
-            }
-        }
-        Ok(lines)
+                )
+            })
+            .collect())
     }
 
     async fn run_times(&self, id: &str) -> Result<Option<(u64, u64)>, BackendError> {
@@ -427,31 +445,7 @@ impl Backend for DockerBackend {
             .stderr(true)
             .tail(&tail.to_string())
             .build();
-        let mut stream = self.docker.logs(id, Some(options));
-        let mut lines = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| {
-                if not_found(&e) {
-                    BackendError::NotFound(id.to_string())
-                } else {
-                    engine(format!("reading logs of {id}"))(e)
-                }
-            })?;
-            let (stream, message) = match chunk {
-                LogOutput::StdErr { message } => (LogStream::Stderr, message),
-                LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                    (LogStream::Stdout, message)
-                }
-                LogOutput::StdIn { .. } => continue,
-            };
-            for text in String::from_utf8_lossy(&message).lines() {
-                lines.push(LogLine {
-                    stream,
-                    text: text.to_string(),
-                });
-            }
-        }
-        Ok(lines)
+        self.read_logs(id, options).await
     }
 
     async fn usage(&self, id: &str) -> Result<Usage, BackendError> {
