@@ -63,8 +63,12 @@ fn unique(offset: u64) -> u64 {
     u64::from(std::process::id()) * 100 + offset
 }
 
+/// The response, or empty while nothing listens yet: the engine may publish the port a moment
+/// after the container starts.
 fn http_get(port: u16, path: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
