@@ -5,14 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest as _, Sha512};
 use wetee_types::codec::BoundedBytes;
 use wetee_types::records::{Attestation, Evidence, WorkerKeys, key_proof_payload};
 use wetee_types::{AccountId, Hash, KeyScheme, Keypair, TeeKind};
 use zeroize::Zeroizing;
-
-/// Domain tag of the report data bound into evidence.
-pub const REPORT_DATA_DOMAIN: &[u8] = b"wetee/worker/v1";
 
 /// Marks simulated evidence until the attestation issue replaces it with evidence signed by a
 /// development CA: report data only, signed by nothing.
@@ -130,14 +126,7 @@ impl WorkerIdentity {
     /// The report data evidence must carry: SHA-512 over the domain tag, the genesis hash, the
     /// identity and sealing public keys, and a nonce.
     pub fn report_data(&self, genesis_hash: &Hash, nonce: &[u8; 32]) -> [u8; 64] {
-        let keys = self.keys();
-        let mut hasher = Sha512::new();
-        hasher.update(REPORT_DATA_DOMAIN);
-        hasher.update(genesis_hash.0);
-        hasher.update(keys.identity);
-        hasher.update(keys.sealing);
-        hasher.update(nonce);
-        hasher.finalize().into()
+        wetee_types::attestation::worker_report_data(genesis_hash, &self.keys(), nonce)
     }
 
     /// An attestation for registering as `operator`, with simulated evidence: the report data
