@@ -46,6 +46,15 @@ impl Verdict {
         }
     }
 
+    /// A refusal before the evidence could be read.
+    pub fn refused(kind: Option<wetee_types::TeeKind>, error: AttestError) -> Self {
+        Verdict {
+            kind,
+            ..Verdict::empty()
+        }
+        .conclude(Err(error))
+    }
+
     /// Records the outcome of the checks.
     pub(crate) fn conclude(mut self, outcome: Result<(), AttestError>) -> Self {
         match outcome {

@@ -1,5 +1,6 @@
 //! `wetee`: the command line of WeTEE.
 
+mod attest;
 mod bench;
 mod calls;
 mod keys;
@@ -89,6 +90,9 @@ enum Command {
     Dev(node::DevArgs),
     /// Runs a local network of validators, one process each, until interrupted.
     Testnet(node::TestnetArgs),
+    /// TEE evidence: verify quotes and reports offline.
+    #[command(subcommand)]
+    Attest(attest::AttestCommand),
     /// Measures the system on this machine.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -131,6 +135,9 @@ enum ChainCommand {
 fn main() {
     let cli = Cli::parse();
     let format = cli.output;
+    if let Command::Attest(command) = &cli.command {
+        std::process::exit(attest::run(command, format));
+    }
     if let Err(error) = run(cli) {
         match format {
             Format::Json => println!("{}", serde_json::json!({ "error": format!("{error:#}") })),
@@ -163,6 +170,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Task(command) => block_on(calls::task(command, &session)),
         Command::Root(command) => block_on(calls::root(command, &session)),
         Command::Chain(ChainCommand::Query(query)) => block_on(calls::chain(query, &session)),
+        Command::Attest(_) => unreachable!("attest commands exit with their own status"),
         Command::Node(args) => node::node(args, &keystore, cli.output),
         Command::Dev(args) => node::dev(args, cli.output),
         Command::Testnet(args) => node::testnet(args, cli.output),

@@ -1,0 +1,172 @@
+//! `wetee attest`: verify TEE evidence offline, with the verifier the chain uses.
+
+use std::path::{Path, PathBuf};
+
+use wetee_attest::{Collateral, Policy, Verdict};
+use wetee_types::TeeKind;
+use wetee_types::attestation::{TcbStatus, hex_array};
+
+use crate::output::Format;
+
+/// Exit status when the evidence is valid under the policy.
+const VALID: i32 = 0;
+/// Exit status when it is not (the reason is printed).
+const INVALID: i32 = 1;
+/// Exit status for a usage error: a missing file, a malformed policy or argument.
+const USAGE: i32 = 2;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AttestCommand {
+    /// Verifies a quote or report with its collateral and prints what it proves. Exits 0 when
+    /// valid under the policy, 1 when not, 2 for a usage error.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The quote or report: raw binary, or hex text.
+    #[arg(long)]
+    evidence: PathBuf,
+    /// DCAP collateral JSON (`QuoteCollateralV3` layout) for SGX and TDX quotes, or the chip's
+    /// VCEK certificate (DER or PEM) for SEV-SNP reports.
+    #[arg(long)]
+    collateral: PathBuf,
+    /// The evidence's kind, detected from its header when absent.
+    #[arg(long, value_parser = parse_kind)]
+    kind: Option<TeeKind>,
+    /// The time to verify at, in Unix seconds (default: now). Collateral expires after about
+    /// 30 days, so old evidence needs the time it was produced.
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    at: Option<u64>,
+    /// Accept this TCB status besides UpToDate (repeatable).
+    #[arg(long = "allow-tcb-status", value_name = "STATUS")]
+    allow_tcb_status: Vec<TcbStatus>,
+    /// Accept debug enclaves, TDs and guests, whose memory the host can read.
+    #[arg(long)]
+    allow_debug: bool,
+    /// The 64 bytes of report data the evidence must carry, in hex.
+    #[arg(long, value_name = "HEX", value_parser = parse_report_data)]
+    expect_report_data: Option<[u8; 64]>,
+    /// A policy in JSON: allowed_tcb_statuses, allow_debug, report_data, allowed_measurements.
+    /// Flags add to it.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+}
+
+fn parse_kind(text: &str) -> Result<TeeKind, String> {
+    match text.parse()? {
+        TeeKind::Simulated => {
+            Err("simulated evidence is verified by the chain's dev tools, not here".into())
+        }
+        kind => Ok(kind),
+    }
+}
+
+fn parse_report_data(text: &str) -> Result<[u8; 64], String> {
+    hex_array::parse(text)
+}
+
+fn read(path: &Path, what: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
+}
+
+fn policy_of(args: &VerifyArgs) -> Result<Policy, String> {
+    let mut policy = match &args.policy {
+        Some(path) => {
+            let text = read(path, "policy")?;
+            serde_json::from_slice::<Policy>(&text)
+                .map_err(|e| format!("the policy {} is not valid: {e}", path.display()))?
+        }
+        None => Policy::default(),
+    };
+    for status in &args.allow_tcb_status {
+        if !policy.allowed_tcb_statuses.contains(status) {
+            policy.allowed_tcb_statuses.push(*status);
+        }
+    }
+    policy.allow_debug |= args.allow_debug;
+    if let Some(report_data) = args.expect_report_data {
+        policy.report_data = Some(report_data);
+    }
+    policy.validate()?;
+    Ok(policy)
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// Runs the command and returns the process's exit status.
+pub fn run(command: &AttestCommand, format: Format) -> i32 {
+    let AttestCommand::Verify(args) = command;
+    let prepared = (|| {
+        let policy = policy_of(args)?;
+        let evidence = wetee_attest::evidence_from_bytes(&read(&args.evidence, "evidence")?);
+        let collateral = Collateral::from_bytes(&read(&args.collateral, "collateral")?);
+        Ok::<_, String>((policy, evidence, collateral))
+    })();
+    let (policy, evidence, collateral) = match prepared {
+        Ok(prepared) => prepared,
+        Err(message) => {
+            match format {
+                Format::Json => println!("{}", serde_json::json!({ "error": message })),
+                Format::Text => eprintln!("error: {message}"),
+            }
+            return USAGE;
+        }
+    };
+    let at = args.at.unwrap_or_else(now_secs);
+    let verdict = match collateral {
+        Ok(collateral) => wetee_attest::verify(&evidence, args.kind, &collateral, at, &policy),
+        // Collateral that does not parse is part of the verdict, not a usage error.
+        Err(error) => Verdict::refused(args.kind, error),
+    };
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&verdict).unwrap_or_default()
+        ),
+        Format::Text => println!("{}", describe(&verdict, at)),
+    }
+    if verdict.valid { VALID } else { INVALID }
+}
+
+fn describe(verdict: &Verdict, at: u64) -> String {
+    let kind = verdict
+        .kind
+        .map(|k| k.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let mut lines = vec![match &verdict.reason {
+        None => format!("VALID {kind} evidence (verified at {at})"),
+        Some(reason) => format!("INVALID {kind} evidence (verified at {at}): {reason}"),
+    }];
+    if let Some(status) = verdict.tcb_status {
+        let advisories = if verdict.advisory_ids.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", verdict.advisory_ids.join(", "))
+        };
+        lines.push(format!("  tcb_status   {status}{advisories}"));
+    }
+    if let Some(debug) = verdict.debug {
+        lines.push(format!("  debug        {debug}"));
+    }
+    if let Some(measurements) = &verdict.measurements
+        && let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(measurements)
+    {
+        for (name, value) in fields {
+            let value = value
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or(value.to_string());
+            lines.push(format!("  {name:<12} {value}"));
+        }
+    }
+    if let Some(report_data) = &verdict.report_data {
+        lines.push(format!("  report_data  {}", hex::encode(report_data)));
+    }
+    lines.join("\n")
+}
