@@ -4,6 +4,9 @@
 //!   the evidence, its collateral and a time, and appraises them under a [`Policy`]: allowed TCB
 //!   statuses, no debug TEEs, expected report data, allowed measurements. The result is a
 //!   [`Verdict`] that says what the evidence contains even when it is refused.
+//! - [`simulated`] is the development CA's TEE: TDX quotes in Intel's format signed by a
+//!   development PKI, verified by the same code as genuine quotes against the development root,
+//!   and accepted only where a policy explicitly allows the simulated TEE.
 //! - The report data that binds a worker's keys to its evidence is
 //!   [`wetee_types::attestation::worker_report_data`]; the runtime and the worker compute it there.
 //!
@@ -14,6 +17,7 @@
 mod dcap;
 mod error;
 mod policy;
+pub mod simulated;
 mod snp;
 mod verdict;
 
@@ -153,7 +157,17 @@ fn verify_into(
         (TeeKind::SevSnp, Collateral::Vcek(vcek)) => {
             snp::verify(evidence, vcek, at_secs, policy, verdict)
         }
-        (TeeKind::Simulated, _) => Err(AttestError::KindNotAllowed { kind }),
+        // Simulated evidence verifies with the development PKI's own collateral and root, by the
+        // same code; whatever collateral the caller holds is not needed.
+        (TeeKind::Simulated, _) => dcap::verify(
+            evidence,
+            kind,
+            simulated::collateral()?,
+            at_secs,
+            Some(simulated::root_ca_der()?.to_vec()),
+            policy,
+            verdict,
+        ),
         (TeeKind::Sgx | TeeKind::Tdx, Collateral::Vcek(_)) => Err(AttestError::Collateral(
             format!("{kind} quotes need DCAP collateral JSON, not a certificate"),
         )),

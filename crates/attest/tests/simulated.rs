@@ -1,0 +1,148 @@
+//! The simulated TEE's quotes verify through the genuine DCAP code path against the development
+//! root, only where a policy allows them, and never against Intel's root.
+
+use wetee_attest::{AttestError, Collateral, Policy, simulated, verify};
+use wetee_types::TeeKind;
+use wetee_types::attestation::{Measurements, TcbStatus};
+
+const NOW: u64 = 1_790_000_000;
+
+fn allowed() -> Policy {
+    Policy {
+        allow_simulated: true,
+        ..Policy::default()
+    }
+}
+
+fn dev_collateral() -> Collateral {
+    Collateral::Dcap(Box::new(simulated::collateral().unwrap().clone()))
+}
+
+#[test]
+fn a_simulated_quote_verifies_only_where_allowed() {
+    let report_data = [7u8; 64];
+    let quote = simulated::quote(&report_data).unwrap();
+    let verdict = verify(
+        &quote,
+        Some(TeeKind::Simulated),
+        &dev_collateral(),
+        NOW,
+        &allowed(),
+    );
+    assert!(verdict.valid, "{verdict:?}");
+    assert_eq!(verdict.kind, Some(TeeKind::Simulated));
+    assert_eq!(verdict.tcb_status, Some(TcbStatus::UpToDate));
+    assert_eq!(verdict.report_data, Some(report_data));
+    assert_eq!(verdict.debug, Some(false));
+    let Some(Measurements::Tdx(m)) = verdict.measurements else {
+        panic!("TDX measurements")
+    };
+    assert_eq!(m.mr_td, simulated::mr_td());
+
+    // Deterministic: every process derives the same PKI and the same quote.
+    assert_eq!(quote, simulated::quote(&report_data).unwrap());
+
+    let refused = verify(
+        &quote,
+        Some(TeeKind::Simulated),
+        &dev_collateral(),
+        NOW,
+        &Policy::default(),
+    );
+    assert_eq!(
+        refused.error,
+        Some(AttestError::KindNotAllowed {
+            kind: TeeKind::Simulated
+        })
+    );
+}
+
+#[test]
+fn a_simulated_quote_is_never_a_genuine_tdx_quote() {
+    let quote = simulated::quote(&[1; 64]).unwrap();
+    // Presented as TDX, it is checked against Intel's root and fails at the first signature.
+    let verdict = verify(&quote, None, &dev_collateral(), NOW, &allowed());
+    assert_eq!(verdict.kind, Some(TeeKind::Tdx));
+    assert!(!verdict.valid);
+    assert!(
+        matches!(verdict.error, Some(AttestError::Verification(_))),
+        "{verdict:?}"
+    );
+    // With genuine Intel collateral it fails too.
+    let genuine = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/testvectors/tee/dcap/tdx_quote_collateral.json"),
+    )
+    .unwrap();
+    let verdict = verify(
+        &quote,
+        None,
+        &Collateral::from_bytes(&genuine).unwrap(),
+        1_750_377_600,
+        &allowed(),
+    );
+    assert!(!verdict.valid);
+}
+
+#[test]
+fn tampered_or_rebound_simulated_quotes_are_refused() {
+    let report_data = [9u8; 64];
+    let quote = simulated::quote(&report_data).unwrap();
+    let bound = Policy {
+        report_data: Some(report_data),
+        ..allowed()
+    };
+    assert!(
+        verify(
+            &quote,
+            Some(TeeKind::Simulated),
+            &dev_collateral(),
+            NOW,
+            &bound
+        )
+        .valid
+    );
+
+    // A quote for other keys does not pass for these.
+    let other = simulated::quote(&[8; 64]).unwrap();
+    let verdict = verify(
+        &other,
+        Some(TeeKind::Simulated),
+        &dev_collateral(),
+        NOW,
+        &bound,
+    );
+    assert!(matches!(
+        verdict.error,
+        Some(AttestError::ReportDataMismatch { .. })
+    ));
+
+    // Rewriting the report data in place breaks the attestation key's signature.
+    let mut tampered = quote.clone();
+    tampered[568] ^= 1;
+    let verdict = verify(
+        &tampered,
+        Some(TeeKind::Simulated),
+        &dev_collateral(),
+        NOW,
+        &allowed(),
+    );
+    assert!(!verdict.valid);
+    assert!(
+        matches!(verdict.error, Some(AttestError::Verification(_))),
+        "{verdict:?}"
+    );
+    // So does rewriting the measurement.
+    let mut remeasured = quote;
+    remeasured[184] ^= 1;
+    assert!(
+        !verify(
+            &remeasured,
+            Some(TeeKind::Simulated),
+            &dev_collateral(),
+            NOW,
+            &allowed()
+        )
+        .valid
+    );
+}
