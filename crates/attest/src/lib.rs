@@ -7,6 +7,8 @@
 //! - [`simulated`] is the development CA's TEE: TDX quotes in Intel's format signed by a
 //!   development PKI, verified by the same code as genuine quotes against the development root,
 //!   and accepted only where a policy explicitly allows the simulated TEE.
+//! - [`provider`] obtains evidence inside a TEE: Gramine's `/dev/attestation` for SGX, Linux
+//!   configfs-tsm for TDX and SEV-SNP, or the simulated TEE.
 //! - The report data that binds a worker's keys to its evidence is
 //!   [`wetee_types::attestation::worker_report_data`]; the runtime and the worker compute it there.
 //!
@@ -17,6 +19,7 @@
 mod dcap;
 mod error;
 mod policy;
+pub mod provider;
 pub mod simulated;
 mod snp;
 mod verdict;
