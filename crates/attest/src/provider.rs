@@ -183,8 +183,9 @@ impl Drop for Entry {
 /// our write, or someone else wrote the entry in between and the blob may not be ours.
 pub(crate) fn read_entry(
     entry: &Path,
+    kind: TeeKind,
     report_data: &[u8; 64],
-) -> Result<Option<(Vec<u8>, Option<Vec<u8>>)>, ProviderError> {
+) -> Result<Option<Produced>, ProviderError> {
     let generation = |path: &Path| -> Result<u64, ProviderError> {
         let text = read_text(&path.join("generation"))?;
         text.parse().map_err(|_| ProviderError::Io {
@@ -202,7 +203,11 @@ pub(crate) fn read_entry(
     if generation(entry)? != before.wrapping_add(1) {
         return Ok(None);
     }
-    Ok(Some((outblob, auxblob)))
+    Ok(Some(Produced {
+        kind,
+        evidence: outblob,
+        auxiliary: auxblob,
+    }))
 }
 
 impl Provider for ConfigfsTsm {
@@ -213,12 +218,8 @@ impl Provider for ConfigfsTsm {
     fn produce(&self, report_data: &[u8; 64]) -> Result<Produced, ProviderError> {
         for _ in 0..Self::ATTEMPTS {
             let entry = Entry::create(&self.reports)?;
-            if let Some((evidence, auxiliary)) = read_entry(&entry.path, report_data)? {
-                return Ok(Produced {
-                    kind: self.kind,
-                    evidence,
-                    auxiliary,
-                });
+            if let Some(produced) = read_entry(&entry.path, self.kind, report_data)? {
+                return Ok(produced);
             }
         }
         Err(ProviderError::Raced {
@@ -295,10 +296,14 @@ mod tests {
         ] {
             fs::write(dir.path().join(name), content).unwrap();
         }
-        assert!(read_entry(dir.path(), &[1; 64]).unwrap().is_none());
+        assert!(
+            read_entry(dir.path(), TeeKind::Tdx, &[1; 64])
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(fs::read(dir.path().join("inblob")).unwrap(), [1; 64]);
         fs::write(dir.path().join("generation"), "x").unwrap();
-        assert!(read_entry(dir.path(), &[1; 64]).is_err());
+        assert!(read_entry(dir.path(), TeeKind::Tdx, &[1; 64]).is_err());
     }
 
     #[test]
