@@ -170,3 +170,147 @@ fn describe(verdict: &Verdict, at: u64) -> String {
     }
     lines.join("\n")
 }
+
+/// What `wetee bench attest` needs.
+#[derive(Debug, clap::Args)]
+pub struct AttestBenchArgs {
+    /// The directory of the genuine TEE vectors (dcap/, snp/).
+    #[arg(long, default_value = "../shared/testvectors/tee")]
+    vectors: PathBuf,
+    /// Seconds spent on each kind of evidence.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+}
+
+struct BenchCase {
+    name: String,
+    evidence: Vec<u8>,
+    kind: Option<TeeKind>,
+    collateral: Collateral,
+    at: u64,
+    policy: Policy,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct AttestBenchRow {
+    evidence: String,
+    verifications: u64,
+    per_second_one_core: f64,
+    median_us: f64,
+    p90_us: f64,
+}
+
+/// Verifications per second on one core, each with every check a verifier makes: signatures,
+/// chains, revocation lists, TCB appraisal and policy.
+pub fn bench(args: AttestBenchArgs, format: Format) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let at_dcap = |name: &str| -> anyhow::Result<(Vec<u8>, Collateral)> {
+        let quote = std::fs::read(args.vectors.join("dcap").join(name)).with_context(|| {
+            format!("reading the {name} vector under {}", args.vectors.display())
+        })?;
+        let collateral = std::fs::read(
+            args.vectors
+                .join("dcap")
+                .join(format!("{name}_collateral.json")),
+        )?;
+        Ok((quote, Collateral::from_bytes(&collateral)?))
+    };
+    let lenient = Policy {
+        allowed_tcb_statuses: vec![
+            TcbStatus::UpToDate,
+            TcbStatus::ConfigurationAndSwHardeningNeeded,
+        ],
+        ..Policy::default()
+    };
+    let simulated_policy = Policy {
+        allow_simulated: true,
+        ..Policy::default()
+    };
+    let mut cases: Vec<BenchCase> = Vec::new();
+    for (name, at) in [
+        ("sgx_quote", 1_750_377_600),
+        ("tdx_quote", 1_750_377_600),
+        ("tdx_quote_td15ex", 1_792_022_400),
+    ] {
+        let (quote, collateral) = at_dcap(name)?;
+        cases.push(BenchCase {
+            name: format!("DCAP {name}"),
+            evidence: quote,
+            kind: None,
+            collateral,
+            at,
+            policy: lenient.clone(),
+        });
+    }
+    let report = wetee_attest::evidence_from_bytes(&std::fs::read(
+        args.vectors.join("snp/virtee_report_milan.hex"),
+    )?);
+    let vcek = Collateral::from_bytes(&std::fs::read(
+        args.vectors.join("snp/virtee_vcek_milan.der"),
+    )?)?;
+    cases.push(BenchCase {
+        name: "SEV-SNP Milan".into(),
+        evidence: report,
+        kind: None,
+        collateral: vcek,
+        at: 1_750_377_600,
+        policy: Policy::default(),
+    });
+    let simulated = wetee_attest::simulated::quote(&[0; 64])?;
+    let dev = Collateral::Dcap(Box::new(wetee_attest::simulated::collateral()?.clone()));
+    cases.push(BenchCase {
+        name: "simulated TDX".into(),
+        evidence: simulated,
+        kind: Some(TeeKind::Simulated),
+        collateral: dev,
+        at: 1_790_000_000,
+        policy: simulated_policy,
+    });
+
+    let budget = std::time::Duration::from_secs_f64(args.seconds.max(0.1));
+    let mut rows = Vec::new();
+    for BenchCase {
+        name,
+        evidence,
+        kind,
+        collateral,
+        at,
+        policy,
+    } in &cases
+    {
+        let first = wetee_attest::verify(evidence, *kind, collateral, *at, policy);
+        anyhow::ensure!(first.valid, "{name} does not verify: {:?}", first.reason);
+        let mut samples = Vec::new();
+        let started = std::time::Instant::now();
+        while started.elapsed() < budget {
+            let one = std::time::Instant::now();
+            let verdict = wetee_attest::verify(evidence, *kind, collateral, *at, policy);
+            samples.push(one.elapsed().as_nanos() as u64);
+            std::hint::black_box(verdict);
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        samples.sort_unstable();
+        let pick = |p: f64| samples[((samples.len() - 1) as f64 * p) as usize] as f64 / 1_000.0;
+        rows.push(AttestBenchRow {
+            evidence: name.clone(),
+            verifications: samples.len() as u64,
+            per_second_one_core: samples.len() as f64 / elapsed,
+            median_us: pick(0.5),
+            p90_us: pick(0.9),
+        });
+    }
+    crate::output::print(format, &rows, || {
+        let mut lines = vec![format!(
+            "{:<26} {:>8} {:>12} {:>10} {:>10}",
+            "evidence", "runs", "per s/core", "p50 µs", "p90 µs"
+        )];
+        for row in &rows {
+            lines.push(format!(
+                "{:<26} {:>8} {:>12.0} {:>10.0} {:>10.0}",
+                row.evidence, row.verifications, row.per_second_one_core, row.median_us, row.p90_us
+            ));
+        }
+        lines.join("\n")
+    });
+    Ok(())
+}

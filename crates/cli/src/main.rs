@@ -106,6 +106,9 @@ enum BenchCommand {
     /// Time from `app create` to the first HTTP 200 on a dev chain with a local worker, and
     /// the worker's CPU use while idle with many apps.
     Deploy(bench::DeployBenchArgs),
+    /// Attestation verifications per second on one core, with every check, over the genuine
+    /// SGX, TDX and SEV-SNP vectors and the simulated TEE.
+    Attest(attest::AttestBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,6 +179,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Testnet(args) => node::testnet(args, cli.output),
         Command::Bench(BenchCommand::Chain(args)) => bench::chain(args, cli.output),
         Command::Bench(BenchCommand::Deploy(args)) => bench::deploy(args, cli.output),
+        Command::Bench(BenchCommand::Attest(args)) => attest::bench(args, cli.output),
         Command::Chain(ChainCommand::Spec {
             dev,
             validators,

@@ -38,8 +38,16 @@ pub async fn ensure_registered(
     let mut worker = match existing {
         Some(worker) => worker,
         None => {
-            let attestation =
-                identity.simulated_attestation(&client.genesis_hash(), &operator.account_id());
+            // Development chains only: production parameters refuse the simulated TEE.
+            let genesis = client.genesis_hash();
+            let attestation = identity
+                .attestation(
+                    &wetee_attest::provider::Simulated,
+                    &genesis,
+                    &operator.account_id(),
+                    &genesis.0,
+                )
+                .map_err(|e| ChainError::Unexpected(e.to_string()))?;
             let call = Call::Workers(WorkersCall::Register {
                 profile: config.profile.clone(),
                 attestation,

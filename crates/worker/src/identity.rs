@@ -5,14 +5,13 @@
 
 use std::path::{Path, PathBuf};
 
+use wetee_attest::provider::Provider;
 use wetee_types::codec::BoundedBytes;
-use wetee_types::records::{Attestation, Evidence, WorkerKeys, key_proof_payload};
-use wetee_types::{AccountId, Hash, KeyScheme, Keypair, TeeKind};
+use wetee_types::records::{
+    Attestation, Evidence, MAX_EVIDENCE_BYTES, WorkerKeys, key_proof_payload,
+};
+use wetee_types::{AccountId, Hash, KeyScheme, Keypair};
 use zeroize::Zeroizing;
-
-/// Marks simulated evidence until the attestation issue replaces it with evidence signed by a
-/// development CA: report data only, signed by nothing.
-pub const SIMULATED_EVIDENCE_TAG: &[u8] = b"wetee-simulated-unsigned/v0";
 
 /// What went wrong with the keys.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +24,9 @@ pub enum IdentityError {
         /// Why.
         reason: String,
     },
+    /// The TEE produced no usable evidence.
+    #[error("attestation evidence: {0}")]
+    Evidence(String),
     /// No randomness.
     #[error("no randomness from the operating system: {0}")]
     Randomness(String),
@@ -129,25 +131,35 @@ impl WorkerIdentity {
         wetee_types::attestation::worker_report_data(genesis_hash, &self.keys(), nonce)
     }
 
-    /// An attestation for registering as `operator`, with simulated evidence: the report data
-    /// and nothing vouching for it. Dev chains only (`allow_simulated_tee`); the attestation
-    /// issue replaces this with real quotes and CA-signed simulated evidence.
-    pub fn simulated_attestation(&self, genesis_hash: &Hash, operator: &AccountId) -> Attestation {
+    /// An attestation for registering as `operator`: evidence from `provider` binding these keys
+    /// to this chain with `nonce`, and the identity key's proof that it serves `operator`.
+    pub fn attestation(
+        &self,
+        provider: &dyn Provider,
+        genesis_hash: &Hash,
+        operator: &AccountId,
+        nonce: &[u8; 32],
+    ) -> Result<Attestation, IdentityError> {
         let keys = self.keys();
-        let nonce = genesis_hash.0;
-        let mut data = SIMULATED_EVIDENCE_TAG.to_vec();
-        data.extend_from_slice(&self.report_data(genesis_hash, &nonce));
+        let produced = provider
+            .produce(&self.report_data(genesis_hash, nonce))
+            .map_err(|e| IdentityError::Evidence(e.to_string()))?;
+        let data = BoundedBytes::try_new(produced.evidence).map_err(|_| {
+            IdentityError::Evidence(format!(
+                "the evidence is larger than the {MAX_EVIDENCE_BYTES} bytes the chain accepts"
+            ))
+        })?;
         let signature = self
             .identity
             .sign(&key_proof_payload(genesis_hash, operator, &keys));
-        Attestation {
+        Ok(Attestation {
             keys,
             evidence: Evidence {
-                kind: TeeKind::Simulated,
-                data: BoundedBytes::try_new(data).unwrap_or_default(),
+                kind: produced.kind,
+                data,
             },
             key_proof: *signature.as_bytes(),
-        }
+        })
     }
 }
 
@@ -175,12 +187,28 @@ mod tests {
     }
 
     #[test]
-    fn the_key_proof_binds_the_operator() {
+    fn the_evidence_binds_the_keys_and_the_key_proof_binds_the_operator() {
         let dir = tempfile::tempdir().unwrap();
         let worker = WorkerIdentity::load_or_create(dir.path()).unwrap();
         let genesis = Hash::of(b"chain");
         let operator = Keypair::from_seed(KeyScheme::Sr25519, [1; 32]).account_id();
-        let attestation = worker.simulated_attestation(&genesis, &operator);
+        let nonce = [4; 32];
+        let attestation = worker
+            .attestation(&wetee_attest::provider::Simulated, &genesis, &operator, &nonce)
+            .unwrap();
+        assert_eq!(attestation.evidence.kind, wetee_types::TeeKind::Simulated);
+        let verdict = wetee_attest::verify(
+            attestation.evidence.data.as_ref(),
+            Some(attestation.evidence.kind),
+            &wetee_attest::Collateral::Vcek(Vec::new()),
+            1_800_000_000,
+            &wetee_attest::Policy {
+                allow_simulated: true,
+                report_data: Some(worker.report_data(&genesis, &nonce)),
+                ..wetee_attest::Policy::default()
+            },
+        );
+        assert!(verdict.valid, "{verdict:?}");
         let payload = key_proof_payload(&genesis, &operator, &attestation.keys);
         let signature = wetee_types::Signature::Ed25519(attestation.key_proof);
         assert!(signature.verify(&payload, &AccountId(attestation.keys.identity)));
