@@ -194,7 +194,12 @@ mod tests {
         let operator = Keypair::from_seed(KeyScheme::Sr25519, [1; 32]).account_id();
         let nonce = [4; 32];
         let attestation = worker
-            .attestation(&wetee_attest::provider::Simulated, &genesis, &operator, &nonce)
+            .attestation(
+                &wetee_attest::provider::Simulated,
+                &genesis,
+                &operator,
+                &nonce,
+            )
             .unwrap();
         assert_eq!(attestation.evidence.kind, wetee_types::TeeKind::Simulated);
         let verdict = wetee_attest::verify(
