@@ -113,15 +113,11 @@ pub(crate) fn verify(
     // Quote buffers come zero-padded from the quoting service; anything else after the quote
     // would be bytes no signature covers.
     let signed = quote.signed_length();
-    let declared = bytes
-        .get(signed..signed.saturating_add(4))
-        .and_then(|b| b.try_into().ok())
-        .map(u32::from_le_bytes)
-        .and_then(|auth| {
-            signed
-                .checked_add(4)?
-                .checked_add(usize::try_from(auth).ok()?)
-        });
+    let declared = crate::le_u32(bytes, signed).and_then(|auth| {
+        signed
+            .checked_add(4)?
+            .checked_add(usize::try_from(auth).ok()?)
+    });
     match declared.and_then(|end| bytes.get(end..)) {
         Some(rest) if rest.iter().all(|b| *b == 0) => {}
         _ => {

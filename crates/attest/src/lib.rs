@@ -97,21 +97,18 @@ pub fn detect_kind(evidence: &[u8]) -> Result<TeeKind, AttestError> {
     if snp::looks_like_report(evidence) {
         return Ok(TeeKind::SevSnp);
     }
-    let u16_at = |at: usize| {
-        evidence
-            .get(at..at + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]))
-    };
-    let u32_at = |at: usize| {
-        evidence
-            .get(at..at + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    match (u16_at(0), u32_at(4)) {
+    let version = le_u32(evidence, 0).map(|word| word & 0xFFFF);
+    match (version, le_u32(evidence, 4)) {
         (Some(3 | 4), Some(0x00)) => Ok(TeeKind::Sgx),
         (Some(4 | 5), Some(0x81)) => Ok(TeeKind::Tdx),
         _ => Err(AttestError::UnknownKind),
     }
+}
+
+/// The little-endian `u32` at `at`, if the bytes reach that far.
+pub(crate) fn le_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    let word = bytes.get(at..at.checked_add(4)?)?;
+    word.try_into().ok().map(u32::from_le_bytes)
 }
 
 /// Verifies `evidence` with `collateral` at `at_secs` (Unix seconds) and appraises it under

@@ -34,14 +34,9 @@ const OID_HW_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.37
 
 /// Whether `bytes` have an SEV-SNP report's length, version and signature algorithm.
 pub(crate) fn looks_like_report(bytes: &[u8]) -> bool {
-    let u32_at = |at: usize| {
-        bytes
-            .get(at..at + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
     bytes.len() == REPORT_LEN
-        && matches!(u32_at(0), Some(2..=5))
-        && u32_at(0x34) == Some(SIG_ALGO_ECDSA_P384)
+        && matches!(crate::le_u32(bytes, 0), Some(2..=5))
+        && crate::le_u32(bytes, 0x34) == Some(SIG_ALGO_ECDSA_P384)
 }
 
 /// One PEM certificate to DER.
