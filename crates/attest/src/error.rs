@@ -42,6 +42,21 @@ pub enum AttestError {
     /// The collateral does not parse or does not fit the evidence.
     #[error("bad collateral: {0}")]
     Collateral(String),
+    /// Collateral (or a certificate or CRL it carries) is genuine but not current at the time
+    /// given: past its next update, or not yet issued.
+    #[error(
+        "the {what} is valid from {valid_from} to {valid_until} (Unix seconds), not at {at}: use collateral current at that time"
+    )]
+    CollateralNotCurrent {
+        /// What is not current: "TCB Info", "QE Identity", "PCK CRL", a certificate...
+        what: String,
+        /// Its issue date (or a certificate's notBefore).
+        valid_from: u64,
+        /// Its next update (or a certificate's notAfter); `u64::MAX` when it has none.
+        valid_until: u64,
+        /// The time it was checked at.
+        at: u64,
+    },
     /// A signature, certificate chain, revocation list or validity period does not verify.
     #[error("verification failed: {0}")]
     Verification(String),

@@ -7,6 +7,8 @@
 //! - [`simulated`] is the development CA's TEE: TDX quotes in Intel's format signed by a
 //!   development PKI, verified by the same code as genuine quotes against the development root,
 //!   and accepted only where a policy explicitly allows the simulated TEE.
+//! - [`collateral`] checks Intel DCAP collateral before the chain's registry stores it (Intel's
+//!   signatures up to a given root, freshness, kind and FMSPC), and finds the FMSPC a quote needs.
 //! - [`provider`] obtains evidence inside a TEE: Gramine's `/dev/attestation` for SGX, Linux
 //!   configfs-tsm for TDX and SEV-SNP, or the simulated TEE.
 //! - The report data that binds a worker's keys to its evidence is
@@ -16,6 +18,7 @@
 //! untrusted bytes, so the runtime can run it inside consensus. This crate must not read the
 //! network: collateral is fetched elsewhere and handed in.
 
+pub mod collateral;
 mod dcap;
 mod error;
 mod policy;
@@ -69,6 +72,22 @@ impl Collateral {
                 "neither DCAP collateral JSON nor a certificate in DER or PEM".into(),
             )),
         }
+    }
+}
+
+/// Splits SEV-SNP evidence as workers submit it (the attestation report, then the chip's VCEK
+/// certificate in DER) into the report and the certificate.
+pub fn split_snp_evidence(evidence: &[u8]) -> Result<(&[u8], &[u8]), AttestError> {
+    match evidence.split_at_checked(snp::REPORT_LEN) {
+        Some((report, vcek)) if !vcek.is_empty() => Ok((report, vcek)),
+        _ => Err(AttestError::Malformed {
+            kind: TeeKind::SevSnp,
+            reason: format!(
+                "{} bytes: expected the {}-byte report followed by the VCEK certificate",
+                evidence.len(),
+                snp::REPORT_LEN
+            ),
+        }),
     }
 }
 

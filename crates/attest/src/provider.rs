@@ -22,6 +22,52 @@ pub struct Produced {
     pub auxiliary: Option<Vec<u8>>,
 }
 
+/// The VCEK's entry in an SEV-SNP certificate table: GUID 63da758d-e664-4564-adc5-f4b93be8accd
+/// in its little-endian binary layout.
+const VCEK_GUID: [u8; 16] = [
+    0x8d, 0x75, 0xda, 0x63, 0x64, 0xe6, 0x64, 0x45, 0xad, 0xc5, 0xf4, 0xb9, 0x3b, 0xe8, 0xac, 0xcd,
+];
+
+/// The VCEK certificate in an SEV-SNP certificate table (entries of GUID, offset and length,
+/// ended by a zero entry; offsets from the table's start).
+pub fn vcek_from_cert_table(table: &[u8]) -> Option<&[u8]> {
+    for entry in table.chunks_exact(24) {
+        let (guid, place) = entry.split_at(16);
+        if guid.iter().all(|b| *b == 0) {
+            return None;
+        }
+        if guid == VCEK_GUID {
+            let offset = usize::try_from(crate::le_u32(place, 0)?).ok()?;
+            let length = usize::try_from(crate::le_u32(place, 4)?).ok()?;
+            return table.get(offset..offset.checked_add(length)?);
+        }
+    }
+    None
+}
+
+impl Produced {
+    /// The evidence as the chain takes it: an SEV-SNP report is followed by the chip's VCEK
+    /// from the certificate table, so verifiers need nothing else.
+    pub fn for_chain(&self) -> Result<Vec<u8>, ProviderError> {
+        if self.kind != TeeKind::SevSnp {
+            return Ok(self.evidence.clone());
+        }
+        let vcek = self
+            .auxiliary
+            .as_deref()
+            .and_then(vcek_from_cert_table)
+            .ok_or_else(|| {
+                ProviderError::Unsupported(
+                    "the host supplied no VCEK certificate with the SEV-SNP report (configure                      the hypervisor to provide the certificate table)"
+                        .into(),
+                )
+            })?;
+        let mut evidence = self.evidence.clone();
+        evidence.extend_from_slice(vcek);
+        Ok(evidence)
+    }
+}
+
 /// Why evidence could not be produced.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
@@ -262,6 +308,38 @@ pub fn detect() -> Option<Box<dyn Provider>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snp_evidence_for_the_chain_carries_the_vcek_from_the_certificate_table() {
+        let vcek = b"vcek certificate".to_vec();
+        let mut table = Vec::new();
+        let other_guid = [0x11; 16];
+        for (guid, offset) in [(other_guid, 72u32), (VCEK_GUID, 80u32)] {
+            table.extend_from_slice(&guid);
+            table.extend_from_slice(&offset.to_le_bytes());
+            table.extend_from_slice(&(8u32).to_le_bytes());
+        }
+        table.extend_from_slice(&[0; 24]);
+        table.extend_from_slice(b"ark+ask.");
+        table.truncate(80);
+        table.extend_from_slice(&vcek[..8]);
+        assert_eq!(vcek_from_cert_table(&table), Some(&vcek[..8]));
+        let produced = Produced {
+            kind: TeeKind::SevSnp,
+            evidence: vec![7; 4],
+            auxiliary: Some(table),
+        };
+        assert_eq!(
+            produced.for_chain().unwrap(),
+            [&[7u8; 4][..], &vcek[..8]].concat()
+        );
+        let bare = Produced {
+            auxiliary: None,
+            ..produced
+        };
+        assert!(bare.for_chain().is_err());
+        assert_eq!(vcek_from_cert_table(&[0xff; 23]), None);
+    }
 
     #[test]
     fn gramine_writes_the_report_data_then_reads_the_quote() {

@@ -465,6 +465,7 @@ fn dev_worker_config(dir: &Path, socket: &str, ingress: SocketAddr) -> WorkerCon
         backend: wetee_worker::config::BackendConfig {
             kind: wetee_worker::config::BackendKind::Docker,
             socket: Some(socket.to_string()),
+            secrets_dir: wetee_worker::config::DEFAULT_SECRETS_DIR.into(),
         },
         ingress: wetee_worker::config::IngressConfig {
             listen: ingress,

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use wetee_client::keys::{dev_accounts, dev_keypair, keypair_from_uri, random_seed};
+use wetee_types::attestation::AttestationPolicy;
 use wetee_types::balance::UNIT;
 use wetee_types::spec::{BalanceSpec, ConsensusSpec, ValidatorSpec};
 use wetee_types::{Balance, ChainConfig, ChainSpec, KeyScheme, Params};
@@ -41,6 +42,8 @@ fn local_spec(
             epoch_length: LOCAL_EPOCH_LENGTH,
         },
         params,
+        // Local chains run workers without TEE hardware: the simulated TEE is accepted.
+        attestation: AttestationPolicy::dev(),
         root: dev_keypair("Alice").account_id(),
         treasury: dev_keypair("Treasury").account_id(),
         balances: dev_accounts()
@@ -147,7 +150,7 @@ mod tests {
         let spec = dev_spec(1_000, FIRST_P2P_PORT).unwrap();
         assert_eq!(spec.validators.len(), 1);
         assert_eq!(spec.balances.len(), 6);
-        assert!(spec.params.allow_simulated_tee);
+        assert!(spec.attestation.allow_simulated_tee);
         assert_eq!(ChainSpec::from_json(&spec.to_json()).unwrap(), spec);
     }
 

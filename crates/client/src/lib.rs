@@ -4,9 +4,12 @@
 //!   ed25519 or sr25519, and a small on-disk keystore.
 //! - [`rpc`]: a typed client for a node's JSON-RPC, with transaction signing (fees, nonces)
 //!   and waiting for finality.
+//! - [`secrets`]: sealing an app's secrets to its worker's attested TEE, after verifying the
+//!   worker's evidence locally with the chain's verifier and policy.
 //!
 //! This crate talks to a node only through its public JSON-RPC; it must never depend on the
 //! node or the runtime, so that applications can use it without building a chain.
 
 pub mod keys;
 pub mod rpc;
+pub mod secrets;

@@ -256,6 +256,31 @@ impl Client {
         self.call("state_app", rpc_params![id]).await
     }
 
+    /// `state_appSecrets`: the app's sealed secrets, if the owner set any.
+    pub async fn app_secrets(
+        &self,
+        id: AppId,
+    ) -> Result<Option<wetee_types::records::AppSecrets>, ClientError> {
+        self.call("state_appSecrets", rpc_params![id]).await
+    }
+
+    /// `state_attestationPolicy`: which TEEs the chain accepts for workers.
+    pub async fn attestation_policy(
+        &self,
+    ) -> Result<wetee_types::attestation::AttestationPolicy, ClientError> {
+        self.call("state_attestationPolicy", rpc_params![]).await
+    }
+
+    /// `state_collateral`: the Intel collateral stored for a platform family.
+    pub async fn collateral(
+        &self,
+        kind: wetee_types::TeeKind,
+        fmspc: &[u8; 6],
+    ) -> Result<Option<wetee_types::records::CollateralRecord>, ClientError> {
+        self.call("state_collateral", rpc_params![kind, hex::encode(fmspc)])
+            .await
+    }
+
     /// `state_appFailure`: why the app's worker could not run it, if it reported so.
     pub async fn app_failure(
         &self,

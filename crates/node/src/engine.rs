@@ -166,6 +166,7 @@ pub fn genesis(spec: &ChainSpec) -> Genesis {
     Genesis {
         chain: spec.chain,
         params: spec.params.clone(),
+        attestation: spec.attestation.clone(),
         root: spec.root,
         treasury: spec.treasury,
         balances: spec

@@ -299,6 +299,7 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
         let info = BlockInfo {
             height,
             timestamp_ms,
+            parent_hash: *parent,
         };
         let (transactions, outcome, changes) = {
             let memory = self.store.memory();
@@ -404,6 +405,7 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
         let info = BlockInfo {
             height: header.height,
             timestamp_ms: header.timestamp_ms,
+            parent_hash: header.parent,
         };
         let (outcome, changes) = {
             let memory = self.store.memory();
@@ -510,6 +512,7 @@ mod tests {
         Genesis {
             chain: ChainConfig { epoch_length: 10 },
             params: Params::dev(),
+            attestation: wetee_types::attestation::AttestationPolicy::dev(),
             root: alice().account_id(),
             treasury: Keypair::from_seed(KeyScheme::Sr25519, [3; 32]).account_id(),
             balances: vec![(alice().account_id(), Balance(1_000 * UNIT))],

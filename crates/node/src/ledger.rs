@@ -418,6 +418,7 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
         let next = BlockInfo {
             height: status.head.header.height.saturating_add(1),
             timestamp_ms: status.head.header.timestamp_ms,
+            parent_hash: status.head.header.hash(),
         };
         let hash = {
             let memory = self

@@ -140,9 +140,9 @@ impl Mempool {
 
     /// Checks `tx` against `state` (the latest finalized state; `block` is the next block) and
     /// admits it.
-    pub fn admit<V: wetee_runtime::verify::AttestationVerifier>(
+    pub fn admit(
         &mut self,
-        runtime: &Runtime<V>,
+        runtime: &Runtime,
         state: &dyn State,
         block: &BlockInfo,
         tx: SignedTransaction,
@@ -328,6 +328,7 @@ mod tests {
                 &Genesis {
                     chain: ChainConfig { epoch_length: 10 },
                     params: Params::dev(),
+                    attestation: wetee_types::attestation::AttestationPolicy::dev(),
                     root: alice.account_id(),
                     treasury: Keypair::from_seed(KeyScheme::Sr25519, [3; 32]).account_id(),
                     balances: vec![
@@ -364,6 +365,7 @@ mod tests {
     const NEXT: BlockInfo = BlockInfo {
         height: 1,
         timestamp_ms: 1_000,
+        parent_hash: Hash([0; 32]),
     };
 
     fn admit(

@@ -132,6 +132,21 @@ fn required<T: for<'a> Deserialize<'a> + Send>(params: &Params<'_>) -> Result<T,
     params.sequence().next()
 }
 
+fn pair<A, B>(params: &Params<'_>) -> Result<(A, B), ErrorObjectOwned>
+where
+    A: for<'a> Deserialize<'a> + Send,
+    B: for<'a> Deserialize<'a> + Send,
+{
+    if params.is_object() {
+        return Err(error(
+            jsonrpsee::types::error::INVALID_PARAMS_CODE,
+            "parameters are positional: pass an array",
+        ));
+    }
+    let mut sequence = params.sequence();
+    Ok((sequence.next()?, sequence.next()?))
+}
+
 fn header_info(block: &Block) -> HeaderInfo {
     HeaderInfo {
         hash: block.hash(),
@@ -454,6 +469,32 @@ where
         "state_appFailure",
         |view, id: AppId| query::app_failure(view, id).map_err(state_error),
         required,
+    );
+    state_method(
+        &mut module,
+        "state_appSecrets",
+        |view, id: AppId| query::app_secrets(view, id).map_err(state_error),
+        required,
+    );
+    state_method(
+        &mut module,
+        "state_attestationPolicy",
+        |view, ()| query::attestation_policy(view).map_err(state_error),
+        none,
+    );
+    state_method(
+        &mut module,
+        "state_collateral",
+        |view, (kind, fmspc): (wetee_types::TeeKind, String)| {
+            let fmspc = wetee_types::attestation::hex_array::parse::<6>(&fmspc).map_err(|e| {
+                error(
+                    jsonrpsee::types::error::INVALID_PARAMS_CODE,
+                    format!("fmspc: {e}"),
+                )
+            })?;
+            query::collateral(view, kind, &fmspc).map_err(state_error)
+        },
+        pair,
     );
     state_method(
         &mut module,

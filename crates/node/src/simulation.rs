@@ -67,6 +67,7 @@ fn spec() -> Arc<ChainSpec> {
             target_block_time_ms: 100,
             ..Params::dev()
         },
+        attestation: wetee_types::attestation::AttestationPolicy::dev(),
         root: alice().account_id(),
         treasury: Keypair::from_seed(KeyScheme::Sr25519, [102; 32]).account_id(),
         balances: vec![BalanceSpec {

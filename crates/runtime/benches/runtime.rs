@@ -79,13 +79,13 @@ fn apps(c: &mut Criterion) {
     let keys = funded_accounts(&mut chain);
     let worker = chain.started_worker(
         "eve",
-        chain.profile("eu", &[TeeKind::Tdx], 200_000, 1_000_000),
+        chain.profile("eu", &[TeeKind::Simulated], 200_000, 1_000_000),
     );
     let mut creates = Vec::with_capacity(1_000);
     for n in 0..1_000 / ACCOUNTS {
         for key in &keys {
             let call = Call::Apps(AppsCall::Create {
-                spec: TestChain::app_spec(100, 256, TeeKind::Tdx, Some("eu")),
+                spec: TestChain::app_spec(100, 256, TeeKind::Simulated, Some("eu")),
                 deposit: tokens(20),
             });
             creates.push(chain.transaction_with_nonce(key, call, n as u64));
@@ -108,10 +108,12 @@ fn apps(c: &mut Criterion) {
     let epoch_end = BlockInfo {
         height: (epoch + 1) * 10 - 1,
         timestamp_ms: create_block.timestamp_ms + 10_000,
+        parent_hash: TestChain::block_hash((epoch + 1) * 10 - 2),
     };
     let report_block = BlockInfo {
         height: (epoch + 1) * 10,
         timestamp_ms: create_block.timestamp_ms + 11_000,
+        parent_hash: TestChain::block_hash((epoch + 1) * 10 - 1),
     };
 
     let mut group = c.benchmark_group("runtime");

@@ -12,14 +12,31 @@
 //! - `restart(app)`: counts a restart; the worker restarts the containers when it sees it.
 //! - `stop(app)`: releases the worker's capacity, closes the lease and refunds the deposit
 //!   except what the worker may still claim for proven work (see [`crate::settlement`]).
+//! - `set_secrets(app, worker, sealing_key, set, remove)`: stores secrets the owner sealed
+//!   (HPKE) to the attested sealing key of the worker the app is placed on, each also sealed to
+//!   the owner. Only names the spec declares; every call is a new revision, and each new
+//!   ciphertext must be sealed under it. Secrets kept from earlier calls must already be sealed
+//!   to the same worker key: moving to another worker reseals all of them at once.
+//!
+//! ## Secrets
+//! An app that declares secrets is `AwaitingSecrets` while placed on a worker that cannot open
+//! all of them (first placement, a move to another worker, the worker's new sealing key, or a
+//! version declaring a new name): the worker does not start it, is not paid for it, and it does
+//! not count as unproven. It becomes `Running` when the owner seals the missing secrets. The
+//! chain never sees a secret in the clear.
 
 use crate::balances;
 use crate::context::Ctx;
 use crate::scheduling::{self, Demand};
 use crate::settlement;
 use crate::storage;
-use wetee_types::manifest::AppSpec;
-use wetee_types::records::{App, AppSettings, AppStatus, AppVersion, StopReason, VersionChange};
+use std::collections::BTreeMap;
+use wetee_types::error::error_text;
+use wetee_types::manifest::{AppSpec, EnvName};
+use wetee_types::records::{
+    App, AppSecrets, AppSettings, AppStatus, AppVersion, SealedSecret, StopReason, VersionChange,
+    Worker,
+};
 use wetee_types::transaction::AppsCall;
 use wetee_types::{AccountId, AppId, Balance, CallError, Event, TeeKind, WorkerId, Workload};
 
@@ -70,7 +87,144 @@ pub(crate) fn dispatch(ctx: &mut Ctx, signer: AccountId, call: &AppsCall) -> Res
             storage::put_app(ctx.state, &app);
             Ok(())
         }
+        AppsCall::SetSecrets {
+            app,
+            worker,
+            sealing_key,
+            set,
+            remove,
+        } => {
+            let mut app = owned_live_app(ctx, signer, *app)?;
+            set_secrets(ctx, &mut app, *worker, sealing_key, set, remove)?;
+            storage::put_app(ctx.state, &app);
+            Ok(())
+        }
     }
+}
+
+fn set_secrets(
+    ctx: &mut Ctx,
+    app: &mut App,
+    worker_id: WorkerId,
+    sealing_key: &[u8; 32],
+    set: &[SealedSecret],
+    remove: &[EnvName],
+) -> Result<(), CallError> {
+    if app.placement.is_none_or(|p| p.worker != worker_id) {
+        return Err(CallError::SecretsWrongWorker {
+            app: app.id,
+            worker: worker_id,
+        });
+    }
+    let worker = storage::worker(ctx.state, worker_id)?;
+    if worker.keys.sealing != *sealing_key {
+        return Err(CallError::SealingKeyChanged { worker: worker_id });
+    }
+    if !worker.attestation_valid(ctx.time_ms) {
+        return Err(CallError::AttestationExpired {
+            worker: worker_id,
+            expired_at_ms: worker.attested.expires_at_ms,
+        });
+    }
+    if set.is_empty() && remove.is_empty() {
+        return Err(CallError::NothingToChange);
+    }
+    let key = storage::keys::app_secrets(app.id);
+    let stored: Option<AppSecrets> = storage::get(ctx.state, &key)?;
+    let revision = stored
+        .as_ref()
+        .map_or(0, |s| s.revision)
+        .checked_add(1)
+        .ok_or(CallError::Overflow)?;
+    let same_target = stored
+        .as_ref()
+        .is_some_and(|s| s.worker == worker_id && s.sealing_key == *sealing_key);
+    let text = |name: &EnvName| error_text(name.as_str());
+    let mut secrets: BTreeMap<EnvName, SealedSecret> = BTreeMap::new();
+    for secret in set {
+        if !app.spec.container.secrets.contains(&secret.name) {
+            return Err(CallError::SecretNotDeclared {
+                name: text(&secret.name),
+            });
+        }
+        if secret.revision != revision {
+            return Err(CallError::SecretRevision {
+                name: text(&secret.name),
+                expected: revision,
+            });
+        }
+        if secrets
+            .insert(secret.name.clone(), secret.clone())
+            .is_some()
+        {
+            return Err(CallError::DuplicateSecret {
+                name: text(&secret.name),
+            });
+        }
+    }
+    for kept in stored.iter().flat_map(|s| s.secrets.iter()) {
+        if remove.contains(&kept.name) || secrets.contains_key(&kept.name) {
+            continue;
+        }
+        if !same_target {
+            return Err(CallError::SecretNotResealed {
+                name: text(&kept.name),
+            });
+        }
+        secrets.insert(kept.name.clone(), kept.clone());
+    }
+    let record = AppSecrets {
+        worker: worker_id,
+        sealing_key: *sealing_key,
+        revision,
+        secrets: secrets
+            .into_values()
+            .collect::<Vec<_>>()
+            .try_into()
+            .map_err(|_| CallError::Overflow)?,
+    };
+    storage::put(ctx.state, &key, &record);
+    ctx.emit(Event::AppSecretsSet {
+        app: app.id,
+        worker: worker_id,
+    });
+    refresh_secrets_status(ctx, app)
+}
+
+/// Whether the app's worker can open every secret its spec declares.
+fn secrets_ready(ctx: &Ctx, app: &App, worker: &Worker) -> Result<bool, CallError> {
+    let declared = &app.spec.container.secrets;
+    if declared.is_empty() {
+        return Ok(true);
+    }
+    let stored: Option<AppSecrets> = storage::get(ctx.state, &storage::keys::app_secrets(app.id))?;
+    Ok(stored.is_some_and(|s| {
+        s.worker == worker.id
+            && s.sealing_key == worker.keys.sealing
+            && declared.iter().all(|name| s.get(name).is_some())
+    }))
+}
+
+/// A placed app is `Running` when its worker can open its secrets, `AwaitingSecrets`
+/// otherwise.
+pub(crate) fn refresh_secrets_status(ctx: &mut Ctx, app: &mut App) -> Result<(), CallError> {
+    let Some(placement) = app.placement else {
+        return Ok(());
+    };
+    if !matches!(app.status, AppStatus::Running | AppStatus::AwaitingSecrets) {
+        return Ok(());
+    }
+    let worker = storage::worker(ctx.state, placement.worker)?;
+    if secrets_ready(ctx, app, &worker)? {
+        app.status = AppStatus::Running;
+    } else if app.status != AppStatus::AwaitingSecrets {
+        app.status = AppStatus::AwaitingSecrets;
+        ctx.emit(Event::AppAwaitingSecrets {
+            app: app.id,
+            worker: worker.id,
+        });
+    }
+    Ok(())
 }
 
 fn owned_live_app(ctx: &Ctx, signer: AccountId, id: AppId) -> Result<App, CallError> {
@@ -86,7 +240,7 @@ fn owned_live_app(ctx: &Ctx, signer: AccountId, id: AppId) -> Result<App, CallEr
 
 /// Refuses the simulated TEE where the chain does not allow it.
 pub(crate) fn check_tee_allowed(ctx: &Ctx, tee: TeeKind) -> Result<(), CallError> {
-    if tee == TeeKind::Simulated && !ctx.params.allow_simulated_tee {
+    if tee == TeeKind::Simulated && !ctx.attestation.allow_simulated_tee {
         return Err(CallError::SimulatedTeeNotAllowed);
     }
     Ok(())
@@ -203,16 +357,18 @@ fn redeploy(ctx: &mut Ctx, app: &mut App) -> Result<(), CallError> {
         // still the kind of machine it asks for and the lease price is within the new maximum.
         // (The worker's current price, status and stake are not re-judged: draining and
         // liveness deal with those.)
-        let keeps = scheduling::meets_constraints(&worker, &demand, &ctx.params).is_ok()
+        let keeps = scheduling::meets_constraints(&worker, &demand, &ctx.rules()).is_ok()
             && placement.price_per_epoch <= demand.constraints.max_price_per_epoch;
         if keeps {
+            refresh_secrets_status(ctx, app)?;
             return settlement::check_funding(ctx, app);
         }
-    } else if let Ok(price) = scheduling::assess(&worker, &demand, &ctx.params, &held) {
+    } else if let Ok(price) = scheduling::assess(&worker, &demand, &ctx.rules(), &held) {
         // New resources: a new lease at the worker's current price.
         scheduling::resize_capacity(ctx, placement.worker, &workload, &demand.resources)?;
         settlement::close_lease(ctx, app)?;
         settlement::open_lease(ctx, app, placement.worker, price)?;
+        refresh_secrets_status(ctx, app)?;
         return settlement::check_funding(ctx, app);
     }
     unplace(ctx, app)?;
@@ -222,7 +378,7 @@ fn redeploy(ctx: &mut Ctx, app: &mut App) -> Result<(), CallError> {
 /// Places the app on the best worker, or queues it.
 fn place_or_queue(ctx: &mut Ctx, app: &mut App) -> Result<(), CallError> {
     let demand = Demand::of_app(&app.spec)?;
-    match scheduling::best_worker(ctx.state, &demand, &ctx.params, None)? {
+    match scheduling::best_worker(ctx.state, &demand, &ctx.rules(), None)? {
         Some((worker, price)) => place_on(ctx, app, worker, price),
         None => {
             app.status = AppStatus::Pending;
@@ -248,6 +404,7 @@ fn place_on(
         worker,
         price_per_epoch: price,
     });
+    refresh_secrets_status(ctx, app)?;
     settlement::check_funding(ctx, app)
 }
 
@@ -286,7 +443,7 @@ pub(crate) fn retry_pending(ctx: &mut Ctx, id: AppId) -> Result<(), CallError> {
         return scheduling::dequeue(ctx.state, &workload);
     }
     let demand = Demand::of_app(&app.spec)?;
-    match scheduling::best_worker(ctx.state, &demand, &ctx.params, None)? {
+    match scheduling::best_worker(ctx.state, &demand, &ctx.rules(), None)? {
         Some((worker, price)) => {
             scheduling::dequeue(ctx.state, &workload)?;
             place_on(ctx, &mut app, worker, price)?;
@@ -306,7 +463,7 @@ pub(crate) fn drain(ctx: &mut Ctx, id: AppId, from: WorkerId) -> Result<bool, Ca
     }
     let demand = Demand::of_app(&app.spec)?;
     let Some((worker, price)) =
-        scheduling::best_worker(ctx.state, &demand, &ctx.params, Some(from))?
+        scheduling::best_worker(ctx.state, &demand, &ctx.rules(), Some(from))?
     else {
         return Ok(false);
     };

@@ -1,7 +1,8 @@
 //! What a call or hook sees: the state, the block, the parameters, and where events go.
 
+use crate::scheduling::Rules;
 use crate::state::State;
-use crate::verify::AttestationVerifier;
+use wetee_types::attestation::AttestationPolicy;
 use wetee_types::params::{ChainConfig, Params};
 use wetee_types::{AccountId, BlockNumber, EpochNumber, Event, Hash, TimestampMs};
 
@@ -12,6 +13,8 @@ pub struct BlockInfo {
     pub height: BlockNumber,
     /// Its timestamp (from the proposer, checked by consensus to be monotonic and bounded).
     pub timestamp_ms: TimestampMs,
+    /// The parent block's hash: a nonce workers bind their evidence to.
+    pub parent_hash: Hash,
 }
 
 /// Execution context of one call or hook.
@@ -21,9 +24,9 @@ pub(crate) struct Ctx<'a> {
     pub time_ms: TimestampMs,
     pub chain: ChainConfig,
     pub params: Params,
+    pub attestation: AttestationPolicy,
     pub genesis_hash: Hash,
     pub treasury: AccountId,
-    pub verifier: &'a dyn AttestationVerifier,
     pub events: Vec<Event>,
 }
 
@@ -31,6 +34,15 @@ impl Ctx<'_> {
     /// The current epoch.
     pub fn epoch(&self) -> EpochNumber {
         self.chain.epoch_of(self.height)
+    }
+
+    /// What placement decisions follow.
+    pub fn rules(&self) -> Rules<'_> {
+        Rules {
+            params: &self.params,
+            attestation: &self.attestation,
+            now_ms: self.time_ms,
+        }
     }
 
     /// Records an event.

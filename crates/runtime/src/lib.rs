@@ -16,9 +16,9 @@
 //!    their apps moved, draining workers are emptied, and the pending queue is retried.
 //!
 //! ## Modules
-//! [`balances`], [`workers`], [`apps`], [`tasks`], [`scheduling`], [`settlement`], [`root`]:
-//! each opens with its rules. [`verify`] is the hook for attestation. [`query`] answers the
-//! RPC's typed state queries.
+//! [`balances`], [`workers`], [`apps`], [`tasks`], [`scheduling`], [`settlement`],
+//! [`attestation`], [`root`]: each opens with its rules. [`query`] answers the RPC's typed state
+//! queries.
 //!
 //! This crate must not depend on the node, the network, or any clock or file system.
 
@@ -35,6 +35,7 @@
 )]
 
 pub mod apps;
+pub mod attestation;
 pub mod balances;
 mod context;
 pub mod query;
@@ -46,15 +47,14 @@ pub mod storage;
 pub mod tasks;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod verify;
 pub mod workers;
 
 pub use context::BlockInfo;
 pub use state::{Changes, Layer, MemoryState, Overlay, State};
-pub use verify::{AttestationContext, AttestationVerifier, BaselineVerifier};
 
 use context::Ctx;
 use storage::{EpochItem, keys};
+use wetee_types::attestation::AttestationPolicy;
 use wetee_types::codec::decode;
 use wetee_types::event::MAX_RECEIPT_EVENTS;
 use wetee_types::params::{ChainConfig, Params};
@@ -108,6 +108,8 @@ pub struct Genesis {
     pub chain: ChainConfig,
     /// Initial parameters.
     pub params: Params,
+    /// Which TEEs workers may run in (see [`attestation`]).
+    pub attestation: AttestationPolicy,
     /// The root key (see [`root`]).
     pub root: AccountId,
     /// Where fees, protocol shares and slashes go.
@@ -133,6 +135,7 @@ struct Env {
     time_ms: u64,
     chain: ChainConfig,
     params: Params,
+    attestation: AttestationPolicy,
     genesis_hash: Hash,
     treasury: AccountId,
 }
@@ -150,45 +153,36 @@ impl Env {
             time_ms: block.timestamp_ms,
             chain: decode(&read(keys::CHAIN, "chain config")?).map_err(bad)?,
             params: decode(&read(keys::PARAMS, "parameters")?).map_err(bad)?,
+            attestation: decode(&read(keys::ATTESTATION_POLICY, "attestation policy")?)
+                .map_err(bad)?,
             genesis_hash: decode(&read(keys::GENESIS, "genesis hash")?).map_err(bad)?,
             treasury: decode(&read(keys::TREASURY, "treasury")?).map_err(bad)?,
         })
     }
 
-    fn ctx<'a>(&self, state: &'a mut dyn State, verifier: &'a dyn AttestationVerifier) -> Ctx<'a> {
+    fn ctx<'a>(&self, state: &'a mut dyn State) -> Ctx<'a> {
         Ctx {
             state,
             height: self.height,
             time_ms: self.time_ms,
             chain: self.chain,
             params: self.params.clone(),
+            attestation: self.attestation.clone(),
             genesis_hash: self.genesis_hash,
             treasury: self.treasury,
-            verifier,
             events: Vec::new(),
         }
     }
 }
 
-/// The state machine, with the attestation verifier it uses.
-#[derive(Debug, Clone, Default)]
-pub struct Runtime<V: AttestationVerifier = BaselineVerifier> {
-    verifier: V,
-}
+/// The state machine.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Runtime;
 
-impl Runtime<BaselineVerifier> {
-    /// A runtime with the baseline verifier (see [`verify`]).
+impl Runtime {
+    /// The runtime.
     pub fn new() -> Self {
-        Runtime {
-            verifier: BaselineVerifier,
-        }
-    }
-}
-
-impl<V: AttestationVerifier> Runtime<V> {
-    /// A runtime with a given verifier.
-    pub fn with_verifier(verifier: V) -> Self {
-        Runtime { verifier }
+        Runtime
     }
 
     /// Writes the initial state. `genesis_hash` identifies the chain in every signature.
@@ -204,6 +198,10 @@ impl<V: AttestationVerifier> Runtime<V> {
             ));
         }
         genesis.params.validate().map_err(RuntimeError::Genesis)?;
+        genesis
+            .attestation
+            .validate()
+            .map_err(|e| RuntimeError::Genesis(format!("attestation policy: {e}")))?;
         if state.get(keys::GENESIS).is_some() {
             return Err(RuntimeError::Genesis(
                 "the state already has a genesis".into(),
@@ -212,6 +210,7 @@ impl<V: AttestationVerifier> Runtime<V> {
         storage::put(state, keys::GENESIS, &genesis_hash);
         storage::put(state, keys::CHAIN, &genesis.chain);
         storage::put(state, keys::PARAMS, &genesis.params);
+        storage::put(state, keys::ATTESTATION_POLICY, &genesis.attestation);
         storage::put(state, keys::ROOT, &genesis.root);
         storage::put(state, keys::TREASURY, &genesis.treasury);
         let mut seen = std::collections::BTreeSet::new();
@@ -308,6 +307,8 @@ impl<V: AttestationVerifier> Runtime<V> {
         block: &BlockInfo,
     ) -> Result<Vec<Event>, RuntimeError> {
         let env = Env::load(state, block)?;
+        attestation::record_parent(state, block.height, block.parent_hash, block.timestamp_ms)
+            .map_err(state_error)?;
         let mut events = Vec::new();
         // Height and time queues have a budget each, so neither can starve the other.
         let mut due: Vec<(Vec<u8>, TaskId, Due)> = Vec::new();
@@ -371,7 +372,7 @@ impl<V: AttestationVerifier> Runtime<V> {
             .map_err(|e| TxError::State(e.to_string()))?;
 
         let mut overlay = Overlay::new(state);
-        let mut ctx = env.ctx(&mut overlay, &self.verifier);
+        let mut ctx = env.ctx(&mut overlay);
         let result = dispatch(&mut ctx, tx.signer, &tx.call).and_then(|()| {
             wetee_types::codec::BoundedVec::try_new(std::mem::take(&mut ctx.events))
                 .map_err(|_| CallError::Overflow)
@@ -502,7 +503,7 @@ impl<V: AttestationVerifier> Runtime<V> {
         item: impl FnOnce(&mut Ctx) -> Result<(), CallError>,
     ) -> Result<(), RuntimeError> {
         let mut overlay = Overlay::new(state);
-        let mut ctx = env.ctx(&mut overlay, &self.verifier);
+        let mut ctx = env.ctx(&mut overlay);
         match item(&mut ctx) {
             Ok(()) => {
                 let produced = std::mem::take(&mut ctx.events);
@@ -535,6 +536,7 @@ fn dispatch(ctx: &mut Ctx, signer: AccountId, call: &Call) -> Result<(), CallErr
         Call::Apps(call) => apps::dispatch(ctx, signer, call),
         Call::Tasks(call) => tasks::dispatch(ctx, signer, call),
         Call::Root(call) => root::dispatch(ctx, signer, call),
+        Call::Attestation(call) => attestation::dispatch(ctx, signer, call),
     }
 }
 

@@ -131,14 +131,20 @@ pub fn pending_reason(state: &dyn State, workload: &Workload) -> Result<Option<S
     }
     let params: Params = storage::get(state, keys::PARAMS)?
         .ok_or_else(|| scheduling::state_error("parameters missing"))?;
+    let attestation = crate::attestation::policy(state)?;
+    let rules = scheduling::Rules {
+        params: &params,
+        attestation: &attestation,
+        now_ms: storage::get(state, keys::LAST_BLOCK_TIME)?.unwrap_or_default(),
+    };
     let reason = match workload {
         Workload::App { app } => {
             let app = storage::app(state, *app)?;
-            scheduling::explain(state, &Demand::of_app(&app.spec)?, &params)?
+            scheduling::explain(state, &Demand::of_app(&app.spec)?, &rules)?
         }
         Workload::TaskRun { task, .. } => {
             let task = storage::task(state, *task)?;
-            scheduling::explain(state, &Demand::of_task(&task.spec), &params)?
+            scheduling::explain(state, &Demand::of_task(&task.spec), &rules)?
         }
     };
     Ok(Some(reason))
@@ -155,4 +161,36 @@ pub fn pending_placements(state: &dyn State) -> Result<Vec<PendingPlacement>, Ca
             })
         })
         .collect()
+}
+
+/// An app's sealed secrets, if the owner set any.
+pub fn app_secrets(
+    state: &dyn State,
+    id: AppId,
+) -> Result<Option<wetee_types::records::AppSecrets>, CallError> {
+    storage::get(state, &keys::app_secrets(id))
+}
+
+/// The collateral stored for a platform family.
+pub fn collateral(
+    state: &dyn State,
+    kind: wetee_types::TeeKind,
+    fmspc: &[u8; 6],
+) -> Result<Option<wetee_types::records::CollateralRecord>, CallError> {
+    storage::get(state, &keys::collateral(kind, fmspc))
+}
+
+/// The attestation policy.
+pub fn attestation_policy(
+    state: &dyn State,
+) -> Result<wetee_types::attestation::AttestationPolicy, CallError> {
+    crate::attestation::policy(state)
+}
+
+/// A recent block (hash and time), if it is still within the nonce window.
+pub fn recent_block(
+    state: &dyn State,
+    height: wetee_types::BlockNumber,
+) -> Result<Option<crate::attestation::RecentBlock>, CallError> {
+    crate::attestation::recent_block(state, height)
 }

@@ -10,6 +10,9 @@
 //! ## Calls (root only)
 //! - `set_params(params)`: replaces [`Params`] after validating them.
 //! - `set_root_key(root)`: hands the root origin to another key.
+//! - `set_attestation_policy(policy)`: replaces the attestation policy after validating it.
+//!   Workers already attested keep their attestation until it expires; new evidence (and
+//!   refreshes) must meet the new policy.
 //! - `workers::slash`, `workers::dismiss_complaint`: see [`crate::workers`].
 
 use crate::context::Ctx;
@@ -39,6 +42,16 @@ pub(crate) fn dispatch(ctx: &mut Ctx, signer: AccountId, call: &RootCall) -> Res
             storage::put::<Params>(ctx.state, keys::PARAMS, params);
             ctx.params = params.clone();
             ctx.emit(Event::ParamsChanged);
+        }
+        RootCall::SetAttestationPolicy { policy } => {
+            policy
+                .validate()
+                .map_err(|problem| CallError::InvalidParams {
+                    problem: error_text(&format!("attestation policy: {problem}")),
+                })?;
+            storage::put(ctx.state, keys::ATTESTATION_POLICY, policy);
+            ctx.attestation = policy.clone();
+            ctx.emit(Event::AttestationPolicyChanged);
         }
         RootCall::SetRootKey { root } => {
             storage::put(ctx.state, keys::ROOT, root);

@@ -3,7 +3,9 @@
 //! ## Rules
 //! - A worker can take a workload when all of these hold, checked in this order (the order of
 //!   the explanation given for a pending workload): it is started; it supports the workload's
-//!   TEE kind (the simulated TEE only where the chain allows it); it is in the required region;
+//!   TEE kind (the simulated TEE only where the chain allows it) and its verified evidence is of
+//!   that kind; its attestation has not expired; its attested measurements match the
+//!   workload's version, when that pins any; it is in the required region;
 //!   its level is at least the minimum; it has the required GPU model; its stake covers its
 //!   level; its price for the workload's resources is at most the owner's maximum; and its free
 //!   capacity covers every resource.
@@ -23,6 +25,7 @@ use crate::context::Ctx;
 use crate::state::State;
 use crate::storage::{self, keys, scan_prefix};
 use std::cmp::Reverse;
+use wetee_types::attestation::AttestationPolicy;
 use wetee_types::codec::decode;
 use wetee_types::error::error_text;
 use wetee_types::manifest::{AppSpec, Constraints, TaskSpec};
@@ -33,6 +36,14 @@ use wetee_types::{Balance, CallError, Event, Resources, TeeKind, WorkerId, Workl
 
 /// Workloads one worker may hold: one work report proves at most this many apps.
 pub const MAX_WORKLOADS_PER_WORKER: u32 = wetee_types::report::MAX_REPORT_APPS as u32;
+
+/// What placement decisions follow: the parameters, the attestation policy, and the time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rules<'a> {
+    pub params: &'a Params,
+    pub attestation: &'a AttestationPolicy,
+    pub now_ms: wetee_types::TimestampMs,
+}
 
 /// What a workload needs from a worker.
 #[derive(Debug, Clone)]
@@ -68,6 +79,8 @@ impl<'a> Demand<'a> {
 pub(crate) enum Unfit {
     NotStarted,
     Tee,
+    AttestationExpired,
+    Measurements,
     Region,
     Level,
     GpuModel,
@@ -81,7 +94,7 @@ pub(crate) enum Unfit {
 pub(crate) fn assess(
     worker: &Worker,
     demand: &Demand,
-    params: &Params,
+    rules: &Rules,
     credit: &Resources,
 ) -> Result<Balance, Unfit> {
     let profile = &worker.profile;
@@ -89,8 +102,9 @@ pub(crate) fn assess(
     if worker.status != WorkerStatus::Started {
         return Err(Unfit::NotStarted);
     }
-    meets_constraints(worker, demand, params)?;
-    let required = params
+    meets_constraints(worker, demand, rules)?;
+    let required = rules
+        .params
         .required_stake(profile.level)
         .unwrap_or(Balance(u128::MAX));
     if worker.stake < required {
@@ -116,19 +130,27 @@ pub(crate) fn assess(
     Ok(price)
 }
 
-/// Whether the worker is the kind of machine the workload asks for: TEE kind, region, level
-/// and GPU model. Status, stake, price and capacity are separate questions.
+/// Whether the worker is the kind of machine the workload asks for: a proven TEE of its kind,
+/// still attested, with allowed measurements, in its region, level and GPU model. Status,
+/// stake, price and capacity are separate questions.
 pub(crate) fn meets_constraints(
     worker: &Worker,
     demand: &Demand,
-    params: &Params,
+    rules: &Rules,
 ) -> Result<(), Unfit> {
     let profile = &worker.profile;
     let c = demand.constraints;
     if !profile.tee_kinds.contains(c.tee)
-        || (c.tee == TeeKind::Simulated && !params.allow_simulated_tee)
+        || worker.evidence.kind != c.tee
+        || (c.tee == TeeKind::Simulated && !rules.attestation.allow_simulated_tee)
     {
         return Err(Unfit::Tee);
+    }
+    if !worker.attestation_valid(rules.now_ms) {
+        return Err(Unfit::AttestationExpired);
+    }
+    if !c.allows_measurements(worker.attested.measurements.as_ref()) {
+        return Err(Unfit::Measurements);
     }
     if c.region.as_ref().is_some_and(|r| *r != profile.region) {
         return Err(Unfit::Region);
@@ -157,7 +179,7 @@ pub(crate) fn all_workers(state: &dyn State) -> Result<Vec<Worker>, CallError> {
 pub(crate) fn best_worker(
     state: &dyn State,
     demand: &Demand,
-    params: &Params,
+    rules: &Rules,
     exclude: Option<WorkerId>,
 ) -> Result<Option<(WorkerId, Balance)>, CallError> {
     // Rank: highest score, then lowest price, then lowest id. Only started workers are read:
@@ -168,7 +190,7 @@ pub(crate) fn best_worker(
             continue;
         }
         let worker = storage::worker(state, id)?;
-        if let Ok(price) = assess(&worker, demand, params, &Resources::ZERO) {
+        if let Ok(price) = assess(&worker, demand, rules, &Resources::ZERO) {
             let rank = (Reverse(worker.score), price, worker.id);
             if best.is_none_or(|b| rank < b) {
                 best = Some(rank);
@@ -182,7 +204,7 @@ pub(crate) fn best_worker(
 pub(crate) fn explain(
     state: &dyn State,
     demand: &Demand,
-    params: &Params,
+    rules: &Rules,
 ) -> Result<String, CallError> {
     let c = demand.constraints;
     let workers = all_workers(state)?;
@@ -198,13 +220,25 @@ pub(crate) fn explain(
     if candidates.is_empty() {
         return Ok("no worker is started".into());
     }
-    if c.tee == TeeKind::Simulated && !params.allow_simulated_tee {
+    if c.tee == TeeKind::Simulated && !rules.attestation.allow_simulated_tee {
         return Ok("this chain does not accept the simulated TEE".into());
     }
     let mut who = format!("no worker with {}", c.tee);
-    candidates.retain(|w| w.profile.tee_kinds.contains(c.tee));
+    candidates.retain(|w| w.profile.tee_kinds.contains(c.tee) && w.evidence.kind == c.tee);
     if candidates.is_empty() {
-        return Ok(format!("no started worker supports {}", c.tee));
+        return Ok(format!("no started worker has attested {}", c.tee));
+    }
+    candidates.retain(|w| w.attestation_valid(rules.now_ms));
+    if candidates.is_empty() {
+        return Ok(format!(
+            "{who} has a current attestation (their evidence expired: they must refresh it)"
+        ));
+    }
+    candidates.retain(|w| c.allows_measurements(w.attested.measurements.as_ref()));
+    if candidates.is_empty() {
+        return Ok(format!(
+            "{who} runs a TEE whose measurements this version allows"
+        ));
     }
     if let Some(region) = &c.region {
         who.push_str(&format!(" in region {region}"));
@@ -227,7 +261,8 @@ pub(crate) fn explain(
         }
     }
     candidates.retain(|w| {
-        params
+        rules
+            .params
             .required_stake(w.profile.level)
             .is_some_and(|required| w.stake >= required)
     });
@@ -255,7 +290,7 @@ pub(crate) fn explain(
     // Every survivor lacks capacity; name what the first of them lacks.
     let lacking = candidates
         .iter()
-        .map(|w| assess(w, demand, params, &zero))
+        .map(|w| assess(w, demand, rules, &zero))
         .collect::<Vec<_>>();
     match lacking.iter().find_map(|r| match r {
         Err(Unfit::Capacity(what)) => Some(what.clone()),

@@ -117,6 +117,14 @@ pub mod keys {
     pub const ROOT: &[u8] = b"sys/root";
     /// Treasury account.
     pub const TREASURY: &[u8] = b"sys/treasury";
+    /// The attestation policy.
+    pub const ATTESTATION_POLICY: &[u8] = b"sys/attestation";
+    /// The timestamp of the last block executed (the next block records it with its hash).
+    pub const LAST_BLOCK_TIME: &[u8] = b"sys/last-time";
+    /// Recent block hashes, the nonces evidence is bound to.
+    pub const RECENT_BLOCKS: &[u8] = b"blk/";
+    /// Intel collateral by TEE kind and FMSPC.
+    pub const COLLATERAL: &[u8] = b"col/";
     /// Account prefix.
     pub const ACCOUNTS: &[u8] = b"bal/";
     /// Worker prefix.
@@ -183,6 +191,18 @@ pub mod keys {
     /// An app.
     pub fn app(id: AppId) -> Vec<u8> {
         key(APPS, &[&id.0.to_be_bytes()])
+    }
+    /// An app's sealed secrets.
+    pub fn app_secrets(id: AppId) -> Vec<u8> {
+        key(b"aps/", &[&id.0.to_be_bytes()])
+    }
+    /// A recent block's hash and time.
+    pub fn recent_block(height: u64) -> Vec<u8> {
+        key(RECENT_BLOCKS, &[&height.to_be_bytes()])
+    }
+    /// Collateral of one platform family.
+    pub fn collateral(kind: wetee_types::TeeKind, fmspc: &[u8; 6]) -> Vec<u8> {
+        key(COLLATERAL, &[kind.name().as_bytes(), b"/", fmspc])
     }
     /// Why an app's worker could not run it.
     pub fn app_failure(id: AppId) -> Vec<u8> {

@@ -347,7 +347,7 @@ pub(crate) fn fire(ctx: &mut Ctx, id: TaskId, due: Due) -> Result<(), CallError>
 /// Assigns a run to the best worker, holding its worst-case cost. Returns whether it was placed.
 fn place_run(ctx: &mut Ctx, task: &mut Task, run: &mut TaskRun) -> Result<bool, CallError> {
     let demand = Demand::of_task(&task.spec);
-    let Some((worker, price)) = scheduling::best_worker(ctx.state, &demand, &ctx.params, None)?
+    let Some((worker, price)) = scheduling::best_worker(ctx.state, &demand, &ctx.rules(), None)?
     else {
         return Ok(false);
     };

@@ -15,6 +15,7 @@
 use crate::storage::{keys, scan_prefix};
 use crate::{BlockInfo, Genesis, MemoryState, Runtime, State, query};
 use std::collections::BTreeMap;
+use wetee_types::attestation::AttestationPolicy;
 use wetee_types::balance::UNIT;
 use wetee_types::codec::{BoundedString, BoundedVec, decode};
 use wetee_types::manifest::{
@@ -55,6 +56,8 @@ pub struct TestChain {
     pub issuance: Balance,
     pub treasury: AccountId,
     pub root: Keypair,
+    /// Time of the genesis block.
+    pub genesis_ms: u64,
     users: BTreeMap<&'static str, Keypair>,
     identities: BTreeMap<WorkerId, Keypair>,
     /// Events of hooks (begin/end block) since the chain started.
@@ -81,6 +84,20 @@ impl TestChain {
     }
 
     pub fn with_params(params: Params) -> TestChain {
+        TestChain::with_config(params, AttestationPolicy::dev())
+    }
+
+    /// A chain with `params` and an attestation policy.
+    pub fn with_config(params: Params, attestation: AttestationPolicy) -> TestChain {
+        TestChain::starting_at(params, attestation, GENESIS_MS)
+    }
+
+    /// A chain whose genesis block is at `genesis_ms` (to verify collateral of that time).
+    pub fn starting_at(
+        params: Params,
+        attestation: AttestationPolicy,
+        genesis_ms: u64,
+    ) -> TestChain {
         let root = Keypair::from_seed(KeyScheme::Sr25519, seed("root"));
         let treasury = AccountId([0xee; 32]);
         let mut users = BTreeMap::new();
@@ -101,6 +118,7 @@ impl TestChain {
                 epoch_length: EPOCH,
             },
             params,
+            attestation,
             root: root.account_id(),
             treasury,
             balances,
@@ -118,6 +136,7 @@ impl TestChain {
             issuance,
             treasury,
             root,
+            genesis_ms,
             users,
             identities: BTreeMap::new(),
             hook_events: Vec::new(),
@@ -132,10 +151,13 @@ impl TestChain {
     /// height 1.
     pub fn serving(params: Params) -> (TestChain, WorkerId, AppId) {
         let mut chain = TestChain::with_params(params);
-        let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+        let worker = chain.started_worker(
+            "eve",
+            chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+        );
         let app = chain.create_app(
             "alice",
-            TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+            TestChain::app_spec(1000, 512, TeeKind::Simulated, None),
             tokens(20),
         );
         (chain, worker, app)
@@ -144,8 +166,14 @@ impl TestChain {
     pub fn block(&self) -> BlockInfo {
         BlockInfo {
             height: self.height,
-            timestamp_ms: GENESIS_MS + self.height * BLOCK_MS,
+            timestamp_ms: self.genesis_ms + self.height * BLOCK_MS,
+            parent_hash: TestChain::block_hash(self.height.saturating_sub(1)),
         }
+    }
+
+    /// The hash the test chain gives the block at `height`.
+    pub fn block_hash(height: u64) -> Hash {
+        Hash::of_parts(&[b"wetee test block", &height.to_be_bytes()])
     }
 
     fn open_block(&mut self, height: u64) {
@@ -273,6 +301,28 @@ impl TestChain {
         self.fails_as(&key, call, expected);
     }
 
+    /// Submits a call that must fail, and returns its error (nothing changed but the nonce and
+    /// fee).
+    pub fn failure(&mut self, name: &str, call: Call) -> CallError {
+        let key = self.key(name).clone();
+        match self
+            .submit_atomic(&key, call)
+            .expect("transaction valid")
+            .outcome
+        {
+            Outcome::Failed { error } => error,
+            Outcome::Success => panic!("the call succeeded"),
+        }
+    }
+
+    /// The reason evidence was rejected, from a call that must fail that way.
+    pub fn evidence_rejection(&mut self, name: &str, call: Call) -> String {
+        match self.failure(name, call) {
+            CallError::EvidenceRejected { reason } => reason.to_string(),
+            other => panic!("expected rejected evidence, got {other}"),
+        }
+    }
+
     pub fn fails_as(&mut self, key: &Keypair, call: Call, expected: CallError) {
         let receipt = self.submit_atomic(key, call).expect("transaction valid");
         assert_eq!(receipt.outcome, Outcome::Failed { error: expected });
@@ -344,8 +394,17 @@ impl TestChain {
     pub fn keys_for(identity: &Keypair) -> WorkerKeys {
         WorkerKeys {
             identity: identity.account_id().0,
-            sealing: [9; 32],
+            sealing: TestChain::sealing_public(identity),
         }
+    }
+
+    /// The X25519 sealing secret of a test worker (derived from its identity key's account).
+    pub fn sealing_secret(identity: &Keypair) -> [u8; 32] {
+        Hash::of_parts(&[b"wetee test sealing", &identity.account_id().0]).0
+    }
+
+    fn sealing_public(identity: &Keypair) -> [u8; 32] {
+        wetee_sealing::public_key(&TestChain::sealing_secret(identity))
     }
 
     /// `keys` and `evidence`, with `identity`'s proof that `operator` operates them here.
@@ -364,10 +423,35 @@ impl TestChain {
         }
     }
 
-    pub fn evidence(kind: TeeKind) -> Evidence {
+    /// Evidence for `keys` from a TEE of `kind`, bound to the last block. Only the simulated
+    /// TEE can produce real evidence here; other kinds get bytes no verifier accepts.
+    pub fn evidence(&self, kind: TeeKind, keys: &WorkerKeys) -> Evidence {
+        self.evidence_bound_to(kind, keys, self.height - 1)
+    }
+
+    /// Evidence for `keys` bound to the block at `nonce_height`.
+    pub fn evidence_bound_to(
+        &self,
+        kind: TeeKind,
+        keys: &WorkerKeys,
+        nonce_height: u64,
+    ) -> Evidence {
+        let data = match kind {
+            TeeKind::Simulated => {
+                let nonce = TestChain::block_hash(nonce_height);
+                let report_data = wetee_types::attestation::worker_report_data(
+                    &self.genesis_hash,
+                    keys,
+                    &nonce.0,
+                );
+                wetee_attest::simulated::quote(&report_data).unwrap()
+            }
+            _ => b"quote bytes".to_vec(),
+        };
         Evidence {
             kind,
-            data: BoundedVec::try_new(b"quote bytes".to_vec()).unwrap(),
+            data: BoundedVec::try_new(data).unwrap(),
+            nonce_height,
         }
     }
 
@@ -385,19 +469,21 @@ impl TestChain {
             &(self.identities.len() as u64).to_be_bytes(),
         ]);
         let identity = Keypair::from_seed(KeyScheme::Ed25519, identity_seed.0);
-        let kind = profile.tee_kinds.iter().next()?;
+        // The simulated TEE when the profile lists it: the only one that attests here.
+        let kind = if profile.tee_kinds.contains(TeeKind::Simulated) {
+            TeeKind::Simulated
+        } else {
+            profile.tee_kinds.iter().next()?
+        };
         let key = self.key(operator).clone();
+        let keys = TestChain::keys_for(&identity);
+        let evidence = self.evidence(kind, &keys);
         let receipt = self
             .submit_atomic(
                 &key,
                 Call::Workers(WorkersCall::Register {
                     profile,
-                    attestation: self.attestation(
-                        &key.account_id(),
-                        &identity,
-                        TestChain::keys_for(&identity),
-                        TestChain::evidence(kind),
-                    ),
+                    attestation: self.attestation(&key.account_id(), &identity, keys, evidence),
                 }),
             )
             .expect("transaction valid");
@@ -512,6 +598,7 @@ impl TestChain {
             region: region.map(|r| BoundedString::try_new(r).unwrap()),
             min_level: 0,
             max_price_per_epoch: max_price,
+            measurements: BoundedVec::new(),
         }
     }
 
@@ -681,7 +768,7 @@ impl TestChain {
                 app.id
             );
             match app.status {
-                AppStatus::Running => {
+                AppStatus::Running | AppStatus::AwaitingSecrets => {
                     let p = app.placement.expect("running app has a placement");
                     assert_eq!(
                         placed.get(&workload),
@@ -870,12 +957,12 @@ pub struct WorkedExample {
 /// at the start of epoch 11, and the worker then reports epoch 10.
 pub fn worked_example() -> WorkedExample {
     let mut chain = TestChain::new();
-    let mut profile = chain.profile("eu", &[TeeKind::Tdx], 8000, 16384);
+    let mut profile = chain.profile("eu", &[TeeKind::Simulated], 8000, 16384);
     profile.prices.cpu_millicore = Balance(UNIT / 1000);
     profile.prices.memory_mib = Balance::ZERO;
     let worker = chain.started_worker("eve", profile);
     chain.advance_to_epoch(1);
-    let mut spec = TestChain::app_spec(1000, 512, TeeKind::Tdx, Some("eu"));
+    let mut spec = TestChain::app_spec(1000, 512, TeeKind::Simulated, Some("eu"));
     spec.constraints.max_price_per_epoch = tokens(2);
     let deposit = tokens(20);
     let app = chain.create_app("alice", spec, deposit);

@@ -2,8 +2,8 @@
 //!
 //! ## Calls (by the worker's operator unless stated)
 //! - `register(profile, attestation)`: any signer, who becomes the operator. The profile is
-//!   validated; the evidence must come from a TEE kind the profile lists and pass the
-//!   [`crate::verify::AttestationVerifier`] (the simulated TEE only where the chain allows it);
+//!   validated; the evidence must come from a TEE kind the profile lists and pass
+//!   [`crate::attestation`]'s verification (the simulated TEE only where the policy allows it);
 //!   the identity key must sign the binding to this operator and chain (`key_proof`), so keys
 //!   and evidence copied from another worker are useless. A new worker is `Registered` and gets
 //!   no work until started.
@@ -19,7 +19,9 @@
 //!   it stops when the last workload leaves.
 //! - `submit_work_report(report)`: one report per epoch, for an epoch that has ended and whose
 //!   window (`proof_window_epochs`) is still open, later than the last one reported; signed by
-//!   the worker's identity key. Each app proof pays the app's leases for that epoch
+//!   the worker's attested identity key over the chain's genesis hash. Fresh evidence may ride
+//!   along and is verified first; a worker whose attestation has expired has its reports
+//!   refused (it is paid nothing) until one carries fresh evidence. Each app proof pays the app's leases for that epoch
 //!   ([`crate::settlement`]); each run result pays that run ([`crate::tasks`]).
 //! - `report_app_failure(worker, app, reason, log_tail)`: the worker an app runs on cannot run
 //!   it (it does not start, or keeps crashing). The app stops as failed (unplaced, the unused
@@ -50,8 +52,8 @@ use crate::scheduling;
 use crate::settlement;
 use crate::storage;
 use crate::tasks;
-use crate::verify::AttestationContext;
 use std::collections::BTreeSet;
+use wetee_types::attestation::AttestedTee;
 use wetee_types::error::error_text;
 use wetee_types::manifest::{MAX_LEVEL, MAX_PRICE};
 use wetee_types::records::{
@@ -182,7 +184,7 @@ pub(crate) fn validate_profile(ctx: &Ctx, profile: &WorkerProfile) -> Result<(),
             "must list at least one TEE kind",
         ));
     }
-    if profile.tee_kinds.contains(TeeKind::Simulated) && !ctx.params.allow_simulated_tee {
+    if profile.tee_kinds.contains(TeeKind::Simulated) && !ctx.attestation.allow_simulated_tee {
         return Err(CallError::SimulatedTeeNotAllowed);
     }
     let p = &profile.prices;
@@ -201,14 +203,14 @@ pub(crate) fn validate_profile(ctx: &Ctx, profile: &WorkerProfile) -> Result<(),
     Ok(())
 }
 
-/// Checks evidence for keys: a listed TEE kind, allowed on this chain, accepted by the verifier.
+/// Checks evidence for keys: a listed TEE kind, allowed on this chain, verified.
 fn check_evidence(
     ctx: &Ctx,
     profile: &WorkerProfile,
     keys: &WorkerKeys,
     evidence: &Evidence,
-) -> Result<(), CallError> {
-    if evidence.kind == TeeKind::Simulated && !ctx.params.allow_simulated_tee {
+) -> Result<AttestedTee, CallError> {
+    if evidence.kind == TeeKind::Simulated && !ctx.attestation.allow_simulated_tee {
         return Err(CallError::SimulatedTeeNotAllowed);
     }
     if !profile.tee_kinds.contains(evidence.kind) {
@@ -216,16 +218,7 @@ fn check_evidence(
             kind: evidence.kind,
         });
     }
-    let attestation_ctx = AttestationContext {
-        genesis_hash: &ctx.genesis_hash,
-        height: ctx.height,
-        timestamp_ms: ctx.time_ms,
-    };
-    ctx.verifier
-        .verify_evidence(&attestation_ctx, keys, evidence)
-        .map_err(|reason| CallError::EvidenceRejected {
-            reason: error_text(&reason),
-        })
+    crate::attestation::verify_evidence(ctx, keys, evidence)
 }
 
 /// Fails if another worker already uses `identity` (one TEE identity, one worker).
@@ -247,14 +240,14 @@ fn check_attestation(
     operator: &AccountId,
     profile: &WorkerProfile,
     attestation: &Attestation,
-) -> Result<(), CallError> {
-    check_evidence(ctx, profile, &attestation.keys, &attestation.evidence)?;
+) -> Result<AttestedTee, CallError> {
+    // The cheap signature first: a copied attestation fails here before any quote is parsed.
     let payload = key_proof_payload(&ctx.genesis_hash, operator, &attestation.keys);
     let signature = wetee_types::Signature::Ed25519(attestation.key_proof);
     if !signature.verify(&payload, &AccountId(attestation.keys.identity)) {
         return Err(CallError::KeyProofInvalid);
     }
-    Ok(())
+    check_evidence(ctx, profile, &attestation.keys, &attestation.evidence)
 }
 
 fn register(
@@ -264,7 +257,7 @@ fn register(
     attestation: &Attestation,
 ) -> Result<(), CallError> {
     validate_profile(ctx, profile)?;
-    check_attestation(ctx, &operator, profile, attestation)?;
+    let attested = check_attestation(ctx, &operator, profile, attestation)?;
     let keys = &attestation.keys;
     let evidence = &attestation.evidence;
     ensure_identity_free(ctx, &keys.identity, None)?;
@@ -276,6 +269,7 @@ fn register(
         profile: profile.clone(),
         keys: *keys,
         evidence: evidence.clone(),
+        attested,
         status: WorkerStatus::Registered,
         stake: Balance::ZERO,
         unbonding: Default::default(),
@@ -291,6 +285,10 @@ fn register(
     ctx.emit(Event::WorkerRegistered {
         worker: id,
         operator,
+    });
+    ctx.emit(Event::WorkerAttested {
+        worker: id,
+        expires_at_ms: attested.expires_at_ms,
     });
     Ok(())
 }
@@ -342,13 +340,17 @@ fn update(
     }
     match attestation {
         Some(a) => {
-            check_attestation(ctx, &worker.operator, profile, a)?;
+            worker.attested = check_attestation(ctx, &worker.operator, profile, a)?;
             ensure_identity_free(ctx, &a.keys.identity, Some(id))?;
             ctx.state
                 .delete(&storage::keys::identity(&worker.keys.identity));
             storage::put(ctx.state, &storage::keys::identity(&a.keys.identity), &id);
             worker.keys = a.keys;
             worker.evidence = a.evidence.clone();
+            ctx.emit(Event::WorkerAttested {
+                worker: id,
+                expires_at_ms: worker.attested.expires_at_ms,
+            });
         }
         None => {
             if !profile.tee_kinds.contains(worker.evidence.kind) {
@@ -360,6 +362,16 @@ fn update(
     }
     worker.profile = profile.clone();
     storage::put_worker(ctx.state, &worker);
+    if attestation.is_some() {
+        // Secrets sealed to the old key can no longer be opened: those apps wait for a reseal.
+        for workload in scheduling::workloads_on(ctx.state, id)? {
+            if let Workload::App { app } = workload {
+                let mut record = storage::app(ctx.state, app)?;
+                apps::refresh_secrets_status(ctx, &mut record)?;
+                storage::put_app(ctx.state, &record);
+            }
+        }
+    }
     ctx.emit(Event::WorkerUpdated { worker: id });
     Ok(())
 }
@@ -510,27 +522,30 @@ fn submit_work_report(
     {
         return Err(CallError::ReportReplayed { worker: id, last });
     }
-    let attestation_ctx = AttestationContext {
-        genesis_hash: &ctx.genesis_hash,
-        height: ctx.height,
-        timestamp_ms: ctx.time_ms,
-    };
-    if !ctx
-        .verifier
-        .verify_work_report(&attestation_ctx, &worker, signed)
+    let payload = report.signing_payload(&ctx.genesis_hash);
+    if !wetee_types::Signature::Ed25519(signed.signature)
+        .verify(&payload, &AccountId(worker.keys.identity))
     {
         return Err(CallError::ReportSignatureInvalid { worker: id });
     }
+    let mut worker = worker;
     if let Some(evidence) = &report.evidence {
-        check_evidence(ctx, &worker.profile, &worker.keys, evidence)?;
+        worker.attested = check_evidence(ctx, &worker.profile, &worker.keys, evidence)?;
+        worker.evidence = evidence.clone();
+        ctx.emit(Event::WorkerAttested {
+            worker: id,
+            expires_at_ms: worker.attested.expires_at_ms,
+        });
+    }
+    if !worker.attestation_valid(ctx.time_ms) {
+        return Err(CallError::AttestationExpired {
+            worker: id,
+            expired_at_ms: worker.attested.expires_at_ms,
+        });
     }
     // Record the report first: from here on, this epoch and older ones are settled for this
     // worker, so nothing closed below holds deposit for them.
-    let mut worker = worker;
     worker.last_report_epoch = Some(report.epoch);
-    if let Some(evidence) = &report.evidence {
-        worker.evidence = evidence.clone();
-    }
     storage::put_worker(ctx.state, &worker);
     let mut listed = BTreeSet::new();
     let mut served = BTreeSet::new();
@@ -594,7 +609,10 @@ fn enforce_proofs(
             continue;
         };
         let mut record = storage::app(ctx.state, app)?;
-        if served.contains(&app) {
+        if served.contains(&app)
+            || record.status == wetee_types::records::AppStatus::AwaitingSecrets
+        {
+            // An app waiting for its owner's secrets cannot be served: not the worker's fault.
             record.unproven_reports = 0;
         } else if record.placement.is_some_and(|p| p.since <= epoch_start) {
             record.unproven_reports = record.unproven_reports.saturating_add(1);

@@ -205,7 +205,7 @@ codec_enum!(Measurements {
 
 /// One allowed identity. Every field given must match; a field left out matches anything, but a
 /// rule must pin at least one measurement (see [`MeasurementRule::is_pinned`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[serde(tag = "kind", deny_unknown_fields)]
 pub enum MeasurementRule {
@@ -462,3 +462,111 @@ mod tests {
         assert!(serde_json::from_str::<MeasurementRule>(r#"{"kind":"tdx","mrtd":"00"}"#).is_err());
     }
 }
+
+/// Measurement rules one policy or one app version can list.
+pub const MAX_MEASUREMENT_RULES: usize = 32;
+
+/// What the chain accepts as a worker's TEE: set in the chain spec, changed by the root origin.
+///
+/// Debug TEEs are never accepted on chain: their memory is open to the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[serde(deny_unknown_fields)]
+pub struct AttestationPolicy {
+    /// TCB statuses accepted for SGX and TDX platforms.
+    pub allowed_tcb_statuses: crate::codec::BoundedVec<TcbStatus, 9>,
+    /// Worker TEEs must match one of these; any measurement when empty.
+    #[serde(default)]
+    pub allowed_worker_measurements:
+        crate::codec::BoundedVec<MeasurementRule, MAX_MEASUREMENT_RULES>,
+    /// Whether the simulated TEE of development chains is accepted: true only on dev chains.
+    pub allow_simulated_tee: bool,
+    /// How long evidence vouches for a worker after the block it is bound to: a worker whose
+    /// evidence is older gets no new placements and no pay until it sends fresh evidence.
+    pub max_evidence_age_ms: u64,
+}
+codec_struct!(AttestationPolicy {
+    allowed_tcb_statuses,
+    allowed_worker_measurements,
+    allow_simulated_tee,
+    max_evidence_age_ms
+});
+
+/// Blocks whose hashes can serve as an evidence nonce: evidence must be bound to one of the
+/// last this many blocks when it is submitted.
+pub const NONCE_WINDOW_BLOCKS: u64 = 512;
+
+impl AttestationPolicy {
+    /// Development chains: the simulated TEE is accepted, evidence lasts an hour.
+    pub fn dev() -> AttestationPolicy {
+        AttestationPolicy {
+            allowed_tcb_statuses: vec![TcbStatus::UpToDate]
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("one status")),
+            allowed_worker_measurements: Default::default(),
+            allow_simulated_tee: true,
+            max_evidence_age_ms: 3_600_000,
+        }
+    }
+
+    /// Production chains: genuine TEEs only, up to date, evidence refreshed daily.
+    pub fn production() -> AttestationPolicy {
+        AttestationPolicy {
+            allow_simulated_tee: false,
+            max_evidence_age_ms: 24 * 3_600_000,
+            ..AttestationPolicy::dev()
+        }
+    }
+
+    /// Checks that the policy can be met and means what it says.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.allowed_tcb_statuses.is_empty() {
+            return Err("allowed_tcb_statuses must list at least one status".into());
+        }
+        if self.allowed_tcb_statuses.contains(&TcbStatus::Revoked) {
+            return Err("a revoked platform can never be allowed".into());
+        }
+        if let Some(i) = self
+            .allowed_worker_measurements
+            .iter()
+            .position(|rule| !rule.is_pinned())
+        {
+            return Err(format!(
+                "allowed_worker_measurements[{i}] pins no measurement and would match anything"
+            ));
+        }
+        if self.max_evidence_age_ms < 60_000 {
+            return Err("max_evidence_age_ms must be at least 60000 (a minute)".into());
+        }
+        Ok(())
+    }
+
+    /// Whether `measurements` are among the allowed worker measurements.
+    pub fn allows_measurements(&self, measurements: &Measurements) -> bool {
+        self.allowed_worker_measurements.is_empty()
+            || self
+                .allowed_worker_measurements
+                .iter()
+                .any(|rule| rule.matches(measurements))
+    }
+}
+
+/// What the chain learned from a worker's accepted evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct AttestedTee {
+    /// Time of the block the evidence is bound to: it was produced after this.
+    pub fresh_at_ms: crate::TimestampMs,
+    /// When it stops vouching for the worker (`fresh_at_ms` plus the policy's maximum age).
+    pub expires_at_ms: crate::TimestampMs,
+    /// The platform's TCB status (SGX and TDX).
+    pub tcb_status: Option<TcbStatus>,
+    /// What runs in the TEE.
+    pub measurements: Option<Measurements>,
+}
+codec_struct!(AttestedTee {
+    fresh_at_ms,
+    expires_at_ms,
+    tcb_status,
+    measurements
+});

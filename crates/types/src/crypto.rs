@@ -420,6 +420,16 @@ impl Keypair {
         }
     }
 
+    /// A 32-byte secret derived from this key for `context` (BLAKE3 key derivation over the
+    /// secret key), so that other keys can follow the account (such as the key an owner's
+    /// secrets are sealed to) without being stored. It cannot sign for the account.
+    pub fn derive_secret(&self, context: &str) -> [u8; 32] {
+        match self {
+            Keypair::Ed25519(key) => blake3::derive_key(context, &key.to_bytes()),
+            Keypair::Sr25519(pair) => blake3::derive_key(context, &pair.secret.to_bytes()),
+        }
+    }
+
     /// Signs `message`.
     pub fn sign(&self, message: &[u8]) -> Signature {
         match self {

@@ -360,6 +360,66 @@ pub enum CallError {
         /// The worker holding it.
         worker: WorkerId,
     },
+    /// Collateral that is not genuine, current and newer than what the chain has.
+    #[error("collateral rejected: {reason}")]
+    CollateralRejected {
+        /// Why.
+        reason: ErrorText,
+    },
+    /// The worker's evidence no longer vouches for it.
+    #[error(
+        "worker {worker}'s attestation expired at {expired_at_ms} ms: send fresh evidence with the report"
+    )]
+    AttestationExpired {
+        /// Worker.
+        worker: WorkerId,
+        /// When it expired (block time, milliseconds).
+        expired_at_ms: u64,
+    },
+    /// Secrets sealed to a worker the app is not placed on.
+    #[error(
+        "app {app} is not placed on worker {worker}: seal its secrets to the worker it is placed on"
+    )]
+    SecretsWrongWorker {
+        /// App.
+        app: AppId,
+        /// The worker named.
+        worker: WorkerId,
+    },
+    /// Secrets sealed to a key the worker no longer has.
+    #[error("worker {worker}'s sealing key changed: fetch its attestation again and reseal")]
+    SealingKeyChanged {
+        /// Worker.
+        worker: WorkerId,
+    },
+    /// A secret the app's spec does not declare.
+    #[error("the app does not declare a secret named `{name}`")]
+    SecretNotDeclared {
+        /// The name.
+        name: ErrorText,
+    },
+    /// A secret sealed under the wrong revision.
+    #[error("secret `{name}` must be sealed as revision {expected}")]
+    SecretRevision {
+        /// The name.
+        name: ErrorText,
+        /// The revision the chain expects.
+        expected: u32,
+    },
+    /// A reseal to another worker that leaves a secret behind.
+    #[error(
+        "secret `{name}` is sealed to another worker key: reseal every secret together (`wetee app secrets reseal`)"
+    )]
+    SecretNotResealed {
+        /// The name.
+        name: ErrorText,
+    },
+    /// A secret named twice in one call.
+    #[error("secret `{name}` appears twice")]
+    DuplicateSecret {
+        /// The name.
+        name: ErrorText,
+    },
     /// The stored state could not be read: a bug, never the caller's fault.
     #[error("internal state error: {detail}")]
     State {
@@ -411,6 +471,14 @@ codec_enum!(CallError {
     39 => IdentityKeyInUse { worker },
     40 => KeyProofInvalid,
     41 => AppNotOnWorker { app, worker },
+    42 => CollateralRejected { reason },
+    43 => SecretsWrongWorker { app, worker },
+    44 => SealingKeyChanged { worker },
+    45 => SecretNotDeclared { name },
+    46 => SecretRevision { name, expected },
+    47 => DuplicateSecret { name },
+    48 => AttestationExpired { worker, expired_at_ms },
+    49 => SecretNotResealed { name },
 });
 
 impl From<ManifestError> for CallError {

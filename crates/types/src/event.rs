@@ -280,6 +280,40 @@ pub enum Event {
         /// The new root key.
         root: AccountId,
     },
+    /// The attestation policy changed.
+    AttestationPolicyChanged,
+    /// Intel collateral for a platform family was posted and checked.
+    CollateralPosted {
+        /// SGX or TDX.
+        kind: crate::resources::TeeKind,
+        /// The platform family.
+        #[serde(with = "crate::attestation::hex_array")]
+        fmspc: [u8; 6],
+        /// When it expires, in Unix seconds.
+        next_update_secs: u64,
+    },
+    /// A worker's evidence was verified.
+    WorkerAttested {
+        /// Worker.
+        worker: WorkerId,
+        /// When the evidence stops vouching for it.
+        expires_at_ms: crate::ids::TimestampMs,
+    },
+    /// The owner sealed secrets of an app to its worker.
+    AppSecretsSet {
+        /// App.
+        app: AppId,
+        /// The worker they are sealed to.
+        worker: WorkerId,
+    },
+    /// An app was placed on a worker its secrets are not sealed to: it waits for the owner to
+    /// reseal them.
+    AppAwaitingSecrets {
+        /// App.
+        app: AppId,
+        /// The worker it waits on.
+        worker: WorkerId,
+    },
 }
 
 codec_enum!(Event {
@@ -318,6 +352,11 @@ codec_enum!(Event {
     32 => ParamsChanged,
     33 => RootKeyChanged { root },
     34 => AppFailed { app, worker, reason },
+    35 => AttestationPolicyChanged,
+    36 => CollateralPosted { kind, fmspc, next_update_secs },
+    37 => WorkerAttested { worker, expires_at_ms },
+    38 => AppSecretsSet { app, worker },
+    39 => AppAwaitingSecrets { app, worker },
 });
 
 impl Event {
@@ -331,6 +370,8 @@ impl Event {
             | Event::AppDepositLow { app, .. }
             | Event::AppStopped { app, .. }
             | Event::AppFailed { app, .. }
+            | Event::AppSecretsSet { app, .. }
+            | Event::AppAwaitingSecrets { app, .. }
             | Event::AppPaid { app, .. } => Some(*app),
             Event::WorkloadPlaced { workload, .. }
             | Event::WorkloadPending { workload }
@@ -382,6 +423,9 @@ impl Event {
             | Event::WorkloadPlaced { worker, .. }
             | Event::WorkloadReleased { worker, .. }
             | Event::AppPaid { worker, .. }
+            | Event::WorkerAttested { worker, .. }
+            | Event::AppSecretsSet { worker, .. }
+            | Event::AppAwaitingSecrets { worker, .. }
             | Event::AppFailed { worker, .. } => Some(*worker),
             _ => None,
         }

@@ -5,6 +5,7 @@
 //! the field at fault at once), and the runtime validates again because transactions are
 //! untrusted input.
 
+use crate::attestation::{MAX_MEASUREMENT_RULES, MeasurementRule, Measurements};
 use crate::balance::Balance;
 use crate::codec::{BoundedString, BoundedVec};
 use crate::cron::CronSchedule;
@@ -233,13 +234,25 @@ pub struct Constraints {
     pub min_level: u8,
     /// The most the owner pays per epoch for the whole workload (all replicas).
     pub max_price_per_epoch: Balance,
+    /// The worker's attested TEE must match one of these (on top of the chain's policy); any
+    /// measurement the chain accepts when empty. Part of the version: an update can change it.
+    pub measurements: BoundedVec<MeasurementRule, MAX_MEASUREMENT_RULES>,
 }
 codec_struct!(Constraints {
     tee,
     region,
     min_level,
-    max_price_per_epoch
+    max_price_per_epoch,
+    measurements
 });
+
+impl Constraints {
+    /// Whether a worker whose TEE reported `measurements` may run the workload.
+    pub fn allows_measurements(&self, measurements: Option<&Measurements>) -> bool {
+        self.measurements.is_empty()
+            || measurements.is_some_and(|m| self.measurements.iter().any(|rule| rule.matches(m)))
+    }
+}
 
 /// A long-running app.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -484,7 +497,15 @@ impl Constraints {
             self.max_price_per_epoch <= MAX_PRICE,
             "placement.max_price_per_epoch",
             || format!("must be at most {MAX_PRICE}"),
-        )
+        )?;
+        for (i, rule) in self.measurements.iter().enumerate() {
+            check(
+                rule.is_pinned(),
+                &format!("placement.measurements[{i}]"),
+                || "pins no measurement and would match anything".into(),
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -586,6 +607,12 @@ impl TaskSpec {
     pub fn validate(&self) -> Result<(), ManifestError> {
         validate_name(&self.name)?;
         self.container.validate()?;
+        // Secrets are sealed to the one worker an app runs on; a task's runs may land anywhere.
+        check(self.container.secrets.is_empty(), "secrets", || {
+            "tasks cannot have sealed secrets: each run may go to another worker, and secrets \
+             are sealed to one (use an app)"
+                .into()
+        })?;
         self.constraints.validate()?;
         self.execution.validate()
     }
@@ -654,6 +681,8 @@ struct PlacementToml {
     #[serde(default)]
     min_level: i64,
     max_price_per_epoch: String,
+    #[serde(default)]
+    measurements: Vec<MeasurementRule>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -807,6 +836,12 @@ impl ManifestFile {
                     ManifestError::new("placement.max_price_per_epoch", e.to_string())
                 },
             )?,
+            measurements: p.measurements.clone().try_into().map_err(|_| {
+                ManifestError::new(
+                    "placement.measurements",
+                    format!("at most {MAX_MEASUREMENT_RULES} rules"),
+                )
+            })?,
         })
     }
 

@@ -65,8 +65,6 @@ pub struct Params {
     pub max_placements_per_epoch: u32,
     /// Nominal block time, which converts task run durations into fractions of an epoch.
     pub target_block_time_ms: u64,
-    /// Whether workers with the simulated TEE may register: true only on dev chains.
-    pub allow_simulated_tee: bool,
 }
 codec_struct!(Params {
     base_fee,
@@ -82,12 +80,11 @@ codec_struct!(Params {
     complaint_bond,
     run_fee,
     max_placements_per_epoch,
-    target_block_time_ms,
-    allow_simulated_tee
+    target_block_time_ms
 });
 
 impl Params {
-    /// Parameters for a local development chain: cheap, fast, simulated TEE allowed.
+    /// Parameters for a local development chain: cheap and fast.
     pub fn dev() -> Params {
         Params {
             base_fee: Balance(UNIT / 1000),
@@ -104,11 +101,10 @@ impl Params {
             run_fee: Balance(UNIT / 1000),
             max_placements_per_epoch: 256,
             target_block_time_ms: 1000,
-            allow_simulated_tee: true,
         }
     }
 
-    /// Parameters for a production chain: the simulated TEE is refused.
+    /// Parameters for a production chain: real stakes, long unbonding.
     pub fn production() -> Params {
         Params {
             min_worker_stake: Balance(10_000 * UNIT),
@@ -117,7 +113,6 @@ impl Params {
             max_missed_proofs: 3,
             grace_epochs: 6,
             complaint_bond: Balance(100 * UNIT),
-            allow_simulated_tee: false,
             ..Params::dev()
         }
     }

@@ -3,6 +3,7 @@
 //! These are the values behind the runtime's state keys and the answers of the RPC's typed
 //! queries, so they live here where the node, the client and the worker can read them.
 
+use crate::attestation::AttestedTee;
 use crate::balance::Balance;
 use crate::codec::{BoundedBytes, BoundedString, BoundedVec};
 use crate::crypto::{AccountId, Hash};
@@ -81,10 +82,19 @@ codec_struct!(WorkerKeys { identity, sealing });
 pub struct Evidence {
     /// The TEE that produced it.
     pub kind: TeeKind,
-    /// The evidence in that TEE's format.
+    /// The evidence in that TEE's format. For SEV-SNP: the attestation report followed by the
+    /// chip's VCEK certificate (DER).
     pub data: BoundedBytes<MAX_EVIDENCE_BYTES>,
+    /// The block whose hash is the nonce in the evidence's report data: proof that it was made
+    /// after that block (which must be among the last
+    /// [`crate::attestation::NONCE_WINDOW_BLOCKS`] when the evidence is submitted).
+    pub nonce_height: BlockNumber,
 }
-codec_struct!(Evidence { kind, data });
+codec_struct!(Evidence {
+    kind,
+    data,
+    nonce_height
+});
 
 /// Domain tag of the bytes a worker's identity key signs to show it is operated by an account.
 pub const KEY_PROOF_DOMAIN: &[u8] = b"wetee/worker-key/v1";
@@ -185,6 +195,8 @@ pub struct Worker {
     pub keys: WorkerKeys,
     /// The attestation binding the keys.
     pub evidence: Evidence,
+    /// What the chain verified in it, and until when it vouches for the worker.
+    pub attested: AttestedTee,
     /// Lifecycle.
     pub status: WorkerStatus,
     /// Bonded stake (reserved in the operator's account).
@@ -212,6 +224,7 @@ codec_struct!(Worker {
     profile,
     keys,
     evidence,
+    attested,
     status,
     stake,
     unbonding,
@@ -231,6 +244,11 @@ impl Worker {
             .capacity
             .checked_sub(&self.used)
             .unwrap_or(Resources::ZERO)
+    }
+
+    /// Whether its evidence still vouches for it at `now_ms`.
+    pub fn attestation_valid(&self, now_ms: TimestampMs) -> bool {
+        now_ms < self.attested.expires_at_ms
     }
 
     /// Stake plus unbonding amounts: what a slash can take.
@@ -358,6 +376,9 @@ pub enum AppStatus {
     Pending,
     /// Placed on a worker.
     Running,
+    /// Placed on a worker, which cannot start it before the owner seals the app's secrets to
+    /// that worker (`wetee app secrets set` or `reseal`).
+    AwaitingSecrets,
     /// Stopped for good.
     Stopped {
         /// Why.
@@ -368,6 +389,7 @@ codec_enum!(AppStatus {
     0 => Pending,
     1 => Running,
     2 => Stopped { reason },
+    3 => AwaitingSecrets,
 });
 
 /// A long-running app.
@@ -716,3 +738,107 @@ codec_struct!(Lease {
     settled_to,
     hold
 });
+
+/// Largest DCAP collateral the registry stores (Intel's TDX collateral is about 25 KiB).
+pub const MAX_COLLATERAL_BYTES: usize = 64 * 1024;
+
+/// Intel collateral for one platform family (TEE kind and FMSPC), checked when posted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct CollateralRecord {
+    /// SGX or TDX.
+    pub kind: TeeKind,
+    /// The platform family.
+    #[serde(with = "crate::attestation::hex_array")]
+    pub fmspc: [u8; 6],
+    /// The collateral, JSON in `QuoteCollateralV3` layout.
+    pub json: BoundedBytes<MAX_COLLATERAL_BYTES>,
+    /// When Intel issued its TCB Info, in Unix seconds.
+    pub issued_at_secs: u64,
+    /// When it expires (its earliest `nextUpdate`), in Unix seconds: evidence of this family
+    /// cannot be verified after that until newer collateral is posted.
+    pub next_update_secs: u64,
+    /// Intel's TCB evaluation data number: posts never go back to an older one.
+    pub tcb_evaluation_data_number: u32,
+    /// Who posted it.
+    pub posted_by: AccountId,
+    /// Height.
+    pub posted_at: BlockNumber,
+}
+codec_struct!(CollateralRecord {
+    kind,
+    fmspc,
+    json,
+    issued_at_secs,
+    next_update_secs,
+    tcb_evaluation_data_number,
+    posted_by,
+    posted_at
+});
+
+/// Largest secret value, in bytes.
+pub const MAX_SECRET_BYTES: usize = 2048;
+/// Largest sealed secret: the value plus the AEAD tag.
+pub const MAX_SEALED_BYTES: usize = MAX_SECRET_BYTES + 16;
+
+/// A value sealed with HPKE (X25519, HKDF-SHA256, ChaCha20-Poly1305) to one public key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct SealedBox {
+    /// The sender's ephemeral public key.
+    #[serde(with = "crate::attestation::hex_array")]
+    pub enc: [u8; 32],
+    /// The ciphertext and tag.
+    pub ciphertext: BoundedBytes<MAX_SEALED_BYTES>,
+}
+codec_struct!(SealedBox { enc, ciphertext });
+
+/// One secret of an app, sealed twice: to the worker's TEE, which injects it, and to the
+/// owner, who can reseal it to the next worker without typing it again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct SealedSecret {
+    /// The secret's name, one the app's spec declares.
+    pub name: EnvName,
+    /// The app's secrets revision ([`AppSecrets::revision`]) it was sealed in; bound into both
+    /// seals, so an older ciphertext cannot be passed off as a newer one.
+    pub revision: u32,
+    /// Sealed to the worker's sealing key.
+    pub for_worker: SealedBox,
+    /// Sealed to the owner's key.
+    pub for_owner: SealedBox,
+}
+codec_struct!(SealedSecret {
+    name,
+    revision,
+    for_worker,
+    for_owner
+});
+
+/// An app's sealed secrets and the worker they are sealed to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct AppSecrets {
+    /// The worker whose TEE can open them.
+    pub worker: WorkerId,
+    /// That worker's sealing key when they were sealed.
+    #[serde(with = "crate::attestation::hex_array")]
+    pub sealing_key: [u8; 32],
+    /// Counts the owner's changes, from 1: each change seals its secrets under the next one.
+    pub revision: u32,
+    /// The secrets, sorted by name.
+    pub secrets: BoundedVec<SealedSecret, MAX_SECRETS>,
+}
+codec_struct!(AppSecrets {
+    worker,
+    sealing_key,
+    revision,
+    secrets
+});
+
+impl AppSecrets {
+    /// The secret named `name`.
+    pub fn get(&self, name: &str) -> Option<&SealedSecret> {
+        self.secrets.iter().find(|s| s.name.as_str() == name)
+    }
+}

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::attestation::AttestationPolicy;
 use crate::balance::Balance;
 use crate::codec::encode;
 use crate::crypto::{AccountId, Hash};
@@ -108,6 +109,8 @@ pub struct ChainSpec {
     pub chain: ChainConfig,
     /// Initial parameters.
     pub params: Params,
+    /// Which TEEs the chain accepts for workers (the simulated TEE only on dev chains).
+    pub attestation: AttestationPolicy,
     /// The root key (a stopgap for governance).
     pub root: AccountId,
     /// Where fees, protocol shares and slashes go.
@@ -230,6 +233,9 @@ impl ChainSpec {
             ));
         }
         self.params.validate().map_err(SpecError::Invalid)?;
+        self.attestation
+            .validate()
+            .map_err(|e| SpecError::Invalid(format!("attestation: {e}")))?;
         let mut funded = BTreeSet::new();
         let mut total = Balance::ZERO;
         for entry in &self.balances {
@@ -269,6 +275,7 @@ impl ChainSpec {
             &validators.concat(),
             &encode(&self.chain),
             &encode(&self.params),
+            &encode(&self.attestation),
             &self.root.0,
             &self.treasury.0,
             &count(self.balances.len()),
@@ -314,6 +321,7 @@ mod tests {
                 target_block_time_ms: 250,
                 ..Params::dev()
             },
+            attestation: AttestationPolicy::dev(),
             root: Keypair::from_seed(KeyScheme::Sr25519, [7; 32]).account_id(),
             treasury: Keypair::from_seed(KeyScheme::Sr25519, [8; 32]).account_id(),
             balances: vec![BalanceSpec {

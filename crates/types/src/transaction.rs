@@ -1,13 +1,14 @@
 //! Transactions: who calls what, with which nonce, fee and expiry, signed for one chain.
 
+use crate::attestation::AttestationPolicy;
 use crate::balance::Balance;
-use crate::codec::{BoundedString, CodecError, decode, encode};
+use crate::codec::{BoundedBytes, BoundedString, BoundedVec, CodecError, decode, encode};
 use crate::crypto::{AccountId, Hash, Keypair, Signature};
 use crate::error::TxError;
 use crate::ids::{AppId, BlockNumber, ComplaintId, TaskId, WorkerId};
-use crate::manifest::{AppSpec, TaskExecution, TaskSpec};
+use crate::manifest::{AppSpec, EnvName, MAX_SECRETS, TaskExecution, TaskSpec};
 use crate::params::Params;
-use crate::records::{AppSettings, Attestation, WorkerProfile};
+use crate::records::{AppSettings, Attestation, MAX_COLLATERAL_BYTES, SealedSecret, WorkerProfile};
 use crate::report::SignedWorkReport;
 use crate::{codec_enum, codec_struct};
 use serde::{Deserialize, Serialize};
@@ -185,6 +186,21 @@ pub enum AppsCall {
         /// App.
         app: AppId,
     },
+    /// Seal secrets to the worker the app is placed on: replaces the named ones, keeps the
+    /// others (which must be sealed to the same worker key), and removes `remove`.
+    SetSecrets {
+        /// App.
+        app: AppId,
+        /// The worker they are sealed to.
+        worker: WorkerId,
+        /// Its sealing key they are sealed to.
+        #[serde(with = "crate::attestation::hex_array")]
+        sealing_key: [u8; 32],
+        /// New or changed secrets.
+        set: BoundedVec<SealedSecret, MAX_SECRETS>,
+        /// Names to forget.
+        remove: BoundedVec<EnvName, MAX_SECRETS>,
+    },
 }
 codec_enum!(AppsCall {
     0 => Create { spec, deposit },
@@ -193,6 +209,7 @@ codec_enum!(AppsCall {
     3 => Recharge { app, amount },
     4 => Restart { app },
     5 => Stop { app },
+    6 => SetSecrets { app, worker, sealing_key, set, remove },
 });
 
 /// One-off and periodic tasks.
@@ -257,10 +274,32 @@ pub enum RootCall {
         /// The new root key.
         root: AccountId,
     },
+    /// Replace the attestation policy.
+    SetAttestationPolicy {
+        /// The new policy.
+        policy: AttestationPolicy,
+    },
 }
 codec_enum!(RootCall {
     0 => SetParams { params },
     1 => SetRootKey { root },
+    2 => SetAttestationPolicy { policy },
+});
+
+/// Attestation infrastructure anyone may maintain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[serde(rename_all = "snake_case")]
+pub enum AttestationCall {
+    /// Post Intel collateral (JSON in `QuoteCollateralV3` layout) for one platform family. It
+    /// is stored only if it is signed by Intel's root, current, and not older than the stored.
+    PostCollateral {
+        /// The collateral.
+        collateral: BoundedBytes<MAX_COLLATERAL_BYTES>,
+    },
+}
+codec_enum!(AttestationCall {
+    0 => PostCollateral { collateral },
 });
 
 /// Every call, by module.
@@ -278,6 +317,8 @@ pub enum Call {
     Tasks(TasksCall),
     /// Root.
     Root(RootCall),
+    /// Attestation.
+    Attestation(AttestationCall),
 }
 codec_enum!(Call {
     0 => Balances(call),
@@ -285,6 +326,7 @@ codec_enum!(Call {
     2 => Apps(call),
     3 => Tasks(call),
     4 => Root(call),
+    5 => Attestation(call),
 });
 
 /// An unsigned transaction.

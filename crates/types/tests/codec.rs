@@ -84,6 +84,8 @@ proptest! {
         roundtrips::<Task>(&data)?;
         roundtrips::<TaskRun>(&data)?;
         roundtrips::<wetee_types::Block>(&data)?;
+        roundtrips::<wetee_types::records::AppSecrets>(&data)?;
+        roundtrips::<wetee_types::records::CollateralRecord>(&data)?;
     }
 
     #[test]
@@ -96,6 +98,8 @@ proptest! {
         json_roundtrips::<Task>(&data)?;
         json_roundtrips::<TaskRun>(&data)?;
         json_roundtrips::<Params>(&data)?;
+        json_roundtrips::<wetee_types::attestation::AttestationPolicy>(&data)?;
+        json_roundtrips::<wetee_types::records::AppSecrets>(&data)?;
         json_roundtrips::<wetee_types::Block>(&data)?;
     }
 
@@ -150,5 +154,9 @@ fn the_manifest_parser_refuses_garbage_without_panicking() {
 fn dev_and_production_parameters_are_valid() {
     assert!(Params::dev().validate().is_ok());
     assert!(Params::production().validate().is_ok());
-    assert!(!Params::production().allow_simulated_tee);
+    let dev = wetee_types::attestation::AttestationPolicy::dev();
+    let production = wetee_types::attestation::AttestationPolicy::production();
+    assert!(dev.validate().is_ok() && production.validate().is_ok());
+    assert!(dev.allow_simulated_tee);
+    assert!(!production.allow_simulated_tee);
 }

@@ -16,7 +16,7 @@ use wetee_types::{AppId, Call, Keypair, WorkerId, Workload};
 
 use crate::backend::docker::DockerBackend;
 use crate::backend::{Backend, BackendError, InstanceState};
-use crate::chain::{ChainError, desired_instances, ensure_registered};
+use crate::chain::{ChainError, desired_instances, ensure_registered, evidence_if_due};
 use crate::config::{BackendKind, WorkerConfig};
 use crate::identity::{IdentityError, WorkerIdentity};
 use crate::ingress::Routes;
@@ -82,6 +82,7 @@ impl Drop for AbortOnDrop {
 /// The worker's state between ticks.
 struct Worker<B: Backend> {
     id: WorkerId,
+    config: WorkerConfig,
     identity: WorkerIdentity,
     operator: Keypair,
     reconciler: Reconciler<B>,
@@ -97,7 +98,7 @@ struct Worker<B: Backend> {
 impl<B: Backend> Worker<B> {
     async fn tick(&mut self, client: &Client, height: u64) -> Result<(), ChainError> {
         let epoch = height / self.epoch_length.max(1);
-        let desired = desired_instances(client, self.id).await?;
+        let desired = desired_instances(client, self.id, &self.identity).await?;
         let mut pass = match self.reconciler.reconcile(&desired).await {
             Ok(pass) => pass,
             Err(e) => {
@@ -292,9 +293,11 @@ impl<B: Backend> Worker<B> {
             epoch,
             apps: bounded(self.meter.app_proofs(epoch, &self.logs)),
             runs: bounded(runs),
-            evidence: None,
+            evidence: evidence_if_due(client, self.id, &self.identity, &self.config).await?,
         };
-        if !is_worth_sending(&report) {
+        // A due refresh goes out even in an otherwise empty report: an expired attestation
+        // would stop placements.
+        if report.evidence.is_none() && !is_worth_sending(&report) {
             return Ok(());
         }
         let signature = self
@@ -336,7 +339,9 @@ pub async fn run(
     let backend = match config.backend.kind {
         BackendKind::Docker => {
             let scope = hex::encode(identity.keys().identity);
-            DockerBackend::connect(config.backend.socket.as_deref(), &scope).await?
+            DockerBackend::connect(config.backend.socket.as_deref(), &scope)
+                .await?
+                .with_secrets_dir(&config.backend.secrets_dir)?
         }
     };
     let engine = backend.describe().await?;
@@ -376,6 +381,7 @@ pub async fn run(
     });
     let mut worker = Worker {
         id,
+        config: config.clone(),
         identity,
         operator,
         reconciler: Reconciler::new(backend).with_routes(routes),

@@ -6,9 +6,9 @@ use wetee_types::records::{RunStatus, WorkerStatus};
 use wetee_types::transaction::WorkersCall;
 use wetee_types::{Call, Event, Keypair, WorkerId, Workload};
 
-use crate::backend::InstanceSpec;
+use crate::backend::{InstanceSpec, SecretFile};
 use crate::config::WorkerConfig;
-use crate::identity::WorkerIdentity;
+use crate::identity::{Nonce, WorkerIdentity};
 
 /// What went wrong talking to the chain.
 #[derive(Debug, thiserror::Error)]
@@ -38,14 +38,14 @@ pub async fn ensure_registered(
     let mut worker = match existing {
         Some(worker) => worker,
         None => {
-            // Development chains only: production parameters refuse the simulated TEE.
             let genesis = client.genesis_hash();
+            let provider = evidence_provider(config)?;
             let attestation = identity
                 .attestation(
-                    &wetee_attest::provider::Simulated,
+                    provider.as_ref(),
                     &genesis,
                     &operator.account_id(),
-                    &genesis.0,
+                    &latest_nonce(client).await?,
                 )
                 .map_err(|e| ChainError::Unexpected(e.to_string()))?;
             let call = Call::Workers(WorkersCall::Register {
@@ -102,10 +102,115 @@ pub async fn ensure_registered(
     Ok(worker.id)
 }
 
+/// Where the worker's evidence comes from: the simulated TEE when its profile offers it (dev
+/// chains; production policies refuse it), otherwise the TEE this machine has.
+pub fn evidence_provider(
+    config: &WorkerConfig,
+) -> Result<Box<dyn wetee_attest::provider::Provider>, ChainError> {
+    if config
+        .profile
+        .tee_kinds
+        .contains(wetee_types::TeeKind::Simulated)
+    {
+        return Ok(Box::new(wetee_attest::provider::Simulated));
+    }
+    wetee_attest::provider::detect().ok_or_else(|| {
+        ChainError::Unexpected(
+            "no TEE found (neither Gramine's /dev/attestation nor configfs-tsm): run the worker \
+             inside a TEE, or offer the simulated TEE on a development chain"
+                .into(),
+        )
+    })
+}
+
+/// Fresh evidence when the worker's attestation has lived half its lifetime: it rides along
+/// with the next work report, so the attestation never expires while the worker runs.
+pub async fn evidence_if_due(
+    client: &Client,
+    worker: WorkerId,
+    identity: &WorkerIdentity,
+    config: &WorkerConfig,
+) -> Result<Option<wetee_types::records::Evidence>, ChainError> {
+    let Some(record) = client.worker(worker).await? else {
+        return Ok(None);
+    };
+    let head = client.header(None).await?;
+    let attested = record.attested;
+    let lifetime = attested.expires_at_ms.saturating_sub(attested.fresh_at_ms);
+    let left = attested
+        .expires_at_ms
+        .saturating_sub(head.header.timestamp_ms);
+    if left > lifetime / 2 {
+        return Ok(None);
+    }
+    let nonce = Nonce {
+        height: head.header.height,
+        hash: head.hash,
+    };
+    let provider = evidence_provider(config)?;
+    identity
+        .evidence(provider.as_ref(), &client.genesis_hash(), &nonce)
+        .map(Some)
+        .map_err(|e| ChainError::Unexpected(e.to_string()))
+}
+
+/// The app's secrets opened with this worker's sealing key, and their revision; `None` when one
+/// does not open (sealed to another key, altered, or relabelled).
+async fn open_secrets(
+    client: &Client,
+    app: &wetee_types::records::App,
+    identity: &WorkerIdentity,
+) -> Result<Option<(Vec<SecretFile>, u32)>, ChainError> {
+    if app.spec.container.secrets.is_empty() {
+        return Ok(Some((Vec::new(), 0)));
+    }
+    let Some(record) = client.app_secrets(app.id).await? else {
+        return Ok(None);
+    };
+    let genesis = client.genesis_hash();
+    let mut files = Vec::new();
+    for name in app.spec.container.secrets.iter() {
+        let Some(sealed) = record.get(name) else {
+            return Ok(None);
+        };
+        let id = wetee_sealing::SecretId {
+            genesis_hash: &genesis,
+            app: app.id,
+            name,
+            revision: sealed.revision,
+        };
+        let aad = wetee_sealing::for_worker(&id, record.worker, &record.sealing_key);
+        match identity.open_secret(&aad, &sealed.for_worker) {
+            Ok(value) => files.push(SecretFile {
+                name: name.to_string(),
+                value,
+            }),
+            Err(e) => {
+                tracing::warn!(app = %app.id, secret = %name.as_str(), error = %e, "a secret does not open; the app waits");
+                return Ok(None);
+            }
+        }
+    }
+    Ok(Some((files, record.revision)))
+}
+
+/// The latest finalized block, as the nonce of fresh evidence.
+pub async fn latest_nonce(client: &Client) -> Result<Nonce, ChainError> {
+    let head = client.header(None).await?;
+    Ok(Nonce {
+        height: head.header.height,
+        hash: head.hash,
+    })
+}
+
 /// Every container that should run on `worker`, from finalized state alone.
+///
+/// Secrets are opened here, inside the worker's TEE, with its sealing key: an app whose secrets
+/// do not open is left out (and its secret's name, never its value, logged).
 pub async fn desired_instances(
     client: &Client,
     worker: WorkerId,
+    identity: &WorkerIdentity,
 ) -> Result<Vec<InstanceSpec>, ChainError> {
     let mut desired = Vec::new();
     for workload in client.workloads(worker).await? {
@@ -118,16 +223,21 @@ pub async fn desired_instances(
                 if !placed_here || !matches!(app.status, wetee_types::records::AppStatus::Running) {
                     continue;
                 }
+                let (secrets, revision) = match open_secrets(client, &app, identity).await? {
+                    Some(opened) => opened,
+                    None => continue,
+                };
                 for replica in 0..app.spec.replicas {
                     desired.push(InstanceSpec {
                         workload,
                         version: app.version,
                         replica,
-                        generation: app.restarts,
+                        // A new value of a secret needs new containers, like a restart.
+                        generation: app.restarts.saturating_add(revision),
                         container: app.spec.container.clone(),
                         health: app.spec.health.clone(),
                         timeout: None,
-                        extra_env: Vec::new(),
+                        secrets: secrets.clone(),
                     });
                 }
             }
@@ -153,7 +263,7 @@ pub async fn desired_instances(
                     timeout: Some(std::time::Duration::from_secs(u64::from(
                         record.timeout_secs,
                     ))),
-                    extra_env: Vec::new(),
+                    secrets: Vec::new(),
                 });
             }
         }

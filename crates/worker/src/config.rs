@@ -15,11 +15,16 @@
 //! [backend]
 //! kind = "docker"
 //! socket = "/run/podman/podman.sock"   # default: $DOCKER_HOST or /var/run/docker.sock
+//! secrets_dir = "/dev/shm/wetee-secrets" # the default; must be on a tmpfs or ramfs
 //!
 //! [ingress]                      # the default
 //! listen = "127.0.0.1:8800"
 //! domain = "localhost"           # apps answer at http://<app-id>.localhost:8800/
 //! ```
+//!
+//! `secrets_dir` is where the owners' decrypted secrets are written for their containers (one
+//! directory per container, mounted read-only at `/run/secrets`). It must be in memory: the
+//! worker refuses to start when it is on a disk, and creates it (mode 0700) if missing.
 
 use std::path::{Path, PathBuf};
 
@@ -88,6 +93,16 @@ pub struct BackendConfig {
     /// The engine's Unix socket.
     #[serde(default)]
     pub socket: Option<String>,
+    /// Where decrypted secrets are written for the containers: a tmpfs or ramfs.
+    #[serde(default = "default_secrets_dir")]
+    pub secrets_dir: PathBuf,
+}
+
+/// The default `secrets_dir`: `/dev/shm` is a tmpfs on Linux.
+pub const DEFAULT_SECRETS_DIR: &str = "/dev/shm/wetee-secrets";
+
+fn default_secrets_dir() -> PathBuf {
+    DEFAULT_SECRETS_DIR.into()
 }
 
 /// The backends.
@@ -158,6 +173,7 @@ socket = "/run/podman/podman.sock"
         let config = WorkerConfig::parse(EXAMPLE).unwrap();
         assert_eq!(config.profile.capacity.cpu_millicores, 4000);
         assert_eq!(config.backend.kind, BackendKind::Docker);
+        assert_eq!(config.backend.secrets_dir, Path::new(DEFAULT_SECRETS_DIR));
         assert_eq!(config.stake, Balance(200 * wetee_types::balance::UNIT));
     }
 

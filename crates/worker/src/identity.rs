@@ -38,6 +38,15 @@ struct StoredKeys {
     sealing_secret: String,
 }
 
+/// A recent finalized block, whose hash fresh evidence is bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Nonce {
+    /// Its height.
+    pub height: wetee_types::BlockNumber,
+    /// Its hash.
+    pub hash: Hash,
+}
+
 /// The worker's keys.
 pub struct WorkerIdentity {
     identity: Keypair,
@@ -131,33 +140,60 @@ impl WorkerIdentity {
         wetee_types::attestation::worker_report_data(genesis_hash, &self.keys(), nonce)
     }
 
-    /// An attestation for registering as `operator`: evidence from `provider` binding these keys
-    /// to this chain with `nonce`, and the identity key's proof that it serves `operator`.
+    /// Opens a secret an owner sealed to this worker's sealing key, with the associated data
+    /// the chain's record implies. The value never leaves memory and is zeroized when dropped.
+    pub fn open_secret(
+        &self,
+        aad: &[u8],
+        sealed: &wetee_types::records::SealedBox,
+    ) -> Result<Zeroizing<Vec<u8>>, wetee_sealing::SealError> {
+        let secret = Zeroizing::new(self.sealing.to_bytes());
+        wetee_sealing::open(&secret, aad, sealed)
+    }
+
+    /// Fresh evidence from `provider` binding these keys to this chain and to the recent block
+    /// `nonce`.
+    pub fn evidence(
+        &self,
+        provider: &dyn Provider,
+        genesis_hash: &Hash,
+        nonce: &Nonce,
+    ) -> Result<Evidence, IdentityError> {
+        let produced = provider
+            .produce(&self.report_data(genesis_hash, &nonce.hash.0))
+            .map_err(|e| IdentityError::Evidence(e.to_string()))?;
+        let bytes = produced
+            .for_chain()
+            .map_err(|e| IdentityError::Evidence(e.to_string()))?;
+        let data = BoundedBytes::try_new(bytes).map_err(|_| {
+            IdentityError::Evidence(format!(
+                "the evidence is larger than the {MAX_EVIDENCE_BYTES} bytes the chain accepts"
+            ))
+        })?;
+        Ok(Evidence {
+            kind: produced.kind,
+            data,
+            nonce_height: nonce.height,
+        })
+    }
+
+    /// An attestation for registering as `operator`: fresh evidence (see [`Self::evidence`]),
+    /// and the identity key's proof that it serves `operator`.
     pub fn attestation(
         &self,
         provider: &dyn Provider,
         genesis_hash: &Hash,
         operator: &AccountId,
-        nonce: &[u8; 32],
+        nonce: &Nonce,
     ) -> Result<Attestation, IdentityError> {
         let keys = self.keys();
-        let produced = provider
-            .produce(&self.report_data(genesis_hash, nonce))
-            .map_err(|e| IdentityError::Evidence(e.to_string()))?;
-        let data = BoundedBytes::try_new(produced.evidence).map_err(|_| {
-            IdentityError::Evidence(format!(
-                "the evidence is larger than the {MAX_EVIDENCE_BYTES} bytes the chain accepts"
-            ))
-        })?;
+        let evidence = self.evidence(provider, genesis_hash, nonce)?;
         let signature = self
             .identity
             .sign(&key_proof_payload(genesis_hash, operator, &keys));
         Ok(Attestation {
             keys,
-            evidence: Evidence {
-                kind: produced.kind,
-                data,
-            },
+            evidence,
             key_proof: *signature.as_bytes(),
         })
     }
@@ -192,7 +228,10 @@ mod tests {
         let worker = WorkerIdentity::load_or_create(dir.path()).unwrap();
         let genesis = Hash::of(b"chain");
         let operator = Keypair::from_seed(KeyScheme::Sr25519, [1; 32]).account_id();
-        let nonce = [4; 32];
+        let nonce = Nonce {
+            height: 4,
+            hash: Hash([4; 32]),
+        };
         let attestation = worker
             .attestation(
                 &wetee_attest::provider::Simulated,
@@ -209,7 +248,7 @@ mod tests {
             1_800_000_000,
             &wetee_attest::Policy {
                 allow_simulated: true,
-                report_data: Some(worker.report_data(&genesis, &nonce)),
+                report_data: Some(worker.report_data(&genesis, &nonce.hash.0)),
                 ..wetee_attest::Policy::default()
             },
         );

@@ -4,13 +4,16 @@
 mod support;
 
 use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt as _;
 use std::time::Duration;
 
 use wetee_types::codec::{BoundedString, BoundedVec};
 use wetee_types::manifest::{ContainerSpec, EnvVar, ImageRef, Port, Protocol};
 use wetee_types::{AppId, Resources, TaskId, Workload};
 use wetee_worker::backend::docker::DockerBackend;
-use wetee_worker::backend::{Backend, InstanceSpec, InstanceState, LogStream};
+use wetee_worker::backend::{
+    Backend, BackendError, InstanceSpec, InstanceState, LogStream, SecretFile,
+};
 
 fn image() -> ImageRef {
     let id = support::busybox_image();
@@ -104,20 +107,20 @@ async fn an_app_replica_runs_serves_logs_and_is_removed() {
             &[
                 "sh",
                 "-c",
-                "mkdir -p /www && echo page-$GREETING-$EXTRA > /www/index.html && \
+                "mkdir -p /www && echo page-$GREETING > /www/index.html && \
                  echo started $GREETING && echo oops >&2 && \
                  exec /bin/busybox httpd -f -p 8080 -h /www",
             ],
             &[8080],
         ),
-        extra_env: vec![("EXTRA".into(), "sealed".into())],
+        secrets: Vec::new(),
     };
     let started = backend.start(&spec, &image).await.expect("started");
     assert!(started.name.ends_with(&spec.name()), "{}", started.name);
     assert_eq!(started.identity, spec.identity());
     let host_port = *started.ports.get(&8080).expect("published");
 
-    // It serves on 127.0.0.1 with the manifest's and the worker's environment.
+    // It serves on 127.0.0.1 with the manifest's environment.
     let mut response = String::new();
     for _ in 0..50 {
         response = http_get(host_port, "/");
@@ -126,7 +129,7 @@ async fn an_app_replica_runs_serves_logs_and_is_removed() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(response.contains("page-hello-sealed"), "{response}");
+    assert!(response.contains("page-hello"), "{response}");
 
     // Found again from its labels alone, as after a worker restart.
     let listed = backend.list().await.expect("list");
@@ -178,7 +181,7 @@ async fn a_task_run_exits_with_its_code() {
         health: None,
         timeout: None,
         container: container(&["sh", "-c", "echo working; exit 3"], &[]),
-        extra_env: Vec::new(),
+        secrets: Vec::new(),
     };
     let started = backend.start(&spec, &image).await.expect("started");
     let mut state = started.state.clone();
@@ -231,7 +234,7 @@ async fn a_task_run_past_its_timeout_is_killed_and_kept() {
         replica: 0,
         generation: 0,
         container: container(&["sleep", "30"], &[]),
-        extra_env: Vec::new(),
+        secrets: Vec::new(),
         health: None,
         timeout: Some(Duration::from_secs(1)),
     };
@@ -269,4 +272,148 @@ async fn a_task_run_past_its_timeout_is_killed_and_kept() {
                 .unwrap();
         }
     }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn secrets_are_files_in_memory_and_nowhere_in_the_container_config() {
+    let shm = tempfile::tempdir_in("/dev/shm").expect("a directory in /dev/shm");
+    let secrets_dir = shm.path().join("secrets");
+    let backend = backend()
+        .await
+        .with_secrets_dir(&secrets_dir)
+        .expect("a tmpfs is accepted");
+    let mode = std::fs::metadata(&secrets_dir)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+    let image = backend.prepare_image(&image()).await.expect("local image");
+    let mut value = [0u8; 16];
+    getrandom::getrandom(&mut value).unwrap();
+    let value = hex::encode(value);
+    let spec = InstanceSpec {
+        workload: Workload::TaskRun {
+            task: TaskId(unique(4)),
+            run: 1,
+        },
+        version: 1,
+        replica: 0,
+        generation: 0,
+        health: None,
+        timeout: None,
+        container: container(
+            &[
+                "sh",
+                "-c",
+                "echo token=$(cat /run/secrets/API_TOKEN); \
+                 touch /run/secrets/new 2>/dev/null && echo writable || echo read-only; \
+                 exec sleep 30",
+            ],
+            &[],
+        ),
+        secrets: vec![SecretFile {
+            name: "API_TOKEN".into(),
+            value: value.clone().into_bytes().into(),
+        }],
+    };
+    assert!(!format!("{spec:?}").contains(&value));
+    let started = backend.start(&spec, &image).await.expect("started");
+
+    // The container reads it, and cannot write there.
+    let mut logs = Vec::new();
+    for _ in 0..100 {
+        logs = backend.logs(&started.id, 10).await.expect("logs");
+        if logs.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let texts: Vec<&str> = logs.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(texts, [format!("token={value}").as_str(), "read-only"]);
+
+    // On the host, it is a file on a tmpfs, in a directory of the container's own.
+    let instance_dir = secrets_dir.canonicalize().unwrap().join(&started.name);
+    let file = instance_dir.join("API_TOKEN");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), value);
+    let fs_type = std::process::Command::new("stat")
+        .args(["-f", "-c", "%T"])
+        .arg(&file)
+        .output()
+        .expect("stat runs");
+    assert_eq!(String::from_utf8_lossy(&fs_type.stdout).trim(), "tmpfs");
+
+    // Neither the engine's answer nor its own full inspection mentions the value.
+    let docker = bollard::Docker::connect_with_unix(
+        &support::engine().socket,
+        30,
+        bollard::API_DEFAULT_VERSION,
+    )
+    .unwrap();
+    let inspected = docker.inspect_container(&started.id, None).await.unwrap();
+    let inspected = serde_json::to_string(&inspected).unwrap();
+    assert!(inspected.contains("/run/secrets"), "{inspected}");
+    assert!(!inspected.contains(&value));
+    let cli = std::process::Command::new(support::engine().cli)
+        .args(["inspect", &started.id])
+        .output()
+        .expect("inspect runs");
+    assert!(cli.status.success());
+    assert!(!String::from_utf8_lossy(&cli.stdout).contains(&value));
+
+    // Starting it again is refused and leaves the running instance's secrets alone.
+    assert!(backend.start(&spec, &image).await.is_err());
+    assert!(file.exists());
+
+    backend
+        .remove(&started.id, Duration::from_secs(1))
+        .await
+        .expect("removed");
+    assert!(!instance_dir.exists());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_secrets_dir_on_disk_is_refused_and_so_are_bad_names() {
+    // The target directory is on a disk (`/tmp` may be a tmpfs).
+    let disk = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a directory on disk");
+    let error = backend()
+        .await
+        .with_secrets_dir(&disk.path().join("secrets"))
+        .expect_err("a disk is refused");
+    assert!(matches!(error, BackendError::Secrets(_)), "{error}");
+    assert!(error.to_string().contains("not in memory"), "{error}");
+    assert!(!disk.path().join("secrets").exists());
+
+    // In memory, but open to others: refused too.
+    let shm = tempfile::tempdir_in("/dev/shm").expect("a directory in /dev/shm");
+    std::fs::set_permissions(shm.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let error = backend()
+        .await
+        .with_secrets_dir(shm.path())
+        .expect_err("others can read it");
+    assert!(error.to_string().contains("0700"), "{error}");
+
+    let secrets_dir = shm.path().join("secrets");
+    let backend = backend().await.with_secrets_dir(&secrets_dir).unwrap();
+    let image = backend.prepare_image(&image()).await.expect("local image");
+    let spec = InstanceSpec {
+        workload: Workload::TaskRun {
+            task: TaskId(unique(5)),
+            run: 1,
+        },
+        version: 1,
+        replica: 0,
+        generation: 0,
+        health: None,
+        timeout: None,
+        container: container(&["true"], &[]),
+        secrets: vec![SecretFile {
+            name: "../escape".into(),
+            value: b"hidden-value".to_vec().into(),
+        }],
+    };
+    let error = backend.start(&spec, &image).await.expect_err("refused");
+    assert!(matches!(error, BackendError::Secrets(_)), "{error}");
+    assert!(!error.to_string().contains("hidden-value"));
+    assert_eq!(std::fs::read_dir(&secrets_dir).unwrap().count(), 0);
+    assert!(!shm.path().join("escape").exists());
 }

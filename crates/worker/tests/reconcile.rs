@@ -111,7 +111,7 @@ async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
             _ => None,
         })
         .expect("AppCreated");
-    let desired = desired_instances(&client, worker).await.unwrap();
+    let desired = desired_instances(&client, worker, &identity).await.unwrap();
     assert_eq!(desired.len(), 1, "{desired:?}");
     let pass = reconciler.reconcile(&desired).await.unwrap();
     assert_eq!(pass.started.len(), 1, "{pass:?}");
@@ -162,7 +162,7 @@ async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
         )
         .await
         .expect("updated");
-    let desired = desired_instances(&client, worker).await.unwrap();
+    let desired = desired_instances(&client, worker, &identity).await.unwrap();
     let (mut started, mut removed) = (0, 0);
     for _ in 0..100 {
         let pass = reconciler.reconcile(&desired).await.unwrap();
@@ -221,7 +221,7 @@ async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
         .send(&bob, Call::Apps(AppsCall::Stop { app }), |_| {})
         .await
         .expect("stopped");
-    let desired = desired_instances(&client, worker).await.unwrap();
+    let desired = desired_instances(&client, worker, &identity).await.unwrap();
     assert!(desired.is_empty());
     let pass = reconciler.reconcile(&desired).await.unwrap();
     assert_eq!(pass.removed.len(), 1, "{pass:?}");

@@ -17,10 +17,13 @@ fn apps(call: AppsCall) -> Call {
 #[test]
 fn creating_an_app_reserves_its_deposit_and_places_it_on_a_matching_worker() {
     let mut chain = TestChain::new();
-    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let worker = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
     let app = chain.create_app(
         "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, Some("eu")),
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, Some("eu")),
         tokens(20),
     );
     let record = chain.app(app);
@@ -48,7 +51,7 @@ fn an_app_that_fits_nowhere_waits_and_says_why() {
     let mut chain = TestChain::new();
     let app = chain.create_app(
         "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, Some("eu")),
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, Some("eu")),
         tokens(20),
     );
     assert_eq!(chain.app(app).status, AppStatus::Pending);
@@ -62,7 +65,7 @@ fn an_app_that_fits_nowhere_waits_and_says_why() {
 #[test]
 fn an_invalid_manifest_is_refused_naming_the_field() {
     let mut chain = TestChain::new();
-    let mut spec = TestChain::app_spec(0, 512, TeeKind::Tdx, None);
+    let mut spec = TestChain::app_spec(0, 512, TeeKind::Simulated, None);
     chain.fails(
         "alice",
         apps(AppsCall::Create {
@@ -92,7 +95,7 @@ fn an_invalid_manifest_is_refused_naming_the_field() {
 #[test]
 fn the_deposit_must_cover_the_minimum_and_one_epoch_at_the_maximum_price() {
     let mut chain = TestChain::new();
-    let spec = TestChain::app_spec(1000, 512, TeeKind::Tdx, None);
+    let spec = TestChain::app_spec(1000, 512, TeeKind::Simulated, None);
     chain.fails(
         "alice",
         apps(AppsCall::Create {
@@ -121,7 +124,10 @@ fn the_deposit_must_cover_the_minimum_and_one_epoch_at_the_maximum_price() {
 
 #[test]
 fn a_production_chain_refuses_apps_asking_for_the_simulated_tee() {
-    let mut chain = TestChain::with_params(Params::production());
+    let mut chain = TestChain::with_config(
+        Params::production(),
+        wetee_types::attestation::AttestationPolicy::production(),
+    );
     chain.fails(
         "alice",
         apps(AppsCall::Create {
@@ -135,14 +141,17 @@ fn a_production_chain_refuses_apps_asking_for_the_simulated_tee() {
 #[test]
 fn only_the_owner_may_change_an_app() {
     let mut chain = TestChain::new();
-    chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
     let app = chain.create_app(
         "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, None),
         tokens(20),
     );
     let not_owner = CallError::NotAppOwner { app };
-    let spec = TestChain::app_spec(1000, 512, TeeKind::Tdx, None);
+    let spec = TestChain::app_spec(1000, 512, TeeKind::Simulated, None);
     chain.fails(
         "bob",
         apps(AppsCall::Update { app, spec }),
@@ -179,7 +188,7 @@ fn only_the_owner_may_change_an_app() {
 #[test]
 fn an_update_is_a_new_version_on_the_same_worker_and_history_is_kept() {
     let (mut chain, worker, app) = TestChain::serving(Params::dev());
-    let mut spec = TestChain::app_spec(1000, 512, TeeKind::Tdx, None);
+    let mut spec = TestChain::app_spec(1000, 512, TeeKind::Simulated, None);
     spec.container.args =
         BoundedVec::try_new(vec![BoundedString::try_new("--v2").unwrap()]).unwrap();
     let events = chain.ok(
@@ -211,7 +220,7 @@ fn more_resources_in_an_update_resize_the_reservation_and_reprice_the_lease() {
         "alice",
         apps(AppsCall::Update {
             app,
-            spec: TestChain::app_spec(2000, 512, TeeKind::Tdx, None),
+            spec: TestChain::app_spec(2000, 512, TeeKind::Simulated, None),
         }),
     );
     let after = chain.app(app).placement.unwrap();
@@ -229,7 +238,7 @@ fn an_update_the_worker_cannot_host_releases_it_and_waits_elsewhere() {
         "alice",
         apps(AppsCall::Update {
             app,
-            spec: TestChain::app_spec(1000, 512, TeeKind::Tdx, Some("us")),
+            spec: TestChain::app_spec(1000, 512, TeeKind::Simulated, Some("us")),
         }),
     );
     assert_eq!(chain.app(app).status, AppStatus::Pending);
@@ -238,7 +247,7 @@ fn an_update_the_worker_cannot_host_releases_it_and_waits_elsewhere() {
         query::pending_reason(&chain.state, &Workload::App { app })
             .unwrap()
             .unwrap(),
-        "no worker with TDX in region us is started"
+        "no worker with simulated TEE in region us is started"
     );
     chain.check_invariants();
 }
@@ -288,10 +297,13 @@ fn settings_change_env_secrets_and_replicas_as_a_new_version() {
 #[test]
 fn a_recharge_adds_to_the_deposit() {
     let mut chain = TestChain::new();
-    chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
     let app = chain.create_app(
         "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, None),
         tokens(20),
     );
     chain.fails(
@@ -324,10 +336,13 @@ fn a_recharge_adds_to_the_deposit() {
 #[test]
 fn a_restart_is_counted_for_the_worker_to_act_on() {
     let mut chain = TestChain::new();
-    chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
     let app = chain.create_app(
         "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, None),
         tokens(20),
     );
     assert_eq!(
@@ -379,10 +394,13 @@ fn a_pending_app_is_placed_at_the_epoch_end_once_a_worker_can_take_it() {
     let mut chain = TestChain::new();
     let app = chain.create_app(
         "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, None),
         tokens(20),
     );
-    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let worker = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
     assert_eq!(chain.app(app).status, AppStatus::Pending);
     chain.advance_to_epoch(1);
     assert_eq!(chain.app(app).status, AppStatus::Running);
@@ -396,12 +414,15 @@ fn stopping_a_pending_app_takes_it_out_of_the_queue() {
     let mut chain = TestChain::new();
     let app = chain.create_app(
         "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, None),
         tokens(20),
     );
     chain.ok("alice", apps(AppsCall::Stop { app }));
     assert!(query::pending_placements(&chain.state).unwrap().is_empty());
-    chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
     chain.advance_to_epoch(1);
     assert_eq!(
         chain.app(app).status,
@@ -459,16 +480,19 @@ fn the_pending_queue_rotates_so_unplaceable_apps_cannot_block_it() {
     for owner in ["bob", "charlie", "dave"] {
         chain.create_app(
             owner,
-            TestChain::app_spec(1000, 512, TeeKind::Tdx, Some("nowhere")),
+            TestChain::app_spec(1000, 512, TeeKind::Simulated, Some("nowhere")),
             tokens(20),
         );
     }
     let app = chain.create_app(
         "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, None),
         tokens(20),
     );
-    chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
     chain.advance_to_epoch(3);
     assert_eq!(chain.app(app).status, AppStatus::Running);
     chain.check_invariants();
@@ -479,20 +503,20 @@ fn a_worker_holds_at_most_one_reports_worth_of_workloads() {
     let mut chain = TestChain::new();
     chain.started_worker(
         "eve",
-        chain.profile("eu", &[TeeKind::Tdx], 2_000_000, 2_000_000),
+        chain.profile("eu", &[TeeKind::Simulated], 2_000_000, 2_000_000),
     );
     let limit = wetee_runtime::scheduling::MAX_WORKLOADS_PER_WORKER;
     for i in 0..limit {
         let owner = ["alice", "bob", "charlie", "dave"][i as usize % 4];
         chain.create_app(
             owner,
-            TestChain::app_spec(1, 1, TeeKind::Tdx, None),
+            TestChain::app_spec(1, 1, TeeKind::Simulated, None),
             tokens(10),
         );
     }
     let extra = chain.create_app(
         "ferdie",
-        TestChain::app_spec(1, 1, TeeKind::Tdx, None),
+        TestChain::app_spec(1, 1, TeeKind::Simulated, None),
         tokens(10),
     );
     assert_eq!(chain.app(extra).status, AppStatus::Pending);
@@ -500,6 +524,6 @@ fn a_worker_holds_at_most_one_reports_worth_of_workloads() {
         query::pending_reason(&chain.state, &Workload::App { app: extra })
             .unwrap()
             .unwrap(),
-        "no worker with TDX has a free workload slot"
+        "no worker with simulated TEE has a free workload slot"
     );
 }

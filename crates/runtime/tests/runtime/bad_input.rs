@@ -16,7 +16,7 @@ fn amounts_near_the_top_of_u128_never_overflow_silently() {
     let (mut chain, worker, app) = TestChain::serving(Params::dev());
     let task = chain.create_task(
         "bob",
-        TestChain::task_spec(TeeKind::Tdx, sched_every(5), 30, None),
+        TestChain::task_spec(TeeKind::Simulated, sched_every(5), 30, None),
         tokens(50),
     );
     let max = Balance(u128::MAX);
@@ -40,7 +40,7 @@ fn amounts_near_the_top_of_u128_never_overflow_silently() {
         (
             "alice",
             Call::Apps(AppsCall::Create {
-                spec: TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+                spec: TestChain::app_spec(1000, 512, TeeKind::Simulated, None),
                 deposit: max,
             }),
         ),
@@ -72,7 +72,7 @@ fn amounts_near_the_top_of_u128_never_overflow_silently() {
 #[test]
 fn resources_times_replicas_that_overflow_are_an_invalid_manifest() {
     let mut chain = TestChain::new();
-    let mut spec = TestChain::app_spec(1000, 512, TeeKind::Tdx, None);
+    let mut spec = TestChain::app_spec(1000, 512, TeeKind::Simulated, None);
     spec.container.resources = Resources {
         cpu_millicores: u64::MAX,
         memory_mib: u64::MAX,
@@ -133,7 +133,7 @@ fn unknown_ids_everywhere_give_not_found_errors() {
         (
             Call::Apps(AppsCall::Update {
                 app: a,
-                spec: TestChain::app_spec(1, 1, TeeKind::Tdx, None),
+                spec: TestChain::app_spec(1, 1, TeeKind::Simulated, None),
             }),
             CallError::AppNotFound { app: a },
         ),

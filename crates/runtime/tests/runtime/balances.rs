@@ -80,6 +80,7 @@ fn genesis() -> Genesis {
     Genesis {
         chain: ChainConfig { epoch_length: 10 },
         params: Params::dev(),
+        attestation: wetee_types::attestation::AttestationPolicy::dev(),
         root: AccountId([1; 32]),
         treasury: AccountId([2; 32]),
         balances: vec![(AccountId([3; 32]), tokens(5))],
@@ -131,6 +132,7 @@ fn blocks_cannot_run_before_genesis() {
     let block = wetee_runtime::BlockInfo {
         height: 1,
         timestamp_ms: 0,
+        parent_hash: wetee_types::Hash::of(b"parent"),
     };
     assert!(matches!(
         runtime.begin_block(&mut state, &block),

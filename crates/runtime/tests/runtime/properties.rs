@@ -116,7 +116,12 @@ enum Step {
 
 const REGIONS: [&str; 2] = ["eu", "us"];
 // TDX twice as often, so that placements are common and mismatches still happen.
-const TEES: [TeeKind; 4] = [TeeKind::Tdx, TeeKind::Tdx, TeeKind::Sgx, TeeKind::Simulated];
+const TEES: [TeeKind; 4] = [
+    TeeKind::Simulated,
+    TeeKind::Simulated,
+    TeeKind::Sgx,
+    TeeKind::Simulated,
+];
 
 fn step() -> impl Strategy<Value = Step> {
     let user = 0..USERS.len();
@@ -323,7 +328,8 @@ fn apply(chain: &mut TestChain, step: &Step) {
             region,
         } => {
             let (app, who) = resolve(chain, &world.apps, pick, as_owner, AppId(99));
-            let spec = TestChain::app_spec(cpu, 256, TeeKind::Tdx, region.map(|r| REGIONS[r]));
+            let spec =
+                TestChain::app_spec(cpu, 256, TeeKind::Simulated, region.map(|r| REGIONS[r]));
             Some((who, Call::Apps(AppsCall::Update { app, spec })))
         }
         Step::Replicas {
@@ -369,7 +375,7 @@ fn apply(chain: &mut TestChain, step: &Step) {
                 sched_every(every)
             };
             let runs = if every == 0 { None } else { runs };
-            let spec = TestChain::task_spec(TeeKind::Tdx, schedule, timeout, runs);
+            let spec = TestChain::task_spec(TeeKind::Simulated, schedule, timeout, runs);
             Some((
                 name(owner),
                 Call::Tasks(TasksCall::Create {
@@ -491,10 +497,13 @@ fn apply(chain: &mut TestChain, step: &Step) {
 /// the random steps add, stop, slash and drain more.
 fn world_with_two_workers() -> TestChain {
     let mut chain = TestChain::new();
-    chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 12_000, 16_384));
+    chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 12_000, 16_384),
+    );
     chain.started_worker(
         "dave",
-        chain.profile("us", &[TeeKind::Tdx, TeeKind::Sgx], 8_000, 16_384),
+        chain.profile("us", &[TeeKind::Simulated, TeeKind::Sgx], 8_000, 16_384),
     );
     chain
 }

@@ -16,32 +16,39 @@ fn reason(chain: &TestChain, app: AppId) -> String {
 #[test]
 fn the_tee_kind_must_match() {
     let mut chain = TestChain::new();
-    chain.started_worker("eve", chain.profile("eu", &[TeeKind::Sgx], 8000, 16384));
+    // A worker listing SGX too has proven only its simulated TEE: SGX work never goes there.
+    chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Sgx, TeeKind::Simulated], 8000, 16384),
+    );
     let app = chain.create_app(
         "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, Some("eu")),
+        TestChain::app_spec(1000, 512, TeeKind::Sgx, Some("eu")),
         tokens(20),
     );
     assert_eq!(chain.app(app).status, AppStatus::Pending);
-    assert_eq!(reason(&chain, app), "no started worker supports TDX");
+    assert_eq!(reason(&chain, app), "no started worker has attested SGX");
 }
 
 #[test]
 fn the_region_must_match() {
     let mut chain = TestChain::new();
-    chain.started_worker("eve", chain.profile("us", &[TeeKind::Tdx], 8000, 16384));
+    chain.started_worker(
+        "eve",
+        chain.profile("us", &[TeeKind::Simulated], 8000, 16384),
+    );
     let app = chain.create_app(
         "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, Some("eu")),
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, Some("eu")),
         tokens(20),
     );
     assert_eq!(
         reason(&chain, app),
-        "no worker with TDX in region eu is started"
+        "no worker with simulated TEE in region eu is started"
     );
     let anywhere = chain.create_app(
         "bob",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, None),
         tokens(20),
     );
     assert_eq!(chain.app(anywhere).status, AppStatus::Running);
@@ -50,15 +57,15 @@ fn the_region_must_match() {
 #[test]
 fn the_worker_level_must_be_at_least_the_minimum() {
     let mut chain = TestChain::new();
-    let mut profile = chain.profile("eu", &[TeeKind::Tdx], 8000, 16384);
+    let mut profile = chain.profile("eu", &[TeeKind::Simulated], 8000, 16384);
     profile.level = 1;
     chain.started_worker("eve", profile);
-    let mut spec = TestChain::app_spec(1000, 512, TeeKind::Tdx, Some("eu"));
+    let mut spec = TestChain::app_spec(1000, 512, TeeKind::Simulated, Some("eu"));
     spec.constraints.min_level = 2;
     let app = chain.create_app("alice", spec.clone(), tokens(20));
     assert_eq!(
         reason(&chain, app),
-        "no worker with TDX in region eu has level 2 or higher"
+        "no worker with simulated TEE in region eu has level 2 or higher"
     );
     // "Minimum" means at least, not exactly.
     spec.constraints.min_level = 0;
@@ -69,44 +76,50 @@ fn the_worker_level_must_be_at_least_the_minimum() {
 #[test]
 fn the_price_must_be_within_the_owners_maximum() {
     let mut chain = TestChain::new();
-    chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
-    let mut spec = TestChain::app_spec(1000, 512, TeeKind::Tdx, Some("eu"));
+    chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
+    let mut spec = TestChain::app_spec(1000, 512, TeeKind::Simulated, Some("eu"));
     spec.constraints.max_price_per_epoch = Balance(1_000);
     let app = chain.create_app("alice", spec, tokens(20));
     assert_eq!(
         reason(&chain, app),
-        "no worker with TDX in region eu offers these resources for at most 0.000000001 WTE per epoch (the cheapest asks 0.0010512 WTE)"
+        "no worker with simulated TEE in region eu offers these resources for at most 0.000000001 WTE per epoch (the cheapest asks 0.0010512 WTE)"
     );
 }
 
 #[test]
 fn capacity_is_per_resource_and_the_explanation_names_what_is_missing() {
     let mut chain = TestChain::new();
-    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 16384));
+    let worker = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 4000, 16384),
+    );
     let first = chain.create_app(
         "alice",
-        TestChain::app_spec(3000, 512, TeeKind::Tdx, Some("eu")),
+        TestChain::app_spec(3000, 512, TeeKind::Simulated, Some("eu")),
         tokens(20),
     );
     assert_eq!(chain.app(first).status, AppStatus::Running);
     let second = chain.create_app(
         "bob",
-        TestChain::app_spec(4000, 512, TeeKind::Tdx, Some("eu")),
+        TestChain::app_spec(4000, 512, TeeKind::Simulated, Some("eu")),
         tokens(20),
     );
     assert_eq!(chain.app(second).status, AppStatus::Pending);
     assert_eq!(
         reason(&chain, second),
-        "no worker with TDX in region eu has 4000 millicores free"
+        "no worker with simulated TEE in region eu has 4000 millicores free"
     );
     let memory_hungry = chain.create_app(
         "charlie",
-        TestChain::app_spec(500, 20_000, TeeKind::Tdx, Some("eu")),
+        TestChain::app_spec(500, 20_000, TeeKind::Simulated, Some("eu")),
         tokens(20),
     );
     assert_eq!(
         reason(&chain, memory_hungry),
-        "no worker with TDX in region eu has 20000 MiB of memory free"
+        "no worker with simulated TEE in region eu has 20000 MiB of memory free"
     );
     // When the first app stops, the capacity comes back and the queue is served at epoch end.
     chain.ok("alice", Call::Apps(AppsCall::Stop { app: first }));
@@ -119,13 +132,16 @@ fn capacity_is_per_resource_and_the_explanation_names_what_is_missing() {
 #[test]
 fn replicas_multiply_the_resources() {
     let mut chain = TestChain::new();
-    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 16384));
-    let mut spec = TestChain::app_spec(1500, 512, TeeKind::Tdx, None);
+    let worker = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 4000, 16384),
+    );
+    let mut spec = TestChain::app_spec(1500, 512, TeeKind::Simulated, None);
     spec.replicas = 3;
     let app = chain.create_app("alice", spec, tokens(20));
     assert_eq!(
         reason(&chain, app),
-        "no worker with TDX has 4500 millicores free"
+        "no worker with simulated TEE has 4500 millicores free"
     );
     assert_eq!(chain.worker(worker).workloads, 0);
 }
@@ -133,7 +149,10 @@ fn replicas_multiply_the_resources() {
 #[test]
 fn an_understaked_worker_gets_no_new_placements() {
     let mut chain = TestChain::new();
-    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let worker = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
     let root = chain.root.clone();
     chain.ok_as(
         &root,
@@ -145,22 +164,25 @@ fn an_understaked_worker_gets_no_new_placements() {
     );
     let app = chain.create_app(
         "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, None),
         tokens(20),
     );
     assert_eq!(
         reason(&chain, app),
-        "no worker with TDX has enough stake for its level"
+        "no worker with simulated TEE has enough stake for its level"
     );
 }
 
 #[test]
 fn a_worker_that_never_started_gets_nothing() {
     let mut chain = TestChain::new();
-    chain.register("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    chain.register(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
     let app = chain.create_app(
         "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, None),
         tokens(20),
     );
     assert_eq!(reason(&chain, app), "no worker is started");
@@ -169,17 +191,17 @@ fn a_worker_that_never_started_gets_nothing() {
 #[test]
 fn gpu_workloads_need_the_gpu_model_they_ask_for() {
     let mut chain = TestChain::new();
-    let mut profile = chain.profile("eu", &[TeeKind::Tdx], 8000, 16384);
+    let mut profile = chain.profile("eu", &[TeeKind::Simulated], 8000, 16384);
     profile.capacity.gpus = 2;
     profile.gpu_model = Some(BoundedString::try_new("nvidia-h100").unwrap());
     let worker = chain.started_worker("eve", profile);
-    let mut spec = TestChain::app_spec(1000, 512, TeeKind::Tdx, None);
+    let mut spec = TestChain::app_spec(1000, 512, TeeKind::Simulated, None);
     spec.container.resources.gpus = 1;
     spec.container.gpu_model = Some(BoundedString::try_new("amd-mi300").unwrap());
     let wrong = chain.create_app("alice", spec.clone(), tokens(20));
     assert_eq!(
         reason(&chain, wrong),
-        "no worker with TDX has amd-mi300 GPUs"
+        "no worker with simulated TEE has amd-mi300 GPUs"
     );
     spec.container.gpu_model = Some(BoundedString::try_new("nvidia-h100").unwrap());
     let right = chain.create_app("bob", spec, tokens(20));
@@ -191,15 +213,21 @@ fn gpu_workloads_need_the_gpu_model_they_ask_for() {
 #[test]
 fn among_equal_scores_the_cheaper_worker_wins_then_the_lower_id() {
     let mut chain = TestChain::new();
-    let mut p = chain.profile("eu", &[TeeKind::Tdx], 8000, 16384);
+    let mut p = chain.profile("eu", &[TeeKind::Simulated], 8000, 16384);
     p.prices.cpu_millicore = Balance(2_000_000);
     chain.started_worker("eve", p);
-    let cheap_a = chain.started_worker("dave", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
-    let cheap_b = chain.started_worker("ferdie", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let cheap_a = chain.started_worker(
+        "dave",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
+    let cheap_b = chain.started_worker(
+        "ferdie",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
     assert!(cheap_a < cheap_b);
     let app = chain.create_app(
         "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, None),
         tokens(20),
     );
     assert_eq!(chain.app(app).placement.unwrap().worker, cheap_a);
@@ -208,22 +236,25 @@ fn among_equal_scores_the_cheaper_worker_wins_then_the_lower_id() {
 #[test]
 fn a_worker_with_proven_work_outranks_a_cheaper_newcomer() {
     let mut chain = TestChain::new();
-    let mut p = chain.profile("eu", &[TeeKind::Tdx], 8000, 16384);
+    let mut p = chain.profile("eu", &[TeeKind::Simulated], 8000, 16384);
     p.prices.cpu_millicore = Balance(2_000_000);
     let proven = chain.started_worker("eve", p);
     let first = chain.create_app(
         "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, None),
         tokens(20),
     );
     chain.advance_to_epoch(1);
     chain.report("eve", proven, 0, vec![TestChain::proof(first, 10_000)]);
     assert_eq!(chain.worker(proven).score, 501);
-    let newcomer = chain.started_worker("dave", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let newcomer = chain.started_worker(
+        "dave",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
     assert_eq!(chain.worker(newcomer).score, 500);
     let second = chain.create_app(
         "charlie",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, None),
         tokens(20),
     );
     assert_eq!(chain.app(second).placement.unwrap().worker, proven);
@@ -233,7 +264,10 @@ fn a_worker_with_proven_work_outranks_a_cheaper_newcomer() {
 #[test]
 fn an_empty_report_builds_no_reputation() {
     let mut chain = TestChain::new();
-    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let worker = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
     chain.advance_to_epoch(1);
     chain.report("eve", worker, 0, vec![]);
     assert_eq!(chain.worker(worker).score, 500);
@@ -241,7 +275,7 @@ fn an_empty_report_builds_no_reputation() {
     // Nor does proving an app at zero uptime: nobody paid for anything.
     let app = chain.create_app(
         "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, None),
         tokens(20),
     );
     chain.advance_to_epoch(2);
@@ -274,22 +308,28 @@ fn a_draining_worker_whose_apps_cannot_move_does_not_freeze_the_pending_queue() 
         &root,
         Call::Root(wetee_types::transaction::RootCall::SetParams { params }),
     );
-    let island = chain.started_worker("eve", chain.profile("island", &[TeeKind::Tdx], 8000, 16384));
+    let island = chain.started_worker(
+        "eve",
+        chain.profile("island", &[TeeKind::Simulated], 8000, 16384),
+    );
     for owner in ["bob", "charlie", "dave"] {
         chain.create_app(
             owner,
-            TestChain::app_spec(1000, 512, TeeKind::Tdx, Some("island")),
+            TestChain::app_spec(1000, 512, TeeKind::Simulated, Some("island")),
             tokens(20),
         );
     }
     chain.ok("eve", Call::Workers(WorkersCall::Stop { worker: island }));
     let app = chain.create_app(
         "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, Some("eu")),
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, Some("eu")),
         tokens(20),
     );
     assert_eq!(chain.app(app).status, AppStatus::Pending);
-    let eu = chain.started_worker("ferdie", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let eu = chain.started_worker(
+        "ferdie",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
     // At the epoch end the island's drain attempts use their whole budget and fail; the pending
     // queue still gets its own turn.
     chain.advance_to_epoch(1);
@@ -300,8 +340,11 @@ fn a_draining_worker_whose_apps_cannot_move_does_not_freeze_the_pending_queue() 
 #[test]
 fn an_app_keeps_its_lease_when_the_worker_raises_its_price_and_the_owner_changes_only_settings() {
     let mut chain = TestChain::new();
-    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
-    let mut spec = TestChain::app_spec(1000, 512, TeeKind::Tdx, None);
+    let worker = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
+    let mut spec = TestChain::app_spec(1000, 512, TeeKind::Simulated, None);
     spec.constraints.max_price_per_epoch = Balance(2_000_000_000);
     let app = chain.create_app("alice", spec.clone(), tokens(20));
     let before = chain.app(app).placement.unwrap();

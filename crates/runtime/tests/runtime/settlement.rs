@@ -12,10 +12,13 @@ const PRICE: u128 = 1000 * 1_000_000 + 512 * 100_000;
 
 fn setup() -> (TestChain, WorkerId, AppId) {
     let mut chain = TestChain::new();
-    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let worker = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
     let app = chain.create_app(
         "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, Some("eu")),
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, Some("eu")),
         tokens(20),
     );
     assert_eq!(chain.app(app).placement.unwrap().since, 1);
@@ -198,7 +201,10 @@ fn only_the_operator_submits_and_only_the_identity_key_signs() {
 #[test]
 fn a_worker_cannot_claim_an_app_it_did_not_run() {
     let (mut chain, _worker, app) = setup();
-    let other = chain.started_worker("dave", chain.profile("us", &[TeeKind::Tdx], 8000, 16384));
+    let other = chain.started_worker(
+        "dave",
+        chain.profile("us", &[TeeKind::Simulated], 8000, 16384),
+    );
     chain.advance_to_epoch(1);
     let call = submit(
         &mut chain,
@@ -245,7 +251,7 @@ fn a_report_with_one_bad_entry_pays_nothing_at_all() {
     let (mut chain, worker, app) = setup();
     let foreign = chain.create_app(
         "bob",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, Some("us")),
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, Some("us")),
         tokens(20),
     );
     chain.advance_to_epoch(1);
@@ -341,13 +347,19 @@ fn an_unclaimed_hold_returns_to_the_owner_when_the_window_closes() {
 #[test]
 fn a_worker_that_stops_reporting_loses_its_apps_and_is_paid_nothing_for_the_gap() {
     let mut chain = TestChain::new();
-    let silent = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let silent = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
     let app = chain.create_app(
         "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, Some("eu")),
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, Some("eu")),
         tokens(20),
     );
-    let backup = chain.started_worker("dave", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let backup = chain.started_worker(
+        "dave",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
     assert_eq!(chain.app(app).placement.unwrap().worker, silent);
     chain.advance_to_epoch(2);
     assert_eq!(
@@ -381,13 +393,19 @@ fn a_worker_that_stops_reporting_loses_its_apps_and_is_paid_nothing_for_the_gap(
 #[test]
 fn a_move_mid_epoch_pays_each_worker_for_its_own_blocks() {
     let mut chain = TestChain::new();
-    let first = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let first = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
     let app = chain.create_app(
         "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, None),
         tokens(20),
     );
-    let second = chain.started_worker("dave", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let second = chain.started_worker(
+        "dave",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
     chain.ok("eve", Call::Workers(WorkersCall::Stop { worker: first }));
     chain.advance_to_epoch(1); // moved at height 9, the last block of epoch 0
     assert_eq!(chain.app(app).placement.unwrap().worker, second);
@@ -403,11 +421,11 @@ fn pricey_chain(grace_epochs: u32) -> (TestChain, WorkerId, AppId) {
     let mut params = Params::dev();
     params.grace_epochs = grace_epochs;
     let mut chain = TestChain::with_params(params);
-    let mut profile = chain.profile("eu", &[TeeKind::Tdx], 8000, 16384);
+    let mut profile = chain.profile("eu", &[TeeKind::Simulated], 8000, 16384);
     profile.prices.cpu_millicore = Balance(10_000_000_000); // 10 tokens an epoch for 1000m
     profile.prices.memory_mib = Balance::ZERO;
     let worker = chain.started_worker("eve", profile);
-    let mut spec = TestChain::app_spec(1000, 512, TeeKind::Tdx, None);
+    let mut spec = TestChain::app_spec(1000, 512, TeeKind::Simulated, None);
     spec.constraints.max_price_per_epoch = tokens(20);
     let app = chain.create_app("alice", spec, tokens(20));
     (chain, worker, app)
@@ -517,13 +535,19 @@ fn leaving_and_coming_back_does_not_restart_a_grace_period() {
 #[test]
 fn an_app_its_worker_stops_proving_moves_even_if_the_worker_keeps_reporting() {
     let mut chain = TestChain::new();
-    let lazy = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let lazy = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
     let app = chain.create_app(
         "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, None),
         tokens(20),
     );
-    let other = chain.started_worker("dave", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let other = chain.started_worker(
+        "dave",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
     chain.advance_to_epoch(1);
     chain.report("eve", lazy, 0, vec![]); // placed at height 1: not there for all of epoch 0
     chain.advance_to_epoch(2);
@@ -553,12 +577,12 @@ fn a_closed_lease_with_nothing_left_to_hold_still_accepts_its_report() {
     let mut params = Params::dev();
     params.grace_epochs = 5;
     let mut chain = TestChain::with_params(params);
-    let mut profile = chain.profile("eu", &[TeeKind::Tdx], 8000, 16384);
+    let mut profile = chain.profile("eu", &[TeeKind::Simulated], 8000, 16384);
     profile.prices.cpu_millicore = Balance(10_000_000_000);
     profile.prices.memory_mib = Balance::ZERO;
     let worker = chain.started_worker("eve", profile);
     chain.advance_to_epoch(1);
-    let mut spec = TestChain::app_spec(1000, 512, TeeKind::Tdx, None);
+    let mut spec = TestChain::app_spec(1000, 512, TeeKind::Simulated, None);
     spec.constraints.max_price_per_epoch = tokens(10);
     let app = chain.create_app("alice", spec, tokens(20));
     chain.advance_to_epoch(2);

@@ -18,7 +18,10 @@ fn tasks(call: TasksCall) -> Call {
 
 fn with_worker() -> (TestChain, WorkerId) {
     let mut chain = TestChain::new();
-    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let worker = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
     (chain, worker)
 }
 
@@ -40,7 +43,7 @@ fn a_one_off_task_runs_in_the_next_block_is_paid_for_its_duration_and_completes(
     let (mut chain, worker) = with_worker();
     let task = chain.create_task(
         "alice",
-        TestChain::task_spec(TeeKind::Tdx, Schedule::Once, 30, None),
+        TestChain::task_spec(TeeKind::Simulated, Schedule::Once, 30, None),
         tokens(50),
     );
     assert_eq!(chain.task(task).next_due, Some(Due::Height { height: 2 }));
@@ -89,7 +92,7 @@ fn a_periodic_task_runs_every_n_blocks_until_its_run_limit() {
     let (mut chain, worker) = with_worker();
     let task = chain.create_task(
         "alice",
-        TestChain::task_spec(TeeKind::Tdx, sched_every(5), 30, Some(2)),
+        TestChain::task_spec(TeeKind::Simulated, sched_every(5), 30, Some(2)),
         tokens(50),
     );
     chain.advance(6); // heights 2 and 7
@@ -123,7 +126,7 @@ fn a_cron_task_fires_on_block_time() {
     };
     let task = chain.create_task(
         "alice",
-        TestChain::task_spec(TeeKind::Tdx, cron, 30, Some(1)),
+        TestChain::task_spec(TeeKind::Simulated, cron, 30, Some(1)),
         tokens(50),
     );
     // Genesis is at 00:00:00 and blocks are a second apart: the first whole minute is height 60.
@@ -147,7 +150,7 @@ fn a_run_without_a_result_frees_its_capacity_at_the_deadline_and_expires_unpaid(
     let (mut chain, worker) = with_worker();
     let task = chain.create_task(
         "alice",
-        TestChain::task_spec(TeeKind::Tdx, Schedule::Once, 30, None),
+        TestChain::task_spec(TeeKind::Simulated, Schedule::Once, 30, None),
         tokens(50),
     );
     chain.next_block(); // assigned at height 2, deadline 30 s later: height 32
@@ -183,10 +186,13 @@ fn only_the_assigned_worker_reports_a_run() {
     let (mut chain, _worker) = with_worker();
     let task = chain.create_task(
         "alice",
-        TestChain::task_spec(TeeKind::Tdx, Schedule::Once, 30, None),
+        TestChain::task_spec(TeeKind::Simulated, Schedule::Once, 30, None),
         tokens(50),
     );
-    let other = chain.started_worker("dave", chain.profile("us", &[TeeKind::Tdx], 8000, 16384));
+    let other = chain.started_worker(
+        "dave",
+        chain.profile("us", &[TeeKind::Simulated], 8000, 16384),
+    );
     chain.next_block();
     chain.advance_to_epoch(1);
     let report = chain.signed_report(other, 0, vec![], vec![run_report(task, 1, 1_000)]);
@@ -216,7 +222,7 @@ fn a_run_is_paid_at_most_for_its_timeout() {
     let (mut chain, worker) = with_worker();
     let task = chain.create_task(
         "alice",
-        TestChain::task_spec(TeeKind::Tdx, Schedule::Once, 30, None),
+        TestChain::task_spec(TeeKind::Simulated, Schedule::Once, 30, None),
         tokens(50),
     );
     chain.next_block();
@@ -236,7 +242,7 @@ fn a_run_is_never_paid_for_more_time_than_has_passed() {
     let (mut chain, worker) = with_worker();
     let task = chain.create_task(
         "alice",
-        TestChain::task_spec(TeeKind::Tdx, Schedule::Once, 3_600, None),
+        TestChain::task_spec(TeeKind::Simulated, Schedule::Once, 3_600, None),
         tokens(5_000),
     );
     chain.next_block(); // assigned at height 2
@@ -257,7 +263,7 @@ fn shortening_the_timeout_does_not_cut_the_pay_of_a_run_already_assigned() {
     let (mut chain, worker) = with_worker();
     let task = chain.create_task(
         "alice",
-        TestChain::task_spec(TeeKind::Tdx, sched_every(100), 100, None),
+        TestChain::task_spec(TeeKind::Simulated, sched_every(100), 100, None),
         tokens(500),
     );
     chain.next_block();
@@ -294,7 +300,7 @@ fn a_crowd_of_unplaceable_tasks_cannot_starve_a_cron_task() {
     };
     let task = chain.create_task(
         "alice",
-        TestChain::task_spec(TeeKind::Tdx, cron, 10, None),
+        TestChain::task_spec(TeeKind::Simulated, cron, 10, None),
         tokens(50),
     );
     chain.advance(125); // past 00:01 and 00:02 of block time
@@ -309,7 +315,7 @@ fn a_due_run_with_no_worker_waits_and_is_placed_at_the_epoch_end() {
     let mut chain = TestChain::new();
     let task = chain.create_task(
         "alice",
-        TestChain::task_spec(TeeKind::Tdx, sched_every(3), 30, None),
+        TestChain::task_spec(TeeKind::Simulated, sched_every(3), 30, None),
         tokens(50),
     );
     chain.next_block();
@@ -320,7 +326,10 @@ fn a_due_run_with_no_worker_waits_and_is_placed_at_the_epoch_end() {
     assert_eq!(reason, "no worker is registered");
     chain.advance(4); // another due time passes while run 1 waits: no pile-up
     assert_eq!(chain.task(task).runs, 1);
-    let worker = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let worker = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
     chain.advance_to_epoch(1);
     let run = &query::task_runs(&chain.state, task).unwrap()[0];
     assert_eq!(run.status, RunStatus::Assigned);
@@ -334,7 +343,7 @@ fn stopping_a_task_cancels_its_waiting_run_and_refunds_what_no_run_holds() {
     let mut chain = TestChain::new();
     let task = chain.create_task(
         "alice",
-        TestChain::task_spec(TeeKind::Tdx, sched_every(3), 30, None),
+        TestChain::task_spec(TeeKind::Simulated, sched_every(3), 30, None),
         tokens(50),
     );
     chain.next_block();
@@ -363,7 +372,7 @@ fn a_stopped_task_still_pays_for_a_run_in_flight_and_refunds_the_rest() {
     let (mut chain, worker) = with_worker();
     let task = chain.create_task(
         "alice",
-        TestChain::task_spec(TeeKind::Tdx, sched_every(3), 30, None),
+        TestChain::task_spec(TeeKind::Simulated, sched_every(3), 30, None),
         tokens(50),
     );
     chain.next_block();
@@ -382,7 +391,7 @@ fn a_task_that_cannot_afford_its_next_run_stops() {
     // Exactly one worst-case run: 10 tokens an epoch for 30 s of 10 s epochs, plus the run fee.
     let task = chain.create_task(
         "alice",
-        TestChain::task_spec(TeeKind::Tdx, sched_every(3), 30, None),
+        TestChain::task_spec(TeeKind::Simulated, sched_every(3), 30, None),
         Balance(tokens(30).0 + RUN_FEE),
     );
     chain.next_block();
@@ -403,14 +412,14 @@ fn task_deposits_must_cover_one_worst_case_run() {
     chain.fails(
         "alice",
         tasks(TasksCall::Create {
-            spec: TestChain::task_spec(TeeKind::Tdx, Schedule::Once, 30, None),
+            spec: TestChain::task_spec(TeeKind::Simulated, Schedule::Once, 30, None),
             deposit: tokens(30),
         }),
         CallError::DepositTooLow {
             minimum: Balance(tokens(30).0 + RUN_FEE),
         },
     );
-    let mut bad = TestChain::task_spec(TeeKind::Tdx, sched_every(0), 30, None);
+    let mut bad = TestChain::task_spec(TeeKind::Simulated, sched_every(0), 30, None);
     chain.fails(
         "alice",
         tasks(TasksCall::Create {
@@ -444,10 +453,10 @@ fn only_the_owner_changes_an_active_task() {
     let mut chain = TestChain::new();
     let task = chain.create_task(
         "alice",
-        TestChain::task_spec(TeeKind::Tdx, sched_every(5), 30, None),
+        TestChain::task_spec(TeeKind::Simulated, sched_every(5), 30, None),
         tokens(50),
     );
-    let spec = TestChain::task_spec(TeeKind::Tdx, sched_every(5), 60, None);
+    let spec = TestChain::task_spec(TeeKind::Simulated, sched_every(5), 60, None);
     let not_owner = CallError::NotTaskOwner { task };
     chain.fails(
         "bob",
@@ -502,7 +511,7 @@ fn changing_the_execution_reschedules_from_now_and_keeps_history() {
     let mut chain = TestChain::new();
     let task = chain.create_task(
         "alice",
-        TestChain::task_spec(TeeKind::Tdx, sched_every(50), 30, None),
+        TestChain::task_spec(TeeKind::Simulated, sched_every(50), 30, None),
         tokens(50),
     );
     chain.advance(3);
@@ -543,11 +552,11 @@ fn an_update_is_a_new_version_and_a_run_keeps_the_version_it_started_with() {
     let (mut chain, _worker) = with_worker();
     let task = chain.create_task(
         "alice",
-        TestChain::task_spec(TeeKind::Tdx, sched_every(5), 30, None),
+        TestChain::task_spec(TeeKind::Simulated, sched_every(5), 30, None),
         tokens(50),
     );
     chain.next_block();
-    let mut spec = TestChain::task_spec(TeeKind::Tdx, sched_every(5), 30, None);
+    let mut spec = TestChain::task_spec(TeeKind::Simulated, sched_every(5), 30, None);
     spec.container.args = wetee_types::codec::BoundedVec::try_new(vec![
         wetee_types::codec::BoundedString::try_new("--v2").unwrap(),
     ])
@@ -570,7 +579,10 @@ fn an_update_is_a_new_version_and_a_run_keeps_the_version_it_started_with() {
 
 #[test]
 fn a_production_chain_refuses_tasks_on_the_simulated_tee() {
-    let mut chain = TestChain::with_params(wetee_types::params::Params::production());
+    let mut chain = TestChain::with_config(
+        wetee_types::params::Params::production(),
+        wetee_types::attestation::AttestationPolicy::production(),
+    );
     chain.fails(
         "alice",
         tasks(TasksCall::Create {
@@ -584,12 +596,12 @@ fn a_production_chain_refuses_tasks_on_the_simulated_tee() {
 #[test]
 fn every_run_pays_the_run_fee_even_on_a_worker_that_charges_nothing() {
     let mut chain = TestChain::new();
-    let mut profile = chain.profile("eu", &[TeeKind::Tdx], 8000, 16384);
+    let mut profile = chain.profile("eu", &[TeeKind::Simulated], 8000, 16384);
     profile.prices = wetee_types::Prices::default();
     chain.started_worker("eve", profile);
     let task = chain.create_task(
         "alice",
-        TestChain::task_spec(TeeKind::Tdx, sched_every(1), 30, Some(5)),
+        TestChain::task_spec(TeeKind::Simulated, sched_every(1), 30, Some(5)),
         tokens(31),
     );
     let treasury = chain.treasury_free();

@@ -1,6 +1,5 @@
 //! Transaction validity: what can and cannot enter a block.
 
-use wetee_runtime::BlockInfo;
 use wetee_runtime::testing::*;
 use wetee_types::transaction::BalancesCall;
 use wetee_types::{Balance, Call, CallError, Hash, KeyScheme, Keypair, Outcome, TxError};
@@ -187,10 +186,7 @@ fn a_block_with_an_invalid_transaction_is_rejected_as_a_whole() {
     let good = transfer_tx(&chain, "alice", "bob", tokens(1));
     let mut bad = transfer_tx(&chain, "bob", "alice", tokens(1));
     bad.tx.fee = Balance::ZERO;
-    let block = BlockInfo {
-        height: chain.height,
-        timestamp_ms: chain.block().timestamp_ms,
-    };
+    let block = chain.block();
     let mut scratch = chain.state.clone();
     let error = chain
         .runtime
@@ -229,11 +225,11 @@ fn the_same_transactions_give_the_same_state_on_every_node() {
         let mut chain = TestChain::new();
         let w = chain.started_worker(
             "eve",
-            chain.profile("eu", &[wetee_types::TeeKind::Tdx], 8000, 16384),
+            chain.profile("eu", &[wetee_types::TeeKind::Simulated], 8000, 16384),
         );
         let app = chain.create_app(
             "alice",
-            TestChain::app_spec(1000, 512, wetee_types::TeeKind::Tdx, Some("eu")),
+            TestChain::app_spec(1000, 512, wetee_types::TeeKind::Simulated, Some("eu")),
             tokens(20),
         );
         chain.advance_to_epoch(1);

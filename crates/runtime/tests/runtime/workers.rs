@@ -17,7 +17,7 @@ fn workers(call: WorkersCall) -> Call {
 #[test]
 fn registering_records_the_worker_and_its_operator() {
     let mut chain = TestChain::new();
-    let profile = chain.profile("eu", &[TeeKind::Tdx, TeeKind::Sgx], 4000, 8192);
+    let profile = chain.profile("eu", &[TeeKind::Simulated, TeeKind::Sgx], 4000, 8192);
     let id = chain.register("eve", profile.clone());
     let worker = chain.worker(id);
     assert_eq!(worker.operator, chain.who("eve"));
@@ -35,7 +35,7 @@ fn registering_records_the_worker_and_its_operator() {
 fn an_invalid_profile_is_refused_naming_the_field() {
     let mut chain = TestChain::new();
     let identity = Keypair::from_seed(KeyScheme::Ed25519, [1; 32]);
-    let mut profile = chain.profile("eu", &[TeeKind::Tdx], 0, 8192);
+    let mut profile = chain.profile("eu", &[TeeKind::Simulated], 0, 8192);
     chain.fails(
         "eve",
         workers(WorkersCall::Register {
@@ -44,7 +44,7 @@ fn an_invalid_profile_is_refused_naming_the_field() {
                 &chain.who("eve"),
                 &identity,
                 TestChain::keys_for(&identity),
-                TestChain::evidence(TeeKind::Tdx),
+                chain.evidence(TeeKind::Simulated, &TestChain::keys_for(&identity)),
             ),
         }),
         CallError::InvalidWorkerProfile {
@@ -62,7 +62,7 @@ fn an_invalid_profile_is_refused_naming_the_field() {
                 &chain.who("eve"),
                 &identity,
                 TestChain::keys_for(&identity),
-                TestChain::evidence(TeeKind::Tdx),
+                chain.evidence(TeeKind::Simulated, &TestChain::keys_for(&identity)),
             ),
         }),
         CallError::InvalidWorkerProfile {
@@ -74,7 +74,10 @@ fn an_invalid_profile_is_refused_naming_the_field() {
 
 #[test]
 fn a_production_chain_refuses_the_simulated_tee() {
-    let mut chain = TestChain::with_params(Params::production());
+    let mut chain = TestChain::with_config(
+        Params::production(),
+        wetee_types::attestation::AttestationPolicy::production(),
+    );
     let identity = Keypair::from_seed(KeyScheme::Ed25519, [1; 32]);
     let profile = chain.profile("eu", &[TeeKind::Simulated], 4000, 8192);
     chain.fails(
@@ -85,7 +88,7 @@ fn a_production_chain_refuses_the_simulated_tee() {
                 &chain.who("eve"),
                 &identity,
                 TestChain::keys_for(&identity),
-                TestChain::evidence(TeeKind::Simulated),
+                chain.evidence(TeeKind::Simulated, &TestChain::keys_for(&identity)),
             ),
         }),
         CallError::SimulatedTeeNotAllowed,
@@ -96,7 +99,7 @@ fn a_production_chain_refuses_the_simulated_tee() {
 fn evidence_must_come_from_a_declared_tee_and_pass_the_verifier() {
     let mut chain = TestChain::new();
     let identity = Keypair::from_seed(KeyScheme::Ed25519, [1; 32]);
-    let profile = chain.profile("eu", &[TeeKind::Tdx], 4000, 8192);
+    let profile = chain.profile("eu", &[TeeKind::Simulated], 4000, 8192);
     chain.fails(
         "eve",
         workers(WorkersCall::Register {
@@ -105,14 +108,14 @@ fn evidence_must_come_from_a_declared_tee_and_pass_the_verifier() {
                 &chain.who("eve"),
                 &identity,
                 TestChain::keys_for(&identity),
-                TestChain::evidence(TeeKind::SevSnp),
+                chain.evidence(TeeKind::SevSnp, &TestChain::keys_for(&identity)),
             ),
         }),
         CallError::EvidenceKindNotDeclared {
             kind: TeeKind::SevSnp,
         },
     );
-    chain.fails(
+    let reason = chain.evidence_rejection(
         "eve",
         workers(WorkersCall::Register {
             profile: profile.clone(),
@@ -121,16 +124,15 @@ fn evidence_must_come_from_a_declared_tee_and_pass_the_verifier() {
                 &identity,
                 TestChain::keys_for(&identity),
                 Evidence {
-                    kind: TeeKind::Tdx,
+                    kind: TeeKind::Simulated,
                     data: BoundedVec::new(),
+                    nonce_height: 0,
                 },
             ),
         }),
-        CallError::EvidenceRejected {
-            reason: error_text("the evidence is empty"),
-        },
     );
-    // Not a point on the curve.
+    assert!(reason.contains("malformed"), "{reason}");
+    // Not a point on the curve: it cannot have signed the key proof.
     let mut keys = TestChain::keys_for(&identity);
     keys.identity = (0u8..=255)
         .map(|b| [b; 32])
@@ -144,19 +146,20 @@ fn evidence_must_come_from_a_declared_tee_and_pass_the_verifier() {
                 &chain.who("eve"),
                 &identity,
                 keys,
-                TestChain::evidence(TeeKind::Tdx),
+                chain.evidence(TeeKind::Simulated, &TestChain::keys_for(&identity)),
             ),
         }),
-        CallError::EvidenceRejected {
-            reason: error_text("the identity key is not a valid Ed25519 public key"),
-        },
+        CallError::KeyProofInvalid,
     );
 }
 
 #[test]
 fn staking_reserves_the_operators_funds_and_only_the_operator_may_stake() {
     let mut chain = TestChain::new();
-    let id = chain.register("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    let id = chain.register(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 4000, 8192),
+    );
     let free = chain.free("eve");
     chain.ok(
         "eve",
@@ -207,7 +210,7 @@ fn staking_reserves_the_operators_funds_and_only_the_operator_may_stake() {
 #[test]
 fn starting_needs_the_stake_the_level_requires() {
     let mut chain = TestChain::new();
-    let mut profile = chain.profile("eu", &[TeeKind::Tdx], 4000, 8192);
+    let mut profile = chain.profile("eu", &[TeeKind::Simulated], 4000, 8192);
     profile.level = 2;
     let id = chain.register("eve", profile);
     let required = chain.params().required_stake(2).unwrap();
@@ -255,7 +258,10 @@ fn starting_needs_the_stake_the_level_requires() {
 #[test]
 fn unstaking_unbonds_and_a_started_worker_keeps_its_required_stake() {
     let mut chain = TestChain::new();
-    let id = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    let id = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 4000, 8192),
+    );
     chain.ok(
         "eve",
         workers(WorkersCall::Stake {
@@ -320,7 +326,10 @@ fn unstaking_unbonds_and_a_started_worker_keeps_its_required_stake() {
 #[test]
 fn unbonded_stake_is_withdrawable_only_after_the_unbonding_period() {
     let mut chain = TestChain::new();
-    let id = chain.register("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    let id = chain.register(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 4000, 8192),
+    );
     chain.ok(
         "eve",
         workers(WorkersCall::Stake {
@@ -368,7 +377,10 @@ fn unbonded_stake_is_withdrawable_only_after_the_unbonding_period() {
 #[test]
 fn the_unbonding_queue_is_bounded() {
     let mut chain = TestChain::new();
-    let id = chain.register("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    let id = chain.register(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 4000, 8192),
+    );
     chain.ok(
         "eve",
         workers(WorkersCall::Stake {
@@ -398,7 +410,10 @@ fn the_unbonding_queue_is_bounded() {
 #[test]
 fn stopping_an_empty_worker_stops_it_at_once() {
     let mut chain = TestChain::new();
-    let id = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    let id = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 4000, 8192),
+    );
     chain.fails(
         "alice",
         workers(WorkersCall::Stop { worker: id }),
@@ -427,10 +442,13 @@ fn stopping_an_empty_worker_stops_it_at_once() {
 #[test]
 fn updating_a_profile_is_for_the_operator_and_new_prices_apply_to_new_leases_only() {
     let mut chain = TestChain::new();
-    let id = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let id = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
     let app = chain.create_app(
         "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, Some("eu")),
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, Some("eu")),
         tokens(20),
     );
     let old_price = chain.app(app).placement.unwrap().price_per_epoch;
@@ -457,7 +475,7 @@ fn updating_a_profile_is_for_the_operator_and_new_prices_apply_to_new_leases_onl
     assert_eq!(chain.app(app).placement.unwrap().price_per_epoch, old_price);
     let second = chain.create_app(
         "bob",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, Some("eu")),
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, Some("eu")),
         tokens(20),
     );
     assert!(chain.app(second).placement.unwrap().price_per_epoch > old_price);
@@ -467,10 +485,13 @@ fn updating_a_profile_is_for_the_operator_and_new_prices_apply_to_new_leases_onl
 #[test]
 fn a_busy_worker_cannot_shrink_below_use_or_change_what_its_workloads_rely_on() {
     let mut chain = TestChain::new();
-    let id = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    let id = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 4000, 8192),
+    );
     chain.create_app(
         "alice",
-        TestChain::app_spec(3000, 512, TeeKind::Tdx, Some("eu")),
+        TestChain::app_spec(3000, 512, TeeKind::Simulated, Some("eu")),
         tokens(20),
     );
     let mut smaller = chain.worker(id).profile;
@@ -511,10 +532,15 @@ fn a_busy_worker_cannot_shrink_below_use_or_change_what_its_workloads_rely_on() 
 #[test]
 fn rotating_keys_needs_fresh_evidence() {
     let mut chain = TestChain::new();
-    let id = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    let id = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 4000, 8192),
+    );
     let profile = chain.worker(id).profile;
     let fresh = Keypair::from_seed(KeyScheme::Ed25519, [77; 32]);
-    chain.fails(
+    // Evidence bound to the old keys does not vouch for new ones.
+    let old_keys = chain.worker(id).keys;
+    let reason = chain.evidence_rejection(
         "eve",
         workers(WorkersCall::Update {
             worker: id,
@@ -523,16 +549,11 @@ fn rotating_keys_needs_fresh_evidence() {
                 &chain.who("eve"),
                 &fresh,
                 TestChain::keys_for(&fresh),
-                Evidence {
-                    kind: TeeKind::Tdx,
-                    data: BoundedVec::new(),
-                },
+                chain.evidence(TeeKind::Simulated, &old_keys),
             )),
         }),
-        CallError::EvidenceRejected {
-            reason: error_text("the evidence is empty"),
-        },
     );
+    assert!(reason.contains("report_data"), "{reason}");
     chain.ok(
         "eve",
         workers(WorkersCall::Update {
@@ -542,7 +563,7 @@ fn rotating_keys_needs_fresh_evidence() {
                 &chain.who("eve"),
                 &fresh,
                 TestChain::keys_for(&fresh),
-                TestChain::evidence(TeeKind::Tdx),
+                chain.evidence(TeeKind::Simulated, &TestChain::keys_for(&fresh)),
             )),
         }),
     );
@@ -552,7 +573,10 @@ fn rotating_keys_needs_fresh_evidence() {
 #[test]
 fn a_complaint_locks_a_bond_of_at_least_the_parameter() {
     let mut chain = TestChain::new();
-    let id = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    let id = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 4000, 8192),
+    );
     let minimum = chain.params().complaint_bond;
     chain.fails(
         "alice",
@@ -597,7 +621,10 @@ fn a_complaint_locks_a_bond_of_at_least_the_parameter() {
 #[test]
 fn only_root_slashes_and_an_upheld_complaint_returns_its_bond() {
     let mut chain = TestChain::new();
-    let id = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    let id = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 4000, 8192),
+    );
     let bond = chain.params().complaint_bond;
     chain.ok(
         "alice",
@@ -645,7 +672,10 @@ fn only_root_slashes_and_an_upheld_complaint_returns_its_bond() {
 #[test]
 fn a_slash_reaches_unbonding_stake_and_stops_at_what_exists() {
     let mut chain = TestChain::new();
-    let id = chain.register("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    let id = chain.register(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 4000, 8192),
+    );
     chain.ok(
         "eve",
         workers(WorkersCall::Stake {
@@ -687,8 +717,14 @@ fn a_slash_reaches_unbonding_stake_and_stops_at_what_exists() {
 #[test]
 fn a_complaint_about_another_worker_cannot_be_upheld_by_this_slash() {
     let mut chain = TestChain::new();
-    let a = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
-    let b = chain.started_worker("dave", chain.profile("us", &[TeeKind::Tdx], 4000, 8192));
+    let a = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 4000, 8192),
+    );
+    let b = chain.started_worker(
+        "dave",
+        chain.profile("us", &[TeeKind::Simulated], 4000, 8192),
+    );
     let bond = chain.params().complaint_bond;
     chain.ok(
         "alice",
@@ -716,7 +752,10 @@ fn a_complaint_about_another_worker_cannot_be_upheld_by_this_slash() {
 #[test]
 fn a_dismissed_complaint_forfeits_its_bond_to_the_treasury() {
     let mut chain = TestChain::new();
-    let id = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    let id = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 4000, 8192),
+    );
     let bond = chain.params().complaint_bond;
     chain.ok(
         "alice",
@@ -764,17 +803,20 @@ fn a_dismissed_complaint_forfeits_its_bond_to_the_treasury() {
 #[test]
 fn a_draining_worker_takes_no_new_apps_and_stops_when_empty() {
     let mut chain = TestChain::new();
-    let id = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let id = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
     let app = chain.create_app(
         "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, None),
         tokens(20),
     );
     let events = chain.ok("eve", workers(WorkersCall::Stop { worker: id }));
     assert_eq!(events, vec![Event::WorkerDraining { worker: id }]);
     let second = chain.create_app(
         "bob",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, None),
         tokens(20),
     );
     assert_eq!(
@@ -789,17 +831,23 @@ fn a_draining_worker_takes_no_new_apps_and_stops_when_empty() {
 #[test]
 fn a_drained_worker_hands_its_apps_to_another_at_the_epoch_end() {
     let mut chain = TestChain::new();
-    let old = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let old = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
     let app = chain.create_app(
         "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, None),
         tokens(20),
     );
     chain.ok("eve", workers(WorkersCall::Stop { worker: old }));
     // Nowhere else to go: the app stays and keeps serving.
     chain.advance_to_epoch(1);
     assert_eq!(chain.app(app).placement.unwrap().worker, old);
-    let new = chain.started_worker("dave", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let new = chain.started_worker(
+        "dave",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
     chain.advance_to_epoch(2);
     assert_eq!(chain.app(app).placement.unwrap().worker, new);
     assert_eq!(chain.worker(old).status, WorkerStatus::Stopped);
@@ -810,7 +858,7 @@ fn a_drained_worker_hands_its_apps_to_another_at_the_epoch_end() {
 fn every_profile_field_is_checked() {
     let mut chain = TestChain::new();
     let identity = Keypair::from_seed(KeyScheme::Ed25519, [1; 32]);
-    let base = chain.profile("eu", &[TeeKind::Tdx], 4000, 8192);
+    let base = chain.profile("eu", &[TeeKind::Simulated], 4000, 8192);
     type Change = fn(&mut wetee_types::records::WorkerProfile);
     let cases: Vec<(Change, &str)> = vec![
         (
@@ -842,7 +890,7 @@ fn every_profile_field_is_checked() {
                     &chain.who("eve"),
                     &identity,
                     TestChain::keys_for(&identity),
-                    TestChain::evidence(TeeKind::Tdx),
+                    chain.evidence(TeeKind::Simulated, &TestChain::keys_for(&identity)),
                 ),
             }),
         );
@@ -865,7 +913,10 @@ fn query_workers_is_empty(chain: &TestChain) -> bool {
 #[test]
 fn raising_the_level_of_a_started_worker_needs_the_stake_for_it() {
     let mut chain = TestChain::new();
-    let id = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    let id = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 4000, 8192),
+    );
     let mut profile = chain.worker(id).profile;
     profile.level = 1;
     chain.fails(
@@ -902,7 +953,10 @@ fn raising_the_level_of_a_started_worker_needs_the_stake_for_it() {
 #[test]
 fn a_profile_must_keep_listing_the_tee_of_its_evidence() {
     let mut chain = TestChain::new();
-    let id = chain.register("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    let id = chain.register(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 4000, 8192),
+    );
     let mut profile = chain.worker(id).profile;
     profile.tee_kinds = wetee_types::TeeKinds::of(&[TeeKind::Sgx]);
     chain.fails(
@@ -912,7 +966,9 @@ fn a_profile_must_keep_listing_the_tee_of_its_evidence() {
             profile: profile.clone(),
             attestation: None,
         }),
-        CallError::EvidenceKindNotDeclared { kind: TeeKind::Tdx },
+        CallError::EvidenceKindNotDeclared {
+            kind: TeeKind::Simulated,
+        },
     );
     chain.fails(
         "eve",
@@ -930,7 +986,10 @@ fn a_profile_must_keep_listing_the_tee_of_its_evidence() {
 #[test]
 fn staking_more_than_the_free_balance_fails() {
     let mut chain = TestChain::new();
-    let id = chain.register("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    let id = chain.register(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 4000, 8192),
+    );
     let call = workers(WorkersCall::Stake {
         worker: id,
         amount: Balance(u128::MAX),
@@ -960,10 +1019,13 @@ fn staking_more_than_the_free_balance_fails() {
 #[test]
 fn a_report_can_refresh_the_evidence_which_is_checked_like_a_registration() {
     let mut chain = TestChain::new();
-    let id = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    let id = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 4000, 8192),
+    );
     chain.advance_to_epoch(1);
     let mut report = chain.signed_report(id, 0, vec![], vec![]);
-    report.report.evidence = Some(TestChain::evidence(TeeKind::Sgx));
+    report.report.evidence = Some(chain.evidence(TeeKind::Sgx, &chain.worker(id).keys));
     report.signature = *chain
         .identity(id)
         .sign(&report.report.signing_payload(&chain.genesis_hash))
@@ -975,10 +1037,7 @@ fn a_report_can_refresh_the_evidence_which_is_checked_like_a_registration() {
         }),
         CallError::EvidenceKindNotDeclared { kind: TeeKind::Sgx },
     );
-    let fresh = Evidence {
-        kind: TeeKind::Tdx,
-        data: BoundedVec::try_new(b"fresh quote".to_vec()).unwrap(),
-    };
+    let fresh = chain.evidence(TeeKind::Simulated, &chain.worker(id).keys);
     report.report.evidence = Some(fresh.clone());
     report.signature = *chain
         .identity(id)
@@ -991,7 +1050,10 @@ fn a_report_can_refresh_the_evidence_which_is_checked_like_a_registration() {
 #[test]
 fn a_slash_of_nothing_or_of_an_unknown_worker_fails() {
     let mut chain = TestChain::new();
-    let id = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 4000, 8192));
+    let id = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 4000, 8192),
+    );
     let root = chain.root.clone();
     chain.fails_as(
         &root,
@@ -1029,10 +1091,13 @@ fn a_slash_of_nothing_or_of_an_unknown_worker_fails() {
 #[test]
 fn a_suspended_worker_can_start_again_and_owes_reports_from_then_on() {
     let mut chain = TestChain::new();
-    let id = chain.started_worker("eve", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let id = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
     chain.create_app(
         "alice",
-        TestChain::app_spec(1000, 512, TeeKind::Tdx, None),
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, None),
         tokens(20),
     );
     chain.advance_to_epoch(3);
@@ -1056,9 +1121,9 @@ fn copied_keys_and_evidence_cannot_register_another_worker() {
         &eve,
         &identity,
         TestChain::keys_for(&identity),
-        TestChain::evidence(TeeKind::Tdx),
+        chain.evidence(TeeKind::Simulated, &TestChain::keys_for(&identity)),
     );
-    let profile = chain.profile("eu", &[TeeKind::Tdx], 4000, 8192);
+    let profile = chain.profile("eu", &[TeeKind::Simulated], 4000, 8192);
     // Dave front-runs Eve with her attestation: the key proof names Eve, not Dave.
     chain.fails(
         "dave",
@@ -1085,13 +1150,16 @@ fn copied_keys_and_evidence_cannot_register_another_worker() {
         }),
         CallError::IdentityKeyInUse { worker: first },
     );
-    let second = chain.register("dave", chain.profile("us", &[TeeKind::Tdx], 4000, 8192));
+    let second = chain.register(
+        "dave",
+        chain.profile("us", &[TeeKind::Simulated], 4000, 8192),
+    );
     let dave = chain.who("dave");
     let stolen = chain.attestation(
         &dave,
         &identity,
         TestChain::keys_for(&identity),
-        TestChain::evidence(TeeKind::Tdx),
+        chain.evidence(TeeKind::Simulated, &TestChain::keys_for(&identity)),
     );
     let profile = chain.worker(second).profile;
     chain.fails(
@@ -1117,7 +1185,10 @@ fn only_the_worker_running_an_app_can_report_it_failed_and_the_owner_gets_the_re
         })
     };
     // Someone else's worker, or someone who operates nothing, cannot.
-    let other = chain.started_worker("dave", chain.profile("eu", &[TeeKind::Tdx], 8000, 16384));
+    let other = chain.started_worker(
+        "dave",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
     chain.fails(
         "dave",
         report(other),

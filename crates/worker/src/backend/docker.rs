@@ -2,13 +2,24 @@
 //! Docker-compatible service. Every container is labelled (see [`super::MANAGED_LABEL`]),
 //! publishes its ports on 127.0.0.1 only (the worker's ingress is the way in), and gets the
 //! CPU and memory limits of its manifest.
+//!
+//! Decrypted secrets reach a container as files: `<secrets_dir>/<container name>/<NAME>` on the
+//! host, mounted read-only at `/run/secrets`, and deleted with the container. Never as
+//! environment variables, which the engine writes into the container's configuration on disk;
+//! and `secrets_dir` must be a tmpfs or ramfs, so the plaintext never reaches a disk either.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write as _;
+use std::os::unix::ffi::OsStringExt as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use bollard::Docker;
 use bollard::container::LogOutput;
-use bollard::models::{ContainerCreateBody, ContainerSummaryStateEnum, HostConfig, PortBinding};
+use bollard::models::{
+    ContainerCreateBody, ContainerSummaryStateEnum, HostConfig, Mount, MountType, PortBinding,
+};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
     LogsOptionsBuilder, RemoveContainerOptionsBuilder, StatsOptionsBuilder,
@@ -19,7 +30,7 @@ use wetee_types::manifest::{ImageRef, Protocol};
 
 use super::{
     Backend, BackendError, Instance, InstanceSpec, InstanceState, LogLine, LogStream,
-    MANAGED_LABEL, Usage, identity_from_labels,
+    MANAGED_LABEL, SecretFile, Usage, identity_from_labels,
 };
 
 /// Seconds to wait for the engine to answer.
@@ -30,7 +41,12 @@ const TIMEOUT_SECS: u64 = 120;
 pub struct DockerBackend {
     docker: Docker,
     scope: String,
+    /// Checked to be in memory; `None` until [`DockerBackend::with_secrets_dir`].
+    secrets_dir: Option<PathBuf>,
 }
+
+/// Where a container finds its secrets.
+const SECRETS_MOUNT: &str = "/run/secrets";
 
 fn engine(operation: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> BackendError {
     let operation = operation.into();
@@ -90,7 +106,92 @@ impl DockerBackend {
         Ok(DockerBackend {
             docker,
             scope: scope.to_string(),
+            secrets_dir: None,
         })
+    }
+
+    /// Writes containers' secrets under `dir`, after checking that it is on a tmpfs or ramfs
+    /// (refused otherwise) and creating it with mode 0700 if missing. Without it, an instance
+    /// with secrets is refused.
+    pub fn with_secrets_dir(mut self, dir: &Path) -> Result<DockerBackend, BackendError> {
+        self.secrets_dir = Some(prepare_secrets_dir(dir)?);
+        Ok(self)
+    }
+
+    /// The directory of the container `name`'s secrets, if this backend has secrets.
+    fn instance_secrets_dir(&self, name: &str) -> Option<PathBuf> {
+        let root = self.secrets_dir.as_ref()?;
+        // The name comes from the engine: it must not lead out of the secrets directory.
+        let mut components = Path::new(name).components();
+        match (components.next(), components.next()) {
+            (Some(Component::Normal(_)), None) => Some(root.join(name)),
+            _ => None,
+        }
+    }
+
+    /// Writes `secrets` into a new directory for the container `name` and returns it.
+    async fn write_secrets(
+        &self,
+        name: &str,
+        secrets: &[SecretFile],
+    ) -> Result<PathBuf, BackendError> {
+        for secret in secrets {
+            if !is_secret_name(&secret.name) {
+                return Err(BackendError::Secrets(format!(
+                    "{:?} is not a valid secret name ([A-Za-z_][A-Za-z0-9_]*)",
+                    secret.name
+                )));
+            }
+        }
+        let dir = self.instance_secrets_dir(name).ok_or_else(|| {
+            BackendError::Secrets(
+                "no secrets directory: set `[backend] secrets_dir` to a tmpfs".into(),
+            )
+        })?;
+        let io = |what: &str, e: std::io::Error| {
+            BackendError::Secrets(format!("{what} {}: {e}", dir.display()))
+        };
+        if let Err(e) = std::fs::create_dir(&dir) {
+            if e.kind() != std::io::ErrorKind::AlreadyExists {
+                return Err(io("creating", e));
+            }
+            // Either the instance runs already (and keeps its files), or a worker stopped
+            // between writing them and removing them.
+            match self.docker.inspect_container(name, None).await {
+                Ok(_) => {
+                    return Err(BackendError::Engine {
+                        operation: format!("creating {name}"),
+                        reason: "a container with this name exists".into(),
+                    });
+                }
+                Err(e) if not_found(&e) => {}
+                Err(e) => return Err(engine(format!("inspecting {name}"))(e)),
+            }
+            std::fs::remove_dir_all(&dir).map_err(|e| io("removing", e))?;
+            std::fs::create_dir(&dir).map_err(|e| io("creating", e))?;
+        }
+        // Readable by any user in the container: on the host, the 0700 secrets directory
+        // keeps everyone else out, and in the container only this instance sees it.
+        let written = (|| -> std::io::Result<()> {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+            for secret in secrets {
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o444)
+                    .open(dir.join(&secret.name))?;
+                file.set_permissions(std::fs::Permissions::from_mode(0o444))?;
+                file.write_all(&secret.value)?;
+            }
+            Ok(())
+        })();
+        match written {
+            Ok(()) => Ok(dir),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(io("writing secrets in", e))
+            }
+        }
     }
 
     /// An instance's output lines as the engine returns them for `options`.
@@ -144,6 +245,124 @@ impl DockerBackend {
             version.version.unwrap_or_else(|| "?".into())
         ))
     }
+}
+
+/// Deletes a container's secrets directory.
+fn delete_secrets(dir: &Path) -> Result<(), BackendError> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(BackendError::Secrets(format!(
+            "deleting {}: {e}",
+            dir.display()
+        ))),
+    }
+}
+
+/// Checks that `dir` is on a tmpfs or ramfs, creates it (0700) if missing, and returns its
+/// canonical path.
+fn prepare_secrets_dir(dir: &Path) -> Result<PathBuf, BackendError> {
+    let refuse = |reason: String| BackendError::Secrets(format!("{}: {reason}", dir.display()));
+    if !dir.is_absolute() || dir.components().any(|c| c == Component::ParentDir) {
+        return Err(refuse("give an absolute path without `..`".into()));
+    }
+    // The filesystem is the one the nearest existing ancestor is on, symbolic links resolved.
+    let mut existing = dir;
+    while !existing.exists() {
+        existing = existing.parent().unwrap_or(Path::new("/"));
+    }
+    let canonical = std::fs::canonicalize(existing)
+        .map_err(|e| refuse(e.to_string()))?
+        .join(dir.strip_prefix(existing).unwrap_or(Path::new("")));
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| refuse(format!("cannot read /proc/self/mountinfo: {e}")))?;
+    match filesystem_of(&mountinfo, &canonical) {
+        Some(fs) if fs == "tmpfs" || fs == "ramfs" => {}
+        found => {
+            return Err(refuse(format!(
+                "is on {}, not in memory: decrypted secrets must never reach a disk; \
+                 choose a directory on a tmpfs such as /dev/shm",
+                found.as_deref().unwrap_or("an unknown filesystem")
+            )));
+        }
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&canonical)
+        .map_err(|e| refuse(format!("cannot create it: {e}")))?;
+    let mode = std::fs::metadata(&canonical)
+        .map_err(|e| refuse(e.to_string()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(refuse(format!(
+            "has mode {:o}: give the worker a directory of its own (0700)",
+            mode & 0o7777
+        )));
+    }
+    Ok(canonical)
+}
+
+/// The type of the filesystem that `path` (absolute and canonical) is on, from the text of
+/// `/proc/self/mountinfo`: that of the longest mount point containing it, the last mounted if
+/// several are mounted there.
+fn filesystem_of(mountinfo: &str, path: &Path) -> Option<String> {
+    // `36 35 98:0 /root /mount/point rw,noatime shared:1 - ext4 /dev/sda1 rw`: the mount point
+    // is the fifth field, the type follows the `-` that ends the optional fields.
+    let mut found: Option<(usize, &str)> = None;
+    for line in mountinfo.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let (Some(mount_point), Some(rest)) = (fields.get(4), fields.get(6..)) else {
+            continue;
+        };
+        let Some(fs_type) = rest
+            .iter()
+            .position(|field| *field == "-")
+            .and_then(|i| rest.get(i + 1))
+        else {
+            continue;
+        };
+        let mount_point = unescape_mount_path(mount_point);
+        if path.starts_with(&mount_point) {
+            let depth = mount_point.components().count();
+            if found.is_none_or(|(deepest, _)| depth >= deepest) {
+                found = Some((depth, fs_type));
+            }
+        }
+    }
+    found.map(|(_, fs_type)| fs_type.to_string())
+}
+
+/// A mountinfo path, whose space, tab, newline and backslash are written in octal (`\040`).
+fn unescape_mount_path(text: &str) -> PathBuf {
+    let bytes = text.as_bytes();
+    let mut path = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|digits| bytes[i] == b'\\' && digits.iter().all(|d| (b'0'..=b'7').contains(d)));
+        match octal {
+            Some(digits) => {
+                let value = digits.iter().fold(0u32, |n, d| n * 8 + u32::from(d - b'0'));
+                path.push(u8::try_from(value).unwrap_or(b'?'));
+                i += 4;
+            }
+            None => {
+                path.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(path))
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`, as the manifest requires: a plain file name.
+fn is_secret_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 fn state_of(summary: Option<&ContainerSummaryStateEnum>) -> InstanceState {
@@ -263,12 +482,11 @@ impl Backend for DockerBackend {
         // Names are global to the engine: the scope keeps workers sharing it apart.
         let scope: String = self.scope.chars().take(12).collect();
         let name = format!("wetee-{scope}-{}", spec.name());
-        let mut env: Vec<String> = container
+        let env: Vec<String> = container
             .env
             .iter()
             .map(|var| format!("{}={}", var.name.as_str(), var.value.as_str()))
             .collect();
-        env.extend(spec.extra_env.iter().map(|(k, v)| format!("{k}={v}")));
         let port_key = |port: &wetee_types::manifest::Port| {
             let protocol = match port.protocol {
                 Protocol::Tcp => "tcp",
@@ -297,6 +515,20 @@ impl Backend for DockerBackend {
         let memory = i64::try_from(resources.memory_mib)
             .ok()
             .and_then(|m| m.checked_mul(1 << 20));
+        let secrets = if spec.secrets.is_empty() {
+            None
+        } else {
+            Some(self.write_secrets(&name, &spec.secrets).await?)
+        };
+        let mounts = secrets.as_ref().map(|dir| {
+            vec![Mount {
+                target: Some(SECRETS_MOUNT.into()),
+                source: Some(dir.display().to_string()),
+                typ: Some(MountType::BIND),
+                read_only: Some(true),
+                ..Mount::default()
+            }]
+        });
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
             entrypoint: (!container.command.is_empty()).then(|| {
@@ -324,16 +556,21 @@ impl Backend for DockerBackend {
                 port_bindings: Some(bindings),
                 nano_cpus: nano_cpus.filter(|n| *n > 0),
                 memory: memory.filter(|m| *m > 0),
+                mounts,
                 ..HostConfig::default()
             }),
             ..ContainerCreateBody::default()
         };
         let options = CreateContainerOptionsBuilder::new().name(&name).build();
-        let created = self
-            .docker
-            .create_container(Some(options), body)
-            .await
-            .map_err(engine(format!("creating {name}")))?;
+        let created = match self.docker.create_container(Some(options), body).await {
+            Ok(created) => created,
+            Err(e) => {
+                if let Some(dir) = &secrets {
+                    let _ = delete_secrets(dir);
+                }
+                return Err(engine(format!("creating {name}"))(e));
+            }
+        };
         if let Err(e) = self.docker.start_container(&created.id, None).await {
             // A container that never started would block its name and look alive.
             let options = RemoveContainerOptionsBuilder::new()
@@ -344,6 +581,9 @@ impl Backend for DockerBackend {
                 .docker
                 .remove_container(&created.id, Some(options))
                 .await;
+            if let Some(dir) = &secrets {
+                let _ = delete_secrets(dir);
+            }
             return Err(engine(format!("starting {name}"))(e));
         }
         let instances = self.list().await?;
@@ -366,22 +606,33 @@ impl Backend for DockerBackend {
     }
 
     async fn remove(&self, id: &str, grace: Duration) -> Result<(), BackendError> {
+        // Its secrets are found by its name, which the engine forgets with it.
+        let secrets = match &self.secrets_dir {
+            Some(_) => match self.docker.inspect_container(id, None).await {
+                Ok(inspected) => inspected
+                    .name
+                    .and_then(|name| self.instance_secrets_dir(name.trim_start_matches('/'))),
+                Err(e) if not_found(&e) => return Ok(()),
+                Err(e) => return Err(engine(format!("inspecting {id}"))(e)),
+            },
+            None => None,
+        };
         let seconds = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
         let stop = StopContainerOptionsBuilder::new().t(seconds).build();
-        match self.docker.stop_container(id, Some(stop)).await {
-            Ok(()) => {}
-            Err(e) if not_found(&e) => return Ok(()),
-            // Already stopped (304) or stopping: removal below settles it.
-            Err(_) => {}
-        }
+        // Gone (404), already stopped (304) or stopping: removal below settles it.
+        let _ = self.docker.stop_container(id, Some(stop)).await;
         let options = RemoveContainerOptionsBuilder::new()
             .force(true)
             .v(true)
             .build();
         match self.docker.remove_container(id, Some(options)).await {
-            Ok(()) => Ok(()),
-            Err(e) if not_found(&e) => Ok(()),
-            Err(e) => Err(engine(format!("removing {id}"))(e)),
+            Ok(()) => {}
+            Err(e) if not_found(&e) => {}
+            Err(e) => return Err(engine(format!("removing {id}"))(e)),
+        }
+        match &secrets {
+            Some(dir) => delete_secrets(dir),
+            None => Ok(()),
         }
     }
 
@@ -481,5 +732,47 @@ impl Backend for DockerBackend {
             network_rx_bytes: rx,
             network_tx_bytes: tx,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+23 22 0:5 / /dev rw,nosuid shared:2 - devtmpfs udev rw,size=10k
+24 23 0:22 / /dev/shm rw,nosuid,nodev shared:3 - tmpfs tmpfs rw
+25 24 0:40 / /dev/shm rw,relatime - ext4 /dev/vdb rw
+26 25 0:41 / /dev/shm/in\\040memory rw master:7 shared:9 - ramfs none rw
+27 22 0:42 / /srv rw - tmpfs tmpfs rw
+";
+
+    fn fs(path: &str) -> Option<String> {
+        filesystem_of(MOUNTINFO, Path::new(path))
+    }
+
+    #[test]
+    fn the_filesystem_is_that_of_the_longest_mount_point_last_mounted() {
+        assert_eq!(fs("/var/lib").as_deref(), Some("ext4"));
+        assert_eq!(fs("/dev/null").as_deref(), Some("devtmpfs"));
+        // Mounted over the tmpfs: the disk wins.
+        assert_eq!(fs("/dev/shm/wetee").as_deref(), Some("ext4"));
+        // An escaped space, and optional fields before the separator.
+        assert_eq!(fs("/dev/shm/in memory/x").as_deref(), Some("ramfs"));
+        // Whole components only: `/srvx` is not under `/srv`.
+        assert_eq!(fs("/srv/secrets").as_deref(), Some("tmpfs"));
+        assert_eq!(fs("/srvx").as_deref(), Some("ext4"));
+        assert_eq!(filesystem_of("garbage\n", Path::new("/")), None);
+    }
+
+    #[test]
+    fn secret_names_are_plain_file_names() {
+        for good in ["API_TOKEN", "_x", "a1"] {
+            assert!(is_secret_name(good), "{good}");
+        }
+        for bad in ["", "1A", "../etc", "a/b", ".", "A-B", "A B", "\u{e9}"] {
+            assert!(!is_secret_name(bad), "{bad}");
+        }
     }
 }

@@ -54,6 +54,28 @@ pub enum BackendError {
     /// No such instance.
     #[error("no instance {0}")]
     NotFound(String),
+    /// Secrets cannot be handed over safely: the directory is not in memory, a name is not
+    /// valid, or a file cannot be written. Never carries a secret's value.
+    #[error("secrets: {0}")]
+    Secrets(String),
+}
+
+/// A decrypted secret, handed to the container as the file `/run/secrets/<name>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretFile {
+    /// The file's name, an environment-variable-like name (`[A-Za-z_][A-Za-z0-9_]*`).
+    pub name: String,
+    /// The plaintext, wiped from memory when dropped.
+    pub value: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for SecretFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretFile")
+            .field("name", &self.name)
+            .field("value", &format_args!("<redacted>"))
+            .finish()
+    }
 }
 
 /// One container to run: a replica of an app version, or a task run.
@@ -73,8 +95,9 @@ pub struct InstanceSpec {
     pub health: Option<HealthCheck>,
     /// A task run is killed after this long.
     pub timeout: Option<Duration>,
-    /// Environment added by the worker (decrypted secrets, later), after the manifest's own.
-    pub extra_env: Vec<(String, String)>,
+    /// The owner's decrypted secrets. Files, not environment variables: an engine keeps a
+    /// container's environment in its configuration on disk.
+    pub secrets: Vec<SecretFile>,
 }
 
 impl InstanceSpec {

@@ -166,6 +166,7 @@ pub fn dev_chain(data_dir: &std::path::Path, epoch_length: u64) -> String {
             target_block_time_ms: 100,
             ..Params::dev()
         },
+        attestation: wetee_types::attestation::AttestationPolicy::dev(),
         root: dev_keypair("Alice").account_id(),
         treasury: dev_keypair("Treasury").account_id(),
         balances: ["Alice", "Bob"]
@@ -237,6 +238,7 @@ pub fn app_spec(page: &str) -> AppSpec {
             region: None,
             min_level: 0,
             max_price_per_epoch: Balance(10 * UNIT),
+            measurements: Default::default(),
         },
         health: None,
     }
@@ -268,6 +270,7 @@ pub fn worker_config(data_dir: &std::path::Path, socket: &str) -> WorkerConfig {
         backend: BackendConfig {
             kind: BackendKind::Docker,
             socket: Some(socket.to_string()),
+            secrets_dir: wetee_worker::config::DEFAULT_SECRETS_DIR.into(),
         },
         ingress: IngressConfig::default(),
     }

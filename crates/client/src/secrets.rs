@@ -1,0 +1,274 @@
+//! Sealing an app's secrets to the TEE of the worker it runs on: what `wetee app secrets` does.
+//!
+//! Before anything is sealed, the worker's evidence on chain is verified here, by the same
+//! verifier and under the same policy as the chain (at the latest block's time), against the
+//! keys the worker registered and the block its evidence is bound to; and the app version's
+//! own measurement rules are applied. Only then is each value sealed to the worker's sealing
+//! key, and a second time to the owner's key, so [`seal`] can later reseal it to another worker
+//! without the owner typing it again. Values stay in memory and are zeroized when dropped.
+
+use crate::rpc::{Client, ClientError};
+use wetee_attest::{Collateral, Policy, Verdict};
+use wetee_types::attestation::worker_report_data;
+use wetee_types::codec::{BoundedString, BoundedVec};
+use wetee_types::manifest::EnvName;
+use wetee_types::records::{App, SealedSecret, Worker};
+use wetee_types::rpc::BlockId;
+use wetee_types::transaction::AppsCall;
+use wetee_types::{AppId, Call, Keypair, TeeKind};
+use zeroize::Zeroizing;
+
+/// Why secrets could not be sealed.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    /// The node failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// Something on chain makes sealing impossible or unsafe; the message says what to do.
+    #[error("{0}")]
+    Refused(String),
+    /// A value could not be sealed or an owner copy opened.
+    #[error("secret `{name}`: {error}")]
+    Seal {
+        /// The secret.
+        name: String,
+        /// Why.
+        error: wetee_sealing::SealError,
+    },
+}
+
+fn refused(message: impl Into<String>) -> SecretsError {
+    SecretsError::Refused(message.into())
+}
+
+/// A secret's name and value, as the owner gives it.
+pub struct SecretValue {
+    /// The name, one the app's spec declares.
+    pub name: String,
+    /// The value.
+    pub value: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretValue({}, <redacted>)", self.name)
+    }
+}
+
+/// Verifies the worker's attestation as the chain did, now: genuine evidence for its keys,
+/// bound to a block of this chain, under the chain's current policy, not expired.
+pub async fn verify_worker(client: &Client, worker: &Worker) -> Result<Verdict, SecretsError> {
+    let policy = client.attestation_policy().await?;
+    let head = client.header(None).await?;
+    if !worker.attestation_valid(head.header.timestamp_ms) {
+        return Err(refused(format!(
+            "worker {}'s attestation expired; wait until it sends fresh evidence",
+            worker.id
+        )));
+    }
+    let evidence = &worker.evidence;
+    let nonce = client
+        .header(Some(BlockId::Height(evidence.nonce_height)))
+        .await?;
+    let data: &[u8] = &evidence.data;
+    let (quote, collateral) = match evidence.kind {
+        TeeKind::Sgx | TeeKind::Tdx => {
+            let (kind, fmspc) = wetee_attest::collateral::quote_fmspc(data)
+                .map_err(|e| refused(format!("worker {}: {e}", worker.id)))?;
+            let record = client.collateral(kind, &fmspc).await?.ok_or_else(|| {
+                refused(format!(
+                    "the chain has no collateral for worker {}'s platform",
+                    worker.id
+                ))
+            })?;
+            let mut collateral = Collateral::from_bytes(&record.json)
+                .map_err(|e| refused(format!("stored collateral: {e}")))?;
+            if let Collateral::Dcap(dcap) = &mut collateral {
+                dcap.pck_certificate_chain = None;
+            }
+            (data, collateral)
+        }
+        TeeKind::SevSnp => {
+            let (report, vcek) = wetee_attest::split_snp_evidence(data)
+                .map_err(|e| refused(format!("worker {}: {e}", worker.id)))?;
+            (report, Collateral::Vcek(vcek.to_vec()))
+        }
+        TeeKind::Simulated => (data, Collateral::Vcek(Vec::new())),
+    };
+    let verdict = wetee_attest::verify(
+        quote,
+        Some(evidence.kind),
+        &collateral,
+        head.header.timestamp_ms / 1000,
+        &Policy {
+            allowed_tcb_statuses: policy.allowed_tcb_statuses.to_vec(),
+            allow_debug: false,
+            allow_simulated: policy.allow_simulated_tee,
+            report_data: Some(worker_report_data(
+                &client.genesis_hash(),
+                &worker.keys,
+                &nonce.hash.0,
+            )),
+            allowed_measurements: policy.allowed_worker_measurements.to_vec(),
+        },
+    );
+    if !verdict.valid {
+        return Err(refused(format!(
+            "worker {}'s attestation does not verify here: {}",
+            worker.id,
+            verdict.reason.clone().unwrap_or_default()
+        )));
+    }
+    Ok(verdict)
+}
+
+/// The call that seals `values` (and removes `remove`) for `app`, owned by `owner`, to the
+/// worker it is placed on. Secrets already on chain but sealed to another worker key (the app
+/// moved) are resealed from the owner's copies in the same call, so with no values this is a
+/// reseal. Returns the call and the worker sealed to.
+pub async fn seal(
+    client: &Client,
+    owner: &Keypair,
+    app_id: AppId,
+    values: &[SecretValue],
+    remove: &[String],
+) -> Result<(Call, Worker), SecretsError> {
+    let app: App = client
+        .app(app_id)
+        .await?
+        .ok_or_else(|| refused(format!("there is no app {app_id}")))?;
+    if app.owner != owner.account_id() {
+        return Err(refused(format!(
+            "app {app_id} belongs to {}, not to this key",
+            app.owner
+        )));
+    }
+    let placement = app.placement.ok_or_else(|| {
+        refused(format!(
+            "app {app_id} is not placed on a worker yet: secrets are sealed to the worker it runs on, once it has one"
+        ))
+    })?;
+    let worker = client
+        .worker(placement.worker)
+        .await?
+        .ok_or_else(|| refused(format!("worker {} vanished", placement.worker)))?;
+    let verdict = verify_worker(client, &worker).await?;
+    if !app
+        .spec
+        .constraints
+        .allows_measurements(verdict.measurements.as_ref())
+    {
+        return Err(refused(format!(
+            "worker {} runs a TEE whose measurements app {app_id}'s version does not allow",
+            worker.id
+        )));
+    }
+    for value in values {
+        if !app
+            .spec
+            .container
+            .secrets
+            .iter()
+            .any(|n| n.as_str() == value.name)
+        {
+            return Err(refused(format!(
+                "app {app_id} does not declare a secret named `{}` (declare it in the manifest's `secrets` first)",
+                value.name
+            )));
+        }
+    }
+    let stored = client.app_secrets(app_id).await?;
+    let revision = stored
+        .as_ref()
+        .map_or(0, |s| s.revision)
+        .checked_add(1)
+        .ok_or_else(|| refused("the secrets revision overflows"))?;
+    let moved = stored
+        .as_ref()
+        .is_some_and(|s| s.worker != worker.id || s.sealing_key != worker.keys.sealing);
+    let genesis = client.genesis_hash();
+    let owner_secret = wetee_sealing::owner_secret(owner);
+    let owner_public = wetee_sealing::public_key(&owner_secret);
+
+    // Values given now, then the ones to carry over to a new worker key.
+    let mut plain: Vec<(String, Zeroizing<Vec<u8>>)> = values
+        .iter()
+        .map(|v| (v.name.clone(), v.value.clone()))
+        .collect();
+    if moved && let Some(stored) = &stored {
+        for kept in stored.secrets.iter() {
+            let name = kept.name.as_str();
+            if remove.iter().any(|r| r == name) || plain.iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            let id = wetee_sealing::SecretId {
+                genesis_hash: &genesis,
+                app: app_id,
+                name,
+                revision: kept.revision,
+            };
+            let aad = wetee_sealing::for_owner(&id, &owner.account_id());
+            let value =
+                wetee_sealing::open(&owner_secret, &aad, &kept.for_owner).map_err(|error| {
+                    SecretsError::Seal {
+                        name: name.to_string(),
+                        error,
+                    }
+                })?;
+            plain.push((name.to_string(), value));
+        }
+    }
+    let mut set = Vec::with_capacity(plain.len());
+    for (name, value) in &plain {
+        let id = wetee_sealing::SecretId {
+            genesis_hash: &genesis,
+            app: app_id,
+            name,
+            revision,
+        };
+        let seal_error = |error| SecretsError::Seal {
+            name: name.clone(),
+            error,
+        };
+        let for_worker = wetee_sealing::seal(
+            &worker.keys.sealing,
+            &wetee_sealing::for_worker(&id, worker.id, &worker.keys.sealing),
+            value,
+        )
+        .map_err(seal_error)?;
+        let for_owner = wetee_sealing::seal(
+            &owner_public,
+            &wetee_sealing::for_owner(&id, &owner.account_id()),
+            value,
+        )
+        .map_err(seal_error)?;
+        set.push(SealedSecret {
+            name: env_name(name)?,
+            revision,
+            for_worker,
+            for_owner,
+        });
+    }
+    let remove = remove
+        .iter()
+        .map(|name| env_name(name))
+        .collect::<Result<Vec<_>, _>>()?;
+    if set.is_empty() && remove.is_empty() {
+        return Err(refused(format!(
+            "app {app_id}'s secrets are already sealed to worker {}'s current key: nothing to reseal",
+            worker.id
+        )));
+    }
+    let call = Call::Apps(AppsCall::SetSecrets {
+        app: app_id,
+        worker: worker.id,
+        sealing_key: worker.keys.sealing,
+        set: BoundedVec::try_new(set).map_err(|_| refused("too many secrets"))?,
+        remove: BoundedVec::try_new(remove).map_err(|_| refused("too many names to remove"))?,
+    });
+    Ok((call, worker))
+}
+
+fn env_name(name: &str) -> Result<EnvName, SecretsError> {
+    BoundedString::try_new(name).map_err(|_| refused(format!("`{name}` is too long for a name")))
+}

@@ -1,0 +1,236 @@
+//! Attestation on chain: the policy, the collateral registry, the nonces evidence is bound to,
+//! and the verification of worker evidence, all deterministic.
+//!
+//! ## Rules
+//! - Evidence is verified by `wetee-attest` with the block's timestamp as the time. Its report
+//!   data must be [`worker_report_data`] over the genesis hash, the worker's keys and the hash of
+//!   the block it names (`nonce_height`), which must be among the last [`NONCE_WINDOW_BLOCKS`]:
+//!   evidence cannot be made before that block, nor replayed for other keys or another chain.
+//! - The evidence vouches for the worker until that block's time plus the policy's
+//!   `max_evidence_age_ms`. After that the worker gets no new placements and its work reports
+//!   are refused until one carries fresh evidence.
+//! - SGX and TDX quotes are verified with the collateral posted for their platform family
+//!   (TEE kind and FMSPC). SEV-SNP evidence carries the chip's VCEK after the report. Simulated
+//!   evidence is verified against the development root, and only where the policy allows it.
+//! - Debug TEEs are never accepted.
+//!
+//! ## Calls
+//! - `post_collateral(json)`: anyone. Stored only if signed by Intel's root, current at the
+//!   block's time, and not older (by TCB evaluation data number, then issue date) than the
+//!   collateral already stored for its family: posting cannot roll collateral back.
+//! - `root::set_attestation_policy(policy)`: root only, see [`crate::root`].
+
+use crate::context::Ctx;
+use crate::state::State;
+use crate::storage::{self, keys};
+use wetee_attest::{Collateral, Policy};
+use wetee_types::attestation::{
+    AttestationPolicy, AttestedTee, NONCE_WINDOW_BLOCKS, worker_report_data,
+};
+use wetee_types::error::error_text;
+use wetee_types::records::{CollateralRecord, Evidence, WorkerKeys};
+use wetee_types::transaction::AttestationCall;
+use wetee_types::{AccountId, BlockNumber, CallError, Event, Hash, TeeKind, TimestampMs};
+
+/// A recent block, as a nonce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecentBlock {
+    /// Its hash.
+    pub hash: Hash,
+    /// Its timestamp.
+    pub timestamp_ms: TimestampMs,
+}
+wetee_types::codec_struct!(RecentBlock { hash, timestamp_ms });
+
+pub(crate) fn dispatch(
+    ctx: &mut Ctx,
+    signer: AccountId,
+    call: &AttestationCall,
+) -> Result<(), CallError> {
+    match call {
+        AttestationCall::PostCollateral { collateral } => post_collateral(ctx, signer, collateral),
+    }
+}
+
+/// The stored policy.
+pub fn policy(state: &dyn State) -> Result<AttestationPolicy, CallError> {
+    storage::get(state, keys::ATTESTATION_POLICY)?.ok_or_else(|| CallError::State {
+        detail: error_text("attestation policy missing"),
+    })
+}
+
+/// Start of a block: remembers the parent's hash and time as a nonce, and forgets the one that
+/// left the window.
+pub(crate) fn record_parent(
+    state: &mut dyn State,
+    height: BlockNumber,
+    parent_hash: Hash,
+    timestamp_ms: TimestampMs,
+) -> Result<(), CallError> {
+    if let Some(parent) = height.checked_sub(1) {
+        // The genesis state has no block before it: its "parent time" is the block's own.
+        let parent_time =
+            storage::get::<TimestampMs>(state, keys::LAST_BLOCK_TIME)?.unwrap_or(timestamp_ms);
+        storage::put(
+            state,
+            &keys::recent_block(parent),
+            &RecentBlock {
+                hash: parent_hash,
+                timestamp_ms: parent_time,
+            },
+        );
+        if let Some(old) = parent.checked_sub(NONCE_WINDOW_BLOCKS) {
+            state.delete(&keys::recent_block(old));
+        }
+    }
+    storage::put(state, keys::LAST_BLOCK_TIME, &timestamp_ms);
+    Ok(())
+}
+
+/// A block among the last [`NONCE_WINDOW_BLOCKS`], if `height` is one.
+pub fn recent_block(
+    state: &dyn State,
+    height: BlockNumber,
+) -> Result<Option<RecentBlock>, CallError> {
+    storage::get(state, &keys::recent_block(height))
+}
+
+fn rejected(reason: impl std::fmt::Display) -> CallError {
+    CallError::EvidenceRejected {
+        reason: error_text(&reason.to_string()),
+    }
+}
+
+/// Verifies that `evidence` proves `keys` live in a genuine, allowed TEE, recently.
+pub(crate) fn verify_evidence(
+    ctx: &Ctx,
+    keys: &WorkerKeys,
+    evidence: &Evidence,
+) -> Result<AttestedTee, CallError> {
+    let policy = &ctx.attestation;
+    if evidence.kind == TeeKind::Simulated && !policy.allow_simulated_tee {
+        return Err(CallError::SimulatedTeeNotAllowed);
+    }
+    let nonce = recent_block(ctx.state, evidence.nonce_height)?
+        .filter(|_| evidence.nonce_height < ctx.height)
+        .ok_or_else(|| {
+            rejected(format!(
+                "it is bound to block {}, which is not one of the last {NONCE_WINDOW_BLOCKS} \
+                 blocks before {}: make evidence bound to a recent block",
+                evidence.nonce_height, ctx.height
+            ))
+        })?;
+    let expires_at_ms = nonce
+        .timestamp_ms
+        .checked_add(policy.max_evidence_age_ms)
+        .ok_or(CallError::Overflow)?;
+    if expires_at_ms <= ctx.time_ms {
+        return Err(rejected(format!(
+            "it is bound to a block from {} ms before this one, more than the {} ms allowed",
+            ctx.time_ms.saturating_sub(nonce.timestamp_ms),
+            policy.max_evidence_age_ms
+        )));
+    }
+    let data: &[u8] = &evidence.data;
+    let (quote, collateral) = match evidence.kind {
+        TeeKind::Sgx | TeeKind::Tdx => {
+            let (kind, fmspc) = wetee_attest::collateral::quote_fmspc(data).map_err(rejected)?;
+            if kind != evidence.kind {
+                return Err(rejected(format!(
+                    "the evidence is labelled {} but is a {kind} quote",
+                    evidence.kind
+                )));
+            }
+            let record: CollateralRecord =
+                storage::get(ctx.state, &keys::collateral(kind, &fmspc))?.ok_or_else(|| {
+                    rejected(format!(
+                        "the chain has no collateral for {kind} platforms of FMSPC {}: \
+                         post Intel's collateral for it first",
+                        hex::encode(fmspc)
+                    ))
+                })?;
+            let mut collateral = Collateral::from_bytes(&record.json).map_err(rejected)?;
+            if let Collateral::Dcap(dcap) = &mut collateral {
+                // Posted collateral may carry the poster's own PCK chain; every quote of the
+                // family must be checked against the chain it carries itself.
+                dcap.pck_certificate_chain = None;
+            }
+            (data, collateral)
+        }
+        TeeKind::SevSnp => {
+            let (report, vcek) = wetee_attest::split_snp_evidence(data).map_err(rejected)?;
+            (report, Collateral::Vcek(vcek.to_vec()))
+        }
+        // Verified against the development root inside `wetee-attest`; no collateral is read.
+        TeeKind::Simulated => (data, Collateral::Vcek(Vec::new())),
+    };
+    let verifier_policy = Policy {
+        allowed_tcb_statuses: policy.allowed_tcb_statuses.to_vec(),
+        allow_debug: false,
+        allow_simulated: policy.allow_simulated_tee,
+        report_data: Some(worker_report_data(&ctx.genesis_hash, keys, &nonce.hash.0)),
+        allowed_measurements: policy.allowed_worker_measurements.to_vec(),
+    };
+    let now_secs = ctx.time_ms / 1000;
+    let verdict = wetee_attest::verify(
+        quote,
+        Some(evidence.kind),
+        &collateral,
+        now_secs,
+        &verifier_policy,
+    );
+    if !verdict.valid {
+        return Err(rejected(verdict.reason.unwrap_or_default()));
+    }
+    Ok(AttestedTee {
+        fresh_at_ms: nonce.timestamp_ms,
+        expires_at_ms,
+        tcb_status: verdict.tcb_status,
+        measurements: verdict.measurements,
+    })
+}
+
+fn post_collateral(ctx: &mut Ctx, signer: AccountId, json: &[u8]) -> Result<(), CallError> {
+    let refuse = |reason: String| CallError::CollateralRejected {
+        reason: error_text(&reason),
+    };
+    let now_secs = ctx.time_ms / 1000;
+    let info = wetee_attest::collateral::check_collateral(
+        json,
+        wetee_attest::collateral::intel_root_ca_der(),
+        now_secs,
+    )
+    .map_err(|e| refuse(e.to_string()))?;
+    let key = keys::collateral(info.kind, &info.fmspc);
+    if let Some(stored) = storage::get::<CollateralRecord>(ctx.state, &key)? {
+        let older = (info.tcb_evaluation_data_number, info.issued_at)
+            <= (stored.tcb_evaluation_data_number, stored.issued_at_secs);
+        if older {
+            return Err(refuse(format!(
+                "the chain already has collateral for this family that is as new (TCB evaluation \
+                 data number {}, issued at {})",
+                stored.tcb_evaluation_data_number, stored.issued_at_secs
+            )));
+        }
+    }
+    let record = CollateralRecord {
+        kind: info.kind,
+        fmspc: info.fmspc,
+        json: json
+            .to_vec()
+            .try_into()
+            .map_err(|_| refuse("the collateral is too large".into()))?,
+        issued_at_secs: info.issued_at,
+        next_update_secs: info.next_update,
+        tcb_evaluation_data_number: info.tcb_evaluation_data_number,
+        posted_by: signer,
+        posted_at: ctx.height,
+    };
+    storage::put(ctx.state, &key, &record);
+    ctx.emit(Event::CollateralPosted {
+        kind: info.kind,
+        fmspc: info.fmspc,
+        next_update_secs: info.next_update,
+    });
+    Ok(())
+}
