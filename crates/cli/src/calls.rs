@@ -10,11 +10,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wetee_client::keys::{KeySource, Keystore};
 use wetee_client::rpc::{Client, ClientError, Finalized};
+use wetee_client::secrets::SecretValue;
+use wetee_types::attestation::AttestationPolicy;
 use wetee_types::manifest::{AppSpec, TaskExecution, TaskSpec};
 use wetee_types::records::{AppSettings, Attestation, WorkerProfile};
 use wetee_types::report::SignedWorkReport;
 use wetee_types::rpc::{BlockId, EventFilter, TransactionStatus};
-use wetee_types::transaction::{AppsCall, BalancesCall, RootCall, TasksCall, WorkersCall};
+use wetee_types::transaction::{
+    AppsCall, AttestationCall, BalancesCall, RootCall, TasksCall, WorkersCall,
+};
 use wetee_types::{
     AccountId, AppId, Balance, Call, ComplaintId, Hash, KeyScheme, Params, TaskId, WorkerId,
 };
@@ -202,6 +206,49 @@ pub enum WorkerCommand {
         /// The complaint.
         complaint: ComplaintId,
     },
+    /// Posts Intel's collateral (JSON in dcap-qvl's QuoteCollateralV3 layout) for a platform
+    /// family; anyone may. The chain stores it only if Intel signed it, it is current, and it
+    /// is newer than what the chain has.
+    PostCollateral {
+        #[command(flatten)]
+        signer: Signer,
+        /// The collateral file.
+        collateral: PathBuf,
+    },
+}
+
+/// `wetee app secrets ...`: secrets sealed to the TEE of the worker the app runs on.
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Seals secrets to the app's worker, after verifying its attestation here; the others
+    /// are kept (or resealed if the app moved). Values never leave this machine in the clear.
+    Set {
+        #[command(flatten)]
+        signer: Signer,
+        /// The app.
+        app: AppId,
+        /// `NAME=VALUE` pairs (prefer --file: command lines end up in shell history).
+        values: Vec<String>,
+        /// A file of `NAME=VALUE` lines (`#` comments and blank lines ignored).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Names to forget.
+        #[arg(long)]
+        remove: Vec<String>,
+    },
+    /// Reseals every secret to the worker the app now runs on (after it moved), from the
+    /// owner's own sealed copies: nothing to type again.
+    Reseal {
+        #[command(flatten)]
+        signer: Signer,
+        /// The app.
+        app: AppId,
+    },
+    /// The app's secrets: names, revisions, and the worker they are sealed to (never values).
+    List {
+        /// The app.
+        app: AppId,
+    },
 }
 
 /// `wetee app ...`: long-running apps.
@@ -311,6 +358,9 @@ pub enum AppCommand {
         /// The app.
         app: AppId,
     },
+    /// Secrets sealed to the TEE of the app's worker.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
 }
 
 /// `wetee task ...`: one-off and periodic tasks.
@@ -408,6 +458,15 @@ pub enum RootCommand {
         signer: Signer,
         /// The new root.
         root: AccountId,
+    },
+    /// Replaces the attestation policy (JSON or TOML): allowed TCB statuses, allowed worker
+    /// measurements, whether the simulated TEE is accepted, the maximum evidence age.
+    SetAttestationPolicy {
+        #[command(flatten)]
+        signer: Signer,
+        /// The new policy.
+        #[arg(long)]
+        policy: PathBuf,
     },
 }
 
@@ -799,6 +858,19 @@ pub async fn worker(command: WorkerCommand, context: &Session<'_>) -> Result<()>
         WorkerCommand::DismissComplaint { signer, complaint } => {
             (signer, WorkersCall::DismissComplaint { complaint })
         }
+        WorkerCommand::PostCollateral { signer, collateral } => {
+            let bytes = std::fs::read(&collateral)
+                .with_context(|| format!("reading {}", collateral.display()))?;
+            let len = bytes.len();
+            let collateral = bytes.try_into().map_err(|_| {
+                anyhow::anyhow!(
+                    "{len} bytes: the chain stores at most {}",
+                    wetee_types::records::MAX_COLLATERAL_BYTES
+                )
+            })?;
+            let call = Call::Attestation(AttestationCall::PostCollateral { collateral });
+            return send(context, &signer, call).await;
+        }
     };
     send(context, &signer, Call::Workers(call)).await
 }
@@ -824,6 +896,13 @@ pub async fn app(command: AppCommand, context: &Session<'_>) -> Result<()> {
                     status["worker"],
                     status["url"].as_str().unwrap_or("none (not placed)")
                 );
+                if status["status"]["state"] == "awaiting_secrets" {
+                    text.push_str(&format!(
+                        "\n  waiting for its secrets to be sealed to worker {}: run \
+                         `wetee app secrets reseal {app} --from <owner>` (or `secrets set` for new ones)",
+                        status["worker"]
+                    ));
+                }
                 if let Some(reason) = status["failure"]["reason"].as_str() {
                     text.push_str(&format!(
                         "\n  failed  {reason}\n{}",
@@ -890,8 +969,108 @@ pub async fn app(command: AppCommand, context: &Session<'_>) -> Result<()> {
         } => (signer, AppsCall::Recharge { app, amount }),
         AppCommand::Restart { signer, app } => (signer, AppsCall::Restart { app }),
         AppCommand::Stop { signer, app } => (signer, AppsCall::Stop { app }),
+        AppCommand::Secrets(command) => return secrets(command, context).await,
     };
     send(context, &signer, Call::Apps(call)).await
+}
+
+/// Reads `NAME=VALUE` pairs: from the command line, then from a file.
+fn secret_values(pairs: &[String], file: Option<&Path>) -> Result<Vec<SecretValue>> {
+    let mut values = Vec::new();
+    let mut parse = |line: &str, place: &dyn Fn() -> String| -> Result<()> {
+        let Some((name, value)) = line.split_once('=') else {
+            bail!("{}: expected NAME=VALUE", place());
+        };
+        let name = name.trim();
+        if values.iter().any(|v: &SecretValue| v.name == name) {
+            bail!("{}: `{name}` is given twice", place());
+        }
+        values.push(SecretValue {
+            name: name.to_string(),
+            value: zeroize::Zeroizing::new(value.as_bytes().to_vec()),
+        });
+        Ok(())
+    };
+    for (i, pair) in pairs.iter().enumerate() {
+        parse(pair, &|| format!("value {}", i + 1))?;
+    }
+    if let Some(path) = file {
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        );
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim_start();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            parse(line, &|| format!("{}:{}", path.display(), i + 1))?;
+        }
+    }
+    Ok(values)
+}
+
+/// `wetee app secrets ...`.
+async fn secrets(command: SecretsCommand, context: &Session<'_>) -> Result<()> {
+    let (signer, app, values, remove) = match command {
+        SecretsCommand::List { app } => {
+            let client = connect(context).await?;
+            let stored = client.app_secrets(app).await?;
+            let listed = stored.as_ref().map(|s| {
+                serde_json::json!({
+                    "app": app,
+                    "worker": s.worker,
+                    "revision": s.revision,
+                    "secrets": s.secrets.iter().map(|secret| serde_json::json!({
+                        "name": secret.name.as_str(),
+                        "revision": secret.revision,
+                    })).collect::<Vec<_>>(),
+                })
+            });
+            print(context.format, &listed, || match &stored {
+                None => format!("app {app} has no secrets on chain"),
+                Some(s) => {
+                    let mut text = format!(
+                        "app {app}: secrets sealed to worker {} (revision {})",
+                        s.worker, s.revision
+                    );
+                    for secret in s.secrets.iter() {
+                        text.push_str(&format!(
+                            "\n  {}  (revision {})",
+                            secret.name.as_str(),
+                            secret.revision
+                        ));
+                    }
+                    text
+                }
+            });
+            return Ok(());
+        }
+        SecretsCommand::Set {
+            signer,
+            app,
+            values,
+            file,
+            remove,
+        } => (
+            signer,
+            app,
+            secret_values(&values, file.as_deref())?,
+            remove,
+        ),
+        SecretsCommand::Reseal { signer, app } => (signer, app, Vec::new(), Vec::new()),
+    };
+    let key = KeySource::parse(&signer.from)?.keypair(context.scheme, context.keystore)?;
+    let client = connect(context).await?;
+    let (call, worker) = wetee_client::secrets::seal(&client, &key, app, &values, &remove)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if context.format == Format::Text {
+        eprintln!(
+            "worker {}'s attestation verified here ({}); sealing to its key",
+            worker.id, worker.evidence.kind
+        );
+    }
+    send(context, &signer, call).await
 }
 
 /// `wetee task ...`.
@@ -975,6 +1154,10 @@ pub async fn root(command: RootCommand, context: &Session<'_>) -> Result<()> {
             (signer, RootCall::SetParams { params })
         }
         RootCommand::SetRootKey { signer, root } => (signer, RootCall::SetRootKey { root }),
+        RootCommand::SetAttestationPolicy { signer, policy } => {
+            let policy: AttestationPolicy = read_document(&policy)?;
+            (signer, RootCall::SetAttestationPolicy { policy })
+        }
     };
     send(context, &signer, Call::Root(call)).await
 }

@@ -135,6 +135,20 @@ fn build(example: &str) -> PathBuf {
 }
 
 /// The containers this test's worker runs for `app` (others may share the engine).
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
 fn containers_of(scope: &str, app: u64) -> Vec<String> {
     let output = Command::new("podman")
         .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
@@ -330,6 +344,78 @@ listen = "127.0.0.1:{ingress_port}"
     let reason = refused["error"].as_str().unwrap_or_default();
     assert!(reason.contains("403"), "{refused}");
 
+    // Version three needs a sealed secret: it waits for it, then serves what only it can read.
+    let v3 = home.join("v3.toml");
+    std::fs::write(
+        &v3,
+        std::fs::read_to_string(&v2)
+            .unwrap()
+            .replace(
+                r#"args = ["sh", "/app/serve.sh"]"#,
+                r#"args = ["sh", "-c", "mkdir -p /www && cat /run/secrets/API_TOKEN > /www/index.html && exec /bin/busybox httpd -f -p 8080 -h /www"]
+secrets = ["API_TOKEN"]"#,
+            ),
+    )
+    .unwrap();
+    let (ok, updated, stderr) = wetee(
+        &rpc,
+        &[
+            "app",
+            "update",
+            &app_id,
+            "-f",
+            v3.to_str().unwrap(),
+            "--from",
+            "//Bob",
+        ],
+    );
+    assert!(ok, "update: {updated} {stderr}");
+    let (_, status, _) = wetee(&rpc, &["app", "status", &app_id]);
+    assert_eq!(status["status"]["state"], "awaiting_secrets", "{status}");
+    let token = format!("tok-{}", std::process::id());
+    let secret_file = home.join("secrets.env");
+    std::fs::write(
+        &secret_file,
+        format!(
+            "# sealed to the worker
+API_TOKEN={token}
+"
+        ),
+    )
+    .unwrap();
+    let (ok, set, stderr) = wetee(
+        &rpc,
+        &[
+            "app",
+            "secrets",
+            "set",
+            &app_id,
+            "--file",
+            secret_file.to_str().unwrap(),
+            "--from",
+            "//Bob",
+        ],
+    );
+    assert!(ok, "secrets set: {set} {stderr}");
+    assert!(stderr.contains("attestation verified"), "{stderr}");
+    eventually("the secret to be served", 60, || {
+        get(&url).filter(|(_, body)| body.contains(&token))
+    });
+    let (ok, listed, _) = wetee(&rpc, &["app", "secrets", "list", &app_id]);
+    assert!(
+        ok && listed["secrets"][0]["name"] == "API_TOKEN",
+        "{listed}"
+    );
+    std::fs::remove_file(&secret_file).unwrap();
+    let leaks: Vec<_> = walk(home)
+        .into_iter()
+        .filter(|path| {
+            std::fs::read(path)
+                .is_ok_and(|bytes| bytes.windows(token.len()).any(|w| w == token.as_bytes()))
+        })
+        .collect();
+    assert!(leaks.is_empty(), "the secret in the clear in {leaks:?}");
+
     // A periodic task runs twice, and both results reach the chain.
     let tick = build("tick-c");
     let (ok, created, stderr) = wetee(
@@ -392,9 +478,11 @@ listen = "127.0.0.1:{ingress_port}"
         "{:?}",
         containers_of(&scope, app)
     );
-    let (code, body) = get(&url).expect("still serves");
+    let (code, body) = eventually("still serving after the restart", 30, || {
+        get(&url).filter(|(code, _)| *code == 200)
+    });
     assert_eq!(code, 200);
-    assert!(body.contains("(v2)"));
+    assert!(body.contains(&token), "{body}");
 
     // Stop: the container goes and the unused deposit comes back.
     let (ok, stopped, stderr) = wetee(&rpc, &["app", "stop", &app_id, "--from", "//Bob"]);
