@@ -1,5 +1,5 @@
-//! Untrusted evidence and collateral: detecting, parsing and verifying any bytes never panics,
-//! and nothing made of random bytes verifies.
+//! Untrusted evidence and collateral: detecting, parsing, checking and verifying any bytes never
+//! panics, and nothing made of random bytes verifies.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -31,6 +31,12 @@ fuzz_target!(|data: &[u8]| {
     let verdict = verify(&evidence, kind, &dev, AT, &policy);
     assert!(!verdict.valid || selector % 5 == 4, "random bytes verified: {verdict:?}");
     let _ = verify(&evidence, kind, &Collateral::Vcek(bytes.to_vec()), AT, &policy);
+    // The chain's paths: finding a quote's family, splitting SNP evidence, and checking posted
+    // collateral (nothing random is Intel-signed).
+    let _ = wetee_attest::collateral::quote_fmspc(bytes);
+    let _ = wetee_attest::split_snp_evidence(bytes);
+    let root = wetee_attest::collateral::intel_root_ca_der();
+    assert!(wetee_attest::collateral::check_collateral(bytes, root, AT).is_err());
     if let Ok(collateral) = Collateral::from_bytes(bytes) {
         let quote = simulated::quote(&[0; 64]).expect("dev quote");
         let _ = verify(&quote, Some(TeeKind::Tdx), &collateral, AT, &policy);

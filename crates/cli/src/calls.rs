@@ -235,6 +235,10 @@ pub enum SecretsCommand {
         /// Names to forget.
         #[arg(long)]
         remove: Vec<String>,
+        /// Seal even to a worker running the simulated TEE (development chains only: it
+        /// protects nothing).
+        #[arg(long)]
+        allow_simulated_tee: bool,
     },
     /// Reseals every secret to the worker the app now runs on (after it moved), from the
     /// owner's own sealed copies: nothing to type again.
@@ -243,6 +247,9 @@ pub enum SecretsCommand {
         signer: Signer,
         /// The app.
         app: AppId,
+        /// Seal even to a worker running the simulated TEE (development chains only).
+        #[arg(long)]
+        allow_simulated_tee: bool,
     },
     /// The app's secrets: names, revisions, and the worker they are sealed to (never values).
     List {
@@ -443,6 +450,8 @@ pub enum TaskCommand {
 
 /// `wetee root ...`: calls only the root key may make.
 #[derive(Debug, Subcommand)]
+// The subcommands are named after the runtime's root calls, which all set something.
+#[allow(clippy::enum_variant_names)]
 pub enum RootCommand {
     /// Replaces the chain parameters (JSON or TOML).
     SetParams {
@@ -1011,7 +1020,7 @@ fn secret_values(pairs: &[String], file: Option<&Path>) -> Result<Vec<SecretValu
 
 /// `wetee app secrets ...`.
 async fn secrets(command: SecretsCommand, context: &Session<'_>) -> Result<()> {
-    let (signer, app, values, remove) = match command {
+    let (signer, app, values, remove, allow_simulated) = match command {
         SecretsCommand::List { app } => {
             let client = connect(context).await?;
             let stored = client.app_secrets(app).await?;
@@ -1051,19 +1060,26 @@ async fn secrets(command: SecretsCommand, context: &Session<'_>) -> Result<()> {
             values,
             file,
             remove,
+            allow_simulated_tee,
         } => (
             signer,
             app,
             secret_values(&values, file.as_deref())?,
             remove,
+            allow_simulated_tee,
         ),
-        SecretsCommand::Reseal { signer, app } => (signer, app, Vec::new(), Vec::new()),
+        SecretsCommand::Reseal {
+            signer,
+            app,
+            allow_simulated_tee,
+        } => (signer, app, Vec::new(), Vec::new(), allow_simulated_tee),
     };
     let key = KeySource::parse(&signer.from)?.keypair(context.scheme, context.keystore)?;
     let client = connect(context).await?;
-    let (call, worker) = wetee_client::secrets::seal(&client, &key, app, &values, &remove)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (call, worker) =
+        wetee_client::secrets::seal(&client, &key, app, &values, &remove, allow_simulated)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     if context.format == Format::Text {
         eprintln!(
             "worker {}'s attestation verified here ({}); sealing to its key",

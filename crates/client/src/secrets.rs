@@ -57,7 +57,21 @@ impl std::fmt::Debug for SecretValue {
 
 /// Verifies the worker's attestation as the chain did, now: genuine evidence for its keys,
 /// bound to a block of this chain, under the chain's current policy, not expired.
-pub async fn verify_worker(client: &Client, worker: &Worker) -> Result<Verdict, SecretsError> {
+///
+/// The simulated TEE is accepted only if the caller says so (`allow_simulated`): its keys are
+/// public, and the node answering may lie about the chain's policy.
+pub async fn verify_worker(
+    client: &Client,
+    worker: &Worker,
+    allow_simulated: bool,
+) -> Result<Verdict, SecretsError> {
+    if worker.evidence.kind == TeeKind::Simulated && !allow_simulated {
+        return Err(refused(format!(
+            "worker {} runs the simulated TEE, which protects nothing (its keys are public); \
+             on a development chain, allow it explicitly (--allow-simulated-tee)",
+            worker.id
+        )));
+    }
     let policy = client.attestation_policy().await?;
     let head = client.header(None).await?;
     if !worker.attestation_valid(head.header.timestamp_ms) {
@@ -103,7 +117,7 @@ pub async fn verify_worker(client: &Client, worker: &Worker) -> Result<Verdict, 
         &Policy {
             allowed_tcb_statuses: policy.allowed_tcb_statuses.to_vec(),
             allow_debug: false,
-            allow_simulated: policy.allow_simulated_tee,
+            allow_simulated: allow_simulated && policy.allow_simulated_tee,
             report_data: Some(worker_report_data(
                 &client.genesis_hash(),
                 &worker.keys,
@@ -125,13 +139,14 @@ pub async fn verify_worker(client: &Client, worker: &Worker) -> Result<Verdict, 
 /// The call that seals `values` (and removes `remove`) for `app`, owned by `owner`, to the
 /// worker it is placed on. Secrets already on chain but sealed to another worker key (the app
 /// moved) are resealed from the owner's copies in the same call, so with no values this is a
-/// reseal. Returns the call and the worker sealed to.
+/// reseal. `allow_simulated`: see [`verify_worker`]. Returns the call and the worker sealed to.
 pub async fn seal(
     client: &Client,
     owner: &Keypair,
     app_id: AppId,
     values: &[SecretValue],
     remove: &[String],
+    allow_simulated: bool,
 ) -> Result<(Call, Worker), SecretsError> {
     let app: App = client
         .app(app_id)
@@ -152,7 +167,7 @@ pub async fn seal(
         .worker(placement.worker)
         .await?
         .ok_or_else(|| refused(format!("worker {} vanished", placement.worker)))?;
-    let verdict = verify_worker(client, &worker).await?;
+    let verdict = verify_worker(client, &worker, allow_simulated).await?;
     if !app
         .spec
         .constraints

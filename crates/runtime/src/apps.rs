@@ -216,6 +216,14 @@ pub(crate) fn refresh_secrets_status(ctx: &mut Ctx, app: &mut App) -> Result<(),
     }
     let worker = storage::worker(ctx.state, placement.worker)?;
     if secrets_ready(ctx, app, &worker)? {
+        if app.status == AppStatus::AwaitingSecrets {
+            // The blocks spent waiting are not the worker's to claim.
+            let lease = storage::lease(ctx.state, placement.worker, app.id, placement.lease)?;
+            if let Some(mut lease) = lease {
+                lease.settled_to = lease.settled_to.max(ctx.height);
+                storage::put_lease(ctx.state, &lease);
+            }
+        }
         app.status = AppStatus::Running;
     } else if app.status != AppStatus::AwaitingSecrets {
         app.status = AppStatus::AwaitingSecrets;

@@ -190,6 +190,24 @@ pub(crate) fn verify_evidence(
     })
 }
 
+/// Whether the current policy still accepts what was verified in `worker`'s evidence (the root
+/// may have tightened it since): the kind, the TCB status and the measurements.
+pub(crate) fn still_allowed(
+    policy: &AttestationPolicy,
+    worker: &wetee_types::records::Worker,
+) -> bool {
+    let attested = &worker.attested;
+    let kind_allowed = worker.evidence.kind != TeeKind::Simulated || policy.allow_simulated_tee;
+    let tcb_allowed = attested
+        .tcb_status
+        .is_none_or(|status| policy.allowed_tcb_statuses.contains(&status));
+    let measured_allowed = match &attested.measurements {
+        Some(measurements) => policy.allows_measurements(measurements),
+        None => policy.allowed_worker_measurements.is_empty(),
+    };
+    kind_allowed && tcb_allowed && measured_allowed
+}
+
 fn post_collateral(ctx: &mut Ctx, signer: AccountId, json: &[u8]) -> Result<(), CallError> {
     let refuse = |reason: String| CallError::CollateralRejected {
         reason: error_text(&reason),

@@ -49,6 +49,15 @@ pub(crate) fn dispatch(ctx: &mut Ctx, signer: AccountId, call: &RootCall) -> Res
                 .map_err(|problem| CallError::InvalidParams {
                     problem: error_text(&format!("attestation policy: {problem}")),
                 })?;
+            if policy.allow_simulated_tee && !ctx.attestation.allow_simulated_tee {
+                // Only a development chain's genesis may accept the simulated TEE: its keys are
+                // public, so turning it on later would hand every secret to anyone.
+                return Err(CallError::InvalidParams {
+                    problem: error_text(
+                        "attestation policy: the simulated TEE can only be allowed at genesis",
+                    ),
+                });
+            }
             storage::put(ctx.state, keys::ATTESTATION_POLICY, policy);
             ctx.attestation = policy.clone();
             ctx.emit(Event::AttestationPolicyChanged);

@@ -146,7 +146,9 @@ pub(crate) fn meets_constraints(
     {
         return Err(Unfit::Tee);
     }
-    if !worker.attestation_valid(rules.now_ms) {
+    if !worker.attestation_valid(rules.now_ms)
+        || !crate::attestation::still_allowed(rules.attestation, worker)
+    {
         return Err(Unfit::AttestationExpired);
     }
     if !c.allows_measurements(worker.attested.measurements.as_ref()) {
@@ -228,10 +230,13 @@ pub(crate) fn explain(
     if candidates.is_empty() {
         return Ok(format!("no started worker has attested {}", c.tee));
     }
-    candidates.retain(|w| w.attestation_valid(rules.now_ms));
+    candidates.retain(|w| {
+        w.attestation_valid(rules.now_ms) && crate::attestation::still_allowed(rules.attestation, w)
+    });
     if candidates.is_empty() {
         return Ok(format!(
-            "{who} has a current attestation (their evidence expired: they must refresh it)"
+            "{who} has a current attestation the policy allows (their evidence expired or the \
+             policy changed: they must send fresh evidence)"
         ));
     }
     candidates.retain(|w| c.allows_measurements(w.attested.measurements.as_ref()));

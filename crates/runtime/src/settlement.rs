@@ -184,8 +184,16 @@ pub(crate) fn settle_app_proof(
     worker_id: WorkerId,
     epoch: EpochNumber,
     proof: &AppProof,
+    unpaid: bool,
 ) -> Result<Balance, CallError> {
     let mut app = storage::app(ctx.state, proof.app)?;
+    // An app waiting for its secrets cannot have run; nor is anything paid to a worker whose
+    // attestation lapsed: the blocks are settled at zero uptime.
+    let uptime_bps = if unpaid || app.status == wetee_types::records::AppStatus::AwaitingSecrets {
+        0
+    } else {
+        proof.uptime_bps
+    };
     let epoch_start = ctx.chain.epoch_start(epoch);
     let epoch_end = ctx.chain.epoch_start(epoch.saturating_add(1));
     let prefix = keys::leases_of(worker_id, proof.app);
@@ -216,7 +224,7 @@ pub(crate) fn settle_app_proof(
             .price_per_epoch
             .mul_div_floor(
                 u128::from(blocks)
-                    .checked_mul(u128::from(proof.uptime_bps))
+                    .checked_mul(u128::from(uptime_bps))
                     .ok_or(CallError::Overflow)?,
                 u128::from(ctx.chain.epoch_length)
                     .checked_mul(10_000)

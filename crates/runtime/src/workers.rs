@@ -529,6 +529,9 @@ fn submit_work_report(
         return Err(CallError::ReportSignatureInvalid { worker: id });
     }
     let mut worker = worker;
+    // Validity before any refresh: a lapsed worker is paid nothing for this report.
+    let lapsed = !worker.attestation_valid(ctx.time_ms)
+        || !crate::attestation::still_allowed(&ctx.attestation, &worker);
     if let Some(evidence) = &report.evidence {
         worker.attested = check_evidence(ctx, &worker.profile, &worker.keys, evidence)?;
         worker.evidence = evidence.clone();
@@ -541,6 +544,13 @@ fn submit_work_report(
         return Err(CallError::AttestationExpired {
             worker: id,
             expired_at_ms: worker.attested.expires_at_ms,
+        });
+    }
+    if !crate::attestation::still_allowed(&ctx.attestation, &worker) {
+        return Err(CallError::EvidenceRejected {
+            reason: error_text(
+                "the attestation policy no longer allows this worker's TEE: send fresh evidence that meets it",
+            ),
         });
     }
     // Record the report first: from here on, this epoch and older ones are settled for this
@@ -562,7 +572,7 @@ fn submit_work_report(
         if proof.uptime_bps > 0 {
             served.insert(proof.app);
         }
-        let amount = settlement::settle_app_proof(ctx, id, report.epoch, proof)?;
+        let amount = settlement::settle_app_proof(ctx, id, report.epoch, proof, lapsed)?;
         paid = paid.checked_add(amount).ok_or(CallError::Overflow)?;
     }
     for run in &report.runs {

@@ -143,7 +143,9 @@ async fn a_sealed_secret_reaches_the_container_and_nothing_else() {
         name: "API_TOKEN".into(),
         value: Zeroizing::new(token.as_bytes().to_vec()),
     }];
-    let (call, sealed_to) = seal(&client, &bob, app, &values, &[])
+    // The simulated TEE protects nothing: sealing to it must be asked for.
+    assert!(seal(&client, &bob, app, &values, &[], false).await.is_err());
+    let (call, sealed_to) = seal(&client, &bob, app, &values, &[], true)
         .await
         .expect("sealed");
     assert_eq!(sealed_to.id, worker);
@@ -191,7 +193,7 @@ async fn a_sealed_secret_reaches_the_container_and_nothing_else() {
         name: "API_TOKEN".into(),
         value: Zeroizing::new(rotated.as_bytes().to_vec()),
     }];
-    let (call, _) = seal(&client, &bob, app, &values, &[]).await.unwrap();
+    let (call, _) = seal(&client, &bob, app, &values, &[], true).await.unwrap();
     client.send(&bob, call, |_| {}).await.unwrap();
     let desired = desired_instances(&client, worker, &identity).await.unwrap();
     assert!(desired[0].generation > generation);

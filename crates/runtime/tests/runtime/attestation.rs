@@ -152,7 +152,8 @@ fn an_expired_attestation_gets_no_placement_and_no_pay_until_it_is_refreshed() {
     );
     assert_eq!(chain.worker(worker).earnings, before);
 
-    // The same report with fresh evidence is accepted and paid, and placement resumes.
+    // The same report with fresh evidence is accepted (the worker is live) but pays nothing:
+    // it was not attested when it came. Placement resumes, and the next report is paid.
     let mut report = report;
     report.report.evidence = Some(chain.evidence(TeeKind::Simulated, &chain.worker(worker).keys));
     report.signature = *chain
@@ -168,10 +169,12 @@ fn an_expired_attestation_gets_no_placement_and_no_pay_until_it_is_refreshed() {
             .iter()
             .any(|e| matches!(e, Event::WorkerAttested { .. }))
     );
-    assert!(chain.worker(worker).earnings > before);
+    assert_eq!(chain.worker(worker).earnings, before);
     assert!(chain.worker(worker).attested.expires_at_ms > chain.block().timestamp_ms);
     chain.advance_to_epoch(8);
     assert_eq!(chain.app(second).status, AppStatus::Running);
+    chain.report("eve", worker, 7, vec![TestChain::proof(app, 10_000)]);
+    assert!(chain.worker(worker).earnings > before);
     chain.check_invariants();
 }
 
@@ -204,9 +207,40 @@ fn only_root_sets_the_policy_and_it_can_pin_worker_measurements() {
     chain.ok_as(&root, set_policy(policy));
     assert!(chain.try_register("eve", profile.clone()).is_some());
 
-    // A production policy refuses the simulated TEE from then on.
+    // A worker the policy no longer allows gets no placements and its reports are refused
+    // until it sends evidence the new policy accepts.
+    let worker = chain.started_worker("ferdie", profile.clone());
+    let mut stricter = AttestationPolicy::dev();
+    stricter.allowed_worker_measurements = BoundedVec::try_new(vec![pinned_tdx([8; 48])]).unwrap();
+    chain.ok_as(&root, set_policy(stricter));
+    let app = chain.create_app(
+        "alice",
+        TestChain::app_spec(1000, 512, TeeKind::Simulated, None),
+        tokens(20),
+    );
+    assert_eq!(chain.app(app).status, AppStatus::Pending);
+    chain.advance_to_epoch(1);
+    let report = chain.signed_report(worker, 0, vec![], vec![]);
+    assert!(matches!(
+        chain.failure(
+            "ferdie",
+            Call::Workers(WorkersCall::SubmitWorkReport { report })
+        ),
+        CallError::EvidenceRejected { .. }
+    ));
+
+    // A production policy refuses the simulated TEE from then on, and it cannot come back.
     chain.ok_as(&root, set_policy(AttestationPolicy::production()));
     assert_eq!(chain.try_register("dave", profile), None);
+    assert!(matches!(
+        chain
+            .submit_atomic(&root, set_policy(AttestationPolicy::dev()))
+            .unwrap()
+            .outcome,
+        wetee_types::Outcome::Failed {
+            error: CallError::InvalidParams { .. }
+        }
+    ));
 }
 
 #[test]

@@ -147,6 +147,38 @@ fn an_app_waits_for_its_secrets_and_only_its_workers_tee_can_open_them() {
 }
 
 #[test]
+fn a_worker_is_not_paid_for_an_app_waiting_for_its_secrets() {
+    let mut chain = TestChain::new();
+    let worker = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
+    let app = app_with_secrets(&mut chain, &["API_TOKEN"]);
+    chain.advance_to_epoch(1);
+    // It claims full uptime for an app it cannot have started: paid nothing.
+    let events = chain.report("eve", worker, 0, vec![TestChain::proof(app, 10_000)]);
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::AppPaid { amount, .. } if amount.is_zero()
+    )));
+    assert!(chain.worker(worker).earnings.is_zero());
+    // Secrets set mid-epoch: only the blocks after that are paid.
+    chain.advance(5);
+    let key = chain.worker(worker).keys.sealing;
+    let secrets = sealed(&chain, "alice", app, worker, 1, &[("API_TOKEN", "t")]);
+    chain.ok("alice", set(app, worker, key, secrets));
+    chain.advance_to_epoch(2);
+    chain.report("eve", worker, 1, vec![TestChain::proof(app, 10_000)]);
+    let full_epoch = chain.app(app).placement.unwrap().price_per_epoch;
+    let earned = chain.worker(worker).earnings;
+    assert!(
+        !earned.is_zero() && earned < full_epoch,
+        "{earned} of {full_epoch}"
+    );
+    chain.check_invariants();
+}
+
+#[test]
 fn secrets_must_be_declared_current_and_sealed_to_the_apps_worker_key() {
     let mut chain = TestChain::new();
     let worker = chain.started_worker(
