@@ -52,6 +52,9 @@ pub struct CollateralInfo {
     pub next_update: u64,
     /// The TCB Info's `tcbEvaluationDataNumber`: Intel raises it with each TCB recovery.
     pub tcb_evaluation_data_number: u32,
+    /// The CA whose revocation list it carries, `"processor"` or `"platform"`: a quote needs
+    /// the list of the CA that issued its PCK certificate ([`quote_pck_ca`]).
+    pub pck_ca: &'static str,
 }
 
 /// Intel's SGX Root CA certificate (DER), which production verification trusts.
@@ -95,6 +98,16 @@ pub fn check_collateral(
     )?;
     let pck_ca = issued(&collateral.pck_crl_issuer_chain, "PCK CRL")?;
     let (_, pck_crl_next) = crl(&collateral.pck_crl, "PCK CRL", &pck_ca, now_secs)?;
+    let pck_ca_subject = pck_ca.cert.tbs_certificate.subject.to_string();
+    let pck_ca = if pck_ca_subject.contains("PCK Platform CA") {
+        "platform"
+    } else if pck_ca_subject.contains("PCK Processor CA") {
+        "processor"
+    } else {
+        return Err(bad(format!(
+            "the PCK CRL is issued by \"{pck_ca_subject}\", neither a PCK Processor nor a PCK Platform CA"
+        )));
+    };
 
     // Signed by Intel from here on: what remains is whether it is current and consistent.
     let tcb: TcbInfo = serde_json::from_str(&collateral.tcb_info)
@@ -135,6 +148,22 @@ pub fn check_collateral(
         issued_at: tcb_issued,
         next_update,
         tcb_evaluation_data_number: tcb.tcb_evaluation_data_number,
+        pck_ca,
+    })
+}
+
+/// The CA that issued an SGX or TDX quote's PCK certificate, `"processor"` or `"platform"`.
+/// Nothing is verified here.
+pub fn quote_pck_ca(evidence: &[u8]) -> Result<&'static str, AttestError> {
+    let kind = crate::detect_kind(evidence)?;
+    let quote = crate::dcap::parse(evidence, kind)?;
+    let ca = dcap_qvl::intel::quote_ca(&quote).map_err(|e| AttestError::Malformed {
+        kind,
+        reason: format!("no PCK certificate issuer: {e}"),
+    })?;
+    Ok(match ca {
+        dcap_qvl::config::PckCa::Platform => "platform",
+        dcap_qvl::config::PckCa::Processor => "processor",
     })
 }
 

@@ -73,6 +73,12 @@ fn every_dcap_vector_is_accepted_at_its_time_for_its_quotes_kind_and_fmspc() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(info.kind, kind, "{name}");
         assert_eq!(quote_fmspc(&quote(name)), Ok((kind, info.fmspc)), "{name}");
+        // The collateral carries the revocation list of the CA that issued the quote's PCK.
+        assert_eq!(
+            wetee_attest::collateral::quote_pck_ca(&quote(name)),
+            Ok(info.pck_ca),
+            "{name}"
+        );
         assert!(
             info.issued_at <= at && at <= info.next_update,
             "{name}: {info:?}"
@@ -98,6 +104,7 @@ fn every_dcap_vector_is_accepted_at_its_time_for_its_quotes_kind_and_fmspc() {
             issued_at: 1_750_330_571,   // 2025-06-19T10:56:11Z
             next_update: 1_752_919_278, // 2025-07-19T10:01:18Z
             tcb_evaluation_data_number: 17,
+            pck_ca: "processor",
         }
     );
 }
@@ -253,10 +260,15 @@ fn the_simulated_collateral_is_accepted_only_against_the_development_root() {
             issued_at: 1_735_689_600,   // 2025-01-01
             next_update: 4_891_363_200, // 2125-01-01
             tcb_evaluation_data_number: 1,
+            pck_ca: "processor",
         }
     );
     let quote = simulated::quote(&[0; 64]).unwrap();
     assert_eq!(quote_fmspc(&quote), Ok((TeeKind::Tdx, info.fmspc)));
+    assert_eq!(
+        wetee_attest::collateral::quote_pck_ca(&quote),
+        Ok(info.pck_ca)
+    );
     assert!(matches!(
         check_collateral(&dev, dev_root, 1_735_689_600 - 1),
         Err(AttestError::CollateralNotCurrent { .. })

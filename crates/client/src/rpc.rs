@@ -271,14 +271,19 @@ impl Client {
         self.call("state_attestationPolicy", rpc_params![]).await
     }
 
-    /// `state_collateral`: the Intel collateral stored for a platform family.
+    /// `state_collateral`: the Intel collateral stored for a platform family and PCK CA
+    /// (`processor` or `platform`).
     pub async fn collateral(
         &self,
         kind: wetee_types::TeeKind,
         fmspc: &[u8; 6],
+        pck_ca: &str,
     ) -> Result<Option<wetee_types::records::CollateralRecord>, ClientError> {
-        self.call("state_collateral", rpc_params![kind, hex::encode(fmspc)])
-            .await
+        self.call(
+            "state_collateral",
+            rpc_params![kind, hex::encode(fmspc), pck_ca],
+        )
+        .await
     }
 
     /// `state_appFailure`: why the app's worker could not run it, if it reported so.

@@ -89,12 +89,17 @@ pub async fn verify_worker(
         TeeKind::Sgx | TeeKind::Tdx => {
             let (kind, fmspc) = wetee_attest::collateral::quote_fmspc(data)
                 .map_err(|e| refused(format!("worker {}: {e}", worker.id)))?;
-            let record = client.collateral(kind, &fmspc).await?.ok_or_else(|| {
-                refused(format!(
-                    "the chain has no collateral for worker {}'s platform",
-                    worker.id
-                ))
-            })?;
+            let pck_ca = wetee_attest::collateral::quote_pck_ca(data)
+                .map_err(|e| refused(format!("worker {}: {e}", worker.id)))?;
+            let record = client
+                .collateral(kind, &fmspc, pck_ca)
+                .await?
+                .ok_or_else(|| {
+                    refused(format!(
+                        "the chain has no collateral for worker {}'s platform",
+                        worker.id
+                    ))
+                })?;
             let mut collateral = Collateral::from_bytes(&record.json)
                 .map_err(|e| refused(format!("stored collateral: {e}")))?;
             if let Collateral::Dcap(dcap) = &mut collateral {

@@ -132,10 +132,11 @@ fn required<T: for<'a> Deserialize<'a> + Send>(params: &Params<'_>) -> Result<T,
     params.sequence().next()
 }
 
-fn pair<A, B>(params: &Params<'_>) -> Result<(A, B), ErrorObjectOwned>
+fn triple<A, B, C>(params: &Params<'_>) -> Result<(A, B, C), ErrorObjectOwned>
 where
     A: for<'a> Deserialize<'a> + Send,
     B: for<'a> Deserialize<'a> + Send,
+    C: for<'a> Deserialize<'a> + Send,
 {
     if params.is_object() {
         return Err(error(
@@ -144,7 +145,7 @@ where
         ));
     }
     let mut sequence = params.sequence();
-    Ok((sequence.next()?, sequence.next()?))
+    Ok((sequence.next()?, sequence.next()?, sequence.next()?))
 }
 
 fn header_info(block: &Block) -> HeaderInfo {
@@ -485,16 +486,16 @@ where
     state_method(
         &mut module,
         "state_collateral",
-        |view, (kind, fmspc): (wetee_types::TeeKind, String)| {
+        |view, (kind, fmspc, pck_ca): (wetee_types::TeeKind, String, String)| {
             let fmspc = wetee_types::attestation::hex_array::parse::<6>(&fmspc).map_err(|e| {
                 error(
                     jsonrpsee::types::error::INVALID_PARAMS_CODE,
                     format!("fmspc: {e}"),
                 )
             })?;
-            query::collateral(view, kind, &fmspc).map_err(state_error)
+            query::collateral(view, kind, &fmspc, &pck_ca).map_err(state_error)
         },
-        pair,
+        triple,
     );
     state_method(
         &mut module,

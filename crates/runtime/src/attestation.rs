@@ -10,8 +10,9 @@
 //!   `max_evidence_age_ms`. After that the worker gets no new placements and its work reports
 //!   are refused until one carries fresh evidence.
 //! - SGX and TDX quotes are verified with the collateral posted for their platform family
-//!   (TEE kind and FMSPC). SEV-SNP evidence carries the chip's VCEK after the report. Simulated
-//!   evidence is verified against the development root, and only where the policy allows it.
+//!   (TEE kind and FMSPC) and the CA that issued their PCK certificate. SEV-SNP evidence
+//!   carries the chip's VCEK after the report. Simulated evidence is verified against the
+//!   development root, and only where the policy allows it.
 //! - Debug TEEs are never accepted.
 //!
 //! ## Calls
@@ -141,14 +142,17 @@ pub(crate) fn verify_evidence(
                     evidence.kind
                 )));
             }
+            let pck_ca = wetee_attest::collateral::quote_pck_ca(data).map_err(rejected)?;
             let record: CollateralRecord =
-                storage::get(ctx.state, &keys::collateral(kind, &fmspc))?.ok_or_else(|| {
-                    rejected(format!(
-                        "the chain has no collateral for {kind} platforms of FMSPC {}: \
-                         post Intel's collateral for it first",
-                        hex::encode(fmspc)
-                    ))
-                })?;
+                storage::get(ctx.state, &keys::collateral(kind, &fmspc, pck_ca))?.ok_or_else(
+                    || {
+                        rejected(format!(
+                            "the chain has no collateral for {kind} platforms of FMSPC {} (PCK \
+                             {pck_ca} CA): post Intel's collateral for it first",
+                            hex::encode(fmspc)
+                        ))
+                    },
+                )?;
             let mut collateral = Collateral::from_bytes(&record.json).map_err(rejected)?;
             if let Collateral::Dcap(dcap) = &mut collateral {
                 // Posted collateral may carry the poster's own PCK chain; every quote of the
@@ -219,7 +223,9 @@ fn post_collateral(ctx: &mut Ctx, signer: AccountId, json: &[u8]) -> Result<(), 
         now_secs,
     )
     .map_err(|e| refuse(e.to_string()))?;
-    let key = keys::collateral(info.kind, &info.fmspc);
+    // Keyed by the PCK CA too: otherwise a genuine list of the other CA, posted first, would
+    // make every quote of the family fail its revocation check.
+    let key = keys::collateral(info.kind, &info.fmspc, info.pck_ca);
     if let Some(stored) = storage::get::<CollateralRecord>(ctx.state, &key)? {
         let older = (info.tcb_evaluation_data_number, info.issued_at)
             <= (stored.tcb_evaluation_data_number, stored.issued_at_secs);

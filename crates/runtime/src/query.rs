@@ -171,13 +171,14 @@ pub fn app_secrets(
     storage::get(state, &keys::app_secrets(id))
 }
 
-/// The collateral stored for a platform family.
+/// The collateral stored for a platform family and PCK CA (`processor` or `platform`).
 pub fn collateral(
     state: &dyn State,
     kind: wetee_types::TeeKind,
     fmspc: &[u8; 6],
+    pck_ca: &str,
 ) -> Result<Option<wetee_types::records::CollateralRecord>, CallError> {
-    storage::get(state, &keys::collateral(kind, fmspc))
+    storage::get(state, &keys::collateral(kind, fmspc, pck_ca))
 }
 
 /// The attestation policy.

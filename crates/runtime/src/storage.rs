@@ -200,9 +200,13 @@ pub mod keys {
     pub fn recent_block(height: u64) -> Vec<u8> {
         key(RECENT_BLOCKS, &[&height.to_be_bytes()])
     }
-    /// Collateral of one platform family.
-    pub fn collateral(kind: wetee_types::TeeKind, fmspc: &[u8; 6]) -> Vec<u8> {
-        key(COLLATERAL, &[kind.name().as_bytes(), b"/", fmspc])
+    /// Collateral of one platform family whose PCK certificates one CA issues (`processor`
+    /// or `platform`): each needs that CA's revocation list.
+    pub fn collateral(kind: wetee_types::TeeKind, fmspc: &[u8; 6], pck_ca: &str) -> Vec<u8> {
+        key(
+            COLLATERAL,
+            &[kind.name().as_bytes(), b"/", fmspc, b"/", pck_ca.as_bytes()],
+        )
     }
     /// Why an app's worker could not run it.
     pub fn app_failure(id: AppId) -> Vec<u8> {

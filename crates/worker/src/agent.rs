@@ -293,8 +293,16 @@ impl<B: Backend> Worker<B> {
             epoch,
             apps: bounded(self.meter.app_proofs(epoch, &self.logs)),
             runs: bounded(runs),
-            evidence: evidence_if_due(client, self.id, &self.identity, &self.config).await?,
+            evidence: None,
         };
+        // Fresh evidence differs every time: the digest of what was refused leaves it out.
+        let digest = wetee_types::Hash::of(&wetee_types::codec::encode(&report));
+        if self.refused_report == Some(digest) {
+            // The chain refused exactly this report: sending it again would only cost fees.
+            return Ok(());
+        }
+        let mut report = report;
+        report.evidence = evidence_if_due(client, self.id, &self.identity, &self.config).await?;
         // A due refresh goes out even in an otherwise empty report: an expired attestation
         // would stop placements.
         if report.evidence.is_none() && !is_worth_sending(&report) {
@@ -308,11 +316,6 @@ impl<B: Backend> Worker<B> {
             report,
             signature: *signature.as_bytes(),
         };
-        let digest = wetee_types::Hash::of(&wetee_types::codec::encode(&signed.report));
-        if self.refused_report == Some(digest) {
-            // The chain refused exactly this report: sending it again would only cost fees.
-            return Ok(());
-        }
         let apps = signed.report.apps.len();
         let runs = signed.report.runs.len();
         let call = Call::Workers(WorkersCall::SubmitWorkReport { report: signed });

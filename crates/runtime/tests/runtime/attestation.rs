@@ -316,6 +316,7 @@ fn anyone_posts_intel_collateral_which_is_checked_and_never_rolled_back() {
     );
     let quote = read("dcap/tdx_quote");
     let (kind, fmspc) = wetee_attest::collateral::quote_fmspc(&quote).unwrap();
+    let pck_ca = wetee_attest::collateral::quote_pck_ca(&quote).unwrap();
     assert_eq!(kind, TeeKind::Tdx);
     let profile = chain.profile("eu", &[TeeKind::Tdx], 4000, 8192);
     let identity = Keypair::from_seed(KeyScheme::Ed25519, [9; 32]);
@@ -348,7 +349,7 @@ fn anyone_posts_intel_collateral_which_is_checked_and_never_rolled_back() {
     };
     assert_eq!((posted_kind, posted_fmspc), (TeeKind::Tdx, fmspc));
     assert!(next_update_secs > 1_750_377_600);
-    let record = query::collateral(&chain.state, TeeKind::Tdx, &fmspc)
+    let record = query::collateral(&chain.state, TeeKind::Tdx, &fmspc, pck_ca)
         .unwrap()
         .unwrap();
     assert_eq!(record.posted_by, chain.who("bob"));
@@ -365,8 +366,13 @@ fn anyone_posts_intel_collateral_which_is_checked_and_never_rolled_back() {
     chain.ok("bob", post(read("dcap/sgx_quote_collateral.json")));
     let (sgx, sgx_fmspc) = wetee_attest::collateral::quote_fmspc(&read("dcap/sgx_quote")).unwrap();
     assert!(
-        query::collateral(&chain.state, sgx, &sgx_fmspc)
-            .unwrap()
-            .is_some()
+        query::collateral(
+            &chain.state,
+            sgx,
+            &sgx_fmspc,
+            wetee_attest::collateral::quote_pck_ca(&read("dcap/sgx_quote")).unwrap()
+        )
+        .unwrap()
+        .is_some()
     );
 }
