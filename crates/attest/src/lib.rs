@@ -25,6 +25,7 @@ mod policy;
 pub mod provider;
 pub mod simulated;
 mod snp;
+pub mod stored;
 mod verdict;
 
 pub use dcap_qvl::QuoteCollateralV3;

@@ -8,7 +8,7 @@
 //! without the owner typing it again. Values stay in memory and are zeroized when dropped.
 
 use crate::rpc::{Client, ClientError};
-use wetee_attest::{Collateral, Policy, Verdict};
+use wetee_attest::{Verdict, stored};
 use wetee_types::attestation::worker_report_data;
 use wetee_types::codec::{BoundedString, BoundedVec};
 use wetee_types::manifest::EnvName;
@@ -85,51 +85,32 @@ pub async fn verify_worker(
         .header(Some(BlockId::Height(evidence.nonce_height)))
         .await?;
     let data: &[u8] = &evidence.data;
-    let (quote, collateral) = match evidence.kind {
-        TeeKind::Sgx | TeeKind::Tdx => {
-            let (kind, fmspc) = wetee_attest::collateral::quote_fmspc(data)
-                .map_err(|e| refused(format!("worker {}: {e}", worker.id)))?;
-            let pck_ca = wetee_attest::collateral::quote_pck_ca(data)
-                .map_err(|e| refused(format!("worker {}: {e}", worker.id)))?;
+    let key = stored::collateral_key(evidence.kind, data)
+        .map_err(|e| refused(format!("worker {}: {e}", worker.id)))?;
+    let collateral = match key {
+        Some(key) => {
             let record = client
-                .collateral(kind, &fmspc, pck_ca)
+                .collateral(key.kind, &key.fmspc, key.pck_ca)
                 .await?
                 .ok_or_else(|| {
                     refused(format!(
-                        "the chain has no collateral for worker {}'s platform",
+                        "the chain has no collateral for worker {}'s platform ({key})",
                         worker.id
                     ))
                 })?;
-            let mut collateral = Collateral::from_bytes(&record.json)
-                .map_err(|e| refused(format!("stored collateral: {e}")))?;
-            if let Collateral::Dcap(dcap) = &mut collateral {
-                dcap.pck_certificate_chain = None;
-            }
-            (data, collateral)
+            Some(record.json)
         }
-        TeeKind::SevSnp => {
-            let (report, vcek) = wetee_attest::split_snp_evidence(data)
-                .map_err(|e| refused(format!("worker {}: {e}", worker.id)))?;
-            (report, Collateral::Vcek(vcek.to_vec()))
-        }
-        TeeKind::Simulated => (data, Collateral::Vcek(Vec::new())),
+        None => None,
     };
-    let verdict = wetee_attest::verify(
-        quote,
-        Some(evidence.kind),
-        &collateral,
+    let report_data = worker_report_data(&client.genesis_hash(), &worker.keys, &nonce.hash.0);
+    let mut verifier_policy = stored::worker_policy(&policy, report_data);
+    verifier_policy.allow_simulated &= allow_simulated;
+    let verdict = stored::verify_stored(
+        evidence.kind,
+        data,
+        collateral.as_deref(),
         head.header.timestamp_ms / 1000,
-        &Policy {
-            allowed_tcb_statuses: policy.allowed_tcb_statuses.to_vec(),
-            allow_debug: false,
-            allow_simulated: allow_simulated && policy.allow_simulated_tee,
-            report_data: Some(worker_report_data(
-                &client.genesis_hash(),
-                &worker.keys,
-                &nonce.hash.0,
-            )),
-            allowed_measurements: policy.allowed_worker_measurements.to_vec(),
-        },
+        &verifier_policy,
     );
     if !verdict.valid {
         return Err(refused(format!(

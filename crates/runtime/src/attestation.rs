@@ -24,7 +24,7 @@
 use crate::context::Ctx;
 use crate::state::State;
 use crate::storage::{self, keys};
-use wetee_attest::{Collateral, Policy};
+use wetee_attest::stored;
 use wetee_types::attestation::{
     AttestationPolicy, AttestedTee, NONCE_WINDOW_BLOCKS, worker_report_data,
 };
@@ -133,55 +133,29 @@ pub(crate) fn verify_evidence(
         )));
     }
     let data: &[u8] = &evidence.data;
-    let (quote, collateral) = match evidence.kind {
-        TeeKind::Sgx | TeeKind::Tdx => {
-            let (kind, fmspc) = wetee_attest::collateral::quote_fmspc(data).map_err(rejected)?;
-            if kind != evidence.kind {
-                return Err(rejected(format!(
-                    "the evidence is labelled {} but is a {kind} quote",
-                    evidence.kind
-                )));
-            }
-            let pck_ca = wetee_attest::collateral::quote_pck_ca(data).map_err(rejected)?;
-            let record: CollateralRecord =
-                storage::get(ctx.state, &keys::collateral(kind, &fmspc, pck_ca))?.ok_or_else(
-                    || {
-                        rejected(format!(
-                            "the chain has no collateral for {kind} platforms of FMSPC {} (PCK \
-                             {pck_ca} CA): post Intel's collateral for it first",
-                            hex::encode(fmspc)
-                        ))
-                    },
-                )?;
-            let mut collateral = Collateral::from_bytes(&record.json).map_err(rejected)?;
-            if let Collateral::Dcap(dcap) = &mut collateral {
-                // Posted collateral may carry the poster's own PCK chain; every quote of the
-                // family must be checked against the chain it carries itself.
-                dcap.pck_certificate_chain = None;
-            }
-            (data, collateral)
+    let collateral = match stored::collateral_key(evidence.kind, data).map_err(rejected)? {
+        Some(key) => {
+            let record: CollateralRecord = storage::get(
+                ctx.state,
+                &keys::collateral(key.kind, &key.fmspc, key.pck_ca),
+            )?
+            .ok_or_else(|| {
+                rejected(format!(
+                    "the chain has no collateral for {key}: post Intel's collateral for \
+                             it first"
+                ))
+            })?;
+            Some(record.json)
         }
-        TeeKind::SevSnp => {
-            let (report, vcek) = wetee_attest::split_snp_evidence(data).map_err(rejected)?;
-            (report, Collateral::Vcek(vcek.to_vec()))
-        }
-        // Verified against the development root inside `wetee-attest`; no collateral is read.
-        TeeKind::Simulated => (data, Collateral::Vcek(Vec::new())),
+        None => None,
     };
-    let verifier_policy = Policy {
-        allowed_tcb_statuses: policy.allowed_tcb_statuses.to_vec(),
-        allow_debug: false,
-        allow_simulated: policy.allow_simulated_tee,
-        report_data: Some(worker_report_data(&ctx.genesis_hash, keys, &nonce.hash.0)),
-        allowed_measurements: policy.allowed_worker_measurements.to_vec(),
-    };
-    let now_secs = ctx.time_ms / 1000;
-    let verdict = wetee_attest::verify(
-        quote,
-        Some(evidence.kind),
-        &collateral,
-        now_secs,
-        &verifier_policy,
+    let report_data = worker_report_data(&ctx.genesis_hash, keys, &nonce.hash.0);
+    let verdict = stored::verify_stored(
+        evidence.kind,
+        data,
+        collateral.as_deref(),
+        ctx.time_ms / 1000,
+        &stored::worker_policy(policy, report_data),
     );
     if !verdict.valid {
         return Err(rejected(verdict.reason.unwrap_or_default()));
