@@ -2,12 +2,13 @@
 //! kind and FMSPC of its quote, and refused when stale, tampered with, chained to another root,
 //! or not collateral at all.
 
-use std::path::PathBuf;
+mod common;
+
+use common::{YEAR, read};
 use wetee_attest::collateral::{CollateralInfo, check_collateral, intel_root_ca_der, quote_fmspc};
 use wetee_attest::{AttestError, QuoteCollateralV3, simulated};
 use wetee_types::TeeKind;
 
-const YEAR: u64 = 365 * 24 * 3600;
 /// The README's time for each vector.
 const VECTORS: [(&str, u64, TeeKind); 4] = [
     ("sgx_quote", 1_750_377_600, TeeKind::Sgx),
@@ -15,24 +16,6 @@ const VECTORS: [(&str, u64, TeeKind); 4] = [
     ("tdx_quote_outdated", 1_772_323_200, TeeKind::Tdx),
     ("tdx_quote_td15ex", 1_792_022_400, TeeKind::Tdx),
 ];
-
-fn vectors() -> PathBuf {
-    let dir = std::env::var_os("WETEE_TEE_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testvectors/tee")
-        });
-    assert!(
-        dir.join("README.md").exists(),
-        "the TEE test vectors are not at {} (set WETEE_TEE_VECTORS)",
-        dir.display()
-    );
-    dir
-}
-
-fn read(path: &str) -> Vec<u8> {
-    std::fs::read(vectors().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
 
 fn quote(name: &str) -> Vec<u8> {
     read(&format!("dcap/{name}"))

@@ -1,6 +1,8 @@
 //! The simulated TEE's quotes verify through the genuine DCAP code path against the development
 //! root, only where a policy allows them, and never against Intel's root.
 
+mod common;
+
 use wetee_attest::{AttestError, Collateral, Policy, simulated, verify};
 use wetee_types::TeeKind;
 use wetee_types::attestation::{Measurements, TcbStatus};
@@ -69,11 +71,7 @@ fn a_simulated_quote_is_never_a_genuine_tdx_quote() {
         "{verdict:?}"
     );
     // With genuine Intel collateral it fails too.
-    let genuine = std::fs::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/testvectors/tee/dcap/tdx_quote_collateral.json"),
-    )
-    .unwrap();
+    let genuine = common::read("dcap/tdx_quote_collateral.json");
     let verdict = verify(
         &quote,
         None,

@@ -1,34 +1,17 @@
 //! Genuine SGX, TDX and SEV-SNP evidence from real hardware gets the verdict its source states,
 //! at the time it states, and is refused a year before and after, or with any bit flipped.
 
-use std::path::PathBuf;
+mod common;
+
+use common::{YEAR, read};
 use wetee_attest::{AttestError, Collateral, Policy, Verdict, verify};
 use wetee_types::TeeKind;
 use wetee_types::attestation::{MeasurementRule, Measurements, TcbStatus};
 
-const YEAR: u64 = 365 * 24 * 3600;
 /// Inside every DCAP vector's collateral window (the README's time for the first two).
 const JUNE_2025: u64 = 1_750_377_600;
 const MARCH_2026: u64 = 1_772_323_200;
 const OCTOBER_2026: u64 = 1_792_022_400;
-
-fn vectors() -> PathBuf {
-    let dir = std::env::var_os("WETEE_TEE_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testvectors/tee")
-        });
-    assert!(
-        dir.join("README.md").exists(),
-        "the TEE test vectors are not at {} (set WETEE_TEE_VECTORS)",
-        dir.display()
-    );
-    dir
-}
-
-fn read(path: &str) -> Vec<u8> {
-    std::fs::read(vectors().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
 
 fn dcap(name: &str) -> (Vec<u8>, Collateral) {
     let quote = read(&format!("dcap/{name}"));
