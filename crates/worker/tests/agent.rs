@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use wetee_client::keys::dev_keypair;
@@ -16,17 +15,6 @@ use wetee_types::transaction::{AppsCall, TasksCall};
 use wetee_types::{Balance, Call, Event, Hash};
 use wetee_worker::agent;
 use wetee_worker::identity::WorkerIdentity;
-
-fn get(port: u16, path: &str) -> String {
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return String::new();
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = write!(stream, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n");
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response
-}
 
 async fn eventually<T>(what: &str, seconds: u64, mut check: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -72,29 +60,10 @@ async fn the_worker_serves_proves_gets_paid_and_reports_task_results() {
     let client = Client::connect(&rpc).await.unwrap();
     let bob = dev_keypair("Bob");
 
-    let created = client
-        .send(
-            &bob,
-            Call::Apps(AppsCall::Create {
-                spec: support::app_spec("paid-page"),
-                deposit: Balance(100 * UNIT),
-            }),
-            |_| {},
-        )
-        .await
-        .expect("app created");
-    let app = created
-        .receipt
-        .events
-        .iter()
-        .find_map(|e| match e {
-            Event::AppCreated { app, .. } => Some(*app),
-            _ => None,
-        })
-        .unwrap();
+    let app = support::create_app(&client, &bob, support::app_spec("paid-page")).await;
     let ingress = running.ingress.port();
     let page = eventually("the app to serve through the ingress", 60, async || {
-        let response = get(ingress, &format!("/{}/", app.0));
+        let response = support::http_get(ingress, &format!("/{}/", app.0));
         response.contains("paid-page").then_some(response)
     })
     .await;
@@ -206,7 +175,7 @@ timeout_secs = 30
         }
     );
     // The healthy app still serves.
-    assert!(get(ingress, &format!("/{}/", app.0)).contains("paid-page"));
+    assert!(support::http_get(ingress, &format!("/{}/", app.0)).contains("paid-page"));
 
     // The identity key kept in the data directory is the one registered.
     let identity = WorkerIdentity::load_or_create(&dir.path().join("worker")).unwrap();

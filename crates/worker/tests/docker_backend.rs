@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::Duration;
 
@@ -66,21 +65,6 @@ fn unique(offset: u64) -> u64 {
     u64::from(std::process::id()) * 100 + offset
 }
 
-/// The response, or empty while nothing listens yet: the engine may publish the port a moment
-/// after the container starts.
-fn http_get(port: u16, path: &str) -> String {
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return String::new();
-    };
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response
-}
-
 async fn backend() -> DockerBackend {
     DockerBackend::connect(
         Some(&support::engine().socket),
@@ -123,7 +107,7 @@ async fn an_app_replica_runs_serves_logs_and_is_removed() {
     // It serves on 127.0.0.1 with the manifest's environment.
     let mut response = String::new();
     for _ in 0..50 {
-        response = http_get(host_port, "/");
+        response = support::http_get(host_port, "/");
         if response.contains("page-") {
             break;
         }

@@ -4,36 +4,19 @@
 
 mod support;
 
-use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
 use wetee_client::keys::dev_keypair;
 use wetee_client::rpc::Client;
-use wetee_types::balance::UNIT;
 use wetee_types::transaction::AppsCall;
-use wetee_types::{AppId, Balance, Call, Event, Workload};
+use wetee_types::{AppId, Call, Workload};
 use wetee_worker::backend::docker::DockerBackend;
 use wetee_worker::backend::{Backend, InstanceState};
 use wetee_worker::chain::{desired_instances, ensure_registered};
 use wetee_worker::identity::WorkerIdentity;
 use wetee_worker::ingress::Routes;
 use wetee_worker::reconcile::Reconciler;
-
-fn http_get(port: u16) -> String {
-    http_get_path(port, "/")
-}
-
-fn http_get_path(port: u16, path: &str) -> String {
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return String::new();
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = write!(stream, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n");
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response
-}
 
 async fn serving(backend: &DockerBackend, app: AppId) -> Option<(u32, String)> {
     let instances = backend.list().await.ok()?;
@@ -45,7 +28,7 @@ async fn serving(backend: &DockerBackend, app: AppId) -> Option<(u32, String)> {
     let instance = live.iter().max_by_key(|i| i.identity.version)?;
     let port = *instance.ports.get(&8080)?;
     for _ in 0..50 {
-        let response = http_get(port);
+        let response = support::http_get(port, "/");
         if response.starts_with("HTTP/1.") && response.contains(" 200 ") {
             return Some((instance.identity.version, response));
         }
@@ -91,26 +74,7 @@ async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
 
     // Bob deploys: the chain places the app on our worker, the worker runs it.
     let bob = dev_keypair("Bob");
-    let created = client
-        .send(
-            &bob,
-            Call::Apps(AppsCall::Create {
-                spec: support::app_spec("version-one"),
-                deposit: Balance(100 * UNIT),
-            }),
-            |_| {},
-        )
-        .await
-        .expect("app created");
-    let app = created
-        .receipt
-        .events
-        .iter()
-        .find_map(|e| match e {
-            Event::AppCreated { app, .. } => Some(*app),
-            _ => None,
-        })
-        .expect("AppCreated");
+    let app = support::create_app(&client, &bob, support::app_spec("version-one")).await;
     let desired = desired_instances(&client, worker, &identity).await.unwrap();
     assert_eq!(desired.len(), 1, "{desired:?}");
     let pass = reconciler.reconcile(&desired).await.unwrap();
@@ -121,7 +85,7 @@ async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
     let mut through_ingress = String::new();
     for _ in 0..50 {
         reconciler.reconcile(&desired).await.unwrap();
-        through_ingress = http_get_path(ingress, &format!("/{}/", app.0));
+        through_ingress = support::http_get(ingress, &format!("/{}/", app.0));
         if through_ingress.contains("version-one") {
             break;
         }
@@ -138,7 +102,7 @@ async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
     let hammer = std::thread::spawn(move || {
         let (mut ok, mut failed, mut saw_two) = (0u32, Vec::new(), false);
         while !client_done.load(std::sync::atomic::Ordering::Relaxed) {
-            let response = http_get_path(ingress, &format!("/{}/", app.0));
+            let response = support::http_get(ingress, &format!("/{}/", app.0));
             if response.contains(" 200 ") {
                 ok += 1;
                 saw_two |= response.contains("version-two");

@@ -11,11 +11,10 @@ use std::time::Duration;
 use wetee_client::keys::dev_keypair;
 use wetee_client::rpc::Client;
 use wetee_client::secrets::{SecretValue, seal};
-use wetee_types::balance::UNIT;
 use wetee_types::codec::{BoundedString, BoundedVec};
 use wetee_types::records::AppStatus;
 use wetee_types::transaction::AppsCall;
-use wetee_types::{AppId, Balance, Call, Event, Workload};
+use wetee_types::{AppId, Call, Workload};
 use wetee_worker::backend::docker::DockerBackend;
 use wetee_worker::backend::{Backend, InstanceState};
 use wetee_worker::chain::{desired_instances, ensure_registered};
@@ -56,14 +55,8 @@ async fn page(backend: &DockerBackend, app: AppId, generation: u32) -> Option<St
             .filter(|i| i.identity.workload == Workload::App { app })
             .filter(|i| i.identity.generation == generation && i.state == InstanceState::Running)
             .find_map(|i| i.ports.get(&8080).copied());
-        if let Some(port) = port
-            && let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port))
-        {
-            use std::io::{Read, Write};
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            let _ = write!(stream, "GET / HTTP/1.0\r\nHost: x\r\n\r\n");
-            let mut response = String::new();
-            let _ = stream.read_to_string(&mut response);
+        if let Some(port) = port {
+            let response = support::http_get(port, "/");
             if response.contains(" 200 ") {
                 return Some(response);
             }
@@ -106,26 +99,7 @@ async fn a_sealed_secret_reaches_the_container_and_nothing_else() {
     .unwrap();
     spec.container.secrets =
         BoundedVec::try_new(vec![BoundedString::try_new("API_TOKEN").unwrap()]).unwrap();
-    let created = client
-        .send(
-            &bob,
-            Call::Apps(AppsCall::Create {
-                spec,
-                deposit: Balance(100 * UNIT),
-            }),
-            |_| {},
-        )
-        .await
-        .expect("app created");
-    let app = created
-        .receipt
-        .events
-        .iter()
-        .find_map(|e| match e {
-            Event::AppCreated { app, .. } => Some(*app),
-            _ => None,
-        })
-        .unwrap();
+    let app = support::create_app(&client, &bob, spec).await;
     assert_eq!(
         client.app(app).await.unwrap().unwrap().status,
         AppStatus::AwaitingSecrets

@@ -198,6 +198,20 @@ pub fn dev_chain(data_dir: &std::path::Path, epoch_length: u64) -> String {
     format!("ws://{address}")
 }
 
+/// `GET path` on 127.0.0.1:`port`: the response, or empty while nothing listens yet (the engine
+/// may publish a port a moment after the container starts).
+pub fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = write!(stream, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+}
+
 pub fn text(value: &str) -> BoundedString<1024> {
     BoundedString::try_new(value).unwrap()
 }
@@ -242,6 +256,34 @@ pub fn app_spec(page: &str) -> AppSpec {
         },
         health: None,
     }
+}
+
+/// `owner` creates an app from `spec` with a 100 WTE deposit; its id.
+pub async fn create_app(
+    client: &wetee_client::rpc::Client,
+    owner: &wetee_types::Keypair,
+    spec: AppSpec,
+) -> wetee_types::AppId {
+    let created = client
+        .send(
+            owner,
+            wetee_types::Call::Apps(wetee_types::transaction::AppsCall::Create {
+                spec,
+                deposit: Balance(100 * UNIT),
+            }),
+            |_| {},
+        )
+        .await
+        .expect("app created");
+    created
+        .receipt
+        .events
+        .iter()
+        .find_map(|e| match e {
+            wetee_types::Event::AppCreated { app, .. } => Some(*app),
+            _ => None,
+        })
+        .expect("AppCreated")
 }
 
 pub fn worker_config(data_dir: &std::path::Path, socket: &str) -> WorkerConfig {
