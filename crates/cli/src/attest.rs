@@ -174,8 +174,12 @@ fn describe(verdict: &Verdict, at: u64) -> String {
 /// What `wetee bench attest` needs.
 #[derive(Debug, clap::Args)]
 pub struct AttestBenchArgs {
-    /// The directory of the genuine TEE vectors (dcap/, snp/).
-    #[arg(long, default_value = "../shared/testvectors/tee")]
+    /// The directory of the genuine TEE vectors (dcap/, snp/), from the repository's root.
+    #[arg(
+        long,
+        env = "WETEE_TEE_VECTORS",
+        default_value = "crates/attest/testdata"
+    )]
     vectors: PathBuf,
     /// Seconds spent on each kind of evidence.
     #[arg(long, default_value_t = 3.0)]

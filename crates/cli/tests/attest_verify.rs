@@ -9,9 +9,7 @@ const YEAR: u64 = 365 * 24 * 3600;
 fn vectors() -> PathBuf {
     std::env::var_os("WETEE_TEE_VECTORS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testvectors/tee")
-        })
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../attest/testdata"))
 }
 
 fn verify(args: &[&str]) -> (i32, serde_json::Value) {

@@ -5,13 +5,11 @@ use std::path::PathBuf;
 
 pub const YEAR: u64 = 365 * 24 * 3600;
 
-/// `WETEE_TEE_VECTORS`, or the shared directory next to the project.
+/// `WETEE_TEE_VECTORS`, or the crate's own `testdata/`.
 pub fn vectors() -> PathBuf {
     let dir = std::env::var_os("WETEE_TEE_VECTORS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testvectors/tee")
-        });
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata"));
     assert!(
         dir.join("README.md").exists(),
         "the TEE test vectors are not at {} (set WETEE_TEE_VECTORS)",

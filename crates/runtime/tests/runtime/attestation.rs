@@ -290,7 +290,7 @@ fn an_app_version_can_pin_the_measurements_of_the_tee_it_runs_in() {
 
 fn vectors() -> PathBuf {
     std::env::var_os("WETEE_TEE_VECTORS").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testvectors/tee"),
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../attest/testdata"),
         PathBuf::from,
     )
 }
