@@ -4,7 +4,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use wetee_client::keys::{dev_accounts, dev_keypair, keypair_from_uri, random_seed};
+use wetee_client::keys::{
+    DEV_WORKER_OPERATOR, dev_accounts, dev_keypair, keypair_from_uri, random_seed,
+};
 use wetee_types::attestation::AttestationPolicy;
 use wetee_types::balance::UNIT;
 use wetee_types::spec::{BalanceSpec, ConsensusSpec, ValidatorSpec};
@@ -48,7 +50,9 @@ fn local_spec(
         treasury: dev_keypair("Treasury").account_id(),
         balances: dev_accounts()
             .into_iter()
-            .map(|(_, account)| BalanceSpec {
+            .map(|(_, account)| account)
+            .chain([dev_keypair(DEV_WORKER_OPERATOR).account_id()])
+            .map(|account| BalanceSpec {
                 account,
                 amount: DEV_BALANCE,
             })
@@ -146,10 +150,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_dev_spec_is_valid_and_funds_the_dev_accounts() {
+    fn the_dev_spec_is_valid_and_funds_the_dev_accounts_and_the_worker_operator() {
         let spec = dev_spec(1_000, FIRST_P2P_PORT).unwrap();
         assert_eq!(spec.validators.len(), 1);
-        assert_eq!(spec.balances.len(), 6);
+        assert_eq!(spec.balances.len(), 7);
+        let operator = dev_keypair(DEV_WORKER_OPERATOR).account_id();
+        assert!(spec.balances.iter().any(|b| b.account == operator));
+        assert!(
+            dev_accounts()
+                .iter()
+                .all(|(_, account)| *account != operator)
+        );
         assert!(spec.attestation.allow_simulated_tee);
         assert_eq!(ChainSpec::from_json(&spec.to_json()).unwrap(), spec);
     }

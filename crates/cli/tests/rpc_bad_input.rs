@@ -203,26 +203,56 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
         "signature",
     );
 
-    // One good transfer, then the same bytes again: a replay.
+    // A transfer that waits behind a gap (nonce 1 before 0): pending, it does not count for
+    // the next nonce; sent again, the same hash and nothing doubled; another transaction with
+    // its nonce is refused as taken, naming it.
+    let ahead = transfer(1, fee, height + 100, &genesis);
+    let ahead_hash =
+        call(port, "author_submitTransaction", json!([hex_of(&ahead)]))["result"].clone();
+    assert!(ahead_hash.is_string(), "{ahead_hash}");
+    let next = |port| call(port, "system_accountNextIndex", json!([alice]))["result"].clone();
+    assert_eq!(
+        next(port),
+        0,
+        "a pending transaction behind a gap does not count"
+    );
+    let again = call(port, "author_submitTransaction", json!([hex_of(&ahead)]));
+    assert_eq!(again["result"], ahead_hash, "{again}");
+    let rival = transfer(1, Balance(fee.0 + 1), height + 100, &genesis);
+    let taken = call(port, "author_submitTransaction", json!([hex_of(&rival)]));
+    assert_eq!(taken["error"]["code"], 1005, "{taken}");
+    assert_eq!(taken["error"]["data"]["pending"], ahead_hash, "{taken}");
+    assert_eq!(taken["error"]["data"]["nonce"], 1, "{taken}");
+    assert_eq!(taken["error"]["data"]["next"], 0, "{taken}");
+
+    // The good transfer fills the gap: both are final. The same bytes again are a replay,
+    // refused as a used nonce with the next one to take.
     let good = transfer(0, fee, height + 100, &genesis);
     let hash = call(port, "author_submitTransaction", json!([hex_of(&good)]));
     assert!(hash["result"].is_string(), "{hash}");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while call(port, "state_account", json!([alice]))["result"]["nonce"] != 1 {
+    while call(port, "state_account", json!([alice]))["result"]["nonce"] != 2 {
         assert!(
             Instant::now() < deadline,
-            "the good transfer was not finalized"
+            "the good transfers were not finalized"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    rejected(&good, "nonce");
+    let replayed = call(port, "author_submitTransaction", json!([hex_of(&good)]));
+    assert_eq!(replayed["error"]["code"], 1006, "{replayed}");
+    assert_eq!(replayed["error"]["data"]["next"], 2, "{replayed}");
+    assert_eq!(next(port), 2);
 
-    // Nothing but the good transfer changed Alice's account, and the node still runs.
+    // Nothing but the two good transfers changed Alice's account, and the node still runs.
     let after = call(port, "state_account", json!([alice]))["result"].clone();
-    assert_eq!(after["nonce"], 1);
+    assert_eq!(after["nonce"], 2);
     let spent: u128 = before["free"].as_str().unwrap().parse::<u128>().unwrap()
         - after["free"].as_str().unwrap().parse::<u128>().unwrap();
-    assert_eq!(spent, UNIT + fee.0, "only the good transfer and its fee");
+    assert_eq!(
+        spent,
+        2 * (UNIT + fee.0),
+        "only the good transfers and their fees"
+    );
     let health = call(port, "system_health", json!([]));
     assert!(health["result"]["finalized"]["height"].as_u64().unwrap() > height);
 }

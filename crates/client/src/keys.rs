@@ -28,6 +28,10 @@ pub const DEV_PHRASE: &str =
 /// The names of the funded development accounts, as `//Name` URIs.
 pub const DEV_ACCOUNTS: [&str; 6] = ["Alice", "Bob", "Charlie", "Dave", "Eve", "Ferdie"];
 
+/// The account that operates `wetee dev`'s worker, funded at genesis: never one of
+/// [`DEV_ACCOUNTS`], so that the worker's transactions and the user's never share a nonce.
+pub const DEV_WORKER_OPERATOR: &str = "DevWorkerOperator";
+
 /// Why a key could not be made or found.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {

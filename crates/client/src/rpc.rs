@@ -2,6 +2,13 @@
 //!
 //! Besides one method per RPC call, [`Client::sign`] builds and signs transactions with the
 //! right fee and the next nonce, and [`Client::send`] signs, submits and waits for finality.
+//!
+//! Nonces: [`Client::sign`] asks the node for the account's next nonce counting its pending
+//! transactions (`system_accountNextIndex`), and remembers what it handed out for transactions
+//! not yet submitted. When another sender of the same account (another process, another
+//! client) takes the nonce first, the node refuses with a [`NonceConflict`]; [`Client::send`]
+//! then signs again with the next free nonce, a bounded number of times and never past the
+//! first transaction's expiry.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -14,8 +21,8 @@ use serde::de::DeserializeOwned;
 use wetee_types::codec::encode;
 use wetee_types::records::{App, AppVersion, Task, TaskRun, TaskVersion, Worker};
 use wetee_types::rpc::{
-    BlockId, BlockInfo, BlockRef, EventFilter, EventRecord, HeaderInfo, Health, ParamsInfo,
-    PendingPlacement, TransactionStatus,
+    BlockId, BlockInfo, BlockRef, EventFilter, EventRecord, HeaderInfo, Health, NonceConflict,
+    ParamsInfo, PendingPlacement, TransactionStatus, codes,
 };
 use wetee_types::transaction::Transaction;
 use wetee_types::{
@@ -27,6 +34,10 @@ pub use jsonrpsee::core::client::Subscription as RpcSubscription;
 
 /// How many blocks a transaction built by [`Client::sign`] stays valid for.
 pub const DEFAULT_LIFETIME_BLOCKS: u64 = 600;
+
+/// How many times [`Client::send`] signs a call when other transactions of the same account
+/// keep taking its nonce.
+pub const MAX_SEND_ATTEMPTS: usize = 16;
 
 /// What went wrong talking to a node.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +57,15 @@ pub enum ClientError {
         code: i32,
         /// The node's message.
         message: String,
+    },
+    /// The node refused the transaction's nonce: another transaction of the signer holds it or
+    /// used it. [`Client::send`] signs again with `conflict.next`.
+    #[error("{message}")]
+    NonceConflict {
+        /// The node's message.
+        message: String,
+        /// Which nonce, held by which transaction, and the signer's next free one.
+        conflict: NonceConflict,
     },
     /// The node's answer was not what this client understands.
     #[error("unexpected answer from the node: {0}")]
@@ -75,10 +95,22 @@ pub enum ClientError {
 impl ClientError {
     fn from_rpc(url: &str, error: jsonrpsee::core::ClientError) -> ClientError {
         match error {
-            jsonrpsee::core::ClientError::Call(object) => ClientError::Rpc {
-                code: object.code(),
-                message: object.message().to_string(),
-            },
+            jsonrpsee::core::ClientError::Call(object) => {
+                let conflict = matches!(object.code(), codes::NONCE_TAKEN | codes::NONCE_USED)
+                    .then(|| object.data())
+                    .flatten()
+                    .and_then(|data| serde_json::from_str::<NonceConflict>(data.get()).ok());
+                match conflict {
+                    Some(conflict) => ClientError::NonceConflict {
+                        message: object.message().to_string(),
+                        conflict,
+                    },
+                    None => ClientError::Rpc {
+                        code: object.code(),
+                        message: object.message().to_string(),
+                    },
+                }
+            }
             jsonrpsee::core::ClientError::ParseError(e) => ClientError::Decode(e.to_string()),
             other => ClientError::Connection {
                 url: url.to_string(),
@@ -183,6 +215,13 @@ impl Client {
     /// `system_health`.
     pub async fn health(&self) -> Result<Health, ClientError> {
         self.call("system_health", rpc_params![]).await
+    }
+
+    /// `system_accountNextIndex`: the nonce `account`'s next transaction should use, past its
+    /// transactions pending in the node's pool.
+    pub async fn next_nonce(&self, account: &AccountId) -> Result<u64, ClientError> {
+        self.call("system_accountNextIndex", rpc_params![account])
+            .await
     }
 
     /// `system_chainSpec`.
@@ -329,6 +368,13 @@ impl Client {
         self.call("state_pendingPlacements", rpc_params![]).await
     }
 
+    /// `state_pendingReason`: why `workload` waits for a worker, in words; `None` if it does
+    /// not wait.
+    pub async fn pending_reason(&self, workload: Workload) -> Result<Option<String>, ClientError> {
+        self.call("state_pendingReason", rpc_params![workload])
+            .await
+    }
+
     /// `author_submitTransaction`: admits `tx` to the pool and returns its hash.
     pub async fn submit(&self, tx: &SignedTransaction) -> Result<Hash, ClientError> {
         self.call(
@@ -351,22 +397,35 @@ impl Client {
         .await
     }
 
-    /// Builds and signs `call` from `key` with the chain's minimum fee and the next nonce
-    /// (counting transactions this client already sent that are not final yet).
+    /// Builds and signs `call` from `key` with the chain's minimum fee, the next nonce (past the
+    /// account's pending transactions and those this client signed and did not send yet), and
+    /// an expiry [`DEFAULT_LIFETIME_BLOCKS`] after the finalized head.
     pub async fn sign(&self, key: &Keypair, call: Call) -> Result<SignedTransaction, ClientError> {
-        let signer = key.account_id();
-        let account = self.account(&signer).await?;
-        let params = self.params().await?;
         let head = self.header(None).await?;
+        let expires_at = head.header.height.saturating_add(DEFAULT_LIFETIME_BLOCKS);
+        self.sign_until(key, call, expires_at).await
+    }
+
+    async fn sign_until(
+        &self,
+        key: &Keypair,
+        call: Call,
+        expires_at: u64,
+    ) -> Result<SignedTransaction, ClientError> {
+        let signer = key.account_id();
+        let next = self.next_nonce(&signer).await?;
+        let params = self.params().await?;
         let nonce = {
-            let nonces = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
-            nonces.get(&signer).copied().unwrap_or(0).max(account.nonce)
+            let mut nonces = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
+            let nonce = nonces.get(&signer).copied().unwrap_or(0).max(next);
+            nonces.insert(signer, nonce.saturating_add(1));
+            nonce
         };
         let mut tx = Transaction {
             signer,
             nonce,
             fee: Balance::ZERO,
-            expires_at: head.header.height.saturating_add(DEFAULT_LIFETIME_BLOCKS),
+            expires_at,
             call,
         };
         // The fee depends on the size, which does not depend on the fee's value.
@@ -375,10 +434,6 @@ impl Client {
             .params
             .minimum_fee(size)
             .ok_or_else(|| ClientError::Decode("the chain's fee parameters overflow".into()))?;
-        self.nonces
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(signer, nonce.saturating_add(1));
         Ok(tx.sign(key, &self.genesis_hash))
     }
 
@@ -399,6 +454,13 @@ impl Client {
         let hash = tx.hash();
         let mut statuses = match self.submit_and_watch(tx).await {
             Ok(statuses) => statuses,
+            // The nonces this client handed out are still its own: move past the conflict.
+            Err(ClientError::NonceConflict { message, conflict }) => {
+                let mut nonces = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
+                let counted = nonces.entry(conflict.signer).or_insert(0);
+                *counted = (*counted).max(conflict.next);
+                return Err(ClientError::NonceConflict { message, conflict });
+            }
             Err(e) => {
                 self.reset_nonce(&tx.tx.signer);
                 return Err(e);
@@ -436,14 +498,27 @@ impl Client {
         })
     }
 
-    /// Signs `call` from `key`, submits it and waits until it is final.
+    /// Signs `call` from `key`, submits it and waits until it is final. When another
+    /// transaction of the same account takes the nonce first (another process sending from the
+    /// same key), or the node drops the transaction for it, the call is signed again with the
+    /// next free nonce, at most [`MAX_SEND_ATTEMPTS`] times and never past the first
+    /// signature's expiry (the node refuses an expired transaction).
     pub async fn send(
         &self,
         key: &Keypair,
         call: Call,
-        progress: impl FnMut(&TransactionStatus),
+        mut progress: impl FnMut(&TransactionStatus),
     ) -> Result<Finalized, ClientError> {
-        let tx = self.sign(key, call).await?;
+        let mut tx = self.sign(key, call.clone()).await?;
+        let expires_at = tx.tx.expires_at;
+        for _ in 1..MAX_SEND_ATTEMPTS {
+            match self.submit_and_wait(&tx, &mut progress).await {
+                Err(ClientError::NonceConflict { .. } | ClientError::Dropped { .. }) => {
+                    tx = self.sign_until(key, call.clone(), expires_at).await?;
+                }
+                outcome => return outcome,
+            }
+        }
         self.submit_and_wait(&tx, progress).await
     }
 }

@@ -434,6 +434,21 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
         Ok(hash)
     }
 
+    /// The nonce `account`'s next transaction should use: its nonce in the latest finalized
+    /// state, past its pending transactions (`system_accountNextIndex`).
+    pub fn next_nonce(
+        &self,
+        account: &wetee_types::AccountId,
+    ) -> Result<u64, wetee_types::CallError> {
+        let memory = self
+            .inner
+            .memory
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let state_nonce = wetee_runtime::query::account(&*memory, account)?.nonce;
+        Ok(lock(&self.inner.mempool).next_nonce(account, state_nonce))
+    }
+
     /// Whether `hash` waits in the mempool.
     pub fn pending(&self, hash: &Hash) -> bool {
         lock(&self.inner.mempool).contains(hash)

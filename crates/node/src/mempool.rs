@@ -254,6 +254,22 @@ impl Mempool {
         chosen
     }
 
+    /// The nonce `account`'s next transaction should use: `state_nonce` (its next nonce in the
+    /// finalized state), moved past each pending transaction that continues the run without a
+    /// gap. A transaction waiting behind a gap does not count: the gap must be filled first.
+    pub fn next_nonce(&self, account: &AccountId, state_nonce: u64) -> u64 {
+        let mut next = state_nonce;
+        if let Some(queue) = self.by_account.get(account) {
+            for &nonce in queue.range(state_nonce..).map(|(nonce, _)| nonce) {
+                if nonce != next {
+                    break;
+                }
+                next = next.saturating_add(1);
+            }
+        }
+        next
+    }
+
     /// Removes the transaction `hash`, if pending.
     pub fn remove(&mut self, hash: &Hash) -> Option<SignedTransaction> {
         let (account, nonce) = self.by_hash.remove(hash)?;
@@ -418,6 +434,30 @@ mod tests {
             Err(MempoolError::Invalid(TxError::BadSignature))
         );
         assert_eq!(pool.len(), 2);
+    }
+
+    #[test]
+    fn the_next_nonce_counts_pending_transactions_up_to_the_first_gap() {
+        let world = world();
+        let mut pool = Mempool::new(MempoolLimits::default());
+        let alice = world.alice.account_id();
+        assert_eq!(pool.next_nonce(&alice, 0), 0);
+        for nonce in [0, 1, 3] {
+            admit(
+                &mut pool,
+                &world,
+                transfer(&world, &world.alice, nonce, 100),
+            )
+            .unwrap();
+        }
+        // Nonce 2 is missing: 3 waits behind the gap and the next sender must fill it.
+        assert_eq!(pool.next_nonce(&alice, 0), 2);
+        // Once the finalized state has used 0 and 1, counting starts there.
+        assert_eq!(pool.next_nonce(&alice, 2), 2);
+        assert_eq!(pool.next_nonce(&alice, 5), 5);
+        admit(&mut pool, &world, transfer(&world, &world.alice, 2, 100)).unwrap();
+        assert_eq!(pool.next_nonce(&alice, 0), 4);
+        assert_eq!(pool.next_nonce(&world.bob.account_id(), 7), 7);
     }
 
     #[test]

@@ -22,13 +22,16 @@ use serde::Serialize;
 use wetee_runtime::query;
 use wetee_types::codec::decode;
 use wetee_types::rpc::{
-    BlockId, BlockInfo, BlockRef, EventFilter, HeaderInfo, Health, ParamsInfo, TransactionInfo,
-    codes, event_records,
+    BlockId, BlockInfo, BlockRef, EventFilter, HeaderInfo, Health, NonceConflict, ParamsInfo,
+    TransactionInfo, codes, event_records,
 };
 use wetee_types::spec::ChainSpec;
-use wetee_types::{AccountId, AppId, Block, CallError, SignedTransaction, TaskId, WorkerId};
+use wetee_types::{
+    AccountId, AppId, Block, CallError, SignedTransaction, TaskId, TxError, WorkerId, Workload,
+};
 
 use crate::ledger::Ledger;
+use crate::mempool::MempoolError;
 
 /// Largest request body: a transaction carries at most a manifest and some proofs.
 pub const MAX_REQUEST_BYTES: u32 = 4 << 20;
@@ -186,6 +189,27 @@ where
         })
     }
 
+    /// A refused transaction as an RPC error: a nonce conflict gets its own code with what a
+    /// client needs to sign again; anything else is [`codes::TRANSACTION_REJECTED`].
+    fn rejection(&self, signer: &AccountId, e: MempoolError) -> ErrorObjectOwned {
+        let conflict = |nonce, pending| NonceConflict {
+            signer: *signer,
+            nonce,
+            pending,
+            next: self.ledger.next_nonce(signer).unwrap_or(nonce),
+        };
+        let (code, data) = match &e {
+            MempoolError::NonceTaken {
+                nonce, existing, ..
+            } => (codes::NONCE_TAKEN, Some(conflict(*nonce, Some(*existing)))),
+            MempoolError::Invalid(TxError::StaleNonce { got, .. }) => {
+                (codes::NONCE_USED, Some(conflict(*got, None)))
+            }
+            _ => (codes::TRANSACTION_REJECTED, None),
+        };
+        ErrorObjectOwned::owned(code, format!("transaction rejected: {e}"), data)
+    }
+
     fn health(&self) -> Health {
         let status = self.ledger.status();
         Health {
@@ -300,15 +324,22 @@ where
         .expect(unique);
 
     module
+        .register_method("system_accountNextIndex", |params, state, _| {
+            let account: AccountId = required(&params)?;
+            state.ledger.next_nonce(&account).map_err(state_error)
+        })
+        .expect(unique);
+    module
         .register_method("author_submitTransaction", |params, state, _| {
             let tx = transaction_param(&params)?;
-            state.ledger.submit(tx, true).map_err(|e| {
-                ErrorObjectOwned::owned(
-                    codes::TRANSACTION_REJECTED,
-                    format!("transaction rejected: {e}"),
-                    None::<()>,
-                )
-            })
+            let hash = tx.hash();
+            let signer = tx.tx.signer;
+            match state.ledger.submit(tx, true) {
+                Ok(hash) => Ok(hash),
+                // Submitting again what is pending is harmless: same answer as the first time.
+                Err(MempoolError::AlreadyKnown(_)) => Ok(hash),
+                Err(e) => Err(state.rejection(&signer, e)),
+            }
         })
         .expect(unique);
     module
@@ -335,17 +366,16 @@ where
                         .await;
                     return Ok(());
                 };
-                if let Err(e) = state.ledger.submit(tx, true) {
-                    drop(statuses);
-                    state.ledger.unwatch(&hash);
-                    pending
-                        .reject(ErrorObjectOwned::owned(
-                            codes::TRANSACTION_REJECTED,
-                            format!("transaction rejected: {e}"),
-                            None::<()>,
-                        ))
-                        .await;
-                    return Ok(());
+                let signer = tx.tx.signer;
+                match state.ledger.submit(tx, true) {
+                    // Already pending (sent again after a lost connection): follow it.
+                    Ok(_) | Err(MempoolError::AlreadyKnown(_)) => {}
+                    Err(e) => {
+                        drop(statuses);
+                        state.ledger.unwatch(&hash);
+                        pending.reject(state.rejection(&signer, e)).await;
+                        return Ok(());
+                    }
                 }
                 let sink = match pending.accept().await {
                     Ok(sink) => sink,
@@ -538,6 +568,12 @@ where
         "state_pendingPlacements",
         |view, ()| query::pending_placements(view).map_err(state_error),
         none,
+    );
+    state_method(
+        &mut module,
+        "state_pendingReason",
+        |view, workload: Workload| query::pending_reason(view, &workload).map_err(state_error),
+        required,
     );
     module
 }

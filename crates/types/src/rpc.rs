@@ -21,6 +21,27 @@ pub mod codes {
     pub const UNAVAILABLE: i32 = 1003;
     /// The node's state is damaged; the operator must look at its logs.
     pub const INTERNAL: i32 = 1004;
+    /// Another pending transaction of the signer holds the nonce; the error's data is a
+    /// [`NonceConflict`](super::NonceConflict) naming it.
+    pub const NONCE_TAKEN: i32 = 1005;
+    /// A finalized transaction of the signer already used the nonce; the error's data is a
+    /// [`NonceConflict`](super::NonceConflict).
+    pub const NONCE_USED: i32 = 1006;
+}
+
+/// The data of a refusal for the nonce ([`codes::NONCE_TAKEN`], [`codes::NONCE_USED`]): enough
+/// for a client to tell its own pending copy from another transaction, and to sign again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NonceConflict {
+    /// The signer.
+    pub signer: AccountId,
+    /// The refused nonce.
+    pub nonce: u64,
+    /// The pending transaction that holds the nonce (with [`codes::NONCE_TAKEN`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Hash>,
+    /// The signer's next free nonce, counting its pending transactions.
+    pub next: u64,
 }
 
 /// A block by height and hash.
