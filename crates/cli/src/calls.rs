@@ -23,7 +23,9 @@ use wetee_types::{
     AccountId, AppId, Balance, Call, ComplaintId, Hash, KeyScheme, Params, TaskId, WorkerId,
 };
 
+use crate::app_state::AppState;
 use crate::output::{Format, print};
+use crate::task_state::TaskState;
 
 /// Where the node is and who signs.
 #[derive(Debug, Args)]
@@ -261,21 +263,8 @@ pub enum SecretsCommand {
 /// `wetee app ...`: long-running apps.
 #[derive(Debug, Subcommand)]
 pub enum AppCommand {
-    /// Deploys an app from its manifest and (with --wait) waits until it serves.
-    Deploy {
-        /// The owner's key.
-        #[arg(long, default_value = "//Alice")]
-        from: String,
-        /// The manifest (`wetee.toml`).
-        #[arg(long, short = 'f')]
-        file: PathBuf,
-        /// The prepaid deposit, in WTE.
-        #[arg(long, default_value = "10")]
-        deposit: Balance,
-        /// Wait until the app answers on its worker's ingress.
-        #[arg(long)]
-        wait: bool,
-    },
+    /// Deploys an app from its manifest and (with --wait) follows it until it serves.
+    Deploy(crate::deploy::DeployArgs),
     /// An app's state, where it runs, and its URL.
     Status {
         /// The app.
@@ -515,7 +504,7 @@ fn read_manifest(path: &Path) -> Result<Option<wetee_types::manifest::Manifest>>
     Ok(None)
 }
 
-fn read_app_spec(path: &Path) -> Result<AppSpec> {
+pub(crate) fn read_app_spec(path: &Path) -> Result<AppSpec> {
     match read_manifest(path)? {
         Some(wetee_types::manifest::Manifest::App(spec)) => return Ok(spec),
         Some(wetee_types::manifest::Manifest::Task(_)) => {
@@ -566,10 +555,9 @@ struct TransactionResult<'a> {
 async fn send(context: &Session<'_>, signer: &Signer, call: Call) -> Result<()> {
     let key = KeySource::parse(&signer.from)?.keypair(context.scheme, context.keystore)?;
     let client = connect(context).await?;
-    let tx = client.sign(&key, call).await?;
     let text = context.format == Format::Text;
     let result = client
-        .submit_and_wait(&tx, |status| {
+        .send(&key, call, |status| {
             if text {
                 match status {
                     TransactionStatus::Ready { hash } => eprintln!("submitted {hash}"),
@@ -601,10 +589,7 @@ async fn send(context: &Session<'_>, signer: &Signer, call: Call) -> Result<()> 
                     block.height, block.hash, receipt.fee
                 );
                 for event in &events {
-                    out.push_str(&format!(
-                        "\n  {}",
-                        serde_json::to_string(event).unwrap_or_default()
-                    ));
+                    out.push_str(&format!("\n  {}", crate::output::event_words(event)));
                 }
                 out
             });
@@ -638,7 +623,7 @@ async fn send(context: &Session<'_>, signer: &Signer, call: Call) -> Result<()> 
 
 fn show<T: Serialize>(format: Format, value: &T) {
     print(format, value, || {
-        serde_json::to_string_pretty(value).unwrap_or_default()
+        crate::output::outline(&serde_json::to_value(value).unwrap_or_default())
     });
 }
 
@@ -733,7 +718,7 @@ pub async fn chain(command: ChainQuery, context: &Session<'_>) -> Result<()> {
                 Format::Text => println!(
                     "#{:<8} {}",
                     record.block.height,
-                    serde_json::to_string(&record.event).unwrap_or_default()
+                    crate::output::event_words(&record.event)
                 ),
             };
             if follow {
@@ -887,49 +872,21 @@ pub async fn worker(command: WorkerCommand, context: &Session<'_>) -> Result<()>
 /// `wetee app ...`.
 pub async fn app(command: AppCommand, context: &Session<'_>) -> Result<()> {
     let (signer, call) = match command {
-        AppCommand::Deploy {
-            from,
-            file,
-            deposit,
-            wait,
-        } => return deploy(context, &from, &file, deposit, wait).await,
+        AppCommand::Deploy(args) => return crate::deploy::deploy(context, args).await,
         AppCommand::Status { app } => {
             let client = connect(context).await?;
-            let status = app_status(&client, app).await?;
-            print(context.format, &status, || {
-                let mut text = format!(
-                    "app {app} ({}) version {}: {}\n  worker  {}\n  url     {}",
-                    status["name"].as_str().unwrap_or_default(),
-                    status["version"],
-                    status["status"],
-                    status["worker"],
-                    status["url"].as_str().unwrap_or("none (not placed)")
-                );
-                if status["status"]["state"] == "awaiting_secrets" {
-                    text.push_str(&format!(
-                        "\n  waiting for its secrets to be sealed to worker {}: run \
-                         `wetee app secrets reseal {app} --from <owner>` (or `secrets set` for new ones)",
-                        status["worker"]
-                    ));
-                }
-                if let Some(reason) = status["failure"]["reason"].as_str() {
-                    text.push_str(&format!(
-                        "\n  failed  {reason}\n{}",
-                        status["failure"]["log_tail"].as_str().unwrap_or_default()
-                    ));
-                }
-                text
-            });
+            let state = AppState::read(&client, app).await?;
+            print(context.format, &state, || state.to_text());
             return Ok(());
         }
         AppCommand::Logs { app, from, follow } => {
-            let path = format!("/_wetee/apps/{app}/logs");
             let query = if follow { "?follow=1" } else { "" };
-            return owner_request(context, app, &from, &path, query, true).await;
+            let target = format!("/_wetee/apps/{app}/logs{query}");
+            return owner_request(context, app, &from, &target, true).await;
         }
         AppCommand::Metrics { app, from } => {
-            let path = format!("/_wetee/apps/{app}/status");
-            return owner_request(context, app, &from, &path, "", false).await;
+            let target = format!("/_wetee/apps/{app}/status");
+            return owner_request(context, app, &from, &target, false).await;
         }
         AppCommand::List { owner } => {
             show(
@@ -1101,15 +1058,8 @@ pub async fn task(command: TaskCommand, context: &Session<'_>) -> Result<()> {
         }
         TaskCommand::Show { task } => {
             let client = connect(context).await?;
-            let found = client
-                .task(task)
-                .await?
-                .with_context(|| format!("no task {task}"))?;
-            let versions = client.task_versions(task).await?;
-            show(
-                context.format,
-                &serde_json::json!({ "task": found, "versions": versions }),
-            );
+            let state = TaskState::read(&client, task).await?;
+            print(context.format, &state, || state.to_text());
             return Ok(());
         }
         TaskCommand::Logs { task, run, from } => {
@@ -1123,13 +1073,19 @@ pub async fn task(command: TaskCommand, context: &Session<'_>) -> Result<()> {
                 .worker
                 .with_context(|| format!("run {run} of task {task} was never assigned"))?;
             let path = format!("/_wetee/tasks/{task}/runs/{run}/logs");
-            return owner_get(context, &client, worker, &from, &path, "", true).await;
+            return owner_get(context, &client, worker, &from, &path, true).await;
         }
         TaskCommand::Runs { task } => {
-            show(
-                context.format,
-                &connect(context).await?.task_runs(task).await?,
-            );
+            let runs = connect(context).await?.task_runs(task).await?;
+            print(context.format, &runs, || {
+                if runs.is_empty() {
+                    return format!("task {task} has no runs yet");
+                }
+                runs.iter()
+                    .map(crate::task_state::run_words)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
             return Ok(());
         }
         TaskCommand::Create {
@@ -1178,34 +1134,6 @@ pub async fn root(command: RootCommand, context: &Session<'_>) -> Result<()> {
     send(context, &signer, Call::Root(call)).await
 }
 
-/// An app's record summarised, with the URL of its worker's ingress.
-async fn app_status(client: &Client, app: AppId) -> Result<serde_json::Value> {
-    let record = client
-        .app(app)
-        .await?
-        .with_context(|| format!("no app {app}"))?;
-    let mut worker = serde_json::Value::Null;
-    let mut url = serde_json::Value::Null;
-    if let Some(placement) = &record.placement {
-        worker = serde_json::json!(placement.worker);
-        if let Some(found) = client.worker(placement.worker).await? {
-            let endpoint = found.profile.endpoint.as_str().trim_end_matches('/');
-            url = serde_json::json!(format!("{endpoint}/{app}/"));
-        }
-    }
-    let failure = client.app_failure(app).await?;
-    Ok(serde_json::json!({
-        "app_id": app,
-        "failure": failure,
-        "name": record.spec.name.as_str(),
-        "version": record.version,
-        "status": record.status,
-        "worker": worker,
-        "url": url,
-        "deposit": record.deposit,
-    }))
-}
-
 /// The HTTP status of `GET url` (`http://host:port/path` only), or `None` if nothing answers.
 pub(crate) async fn http_status(url: &str) -> Option<u16> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -1228,179 +1156,40 @@ pub(crate) async fn http_status(url: &str) -> Option<u16> {
         .flatten()
 }
 
-/// `wetee app deploy`.
-async fn deploy(
-    context: &Session<'_>,
-    from: &str,
-    file: &Path,
-    deposit: Balance,
-    wait: bool,
-) -> Result<()> {
-    let spec = read_app_spec(file)?;
-    let key = KeySource::parse(from)?.keypair(context.scheme, context.keystore)?;
-    let client = connect(context).await?;
-    let text = context.format == Format::Text;
-    let tx = client
-        .sign(&key, Call::Apps(AppsCall::Create { spec, deposit }))
-        .await?;
-    let finalized = client
-        .submit_and_wait(&tx, |status| {
-            if text && let TransactionStatus::Ready { hash } = status {
-                eprintln!("submitted {hash}");
-            }
-        })
-        .await?;
-    let app = finalized
-        .receipt
-        .events
-        .iter()
-        .find_map(|event| match event {
-            wetee_types::Event::AppCreated { app, .. } => Some(*app),
-            _ => None,
-        })
-        .context("the chain created no app")?;
-    if text {
-        eprintln!("app {app} created in block #{}", finalized.block.height);
-    }
-    let mut status = app_status(&client, app).await?;
-    if wait {
-        let started = std::time::Instant::now();
-        let deadline = std::time::Duration::from_secs(300);
-        loop {
-            status = app_status(&client, app).await?;
-            if let Some(url) = status["url"].as_str()
-                && http_status(url).await.is_some_and(|code| code < 500)
-            {
-                break;
-            }
-            if started.elapsed() > deadline {
-                bail!(
-                    "app {app} did not answer within {} s (status: {}); see `wetee app status {app}`",
-                    deadline.as_secs(),
-                    status["status"]
-                );
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-    }
-    let url = status["url"].clone();
-    print(
-        context.format,
-        &serde_json::json!({ "app_id": app, "url": url }),
-        || match url.as_str() {
-            Some(url) => format!("app {app} serves at {url}"),
-            None => format!("app {app} created; waiting for a worker (wetee app status {app})"),
-        },
-    );
-    Ok(())
-}
-
-/// A signed `GET` to the owner API of the worker running `app`; the body goes to stdout as it
-/// arrives (logs) or is printed as JSON (metrics).
+/// A signed `GET` to the owner API of the worker running `app`.
 async fn owner_request(
     context: &Session<'_>,
     app: AppId,
     from: &str,
-    path: &str,
-    query: &str,
+    target: &str,
     stream_body: bool,
 ) -> Result<()> {
     let client = connect(context).await?;
-    let status = app_status(&client, app).await?;
-    let worker: wetee_types::WorkerId = serde_json::from_value(status["worker"].clone())
-        .map_err(|_| anyhow::anyhow!("app {app} is not placed on a worker"))?;
-    owner_get(context, &client, worker, from, path, query, stream_body).await
+    let state = AppState::read(&client, app).await?;
+    let worker = state.worker.with_context(|| {
+        format!(
+            "app {app} is not placed on a worker: {}",
+            state.state_words()
+        )
+    })?;
+    owner_get(context, &client, worker, from, target, stream_body).await
 }
 
-/// A signed `GET path` to `worker`'s owner API.
+/// A signed `GET target` to `worker`'s owner API: the body goes to stdout as it arrives
+/// (logs), or is shown as a document (status and metrics).
 async fn owner_get(
     context: &Session<'_>,
     client: &Client,
-    worker: wetee_types::WorkerId,
+    worker: WorkerId,
     from: &str,
-    path: &str,
-    query: &str,
+    target: &str,
     stream_body: bool,
 ) -> Result<()> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let key = KeySource::parse(from)?.keypair(context.scheme, context.keystore)?;
-    let endpoint = client
-        .worker(worker)
-        .await?
-        .with_context(|| format!("no worker {worker}"))?
-        .profile
-        .endpoint
-        .as_str()
-        .to_string();
-    let authority = endpoint
-        .strip_prefix("http://")
-        .with_context(|| format!("worker endpoint {endpoint} is not http://"))?
-        .trim_end_matches('/')
-        .to_string();
-    let target = format!("{path}{query}");
-    let headers = wetee_types::owner::sign_request(
-        &key,
-        &client.genesis_hash(),
-        wetee_types::owner::RequestTarget {
-            method: "GET",
-            target: &target,
-            host: &authority,
-        },
-        crate::spec::now_ms(),
-    );
-    let mut request = format!("GET {path}{query} HTTP/1.0\r\nHost: {authority}\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
+    let response = crate::owner_api::get(client, worker, &key, target).await?;
+    if stream_body && response.code == 200 {
+        return response.stream_to_stdout().await;
     }
-    request.push_str("\r\n");
-    let mut stream = tokio::net::TcpStream::connect(&authority)
-        .await
-        .with_context(|| format!("connecting to worker {worker} at {authority}"))?;
-    stream.write_all(request.as_bytes()).await?;
-    // Read the head, then the body.
-    let mut received = Vec::new();
-    let mut buffer = [0u8; 8192];
-    let head_end = loop {
-        let read = stream.read(&mut buffer).await?;
-        if read == 0 {
-            bail!("worker {worker} closed the connection");
-        }
-        received.extend_from_slice(&buffer[..read]);
-        if let Some(at) = received.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&received[..head_end]).to_string();
-    let code: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let mut body = received[head_end..].to_vec();
-    if code != 200 || !stream_body {
-        stream.read_to_end(&mut body).await?;
-    }
-    if code != 200 {
-        bail!(
-            "worker {worker} refused (HTTP {code}): {}",
-            String::from_utf8_lossy(&body).trim()
-        );
-    }
-    if !stream_body {
-        let value: serde_json::Value = serde_json::from_slice(&body)
-            .with_context(|| "the worker's answer is not JSON".to_string())?;
-        show(context.format, &value);
-        return Ok(());
-    }
-    let mut stdout = tokio::io::stdout();
-    stdout.write_all(&body).await?;
-    loop {
-        let read = stream.read(&mut buffer).await?;
-        if read == 0 {
-            break;
-        }
-        stdout.write_all(&buffer[..read]).await?;
-        stdout.flush().await?;
-    }
+    show(context.format, &response.json().await?);
     Ok(())
 }

@@ -1,12 +1,20 @@
 //! `wetee`: the command line of WeTEE.
 
+mod app_state;
 mod attest;
 mod bench;
 mod calls;
+mod deploy;
+mod dev;
 mod keys;
+mod logs;
 mod node;
 mod output;
+mod owner_api;
+mod progress;
+mod signals;
 mod spec;
+mod task_state;
 mod worker;
 
 use std::path::PathBuf;
@@ -87,7 +95,7 @@ enum Command {
     /// Runs a validator of the chain in SPEC.
     Node(node::NodeArgs),
     /// Runs a single-validator development chain with funded dev accounts.
-    Dev(node::DevArgs),
+    Dev(dev::DevArgs),
     /// Runs a local network of validators, one process each, until interrupted.
     Testnet(node::TestnetArgs),
     /// TEE evidence: verify quotes and reports offline.
@@ -175,7 +183,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Chain(ChainCommand::Query(query)) => block_on(calls::chain(query, &session)),
         Command::Attest(_) => unreachable!("attest commands exit with their own status"),
         Command::Node(args) => node::node(args, &keystore, cli.output),
-        Command::Dev(args) => node::dev(args, cli.output),
+        Command::Dev(args) => dev::run(args, cli.output),
         Command::Testnet(args) => node::testnet(args, cli.output),
         Command::Bench(BenchCommand::Chain(args)) => bench::chain(args, cli.output),
         Command::Bench(BenchCommand::Deploy(args)) => bench::deploy(args, cli.output),

@@ -1,4 +1,4 @@
-//! `wetee node`, `wetee dev` and `wetee testnet`: running validators.
+//! `wetee node` and `wetee testnet`: running validators (`wetee dev` is in [`crate::dev`]).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -10,7 +10,6 @@ use serde::Serialize;
 use wetee_client::keys::{KeySource, Keystore, wetee_home};
 use wetee_node::service::{self, ServiceConfig, Started};
 use wetee_types::{ChainSpec, KeyScheme, Keypair};
-use wetee_worker::config::WorkerConfig;
 
 use crate::output::{Format, print};
 use crate::spec;
@@ -55,31 +54,9 @@ pub struct RpcArgs {
 }
 
 impl RpcArgs {
-    fn address(&self) -> SocketAddr {
+    pub(crate) fn address(&self) -> SocketAddr {
         SocketAddr::new(self.rpc_addr, self.rpc_port)
     }
-}
-
-/// What `wetee dev` needs.
-#[derive(Debug, Args)]
-pub struct DevArgs {
-    /// Where the dev chain is kept (default: $WETEE_HOME/dev).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Start a new chain, deleting the old one.
-    #[arg(long)]
-    fresh: bool,
-    #[command(flatten)]
-    rpc: RpcArgs,
-    /// The validator's peer-to-peer port.
-    #[arg(long, default_value_t = spec::FIRST_P2P_PORT)]
-    p2p_port: u16,
-    /// The worker's HTTP entrance to the apps.
-    #[arg(long, default_value_t = 8800)]
-    ingress_port: u16,
-    /// Run the chain only, without a local worker.
-    #[arg(long)]
-    no_worker: bool,
 }
 
 /// What `wetee testnet` needs.
@@ -106,20 +83,7 @@ pub struct TestnetArgs {
     full_nodes: usize,
 }
 
-pub fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(
-            "info,commonware_storage=error,commonware_p2p=warn,commonware_consensus=warn,\
-             commonware_broadcast=warn,commonware_runtime=warn,jsonrpsee=warn",
-        )
-    });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
-fn consensus_seed(source: &str, keystore: &Keystore) -> Result<[u8; 32]> {
+pub(crate) fn consensus_seed(source: &str, keystore: &Keystore) -> Result<[u8; 32]> {
     let keypair = KeySource::parse(source)?
         .keypair(KeyScheme::Ed25519, keystore)
         .with_context(|| format!("reading the validator key {source}"))?;
@@ -129,26 +93,27 @@ fn consensus_seed(source: &str, keystore: &Keystore) -> Result<[u8; 32]> {
     }
 }
 
-fn read_spec(path: &Path) -> Result<ChainSpec> {
+pub(crate) fn read_spec(path: &Path) -> Result<ChainSpec> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the chain spec {}", path.display()))?;
     ChainSpec::from_json(&text).with_context(|| format!("chain spec {}", path.display()))
 }
 
+/// A running node, as its banner reports it.
 #[derive(Serialize)]
-struct Running<'a> {
-    chain: &'a str,
-    validator: String,
-    public_key: String,
-    rpc: String,
-    ws: String,
-    metrics: String,
-    p2p: SocketAddr,
-    data_dir: &'a Path,
-    pid: u32,
+pub(crate) struct Running<'a> {
+    pub chain: &'a str,
+    pub validator: String,
+    pub public_key: String,
+    pub rpc: String,
+    pub ws: String,
+    pub metrics: String,
+    pub p2p: SocketAddr,
+    pub data_dir: &'a Path,
+    pub pid: u32,
 }
 
-fn running_of<'a>(chain: &'a str, data_dir: &'a Path, started: &Started) -> Running<'a> {
+pub(crate) fn running_of<'a>(chain: &'a str, data_dir: &'a Path, started: &Started) -> Running<'a> {
     let rpc = format!("http://{}", started.rpc_address);
     Running {
         chain,
@@ -217,7 +182,7 @@ fn parse_full_node(text: &str) -> Result<([u8; 32], IpAddr)> {
 
 /// `wetee node`.
 pub fn node(args: NodeArgs, keystore: &Keystore, format: Format) -> Result<()> {
-    init_logs();
+    crate::logs::init(crate::logs::OPERATOR, std::io::stderr);
     if args.exit_with_parent {
         exit_with_parent();
     }
@@ -241,289 +206,12 @@ pub fn node(args: NodeArgs, keystore: &Keystore, format: Format) -> Result<()> {
             worker_threads: 2,
         },
         move |started| announce(format, &chain, &data_dir, &started, ""),
+        async {
+            let signal = crate::signals::shutdown().await;
+            tracing::info!(signal, "stopping");
+        },
     )?;
     Ok(())
-}
-
-/// `wetee dev`.
-pub fn dev(args: DevArgs, format: Format) -> Result<()> {
-    init_logs();
-    let data_dir = args.data_dir.unwrap_or_else(|| wetee_home().join("dev"));
-    if args.fresh && data_dir.exists() {
-        remove_old_dev_containers(&data_dir.join("worker"));
-        std::fs::remove_dir_all(&data_dir)
-            .with_context(|| format!("deleting {}", data_dir.display()))?;
-    }
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
-    // The spec is written once, so that a restarted dev chain keeps its genesis.
-    let spec_path = data_dir.join("chain.json");
-    let spec = if spec_path.exists() {
-        read_spec(&spec_path)?
-    } else {
-        let spec = spec::dev_spec(spec::now_ms(), args.p2p_port)?;
-        std::fs::write(&spec_path, format!("{}\n", spec.to_json()))?;
-        spec
-    };
-    let key_seed = consensus_seed(spec::DEV_VALIDATOR_URI, &Keystore::default_location())?;
-    let chain = spec.name.clone();
-    let worker = if args.no_worker {
-        None
-    } else {
-        match dev_engine(&data_dir)? {
-            Some(engine) => Some(engine),
-            None => {
-                eprintln!(
-                    "wetee dev: no Docker or Podman found, so the chain runs without a worker.\n\
-                     Install one (Debian/Ubuntu: sudo apt-get install podman runc) and run \
-                     wetee dev again."
-                );
-                None
-            }
-        }
-    };
-    let ingress = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.ingress_port);
-    let worker_dir = data_dir.join("worker");
-    let announced_dir = data_dir.clone();
-    let socket = worker.as_ref().map(|engine| engine.socket.clone());
-    let result = service::run(
-        ServiceConfig {
-            spec,
-            key_seed,
-            full_nodes: Vec::new(),
-            data_dir: data_dir.join("node"),
-            rpc_address: args.rpc.address(),
-            p2p_listen: Some(SocketAddr::new(
-                IpAddr::V4(Ipv4Addr::LOCALHOST),
-                args.p2p_port,
-            )),
-            worker_threads: 2,
-        },
-        move |started| {
-            let Some(socket) = socket else {
-                announce_dev(format, &chain, &announced_dir, &started, None);
-                return;
-            };
-            let config = dev_worker_config(&worker_dir, &socket, ingress);
-            let rpc = format!("ws://{}", started.rpc_address);
-            std::thread::spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                {
-                    Ok(runtime) => runtime,
-                    Err(e) => {
-                        eprintln!("wetee dev: cannot start the worker: {e}");
-                        return;
-                    }
-                };
-                let operator = wetee_client::keys::dev_keypair("Alice");
-                let announced = std::cell::Cell::new(false);
-                let outcome = runtime.block_on(wetee_worker::agent::run(
-                    config,
-                    &rpc,
-                    operator,
-                    futures::future::pending(),
-                    |running| {
-                        announced.set(true);
-                        announce_dev(format, &chain, &announced_dir, &started, Some(&running))
-                    },
-                ));
-                if let Err(e) = outcome {
-                    eprintln!("wetee dev: the worker stopped: {e}");
-                    // The chain still runs: say so, even though the worker could not start.
-                    if !announced.get() {
-                        announce_dev(format, &chain, &announced_dir, &started, None);
-                    }
-                }
-            });
-        },
-    );
-    drop(worker);
-    result?;
-    Ok(())
-}
-
-/// Removes the containers of the previous dev worker (its identity is about to be deleted, and
-/// nothing would ever remove them). Best effort: no engine, nothing to do.
-fn remove_old_dev_containers(worker_dir: &Path) {
-    if !worker_dir.join("worker-keys.json").exists() {
-        return;
-    }
-    let Ok(identity) = wetee_worker::identity::WorkerIdentity::load_or_create(worker_dir) else {
-        return;
-    };
-    let Ok(Some(engine)) = dev_engine(worker_dir) else {
-        return;
-    };
-    let socket = engine.socket.clone();
-    let scope = hex::encode(identity.keys().identity);
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        return;
-    };
-    runtime.block_on(async {
-        use wetee_worker::backend::Backend as _;
-        let Ok(backend) =
-            wetee_worker::backend::docker::DockerBackend::connect(Some(&socket), &scope).await
-        else {
-            return;
-        };
-        for instance in backend.list().await.unwrap_or_default() {
-            let _ = backend
-                .remove(&instance.id, std::time::Duration::from_secs(2))
-                .await;
-        }
-    });
-}
-
-/// A container engine for `wetee dev`: one already running, or a Podman service started for
-/// the dev chain (stopped with it).
-struct DevEngine {
-    socket: String,
-    _service: Option<KillOnDrop>,
-}
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn dev_engine(data_dir: &Path) -> Result<Option<DevEngine>> {
-    if let Some(socket) = wetee_worker::backend::docker::local_engine_socket() {
-        return Ok(Some(DevEngine {
-            socket: socket.display().to_string(),
-            _service: None,
-        }));
-    }
-    let podman = Command::new("podman")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !podman {
-        return Ok(None);
-    }
-    let socket = data_dir.join("podman.sock");
-    let _ = std::fs::remove_file(&socket);
-    let service = Command::new("podman")
-        .args(["system", "service", "--time=0"])
-        .arg(format!("unix://{}", socket.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting podman system service")?;
-    let service = KillOnDrop(service);
-    let started = std::time::Instant::now();
-    while !socket.exists() {
-        if started.elapsed() > std::time::Duration::from_secs(20) {
-            bail!("podman system service did not open {}", socket.display());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    Ok(Some(DevEngine {
-        socket: socket.display().to_string(),
-        _service: Some(service),
-    }))
-}
-
-/// The dev worker: operated by //Alice, simulated TEE, generous capacity, cheap prices.
-fn dev_worker_config(dir: &Path, socket: &str, ingress: SocketAddr) -> WorkerConfig {
-    use wetee_types::codec::BoundedString;
-    use wetee_types::{Balance, Prices, Resources, TeeKind, TeeKinds};
-    WorkerConfig {
-        stake: Balance(200 * wetee_types::balance::UNIT),
-        data_dir: dir.to_path_buf(),
-        profile: wetee_types::records::WorkerProfile {
-            endpoint: BoundedString::try_new(format!("http://{ingress}")).unwrap_or_default(),
-            region: BoundedString::try_new("local").unwrap_or_default(),
-            level: 1,
-            capacity: Resources {
-                cpu_millicores: 8_000,
-                memory_mib: 16_384,
-                disk_gib: 100,
-                gpus: 0,
-            },
-            gpu_model: None,
-            tee_kinds: TeeKinds::of(&[TeeKind::Simulated]),
-            prices: Prices {
-                cpu_millicore: Balance(1_000),
-                memory_mib: Balance(1_000),
-                disk_gib: Balance(1_000),
-                gpu: Balance(0),
-            },
-        },
-        backend: wetee_worker::config::BackendConfig {
-            kind: wetee_worker::config::BackendKind::Docker,
-            socket: Some(socket.to_string()),
-            secrets_dir: wetee_worker::config::DEFAULT_SECRETS_DIR.into(),
-        },
-        ingress: wetee_worker::config::IngressConfig {
-            listen: ingress,
-            domain: "localhost".into(),
-        },
-    }
-}
-
-#[derive(Serialize)]
-struct DevRunning<'a> {
-    #[serde(flatten)]
-    node: Running<'a>,
-    accounts: Vec<String>,
-    worker: Option<serde_json::Value>,
-    ingress: Option<String>,
-}
-
-fn announce_dev(
-    format: Format,
-    chain: &str,
-    data_dir: &Path,
-    started: &Started,
-    worker: Option<&wetee_worker::agent::Running>,
-) {
-    let node = running_of(chain, data_dir, started);
-    let accounts: Vec<String> = wetee_client::keys::DEV_ACCOUNTS
-        .iter()
-        .map(|name| format!("//{name}"))
-        .collect();
-    let ingress = worker.map(|w| format!("http://{}", w.ingress));
-    let document = DevRunning {
-        worker: worker.map(
-            |w| serde_json::json!({ "id": w.worker, "identity": w.identity, "engine": w.engine }),
-        ),
-        ingress: ingress.clone(),
-        accounts: accounts.clone(),
-        node,
-    };
-    print(format, &document, || {
-        let node = &document.node;
-        let worker = match worker {
-            Some(w) => format!(
-                "\n  worker   {} on {}\n  apps     {}/<app-id>/",
-                w.worker,
-                w.engine,
-                ingress.clone().unwrap_or_default()
-            ),
-            None => "\n  worker   none (no Docker or Podman)".into(),
-        };
-        format!(
-            "{chain}: running\n  RPC      {} (WebSocket {})\n  metrics  {}{worker}\n  data     {}\n  accounts {} (funded; sign with --from //Alice)",
-            node.rpc,
-            node.ws,
-            node.metrics,
-            data_dir.display(),
-            accounts.join(" ")
-        )
-    });
 }
 
 /// A validator process started by [`spawn_validators`].
@@ -706,7 +394,7 @@ pub fn testnet(args: TestnetArgs, format: Format) -> Result<()> {
         }),
         || {
             let mut text = format!(
-                "{}: {} validators and {} full nodes started (Ctrl-C stops them)\n",
+                "{}: {} validators and {} full nodes started (Ctrl-C or SIGTERM stops them)\n",
                 spec.name,
                 started.len(),
                 full_nodes.len()
@@ -734,11 +422,11 @@ pub fn testnet(args: TestnetArgs, format: Format) -> Result<()> {
     result
 }
 
-/// Waits for Ctrl-C; a validator that exits is reported but the others keep running (a
-/// network tolerates one validator in four being down).
+/// Waits for Ctrl-C or SIGTERM; a validator that exits is reported but the others keep running
+/// (a network tolerates one validator in four being down).
 async fn supervise(children: &mut [Child]) -> Result<()> {
     let mut reported = vec![false; children.len()];
-    let interrupted = tokio::signal::ctrl_c();
+    let interrupted = crate::signals::shutdown();
     tokio::pin!(interrupted);
     loop {
         tokio::select! {

@@ -32,9 +32,10 @@ enum BackendArg {
     Docker,
 }
 
-/// Runs the worker until Ctrl-C.
+/// Runs the worker until Ctrl-C or SIGTERM (its containers keep running: a restarted worker
+/// takes them over).
 pub fn run(args: RunArgs, scheme: KeyScheme, keystore: &Keystore, format: Format) -> Result<()> {
-    crate::node::init_logs();
+    crate::logs::init(crate::logs::OPERATOR, std::io::stderr);
     let mut config = WorkerConfig::load(&args.config)?;
     if let Some(BackendArg::Docker) = args.backend {
         config.backend.kind = BackendKind::Docker;
@@ -49,7 +50,8 @@ pub fn run(args: RunArgs, scheme: KeyScheme, keystore: &Keystore, format: Format
     let chain = args.chain.clone();
     runtime.block_on(async move {
         let stop = async {
-            let _ = tokio::signal::ctrl_c().await;
+            let signal = crate::signals::shutdown().await;
+            tracing::info!(signal, "stopping");
         };
         wetee_worker::agent::run(config, &chain, operator, stop, |running| {
             let json = serde_json::json!({

@@ -4,163 +4,18 @@
 //! periodic task whose results reach the chain, the worker killed and restarted (nothing
 //! duplicated, the app still serves), and the app stopped (container gone, deposit refunded).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
-
-const WETEE: &str = env!("CARGO_BIN_EXE_wetee");
-
-#[derive(Default)]
-struct Processes(Vec<Child>);
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Removes the test worker's containers when the test ends, however it ends (declared before
-/// the processes, so it runs after they are killed).
-struct Cleanup(Option<String>);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if let Some(scope) = &self.0 {
-            let output = Command::new("podman")
-                .args(["ps", "-aq", "--filter"])
-                .arg(format!("label=wetee.managed={scope}"))
-                .output();
-            if let Ok(output) = output {
-                for id in String::from_utf8_lossy(&output.stdout).lines() {
-                    let _ = Command::new("podman").args(["rm", "-f", id]).output();
-                }
-            }
-        }
-    }
-}
-
-fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Starts `wetee args...` and returns it once it printed its first JSON document.
-fn start(args: &[String], log: &Path) -> (Child, Value) {
-    let mut child = Command::new(WETEE)
-        .args(args)
-        .args(["--output", "json"])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).expect("log file"))
-        .spawn()
-        .expect("wetee starts");
-    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut printed = String::new();
-    let value = loop {
-        let read = reader.read_line(&mut printed).expect("output");
-        assert!(
-            read > 0,
-            "wetee {args:?} exited: {}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        if let Ok(value) = serde_json::from_str(&printed) {
-            break value;
-        }
-    };
-    // Keep draining its output so it never blocks on a full pipe.
-    std::thread::spawn(move || {
-        let mut sink = String::new();
-        let _ = reader.read_to_string(&mut sink);
-    });
-    (child, value)
-}
-
-fn wetee(rpc: &str, args: &[&str]) -> (bool, Value, String) {
-    let output = Command::new(WETEE)
-        .args(args)
-        .args(["--rpc", rpc, "--output", "json"])
-        .output()
-        .expect("wetee runs");
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    let value = serde_json::from_str(stdout.trim()).unwrap_or(Value::String(stdout));
-    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-    (output.status.success(), value, stderr)
-}
-
-fn get(url: &str) -> Option<(u16, String)> {
-    let rest = url.strip_prefix("http://")?;
-    let (authority, path) = rest.split_at(rest.find('/')?);
-    let mut stream = std::net::TcpStream::connect(authority).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let code = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n")?.1.to_string();
-    Some((code, body))
-}
-
-fn eventually<T>(what: &str, seconds: u64, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-fn build(example: &str) -> PathBuf {
-    let script = repository().join("examples").join(example).join("build.sh");
-    let output = Command::new("sh")
-        .arg(&script)
-        .output()
-        .expect("build.sh runs");
-    assert!(
-        output.status.success(),
-        "{example}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    repository()
-        .join("examples")
-        .join(example)
-        .join("wetee.toml")
-}
-
-/// The containers this test's worker runs for `app` (others may share the engine).
-/// Every file under `dir`.
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
-}
+use support::{Cleanup, Processes, build, eventually, get, start, walk, wetee};
 
 fn containers_of(scope: &str, app: u64) -> Vec<String> {
-    let output = Command::new("podman")
-        .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
-        .arg(format!("label=wetee.app={app}"))
-        .arg("--filter")
-        .arg(format!("label=wetee.managed={scope}"))
-        .output()
-        .expect("podman ps");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
+    support::containers_of(scope, Some(app))
 }
 
 #[test]

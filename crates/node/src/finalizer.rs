@@ -16,7 +16,7 @@ use commonware_consensus::types::Height;
 use commonware_runtime::{Handle, Spawner};
 use commonware_utils::Acknowledgement as _;
 use commonware_utils::channel::mpsc;
-use tracing::{error, info};
+use tracing::{debug, error, info};
 
 use crate::chain::{ChainBlock, Scheme};
 use crate::ledger::{FinalizedBlock, Ledger};
@@ -145,7 +145,7 @@ impl<E: commonware_storage::Context + Spawner> Finalizer<E> {
                             .finalize(Arc::clone(&block))
                             .await
                             .map_err(|e| failed(&e))?;
-                        info!(
+                        debug!(
                             height,
                             transactions = block.transactions.len(),
                             hash = %executed.hash,

@@ -91,11 +91,13 @@ fn is_local(address: &SocketAddr) -> bool {
     }
 }
 
-/// Runs the validator until interrupted (Ctrl-C) or until a part of it fails. `started` is
-/// called once the RPC is listening.
+/// Runs the validator until `stop` completes (the caller decides which signals stop it) or
+/// until a part of it fails. `started` is called once the RPC is listening. `stop` is first
+/// polled on the node's own Tokio runtime, so it may register signal handlers.
 pub fn run(
     config: ServiceConfig,
     started: impl FnOnce(Started) + Send + 'static,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServiceError> {
     config
         .spec
@@ -238,16 +240,15 @@ pub fn run(
         let mut handles = node.handles;
         handles.push(network);
         let stopped = futures::future::select_all(handles);
-        let interrupted = tokio::signal::ctrl_c();
-        futures::pin_mut!(interrupted);
-        let outcome = match futures::future::select(stopped, interrupted).await {
+        futures::pin_mut!(stop);
+        let outcome = match futures::future::select(stopped, stop).await {
             futures::future::Either::Left(((result, index, _), _)) => {
                 let reason = format!("task {index} ended: {result:?}");
                 error!(reason, "a part of the node stopped");
                 Err(ServiceError::Stopped(reason))
             }
             futures::future::Either::Right(_) => {
-                info!("interrupted: stopping");
+                info!("stopping");
                 Ok(())
             }
         };

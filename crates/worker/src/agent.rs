@@ -320,7 +320,7 @@ impl<B: Backend> Worker<B> {
         let runs = signed.report.runs.len();
         let call = Call::Workers(WorkersCall::SubmitWorkReport { report: signed });
         match client.send(&self.operator, call, |_| {}).await {
-            Ok(_) => tracing::info!(epoch, apps, runs, "work report accepted"),
+            Ok(_) => tracing::debug!(epoch, apps, runs, "work report accepted"),
             Err(e) => {
                 tracing::warn!(epoch, error = %e, "work report refused");
                 self.refused_report = Some(digest);

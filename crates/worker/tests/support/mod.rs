@@ -188,9 +188,13 @@ pub fn dev_chain(data_dir: &std::path::Path, epoch_length: u64) -> String {
     };
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let _ = wetee_node::service::run(config, move |started| {
-            let _ = sender.send(started.rpc_address);
-        });
+        let _ = wetee_node::service::run(
+            config,
+            move |started| {
+                let _ = sender.send(started.rpc_address);
+            },
+            futures::future::pending(),
+        );
     });
     let address = receiver
         .recv_timeout(Duration::from_secs(60))

@@ -1,0 +1,348 @@
+//! `wetee app deploy`: creates an app from its manifest and, with `--wait`, follows it through
+//! its stages (submitted → final → placed on worker N → started → serving at URL), saying
+//! what it waits for and why, until it serves, needs its owner, fails, or the timeout passes.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use serde_json::json;
+use wetee_client::keys::KeySource;
+use wetee_client::rpc::{Client, ClientError};
+use wetee_types::records::AppStatus;
+use wetee_types::rpc::TransactionStatus;
+use wetee_types::transaction::AppsCall;
+use wetee_types::{AppId, Balance, Call, Keypair, WorkerId};
+
+use crate::app_state::AppState;
+use crate::calls::{Session, http_status, read_app_spec};
+use crate::output::{Format, print};
+use crate::progress::Progress;
+
+/// How often the app's state is read while waiting.
+const POLL: Duration = Duration::from_millis(250);
+
+/// What `wetee app deploy` needs.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The owner's key.
+    #[arg(long, default_value = "//Alice")]
+    from: String,
+    /// The manifest (`wetee.toml`).
+    #[arg(long, short = 'f')]
+    file: PathBuf,
+    /// The prepaid deposit, in WTE.
+    #[arg(long, default_value = "10")]
+    deposit: Balance,
+    /// Wait until the app answers on its worker's ingress, showing each stage.
+    #[arg(long)]
+    wait: bool,
+    /// How long to wait at most (`90`, `90s`, `5m`); then exit with status 1, the app staying
+    /// deployed.
+    #[arg(long, default_value = "300s", value_parser = parse_duration, requires = "wait")]
+    timeout: Duration,
+}
+
+/// `20`, `20s`, `500ms`, `5m` or `1h`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as 90, 90s or 5m"))?;
+    let unit_ms = match unit.trim() {
+        "" | "s" => 1_000,
+        "ms" => 1,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        other => return Err(format!("unknown unit `{other}`: use ms, s, m or h")),
+    };
+    number
+        .checked_mul(unit_ms)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("`{text}` is too long"))
+}
+
+/// Where the followed app ended up.
+enum Reached {
+    /// It answers on its worker's ingress.
+    Serving(AppState),
+    /// It is placed and waits for its owner to seal its secrets.
+    AwaitingSecrets(AppState),
+}
+
+/// `wetee app deploy`.
+pub async fn deploy(context: &Session<'_>, args: DeployArgs) -> Result<()> {
+    let began = Instant::now();
+    let spec = read_app_spec(&args.file)?;
+    let key = KeySource::parse(&args.from)?.keypair(context.scheme, context.keystore)?;
+    let client = Client::connect(context.rpc).await?;
+    let progress = Progress::new(context.format);
+    let sent = client
+        .send(
+            &key,
+            Call::Apps(AppsCall::Create {
+                spec,
+                deposit: args.deposit,
+            }),
+            |status| match status {
+                TransactionStatus::Ready { hash } => progress.stage(
+                    &format!("submitted {hash}"),
+                    json!({ "stage": "submitted", "hash": hash }),
+                ),
+                TransactionStatus::Included { block } => progress.waiting(
+                    &format!("in block #{}, waiting for finality", block.height),
+                    "waiting for finality",
+                ),
+                TransactionStatus::Finalized { .. } | TransactionStatus::Dropped { .. } => {}
+            },
+        )
+        .await;
+    let finalized = match sent {
+        Ok(finalized) => finalized,
+        Err(ClientError::Failed { block, error, .. }) => {
+            bail!(
+                "the chain refused the deployment in block #{}: {error}",
+                block.height
+            )
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let app = finalized
+        .receipt
+        .events
+        .iter()
+        .find_map(|event| match event {
+            wetee_types::Event::AppCreated { app, .. } => Some(*app),
+            _ => None,
+        })
+        .context("the chain created no app")?;
+    progress.stage(
+        &format!(
+            "final in block #{}: app {app} created",
+            finalized.block.height
+        ),
+        json!({ "stage": "final", "block": finalized.block, "app_id": app }),
+    );
+    if !args.wait {
+        let state = AppState::read(&client, app).await?;
+        progress.finish();
+        return finish(context.format, &state, "created");
+    }
+    let deadline = began + args.timeout;
+    let followed = tokio::select! {
+        followed = follow(context.rpc, &progress, client, &key, app, (deadline, args.timeout)) => followed,
+        signal = crate::signals::shutdown() => {
+            progress.finish();
+            eprintln!(
+                "{signal}: stopped waiting. App {app} stays deployed: follow it with \
+                 `wetee app status {app}`, or stop it with `wetee app stop {app} --from {}`",
+                args.from
+            );
+            std::process::exit(130);
+        }
+    };
+    progress.finish();
+    match followed {
+        Ok(Reached::Serving(state)) => finish(context.format, &state, "serving"),
+        Ok(Reached::AwaitingSecrets(state)) => finish(context.format, &state, "awaiting_secrets"),
+        Err(e) => Err(e),
+    }
+}
+
+fn finish(format: Format, state: &AppState, reached: &str) -> Result<()> {
+    let app = state.app_id;
+    print(
+        format,
+        &json!({
+            "app_id": app,
+            "state": reached,
+            "worker": state.worker,
+            "url": state.url,
+        }),
+        || match (reached, &state.url) {
+            ("serving", Some(url)) => format!("app {app} serves at {url}"),
+            ("awaiting_secrets", _) => format!(
+                "app {app} is placed on worker {}; it starts once its secrets are sealed: \
+                 `wetee app secrets set {app} --file secrets.env --from <owner>`",
+                state.worker.map_or_else(|| "?".into(), |w| w.to_string())
+            ),
+            _ => format!("app {app} created: {}", state.state_words()),
+        },
+    );
+    Ok(())
+}
+
+/// Whether `error` means the node cannot be reached (it restarts, the network dropped).
+fn is_disconnection(error: &anyhow::Error) -> bool {
+    matches!(
+        error.downcast_ref::<ClientError>(),
+        Some(ClientError::Connection { .. })
+    )
+}
+
+/// Follows app `app` until it serves or awaits its secrets, reconnecting to the node at `rpc`
+/// whenever the connection drops.
+async fn follow(
+    rpc: &str,
+    progress: &Progress,
+    client: Client,
+    owner: &Keypair,
+    app: AppId,
+    (deadline, timeout): (Instant, Duration),
+) -> Result<Reached> {
+    let waiting_since = Instant::now();
+    let mut client = Some(client);
+    let mut placed: Option<WorkerId> = None;
+    let mut started = false;
+    let mut last_words = "not read yet".to_string();
+    loop {
+        if Instant::now() >= deadline {
+            bail!(
+                "app {app} is not serving after {} s: {last_words}. It stays deployed: see \
+                 `wetee app status {app}`",
+                timeout.as_secs()
+            );
+        }
+        let waited = waiting_since.elapsed().as_secs();
+        let Some(connected) = &client else {
+            match Client::connect(rpc).await {
+                Ok(fresh) => {
+                    progress.stage("reconnected to the node", json!({ "stage": "reconnected" }));
+                    client = Some(fresh);
+                }
+                Err(e) => {
+                    progress.waiting(
+                        &format!("the node does not answer ({e}); retrying ({waited} s)"),
+                        "the node does not answer; retrying",
+                    );
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            continue;
+        };
+        let state = match AppState::read(connected, app).await {
+            Ok(state) => state,
+            Err(e) if is_disconnection(&e) => {
+                client = None;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        last_words = state.state_words();
+        if placed != state.worker
+            && let Some(worker) = state.worker
+        {
+            placed = Some(worker);
+            started = false;
+            progress.stage(
+                &format!("placed on worker {worker}"),
+                json!({ "stage": "placed", "worker": worker }),
+            );
+        }
+        match (&state.status, &state.failure) {
+            (AppStatus::Stopped { .. }, _) => bail!("app {app} {}", failure_words(&state)),
+            (_, Some(failure)) if failure.version == state.version => {
+                bail!("app {app} {}", failure_words(&state))
+            }
+            (AppStatus::Pending, _) => {
+                progress.waiting(&format!("{last_words} ({waited} s)"), &last_words);
+            }
+            (AppStatus::AwaitingSecrets, _) => return Ok(Reached::AwaitingSecrets(state)),
+            (AppStatus::Running, _) => {
+                if let Some(worker) = state.worker
+                    && !started
+                    && instance_running(connected, worker, owner, app).await
+                {
+                    started = true;
+                    progress.stage(
+                        &format!("started on worker {worker}"),
+                        json!({ "stage": "started", "worker": worker }),
+                    );
+                }
+                if let Some(url) = &state.url
+                    && http_status(url).await.is_some_and(|code| code < 500)
+                {
+                    if !started {
+                        progress.stage(
+                            &format!(
+                                "started on worker {}",
+                                state.worker.map_or_else(|| "?".into(), |w| w.to_string())
+                            ),
+                            json!({ "stage": "started", "worker": state.worker }),
+                        );
+                    }
+                    progress.stage(
+                        &format!("serving at {url}"),
+                        json!({ "stage": "serving", "url": url }),
+                    );
+                    return Ok(Reached::Serving(state));
+                }
+                let doing = if started {
+                    "started, waiting for it to answer"
+                } else {
+                    "starting"
+                };
+                last_words = format!("{last_words}, {doing}");
+                progress.waiting(&format!("{last_words} ({waited} s)"), &last_words);
+            }
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Why a stopped or failed app is not serving.
+fn failure_words(state: &AppState) -> String {
+    let mut text = state.state_words();
+    if let Some(failure) = &state.failure {
+        text.push_str(&format!(
+            "; worker {} reported for version {}: {}",
+            failure.worker,
+            failure.version,
+            failure.reason.as_str()
+        ));
+        let tail = failure.log_tail.as_str().trim_end();
+        if !tail.is_empty() {
+            text.push_str(&format!("\nits last log lines:\n{tail}"));
+        }
+    }
+    text
+}
+
+/// Whether `worker` says a container of `app` runs (its owner API, signed by the owner).
+async fn instance_running(client: &Client, worker: WorkerId, owner: &Keypair, app: AppId) -> bool {
+    let target = format!("/_wetee/apps/{app}/status");
+    let Ok(Ok(response)) = tokio::time::timeout(
+        Duration::from_secs(2),
+        crate::owner_api::get(client, worker, owner, &target),
+    )
+    .await
+    else {
+        return false;
+    };
+    let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(2), response.json()).await else {
+        return false;
+    };
+    status["instances"]
+        .as_array()
+        .is_some_and(|instances| instances.iter().any(|i| i["state"] == "running"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_read_as_people_write_them() {
+        assert_eq!(parse_duration("20"), Ok(Duration::from_secs(20)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5 days").is_err());
+    }
+}

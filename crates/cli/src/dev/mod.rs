@@ -1,0 +1,459 @@
+//! `wetee dev`: the whole dev cloud on one machine, supervised.
+//!
+//! - the node (one validator, in this process) on the main thread;
+//! - a supervisor on its own Tokio runtime: the worker ([`worker`], restarted with backoff),
+//!   the banner and the status line ([`status`]), and the signals;
+//! - the container engine ([`engine`]): one already serving, or a Podman service it starts.
+//!
+//! SIGINT, SIGTERM or SIGHUP stop everything it started, in order: the worker, then its
+//! containers (the chain keeps the apps; the next `wetee dev` starts them again), then the
+//! node, then the Podman service.
+
+mod engine;
+mod status;
+mod worker;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use futures::channel::oneshot;
+use tokio::sync::watch;
+use wetee_client::keys::{DEV_WORKER_OPERATOR, Keystore, dev_keypair, wetee_home};
+use wetee_node::service::{self, ServiceConfig, Started};
+use wetee_types::ChainSpec;
+use wetee_worker::config::WorkerConfig;
+
+use crate::node::{RpcArgs, consensus_seed, read_spec};
+use crate::output::Format;
+use crate::progress::Progress;
+use crate::spec;
+use engine::DevEngine;
+use status::{Banner, WorkerLine};
+use worker::WorkerState;
+
+/// How long stopping may take before `wetee dev` gives up on removing containers.
+const CLEANUP: Duration = Duration::from_secs(20);
+/// How long `--exit-when-ready` waits for the worker.
+const READY: Duration = Duration::from_secs(120);
+
+/// What `wetee dev` needs.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Where the dev chain is kept (default: $WETEE_HOME/dev).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Start a new chain, deleting the old one.
+    #[arg(long)]
+    fresh: bool,
+    #[command(flatten)]
+    rpc: RpcArgs,
+    /// The validator's peer-to-peer port.
+    #[arg(long, default_value_t = spec::FIRST_P2P_PORT)]
+    p2p_port: u16,
+    /// The worker's HTTP entrance to the apps.
+    #[arg(long, default_value_t = 8800)]
+    ingress_port: u16,
+    /// Run the chain only, without a local worker.
+    #[arg(long)]
+    no_worker: bool,
+    /// Log what happens block by block (`RUST_LOG` chooses in detail).
+    #[arg(long, short = 'v')]
+    verbose: bool,
+    /// Start everything, wait until the worker serves, then stop everything and exit: 0 if
+    /// the worker came up, 1 if not (a check that this machine can run the dev cloud).
+    #[arg(long, conflicts_with = "no_worker")]
+    exit_when_ready: bool,
+}
+
+/// The dev worker's account: its own, so that it never competes with the user for a nonce
+/// (`//Alice` on a dev chain created before it had one).
+fn worker_operator(spec: &ChainSpec) -> (String, wetee_types::Keypair) {
+    let operator = dev_keypair(DEV_WORKER_OPERATOR);
+    if spec
+        .balances
+        .iter()
+        .any(|b| b.account == operator.account_id())
+    {
+        (format!("//{DEV_WORKER_OPERATOR}"), operator)
+    } else {
+        ("//Alice".into(), dev_keypair("Alice"))
+    }
+}
+
+/// `wetee dev`.
+pub fn run(args: DevArgs, format: Format) -> Result<()> {
+    let progress = Progress::new(format);
+    let default_logs = if args.verbose {
+        crate::logs::DEV_VERBOSE
+    } else {
+        crate::logs::DEV
+    };
+    crate::logs::init(default_logs, progress.log_writer());
+    let data_dir = args.data_dir.unwrap_or_else(|| wetee_home().join("dev"));
+    if args.fresh && data_dir.exists() {
+        remove_old_dev_containers(&data_dir.join("worker"));
+        std::fs::remove_dir_all(&data_dir)
+            .with_context(|| format!("deleting {}", data_dir.display()))?;
+    }
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    // The spec is written once, so that a restarted dev chain keeps its genesis.
+    let spec_path = data_dir.join("chain.json");
+    let spec = if spec_path.exists() {
+        read_spec(&spec_path)?
+    } else {
+        let spec = spec::dev_spec(spec::now_ms(), args.p2p_port)?;
+        std::fs::write(&spec_path, format!("{}\n", spec.to_json()))?;
+        spec
+    };
+    let key_seed = consensus_seed(spec::DEV_VALIDATOR_URI, &Keystore::default_location())?;
+    let worker_dir = data_dir.join("worker");
+    let engine = if args.no_worker {
+        Ok(None)
+    } else {
+        DevEngine::find_or_start(&data_dir).map_err(|e| format!("{e:#}"))
+    };
+    let worker_line = match &engine {
+        _ if args.no_worker => WorkerLine::Disabled,
+        Ok(None) => WorkerLine::NoEngine,
+        Err(reason) => WorkerLine::EngineFailed(reason.clone()),
+        Ok(Some(_)) => WorkerLine::Starting,
+    };
+    let (operator_name, operator) = worker_operator(&spec);
+    let supervisor = Supervisor {
+        format,
+        chain: spec.name.clone(),
+        data_dir: data_dir.clone(),
+        worker: engine
+            .as_ref()
+            .ok()
+            .and_then(Option::as_ref)
+            .map(|engine| DevWorker {
+                config: dev_worker_config(
+                    &worker_dir,
+                    &engine.socket,
+                    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.ingress_port),
+                ),
+                socket: engine.socket.clone(),
+                operator,
+                operator_name,
+                engine_service: engine.started_service(),
+            }),
+        worker_line,
+        exit_when_ready: args.exit_when_ready,
+    };
+    let (started_sender, started) = oneshot::channel::<Started>();
+    let (stop_node, node_stop) = oneshot::channel::<()>();
+    let (node_ended, node_end) = oneshot::channel::<()>();
+    let supervising =
+        std::thread::spawn(move || supervisor.run(progress, started, node_end, stop_node));
+    let node = service::run(
+        ServiceConfig {
+            spec,
+            key_seed,
+            full_nodes: Vec::new(),
+            data_dir: data_dir.join("node"),
+            rpc_address: args.rpc.address(),
+            p2p_listen: Some(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                args.p2p_port,
+            )),
+            worker_threads: 2,
+        },
+        move |started| {
+            let _ = started_sender.send(started);
+        },
+        async move {
+            let _ = node_stop.await;
+        },
+    );
+    // The node stopped (asked to, or failed): the supervisor stops the worker if it has not.
+    let _ = node_ended.send(());
+    let supervised = supervising
+        .join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the supervisor panicked")));
+    // Last, the engine's service, once nothing uses it.
+    drop(engine);
+    node.context("the node stopped")?;
+    supervised
+}
+
+/// The dev worker, when there is an engine for it.
+struct DevWorker {
+    config: WorkerConfig,
+    socket: String,
+    operator: wetee_types::Keypair,
+    operator_name: String,
+    engine_service: Option<u32>,
+}
+
+/// Everything of `wetee dev` except the node.
+struct Supervisor {
+    format: Format,
+    chain: String,
+    data_dir: PathBuf,
+    worker: Option<DevWorker>,
+    worker_line: WorkerLine,
+    exit_when_ready: bool,
+}
+
+impl Supervisor {
+    fn run(
+        self,
+        progress: Progress,
+        started: oneshot::Receiver<Started>,
+        node_end: oneshot::Receiver<()>,
+        stop_node: oneshot::Sender<()>,
+    ) -> Result<()> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("starting the supervisor's runtime")?;
+        let outcome = runtime.block_on(self.supervise(&progress, started, node_end));
+        progress.finish();
+        let _ = stop_node.send(());
+        outcome
+    }
+
+    async fn supervise(
+        self,
+        progress: &Progress,
+        started: oneshot::Receiver<Started>,
+        mut node_end: oneshot::Receiver<()>,
+    ) -> Result<()> {
+        let shutdown = crate::signals::shutdown();
+        tokio::pin!(shutdown);
+        let started = tokio::select! {
+            started = started => match started {
+                Ok(started) => started,
+                // The node failed before its RPC listened: it says why.
+                Err(_) => return Ok(()),
+            },
+            signal = &mut shutdown => {
+                progress.stage(&format!("wetee dev: {signal}: stopping"), serde_json::json!({ "stopping": signal }));
+                return Ok(());
+            }
+            _ = &mut node_end => return Ok(()),
+        };
+        let rpc = format!("ws://{}", started.rpc_address);
+        let (stop_worker, stop) = watch::channel(false);
+        let (state_sender, mut state) = watch::channel(WorkerState::Starting);
+        let scope = match &self.worker {
+            Some(worker) => Some(worker_scope(&worker.config.data_dir)?),
+            None => None,
+        };
+        let worker_task = self.worker.as_ref().map(|worker| {
+            tokio::spawn(worker::supervise(
+                worker.config.clone(),
+                rpc.clone(),
+                worker.operator.clone(),
+                stop.clone(),
+                state_sender,
+            ))
+        });
+        let mut banner = Banner {
+            chain: self.chain.clone(),
+            data_dir: self.data_dir.clone(),
+            started: started.clone(),
+            worker: self.worker_line.clone(),
+            operator: self.worker.as_ref().map(|w| w.operator_name.clone()),
+            engine_service: self.worker.as_ref().and_then(|w| w.engine_service),
+        };
+        // The banner waits for the worker's first word (registered, or why not).
+        if worker_task.is_some() {
+            tokio::select! {
+                _ = state.wait_for(|s| !matches!(s, WorkerState::Starting)) => {}
+                signal = &mut shutdown => {
+                    return self.stop(progress, signal, worker_task, stop_worker, scope).await;
+                }
+                _ = &mut node_end => {
+                    return self.stop(progress, "the node stopped", worker_task, stop_worker, scope).await;
+                }
+            }
+            banner.worker = WorkerLine::from_state(&state.borrow_and_update());
+        }
+        progress.suspend(|| banner.print(self.format));
+        if self.exit_when_ready {
+            let ready = self.ready(&mut state, &banner).await;
+            let stopped = self
+                .stop(
+                    progress,
+                    "--exit-when-ready",
+                    worker_task,
+                    stop_worker,
+                    scope,
+                )
+                .await;
+            return ready.and(stopped);
+        }
+        let watching = status::watch_chain(&rpc, progress, self.format);
+        tokio::pin!(watching);
+        let reason = loop {
+            tokio::select! {
+                changed = state.changed(), if worker_task.is_some() => {
+                    if changed.is_err() {
+                        break "the worker's supervisor ended";
+                    }
+                    let line = WorkerLine::from_state(&state.borrow_and_update());
+                    if let Some(text) = line.transition() {
+                        progress.stage(&format!("wetee dev: {text}"), line.to_json());
+                    }
+                }
+                signal = &mut shutdown => break signal,
+                _ = &mut node_end => break "the node stopped",
+                () = &mut watching => {}
+            }
+        };
+        self.stop(progress, reason, worker_task, stop_worker, scope)
+            .await
+    }
+
+    /// Waits until the worker runs and its ingress accepts connections.
+    async fn ready(&self, state: &mut watch::Receiver<WorkerState>, banner: &Banner) -> Result<()> {
+        if self.worker.is_none() {
+            bail!("no worker: {}", banner.worker.describe());
+        }
+        let running = tokio::time::timeout(READY, async {
+            loop {
+                if let WorkerState::Running(running) = &*state.borrow_and_update() {
+                    return Some(running.clone());
+                }
+                if state.changed().await.is_err() {
+                    return None;
+                }
+            }
+        })
+        .await;
+        let last = WorkerLine::from_state(&state.borrow()).describe();
+        let Ok(Some(running)) = running else {
+            bail!(
+                "the worker did not come up within {} s: {last}",
+                READY.as_secs()
+            );
+        };
+        tokio::net::TcpStream::connect(running.ingress)
+            .await
+            .with_context(|| format!("the worker's ingress {} does not answer", running.ingress))?;
+        Ok(())
+    }
+
+    /// Stops the worker, removes its containers, and lets the node stop.
+    async fn stop(
+        &self,
+        progress: &Progress,
+        reason: &str,
+        worker_task: Option<tokio::task::JoinHandle<()>>,
+        stop_worker: watch::Sender<bool>,
+        scope: Option<String>,
+    ) -> Result<()> {
+        let what = match (
+            &self.worker,
+            self.worker.as_ref().and_then(|w| w.engine_service),
+        ) {
+            (None, _) => "the node",
+            (Some(_), None) => "the worker, its containers and the node",
+            (Some(_), Some(_)) => "the worker, its containers, the node and Podman's service",
+        };
+        progress.stage(
+            &format!("wetee dev: {reason}: stopping {what}"),
+            serde_json::json!({ "stopping": reason }),
+        );
+        stop_worker.send_replace(true);
+        if let Some(task) = worker_task {
+            let _ = tokio::time::timeout(CLEANUP, task).await;
+        }
+        let (Some(worker), Some(scope)) = (&self.worker, scope) else {
+            return Ok(());
+        };
+        match tokio::time::timeout(CLEANUP, engine::remove_containers(&worker.socket, &scope)).await
+        {
+            Ok(Ok(0)) => Ok(()),
+            Ok(Ok(removed)) => {
+                progress.stage(
+                    &format!(
+                        "wetee dev: removed {removed} container{} (the chain keeps the apps: \
+                         the next `wetee dev` starts them again)",
+                        if removed == 1 { "" } else { "s" }
+                    ),
+                    serde_json::json!({ "removed_containers": removed }),
+                );
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e.context("removing the dev worker's containers")),
+            Err(_) => bail!(
+                "removing the dev worker's containers took more than {} s",
+                CLEANUP.as_secs()
+            ),
+        }
+    }
+}
+
+/// The label scope of the dev worker's containers: its identity key, created if new.
+fn worker_scope(worker_dir: &Path) -> Result<String> {
+    let identity = wetee_worker::identity::WorkerIdentity::load_or_create(worker_dir)
+        .context("the dev worker's keys")?;
+    Ok(hex::encode(identity.keys().identity))
+}
+
+/// Removes the containers of the previous dev worker (its identity is about to be deleted, and
+/// nothing would ever remove them). Best effort: no engine, nothing to do.
+fn remove_old_dev_containers(worker_dir: &Path) {
+    if !worker_dir.join("worker-keys.json").exists() {
+        return;
+    }
+    let Ok(scope) = worker_scope(worker_dir) else {
+        return;
+    };
+    let Ok(Some(engine)) = DevEngine::find_or_start(worker_dir) else {
+        return;
+    };
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    let _ = runtime.block_on(engine::remove_containers(&engine.socket, &scope));
+}
+
+/// The dev worker: simulated TEE, generous capacity, cheap prices.
+fn dev_worker_config(dir: &Path, socket: &str, ingress: SocketAddr) -> WorkerConfig {
+    use wetee_types::codec::BoundedString;
+    use wetee_types::{Balance, Prices, Resources, TeeKind, TeeKinds};
+    WorkerConfig {
+        stake: Balance(200 * wetee_types::balance::UNIT),
+        data_dir: dir.to_path_buf(),
+        profile: wetee_types::records::WorkerProfile {
+            endpoint: BoundedString::try_new(format!("http://{ingress}")).unwrap_or_default(),
+            region: BoundedString::try_new("local").unwrap_or_default(),
+            level: 1,
+            capacity: Resources {
+                cpu_millicores: 8_000,
+                memory_mib: 16_384,
+                disk_gib: 100,
+                gpus: 0,
+            },
+            gpu_model: None,
+            tee_kinds: TeeKinds::of(&[TeeKind::Simulated]),
+            prices: Prices {
+                cpu_millicore: Balance(1_000),
+                memory_mib: Balance(1_000),
+                disk_gib: Balance(1_000),
+                gpu: Balance(0),
+            },
+        },
+        backend: wetee_worker::config::BackendConfig {
+            kind: wetee_worker::config::BackendKind::Docker,
+            socket: Some(socket.to_string()),
+            secrets_dir: wetee_worker::config::DEFAULT_SECRETS_DIR.into(),
+        },
+        ingress: wetee_worker::config::IngressConfig {
+            listen: ingress,
+            domain: "localhost".into(),
+        },
+    }
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs the system packages WeTEE needs on Debian/Ubuntu, and configures Podman, changing only
+# what is missing. Shared by scripts/dev.sh (the README's run command) and .ci/run.
+#
+#   build-essential, pkg-config, ca-certificates  build the Rust workspace (crates with C parts)
+#   podman, runc                                   the container engine of the dev worker and the tests
+#   busybox-static                                 builds the example and test images without a registry
+set -euo pipefail
+
+packages=(build-essential pkg-config ca-certificates podman runc busybox-static)
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null; then
+    sudo "$@"
+  else
+    echo "this step needs root: run as root, or install sudo, then run again:" >&2
+    echo "  $*" >&2
+    exit 1
+  fi
+}
+
+if command -v apt-get >/dev/null && command -v dpkg >/dev/null; then
+  missing=()
+  for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+else
+  for tool in podman runc busybox cc pkg-config; do
+    command -v "$tool" >/dev/null || {
+      echo "$tool is missing and this is not a Debian/Ubuntu machine: install ${packages[*]} (or your" >&2
+      echo "distribution's equivalents) and run again" >&2
+      exit 1
+    }
+  done
+fi
+
+# crun fails on some kernels' cgroups while runc works, and the host's ulimits can exceed what a
+# container may set: tell Podman so, once.
+conf=/etc/containers/containers.conf
+if [ ! -f "$conf" ] || ! grep -q 'runtime = "runc"' "$conf"; then
+  if [ -f "$conf" ]; then
+    echo "note: $conf exists without runtime = \"runc\"; keeping a copy at $conf.before-wetee" >&2
+    as_root cp "$conf" "$conf.before-wetee"
+  fi
+  as_root mkdir -p /etc/containers
+  printf '[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = "runc"\n' | as_root tee "$conf" >/dev/null
+fi
