@@ -4,10 +4,11 @@
 #
 #   build-essential, pkg-config, ca-certificates  build the Rust workspace (crates with C parts)
 #   podman, runc                                   the container engine of the dev worker and the tests
+#   slirp4netns, uidmap, fuse-overlayfs            rootless Podman (published ports, user namespaces)
 #   busybox-static                                 builds the example and test images without a registry
 set -euo pipefail
 
-packages=(build-essential pkg-config ca-certificates podman runc busybox-static)
+packages=(build-essential pkg-config ca-certificates podman runc slirp4netns uidmap fuse-overlayfs busybox-static)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then
@@ -40,13 +41,10 @@ else
 fi
 
 # crun fails on some kernels' cgroups while runc works, and the host's ulimits can exceed what a
-# container may set: tell Podman so, once.
-conf=/etc/containers/containers.conf
-if [ ! -f "$conf" ] || ! grep -q 'runtime = "runc"' "$conf"; then
-  if [ -f "$conf" ]; then
-    echo "note: $conf exists without runtime = \"runc\"; keeping a copy at $conf.before-wetee" >&2
-    as_root cp "$conf" "$conf.before-wetee"
-  fi
-  as_root mkdir -p /etc/containers
-  printf '[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = "runc"\n' | as_root tee "$conf" >/dev/null
+# container may set: tell Podman so in a drop-in of our own, leaving containers.conf alone.
+dropin=/etc/containers/containers.conf.d/50-wetee.conf
+if [ ! -f "$dropin" ]; then
+  as_root mkdir -p "$(dirname "$dropin")"
+  printf '# Written by WeTEE'"'"'s scripts/install-system-packages.sh.\n[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = "runc"\n' |
+    as_root tee "$dropin" >/dev/null
 fi

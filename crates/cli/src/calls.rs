@@ -493,13 +493,30 @@ fn read_document<T: DeserializeOwned>(path: &Path) -> Result<T> {
 }
 
 /// A manifest: `wetee.toml` (the human form, any `.toml`) or the on-chain JSON form.
+/// A manifest's problems, each on its own line naming its field.
+fn refuse(path: &Path, problems: &[wetee_types::manifest::ManifestError]) -> anyhow::Error {
+    match problems {
+        [one] => anyhow::anyhow!("{}: {one}", path.display()),
+        many => anyhow::anyhow!(
+            "{}: {} problems:\n  {}",
+            path.display(),
+            many.len(),
+            many.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        ),
+    }
+}
+
 fn read_manifest(path: &Path) -> Result<Option<wetee_types::manifest::Manifest>> {
     if path.extension().is_some_and(|e| e == "toml") {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let manifest = wetee_types::manifest::Manifest::from_toml(&text)
-            .with_context(|| format!("{}", path.display()))?;
-        return Ok(Some(manifest));
+        return match wetee_types::manifest::Manifest::from_toml(&text) {
+            Ok(manifest) => Ok(Some(manifest)),
+            Err(errors) => Err(refuse(path, &errors.0)),
+        };
     }
     Ok(None)
 }
@@ -516,9 +533,10 @@ pub(crate) fn read_app_spec(path: &Path) -> Result<AppSpec> {
         None => {}
     }
     let spec: AppSpec = read_document(path)?;
-    spec.validate()
-        .with_context(|| format!("{}", path.display()))?;
-    Ok(spec)
+    match spec.problems().as_slice() {
+        [] => Ok(spec),
+        problems => Err(refuse(path, problems)),
+    }
 }
 
 fn read_task_spec(path: &Path) -> Result<TaskSpec> {
@@ -533,9 +551,10 @@ fn read_task_spec(path: &Path) -> Result<TaskSpec> {
         None => {}
     }
     let spec: TaskSpec = read_document(path)?;
-    spec.validate()
-        .with_context(|| format!("{}", path.display()))?;
-    Ok(spec)
+    match spec.problems().as_slice() {
+        [] => Ok(spec),
+        problems => Err(refuse(path, problems)),
+    }
 }
 
 async fn connect(context: &Session<'_>) -> Result<Client> {

@@ -82,26 +82,39 @@ pub async fn deploy(context: &Session<'_>, args: DeployArgs) -> Result<()> {
     let key = KeySource::parse(&args.from)?.keypair(context.scheme, context.keystore)?;
     let client = Client::connect(context.rpc).await?;
     let progress = Progress::new(context.format);
-    let sent = client
-        .send(
-            &key,
-            Call::Apps(AppsCall::Create {
-                spec,
-                deposit: args.deposit,
-            }),
-            |status| match status {
-                TransactionStatus::Ready { hash } => progress.stage(
-                    &format!("submitted {hash}"),
-                    json!({ "stage": "submitted", "hash": hash }),
-                ),
-                TransactionStatus::Included { block } => progress.waiting(
-                    &format!("in block #{}, waiting for finality", block.height),
-                    "waiting for finality",
-                ),
-                TransactionStatus::Finalized { .. } | TransactionStatus::Dropped { .. } => {}
-            },
-        )
-        .await;
+    let deadline = began + args.timeout;
+    let sending = client.send(
+        &key,
+        Call::Apps(AppsCall::Create {
+            spec,
+            deposit: args.deposit,
+        }),
+        |status| match status {
+            TransactionStatus::Ready { hash } => progress.stage(
+                &format!("submitted {hash}"),
+                json!({ "stage": "submitted", "hash": hash }),
+            ),
+            TransactionStatus::Included { block } => progress.waiting(
+                &format!("in block #{}, waiting for finality", block.height),
+                "waiting for finality",
+            ),
+            TransactionStatus::Finalized { .. } | TransactionStatus::Dropped { .. } => {}
+        },
+    );
+    // With --wait, the timeout counts from the start, finality included.
+    let sent = if args.wait {
+        match tokio::time::timeout_at(deadline.into(), sending).await {
+            Ok(sent) => sent,
+            Err(_) => bail!(
+                "the deployment was not final after {} s; it may still be: see `wetee app list \
+                 --owner {}`",
+                args.timeout.as_secs(),
+                key.account_id()
+            ),
+        }
+    } else {
+        sending.await
+    };
     let finalized = match sent {
         Ok(finalized) => finalized,
         Err(ClientError::Failed { block, error, .. }) => {
@@ -110,6 +123,11 @@ pub async fn deploy(context: &Session<'_>, args: DeployArgs) -> Result<()> {
                 block.height
             )
         }
+        Err(e @ ClientError::Connection { .. }) => bail!(
+            "{e}. The deployment may have been created before the connection was lost: see \
+             `wetee app list --owner {}` before deploying again",
+            key.account_id()
+        ),
         Err(e) => return Err(e.into()),
     };
     let app = finalized
@@ -133,7 +151,6 @@ pub async fn deploy(context: &Session<'_>, args: DeployArgs) -> Result<()> {
         progress.finish();
         return finish(context.format, &state, "created");
     }
-    let deadline = began + args.timeout;
     let followed = tokio::select! {
         followed = follow(context.rpc, &progress, client, &key, app, (deadline, args.timeout)) => followed,
         signal = crate::signals::shutdown() => {
@@ -143,7 +160,7 @@ pub async fn deploy(context: &Session<'_>, args: DeployArgs) -> Result<()> {
                  `wetee app status {app}`, or stop it with `wetee app stop {app} --from {}`",
                 args.from
             );
-            std::process::exit(130);
+            std::process::exit(crate::signals::exit_status(signal));
         }
     };
     progress.finish();

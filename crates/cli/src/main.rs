@@ -3,6 +3,7 @@
 mod app_state;
 mod attest;
 mod bench;
+mod bench_dev;
 mod calls;
 mod deploy;
 mod dev;
@@ -117,6 +118,8 @@ enum BenchCommand {
     /// Attestation verifications per second on one core, with every check, over the genuine
     /// SGX, TDX and SEV-SNP vectors and the simulated TEE.
     Attest(attest::AttestBenchArgs),
+    /// The CPU an idle `wetee dev` (node and worker, no apps) uses.
+    Dev(bench_dev::DevBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -188,6 +191,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Chain(args)) => bench::chain(args, cli.output),
         Command::Bench(BenchCommand::Deploy(args)) => bench::deploy(args, cli.output),
         Command::Bench(BenchCommand::Attest(args)) => attest::bench(args, cli.output),
+        Command::Bench(BenchCommand::Dev(args)) => bench_dev::dev(args, cli.output),
         Command::Chain(ChainCommand::Spec {
             dev,
             validators,

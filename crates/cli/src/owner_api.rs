@@ -7,6 +7,9 @@ use tokio::net::TcpStream;
 use wetee_client::rpc::Client;
 use wetee_types::{Keypair, WorkerId};
 
+/// The most header bytes read from a worker (which answers from a stranger's machine).
+const MAX_HEAD: usize = 64 * 1024;
+
 /// The start of a worker's answer: its status, the body received so far, and the connection
 /// for the rest.
 #[derive(Debug)]
@@ -103,6 +106,9 @@ pub async fn get(
         received.extend_from_slice(&buffer[..read]);
         if let Some(at) = received.windows(4).position(|w| w == b"\r\n\r\n") {
             break at + 4;
+        }
+        if received.len() > MAX_HEAD {
+            bail!("worker {worker} sent more than {MAX_HEAD} bytes of headers");
         }
     };
     let head = String::from_utf8_lossy(&received[..head_end]).to_string();

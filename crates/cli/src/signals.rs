@@ -32,3 +32,13 @@ pub async fn shutdown() -> &'static str {
     #[cfg(not(unix))]
     interrupt.await
 }
+
+/// The exit status of a command that stopped because of `signal` (128 plus its number, as
+/// shells report it).
+pub fn exit_status(signal: &str) -> i32 {
+    match signal {
+        "SIGHUP" => 129,
+        "SIGTERM" => 143,
+        _ => 130,
+    }
+}

@@ -70,3 +70,22 @@ fn bad_manifests_are_refused_before_anything_is_sent_naming_the_field() {
         );
     }
 }
+
+#[test]
+fn a_manifest_with_two_mistakes_names_both_each_on_its_own_line() {
+    let manifest = GOOD
+        .replace("@sha256:0933", ":latest@sha256:zz33")
+        .replace("cpu_millicores = 100", "cpu_millicores = 0");
+    let (ok, error) = deploy(&manifest);
+    assert!(!ok, "accepted: {manifest}");
+    assert!(!error.contains("cannot talk to the node"), "{error}");
+    assert!(error.contains("wetee.toml: 2 problems:"), "{error}");
+    for field in ["image: ", "resources.cpu_millicores: "] {
+        assert!(
+            error
+                .lines()
+                .any(|line| line.trim_start().starts_with(field)),
+            "`{field}` should start a line of its own: {error}"
+        );
+    }
+}

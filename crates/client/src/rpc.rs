@@ -59,9 +59,11 @@ pub enum ClientError {
         message: String,
     },
     /// The node refused the transaction's nonce: another transaction of the signer holds it or
-    /// used it. [`Client::send`] signs again with `conflict.next`.
+    /// used it. [`Client::send`] signs again with the next free nonce.
     #[error("{message}")]
     NonceConflict {
+        /// The JSON-RPC error code (`codes::NONCE_TAKEN` or `codes::NONCE_USED`).
+        code: i32,
         /// The node's message.
         message: String,
         /// Which nonce, held by which transaction, and the signer's next free one.
@@ -102,6 +104,7 @@ impl ClientError {
                     .and_then(|data| serde_json::from_str::<NonceConflict>(data.get()).ok());
                 match conflict {
                     Some(conflict) => ClientError::NonceConflict {
+                        code: object.code(),
                         message: object.message().to_string(),
                         conflict,
                     },
@@ -454,12 +457,22 @@ impl Client {
         let hash = tx.hash();
         let mut statuses = match self.submit_and_watch(tx).await {
             Ok(statuses) => statuses,
-            // The nonces this client handed out are still its own: move past the conflict.
-            Err(ClientError::NonceConflict { message, conflict }) => {
-                let mut nonces = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
-                let counted = nonces.entry(conflict.signer).or_insert(0);
-                *counted = (*counted).max(conflict.next);
-                return Err(ClientError::NonceConflict { message, conflict });
+            // The nonces this client handed out stay its own; the next signature asks the node
+            // for the next free one. A conflict about another signer or nonce is no conflict of
+            // this transaction's: a plain refusal.
+            Err(ClientError::NonceConflict {
+                code,
+                message,
+                conflict,
+            }) => {
+                if conflict.signer == tx.tx.signer && conflict.nonce == tx.tx.nonce {
+                    return Err(ClientError::NonceConflict {
+                        code,
+                        message,
+                        conflict,
+                    });
+                }
+                return Err(ClientError::Rpc { code, message });
             }
             Err(e) => {
                 self.reset_nonce(&tx.tx.signer);
@@ -500,9 +513,10 @@ impl Client {
 
     /// Signs `call` from `key`, submits it and waits until it is final. When another
     /// transaction of the same account takes the nonce first (another process sending from the
-    /// same key), or the node drops the transaction for it, the call is signed again with the
-    /// next free nonce, at most [`MAX_SEND_ATTEMPTS`] times and never past the first
-    /// signature's expiry (the node refuses an expired transaction).
+    /// same key), or the node drops the transaction because another one used its nonce, the call
+    /// is signed again with the next free nonce: at most [`MAX_SEND_ATTEMPTS`] signatures, all
+    /// with the first one's expiry. Only a transaction that was never executed is replaced, so
+    /// the call cannot happen twice.
     pub async fn send(
         &self,
         key: &Keypair,
@@ -511,15 +525,32 @@ impl Client {
     ) -> Result<Finalized, ClientError> {
         let mut tx = self.sign(key, call.clone()).await?;
         let expires_at = tx.tx.expires_at;
-        for _ in 1..MAX_SEND_ATTEMPTS {
-            match self.submit_and_wait(&tx, &mut progress).await {
-                Err(ClientError::NonceConflict { .. } | ClientError::Dropped { .. }) => {
-                    tx = self.sign_until(key, call.clone(), expires_at).await?;
+        let mut signatures = 1;
+        loop {
+            let outcome = self.submit_and_wait(&tx, &mut progress).await;
+            if signatures >= MAX_SEND_ATTEMPTS {
+                return outcome;
+            }
+            match outcome {
+                // Its own copy holds the nonce (sent before a lost connection): follow it.
+                Err(ClientError::NonceConflict { conflict, .. })
+                    if conflict.pending == Some(tx.hash()) =>
+                {
+                    signatures += 1;
+                    continue;
+                }
+                Err(ClientError::NonceConflict { .. }) => {}
+                Err(ClientError::Dropped { hash, reason }) => {
+                    // Dropped for its expiry: there is no time left to sign again.
+                    if self.header(None).await?.header.height >= expires_at {
+                        return Err(ClientError::Dropped { hash, reason });
+                    }
                 }
                 outcome => return outcome,
             }
+            tx = self.sign_until(key, call.clone(), expires_at).await?;
+            signatures += 1;
         }
-        self.submit_and_wait(&tx, progress).await
     }
 }
 

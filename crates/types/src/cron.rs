@@ -258,7 +258,7 @@ fn max_days_in_month(month: u32) -> u32 {
 }
 
 /// (year, month 1-12, day 1-31) of a day counted from 1970-01-01 (H. Hinnant's algorithm).
-fn civil_from_days(days: u64) -> (u64, u32, u32) {
+pub fn civil_from_days(days: u64) -> (u64, u32, u32) {
     let z = days + 719_468;
     let era = z / 146_097;
     let doe = z - era * 146_097;

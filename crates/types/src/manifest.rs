@@ -358,11 +358,77 @@ impl ManifestError {
     }
 }
 
-fn check(ok: bool, field: &str, problem: impl FnOnce() -> String) -> Result<(), ManifestError> {
-    if ok {
+/// Every problem found in a manifest, in the order they were found. Never empty when returned
+/// as an error; displayed as one `field: problem` per line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ManifestErrors(pub Vec<ManifestError>);
+
+impl fmt::Display for ManifestErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{error}")?;
+        }
         Ok(())
-    } else {
-        Err(ManifestError::new(field, problem()))
+    }
+}
+
+impl From<ManifestError> for ManifestErrors {
+    fn from(error: ManifestError) -> ManifestErrors {
+        ManifestErrors(vec![error])
+    }
+}
+
+/// The problems found so far: every check records its problem and carries on, so that one pass
+/// reports all of them.
+#[derive(Default)]
+struct Problems(Vec<ManifestError>);
+
+impl Problems {
+    /// Records `problem()` for `field` unless `ok`; returns `ok`.
+    fn check(&mut self, ok: bool, field: &str, problem: impl FnOnce() -> String) -> bool {
+        if !ok {
+            self.0.push(ManifestError::new(field, problem()));
+        }
+        ok
+    }
+
+    /// Records a problem.
+    fn push(&mut self, field: impl Into<String>, problem: impl Into<String>) {
+        self.0.push(ManifestError::new(field, problem));
+    }
+
+    /// The value, or `None` after recording its problem.
+    fn take<T>(&mut self, result: Result<T, ManifestError>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.0.push(error);
+                None
+            }
+        }
+    }
+
+    /// Whether nothing is wrong so far.
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The problems, with `collect` recording into a fresh list.
+    fn of(collect: impl FnOnce(&mut Problems)) -> Vec<ManifestError> {
+        let mut problems = Problems::default();
+        collect(&mut problems);
+        problems.0
+    }
+}
+
+/// The first problem, as `validate` reports it.
+fn first(problems: Vec<ManifestError>) -> Result<(), ManifestError> {
+    match problems.into_iter().next() {
+        Some(error) => Err(error),
+        None => Ok(()),
     }
 }
 
@@ -384,178 +450,227 @@ fn is_env_name(text: &str) -> bool {
 /// Variables the worker sets itself; a manifest may not define them.
 pub const RESERVED_ENV_PREFIX: &str = "WETEE_";
 
-fn validate_name(name: &str) -> Result<(), ManifestError> {
-    check(is_label(name), "name", || {
+fn check_name(problems: &mut Problems, name: &str) {
+    problems.check(is_label(name), "name", || {
         format!(
             "`{name}` must be 1-63 lower-case letters, digits or `-`, not starting or ending with `-`"
         )
-    })
+    });
 }
 
 impl ContainerSpec {
     /// Checks every field; the error names the first field at fault.
     pub fn validate(&self) -> Result<(), ManifestError> {
-        self.image
-            .validate_repository()
-            .map_err(|p| ManifestError::new("image", p))?;
+        first(self.problems())
+    }
+
+    /// Every problem, in the order [`ContainerSpec::validate`] checks them.
+    pub fn problems(&self) -> Vec<ManifestError> {
+        Problems::of(|p| self.collect(p))
+    }
+
+    fn collect(&self, p: &mut Problems) {
+        if let Err(problem) = self.image.validate_repository() {
+            p.push("image", problem);
+        }
         for (field, words) in [("command", &self.command), ("args", &self.args)] {
             for (i, word) in words.iter().enumerate() {
-                check(!word.contains('\0'), &format!("{field}[{i}]"), || {
+                p.check(!word.contains('\0'), &format!("{field}[{i}]"), || {
                     "contains a NUL byte".into()
-                })?;
+                });
             }
         }
         let mut previous: Option<&str> = None;
         for var in &self.env {
             let field = format!("env.{}", var.name);
-            check(is_env_name(&var.name), &field, || {
+            p.check(is_env_name(&var.name), &field, || {
                 "is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)".into()
-            })?;
-            check(!var.name.starts_with(RESERVED_ENV_PREFIX), &field, || {
+            });
+            p.check(!var.name.starts_with(RESERVED_ENV_PREFIX), &field, || {
                 format!("names starting with {RESERVED_ENV_PREFIX} are set by the worker")
-            })?;
-            check(!var.value.contains('\0'), &field, || {
+            });
+            p.check(!var.value.contains('\0'), &field, || {
                 "contains a NUL byte".into()
-            })?;
-            check(previous < Some(var.name.as_str()), "env", || {
+            });
+            p.check(previous < Some(var.name.as_str()), "env", || {
                 format!("`{}` is listed twice or out of order", var.name)
-            })?;
+            });
             previous = Some(var.name.as_str());
         }
         for (i, secret) in self.secrets.iter().enumerate() {
             let field = format!("secrets[{i}]");
-            check(is_env_name(secret), &field, || {
+            p.check(is_env_name(secret), &field, || {
                 format!("`{secret}` is not a valid name ([A-Za-z_][A-Za-z0-9_]*)")
-            })?;
-            check(!secret.starts_with(RESERVED_ENV_PREFIX), &field, || {
+            });
+            p.check(!secret.starts_with(RESERVED_ENV_PREFIX), &field, || {
                 format!("names starting with {RESERVED_ENV_PREFIX} are set by the worker")
-            })?;
-            check(!self.secrets[..i].contains(secret), &field, || {
+            });
+            p.check(!self.secrets[..i].contains(secret), &field, || {
                 format!("`{secret}` is listed twice")
-            })?;
-            check(!self.env.iter().any(|v| v.name == *secret), &field, || {
+            });
+            p.check(!self.env.iter().any(|v| v.name == *secret), &field, || {
                 format!("`{secret}` is also a plain env variable")
-            })?;
+            });
         }
         for (i, port) in self.ports.iter().enumerate() {
             let field = format!("ports[{i}]");
-            check(port.container != 0, &field, || {
+            // Port 0 is not a port at all: saying it is also listed twice would add nothing.
+            if p.check(port.container != 0, &field, || {
                 "port 0 is not a port".into()
-            })?;
-            check(!self.ports[..i].contains(port), &field, || {
-                format!("port {} is listed twice", port.container)
-            })?;
+            }) {
+                p.check(!self.ports[..i].contains(port), &field, || {
+                    format!("port {} is listed twice", port.container)
+                });
+            }
         }
         let r = &self.resources;
-        let positive = |value: u64, field: &str, max: u64| {
-            check(value > 0, field, || "must be greater than zero".into())?;
-            check(value <= max, field, || format!("must be at most {max}"))
+        let mut positive = |value: u64, field: &str, max: u64| {
+            if p.check(value > 0, field, || "must be greater than zero".into()) {
+                p.check(value <= max, field, || format!("must be at most {max}"));
+            }
         };
         positive(
             r.cpu_millicores,
             "resources.cpu_millicores",
             MAX_REQUEST.cpu_millicores,
-        )?;
-        positive(r.memory_mib, "resources.memory_mib", MAX_REQUEST.memory_mib)?;
-        check(
+        );
+        positive(r.memory_mib, "resources.memory_mib", MAX_REQUEST.memory_mib);
+        p.check(
             r.disk_gib <= MAX_REQUEST.disk_gib,
             "resources.disk_gib",
             || format!("must be at most {}", MAX_REQUEST.disk_gib),
-        )?;
-        check(r.gpus <= MAX_REQUEST.gpus, "resources.gpus", || {
+        );
+        p.check(r.gpus <= MAX_REQUEST.gpus, "resources.gpus", || {
             format!("must be at most {}", MAX_REQUEST.gpus)
-        })?;
+        });
         if let Some(model) = &self.gpu_model {
-            check(r.gpus > 0, "resources.gpu_model", || {
+            p.check(r.gpus > 0, "resources.gpu_model", || {
                 "is set but resources.gpus is 0".into()
-            })?;
-            check(is_label(model), "resources.gpu_model", || {
+            });
+            p.check(is_label(model), "resources.gpu_model", || {
                 format!("`{model}` must be lower-case letters, digits or `-`")
-            })?;
+            });
         }
-        Ok(())
     }
 }
 
 impl Constraints {
     /// Checks every field.
     pub fn validate(&self) -> Result<(), ManifestError> {
+        first(self.problems())
+    }
+
+    /// Every problem, in the order [`Constraints::validate`] checks them.
+    pub fn problems(&self) -> Vec<ManifestError> {
+        Problems::of(|p| self.collect(p))
+    }
+
+    fn collect(&self, p: &mut Problems) {
         if let Some(region) = &self.region {
-            check(is_label(region), "placement.region", || {
+            p.check(is_label(region), "placement.region", || {
                 format!("`{region}` must be lower-case letters, digits or `-`")
-            })?;
+            });
         }
-        check(self.min_level <= MAX_LEVEL, "placement.min_level", || {
+        p.check(self.min_level <= MAX_LEVEL, "placement.min_level", || {
             format!("must be at most {MAX_LEVEL}")
-        })?;
-        check(
+        });
+        if p.check(
             !self.max_price_per_epoch.is_zero(),
             "placement.max_price_per_epoch",
             || "must be greater than zero".into(),
-        )?;
-        check(
-            self.max_price_per_epoch <= MAX_PRICE,
-            "placement.max_price_per_epoch",
-            || format!("must be at most {MAX_PRICE}"),
-        )?;
+        ) {
+            p.check(
+                self.max_price_per_epoch <= MAX_PRICE,
+                "placement.max_price_per_epoch",
+                || format!("must be at most {MAX_PRICE}"),
+            );
+        }
         for (i, rule) in self.measurements.iter().enumerate() {
-            check(
+            p.check(
                 rule.is_pinned(),
                 &format!("placement.measurements[{i}]"),
                 || "pins no measurement and would match anything".into(),
-            )?;
+            );
         }
-        Ok(())
     }
 }
 
 impl HealthCheck {
     /// Checks every field.
     pub fn validate(&self) -> Result<(), ManifestError> {
-        match &self.probe {
-            Probe::Http { port, path } => {
-                check(*port != 0, "health.port", || "port 0 is not a port".into())?;
-                check(path.starts_with('/'), "health.path", || {
-                    format!("`{path}` must start with `/`")
-                })?;
-            }
-            Probe::Tcp { port } => {
-                check(*port != 0, "health.port", || "port 0 is not a port".into())?;
-            }
+        first(self.problems())
+    }
+
+    /// Every problem, in the order [`HealthCheck::validate`] checks them.
+    pub fn problems(&self) -> Vec<ManifestError> {
+        Problems::of(|p| self.collect(p))
+    }
+
+    fn collect(&self, p: &mut Problems) {
+        p.check(self.port() != 0, "health.port", || {
+            "port 0 is not a port".into()
+        });
+        if let Probe::Http { path, .. } = &self.probe {
+            p.check(path.starts_with('/'), "health.path", || {
+                format!("`{path}` must start with `/`")
+            });
         }
-        check(
+        p.check(
             (1..=3600).contains(&self.interval_secs),
             "health.interval_secs",
             || "must be between 1 and 3600".into(),
-        )
+        );
+    }
+
+    fn port(&self) -> u16 {
+        match &self.probe {
+            Probe::Http { port, .. } | Probe::Tcp { port } => *port,
+        }
     }
 }
 
 impl AppSpec {
     /// Checks every field; the error names the first field at fault.
     pub fn validate(&self) -> Result<(), ManifestError> {
-        validate_name(&self.name)?;
-        self.container.validate()?;
-        check(
+        first(self.problems())
+    }
+
+    /// Every problem, each naming its field, in the order [`AppSpec::validate`] checks them;
+    /// empty when the app is valid.
+    pub fn problems(&self) -> Vec<ManifestError> {
+        Problems::of(|p| self.collect(p))
+    }
+
+    fn collect(&self, p: &mut Problems) {
+        check_name(p, &self.name);
+        self.container.collect(p);
+        p.check(
             (1..=MAX_REPLICAS).contains(&self.replicas),
             "replicas",
             || format!("must be between 1 and {MAX_REPLICAS}"),
-        )?;
-        self.constraints.validate()?;
+        );
+        self.constraints.collect(p);
         if let Some(health) = &self.health {
-            health.validate()?;
-            let port = match &health.probe {
-                Probe::Http { port, .. } | Probe::Tcp { port } => *port,
-            };
-            check(
-                self.container.ports.iter().any(|p| p.container == port),
-                "health.port",
-                || format!("{port} is not one of the container's ports"),
-            )?;
+            health.collect(p);
+            let port = health.port();
+            // Port 0 was reported above.
+            if port != 0 {
+                p.check(
+                    self.container
+                        .ports
+                        .iter()
+                        .any(|listed| listed.container == port),
+                    "health.port",
+                    || format!("{port} is not one of the container's ports"),
+                );
+            }
         }
-        self.total_resources()
-            .map(|_| ())
-            .ok_or_else(|| ManifestError::new("replicas", "resources times replicas overflow"))
+        // Within the bounds checked above the product cannot overflow; this guards the rest.
+        if p.is_empty() {
+            p.check(self.total_resources().is_some(), "replicas", || {
+                "resources times replicas overflow".into()
+            });
+        }
     }
 
     /// Resources of all replicas together.
@@ -569,28 +684,45 @@ impl AppSpec {
 impl TaskExecution {
     /// Checks every field.
     pub fn validate(&self) -> Result<(), ManifestError> {
+        first(self.problems())
+    }
+
+    /// Every problem, in the order [`TaskExecution::validate`] checks them.
+    pub fn problems(&self) -> Vec<ManifestError> {
+        Problems::of(|p| self.collect(p))
+    }
+
+    fn collect(&self, p: &mut Problems) {
+        let mut max_runs_ok = true;
         match &self.schedule {
-            Schedule::Once => check(
-                self.max_runs.is_none() || self.max_runs == Some(1),
-                "task.max_runs",
-                || "a task without a schedule runs once".into(),
-            )?,
-            Schedule::EveryBlocks { blocks } => check(*blocks > 0, "task.every_blocks", || {
-                "must be greater than zero".into()
-            })?,
+            Schedule::Once => {
+                max_runs_ok = p.check(
+                    self.max_runs.is_none() || self.max_runs == Some(1),
+                    "task.max_runs",
+                    || "a task without a schedule runs once".into(),
+                );
+            }
+            Schedule::EveryBlocks { blocks } => {
+                p.check(*blocks > 0, "task.every_blocks", || {
+                    "must be greater than zero".into()
+                });
+            }
             Schedule::Cron { expression } => {
-                CronSchedule::parse(expression)
-                    .map_err(|e| ManifestError::new("task.cron", e.to_string()))?;
+                if let Err(e) = CronSchedule::parse(expression) {
+                    p.push("task.cron", e.to_string());
+                }
             }
         }
-        check(
+        p.check(
             (1..=MAX_TIMEOUT_SECS).contains(&self.timeout_secs),
             "task.timeout_secs",
             || format!("must be between 1 and {MAX_TIMEOUT_SECS}"),
-        )?;
-        check(self.max_runs != Some(0), "task.max_runs", || {
-            "must be at least 1 (leave it out for no limit)".into()
-        })
+        );
+        if max_runs_ok {
+            p.check(self.max_runs != Some(0), "task.max_runs", || {
+                "must be at least 1 (leave it out for no limit)".into()
+            });
+        }
     }
 
     /// The most runs this execution allows.
@@ -605,16 +737,26 @@ impl TaskExecution {
 impl TaskSpec {
     /// Checks every field; the error names the first field at fault.
     pub fn validate(&self) -> Result<(), ManifestError> {
-        validate_name(&self.name)?;
-        self.container.validate()?;
+        first(self.problems())
+    }
+
+    /// Every problem, each naming its field, in the order [`TaskSpec::validate`] checks them;
+    /// empty when the task is valid.
+    pub fn problems(&self) -> Vec<ManifestError> {
+        Problems::of(|p| self.collect(p))
+    }
+
+    fn collect(&self, p: &mut Problems) {
+        check_name(p, &self.name);
+        self.container.collect(p);
         // Secrets are sealed to the one worker an app runs on; a task's runs may land anywhere.
-        check(self.container.secrets.is_empty(), "secrets", || {
+        p.check(self.container.secrets.is_empty(), "secrets", || {
             "tasks cannot have sealed secrets: each run may go to another worker, and secrets \
              are sealed to one (use an app)"
                 .into()
-        })?;
-        self.constraints.validate()?;
-        self.execution.validate()
+        });
+        self.constraints.collect(p);
+        self.execution.collect(p);
     }
 }
 
@@ -722,209 +864,325 @@ fn bounded<const MAX: usize>(text: &str, field: &str) -> Result<BoundedString<MA
         .map_err(|_| ManifestError::new(field, format!("is longer than {MAX} bytes")))
 }
 
+/// `items`, cut to the first `MAX` after recording the problem when there are more.
 fn bounded_list<T, const MAX: usize>(
-    items: Vec<T>,
+    problems: &mut Problems,
+    mut items: Vec<T>,
     field: &str,
-) -> Result<BoundedVec<T, MAX>, ManifestError> {
-    BoundedVec::try_new(items)
-        .map_err(|e| ManifestError::new(field, format!("has {} entries, at most {MAX}", e.len)))
+) -> BoundedVec<T, MAX> {
+    problems.check(items.len() <= MAX, field, || {
+        format!("has {} entries, at most {MAX}", items.len())
+    });
+    items.truncate(MAX);
+    BoundedVec::try_new(items).unwrap_or_default()
+}
+
+/// Command-line words; one that does not fit is emptied after recording its problem.
+fn words(problems: &mut Problems, list: &[String], field: &str) -> BoundedVec<Arg, MAX_ARGS> {
+    let words = list
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            problems
+                .take(bounded(w, &format!("{field}[{i}]")))
+                .unwrap_or_default()
+        })
+        .collect();
+    bounded_list(problems, words, field)
+}
+
+/// Whether `field` is `parent` or a part of it: `ports[0].container` is part of `ports[0]`.
+fn is_within(field: &str, parent: &str) -> bool {
+    field
+        .strip_prefix(parent)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+}
+
+/// A `wetee.toml` converted field by field, placeholders standing in for what did not convert.
+enum Converted {
+    Manifest(Manifest),
+    /// `kind` is neither app nor task: only the parts they share can be checked.
+    UnknownKind {
+        name: BoundedString<63>,
+        container: ContainerSpec,
+        constraints: Constraints,
+    },
 }
 
 impl Manifest {
-    /// Parses and validates a `wetee.toml`.
-    pub fn from_toml(text: &str) -> Result<Manifest, ManifestError> {
+    /// Parses and validates a `wetee.toml`. The error lists every problem found, each naming its
+    /// field: first those converting the file (a negative number, an image without a digest),
+    /// then those the on-chain checks find in what converted.
+    pub fn from_toml(text: &str) -> Result<Manifest, ManifestErrors> {
         let file: ManifestFile = toml::from_str(text).map_err(|e| {
             // The message names the key (`unknown field `foo``, `missing field `image``) and the
             // line; keep it whole.
             ManifestError::new("wetee.toml", e.to_string().trim_end().to_string())
         })?;
-        let manifest = file.into_manifest()?;
-        match &manifest {
-            Manifest::App(app) => app.validate()?,
-            Manifest::Task(task) => task.validate()?,
+        let mut conversion = Problems::default();
+        let converted = file.convert(&mut conversion);
+        let checks = match &converted {
+            Converted::Manifest(Manifest::App(app)) => app.problems(),
+            Converted::Manifest(Manifest::Task(task)) => task.problems(),
+            Converted::UnknownKind {
+                name,
+                container,
+                constraints,
+            } => Problems::of(|p| {
+                check_name(p, name);
+                container.collect(p);
+                constraints.collect(p);
+            }),
+        };
+        let mut problems = conversion.0;
+        // A field that did not convert holds a placeholder: what the checks say about it (or
+        // about the entry it is part of) would be a second, misleading message.
+        let checks: Vec<ManifestError> = checks
+            .into_iter()
+            .filter(|check| {
+                !problems
+                    .iter()
+                    .any(|converting| is_within(&converting.field, &check.field))
+            })
+            .collect();
+        problems.extend(checks);
+        match converted {
+            Converted::Manifest(manifest) if problems.is_empty() => Ok(manifest),
+            // Never empty: an unknown kind is itself a problem.
+            _ => Err(ManifestErrors(problems)),
         }
-        Ok(manifest)
     }
 }
 
 impl ManifestFile {
-    fn container(&self) -> Result<ContainerSpec, ManifestError> {
-        let words =
-            |list: &[String], field: &str| -> Result<BoundedVec<Arg, MAX_ARGS>, ManifestError> {
-                let words = list
-                    .iter()
-                    .enumerate()
-                    .map(|(i, w)| bounded(w, &format!("{field}[{i}]")))
-                    .collect::<Result<Vec<_>, _>>()?;
-                bounded_list(words, field)
-            };
-        let env = self
-            .env
-            .iter()
-            .map(|(name, value)| {
-                Ok(EnvVar {
-                    name: bounded(name, &format!("env.{name}"))?,
-                    value: bounded(value, &format!("env.{name}"))?,
-                })
-            })
-            .collect::<Result<Vec<_>, ManifestError>>()?;
+    /// The container; what does not convert is recorded and replaced by a placeholder.
+    fn container(&self, p: &mut Problems) -> ContainerSpec {
+        let mut env = Vec::new();
+        for (name, value) in &self.env {
+            let field = format!("env.{name}");
+            // A name that does not fit leaves the variable out; a value that does not fit is
+            // emptied.
+            if let Some(name) = p.take(bounded(name, &field)) {
+                let value = p.take(bounded(value, &field)).unwrap_or_default();
+                env.push(EnvVar { name, value });
+            }
+        }
         let secrets = self
             .secrets
             .iter()
             .enumerate()
-            .map(|(i, s)| bounded(s, &format!("secrets[{i}]")))
-            .collect::<Result<Vec<_>, _>>()?;
-        let ports = self
-            .ports
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let field = format!("ports[{i}]");
-                let protocol = match p.protocol.as_deref() {
-                    None | Some("tcp") => Protocol::Tcp,
-                    Some("udp") => Protocol::Udp,
-                    Some(other) => {
-                        return Err(ManifestError::new(
-                            format!("{field}.protocol"),
-                            format!("`{other}` is not tcp or udp"),
-                        ));
-                    }
-                };
-                Ok(Port {
-                    container: integer(p.container, &format!("{field}.container"))?,
-                    protocol,
-                })
+            .map(|(i, s)| {
+                p.take(bounded(s, &format!("secrets[{i}]")))
+                    .unwrap_or_default()
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect();
+        let mut ports = Vec::new();
+        for (i, port) in self.ports.iter().enumerate() {
+            let field = format!("ports[{i}]");
+            let protocol = match port.protocol.as_deref() {
+                None | Some("tcp") => Some(Protocol::Tcp),
+                Some("udp") => Some(Protocol::Udp),
+                Some(other) => {
+                    p.push(
+                        format!("{field}.protocol"),
+                        format!("`{other}` is not tcp or udp"),
+                    );
+                    None
+                }
+            };
+            let container = p.take(integer(port.container, &format!("{field}.container")));
+            let listed_elsewhere = self
+                .ports
+                .iter()
+                .enumerate()
+                .any(|(j, other)| j != i && other.container == port.container);
+            ports.push(match (container, protocol) {
+                (Some(container), Some(protocol)) => Port {
+                    container,
+                    protocol,
+                },
+                // Keep the number for the health check unless another entry lists it: then a
+                // placeholder protocol could make the two look like duplicates.
+                (Some(container), None) if !listed_elsewhere => Port {
+                    container,
+                    protocol: Protocol::Tcp,
+                },
+                // Port 0 is never compared with another entry.
+                _ => Port {
+                    container: 0,
+                    protocol: Protocol::Tcp,
+                },
+            });
+        }
         let r = &self.resources;
-        Ok(ContainerSpec {
-            image: ImageRef::parse(&self.image).map_err(|p| ManifestError::new("image", p))?,
-            command: words(&self.command, "command")?,
-            args: words(&self.args, "args")?,
-            env: bounded_list(env, "env")?,
-            secrets: bounded_list(secrets, "secrets")?,
-            ports: bounded_list(ports, "ports")?,
+        ContainerSpec {
+            image: p
+                .take(ImageRef::parse(&self.image).map_err(|e| ManifestError::new("image", e)))
+                .unwrap_or_else(|| ImageRef {
+                    repository: BoundedString::default(),
+                    digest: [0; 32],
+                }),
+            command: words(p, &self.command, "command"),
+            args: words(p, &self.args, "args"),
+            env: bounded_list(p, env, "env"),
+            secrets: bounded_list(p, secrets, "secrets"),
+            ports: bounded_list(p, ports, "ports"),
             resources: Resources {
-                cpu_millicores: integer(r.cpu_millicores, "resources.cpu_millicores")?,
-                memory_mib: integer(r.memory_mib, "resources.memory_mib")?,
-                disk_gib: integer(r.disk_gib, "resources.disk_gib")?,
-                gpus: integer(r.gpus, "resources.gpus")?,
+                cpu_millicores: p
+                    .take(integer(r.cpu_millicores, "resources.cpu_millicores"))
+                    .unwrap_or(1),
+                memory_mib: p
+                    .take(integer(r.memory_mib, "resources.memory_mib"))
+                    .unwrap_or(1),
+                disk_gib: p
+                    .take(integer(r.disk_gib, "resources.disk_gib"))
+                    .unwrap_or(0),
+                // Not 0, which would fault a gpu_model.
+                gpus: p.take(integer(r.gpus, "resources.gpus")).unwrap_or(1),
             },
             gpu_model: r
                 .gpu_model
                 .as_deref()
-                .map(|m| bounded(m, "resources.gpu_model"))
-                .transpose()?,
-        })
+                .and_then(|m| p.take(bounded(m, "resources.gpu_model"))),
+        }
     }
 
-    fn constraints(&self) -> Result<Constraints, ManifestError> {
-        let p = &self.placement;
-        Ok(Constraints {
-            tee: p
-                .tee
-                .parse()
-                .map_err(|e: String| ManifestError::new("placement.tee", e))?,
-            region: p
+    /// The constraints; what does not convert is recorded and replaced by a placeholder.
+    fn constraints(&self, p: &mut Problems) -> Constraints {
+        let placement = &self.placement;
+        let tee = placement
+            .tee
+            .parse()
+            .map_err(|e: String| ManifestError::new("placement.tee", e));
+        let mut rules = placement.measurements.clone();
+        p.check(
+            rules.len() <= MAX_MEASUREMENT_RULES,
+            "placement.measurements",
+            || format!("at most {MAX_MEASUREMENT_RULES} rules"),
+        );
+        rules.truncate(MAX_MEASUREMENT_RULES);
+        Constraints {
+            tee: p.take(tee).unwrap_or(TeeKind::Simulated),
+            region: placement
                 .region
                 .as_deref()
-                .map(|r| bounded(r, "placement.region"))
-                .transpose()?,
-            min_level: integer(p.min_level, "placement.min_level")?,
-            max_price_per_epoch: p.max_price_per_epoch.parse().map_err(
-                |e: crate::balance::AmountError| {
-                    ManifestError::new("placement.max_price_per_epoch", e.to_string())
-                },
-            )?,
-            measurements: p.measurements.clone().try_into().map_err(|_| {
-                ManifestError::new(
-                    "placement.measurements",
-                    format!("at most {MAX_MEASUREMENT_RULES} rules"),
-                )
-            })?,
-        })
+                .and_then(|r| p.take(bounded(r, "placement.region"))),
+            min_level: p
+                .take(integer(placement.min_level, "placement.min_level"))
+                .unwrap_or(0),
+            max_price_per_epoch: p
+                .take(placement.max_price_per_epoch.parse().map_err(
+                    |e: crate::balance::AmountError| {
+                        ManifestError::new("placement.max_price_per_epoch", e.to_string())
+                    },
+                ))
+                .unwrap_or(Balance(1)),
+            measurements: BoundedVec::try_new(rules).unwrap_or_default(),
+        }
     }
 
-    fn into_manifest(self) -> Result<Manifest, ManifestError> {
-        let name = bounded(&self.name, "name")?;
-        let container = self.container()?;
-        let constraints = self.constraints()?;
+    /// The app or task; every problem is recorded, placeholders standing in for what does not
+    /// convert.
+    fn convert(&self, p: &mut Problems) -> Converted {
+        let name = p.take(bounded(&self.name, "name")).unwrap_or_default();
+        let container = self.container(p);
+        let constraints = self.constraints(p);
         match self.kind.as_str() {
             "app" => {
-                check(self.task.is_none(), "task", || {
+                p.check(self.task.is_none(), "task", || {
                     "only a `kind = \"task\"` manifest has a [task] table".into()
-                })?;
-                let health = self
-                    .health
-                    .as_ref()
-                    .map(|h| {
-                        let port = integer(h.port, "health.port")?;
-                        Ok(HealthCheck {
-                            probe: match &h.http_path {
-                                Some(path) => Probe::Http {
-                                    port,
-                                    path: bounded(path, "health.http_path")?,
-                                },
-                                None => Probe::Tcp { port },
+                });
+                let health = self.health.as_ref().map(|h| {
+                    let port = p.take(integer(h.port, "health.port")).unwrap_or(0);
+                    HealthCheck {
+                        probe: match &h.http_path {
+                            Some(path) => Probe::Http {
+                                port,
+                                path: p.take(bounded(path, "health.http_path")).unwrap_or_else(
+                                    || BoundedString::try_new("/").unwrap_or_default(),
+                                ),
                             },
-                            interval_secs: integer(h.interval_secs, "health.interval_secs")?,
-                        })
-                    })
-                    .transpose()?;
-                Ok(Manifest::App(AppSpec {
+                            None => Probe::Tcp { port },
+                        },
+                        interval_secs: p
+                            .take(integer(h.interval_secs, "health.interval_secs"))
+                            .unwrap_or(10),
+                    }
+                });
+                Converted::Manifest(Manifest::App(AppSpec {
                     name,
                     container,
-                    replicas: integer(self.replicas.unwrap_or(1), "replicas")?,
+                    replicas: p
+                        .take(integer(self.replicas.unwrap_or(1), "replicas"))
+                        .unwrap_or(1),
                     constraints,
                     health,
                 }))
             }
             "task" => {
-                check(self.replicas.is_none(), "replicas", || {
+                p.check(self.replicas.is_none(), "replicas", || {
                     "tasks have no replicas; each run is one container".into()
-                })?;
-                check(self.health.is_none(), "health", || {
+                });
+                p.check(self.health.is_none(), "health", || {
                     "tasks have no health check; a run ends with its exit code".into()
-                })?;
-                let Some(task) = self.task else {
-                    return Err(ManifestError::new(
-                        "task",
-                        "a task needs a [task] table with at least timeout_secs",
-                    ));
-                };
-                let schedule = match (task.every_blocks, task.cron) {
-                    (Some(_), Some(_)) => {
-                        return Err(ManifestError::new(
+                });
+                let execution = match &self.task {
+                    Some(task) => task.execution(p),
+                    None => {
+                        p.push(
                             "task",
-                            "set either every_blocks or cron, not both",
-                        ));
+                            "a task needs a [task] table with at least timeout_secs",
+                        );
+                        TaskExecution {
+                            schedule: Schedule::Once,
+                            timeout_secs: 1,
+                            max_runs: None,
+                        }
                     }
-                    (Some(blocks), None) => Schedule::EveryBlocks {
-                        blocks: integer(blocks, "task.every_blocks")?,
-                    },
-                    (None, Some(expression)) => Schedule::Cron {
-                        expression: bounded(&expression, "task.cron")?,
-                    },
-                    (None, None) => Schedule::Once,
                 };
-                Ok(Manifest::Task(TaskSpec {
+                Converted::Manifest(Manifest::Task(TaskSpec {
                     name,
                     container,
                     constraints,
-                    execution: TaskExecution {
-                        schedule,
-                        timeout_secs: integer(task.timeout_secs, "task.timeout_secs")?,
-                        max_runs: task
-                            .max_runs
-                            .map(|n| integer(n, "task.max_runs"))
-                            .transpose()?,
-                    },
+                    execution,
                 }))
             }
-            other => Err(ManifestError::new(
-                "kind",
-                format!("`{other}` is not \"app\" or \"task\""),
-            )),
+            other => {
+                p.push("kind", format!("`{other}` is not \"app\" or \"task\""));
+                Converted::UnknownKind {
+                    name,
+                    container,
+                    constraints,
+                }
+            }
+        }
+    }
+}
+
+impl TaskToml {
+    /// The execution; what does not convert is recorded and replaced by a placeholder.
+    fn execution(&self, p: &mut Problems) -> TaskExecution {
+        let schedule = match (self.every_blocks, &self.cron) {
+            (Some(_), Some(_)) => {
+                p.push("task", "set either every_blocks or cron, not both");
+                Schedule::EveryBlocks { blocks: 1 }
+            }
+            (Some(blocks), None) => Schedule::EveryBlocks {
+                blocks: p.take(integer(blocks, "task.every_blocks")).unwrap_or(1),
+            },
+            (None, Some(expression)) => Schedule::Cron {
+                expression: p.take(bounded(expression, "task.cron")).unwrap_or_default(),
+            },
+            (None, None) => Schedule::Once,
+        };
+        TaskExecution {
+            schedule,
+            timeout_secs: p
+                .take(integer(self.timeout_secs, "task.timeout_secs"))
+                .unwrap_or(1),
+            max_runs: self
+                .max_runs
+                .and_then(|n| p.take(integer(n, "task.max_runs"))),
         }
     }
 }
@@ -974,8 +1232,17 @@ port = 8080
         }
     }
 
+    /// The one problem `text` has.
     fn error(text: &str) -> ManifestError {
-        Manifest::from_toml(text).unwrap_err()
+        let ManifestErrors(mut errors) = Manifest::from_toml(text).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        errors.remove(0)
+    }
+
+    /// The fields at fault in `text`, in the order reported.
+    fn fields(text: &str) -> Vec<String> {
+        let ManifestErrors(errors) = Manifest::from_toml(text).unwrap_err();
+        errors.into_iter().map(|e| e.field).collect()
     }
 
     #[test]
@@ -1156,5 +1423,142 @@ max_runs = 3
         app.container.resources.cpu_millicores = MAX_REQUEST.cpu_millicores;
         app.replicas = MAX_REPLICAS;
         assert!(app.validate().is_ok());
+        assert!(app.problems().is_empty());
+    }
+
+    #[test]
+    fn a_manifest_with_several_mistakes_lists_each_with_its_field() {
+        let text = r#"
+kind = "app"
+name = "Hello"
+image = "localhost/hello:latest"
+ports = [{ container = 8080 }, { container = 0 }]
+[resources]
+cpu_millicores = 0
+memory_mib = -64
+[placement]
+tee = "tpm"
+max_price_per_epoch = "1"
+"#;
+        let ManifestErrors(errors) = Manifest::from_toml(text).unwrap_err();
+        let mut fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        fields.sort_unstable();
+        // Each once: the placeholders standing in for the image and the memory, which did not
+        // convert, add no second message of their own.
+        assert_eq!(
+            fields,
+            [
+                "image",
+                "name",
+                "placement.tee",
+                "ports[1]",
+                "resources.cpu_millicores",
+                "resources.memory_mib",
+            ],
+            "{errors:#?}"
+        );
+        let problem = |field: &str| &errors.iter().find(|e| e.field == field).unwrap().problem;
+        assert!(problem("image").contains("no digest"));
+        assert!(problem("resources.memory_mib").contains("negative"));
+        assert!(problem("resources.cpu_millicores").contains("greater than zero"));
+        assert!(problem("ports[1]").contains("port 0"));
+        // One problem a line, each naming its field.
+        let shown = ManifestErrors(errors.clone()).to_string();
+        assert_eq!(shown.lines().count(), 6, "{shown}");
+        assert!(shown.lines().any(|l| l.starts_with("placement.tee: ")));
+    }
+
+    #[test]
+    fn a_field_that_does_not_convert_is_reported_once_and_spoils_no_other() {
+        let app = |ports: &str| app_toml("").replace("[[ports]]\ncontainer = 8080", ports);
+        // A negative port: not also "port 0" for its entry, nor a duplicate of the other port 0
+        // placeholder, and the health check still finds its port.
+        assert_eq!(
+            fields(&app(
+                "[[ports]]\ncontainer = -1\n[[ports]]\ncontainer = 70000\n[[ports]]\ncontainer = 8080"
+            )),
+            ["ports[0].container", "ports[1].container"]
+        );
+        // An unknown protocol on a port listed twice: not also a duplicate.
+        assert_eq!(
+            fields(&app(
+                "[[ports]]\ncontainer = 8080\nprotocol = \"sctp\"\n[[ports]]\ncontainer = 8080"
+            )),
+            ["ports[0].protocol"]
+        );
+        // A negative GPU count: not also a GPU model without GPUs.
+        assert_eq!(
+            fields(&app_toml("").replace(
+                "memory_mib = 128",
+                "memory_mib = 128\ngpus = -1\ngpu_model = \"h100\""
+            )),
+            ["resources.gpus"]
+        );
+        let task = |table: &str| {
+            format!(
+                "kind = \"task\"\nname = \"t\"\nimage = \"x@{DIGEST}\"\n[resources]\ncpu_millicores = 1\nmemory_mib = 1\n[placement]\ntee = \"sgx\"\nmax_price_per_epoch = \"1\"\n[task]\n{table}"
+            )
+        };
+        // A negative period: not also "runs once" for the run limit.
+        assert_eq!(
+            fields(&task("every_blocks = -5\ntimeout_secs = 5\nmax_runs = 3")),
+            ["task.every_blocks"]
+        );
+        // Two schedules, and an unrelated mistake that is still found.
+        assert_eq!(
+            fields(&task(
+                "every_blocks = 5\ncron = \"* * * * *\"\ntimeout_secs = 0\nmax_runs = 3"
+            )),
+            ["task", "task.timeout_secs"]
+        );
+        // An unknown kind: what apps and tasks share is still checked.
+        assert_eq!(
+            fields(
+                &app_toml("")
+                    .replace("kind = \"app\"", "kind = \"job\"")
+                    .replace("hello\"", "Hello\"")
+            ),
+            ["kind", "name"]
+        );
+    }
+
+    #[test]
+    fn validate_reports_the_first_of_all_the_problems() {
+        let mut app = app();
+        app.name = BoundedString::try_new("Hello").unwrap();
+        app.replicas = 0;
+        app.container.resources.memory_mib = 0;
+        app.constraints.min_level = MAX_LEVEL + 1;
+        let problems = app.problems();
+        let fields: Vec<&str> = problems.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "name",
+                "resources.memory_mib",
+                "replicas",
+                "placement.min_level"
+            ]
+        );
+        assert_eq!(app.validate(), Err(problems[0].clone()));
+
+        let Manifest::Task(mut task) = Manifest::from_toml(&format!(
+            "kind = \"task\"\nname = \"t\"\nimage = \"x@{DIGEST}\"\n[resources]\ncpu_millicores = 1\nmemory_mib = 1\n[placement]\ntee = \"sgx\"\nmax_price_per_epoch = \"1\"\n[task]\ntimeout_secs = 5"
+        ))
+        .unwrap() else {
+            panic!("expected a task")
+        };
+        assert!(task.validate().is_ok() && task.problems().is_empty());
+        task.execution.timeout_secs = 0;
+        task.constraints.max_price_per_epoch = Balance(0);
+        let fields: Vec<String> = task.problems().into_iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            ["placement.max_price_per_epoch", "task.timeout_secs"]
+        );
+        assert_eq!(
+            task.validate().unwrap_err().field,
+            "placement.max_price_per_epoch"
+        );
     }
 }

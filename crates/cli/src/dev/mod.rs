@@ -68,20 +68,38 @@ pub struct DevArgs {
     exit_when_ready: bool,
 }
 
-/// The dev worker's account: its own, so that it never competes with the user for a nonce
-/// (`//Alice` on a dev chain created before it had one).
-fn worker_operator(spec: &ChainSpec) -> (String, wetee_types::Keypair) {
-    let operator = dev_keypair(DEV_WORKER_OPERATOR);
-    if spec
-        .balances
-        .iter()
-        .any(|b| b.account == operator.account_id())
-    {
-        (format!("//{DEV_WORKER_OPERATOR}"), operator)
-    } else {
-        ("//Alice".into(), dev_keypair("Alice"))
+/// Who operates the dev worker: its own funded account, so that it never competes with the
+/// user for a nonce; `//Alice` on a dev chain created before it had one.
+struct WorkerOperator {
+    key: wetee_types::Keypair,
+    /// Its URI, for the banner.
+    name: String,
+    /// Whether this chain predates the dev worker's own account.
+    legacy: bool,
+}
+
+impl WorkerOperator {
+    fn of(spec: &ChainSpec) -> WorkerOperator {
+        let own = dev_keypair(DEV_WORKER_OPERATOR);
+        let funded = spec.balances.iter().any(|b| b.account == own.account_id());
+        if funded {
+            WorkerOperator {
+                key: own,
+                name: format!("//{DEV_WORKER_OPERATOR}"),
+                legacy: false,
+            }
+        } else {
+            WorkerOperator {
+                key: dev_keypair("Alice"),
+                name: "//Alice".into(),
+                legacy: true,
+            }
+        }
     }
 }
+
+/// The signals received so far: how many, and the last one's name.
+type Signals = watch::Receiver<Option<(u32, &'static str)>>;
 
 /// `wetee dev`.
 pub fn run(args: DevArgs, format: Format) -> Result<()> {
@@ -92,9 +110,29 @@ pub fn run(args: DevArgs, format: Format) -> Result<()> {
         crate::logs::DEV
     };
     crate::logs::init(default_logs, progress.log_writer());
+    // Signals are heard before anything starts, so that whatever starts is also stopped.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the supervisor's runtime")?;
+    let (heard, signals) = watch::channel(None);
+    runtime.spawn(async move {
+        for count in 1.. {
+            let name = crate::signals::shutdown().await;
+            heard.send_replace(Some((count, name)));
+        }
+    });
     let data_dir = args.data_dir.unwrap_or_else(|| wetee_home().join("dev"));
+    let worker_dir = data_dir.join("worker");
+    // Fresh: the old worker's identity is about to go, and with it the only way to find its
+    // containers; they are removed once the engine answers.
+    let old_scope = if args.fresh && worker_dir.join("worker-keys.json").exists() {
+        worker_scope(&worker_dir).ok()
+    } else {
+        None
+    };
     if args.fresh && data_dir.exists() {
-        remove_old_dev_containers(&data_dir.join("worker"));
         std::fs::remove_dir_all(&data_dir)
             .with_context(|| format!("deleting {}", data_dir.display()))?;
     }
@@ -110,19 +148,28 @@ pub fn run(args: DevArgs, format: Format) -> Result<()> {
         spec
     };
     let key_seed = consensus_seed(spec::DEV_VALIDATOR_URI, &Keystore::default_location())?;
-    let worker_dir = data_dir.join("worker");
     let engine = if args.no_worker {
         Ok(None)
     } else {
         DevEngine::find_or_start(&data_dir).map_err(|e| format!("{e:#}"))
     };
+    if let Some((_, signal)) = *signals.borrow() {
+        progress.stage(
+            &format!("wetee dev: {signal}: stopping before the chain started"),
+            serde_json::json!({ "stopping": signal }),
+        );
+        return Ok(());
+    }
+    if let (Some(scope), Ok(Some(engine))) = (&old_scope, &engine) {
+        let _ = runtime.block_on(engine::remove_containers(&engine.socket, scope));
+    }
     let worker_line = match &engine {
         _ if args.no_worker => WorkerLine::Disabled,
         Ok(None) => WorkerLine::NoEngine,
         Err(reason) => WorkerLine::EngineFailed(reason.clone()),
         Ok(Some(_)) => WorkerLine::Starting,
     };
-    let (operator_name, operator) = worker_operator(&spec);
+    let operator = WorkerOperator::of(&spec);
     let supervisor = Supervisor {
         format,
         chain: spec.name.clone(),
@@ -139,7 +186,6 @@ pub fn run(args: DevArgs, format: Format) -> Result<()> {
                 ),
                 socket: engine.socket.clone(),
                 operator,
-                operator_name,
                 engine_service: engine.started_service(),
             }),
         worker_line,
@@ -148,8 +194,9 @@ pub fn run(args: DevArgs, format: Format) -> Result<()> {
     let (started_sender, started) = oneshot::channel::<Started>();
     let (stop_node, node_stop) = oneshot::channel::<()>();
     let (node_ended, node_end) = oneshot::channel::<()>();
-    let supervising =
-        std::thread::spawn(move || supervisor.run(progress, started, node_end, stop_node));
+    let supervising = std::thread::spawn(move || {
+        supervisor.run(runtime, signals, progress, started, node_end, stop_node)
+    });
     let node = service::run(
         ServiceConfig {
             spec,
@@ -185,8 +232,7 @@ pub fn run(args: DevArgs, format: Format) -> Result<()> {
 struct DevWorker {
     config: WorkerConfig,
     socket: String,
-    operator: wetee_types::Keypair,
-    operator_name: String,
+    operator: WorkerOperator,
     engine_service: Option<u32>,
 }
 
@@ -200,20 +246,25 @@ struct Supervisor {
     exit_when_ready: bool,
 }
 
+/// The first signal, once it comes.
+async fn first_signal(signals: &mut Signals) -> &'static str {
+    match signals.wait_for(Option::is_some).await {
+        Ok(heard) => heard.map_or("a signal", |(_, name)| name),
+        Err(_) => std::future::pending().await,
+    }
+}
+
 impl Supervisor {
     fn run(
         self,
+        runtime: tokio::runtime::Runtime,
+        signals: Signals,
         progress: Progress,
         started: oneshot::Receiver<Started>,
         node_end: oneshot::Receiver<()>,
         stop_node: oneshot::Sender<()>,
     ) -> Result<()> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .context("starting the supervisor's runtime")?;
-        let outcome = runtime.block_on(self.supervise(&progress, started, node_end));
+        let outcome = runtime.block_on(self.supervise(&progress, signals, started, node_end));
         progress.finish();
         let _ = stop_node.send(());
         outcome
@@ -222,18 +273,17 @@ impl Supervisor {
     async fn supervise(
         self,
         progress: &Progress,
+        mut signals: Signals,
         started: oneshot::Receiver<Started>,
         mut node_end: oneshot::Receiver<()>,
     ) -> Result<()> {
-        let shutdown = crate::signals::shutdown();
-        tokio::pin!(shutdown);
         let started = tokio::select! {
             started = started => match started {
                 Ok(started) => started,
                 // The node failed before its RPC listened: it says why.
                 Err(_) => return Ok(()),
             },
-            signal = &mut shutdown => {
+            signal = first_signal(&mut signals) => {
                 progress.stage(&format!("wetee dev: {signal}: stopping"), serde_json::json!({ "stopping": signal }));
                 return Ok(());
             }
@@ -250,51 +300,64 @@ impl Supervisor {
             tokio::spawn(worker::supervise(
                 worker.config.clone(),
                 rpc.clone(),
-                worker.operator.clone(),
+                worker.operator.key.clone(),
                 stop.clone(),
                 state_sender,
             ))
         });
+        let running = Running {
+            worker_task,
+            stop_worker,
+            scope,
+        };
         let mut banner = Banner {
             chain: self.chain.clone(),
             data_dir: self.data_dir.clone(),
             started: started.clone(),
             worker: self.worker_line.clone(),
-            operator: self.worker.as_ref().map(|w| w.operator_name.clone()),
+            operator: self.worker.as_ref().map(|w| {
+                if w.operator.legacy {
+                    format!(
+                        "{} (this chain predates the dev worker's own account: `wetee dev \
+                         --fresh` starts one that has it)",
+                        w.operator.name
+                    )
+                } else {
+                    w.operator.name.clone()
+                }
+            }),
             engine_service: self.worker.as_ref().and_then(|w| w.engine_service),
         };
         // The banner waits for the worker's first word (registered, or why not).
-        if worker_task.is_some() {
+        if running.worker_task.is_some() {
             tokio::select! {
                 _ = state.wait_for(|s| !matches!(s, WorkerState::Starting)) => {}
-                signal = &mut shutdown => {
-                    return self.stop(progress, signal, worker_task, stop_worker, scope).await;
+                signal = first_signal(&mut signals) => {
+                    return self.stop(progress, signal, running, signals).await;
                 }
                 _ = &mut node_end => {
-                    return self.stop(progress, "the node stopped", worker_task, stop_worker, scope).await;
+                    return self.stop(progress, "the node stopped", running, signals).await;
                 }
             }
             banner.worker = WorkerLine::from_state(&state.borrow_and_update());
         }
         progress.suspend(|| banner.print(self.format));
         if self.exit_when_ready {
-            let ready = self.ready(&mut state, &banner).await;
+            let ready = tokio::select! {
+                ready = self.ready(&mut state, &banner) => ready,
+                signal = first_signal(&mut signals) => Err(anyhow::anyhow!("{signal} before the worker was ready")),
+            };
             let stopped = self
-                .stop(
-                    progress,
-                    "--exit-when-ready",
-                    worker_task,
-                    stop_worker,
-                    scope,
-                )
+                .stop(progress, "--exit-when-ready", running, signals)
                 .await;
             return ready.and(stopped);
         }
         let watching = status::watch_chain(&rpc, progress, self.format);
         tokio::pin!(watching);
+        let has_worker = running.worker_task.is_some();
         let reason = loop {
             tokio::select! {
-                changed = state.changed(), if worker_task.is_some() => {
+                changed = state.changed(), if has_worker => {
                     if changed.is_err() {
                         break "the worker's supervisor ended";
                     }
@@ -303,13 +366,12 @@ impl Supervisor {
                         progress.stage(&format!("wetee dev: {text}"), line.to_json());
                     }
                 }
-                signal = &mut shutdown => break signal,
+                signal = first_signal(&mut signals) => break signal,
                 _ = &mut node_end => break "the node stopped",
                 () = &mut watching => {}
             }
         };
-        self.stop(progress, reason, worker_task, stop_worker, scope)
-            .await
+        self.stop(progress, reason, running, signals).await
     }
 
     /// Waits until the worker runs and its ingress accepts connections.
@@ -341,14 +403,14 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Stops the worker, removes its containers, and lets the node stop.
+    /// Stops the worker, removes its containers, and lets the node stop. A second signal
+    /// gives up on the containers and stops at once.
     async fn stop(
         &self,
         progress: &Progress,
         reason: &str,
-        worker_task: Option<tokio::task::JoinHandle<()>>,
-        stop_worker: watch::Sender<bool>,
-        scope: Option<String>,
+        running: Running,
+        mut signals: Signals,
     ) -> Result<()> {
         let what = match (
             &self.worker,
@@ -362,11 +424,36 @@ impl Supervisor {
             &format!("wetee dev: {reason}: stopping {what}"),
             serde_json::json!({ "stopping": reason }),
         );
-        stop_worker.send_replace(true);
-        if let Some(task) = worker_task {
-            let _ = tokio::time::timeout(CLEANUP, task).await;
+        let already = signals.borrow_and_update().map_or(0, |(count, _)| count);
+        let again = async {
+            let _ = signals
+                .wait_for(|heard| heard.is_some_and(|(count, _)| count > already))
+                .await;
+        };
+        tokio::select! {
+            cleaned = self.clean_up(progress, running) => cleaned,
+            () = again => {
+                progress.stage(
+                    "wetee dev: stopping now, without waiting for the containers to be removed \
+                     (`wetee dev --fresh` removes them later)",
+                    serde_json::json!({ "stopping": "now" }),
+                );
+                Ok(())
+            }
         }
-        let (Some(worker), Some(scope)) = (&self.worker, scope) else {
+    }
+
+    /// Stops the worker (aborting it if it does not stop in time, so that it cannot start a
+    /// container again), then removes its containers.
+    async fn clean_up(&self, progress: &Progress, running: Running) -> Result<()> {
+        running.stop_worker.send_replace(true);
+        if let Some(mut task) = running.worker_task
+            && tokio::time::timeout(CLEANUP, &mut task).await.is_err()
+        {
+            task.abort();
+            let _ = task.await;
+        }
+        let (Some(worker), Some(scope)) = (&self.worker, running.scope) else {
             return Ok(());
         };
         match tokio::time::timeout(CLEANUP, engine::remove_containers(&worker.socket, &scope)).await
@@ -392,32 +479,19 @@ impl Supervisor {
     }
 }
 
+/// What the supervisor started and must stop.
+struct Running {
+    worker_task: Option<tokio::task::JoinHandle<()>>,
+    stop_worker: watch::Sender<bool>,
+    /// The label scope of the worker's containers.
+    scope: Option<String>,
+}
+
 /// The label scope of the dev worker's containers: its identity key, created if new.
 fn worker_scope(worker_dir: &Path) -> Result<String> {
     let identity = wetee_worker::identity::WorkerIdentity::load_or_create(worker_dir)
         .context("the dev worker's keys")?;
     Ok(hex::encode(identity.keys().identity))
-}
-
-/// Removes the containers of the previous dev worker (its identity is about to be deleted, and
-/// nothing would ever remove them). Best effort: no engine, nothing to do.
-fn remove_old_dev_containers(worker_dir: &Path) {
-    if !worker_dir.join("worker-keys.json").exists() {
-        return;
-    }
-    let Ok(scope) = worker_scope(worker_dir) else {
-        return;
-    };
-    let Ok(Some(engine)) = DevEngine::find_or_start(worker_dir) else {
-        return;
-    };
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        return;
-    };
-    let _ = runtime.block_on(engine::remove_containers(&engine.socket, &scope));
 }
 
 /// The dev worker: simulated TEE, generous capacity, cheap prices.

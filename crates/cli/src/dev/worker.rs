@@ -14,6 +14,8 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A worker that ran this long before stopping starts again after [`FIRST_BACKOFF`].
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
+/// How long a worker asked to stop may take to finish what it is doing.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Where the dev worker stands.
 #[derive(Debug, Clone)]
@@ -55,12 +57,18 @@ pub async fn supervise(
                 state.send_replace(WorkerState::Running(running));
             },
         );
+        // The worker stops by itself between two passes; one still registering is given
+        // STOP_GRACE, then dropped.
         let reason = tokio::select! {
+            biased;
             outcome = outcome => match outcome {
                 Ok(()) => return,
                 Err(e) => e.to_string(),
             },
-            _ = stop.wait_for(|stop| *stop) => return,
+            () = async {
+                let _ = stop.wait_for(|stop| *stop).await;
+                tokio::time::sleep(STOP_GRACE).await;
+            } => return,
         };
         if started.elapsed() >= HEALTHY_RUN {
             backoff = FIRST_BACKOFF;
