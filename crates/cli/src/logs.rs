@@ -10,7 +10,8 @@ pub const OPERATOR: &str = "info,commonware_storage=error,commonware_p2p=warn,\
 
 /// `wetee dev`: warnings, and what the node and the worker do once (start, register, start or
 /// stop an app); nothing per block.
-pub const DEV: &str = "warn,wetee_cli=info,wetee_node=info,wetee_worker=info";
+pub const DEV: &str =
+    "warn,commonware_storage=error,wetee_cli=info,wetee_node=info,wetee_worker=info";
 
 /// `wetee dev --verbose`: everything WeTEE does, block by block.
 pub const DEV_VERBOSE: &str = "info,wetee_cli=debug,wetee_node=debug,wetee_worker=debug,\

@@ -115,6 +115,16 @@ fn flatten(words: &mut Vec<String>, prefix: &str, value: &serde_json::Value) {
                 .collect();
             words.push(format!("{prefix}=[{}]", items.join(", ")));
         }
+        // Balances are the only strings of digits in events (ids and heights are numbers).
+        serde_json::Value::String(text)
+            if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            let amount = text.parse().map(wetee_types::Balance);
+            words.push(match amount {
+                Ok(amount) => format!("{prefix}={amount}"),
+                Err(_) => format!("{prefix}={text}"),
+            });
+        }
         other => words.push(format!("{prefix}={}", scalar(other).unwrap_or_default())),
     }
 }
@@ -136,11 +146,11 @@ mod tests {
             "app id: 1\nstatus:\n  state: pending\nversions:\n  -\n    version: 1\n    image: x\nurl: none"
         );
         let event = serde_json::json!({
-            "event": "app_placed", "app": 1, "worker": 2, "price": { "per_epoch": "10" },
+            "event": "app_placed", "app": 1, "worker": 2, "price": { "per_epoch": "2500000000000" },
         });
         assert_eq!(
             event_words(&event),
-            "app placed app=1 worker=2 price.per_epoch=10"
+            "app placed app=1 worker=2 price.per_epoch=2.5 WTE"
         );
     }
 }

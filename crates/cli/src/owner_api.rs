@@ -27,18 +27,27 @@ impl OwnerResponse {
         Ok(self.body)
     }
 
-    /// Copies the body to stdout as it arrives (logs, `--follow`).
+    /// Copies the body to stdout as it arrives (logs, `--follow`), until the worker ends it or
+    /// the reader goes away (`| head`).
     pub async fn stream_to_stdout(mut self) -> Result<()> {
         let mut stdout = tokio::io::stdout();
-        stdout.write_all(&self.body).await?;
+        let mut chunk = std::mem::take(&mut self.body);
         let mut buffer = [0u8; 8192];
         loop {
+            let written = async {
+                stdout.write_all(&chunk).await?;
+                stdout.flush().await
+            };
+            match written.await {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                other => other?,
+            }
             let read = self.stream.read(&mut buffer).await?;
             if read == 0 {
                 return Ok(());
             }
-            stdout.write_all(&buffer[..read]).await?;
-            stdout.flush().await?;
+            chunk.clear();
+            chunk.extend_from_slice(&buffer[..read]);
         }
     }
 

@@ -149,8 +149,24 @@ struct OwnedService {
     pid_file: PathBuf,
 }
 
+/// How long the service may take to stop when asked (SIGTERM) before it is killed.
+const SERVICE_STOP: Duration = Duration::from_secs(5);
+
 impl Drop for OwnedService {
     fn drop(&mut self) {
+        // Asked first, so that it finishes what it is doing with its containers' state.
+        let asked = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        let deadline = Instant::now() + SERVICE_STOP;
+        while asked && Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.pid_file);
