@@ -492,11 +492,13 @@ pub fn deploy(args: DeployBenchArgs, format: Format) -> Result<()> {
     let dir = tempfile::Builder::new().prefix("wetee-bench-").tempdir()?;
     let socket = wetee_worker::backend::docker::local_engine_socket();
     let mut children: Vec<Child> = Vec::new();
+    // Stopped last, once the benchmark's containers are removed through it.
+    let mut service: Option<Child> = None;
     let socket = match socket {
         Some(socket) => socket,
         None => {
             let socket = dir.path().join("podman.sock");
-            children.push(
+            service = Some(
                 Command::new("podman")
                     .args(["system", "service", "--time=0"])
                     .arg(format!("unix://{}", socket.display()))
@@ -707,22 +709,26 @@ pub fn deploy(args: DeployBenchArgs, format: Format) -> Result<()> {
         let _ = child.kill();
         let _ = child.wait();
     }
-    // The benchmark's containers go with it.
-    if let Ok(output) = Command::new("podman")
-        .args(["ps", "-aq", "--filter", "label=wetee.app"])
-        .output()
+    // The benchmark's containers go with it, through the engine's API as `wetee dev` removes
+    // its own: `podman rm -f` racing a stop the worker left in flight can leave the container
+    // running, unknown to Podman.
+    if let Ok(identity) =
+        wetee_worker::identity::WorkerIdentity::load_or_create(&dir.path().join("worker"))
     {
-        let ids: Vec<String> = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect();
-        if !ids.is_empty() {
-            let _ = Command::new("podman")
-                .arg("rm")
-                .arg("-f")
-                .args(&ids)
-                .output();
+        let scope = hex::encode(identity.keys().identity);
+        let socket = socket.display().to_string();
+        if let Err(e) = runtime.block_on(crate::dev::remove_containers(&socket, &scope)) {
+            eprintln!("removing the benchmark's containers: {e:#}");
         }
+    }
+    if let Some(mut service) = service {
+        let _ = Command::new("kill").arg(service.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && matches!(service.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = service.kill();
+        let _ = service.wait();
     }
     let report = result?;
     print(format, &report, || {

@@ -31,6 +31,7 @@ use crate::output::Format;
 use crate::progress::Progress;
 use crate::spec;
 use engine::DevEngine;
+pub(crate) use engine::remove_containers;
 use status::{Banner, WorkerLine};
 use worker::WorkerState;
 
