@@ -1,7 +1,8 @@
 //! `wetee dev` as a newcomer meets it, with real processes and real Podman: deploying the
 //! moment its RPC answers (while its worker registers, and while the same account sends a
-//! transfer), SIGTERM leaving nothing it started behind, and a deployment no worker can take
-//! that says why, gives up at its timeout, stops cleanly on Ctrl-C, and outlives a node restart.
+//! transfer), SIGTERM leaving nothing it started behind, a deployment no worker can take that
+//! says why, gives up at its timeout, stops cleanly on Ctrl-C, and outlives a node restart, and
+//! one the chain refuses that says why.
 
 mod support;
 
@@ -369,6 +370,17 @@ fn a_deployment_no_worker_takes_says_why_times_out_stops_on_ctrl_c_and_outlives_
         "{status}"
     );
     assert!(!status.contains('{'), "words, not JSON: {status}");
+
+    // A deployment the chain refuses: the chain's reason, and a failing status.
+    let refused = deploy_command(&rpc, &manifest, &["--deposit", "100000000", "--wait"])
+        .output()
+        .expect("deploy runs");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{said}");
+    assert!(
+        said.contains("the chain refused the deployment") && said.contains("insufficient"),
+        "{said}"
+    );
 
     // Ctrl-C while waiting: a clean exit that names the app and how to follow it.
     let mut waiting = deploy_command(&rpc, &manifest, &["--wait"])
