@@ -529,12 +529,13 @@ pub fn deploy(args: DeployBenchArgs, format: Format) -> Result<()> {
     std::fs::write(
         &config,
         format!(
-            "stake = \"200\"\ndata_dir = \"{}\"\n[profile]\nendpoint = \"http://127.0.0.1:{port}\"\n\
+            "stake = \"200\"\ndata_dir = \"{}\"\n[chain]\nspec = \"{}\"\n[profile]\nendpoint = \"http://127.0.0.1:{port}\"\n\
              region = \"local\"\nlevel = 1\ntee_kinds = [\"simulated\"]\n\
              capacity = {{ cpu_millicores = 64000, memory_mib = 65536, disk_gib = 1000, gpus = 0 }}\n\
              prices = {{ cpu_millicore = \"1\", memory_mib = \"1\", disk_gib = \"1\", gpu = \"0\" }}\n\
              [backend]\nkind = \"docker\"\nsocket = \"{}\"\n[ingress]\nlisten = \"127.0.0.1:{port}\"\n",
             dir.path().join("worker").display(),
+            dir.path().join("chain").join("chain.json").display(),
             socket.display(),
             port = args.ingress_port
         ),

@@ -62,6 +62,8 @@ fn deploy_update_logs_tasks_restart_and_stop_on_a_dev_chain() {
         format!(
             r#"stake = "200"
 data_dir = "{}"
+[chain]
+spec = "{}"
 [profile]
 endpoint = "http://127.0.0.1:{ingress_port}"
 region = "local"
@@ -76,6 +78,7 @@ socket = "{}"
 listen = "127.0.0.1:{ingress_port}"
 "#,
             home.join("worker").display(),
+            home.join("chain").join("chain.json").display(),
             socket.display()
         ),
     )

@@ -11,5 +11,6 @@
 //! node or the runtime, so that applications can use it without building a chain.
 
 pub mod keys;
+pub mod light;
 pub mod rpc;
 pub mod secrets;

@@ -21,8 +21,8 @@ use serde::de::DeserializeOwned;
 use wetee_types::codec::encode;
 use wetee_types::records::{App, AppVersion, Task, TaskRun, TaskVersion, Worker};
 use wetee_types::rpc::{
-    BlockId, BlockInfo, BlockRef, EventFilter, EventRecord, HeaderInfo, Health, NonceConflict,
-    ParamsInfo, PendingPlacement, TransactionStatus, codes,
+    BlockId, BlockInfo, BlockRef, EventFilter, EventRecord, FinalityProof, HeaderInfo, Health, Hex,
+    NonceConflict, ParamsInfo, PendingPlacement, StateProof, TransactionStatus, codes,
 };
 use wetee_types::transaction::Transaction;
 use wetee_types::{
@@ -240,6 +240,39 @@ impl Client {
     /// `chain_getBlock`: a finalized block with its receipts and events.
     pub async fn block(&self, block: Option<BlockId>) -> Result<BlockInfo, ClientError> {
         self.call("chain_getBlock", params_of(block)).await
+    }
+
+    /// `chain_getFinality`: why a finalized header (the latest when `height` is `None`) is
+    /// final. Unverified: [`crate::light::LightClient`] checks it.
+    pub async fn finality(&self, height: Option<u64>) -> Result<FinalityProof, ClientError> {
+        let mut params = ArrayParams::new();
+        if let Some(height) = height {
+            params
+                .insert(height)
+                .map_err(|e| ClientError::Decode(e.to_string()))?;
+        }
+        self.call("chain_getFinality", params).await
+    }
+
+    /// `state_getProof`: `keys` with their values and proofs, from the latest state, or from the
+    /// state at `at` if that is still the latest. Unverified: [`crate::light::LightClient`]
+    /// checks it.
+    pub async fn state_proof(
+        &self,
+        keys: &[Vec<u8>],
+        at: Option<u64>,
+    ) -> Result<StateProof, ClientError> {
+        let keys: Vec<Hex> = keys.iter().cloned().map(Hex).collect();
+        let mut params = ArrayParams::new();
+        params
+            .insert(keys)
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        if let Some(at) = at {
+            params
+                .insert(at)
+                .map_err(|e| ClientError::Decode(e.to_string()))?;
+        }
+        self.call("state_getProof", params).await
     }
 
     /// `chain_subscribeFinalizedHeads`.

@@ -4,46 +4,21 @@
 use std::sync::Arc;
 
 use bytes::BufMut;
-use commonware_codec::{Buf, DecodeExt as _, Encode as _, EncodeSize, Read, Write};
+use commonware_codec::{Buf, DecodeExt as _, EncodeSize, Read, Write};
 use commonware_consensus::types::{Epoch, Height, Round, View};
 use commonware_consensus::{BoundedBlock, CertifiableBlock, Heightable};
 use commonware_cryptography::Digestible;
 use wetee_types::block::{ConsensusContext, MAX_BLOCK_BYTES};
 use wetee_types::{Block, Hash};
 
-/// A validator's consensus public key.
-pub type PublicKey = commonware_cryptography::ed25519::PublicKey;
+pub use wetee_light::finality::{
+    Digest, Finalization, PublicKey, Scheme, digest, hash, key_bytes, public_key,
+};
+
 /// A validator's consensus private key.
 pub type PrivateKey = commonware_cryptography::ed25519::PrivateKey;
-/// Block digests: the BLAKE3 block hash of [`wetee_types::Header::hash`].
-pub type Digest = commonware_cryptography::blake3::Digest;
 /// The consensus context a block is proposed in.
 pub type Context = commonware_consensus::simplex::types::Context<Digest, PublicKey>;
-/// The signing scheme of votes and certificates: ed25519, one signature per validator.
-pub type Scheme = commonware_consensus::simplex::scheme::ed25519::Scheme;
-
-/// Our hash as a consensus digest.
-pub fn digest(hash: &Hash) -> Digest {
-    commonware_cryptography::blake3::Digest(hash.0)
-}
-
-/// A consensus digest as our hash.
-pub fn hash(digest: &Digest) -> Hash {
-    Hash(digest.0)
-}
-
-/// The 32 bytes of a consensus public key.
-pub fn key_bytes(key: &PublicKey) -> [u8; 32] {
-    let mut bytes = [0u8; 32];
-    let encoded = key.encode();
-    bytes.copy_from_slice(&encoded[..32.min(encoded.len())]);
-    bytes
-}
-
-/// A consensus public key from its 32 bytes; `None` if they are not a valid key.
-pub fn public_key(bytes: &[u8; 32]) -> Option<PublicKey> {
-    PublicKey::decode(bytes::Bytes::copy_from_slice(bytes)).ok()
-}
 
 /// A consensus private key from its 32-byte seed (the same seed gives the same key as
 /// `wetee_types::Keypair::from_seed(Ed25519, seed)`).
@@ -172,6 +147,7 @@ impl BoundedBlock for ChainBlock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use commonware_codec::Encode as _;
     use commonware_cryptography::Signer as _;
     use wetee_types::codec::BoundedVec;
     use wetee_types::{Header, KeyScheme, Keypair};

@@ -30,19 +30,14 @@ use wetee_runtime::Genesis;
 use wetee_types::spec::ChainSpec;
 
 use crate::application::Application;
-use crate::chain::{ChainBlock, Digest, PrivateKey, PublicKey, Scheme, key_bytes, public_key};
+use crate::chain::{ChainBlock, Digest, PrivateKey, PublicKey, Scheme, key_bytes};
 use crate::executor::{BlockError, Executor};
 use crate::finalizer::Finalizer;
 use crate::ledger::Ledger;
 use crate::mempool::MempoolLimits;
 use crate::outcomes::Outcomes;
 
-/// The namespace of every consensus signature: votes of one chain never count on another.
-pub fn namespace(spec: &ChainSpec) -> Vec<u8> {
-    let mut namespace = b"wetee/consensus/v1/".to_vec();
-    namespace.extend_from_slice(&spec.genesis_hash().0);
-    namespace
-}
+pub use wetee_light::finality::namespace;
 
 /// The p2p channels, one per kind of traffic.
 pub mod channels {
@@ -177,23 +172,9 @@ pub fn genesis(spec: &ChainSpec) -> Genesis {
     }
 }
 
-/// The validators of `spec` as consensus keys.
+/// The validators of `spec` as consensus keys, in the order certificates index them.
 pub fn validators(spec: &ChainSpec) -> Result<Set<PublicKey>, EngineError> {
-    let keys = spec
-        .validator_keys()
-        .map_err(|e| EngineError::Spec(e.to_string()))?;
-    let keys = keys
-        .iter()
-        .map(|bytes| {
-            public_key(bytes).ok_or_else(|| {
-                EngineError::Spec(format!(
-                    "{} is not an ed25519 public key",
-                    wetee_types::Hash(*bytes)
-                ))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Set::from_iter_dedup(keys))
+    wetee_light::finality::validators(spec).map_err(|e| EngineError::Spec(e.to_string()))
 }
 
 const PAGE_SIZE: NonZeroU16 = NZU16!(4_096);

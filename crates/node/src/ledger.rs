@@ -10,13 +10,14 @@ use commonware_utils::channel::watch;
 use futures::channel::mpsc;
 use futures::lock::Mutex as AsyncMutex;
 use wetee_runtime::{BlockInfo, BlockOutcome, MemoryState, Runtime, State};
-use wetee_types::rpc::{BlockId, BlockRef, TransactionStatus};
+use wetee_types::rpc::{BlockId, BlockRef, FinalityProof, Hex, TransactionStatus};
 use wetee_types::{Block, Hash, SignedTransaction};
 
 use crate::executor::Executor;
 use crate::finalizer::Marshal;
 use crate::mempool::{Mempool, MempoolError, MempoolLimits};
 use crate::outcomes::{OutcomeError, Outcomes};
+use crate::store::{ProvenValue, StoreError};
 
 /// How many recently finalized block hashes are remembered (to answer "is this block already
 /// finalized?" when consensus asks late about one).
@@ -89,6 +90,20 @@ struct Inner<E: commonware_storage::Context + Spawner> {
     outcomes: Outcomes<E>,
     blocks: Mutex<Option<Marshal>>,
     max_block_transactions: usize,
+}
+
+/// Why state could not be proven.
+#[derive(Debug, thiserror::Error)]
+pub enum ProveError {
+    /// The state moved past the height asked for.
+    #[error("the state is at height {height} now; proofs exist only for the latest state")]
+    Moved {
+        /// The committed height.
+        height: u64,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
 }
 
 /// A cheap, cloneable handle on the node's chain.
@@ -276,7 +291,63 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
         Some(block)
     }
 
-    /// Counts of blocks this node refused to vote for, by reason.
+    /// Each of `keys` with its value (or none) and proof, from the committed state, and the
+    /// height that state belongs to. With `at`, refuses unless the committed height is `at`
+    /// (proofs exist only for the latest state).
+    pub async fn prove(
+        &self,
+        keys: &[Vec<u8>],
+        at: Option<u64>,
+    ) -> Result<(u64, Vec<ProvenValue>), ProveError> {
+        // Held while proving: a commit in between would change the root under the proofs.
+        let executor = self.inner.executor.lock().await;
+        let height = executor.committed_height();
+        if at.is_some_and(|at| at != height) {
+            return Err(ProveError::Moved { height });
+        }
+        let proven = executor
+            .store()
+            .prove(keys)
+            .await
+            .map_err(ProveError::Store)?;
+        Ok((height, proven))
+    }
+
+    /// Why the finalized block at `height` is final: its own finalization certificate, or the
+    /// nearest later one with the headers linking back to it. `None` when this node holds no
+    /// such block or no certificate within reach yet.
+    pub async fn finality(&self, height: u64) -> Option<FinalityProof> {
+        use commonware_codec::Encode as _;
+        use commonware_consensus::marshal::Identifier;
+        use commonware_consensus::types::Height;
+        if height > self.status().head.header.height {
+            return None;
+        }
+        let header = self.block(BlockId::Height(height)).await?.header;
+        let marshal = lock(&self.inner.blocks).clone()?;
+        let mut descendants = Vec::new();
+        let mut at = height;
+        loop {
+            if let Some(finalization) = marshal.get_finalization(Height::new(at)).await {
+                return Some(FinalityProof {
+                    header,
+                    descendants,
+                    finalization: Hex(finalization.encode().to_vec()),
+                });
+            }
+            if descendants.len() >= wetee_light::finality::MAX_LINKED_HEADERS {
+                return None;
+            }
+            at = at.checked_add(1)?;
+            // Marshal indexes blocks by height only once they are finalized.
+            let next = marshal
+                .get_block(Identifier::Height(Height::new(at)))
+                .await?;
+            descendants.push(next.inner().block().header);
+        }
+    }
+
+    /// Counts of blocks this node refused to vote for, by reason.    /// Counts of blocks this node refused to vote for, by reason.
     pub fn refusals(&self) -> &Refusals {
         &self.inner.refusals
     }

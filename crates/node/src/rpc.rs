@@ -22,15 +22,15 @@ use serde::Serialize;
 use wetee_runtime::query;
 use wetee_types::codec::decode;
 use wetee_types::rpc::{
-    BlockId, BlockInfo, BlockRef, EventFilter, HeaderInfo, Health, NonceConflict, ParamsInfo,
-    TransactionInfo, codes, event_records,
+    BlockId, BlockInfo, BlockRef, EventFilter, FinalityProof, HeaderInfo, Health, Hex,
+    NonceConflict, ParamsInfo, ProvenEntry, StateProof, TransactionInfo, codes, event_records,
 };
 use wetee_types::spec::ChainSpec;
 use wetee_types::{
     AccountId, AppId, Block, CallError, SignedTransaction, TaskId, TxError, WorkerId, Workload,
 };
 
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, ProveError};
 use crate::mempool::MempoolError;
 
 /// Largest request body: a transaction carries at most a manifest and some proofs.
@@ -135,6 +135,46 @@ fn required<T: for<'a> Deserialize<'a> + Send>(params: &Params<'_>) -> Result<T,
     params.sequence().next()
 }
 
+/// Most keys one `state_getProof` proves: the node's commits wait while it proves.
+pub const MAX_PROOF_KEYS: usize = 1_024;
+
+/// `state_getProof`'s parameters: the runtime keys (hex) and, optionally, the height the
+/// caller's earlier proofs were at.
+fn proof_params(params: &Params<'_>) -> Result<(Vec<Vec<u8>>, Option<u64>), ErrorObjectOwned> {
+    if params.is_object() {
+        return Err(error(
+            jsonrpsee::types::error::INVALID_PARAMS_CODE,
+            "parameters are positional: pass an array",
+        ));
+    }
+    let mut sequence = params.sequence();
+    let keys: Vec<Hex> = sequence.next()?;
+    let at: Option<u64> = sequence.optional_next()?;
+    if keys.len() > MAX_PROOF_KEYS {
+        return Err(error(
+            jsonrpsee::types::error::INVALID_PARAMS_CODE,
+            format!(
+                "{} keys asked; at most {MAX_PROOF_KEYS} per request",
+                keys.len()
+            ),
+        ));
+    }
+    if let Some(long) = keys
+        .iter()
+        .find(|key| key.0.len() > crate::store::MAX_KEY_BYTES)
+    {
+        return Err(error(
+            jsonrpsee::types::error::INVALID_PARAMS_CODE,
+            format!(
+                "a key of {} bytes; state keys have at most {}",
+                long.0.len(),
+                crate::store::MAX_KEY_BYTES
+            ),
+        ));
+    }
+    Ok((keys.into_iter().map(|key| key.0).collect(), at))
+}
+
 fn triple<A, B, C>(params: &Params<'_>) -> Result<(A, B, C), ErrorObjectOwned>
 where
     A: for<'a> Deserialize<'a> + Send,
@@ -186,6 +226,19 @@ where
         self.ledger.block(id).await.ok_or_else(|| match id {
             BlockId::Height(height) => not_found(format!("finalized block {height}")),
             BlockId::Hash(hash) => not_found(format!("finalized block {hash}")),
+        })
+    }
+
+    /// Why the finalized block at `height` is final.
+    async fn finality(&self, height: u64) -> Result<FinalityProof, ErrorObjectOwned> {
+        if height > self.ledger.status().head.header.height {
+            return Err(not_found(format!("finalized block {height}")));
+        }
+        self.ledger.finality(height).await.ok_or_else(|| {
+            error(
+                codes::UNAVAILABLE,
+                format!("this node holds no finalization certificate for block {height} yet"),
+            )
         })
     }
 
@@ -321,6 +374,39 @@ where
                 Err("this node fell too far behind the chain to follow it".into())
             },
         )
+        .expect(unique);
+
+    module
+        .register_async_method("chain_getFinality", |params, state, _| async move {
+            let height: Option<u64> = optional(&params)?;
+            let height = height.unwrap_or(state.ledger.status().head.header.height);
+            state.finality(height).await
+        })
+        .expect(unique);
+    module
+        .register_async_method("state_getProof", |params, state, _| async move {
+            let (keys, at) = proof_params(&params)?;
+            let (height, proven) = state.ledger.prove(&keys, at).await.map_err(|e| match e {
+                ProveError::Moved { height } => ErrorObjectOwned::owned(
+                    codes::STATE_MOVED,
+                    e.to_string(),
+                    Some(serde_json::json!({ "height": height })),
+                ),
+                ProveError::Store(e) => internal(e),
+            })?;
+            let finality = state.finality(height).await?;
+            Ok::<_, ErrorObjectOwned>(StateProof {
+                finality,
+                entries: proven
+                    .into_iter()
+                    .map(|entry| ProvenEntry {
+                        key: Hex(entry.key),
+                        value: entry.value.map(Hex),
+                        proof: Hex(entry.proof.to_bytes()),
+                    })
+                    .collect(),
+            })
+        })
         .expect(unique);
 
     module

@@ -20,7 +20,6 @@ use commonware_runtime::buffer::paged::{CacheRef, page_size};
 use commonware_runtime::{BLOB_PAGE_SIZE, Spawner};
 use commonware_storage::journal::contiguous::variable::Config as JournalConfig;
 use commonware_storage::merkle::full::Config as MerkleConfig;
-use commonware_storage::mmr;
 use commonware_storage::qmdb::current::VariableConfig;
 use commonware_storage::qmdb::current::ordered::variable::Db;
 use commonware_storage::qmdb::floor::Proportional;
@@ -30,12 +29,9 @@ use futures::StreamExt as _;
 use wetee_runtime::{Changes, MemoryState, State as _};
 use wetee_types::Hash;
 
-type Family = mmr::Family;
-const CHUNK: usize = 32;
-/// Longest key the runtime writes, with room to spare.
-pub const MAX_KEY_BYTES: usize = 256;
-/// Longest value the runtime writes (records are bounded well below this).
-pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
+use wetee_light::EntryProof;
+use wetee_light::state::{CHUNK, Family};
+pub use wetee_light::state::{MAX_KEY_BYTES, MAX_VALUE_BYTES, db_key};
 
 type Db_<E> = Db<Family, E, Vec<u8>, Vec<u8>, Sha256, EightCap, CHUNK, Sequential>;
 type Update = commonware_storage::qmdb::any::ordered::variable::Update<Vec<u8>, Vec<u8>>;
@@ -70,13 +66,15 @@ fn db_error(error: impl std::fmt::Display) -> StoreError {
 /// Decoding bounds of one stored operation: (key length, value length).
 type OperationCfg = ((RangeCfg<usize>, ()), (RangeCfg<usize>, ()));
 
-/// The key QMDB stores for a state key: 8 bytes of its hash, then the key. QMDB's index buckets
-/// keys by their first 8 bytes, and runtime keys share long prefixes ("app/" and a small id),
-/// which would pile into one bucket and make reads linear.
-fn db_key(key: &[u8]) -> Vec<u8> {
-    let mut stored = Hash::of(key).0[..8].to_vec();
-    stored.extend_from_slice(key);
-    stored
+/// A state key's value (or none) and the proof of it against the committed root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvenValue {
+    /// The runtime's key.
+    pub key: Vec<u8>,
+    /// Its value.
+    pub value: Option<Vec<u8>>,
+    /// The proof.
+    pub proof: EntryProof,
 }
 
 /// Which block the committed state belongs to.
@@ -218,6 +216,38 @@ impl<E: commonware_storage::Context + Spawner> StateStore<E> {
         Arc::clone(&self.memory)
     }
 
+    /// Each key's current value (or none) with its proof against the committed root. The
+    /// caller must keep commits out meanwhile (the node holds the executor's lock), so that
+    /// every proof is against [`StateStore::committed`]'s root.
+    pub async fn prove(&self, keys: &[Vec<u8>]) -> Result<Vec<ProvenValue>, StoreError> {
+        let db = self.db()?;
+        let mut proven = Vec::with_capacity(keys.len());
+        for key in keys {
+            let stored = db_key(key);
+            let entry = match db.key_value_proof(stored.clone()).await {
+                Ok(proof) => {
+                    let value =
+                        db.get(&stored).await.map_err(db_error)?.ok_or_else(|| {
+                            StoreError::Database("a proven key has no value".into())
+                        })?;
+                    ProvenValue {
+                        key: key.clone(),
+                        value: Some(value),
+                        proof: EntryProof::Value(proof),
+                    }
+                }
+                Err(commonware_storage::qmdb::Error::KeyNotFound) => ProvenValue {
+                    key: key.clone(),
+                    value: None,
+                    proof: EntryProof::Absent(db.exclusion_proof(&stored).await.map_err(db_error)?),
+                },
+                Err(error) => return Err(db_error(error)),
+            };
+            proven.push(entry);
+        }
+        Ok(proven)
+    }
+
     /// Merkleizes `changes` (the block at `height` with parent `parent`) on top of `base`
     /// (the parent's speculative batch, or the committed state when `None`).
     pub async fn speculate(
@@ -294,6 +324,7 @@ impl<E: commonware_storage::Context + Spawner> StateStore<E> {
 mod tests {
     use super::*;
     use commonware_runtime::{Runner as _, Supervisor as _, deterministic};
+    use wetee_light::verify_entry;
 
     fn changes(entries: &[(&str, Option<&str>)]) -> Changes {
         entries
@@ -383,6 +414,74 @@ mod tests {
                 a.to_string(),
                 "0xd850999f1cbf006bfd4f1559e92f2e168a4170c5031143b275ca029241cc5667"
             );
+        });
+    }
+
+    #[test]
+    fn proofs_verify_against_the_committed_root_and_nothing_else() {
+        deterministic::Runner::default().start(|ctx| async move {
+            let mut store = StateStore::open(ctx.child("store"), "p").await.unwrap();
+            let keys: Vec<Vec<u8>> = [b"acc/a".as_slice(), b"acc/b", b"nothing/here"]
+                .iter()
+                .map(|k| k.to_vec())
+                .collect();
+            // An empty state proves every key absent.
+            let genesis = changes(&[]);
+            let (batch, _) = store
+                .speculate(None, &genesis, 0, &Hash::default())
+                .await
+                .unwrap();
+            store
+                .commit(batch, &genesis, 0, &Hash::default())
+                .await
+                .unwrap();
+            let root = store.committed().unwrap().root;
+            for entry in store.prove(&keys).await.unwrap() {
+                assert_eq!(entry.value, None);
+                verify_entry(&root, &entry.key, None, &entry.proof).unwrap();
+            }
+
+            let one = changes(&[("acc/a", Some("100")), ("acc/b", Some("5"))]);
+            let (batch, _) = store
+                .speculate(None, &one, 1, &Hash::default())
+                .await
+                .unwrap();
+            store
+                .commit(batch, &one, 1, &Hash::default())
+                .await
+                .unwrap();
+            let root = store.committed().unwrap().root;
+            let proven = store.prove(&keys).await.unwrap();
+            assert_eq!(proven[0].value.as_deref(), Some(b"100".as_slice()));
+            assert_eq!(proven[2].value, None);
+            for entry in &proven {
+                // Through the wire encoding, as a light client receives it.
+                let proof = EntryProof::from_bytes(&entry.proof.to_bytes()).unwrap();
+                verify_entry(&root, &entry.key, entry.value.as_deref(), &proof).unwrap();
+            }
+            // Another value, another key, another root, or a claimed absence all fail.
+            let a = &proven[0];
+            assert!(verify_entry(&root, &a.key, Some(b"101"), &a.proof).is_err());
+            assert!(verify_entry(&root, b"acc/b", Some(b"100"), &a.proof).is_err());
+            assert!(verify_entry(&Hash::of(b"other"), &a.key, Some(b"100"), &a.proof).is_err());
+            assert!(verify_entry(&root, &a.key, None, &a.proof).is_err());
+            // An absence proof does not prove another key absent, nor a present one.
+            let none = &proven[2];
+            assert!(verify_entry(&root, &none.key, Some(b""), &none.proof).is_err());
+            assert!(verify_entry(&root, b"acc/a", None, &none.proof).is_err());
+
+            // A proof from before a change does not hold after it.
+            let two = changes(&[("acc/a", Some("7"))]);
+            let (batch, _) = store
+                .speculate(None, &two, 2, &Hash::default())
+                .await
+                .unwrap();
+            store
+                .commit(batch, &two, 2, &Hash::default())
+                .await
+                .unwrap();
+            let new_root = store.committed().unwrap().root;
+            assert!(verify_entry(&new_root, &a.key, Some(b"100"), &a.proof).is_err());
         });
     }
 }

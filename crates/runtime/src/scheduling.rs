@@ -331,6 +331,15 @@ pub(crate) fn reserve_capacity(
         worker.liable_since = ctx.epoch();
     }
     worker.workloads = worker.workloads.checked_add(1).ok_or(CallError::Overflow)?;
+    let mut assigned = storage::assignments(ctx.state, worker_id)?.into_inner();
+    let at = assigned
+        .binary_search(workload)
+        .err()
+        .ok_or_else(|| state_error("a workload was assigned twice to one worker"))?;
+    assigned.insert(at, *workload);
+    let assigned = wetee_types::records::Assignments::try_new(assigned)
+        .map_err(|_| state_error("more workloads on a worker than one report can prove"))?;
+    storage::put_assignments(ctx.state, worker_id, &assigned);
     storage::put_worker(ctx.state, &worker);
     storage::put(ctx.state, &key, resources);
     Ok(())
@@ -382,6 +391,9 @@ pub(crate) fn release_capacity(
         return Ok(false);
     };
     ctx.state.delete(&key);
+    let mut assigned = storage::assignments(ctx.state, worker_id)?;
+    assigned.retain(|held| held != workload);
+    storage::put_assignments(ctx.state, worker_id, &assigned);
     let mut worker = storage::worker(ctx.state, worker_id)?;
     worker.used = worker
         .used
@@ -408,10 +420,7 @@ pub(crate) fn workloads_on(
     state: &dyn State,
     worker_id: WorkerId,
 ) -> Result<Vec<Workload>, CallError> {
-    let prefix = keys::placements_of(worker_id);
-    scan_prefix(state, &prefix)
-        .map(|(suffix, _)| decode(&suffix).map_err(CallError::from))
-        .collect()
+    Ok(storage::assignments(state, worker_id)?.into_inner())
 }
 
 /// Puts `workload` at the back of the pending queue (once).

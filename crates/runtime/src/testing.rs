@@ -732,6 +732,20 @@ impl TestChain {
             );
         }
         for w in &workers {
+            // The assignment list, which light clients prove, is exactly the placements.
+            let listed = crate::storage::assignments(state, w.id)
+                .unwrap()
+                .into_inner();
+            let held: Vec<Workload> = placed
+                .iter()
+                .filter(|(_, worker)| **worker == w.id)
+                .map(|(workload, _)| *workload)
+                .collect();
+            assert_eq!(
+                listed, held,
+                "worker {} assignment list != placements",
+                w.id
+            );
             let (sum, count) = used.get(&w.id).copied().unwrap_or((Resources::ZERO, 0));
             assert_eq!(
                 w.used, sum,

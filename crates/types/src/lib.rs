@@ -27,6 +27,7 @@ pub mod report;
 pub mod resources;
 pub mod rpc;
 pub mod spec;
+pub mod state_keys;
 pub mod transaction;
 
 pub use balance::Balance;

@@ -7,7 +7,9 @@ use crate::attestation::AttestedTee;
 use crate::balance::Balance;
 use crate::codec::{BoundedBytes, BoundedString, BoundedVec};
 use crate::crypto::{AccountId, Hash};
-use crate::ids::{AppId, BlockNumber, ComplaintId, EpochNumber, TaskId, TimestampMs, WorkerId};
+use crate::ids::{
+    AppId, BlockNumber, ComplaintId, EpochNumber, TaskId, TimestampMs, WorkerId, Workload,
+};
 use crate::manifest::{AppSpec, EnvName, EnvVar, MAX_ENV, MAX_SECRETS, TaskSpec};
 use crate::report::Usage;
 use crate::resources::{GpuModel, Prices, Region, Resources, TeeKind, TeeKinds};
@@ -842,3 +844,11 @@ impl AppSecrets {
         self.secrets.iter().find(|s| s.name.as_str() == name)
     }
 }
+
+/// Most workloads one worker holds: what one work report can prove.
+pub const MAX_WORKER_WORKLOADS: usize = crate::report::MAX_REPORT_APPS;
+
+/// Every workload placed on a worker, in order. One record rather than one key per workload, so
+/// that one state proof shows a light client the list is complete: keys are hashed in the
+/// state's Merkle structure, so no proof can show that a prefix holds nothing more.
+pub type Assignments = BoundedVec<Workload, MAX_WORKER_WORKLOADS>;

@@ -27,6 +27,72 @@ pub mod codes {
     /// A finalized transaction of the signer already used the nonce; the error's data is a
     /// [`NonceConflict`](super::NonceConflict).
     pub const NONCE_USED: i32 = 1006;
+    /// A state proof was asked for at a height the node's state has moved past (proofs exist
+    /// only for the latest state): read again at the latest height.
+    pub const STATE_MOVED: i32 = 1007;
+}
+
+/// Bytes as `0x`-prefixed hex: the encodings a light client verifies (certificates, proofs,
+/// stored keys and values) travel as the exact bytes that were signed or hashed.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Hex(pub Vec<u8>);
+
+impl std::fmt::Debug for Hex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "0x{}", hex::encode(&self.0))
+    }
+}
+
+impl Serialize for Hex {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("0x{}", hex::encode(&self.0)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Hex {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        let digits = text.strip_prefix("0x").unwrap_or(&text);
+        hex::decode(digits)
+            .map(Hex)
+            .map_err(|_| serde::de::Error::custom("not hex"))
+    }
+}
+
+/// Proof that a header is final (`chain_getFinality`): a finalization certificate of the
+/// chain's validators for the header itself or, when the node holds none for it (a block
+/// finalized through a descendant), for a descendant linked back by parent hashes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalityProof {
+    /// The header proven final.
+    pub header: Header,
+    /// Its descendants in height order, up to the certified one; empty when the certificate is
+    /// the header's own.
+    #[serde(default)]
+    pub descendants: Vec<Header>,
+    /// The finalization certificate, in Commonware's codec.
+    pub finalization: Hex,
+}
+
+/// One state key with its value, or none, and the proof of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvenEntry {
+    /// The runtime's key.
+    pub key: Hex,
+    /// The stored bytes; `null` when the key holds nothing.
+    pub value: Option<Hex>,
+    /// Proof of the value (or of its absence) against the header's state root.
+    pub proof: Hex,
+}
+
+/// State values proven against a final header (`state_getProof`): all entries are from the
+/// state after that header's block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateProof {
+    /// The header whose state root the entries are proven against, and why it is final.
+    pub finality: FinalityProof,
+    /// The keys asked for, in the order asked.
+    pub entries: Vec<ProvenEntry>,
 }
 
 /// The data of a refusal for the nonce ([`codes::NONCE_TAKEN`], [`codes::NONCE_USED`]): enough

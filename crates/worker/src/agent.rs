@@ -9,14 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
-use wetee_client::rpc::Client;
+use wetee_client::light::{LightClient, Trust, VerifiedHead};
 use wetee_types::report::{SignedWorkReport, WorkReport};
 use wetee_types::transaction::WorkersCall;
 use wetee_types::{AppId, Call, Keypair, WorkerId, Workload};
 
 use crate::backend::docker::DockerBackend;
 use crate::backend::{Backend, BackendError, InstanceState};
-use crate::chain::{ChainError, desired_instances, ensure_registered, evidence_if_due};
+use crate::chain::{ChainError, ChainView, ensure_registered, evidence_if_due, read_view};
 use crate::config::{BackendKind, WorkerConfig};
 use crate::identity::{IdentityError, WorkerIdentity};
 use crate::ingress::Routes;
@@ -96,9 +96,10 @@ struct Worker<B: Backend> {
 }
 
 impl<B: Backend> Worker<B> {
-    async fn tick(&mut self, client: &Client, height: u64) -> Result<(), ChainError> {
-        let epoch = height / self.epoch_length.max(1);
-        let desired = desired_instances(client, self.id, &self.identity).await?;
+    async fn tick(&mut self, light: &LightClient) -> Result<(), ChainError> {
+        let view = read_view(light, self.id, &self.identity).await?;
+        let epoch = view.head.height / self.epoch_length.max(1);
+        let desired = view.desired.clone();
         let mut pass = match self.reconciler.reconcile(&desired).await {
             Ok(pass) => pass,
             Err(e) => {
@@ -134,12 +135,8 @@ impl<B: Backend> Worker<B> {
             if self.owner_api.knows_owner(&spec.workload) {
                 continue;
             }
-            let owner = match spec.workload {
-                Workload::App { app } => client.app(app).await?.map(|a| a.owner),
-                Workload::TaskRun { task, .. } => client.task(task).await?.map(|t| t.owner),
-            };
-            if let Some(owner) = owner {
-                self.owner_api.set_owner(spec.workload, owner);
+            if let Some(owner) = view.owners.get(&spec.workload) {
+                self.owner_api.set_owner(spec.workload, *owner);
             }
         }
         let instances = std::mem::take(&mut pass.instances);
@@ -191,12 +188,12 @@ impl<B: Backend> Worker<B> {
         if sample_usage {
             self.last_usage = Some(Instant::now());
         }
-        self.report_failures(client).await?;
+        self.report_failures(light).await?;
         // Cursors of containers that are gone are of no more use.
         self.logs
             .retain(&instances.iter().map(|i| i.id.clone()).collect::<Vec<_>>());
         if epoch > 0 {
-            self.report(client, epoch - 1, &desired, &instances).await?;
+            self.report(light, &view, epoch - 1, &instances).await?;
         }
         let live: Vec<String> = instances.iter().map(|i| i.id.clone()).collect();
         self.meter.prune(epoch.saturating_sub(1), &live);
@@ -205,7 +202,7 @@ impl<B: Backend> Worker<B> {
 
     /// Tells the chain about apps that keep failing, with their last log lines, so that their
     /// owners see why (and get their deposit back) instead of paying for nothing.
-    async fn report_failures(&mut self, client: &Client) -> Result<(), ChainError> {
+    async fn report_failures(&mut self, light: &LightClient) -> Result<(), ChainError> {
         for (identity, reason, tail) in self.reconciler.failing() {
             let Workload::App { app } = identity.workload else {
                 continue;
@@ -229,7 +226,7 @@ impl<B: Backend> Worker<B> {
                 log_tail: wetee_types::codec::BoundedString::try_new(clip(&tail, 4096))
                     .unwrap_or_default(),
             });
-            match client.send(&self.operator, call, |_| {}).await {
+            match light.rpc().send(&self.operator, call, |_| {}).await {
                 Ok(_) => {
                     self.failed_reported.insert(identity);
                     tracing::warn!(%app, reason, "reported the app as failed");
@@ -244,15 +241,17 @@ impl<B: Backend> Worker<B> {
     /// Submits the report of `epoch` if the chain has not had one yet.
     async fn report(
         &mut self,
-        client: &Client,
+        light: &LightClient,
+        view: &ChainView,
         epoch: u64,
-        desired: &[crate::backend::InstanceSpec],
         instances: &[crate::backend::Instance],
     ) -> Result<(), ChainError> {
-        let Some(record) = client.worker(self.id).await? else {
-            return Ok(());
-        };
-        if record.last_report_epoch.is_some_and(|last| last >= epoch) {
+        let desired = &view.desired;
+        if view
+            .worker
+            .last_report_epoch
+            .is_some_and(|last| last >= epoch)
+        {
             return Ok(());
         }
         let mut runs = Vec::new();
@@ -268,12 +267,7 @@ impl<B: Backend> Worker<B> {
                 continue;
             }
             // A run assigned after the epoch ended belongs to a later report.
-            let assigned = client
-                .task_runs(task)
-                .await?
-                .into_iter()
-                .find(|r| r.run == run)
-                .and_then(|r| r.assigned_at);
+            let assigned = view.runs.get(&(task, run)).and_then(|r| r.assigned_at);
             if assigned.is_none_or(|at| at >= (epoch + 1).saturating_mul(self.epoch_length)) {
                 continue;
             }
@@ -302,7 +296,8 @@ impl<B: Backend> Worker<B> {
             return Ok(());
         }
         let mut report = report;
-        report.evidence = evidence_if_due(client, self.id, &self.identity, &self.config).await?;
+        report.evidence =
+            evidence_if_due(view, &self.identity, &light.genesis_hash(), &self.config)?;
         // A due refresh goes out even in an otherwise empty report: an expired attestation
         // would stop placements.
         if report.evidence.is_none() && !is_worth_sending(&report) {
@@ -311,7 +306,7 @@ impl<B: Backend> Worker<B> {
         let signature = self
             .identity
             .identity()
-            .sign(&report.signing_payload(&client.genesis_hash()));
+            .sign(&report.signing_payload(&light.genesis_hash()));
         let signed = SignedWorkReport {
             report,
             signature: *signature.as_bytes(),
@@ -319,7 +314,7 @@ impl<B: Backend> Worker<B> {
         let apps = signed.report.apps.len();
         let runs = signed.report.runs.len();
         let call = Call::Workers(WorkersCall::SubmitWorkReport { report: signed });
-        match client.send(&self.operator, call, |_| {}).await {
+        match light.rpc().send(&self.operator, call, |_| {}).await {
             Ok(_) => tracing::debug!(epoch, apps, runs, "work report accepted"),
             Err(e) => {
                 tracing::warn!(epoch, error = %e, "work report refused");
@@ -330,7 +325,85 @@ impl<B: Backend> Worker<B> {
     }
 }
 
-/// Runs the worker until `stop` completes. `started` hears once it is registered.
+/// The nodes a worker follows, in order of preference, and what it already verified: a node
+/// caught lying is left for the next one, and no node may take the worker back behind a
+/// header it accepted.
+struct Nodes {
+    urls: Vec<String>,
+    next: usize,
+    trust: Trust,
+    highest: Option<VerifiedHead>,
+    /// Nodes dropped for answers that failed verification, over the worker's life.
+    refused: u64,
+}
+
+impl Nodes {
+    fn new(first: &str, more: &[String], trust: Trust) -> Nodes {
+        let mut urls = vec![first.to_string()];
+        for url in more {
+            if !urls.contains(url) {
+                urls.push(url.clone());
+            }
+        }
+        Nodes {
+            urls,
+            next: 0,
+            trust,
+            highest: None,
+            refused: 0,
+        }
+    }
+
+    /// Connects to the next node in turn.
+    async fn connect(&mut self) -> Result<LightClient, ChainError> {
+        let url = self.urls[self.next % self.urls.len()].clone();
+        self.next = (self.next + 1) % self.urls.len();
+        match LightClient::connect(&url, &self.trust).await {
+            Ok(light) => {
+                if let Some(head) = self.highest {
+                    light.remember(head);
+                }
+                Ok(light)
+            }
+            Err(e) => {
+                let error = ChainError::from(e);
+                self.note(&error);
+                Err(error)
+            }
+        }
+    }
+
+    /// Connects to the first node, in turn, that serves the trusted chain.
+    async fn connect_any(&mut self) -> Result<LightClient, ChainError> {
+        let mut last = None;
+        for _ in 0..self.urls.len() {
+            match self.connect().await {
+                Ok(light) => return Ok(light),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| ChainError::Unexpected("no node to follow".into())))
+    }
+
+    /// Keeps what `light` verified, before leaving it.
+    fn leave(&mut self, light: &LightClient) {
+        if let Some(head) = light.highest()
+            && self.highest.is_none_or(|h| h.height < head.height)
+        {
+            self.highest = Some(head);
+        }
+    }
+
+    fn note(&mut self, error: &ChainError) {
+        if error.is_untrusted() {
+            self.refused = self.refused.saturating_add(1);
+            tracing::warn!(error = %error, refused_nodes = self.refused, "dropped a node whose answer failed verification");
+        }
+    }
+}
+
+/// Runs the worker until `stop` completes. `started` hears once it is registered. `rpc` is the
+/// first node to follow; `config.chain` names the chain and further nodes.
 pub async fn run(
     config: WorkerConfig,
     rpc: &str,
@@ -338,6 +411,11 @@ pub async fn run(
     stop: impl Future<Output = ()>,
     started: impl FnOnce(Running),
 ) -> Result<(), AgentError> {
+    let trust = config
+        .chain
+        .trust()
+        .map_err(|e| AgentError::Chain(ChainError::Unexpected(e)))?;
+    let mut nodes = Nodes::new(rpc, &config.chain.rpc, trust);
     let identity = WorkerIdentity::load_or_create(&config.data_dir)?;
     let backend = match config.backend.kind {
         BackendKind::Docker => {
@@ -360,16 +438,17 @@ pub async fn run(
         what: format!("the log directory {}", logs_dir.display()),
         error,
     })?;
-    let client = Client::connect(rpc).await.map_err(ChainError::from)?;
-    let id = ensure_registered(&client, &operator, &identity, &config).await?;
-    let epoch_length = client
+    let light = nodes.connect_any().await?;
+    let id = ensure_registered(&light, &operator, &identity, &config).await?;
+    let epoch_length = light
+        .snapshot()
         .params()
         .await
         .map_err(ChainError::from)?
-        .chain
+        .0
         .epoch_length;
     let routes = Arc::new(Routes::default());
-    let owner_api = Arc::new(OwnerApi::new(client.genesis_hash(), logs_dir.clone()));
+    let owner_api = Arc::new(OwnerApi::new(light.genesis_hash(), logs_dir.clone()));
     let _serving = AbortOnDrop(tokio::spawn(crate::ingress::serve(
         listener,
         Arc::clone(&routes),
@@ -396,16 +475,16 @@ pub async fn run(
         failed_reported: BTreeSet::new(),
         refused_report: None,
     };
-    let mut client = Some(client);
+    let mut light = Some(light);
     let stop = stop.fuse();
     futures::pin_mut!(stop);
     loop {
-        let Some(connected) = client.as_ref() else {
-            // Reconnect, keeping what runs running meanwhile.
-            match Client::connect(rpc).await {
-                Ok(fresh) => client = Some(fresh),
+        let Some(connected) = light.as_ref() else {
+            // Reconnect (to the next node), keeping what runs running meanwhile.
+            match nodes.connect().await {
+                Ok(fresh) => light = Some(fresh),
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot reach the node; retrying");
+                    tracing::warn!(error = %e, "cannot follow a node; retrying");
                     futures::select! {
                         _ = tokio::time::sleep(RESYNC).fuse() => {}
                         _ = stop => return Ok(()),
@@ -414,36 +493,30 @@ pub async fn run(
             }
             continue;
         };
-        let mut heads = match connected.finalized_heads().await {
+        // New heads only wake the worker up: what it acts on is read and verified each pass.
+        let mut heads = match connected.rpc().finalized_heads().await {
             Ok(heads) => heads,
             Err(e) => {
                 tracing::warn!(error = %e, "lost the node");
-                client = None;
-                continue;
-            }
-        };
-        let mut height = match connected.header(None).await {
-            Ok(head) => head.header.height,
-            Err(_) => {
-                client = None;
+                nodes.leave(connected);
+                light = None;
                 continue;
             }
         };
         loop {
-            // The latest head: a slow pass must not leave the worker an epoch behind.
-            if let Ok(head) = connected.header(None).await {
-                height = height.max(head.header.height);
-            }
-            if let Err(e) = worker.tick(connected, height).await {
-                tracing::warn!(error = %e, "cannot read the chain");
-                client = None;
+            if let Err(e) = worker.tick(connected).await {
+                nodes.note(&e);
+                tracing::warn!(error = %e, "cannot read the chain; what runs keeps running");
+                nodes.leave(connected);
+                light = None;
                 break;
             }
             futures::select! {
                 head = heads.next().fuse() => match head {
-                    Some(Ok(head)) => height = height.max(head.header.height),
+                    Some(Ok(_)) => {}
                     _ => {
-                        client = None;
+                        nodes.leave(connected);
+                        light = None;
                         break;
                     }
                 },

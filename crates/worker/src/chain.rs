@@ -1,14 +1,22 @@
 //! The worker's dealings with the chain: registering and staking itself, and reading what is
-//! assigned to it. Everything is read from finalized state through the node's RPC.
+//! assigned to it. Everything it acts on is read through the light client: final headers
+//! certified by the chain's validators, and state values proven against them, all of one pass
+//! at one height ([`ChainView`]). A node that lies is caught, never believed.
 
-use wetee_client::rpc::{Client, ClientError};
-use wetee_types::records::{RunStatus, WorkerStatus};
+use std::collections::BTreeMap;
+
+use wetee_client::light::{LightClient, LightError, Snapshot, VerifiedHead};
+use wetee_client::rpc::ClientError;
+use wetee_types::records::{App, AppStatus, RunStatus, TaskRun, Worker, WorkerStatus};
 use wetee_types::transaction::WorkersCall;
-use wetee_types::{Call, Event, Keypair, WorkerId, Workload};
+use wetee_types::{AccountId, Call, Keypair, TaskId, WorkerId, Workload};
 
 use crate::backend::{InstanceSpec, SecretFile};
 use crate::config::WorkerConfig;
 use crate::identity::{Nonce, WorkerIdentity};
+
+/// How many times a pass starts over when the chain moves on while it reads.
+const VIEW_ATTEMPTS: usize = 5;
 
 /// What went wrong talking to the chain.
 #[derive(Debug, thiserror::Error)]
@@ -16,59 +24,98 @@ pub enum ChainError {
     /// The node refused or failed.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// A read failed, or the node's answer failed verification.
+    #[error(transparent)]
+    Light(#[from] LightError),
     /// The chain's state is not what the worker expects.
     #[error("{0}")]
     Unexpected(String),
 }
 
+impl ChainError {
+    /// Whether the node was caught answering what the chain's validators did not certify.
+    pub fn is_untrusted(&self) -> bool {
+        matches!(self, ChainError::Light(LightError::Untrusted { .. }))
+    }
+}
+
+/// This worker's record, read through the light client.
+async fn own_record(
+    snapshot: &mut Snapshot<'_>,
+    identity: &WorkerIdentity,
+) -> Result<Option<Worker>, ChainError> {
+    let mine = identity.keys().identity;
+    let Some(id) = snapshot.worker_by_identity(&mine).await? else {
+        return Ok(None);
+    };
+    let worker = snapshot.worker(id).await?.ok_or_else(|| {
+        ChainError::Unexpected(format!("worker {id} is indexed but has no record"))
+    })?;
+    if worker.keys.identity != mine {
+        return Err(ChainError::Unexpected(format!(
+            "worker {id} does not hold this worker's identity key"
+        )));
+    }
+    Ok(Some(worker))
+}
+
+/// Reads with `read` from fresh snapshots until one pass reads at one height.
+async fn consistent<'a, T, F, Fut>(light: &'a LightClient, mut read: F) -> Result<T, ChainError>
+where
+    F: FnMut(Snapshot<'a>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ChainError>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match read(light.snapshot()).await {
+            Err(ChainError::Light(LightError::Moved { .. })) if attempt < VIEW_ATTEMPTS => {}
+            other => return other,
+        }
+    }
+}
+
 /// Finds this worker on chain by its identity key, registering, staking and starting it as
 /// needed. Returns its id. Safe to call at every start: it only does what is missing.
 pub async fn ensure_registered(
-    client: &Client,
+    light: &LightClient,
     operator: &Keypair,
     identity: &WorkerIdentity,
     config: &WorkerConfig,
 ) -> Result<WorkerId, ChainError> {
-    let mine = identity.keys().identity;
-    let existing = client
-        .workers()
-        .await?
-        .into_iter()
-        .find(|worker| worker.keys.identity == mine);
+    let client = light.rpc();
+    let existing = consistent(light, |mut snapshot| async move {
+        own_record(&mut snapshot, identity).await
+    })
+    .await?;
     let mut worker = match existing {
         Some(worker) => worker,
         None => {
-            let genesis = client.genesis_hash();
+            let genesis = light.genesis_hash();
             let provider = evidence_provider(config)?;
             let attestation = identity
                 .attestation(
                     provider.as_ref(),
                     &genesis,
                     &operator.account_id(),
-                    &latest_nonce(client).await?,
+                    &latest_nonce(light).await?,
                 )
                 .map_err(|e| ChainError::Unexpected(e.to_string()))?;
             let call = Call::Workers(WorkersCall::Register {
                 profile: config.profile.clone(),
                 attestation,
             });
-            let finalized = client.send(operator, call, |_| {}).await?;
-            let id = finalized
-                .receipt
-                .events
-                .iter()
-                .find_map(|event| match event {
-                    Event::WorkerRegistered { worker, .. } => Some(*worker),
-                    _ => None,
-                })
-                .ok_or_else(|| {
-                    ChainError::Unexpected("registration emitted no WorkerRegistered".into())
-                })?;
-            tracing::info!(worker = %id, "registered");
-            client
-                .worker(id)
-                .await?
-                .ok_or_else(|| ChainError::Unexpected(format!("worker {id} vanished")))?
+            client.send(operator, call, |_| {}).await?;
+            // What the node said the registration emitted is not proof: the state is.
+            let registered = consistent(light, |mut snapshot| async move {
+                own_record(&mut snapshot, identity).await
+            })
+            .await?
+            .ok_or_else(|| {
+                ChainError::Unexpected("registered, yet no worker holds this identity key".into())
+            })?;
+            tracing::info!(worker = %registered.id, "registered");
+            registered
         }
     };
     if worker.operator != operator.account_id() {
@@ -77,7 +124,11 @@ pub async fn ensure_registered(
             worker.id, worker.operator
         )));
     }
-    let params = client.params().await?.params;
+    let (_, params) = consistent(
+        light,
+        |mut snapshot| async move { Ok(snapshot.params().await?) },
+    )
+    .await?;
     let required = params
         .required_stake(worker.profile.level)
         .ok_or_else(|| ChainError::Unexpected("the required stake overflows".into()))?;
@@ -125,61 +176,60 @@ pub fn evidence_provider(
 
 /// Fresh evidence when the worker's attestation has lived half its lifetime: it rides along
 /// with the next work report, so the attestation never expires while the worker runs.
-pub async fn evidence_if_due(
-    client: &Client,
-    worker: WorkerId,
+pub fn evidence_if_due(
+    view: &ChainView,
     identity: &WorkerIdentity,
+    genesis_hash: &wetee_types::Hash,
     config: &WorkerConfig,
 ) -> Result<Option<wetee_types::records::Evidence>, ChainError> {
-    let Some(record) = client.worker(worker).await? else {
-        return Ok(None);
-    };
-    let head = client.header(None).await?;
-    let attested = record.attested;
+    let attested = view.worker.attested;
     let lifetime = attested.expires_at_ms.saturating_sub(attested.fresh_at_ms);
     let left = attested
         .expires_at_ms
-        .saturating_sub(head.header.timestamp_ms);
+        .saturating_sub(view.head.timestamp_ms);
     if left > lifetime / 2 {
         return Ok(None);
     }
     let nonce = Nonce {
-        height: head.header.height,
-        hash: head.hash,
+        height: view.head.height,
+        hash: view.head.hash,
     };
     let provider = evidence_provider(config)?;
     identity
-        .evidence(provider.as_ref(), &client.genesis_hash(), &nonce)
+        .evidence(provider.as_ref(), genesis_hash, &nonce)
         .map(Some)
         .map_err(|e| ChainError::Unexpected(e.to_string()))
 }
 
-/// The app's secrets opened with this worker's sealing key, and their revision; `None` when one
-/// does not open (sealed to another key, altered, or relabelled).
-async fn open_secrets(
-    client: &Client,
-    app: &wetee_types::records::App,
+/// The app's secrets opened with this worker's sealing key, and their revision; `None` when
+/// they are not for this worker or one does not open (sealed to another key, altered, or
+/// relabelled). Who the secrets are for is this worker's own identity, never the record's say.
+fn open_secrets(
+    app: &App,
+    record: Option<&wetee_types::records::AppSecrets>,
+    worker: WorkerId,
     identity: &WorkerIdentity,
-) -> Result<Option<(Vec<SecretFile>, u32)>, ChainError> {
+    genesis: &wetee_types::Hash,
+) -> Option<(Vec<SecretFile>, u32)> {
     if app.spec.container.secrets.is_empty() {
-        return Ok(Some((Vec::new(), 0)));
+        return Some((Vec::new(), 0));
     }
-    let Some(record) = client.app_secrets(app.id).await? else {
-        return Ok(None);
-    };
-    let genesis = client.genesis_hash();
+    let record = record?;
+    if record.worker != worker {
+        tracing::warn!(app = %app.id, sealed_for = %record.worker, "the app's secrets are sealed for another worker; the app waits");
+        return None;
+    }
+    let sealing_key = identity.keys().sealing;
     let mut files = Vec::new();
     for name in app.spec.container.secrets.iter() {
-        let Some(sealed) = record.get(name) else {
-            return Ok(None);
-        };
+        let sealed = record.get(name)?;
         let id = wetee_sealing::SecretId {
-            genesis_hash: &genesis,
+            genesis_hash: genesis,
             app: app.id,
             name,
             revision: sealed.revision,
         };
-        let aad = wetee_sealing::for_worker(&id, record.worker, &record.sealing_key);
+        let aad = wetee_sealing::for_worker(&id, worker, &sealing_key);
         match identity.open_secret(&aad, &sealed.for_worker) {
             Ok(value) => files.push(SecretFile {
                 name: name.to_string(),
@@ -187,86 +237,202 @@ async fn open_secrets(
             }),
             Err(e) => {
                 tracing::warn!(app = %app.id, secret = %name.as_str(), error = %e, "a secret does not open; the app waits");
-                return Ok(None);
+                return None;
             }
         }
     }
-    Ok(Some((files, record.revision)))
+    Some((files, record.revision))
 }
 
-/// The latest finalized block, as the nonce of fresh evidence.
-pub async fn latest_nonce(client: &Client) -> Result<Nonce, ChainError> {
-    let head = client.header(None).await?;
+/// The latest final block, verified, as the nonce of fresh evidence.
+pub async fn latest_nonce(light: &LightClient) -> Result<Nonce, ChainError> {
+    let head = light.finalized_head().await?;
     Ok(Nonce {
-        height: head.header.height,
+        height: head.height,
         hash: head.hash,
     })
 }
 
-/// Every container that should run on `worker`, from finalized state alone.
+/// What one pass of the worker acts on: the chain's state at one final height, verified.
+#[derive(Debug, Clone)]
+pub struct ChainView {
+    /// The header it was read at.
+    pub head: VerifiedHead,
+    /// This worker's record.
+    pub worker: Worker,
+    /// Every container that should run here, secrets opened.
+    pub desired: Vec<InstanceSpec>,
+    /// The owner of each workload placed here.
+    pub owners: BTreeMap<Workload, AccountId>,
+    /// The task runs placed here.
+    pub runs: BTreeMap<(TaskId, u32), TaskRun>,
+}
+
+/// Reads what this worker should run, from one verified state of the chain.
 ///
 /// Secrets are opened here, inside the worker's TEE, with its sealing key: an app whose secrets
 /// do not open is left out (and its secret's name, never its value, logged).
-pub async fn desired_instances(
-    client: &Client,
+pub async fn read_view(
+    light: &LightClient,
     worker: WorkerId,
     identity: &WorkerIdentity,
-) -> Result<Vec<InstanceSpec>, ChainError> {
+) -> Result<ChainView, ChainError> {
+    consistent(light, |snapshot| view_at(snapshot, light, worker, identity)).await
+}
+
+async fn view_at(
+    mut snapshot: Snapshot<'_>,
+    light: &LightClient,
+    worker_id: WorkerId,
+    identity: &WorkerIdentity,
+) -> Result<ChainView, ChainError> {
+    let worker = snapshot
+        .worker(worker_id)
+        .await?
+        .ok_or_else(|| ChainError::Unexpected(format!("worker {worker_id} is not on chain")))?;
+    if worker.keys.identity != identity.keys().identity {
+        return Err(ChainError::Unexpected(format!(
+            "worker {worker_id} on chain holds another identity key"
+        )));
+    }
+    let assigned = snapshot.assignments(worker_id).await?;
+    if assigned.len() != worker.workloads as usize {
+        return Err(ChainError::Unexpected(format!(
+            "worker {worker_id} holds {} workloads but lists {}",
+            worker.workloads,
+            assigned.len()
+        )));
+    }
+    let head = snapshot
+        .head()
+        .ok_or_else(|| ChainError::Unexpected("a read without a head".into()))?;
+    let genesis = light.genesis_hash();
+
+    let app_ids: Vec<_> = assigned
+        .iter()
+        .filter_map(|w| match w {
+            Workload::App { app } => Some(*app),
+            Workload::TaskRun { .. } => None,
+        })
+        .collect();
+    let run_ids: Vec<(TaskId, u32)> = assigned
+        .iter()
+        .filter_map(|w| match w {
+            Workload::TaskRun { task, run } => Some((*task, *run)),
+            Workload::App { .. } => None,
+        })
+        .collect();
+    let keys = |ids: &[wetee_types::AppId], f: fn(wetee_types::AppId) -> Vec<u8>| {
+        ids.iter().map(|id| f(*id)).collect::<Vec<_>>()
+    };
+    let apps: Vec<Option<App>> = snapshot
+        .get_many(&keys(&app_ids, wetee_types::state_keys::app))
+        .await?;
+    let secrets: Vec<Option<wetee_types::records::AppSecrets>> = snapshot
+        .get_many(&keys(&app_ids, wetee_types::state_keys::app_secrets))
+        .await?;
+    let run_keys: Vec<Vec<u8>> = run_ids
+        .iter()
+        .map(|(task, run)| wetee_types::state_keys::task_run(*task, *run))
+        .collect();
+    let runs: Vec<Option<TaskRun>> = snapshot.get_many(&run_keys).await?;
+    let mut task_ids: Vec<TaskId> = run_ids.iter().map(|(task, _)| *task).collect();
+    task_ids.dedup();
+    let task_keys: Vec<Vec<u8>> = task_ids
+        .iter()
+        .map(|task| wetee_types::state_keys::task(*task))
+        .collect();
+    let tasks: Vec<Option<wetee_types::records::Task>> = snapshot.get_many(&task_keys).await?;
+    let run_versions: Vec<(TaskId, u32)> = runs
+        .iter()
+        .flatten()
+        .map(|run| (run.task, run.version))
+        .collect();
+    let version_keys: Vec<Vec<u8>> = run_versions
+        .iter()
+        .map(|(task, version)| wetee_types::state_keys::task_version(*task, *version))
+        .collect();
+    let versions: BTreeMap<(TaskId, u32), wetee_types::records::TaskVersion> = run_versions
+        .into_iter()
+        .zip(snapshot.get_many(&version_keys).await?)
+        .filter_map(|(at, version)| Some((at, version?)))
+        .collect();
+
+    let mut owners = BTreeMap::new();
     let mut desired = Vec::new();
-    for workload in client.workloads(worker).await? {
-        match workload {
-            Workload::App { app } => {
-                let Some(app) = client.app(app).await? else {
-                    continue;
-                };
-                let placed_here = app.placement.as_ref().is_some_and(|p| p.worker == worker);
-                if !placed_here || !matches!(app.status, wetee_types::records::AppStatus::Running) {
-                    continue;
-                }
-                let (secrets, revision) = match open_secrets(client, &app, identity).await? {
-                    Some(opened) => opened,
-                    None => continue,
-                };
-                for replica in 0..app.spec.replicas {
-                    desired.push(InstanceSpec {
-                        workload,
-                        version: app.version,
-                        replica,
-                        // A new value of a secret needs new containers, like a restart.
-                        generation: app.restarts.saturating_add(revision),
-                        container: app.spec.container.clone(),
-                        health: app.spec.health.clone(),
-                        timeout: None,
-                        secrets: secrets.clone(),
-                    });
-                }
-            }
-            Workload::TaskRun { task, run } => {
-                let runs = client.task_runs(task).await?;
-                let Some(record) = runs.iter().find(|r| r.run == run) else {
-                    continue;
-                };
-                if record.worker != Some(worker) || record.status != RunStatus::Assigned {
-                    continue;
-                }
-                let versions = client.task_versions(task).await?;
-                let Some(version) = versions.iter().find(|v| v.version == record.version) else {
-                    continue;
-                };
-                desired.push(InstanceSpec {
-                    workload,
-                    version: record.version,
-                    replica: 0,
-                    generation: 0,
-                    container: version.spec.container.clone(),
-                    health: None,
-                    timeout: Some(std::time::Duration::from_secs(u64::from(
-                        record.timeout_secs,
-                    ))),
-                    secrets: Vec::new(),
-                });
+    for (app, record) in apps.iter().zip(&secrets) {
+        let Some(app) = app else { continue };
+        owners.insert(Workload::App { app: app.id }, app.owner);
+        let placed_here = app
+            .placement
+            .as_ref()
+            .is_some_and(|p| p.worker == worker_id);
+        if !placed_here || !matches!(app.status, AppStatus::Running) {
+            continue;
+        }
+        let Some((secrets, revision)) =
+            open_secrets(app, record.as_ref(), worker_id, identity, &genesis)
+        else {
+            continue;
+        };
+        for replica in 0..app.spec.replicas {
+            desired.push(InstanceSpec {
+                workload: Workload::App { app: app.id },
+                version: app.version,
+                replica,
+                // A new value of a secret needs new containers, like a restart.
+                generation: app.restarts.saturating_add(revision),
+                container: app.spec.container.clone(),
+                health: app.spec.health.clone(),
+                timeout: None,
+                secrets: secrets.clone(),
+            });
+        }
+    }
+    for task in tasks.iter().flatten() {
+        for (id, run) in &run_ids {
+            if *id == task.id {
+                owners.insert(
+                    Workload::TaskRun {
+                        task: *id,
+                        run: *run,
+                    },
+                    task.owner,
+                );
             }
         }
     }
-    Ok(desired)
+    let mut proven_runs = BTreeMap::new();
+    for record in runs.into_iter().flatten() {
+        let workload = Workload::TaskRun {
+            task: record.task,
+            run: record.run,
+        };
+        let version = versions.get(&(record.task, record.version));
+        if record.worker == Some(worker_id)
+            && record.status == RunStatus::Assigned
+            && let Some(version) = version
+        {
+            desired.push(InstanceSpec {
+                workload,
+                version: record.version,
+                replica: 0,
+                generation: 0,
+                container: version.spec.container.clone(),
+                health: None,
+                timeout: Some(std::time::Duration::from_secs(u64::from(
+                    record.timeout_secs,
+                ))),
+                secrets: Vec::new(),
+            });
+        }
+        proven_runs.insert((record.task, record.run), record);
+    }
+    Ok(ChainView {
+        head,
+        worker,
+        desired,
+        owners,
+        runs: proven_runs,
+    })
 }

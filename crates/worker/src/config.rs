@@ -4,6 +4,11 @@
 //! stake = "200"                  # WTE bonded at registration (at least what the level needs)
 //! data_dir = "/var/lib/wetee-worker"
 //!
+//! [chain]                        # the chain served: trusted from here, never from a node
+//! genesis_hash = "0x…"           # its spec's genesis hash (`wetee chain info`), or:
+//! # spec = "/etc/wetee/chain-spec.json"
+//! rpc = ["ws://10.0.0.2:9944"]   # further nodes, used when one fails or is caught lying
+//!
 //! [profile]                      # the offer, as registered on chain (prices in base units)
 //! endpoint = "http://127.0.0.1:8800"
 //! region = "local"
@@ -41,6 +46,8 @@ pub struct WorkerConfig {
     pub stake: Balance,
     /// Where the worker keeps its keys and logs.
     pub data_dir: PathBuf,
+    /// The chain this worker serves.
+    pub chain: ChainTrust,
     /// The offer registered on chain.
     pub profile: WorkerProfile,
     /// Where workloads run.
@@ -51,6 +58,56 @@ pub struct WorkerConfig {
 }
 
 /// The HTTP entrance: `http://<app-id>.<domain>:<port>/` or `http://<listen>/<app-id>/`.
+/// Which chain the worker serves, and through which nodes: a node serving another chain, or
+/// whose answers fail verification against this chain's validators, is not used.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainTrust {
+    /// The genesis hash of the chain's spec (which fixes its validator set).
+    #[serde(default)]
+    pub genesis_hash: Option<wetee_types::Hash>,
+    /// The chain's spec file, instead of its hash.
+    #[serde(default)]
+    pub spec: Option<PathBuf>,
+    /// Nodes to use besides the one given on the command line, in order of preference.
+    #[serde(default)]
+    pub rpc: Vec<String>,
+}
+
+impl ChainTrust {
+    /// Trust in the chain named by its genesis hash.
+    pub fn genesis(genesis_hash: wetee_types::Hash) -> ChainTrust {
+        ChainTrust {
+            genesis_hash: Some(genesis_hash),
+            spec: None,
+            rpc: Vec::new(),
+        }
+    }
+
+    /// What the light client trusts.
+    pub fn trust(&self) -> Result<wetee_client::light::Trust, String> {
+        match (&self.genesis_hash, &self.spec) {
+            (Some(hash), None) => Ok(wetee_client::light::Trust::GenesisHash(*hash)),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("chain.spec {}: {e}", path.display()))?;
+                let spec: wetee_types::ChainSpec = serde_json::from_str(&text)
+                    .map_err(|e| format!("chain.spec {}: {e}", path.display()))?;
+                Ok(wetee_client::light::Trust::Spec(Box::new(spec)))
+            }
+            (Some(_), Some(_)) => {
+                Err("chain: name the chain by genesis_hash or by spec, not both".into())
+            }
+            (None, None) => Err(
+                "chain.genesis_hash: name the chain this worker serves (its \
+                 spec's genesis hash, printed by `wetee chain info`), or chain.spec: its spec \
+                 file; the worker trusts no node to tell it"
+                    .into(),
+            ),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IngressConfig {
@@ -143,6 +200,9 @@ impl WorkerConfig {
         if config.profile.endpoint.as_str().is_empty() {
             return Err("profile.endpoint: where owners reach this worker".into());
         }
+        if config.chain.genesis_hash.is_none() == config.chain.spec.is_none() {
+            config.chain.trust()?;
+        }
         Ok(config)
     }
 }
@@ -154,6 +214,9 @@ mod tests {
     const EXAMPLE: &str = r#"
 stake = "200"
 data_dir = "/tmp/w"
+
+[chain]
+genesis_hash = "0x0101010101010101010101010101010101010101010101010101010101010101"
 
 [profile]
 endpoint = "http://127.0.0.1:8800"
@@ -187,5 +250,25 @@ socket = "/run/podman/podman.sock"
                 .unwrap_err()
                 .contains("tee_kinds")
         );
+    }
+
+    #[test]
+    fn the_chain_is_named_by_the_operator_or_the_worker_refuses_to_start() {
+        let config = WorkerConfig::parse(EXAMPLE).unwrap();
+        assert!(matches!(
+            config.chain.trust(),
+            Ok(wetee_client::light::Trust::GenesisHash(_))
+        ));
+        let unnamed = EXAMPLE.replace(
+            "genesis_hash = \"0x0101010101010101010101010101010101010101010101010101010101010101\"",
+            "",
+        );
+        assert!(
+            WorkerConfig::parse(&unnamed)
+                .unwrap_err()
+                .contains("chain.genesis_hash")
+        );
+        let both = EXAMPLE.replace("[chain]", "[chain]\nspec = \"/etc/spec.json\"");
+        assert!(WorkerConfig::parse(&both).unwrap_err().contains("not both"));
     }
 }

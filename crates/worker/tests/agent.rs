@@ -30,9 +30,9 @@ async fn eventually<T>(what: &str, seconds: u64, mut check: impl AsyncFnMut() ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_serves_proves_gets_paid_and_reports_task_results() {
     let dir = tempfile::tempdir().unwrap();
-    let rpc = support::dev_chain(&dir.path().join("chain"), 20);
+    let (rpc, genesis) = support::dev_chain(&dir.path().join("chain"), 20);
     let engine = support::engine();
-    let mut config = support::worker_config(&dir.path().join("worker"), &engine.socket);
+    let mut config = support::worker_config(&dir.path().join("worker"), &engine.socket, genesis);
     config.ingress.listen = "127.0.0.1:0".parse().unwrap();
     let (stop, stopped) = futures::channel::oneshot::channel::<()>();
     let (running_tx, running_rx) = std::sync::mpsc::channel();

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wetee_client::keys::dev_keypair;
+use wetee_client::light::{LightClient, Trust};
 use wetee_client::rpc::Client;
 use wetee_types::transaction::AppsCall;
 use wetee_types::{AppId, Call, Workload};
 use wetee_worker::backend::docker::DockerBackend;
 use wetee_worker::backend::{Backend, InstanceState};
-use wetee_worker::chain::{desired_instances, ensure_registered};
+use wetee_worker::chain::{ensure_registered, read_view};
 use wetee_worker::identity::WorkerIdentity;
 use wetee_worker::ingress::Routes;
 use wetee_worker::reconcile::Reconciler;
@@ -40,18 +41,21 @@ async fn serving(backend: &DockerBackend, app: AppId) -> Option<(u32, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
     let dir = tempfile::tempdir().unwrap();
-    let rpc = support::dev_chain(&dir.path().join("chain"), 40);
+    let (rpc, genesis) = support::dev_chain(&dir.path().join("chain"), 40);
     let client = Client::connect(&rpc).await.expect("connect");
+    let light = LightClient::connect(&rpc, &Trust::GenesisHash(genesis))
+        .await
+        .expect("the node serves the chain");
     let engine = support::engine();
-    let config = support::worker_config(&dir.path().join("worker"), &engine.socket);
+    let config = support::worker_config(&dir.path().join("worker"), &engine.socket, genesis);
     let identity = WorkerIdentity::load_or_create(&config.data_dir).unwrap();
     let operator = dev_keypair("Alice");
-    let worker = ensure_registered(&client, &operator, &identity, &config)
+    let worker = ensure_registered(&light, &operator, &identity, &config)
         .await
         .expect("registered");
     // Registering again finds the same worker and does nothing.
     assert_eq!(
-        ensure_registered(&client, &operator, &identity, &config)
+        ensure_registered(&light, &operator, &identity, &config)
             .await
             .unwrap(),
         worker
@@ -75,7 +79,7 @@ async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
     // Bob deploys: the chain places the app on our worker, the worker runs it.
     let bob = dev_keypair("Bob");
     let app = support::create_app(&client, &bob, support::app_spec("version-one")).await;
-    let desired = desired_instances(&client, worker, &identity).await.unwrap();
+    let desired = read_view(&light, worker, &identity).await.unwrap().desired;
     assert_eq!(desired.len(), 1, "{desired:?}");
     let pass = reconciler.reconcile(&desired).await.unwrap();
     assert_eq!(pass.started.len(), 1, "{pass:?}");
@@ -126,7 +130,7 @@ async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
         )
         .await
         .expect("updated");
-    let desired = desired_instances(&client, worker, &identity).await.unwrap();
+    let desired = read_view(&light, worker, &identity).await.unwrap().desired;
     let (mut started, mut removed) = (0, 0);
     for _ in 0..100 {
         let pass = reconciler.reconcile(&desired).await.unwrap();
@@ -185,7 +189,7 @@ async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
         .send(&bob, Call::Apps(AppsCall::Stop { app }), |_| {})
         .await
         .expect("stopped");
-    let desired = desired_instances(&client, worker, &identity).await.unwrap();
+    let desired = read_view(&light, worker, &identity).await.unwrap().desired;
     assert!(desired.is_empty());
     let pass = reconciler.reconcile(&desired).await.unwrap();
     assert_eq!(pass.removed.len(), 1, "{pass:?}");

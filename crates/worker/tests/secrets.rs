@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use wetee_client::keys::dev_keypair;
+use wetee_client::light::{LightClient, Trust};
 use wetee_client::rpc::Client;
 use wetee_client::secrets::{SecretValue, seal};
 use wetee_types::codec::{BoundedString, BoundedVec};
@@ -17,7 +18,7 @@ use wetee_types::transaction::AppsCall;
 use wetee_types::{AppId, Call, Workload};
 use wetee_worker::backend::docker::DockerBackend;
 use wetee_worker::backend::{Backend, InstanceState};
-use wetee_worker::chain::{desired_instances, ensure_registered};
+use wetee_worker::chain::{ensure_registered, read_view};
 use wetee_worker::identity::WorkerIdentity;
 use wetee_worker::reconcile::Reconciler;
 use zeroize::Zeroizing;
@@ -69,12 +70,15 @@ async fn page(backend: &DockerBackend, app: AppId, generation: u32) -> Option<St
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sealed_secret_reaches_the_container_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
-    let rpc = support::dev_chain(&dir.path().join("chain"), 40);
+    let (rpc, genesis) = support::dev_chain(&dir.path().join("chain"), 40);
     let client = Client::connect(&rpc).await.expect("connect");
+    let light = LightClient::connect(&rpc, &Trust::GenesisHash(genesis))
+        .await
+        .expect("the node serves the chain");
     let engine = support::engine();
-    let config = support::worker_config(&dir.path().join("worker"), &engine.socket);
+    let config = support::worker_config(&dir.path().join("worker"), &engine.socket, genesis);
     let identity = WorkerIdentity::load_or_create(&config.data_dir).unwrap();
-    let worker = ensure_registered(&client, &dev_keypair("Alice"), &identity, &config)
+    let worker = ensure_registered(&light, &dev_keypair("Alice"), &identity, &config)
         .await
         .expect("registered");
     let scope = hex::encode(identity.keys().identity);
@@ -105,9 +109,10 @@ async fn a_sealed_secret_reaches_the_container_and_nothing_else() {
         AppStatus::AwaitingSecrets
     );
     assert!(
-        desired_instances(&client, worker, &identity)
+        read_view(&light, worker, &identity)
             .await
             .unwrap()
+            .desired
             .is_empty()
     );
 
@@ -129,7 +134,7 @@ async fn a_sealed_secret_reaches_the_container_and_nothing_else() {
         AppStatus::Running
     );
 
-    let desired = desired_instances(&client, worker, &identity).await.unwrap();
+    let desired = read_view(&light, worker, &identity).await.unwrap().desired;
     assert_eq!(desired.len(), 1);
     assert_eq!(desired[0].secrets.len(), 1);
     assert!(
@@ -169,7 +174,7 @@ async fn a_sealed_secret_reaches_the_container_and_nothing_else() {
     }];
     let (call, _) = seal(&client, &bob, app, &values, &[], true).await.unwrap();
     client.send(&bob, call, |_| {}).await.unwrap();
-    let desired = desired_instances(&client, worker, &identity).await.unwrap();
+    let desired = read_view(&light, worker, &identity).await.unwrap().desired;
     assert!(desired[0].generation > generation);
     reconciler.reconcile(&desired).await.unwrap();
     let served = page(&backend, app, desired[0].generation)
@@ -186,7 +191,7 @@ async fn a_sealed_secret_reaches_the_container_and_nothing_else() {
         .send(&bob, Call::Apps(AppsCall::Stop { app }), |_| {})
         .await
         .unwrap();
-    let desired = desired_instances(&client, worker, &identity).await.unwrap();
+    let desired = read_view(&light, worker, &identity).await.unwrap().desired;
     reconciler.reconcile(&desired).await.unwrap();
     let mut left = true;
     for _ in 0..100 {

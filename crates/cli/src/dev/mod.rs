@@ -184,6 +184,7 @@ pub fn run(args: DevArgs, format: Format) -> Result<()> {
                     &worker_dir,
                     &engine.socket,
                     SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.ingress_port),
+                    spec.genesis_hash(),
                 ),
                 socket: engine.socket.clone(),
                 operator,
@@ -496,12 +497,19 @@ fn worker_scope(worker_dir: &Path) -> Result<String> {
 }
 
 /// The dev worker: simulated TEE, generous capacity, cheap prices.
-fn dev_worker_config(dir: &Path, socket: &str, ingress: SocketAddr) -> WorkerConfig {
+fn dev_worker_config(
+    dir: &Path,
+    socket: &str,
+    ingress: SocketAddr,
+    genesis: wetee_types::Hash,
+) -> WorkerConfig {
     use wetee_types::codec::BoundedString;
     use wetee_types::{Balance, Prices, Resources, TeeKind, TeeKinds};
     WorkerConfig {
         stake: Balance(200 * wetee_types::balance::UNIT),
         data_dir: dir.to_path_buf(),
+        // The worker trusts the chain this command created, whatever its node says.
+        chain: wetee_worker::config::ChainTrust::genesis(genesis),
         profile: wetee_types::records::WorkerProfile {
             endpoint: BoundedString::try_new(format!("http://{ingress}")).unwrap_or_default(),
             region: BoundedString::try_new("local").unwrap_or_default(),

@@ -97,6 +97,7 @@ mod tests {
             dir,
             "/nonexistent/engine.sock",
             "127.0.0.1:0".parse().unwrap(),
+            wetee_types::Hash::of(b"a chain"),
         );
         config.backend = BackendConfig {
             kind: BackendKind::Docker,

@@ -145,8 +145,8 @@ pub fn busybox_image() -> &'static str {
     })
 }
 
-/// Starts a single-validator chain in this process and returns its RPC URL.
-pub fn dev_chain(data_dir: &std::path::Path, epoch_length: u64) -> String {
+/// Starts a single-validator chain in this process and returns its RPC URL and genesis hash.
+pub fn dev_chain(data_dir: &std::path::Path, epoch_length: u64) -> (String, wetee_types::Hash) {
     let offset = (std::process::id() % 500) as u16 * 4;
     let rpc_port = 50_000 + offset;
     let seed = [42u8; 32];
@@ -177,6 +177,7 @@ pub fn dev_chain(data_dir: &std::path::Path, epoch_length: u64) -> String {
             })
             .collect(),
     };
+    let genesis = spec.genesis_hash();
     let config = wetee_node::service::ServiceConfig {
         spec,
         key_seed: seed,
@@ -199,7 +200,7 @@ pub fn dev_chain(data_dir: &std::path::Path, epoch_length: u64) -> String {
     let address = receiver
         .recv_timeout(Duration::from_secs(60))
         .expect("the chain starts");
-    format!("ws://{address}")
+    (format!("ws://{address}"), genesis)
 }
 
 /// `GET path` on 127.0.0.1:`port`: the response, or empty while nothing listens yet (the engine
@@ -290,10 +291,15 @@ pub async fn create_app(
         .expect("AppCreated")
 }
 
-pub fn worker_config(data_dir: &std::path::Path, socket: &str) -> WorkerConfig {
+pub fn worker_config(
+    data_dir: &std::path::Path,
+    socket: &str,
+    genesis: wetee_types::Hash,
+) -> WorkerConfig {
     WorkerConfig {
         stake: Balance(200 * UNIT),
         data_dir: data_dir.to_path_buf(),
+        chain: wetee_worker::config::ChainTrust::genesis(genesis),
         profile: WorkerProfile {
             endpoint: BoundedString::try_new("http://127.0.0.1:8800").unwrap(),
             region: BoundedString::try_new("local").unwrap(),
