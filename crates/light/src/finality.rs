@@ -224,3 +224,155 @@ impl Anchor {
         Ok(proven)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{finalize, header, seed, spec};
+    use commonware_consensus::simplex::types::Finalize;
+    use commonware_cryptography::Signer as _;
+    use commonware_cryptography::ed25519::PrivateKey;
+    use commonware_utils::iter::NonEmpty;
+    use wetee_types::{KeyScheme, Keypair};
+
+    #[test]
+    fn a_quorum_of_the_specs_validators_makes_a_header_final() {
+        let spec = spec("wetee-test", 4);
+        let anchor = Anchor::new(&spec).unwrap();
+        let one = header(1, Hash::of(b"genesis"), 3);
+        let proof = finalize(&spec, &one, &[0, 1, 2]);
+        // Through its bytes, as a light client receives it.
+        let decoded = anchor.decode_finalization(&proof.encode()).unwrap();
+        assert_eq!(anchor.verify(&one, &[], &decoded), Ok(one.hash()));
+        // All four sign too.
+        let all = finalize(&spec, &one, &[0, 1, 2, 3]);
+        assert_eq!(anchor.verify(&one, &[], &all), Ok(one.hash()));
+    }
+
+    #[test]
+    fn a_header_is_final_through_a_certified_descendant_linked_by_parents() {
+        let spec = spec("wetee-test", 4);
+        let anchor = Anchor::new(&spec).unwrap();
+        let one = header(1, Hash::of(b"genesis"), 3);
+        let two = header(2, one.hash(), 4);
+        let three = header(3, two.hash(), 5);
+        let certified = finalize(&spec, &three, &[1, 2, 3]);
+        assert_eq!(
+            anchor.verify(&one, &[two, three], &certified),
+            Ok(one.hash())
+        );
+        // A gap or a foreign link breaks the chain.
+        assert!(matches!(
+            anchor.verify(&one, &[three], &certified),
+            Err(FinalityError::Broken { .. })
+        ));
+        let stranger = header(2, Hash::of(b"elsewhere"), 4);
+        assert!(matches!(
+            anchor.verify(&one, &[stranger, three], &certified),
+            Err(FinalityError::Broken { .. })
+        ));
+        let long = vec![three; MAX_LINKED_HEADERS + 1];
+        assert!(matches!(
+            anchor.verify(&one, &long, &certified),
+            Err(FinalityError::TooLong(_))
+        ));
+    }
+
+    #[test]
+    fn too_few_signers_unknown_signers_another_chain_or_another_block_are_refused() {
+        let chain = spec("wetee-test", 4);
+        let anchor = Anchor::new(&chain).unwrap();
+        let one = header(1, Hash::of(b"genesis"), 3);
+
+        // Two of four is not a quorum (three).
+        let quorum = finalize(&chain, &one, &[0, 1, 2]);
+        // The library will not assemble it: keep two of a quorum's signatures by hand.
+        let mut two = quorum.clone();
+        let kept: Vec<_> = quorum.certificate.signers.iter().take(2).collect();
+        two.certificate.signers =
+            commonware_cryptography::certificate::Signers::new(4, kept).unwrap();
+        two.certificate.signatures.truncate(2);
+        let two = anchor.decode_finalization(&two.encode()).unwrap();
+        assert_eq!(
+            anchor.verify(&one, &[], &two),
+            Err(FinalityError::Signatures { validators: 4 })
+        );
+        // A truncated certificate does not decode.
+        let mut bytes = quorum.encode().to_vec();
+        bytes.truncate(bytes.len() - 64);
+        assert!(anchor.decode_finalization(&bytes).is_err());
+
+        // Signed by the validators of another chain (same keys, other genesis).
+        let other = spec("another-chain", 4);
+        let foreign = finalize(&other, &one, &[0, 1, 2]);
+        assert_eq!(
+            anchor.verify(&one, &[], &foreign),
+            Err(FinalityError::Signatures { validators: 4 })
+        );
+
+        // Signed by keys that are not the spec's validators (a set of 4 others).
+        let mut strangers = chain.clone();
+        for (i, v) in strangers.validators.iter_mut().enumerate() {
+            v.public_key = hex::encode(
+                Keypair::from_seed(KeyScheme::Ed25519, seed(i as u8 + 10))
+                    .account_id()
+                    .0,
+            );
+        }
+        let set = validators(&strangers).unwrap();
+        let proposal = quorum.proposal.clone();
+        let votes: Vec<_> = (0..3u8)
+            .map(|i| {
+                let key = PrivateKey::decode(Bytes::copy_from_slice(&seed(i + 10))).unwrap();
+                let scheme = Scheme::signer(&namespace(&chain), set.clone(), key).unwrap();
+                Finalize::sign(&scheme, proposal.clone()).unwrap()
+            })
+            .collect();
+        let forged = Finalization::from_finalizes(
+            &Scheme::verifier(&namespace(&chain), set),
+            NonEmpty::try_new(votes.iter()).unwrap(),
+            &commonware_parallel::Sequential,
+        )
+        .unwrap();
+        assert_eq!(
+            anchor.verify(&one, &[], &forged),
+            Err(FinalityError::Signatures { validators: 4 })
+        );
+
+        // A damaged signature.
+        let mut bytes = quorum.encode().to_vec();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        let damaged = anchor.decode_finalization(&bytes).unwrap();
+        assert_eq!(
+            anchor.verify(&one, &[], &damaged),
+            Err(FinalityError::Signatures { validators: 4 })
+        );
+
+        // The right certificate offered for another header, or a header at another view.
+        let mut tampered = one;
+        tampered.state_root = Hash::of(b"forged");
+        assert!(matches!(
+            anchor.verify(&tampered, &[], &quorum),
+            Err(FinalityError::OtherBlock { .. })
+        ));
+
+        // Garbage and an empty input never panic.
+        for junk in [&[][..], &[0u8; 3][..], &[0xff; 600][..]] {
+            assert!(anchor.decode_finalization(junk).is_err());
+        }
+    }
+
+    #[test]
+    fn the_validator_set_is_the_specs_sorted_and_deduplicated() {
+        let mut chain = spec("wetee-test", 4);
+        let set = validators(&chain).unwrap();
+        chain.validators.reverse();
+        assert_eq!(validators(&chain).unwrap(), set);
+        assert_eq!(Anchor::new(&chain).unwrap().validators(), 4);
+        let own = PrivateKey::decode(Bytes::copy_from_slice(&seed(0)))
+            .unwrap()
+            .public_key();
+        assert!(set.iter().any(|key| *key == own));
+    }
+}

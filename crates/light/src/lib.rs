@@ -7,6 +7,7 @@
 
 pub mod finality;
 pub mod state;
+pub mod testing;
 
 pub use finality::{Anchor, FinalityError};
 pub use state::{EntryProof, ProofError, db_key, verify_entry};

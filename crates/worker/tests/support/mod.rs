@@ -107,42 +107,52 @@ fn busybox() -> PathBuf {
 /// Builds (once) an image holding only a static busybox and returns its id (`sha256:<hex>`).
 pub fn busybox_image() -> &'static str {
     static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE.get_or_init(|| build_image("localhost/wetee-test-busybox:latest", &[]))
+}
+
+/// Builds (once) another image: busybox and a file that sets it apart, as an attacker's image
+/// would be. Returns its id.
+pub fn other_image() -> &'static str {
+    static IMAGE: OnceLock<String> = OnceLock::new();
     IMAGE.get_or_init(|| {
-        let engine = engine();
-        let context = tempfile::tempdir().expect("build context");
-        std::fs::copy(busybox(), context.path().join("busybox")).expect("copy busybox");
-        std::fs::write(
-            context.path().join("Containerfile"),
-            "FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT [\"/bin/busybox\"]\n",
+        build_image(
+            "localhost/wetee-test-other:latest",
+            &[("marker", "not the owner's image")],
         )
-        .expect("Containerfile");
-        let output = Command::new(engine.cli)
-            .args([
-                "build",
-                "-q",
-                "-t",
-                "localhost/wetee-test-busybox:latest",
-                "-f",
-            ])
-            .arg(context.path().join("Containerfile"))
-            .arg(context.path())
-            .output()
-            .expect("image build runs");
-        assert!(
-            output.status.success(),
-            "image build failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let id = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .trim()
-            .to_string();
-        let hex = id.strip_prefix("sha256:").unwrap_or(&id).to_string();
-        assert_eq!(hex.len(), 64, "unexpected image id {id}");
-        format!("sha256:{hex}")
     })
+}
+
+fn build_image(tag: &str, files: &[(&str, &str)]) -> String {
+    let engine = engine();
+    let context = tempfile::tempdir().expect("build context");
+    std::fs::copy(busybox(), context.path().join("busybox")).expect("copy busybox");
+    let mut containerfile = "FROM scratch\nCOPY busybox /bin/busybox\n".to_string();
+    for (name, content) in files {
+        std::fs::write(context.path().join(name), content).expect("context file");
+        containerfile.push_str(&format!("COPY {name} /{name}\n"));
+    }
+    containerfile.push_str("ENTRYPOINT [\"/bin/busybox\"]\n");
+    std::fs::write(context.path().join("Containerfile"), containerfile).expect("Containerfile");
+    let output = Command::new(engine.cli)
+        .args(["build", "-q", "-t", tag, "-f"])
+        .arg(context.path().join("Containerfile"))
+        .arg(context.path())
+        .output()
+        .expect("image build runs");
+    assert!(
+        output.status.success(),
+        "image build failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let id = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let hex = id.strip_prefix("sha256:").unwrap_or(&id).to_string();
+    assert_eq!(hex.len(), 64, "unexpected image id {id}");
+    format!("sha256:{hex}")
 }
 
 /// Starts a single-validator chain in this process and returns its RPC URL and genesis hash.
