@@ -164,7 +164,8 @@ pub(crate) fn verify(
             allowed: policy.allowed_statuses_text(),
         });
     }
-    // Collateral freshness and the TCB status rules stay strict. Platform flags are not a
+    // Collateral freshness and the TCB status rules stay strict; an allowed out-of-date TCB is
+    // accepted for the policy's grace past its date. Platform flags are not a
     // confidentiality question for us: Intel issues multi-socket servers (dynamic platform,
     // cached keys) and SMT-enabled hosts genuine UpToDate verdicts.
     let strict = policy
@@ -173,6 +174,8 @@ pub(crate) fn verify(
         .fold(QuotePolicy::strict(at_secs), |p, s| {
             p.allow_status(intel_status(*s))
         })
+        .platform_grace_period(crate::policy::grace_period(policy.platform_grace_days))
+        .qe_grace_period(crate::policy::grace_period(policy.qe_grace_days))
         .allow_dynamic_platform(true)
         .allow_cached_keys(true)
         .allow_smt(true);

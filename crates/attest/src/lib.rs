@@ -76,6 +76,22 @@ impl Collateral {
     }
 }
 
+/// What `evidence` of `kind` claims runs in the TEE, read without verifying anything: for an
+/// operator printing what their own build attests (`wetee worker measurements`), never for
+/// deciding whom to trust. SEV-SNP evidence may be the report alone or followed by the VCEK.
+pub fn claimed_measurements(evidence: &[u8], kind: TeeKind) -> Result<Measurements, AttestError> {
+    match kind {
+        TeeKind::Sgx | TeeKind::Tdx | TeeKind::Simulated => {
+            let quote = dcap::parse(evidence, kind)?;
+            Ok(dcap::inspect(&quote).1)
+        }
+        TeeKind::SevSnp => {
+            let report = evidence.get(..snp::REPORT_LEN).unwrap_or(evidence);
+            snp::claimed_measurements(report)
+        }
+    }
+}
+
 /// Splits SEV-SNP evidence as workers submit it (the attestation report, then the chip's VCEK
 /// certificate in DER) into the report and the certificate.
 pub fn split_snp_evidence(evidence: &[u8]) -> Result<(&[u8], &[u8]), AttestError> {
@@ -144,6 +160,40 @@ pub fn verify(
 ) -> Verdict {
     let mut verdict = Verdict::empty();
     let outcome = verify_into(evidence, kind, collateral, at_secs, policy, &mut verdict);
+    verdict.conclude(outcome)
+}
+
+/// Verifies simulated evidence with `collateral` signed by the development PKI (such as
+/// [`simulated::out_of_date_collateral`]) rather than its usual collateral: how a policy treats
+/// other TCB verdicts, through the genuine code path.
+pub fn verify_simulated_with(
+    evidence: &[u8],
+    collateral: &QuoteCollateralV3,
+    at_secs: u64,
+    policy: &Policy,
+) -> Verdict {
+    let mut verdict = Verdict::empty();
+    verdict.kind = Some(TeeKind::Simulated);
+    let outcome = if policy.allow_simulated {
+        policy
+            .validate()
+            .map_err(AttestError::TcbPolicy)
+            .and_then(|()| {
+                dcap::verify(
+                    evidence,
+                    TeeKind::Simulated,
+                    collateral,
+                    at_secs,
+                    Some(simulated::root_ca_der()?.to_vec()),
+                    policy,
+                    &mut verdict,
+                )
+            })
+    } else {
+        Err(AttestError::KindNotAllowed {
+            kind: TeeKind::Simulated,
+        })
+    };
     verdict.conclude(outcome)
 }
 

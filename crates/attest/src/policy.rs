@@ -26,10 +26,32 @@ pub struct Policy {
     /// Measurements accepted; empty accepts any.
     #[serde(default)]
     pub allowed_measurements: Vec<MeasurementRule>,
+    /// How many days past the date of its TCB level an out-of-date platform (an allowed
+    /// `OutOfDate` or `OutOfDateConfigurationNeeded` status) is still accepted; `null`: for as
+    /// long as the collateral is valid. Default [`DEFAULT_TCB_GRACE_DAYS`].
+    #[serde(default = "default_grace")]
+    pub platform_grace_days: Option<u32>,
+    /// The same for an out-of-date quoting enclave.
+    #[serde(default = "default_grace")]
+    pub qe_grace_days: Option<u32>,
+}
+
+pub use wetee_types::attestation::DEFAULT_TCB_GRACE_DAYS;
+
+fn default_grace() -> Option<u32> {
+    Some(DEFAULT_TCB_GRACE_DAYS)
 }
 
 fn up_to_date_only() -> Vec<TcbStatus> {
     vec![TcbStatus::UpToDate]
+}
+
+/// A grace in days as dcap-qvl's period (`None`: unlimited).
+pub(crate) fn grace_period(days: Option<u32>) -> std::time::Duration {
+    match days {
+        Some(days) => std::time::Duration::from_secs(u64::from(days) * 86_400),
+        None => std::time::Duration::from_secs(u64::MAX),
+    }
 }
 
 impl Default for Policy {
@@ -40,6 +62,8 @@ impl Default for Policy {
             allow_simulated: false,
             report_data: None,
             allowed_measurements: Vec::new(),
+            platform_grace_days: default_grace(),
+            qe_grace_days: default_grace(),
         }
     }
 }

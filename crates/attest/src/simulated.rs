@@ -101,6 +101,7 @@ fn internal(reason: impl std::fmt::Display) -> AttestError {
 struct DevPki {
     root_der: Vec<u8>,
     collateral: QuoteCollateralV3,
+    out_of_date_collateral: QuoteCollateralV3,
     attestation_key: DevKey,
     /// QE report ‖ its signature ‖ auth data ‖ PCK chain: the certification data after the
     /// attestation key, the same for every quote.
@@ -121,6 +122,12 @@ pub fn root_ca_der() -> Result<&'static [u8], AttestError> {
 /// The collateral simulated quotes verify with.
 pub fn collateral() -> Result<&'static QuoteCollateralV3, AttestError> {
     Ok(&pki()?.collateral)
+}
+
+/// Collateral declaring the simulated platform `OutOfDate` since 2025-01-01 (its TCB date), as
+/// Intel does after a TCB recovery: for checking what a policy does with out-of-date platforms.
+pub fn out_of_date_collateral() -> Result<&'static QuoteCollateralV3, AttestError> {
+    Ok(&pki()?.out_of_date_collateral)
 }
 
 fn name(common_name: &str) -> DistinguishedName {
@@ -210,7 +217,8 @@ fn qe_mr_signer() -> [u8; 32] {
     Sha256::digest(b"wetee/simulated-tee/quoting-enclave").into()
 }
 
-fn tcb_info_json() -> String {
+/// The TCB Info of the simulated platform, whose one TCB level has `status` since `ISSUED`.
+fn tcb_info_json(status: &str) -> String {
     let sgx: Vec<String> = CPU_SVN.iter().map(|s| format!("{{\"svn\":{s}}}")).collect();
     let tdx = vec!["{\"svn\":0}"; 16];
     format!(
@@ -220,8 +228,9 @@ fn tcb_info_json() -> String {
             r#""tdxModule":{{"mrsigner":"{zeros48}","attributes":"0000000000000000","attributesMask":"FFFFFFFFFFFFFFFF"}},"#,
             r#""tdxModuleIdentities":[],"#,
             r#""tcbLevels":[{{"tcb":{{"sgxtcbcomponents":[{sgx}],"pcesvn":{pcesvn},"tdxtcbcomponents":[{tdx}]}},"#,
-            r#""tcbDate":"{issued}","tcbStatus":"UpToDate","advisoryIDs":[]}}]}}"#
+            r#""tcbDate":"{issued}","tcbStatus":"{status}","advisoryIDs":[]}}]}}"#
         ),
+        status = status,
         issued = ISSUED,
         next = NEXT_UPDATE,
         fmspc = hex::encode_upper(FMSPC),
@@ -287,20 +296,24 @@ fn build() -> Result<DevPki, AttestError> {
         .map_err(internal)?;
 
     let tcb_chain = format!("{}{}", tcb_signer.pem(), root.pem());
-    let tcb_info = tcb_info_json();
     let qe_identity = qe_identity_json();
-    let collateral = QuoteCollateralV3 {
-        pck_crl_issuer_chain: format!("{}{}", pck_ca.pem(), root.pem()),
-        root_ca_crl: crl(&root_issuer)?,
-        pck_crl: crl(&pck_ca_issuer)?,
-        tcb_info_issuer_chain: tcb_chain.clone(),
-        tcb_info_signature: tcb_key.sign_raw(tcb_info.as_bytes()).to_vec(),
-        tcb_info,
-        qe_identity_issuer_chain: tcb_chain,
-        qe_identity_signature: tcb_key.sign_raw(qe_identity.as_bytes()).to_vec(),
-        qe_identity,
-        pck_certificate_chain: None,
+    let collateral_with = |status: &str| -> Result<QuoteCollateralV3, AttestError> {
+        let tcb_info = tcb_info_json(status);
+        Ok(QuoteCollateralV3 {
+            pck_crl_issuer_chain: format!("{}{}", pck_ca.pem(), root.pem()),
+            root_ca_crl: crl(&root_issuer)?,
+            pck_crl: crl(&pck_ca_issuer)?,
+            tcb_info_issuer_chain: tcb_chain.clone(),
+            tcb_info_signature: tcb_key.sign_raw(tcb_info.as_bytes()).to_vec(),
+            tcb_info,
+            qe_identity_issuer_chain: tcb_chain.clone(),
+            qe_identity_signature: tcb_key.sign_raw(qe_identity.as_bytes()).to_vec(),
+            qe_identity: qe_identity.clone(),
+            pck_certificate_chain: None,
+        })
     };
+    let collateral = collateral_with("UpToDate")?;
+    let out_of_date_collateral = collateral_with("OutOfDate")?;
 
     // The quoting enclave vouches for the attestation key: its report data is the SHA-256 of
     // the key and the authentication data, and the PCK key signs its report.
@@ -332,6 +345,7 @@ fn build() -> Result<DevPki, AttestError> {
     Ok(DevPki {
         root_der: root.der().to_vec(),
         collateral,
+        out_of_date_collateral,
         attestation_key,
         qe_certification,
     })

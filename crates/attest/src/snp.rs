@@ -126,6 +126,22 @@ fn check_validity(
     Ok(())
 }
 
+/// What a report claims, unverified.
+pub(crate) fn claimed_measurements(bytes: &[u8]) -> Result<Measurements, AttestError> {
+    if bytes.len() != REPORT_LEN {
+        return Err(malformed(format!(
+            "{} bytes, but a report is {REPORT_LEN}",
+            bytes.len()
+        )));
+    }
+    let report = AttestationReport::from_bytes(bytes).map_err(malformed)?;
+    Ok(Measurements::SevSnp(SnpMeasurement {
+        measurement: report.measurement,
+        host_data: report.host_data,
+        policy: report.policy.0,
+    }))
+}
+
 /// Verifies a report signed by the chip whose VCEK is `vcek_der`, at `at_secs`, under `policy`.
 pub(crate) fn verify(
     bytes: &[u8],

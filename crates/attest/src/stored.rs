@@ -63,6 +63,8 @@ pub fn worker_policy(policy: &AttestationPolicy, report_data: [u8; 64]) -> Polic
         allow_simulated: policy.allow_simulated_tee,
         report_data: Some(report_data),
         allowed_measurements: policy.allowed_worker_measurements.to_vec(),
+        platform_grace_days: policy.platform_grace_days,
+        qe_grace_days: policy.qe_grace_days,
     }
 }
 

@@ -144,3 +144,55 @@ fn tampered_or_rebound_simulated_quotes_are_refused() {
         .valid
     );
 }
+
+#[test]
+fn an_out_of_date_platform_is_accepted_only_when_allowed_and_only_within_the_grace() {
+    // The platform's TCB level is dated 2025-01-01 and declared OutOfDate.
+    const TCB_DATE: u64 = 1_735_689_600;
+    const DAY: u64 = 86_400;
+    let quote = simulated::quote(&[3u8; 64]).unwrap();
+    let outdated = simulated::out_of_date_collateral().unwrap();
+    let check = |policy: &Policy, at: u64| {
+        wetee_attest::verify_simulated_with(&quote, outdated, at, policy)
+    };
+
+    // A strict policy refuses the status, whatever the grace.
+    let strict = allowed();
+    let verdict = check(&strict, TCB_DATE + 10 * DAY);
+    assert!(!verdict.valid);
+    assert_eq!(verdict.tcb_status, Some(TcbStatus::OutOfDate));
+    assert!(matches!(
+        verdict.error,
+        Some(AttestError::TcbStatusNotAllowed { .. })
+    ));
+
+    // Allowing it takes effect, within the default grace of 90 days past the TCB date.
+    let allowing = Policy {
+        allowed_tcb_statuses: vec![TcbStatus::UpToDate, TcbStatus::OutOfDate],
+        ..allowed()
+    };
+    assert_eq!(allowing.platform_grace_days, Some(90));
+    let verdict = check(&allowing, TCB_DATE + 60 * DAY);
+    assert!(verdict.valid, "{verdict:?}");
+    assert_eq!(verdict.tcb_status, Some(TcbStatus::OutOfDate));
+
+    // Once the grace has passed it is refused, naming why.
+    let verdict = check(&allowing, TCB_DATE + 120 * DAY);
+    assert!(!verdict.valid);
+    let Some(AttestError::TcbPolicy(reason)) = verdict.error else {
+        panic!("a TCB policy refusal: {verdict:?}")
+    };
+    assert!(reason.contains("grace"), "{reason}");
+
+    // A longer grace, or an unlimited one, accepts it for as long as the collateral is valid.
+    let longer = Policy {
+        platform_grace_days: Some(365),
+        ..allowing.clone()
+    };
+    assert!(check(&longer, TCB_DATE + 120 * DAY).valid);
+    let unlimited = Policy {
+        platform_grace_days: None,
+        ..allowing
+    };
+    assert!(check(&unlimited, TCB_DATE + 3_000 * DAY).valid);
+}

@@ -315,3 +315,45 @@ fn truncated_garbage_and_oversized_evidence_never_panics() {
             .is_err()
     );
 }
+
+#[test]
+fn what_evidence_claims_is_what_verification_finds() {
+    for (name, at, kind) in [
+        ("sgx_quote", JUNE_2025, TeeKind::Sgx),
+        ("tdx_quote", JUNE_2025, TeeKind::Tdx),
+        ("tdx_quote_td15ex", OCTOBER_2026, TeeKind::Tdx),
+    ] {
+        let (quote, collateral) = dcap(name);
+        let lenient = Policy {
+            allowed_tcb_statuses: vec![
+                TcbStatus::UpToDate,
+                TcbStatus::ConfigurationAndSwHardeningNeeded,
+            ],
+            ..Policy::default()
+        };
+        let verdict = verify(&quote, Some(kind), &collateral, at, &lenient);
+        assert!(verdict.valid, "{name}: {verdict:?}");
+        let claimed = wetee_attest::claimed_measurements(&quote, kind).unwrap();
+        assert_eq!(Some(claimed), verdict.measurements, "{name}");
+        // The exact rule of a build admits it, and only it.
+        let rule = MeasurementRule::exactly(&claimed);
+        assert!(rule.is_pinned() && rule.matches(&claimed));
+    }
+    let (report, collateral) = snp();
+    let verdict = verify(
+        &report,
+        Some(TeeKind::SevSnp),
+        &collateral,
+        JUNE_2025,
+        &Policy::default(),
+    );
+    assert!(verdict.valid, "{verdict:?}");
+    let claimed = wetee_attest::claimed_measurements(&report, TeeKind::SevSnp).unwrap();
+    assert_eq!(Some(claimed), verdict.measurements);
+    // Bytes that are no evidence are an error, not a panic.
+    for junk in [&[][..], &[0u8; 7][..], &[0xff; 5000][..]] {
+        for kind in [TeeKind::Sgx, TeeKind::Tdx, TeeKind::SevSnp] {
+            assert!(wetee_attest::claimed_measurements(junk, kind).is_err());
+        }
+    }
+}

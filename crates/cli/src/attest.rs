@@ -41,14 +41,18 @@ pub struct VerifyArgs {
     /// Accept this TCB status besides UpToDate (repeatable).
     #[arg(long = "allow-tcb-status", value_name = "STATUS")]
     allow_tcb_status: Vec<TcbStatus>,
+    /// How many days past its TCB date an allowed out-of-date platform or quoting enclave is
+    /// still accepted, or `unlimited` (while its collateral is valid). Default: 90.
+    #[arg(long, value_name = "DAYS|unlimited", value_parser = parse_grace)]
+    tcb_grace_days: Option<Grace>,
     /// Accept debug enclaves, TDs and guests, whose memory the host can read.
     #[arg(long)]
     allow_debug: bool,
     /// The 64 bytes of report data the evidence must carry, in hex.
     #[arg(long, value_name = "HEX", value_parser = parse_report_data)]
     expect_report_data: Option<[u8; 64]>,
-    /// A policy in JSON: allowed_tcb_statuses, allow_debug, report_data, allowed_measurements.
-    /// Flags add to it.
+    /// A policy in JSON: allowed_tcb_statuses, allow_debug, report_data, allowed_measurements,
+    /// platform_grace_days, qe_grace_days (days, or null: unlimited). Flags add to it.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
 }
@@ -60,6 +64,19 @@ fn parse_kind(text: &str) -> Result<TeeKind, String> {
         }
         kind => Ok(kind),
     }
+}
+
+/// A grace in days, or none at all.
+#[derive(Debug, Clone, Copy)]
+struct Grace(Option<u32>);
+
+fn parse_grace(text: &str) -> Result<Grace, String> {
+    if text == "unlimited" {
+        return Ok(Grace(None));
+    }
+    text.parse()
+        .map(|days| Grace(Some(days)))
+        .map_err(|_| format!("`{text}` is neither a number of days nor `unlimited`"))
 }
 
 fn parse_report_data(text: &str) -> Result<[u8; 64], String> {
@@ -83,6 +100,10 @@ fn policy_of(args: &VerifyArgs) -> Result<Policy, String> {
         if !policy.allowed_tcb_statuses.contains(status) {
             policy.allowed_tcb_statuses.push(*status);
         }
+    }
+    if let Some(Grace(days)) = args.tcb_grace_days {
+        policy.platform_grace_days = days;
+        policy.qe_grace_days = days;
     }
     policy.allow_debug |= args.allow_debug;
     if let Some(report_data) = args.expect_report_data {

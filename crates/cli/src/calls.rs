@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wetee_client::keys::{KeySource, Keystore};
 use wetee_client::rpc::{Client, ClientError, Finalized};
+use wetee_client::secrets::SealOptions;
 use wetee_client::secrets::SecretValue;
 use wetee_types::attestation::AttestationPolicy;
 use wetee_types::manifest::{AppSpec, TaskExecution, TaskSpec};
@@ -98,6 +99,9 @@ pub enum WorkerCommand {
     /// Runs the worker agent: registers the cluster if needed, then runs what the chain
     /// assigns to it.
     Run(crate::worker::RunArgs),
+    /// What this machine's TEE attests for the running build, and the rule admitting exactly
+    /// it.
+    Measurements(crate::worker::MeasurementsArgs),
     /// Every registered worker.
     List,
     /// One worker.
@@ -237,6 +241,15 @@ pub enum SecretsCommand {
         /// Names to forget.
         #[arg(long)]
         remove: Vec<String>,
+        /// An image digest (`sha256:<hex>`) allowed to receive the secrets, repeatable (default:
+        /// the images allowed so far, or else the app's current image).
+        #[arg(long = "allow-image", value_parser = parse_image_digest)]
+        allow_images: Vec<wetee_types::Hash>,
+        /// A worker build you trust, as a measurement rule in JSON (for example
+        /// `{"kind":"tdx","mr_td":"<hex>"}`, as `wetee worker measurements` prints), repeatable: the
+        /// worker must run one of them, besides what the chain's policy allows.
+        #[arg(long = "expect-measurement", value_parser = parse_measurement_rule)]
+        expect_measurements: Vec<wetee_types::attestation::MeasurementRule>,
         /// Seal even to a worker running the simulated TEE (development chains only: it
         /// protects nothing).
         #[arg(long)]
@@ -249,6 +262,9 @@ pub enum SecretsCommand {
         signer: Signer,
         /// The app.
         app: AppId,
+        /// A worker build you trust (see `secrets set`), repeatable.
+        #[arg(long = "expect-measurement", value_parser = parse_measurement_rule)]
+        expect_measurements: Vec<wetee_types::attestation::MeasurementRule>,
         /// Seal even to a worker running the simulated TEE (development chains only).
         #[arg(long)]
         allow_simulated_tee: bool,
@@ -473,12 +489,57 @@ pub enum RootCommand {
 pub struct Session<'a> {
     /// The node's RPC URL.
     pub rpc: &'a str,
+    /// The chain to trust where answers are verified.
+    pub trust: TrustArgs,
     /// Key scheme for URIs and mnemonics.
     pub scheme: KeyScheme,
     /// The keystore.
     pub keystore: &'a Keystore,
     /// Output format.
     pub format: Format,
+}
+
+/// How the user named the chain to trust.
+#[derive(Debug, Clone, Default)]
+pub struct TrustArgs {
+    /// By its spec's genesis hash.
+    pub genesis_hash: Option<wetee_types::Hash>,
+    /// By its spec file.
+    pub chain_spec: Option<PathBuf>,
+}
+
+impl TrustArgs {
+    /// What the light client trusts: the chain named, or else the one `wetee dev` created here.
+    fn trust(&self) -> Result<wetee_client::light::Trust> {
+        use wetee_client::light::Trust;
+        if let Some(hash) = self.genesis_hash {
+            return Ok(Trust::GenesisHash(hash));
+        }
+        let dev_spec = wetee_client::keys::wetee_home()
+            .join("dev")
+            .join("chain.json");
+        let path = match &self.chain_spec {
+            Some(path) => path.clone(),
+            None if dev_spec.exists() => dev_spec,
+            None => anyhow::bail!(
+                "name the chain to trust: --genesis-hash (from `wetee chain spec` or the chain's \
+                 operators) or --chain-spec FILE; answers of the node are verified against it"
+            ),
+        };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading the chain spec {}", path.display()))?;
+        let spec = wetee_types::ChainSpec::from_json(&text)
+            .map_err(|e| anyhow::anyhow!("the chain spec {}: {e}", path.display()))?;
+        Ok(Trust::Spec(Box::new(spec)))
+    }
+}
+
+/// A light client of the node, trusting the chain the user named.
+async fn connect_light(context: &Session<'_>) -> Result<wetee_client::light::LightClient> {
+    let trust = context.trust.trust()?;
+    wetee_client::light::LightClient::connect(context.rpc, &trust)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 fn read_document<T: DeserializeOwned>(path: &Path) -> Result<T> {
@@ -775,6 +836,9 @@ pub async fn chain(command: ChainQuery, context: &Session<'_>) -> Result<()> {
 pub async fn worker(command: WorkerCommand, context: &Session<'_>) -> Result<()> {
     let (signer, call) = match command {
         WorkerCommand::Run(_) => bail!("`wetee worker run` is not a transaction"),
+        WorkerCommand::Measurements(_) => {
+            bail!("`wetee worker measurements` is not a transaction")
+        }
         WorkerCommand::List => {
             show(context.format, &connect(context).await?.workers().await?);
             return Ok(());
@@ -937,7 +1001,15 @@ pub async fn app(command: AppCommand, context: &Session<'_>) -> Result<()> {
         }
         AppCommand::Update { signer, app, spec } => {
             let spec = read_app_spec(&spec)?;
-            (signer, AppsCall::Update { app, spec })
+            let secrets_grant = secrets_grant(context, &signer, app, &spec).await?;
+            (
+                signer,
+                AppsCall::Update {
+                    app,
+                    spec,
+                    secrets_grant,
+                },
+            )
         }
         AppCommand::SetSettings {
             signer,
@@ -996,7 +1068,7 @@ fn secret_values(pairs: &[String], file: Option<&Path>) -> Result<Vec<SecretValu
 
 /// `wetee app secrets ...`.
 async fn secrets(command: SecretsCommand, context: &Session<'_>) -> Result<()> {
-    let (signer, app, values, remove, allow_simulated) = match command {
+    let (signer, app, values, remove, options) = match command {
         SecretsCommand::List { app } => {
             let client = connect(context).await?;
             let stored = client.app_secrets(app).await?;
@@ -1036,26 +1108,42 @@ async fn secrets(command: SecretsCommand, context: &Session<'_>) -> Result<()> {
             values,
             file,
             remove,
+            allow_images,
+            expect_measurements,
             allow_simulated_tee,
         } => (
             signer,
             app,
             secret_values(&values, file.as_deref())?,
             remove,
-            allow_simulated_tee,
+            SealOptions {
+                allowed_images: allow_images,
+                expected_measurements: expect_measurements,
+                allow_simulated: allow_simulated_tee,
+            },
         ),
         SecretsCommand::Reseal {
             signer,
             app,
+            expect_measurements,
             allow_simulated_tee,
-        } => (signer, app, Vec::new(), Vec::new(), allow_simulated_tee),
+        } => (
+            signer,
+            app,
+            Vec::new(),
+            Vec::new(),
+            SealOptions {
+                allowed_images: Vec::new(),
+                expected_measurements: expect_measurements,
+                allow_simulated: allow_simulated_tee,
+            },
+        ),
     };
     let key = KeySource::parse(&signer.from)?.keypair(context.scheme, context.keystore)?;
-    let client = connect(context).await?;
-    let (call, worker) =
-        wetee_client::secrets::seal(&client, &key, app, &values, &remove, allow_simulated)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let light = connect_light(context).await?;
+    let (call, worker) = wetee_client::secrets::seal(&light, &key, app, &values, &remove, &options)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     if context.format == Format::Text {
         eprintln!(
             "worker {}'s attestation verified here ({}); sealing to its key",
@@ -1063,6 +1151,59 @@ async fn secrets(command: SecretsCommand, context: &Session<'_>) -> Result<()> {
         );
     }
     send(context, &signer, call).await
+}
+
+/// When the app has secrets and `spec`'s image may not receive them yet: the owner's consent,
+/// which lets the new image (and only it) receive them, signed over the stored record.
+async fn secrets_grant(
+    context: &Session<'_>,
+    signer: &Signer,
+    app: AppId,
+    spec: &wetee_types::manifest::AppSpec,
+) -> Result<Option<wetee_types::transaction::SecretsGrant>> {
+    let client = connect(context).await?;
+    let Some(mut record) = client.app_secrets(app).await? else {
+        return Ok(None);
+    };
+    let image = &spec.container.image.digest;
+    if record.allows_image(image) {
+        return Ok(None);
+    }
+    let key = KeySource::parse(&signer.from)?.keypair(context.scheme, context.keystore)?;
+    record.allowed_images =
+        wetee_types::codec::BoundedVec::try_new(vec![wetee_types::Hash(*image)])
+            .map_err(|_| anyhow::anyhow!("one image always fits"))?;
+    let signature = key.sign(&record.signing_payload(&client.genesis_hash(), app));
+    if context.format == Format::Text {
+        eprintln!(
+            "the app's secrets will be given to the new image {image_hex} only",
+            image_hex = hex::encode(image)
+        );
+    }
+    Ok(Some(wetee_types::transaction::SecretsGrant {
+        allowed_images: record.allowed_images,
+        signature,
+    }))
+}
+
+/// A measurement rule in JSON.
+fn parse_measurement_rule(text: &str) -> Result<wetee_types::attestation::MeasurementRule, String> {
+    let rule: wetee_types::attestation::MeasurementRule =
+        serde_json::from_str(text).map_err(|e| format!("not a measurement rule: {e}"))?;
+    if !rule.is_pinned() {
+        return Err("the rule pins no measurement and would match any worker".into());
+    }
+    Ok(rule)
+}
+
+/// `sha256:<64 hex>` (or the bare hex) as an image digest.
+fn parse_image_digest(text: &str) -> Result<wetee_types::Hash, String> {
+    let digits = text.strip_prefix("sha256:").unwrap_or(text);
+    hex::decode(digits)
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .map(wetee_types::Hash)
+        .ok_or_else(|| format!("`{text}` is not sha256:<64 hex digits>"))
 }
 
 /// `wetee task ...`.

@@ -51,6 +51,18 @@ struct Cli {
         default_value = "ws://127.0.0.1:9944"
     )]
     rpc: String,
+    /// The chain to trust, by its spec's genesis hash, where an answer must be verified rather
+    /// than believed (sealing secrets); default: the chain spec of `wetee dev`, if any.
+    #[arg(
+        long,
+        global = true,
+        env = "WETEE_GENESIS_HASH",
+        conflicts_with = "chain_spec"
+    )]
+    genesis_hash: Option<wetee_types::Hash>,
+    /// The chain to trust, by its spec file.
+    #[arg(long, global = true, env = "WETEE_CHAIN_SPEC")]
+    chain_spec: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -169,6 +181,10 @@ fn run(cli: Cli) -> Result<()> {
     let scheme = KeyScheme::from(cli.scheme);
     let session = calls::Session {
         rpc: &cli.rpc,
+        trust: calls::TrustArgs {
+            genesis_hash: cli.genesis_hash,
+            chain_spec: cli.chain_spec.clone(),
+        },
         scheme,
         keystore: &keystore,
         format: cli.output,
@@ -178,6 +194,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Account(command) => block_on(calls::account(command, &session)),
         Command::Worker(calls::WorkerCommand::Run(args)) => {
             worker::run(args, scheme, &keystore, cli.output)
+        }
+        Command::Worker(calls::WorkerCommand::Measurements(args)) => {
+            worker::measurements(args, cli.output)
         }
         Command::Worker(command) => block_on(calls::worker(command, &session)),
         Command::App(command) => block_on(calls::app(command, &session)),

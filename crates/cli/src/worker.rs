@@ -72,3 +72,55 @@ pub fn run(args: RunArgs, scheme: KeyScheme, keystore: &Keystore, format: Format
     })?;
     Ok(())
 }
+
+/// What `wetee worker measurements` needs.
+#[derive(Debug, Args)]
+pub struct MeasurementsArgs {
+    /// The worker's configuration: its TEE kinds decide where evidence comes from (default:
+    /// the TEE this machine has).
+    #[arg(long, conflicts_with = "simulated")]
+    config: Option<PathBuf>,
+    /// The simulated TEE of development chains.
+    #[arg(long)]
+    simulated: bool,
+}
+
+/// Prints what this machine's TEE attests for the running build, and the measurement rule
+/// that admits exactly it: what an operator proposes for a chain's policy and an owner pins
+/// with `--expect-measurement`.
+pub fn measurements(args: MeasurementsArgs, format: Format) -> Result<()> {
+    let provider: Box<dyn wetee_attest::provider::Provider> = if args.simulated {
+        Box::new(wetee_attest::provider::Simulated)
+    } else if let Some(path) = &args.config {
+        let config = WorkerConfig::load(path)?;
+        wetee_worker::chain::evidence_provider(&config).map_err(|e| anyhow::anyhow!("{e}"))?
+    } else {
+        wetee_attest::provider::detect().ok_or_else(|| {
+            anyhow::anyhow!(
+                "no TEE found (neither Gramine's /dev/attestation nor configfs-tsm): run this \
+                 inside the TEE the worker runs in, or pass --simulated"
+            )
+        })?
+    };
+    let produced = provider
+        .produce(&[0u8; 64])
+        .map_err(|e| anyhow::anyhow!("the TEE produced no evidence: {e}"))?;
+    let measurements = wetee_attest::claimed_measurements(&produced.evidence, produced.kind)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rule = wetee_types::attestation::MeasurementRule::exactly(&measurements);
+    let json = serde_json::json!({
+        "kind": produced.kind,
+        "measurements": measurements,
+        "rule": rule,
+    });
+    print(format, &json, || {
+        format!(
+            "this build attests, on {}:\n  {}\nthe rule admitting exactly it (for a chain's \
+             allowed_worker_measurements, or `app secrets set --expect-measurement`):\n  {}",
+            produced.kind,
+            serde_json::to_string(&measurements).unwrap_or_default(),
+            serde_json::to_string(&rule).unwrap_or_default()
+        )
+    });
+    Ok(())
+}

@@ -253,6 +253,9 @@ API_TOKEN={token}
             "--from",
             "//Bob",
             "--allow-simulated-tee",
+            // Everything sealing acts on is verified against this chain's validators.
+            "--chain-spec",
+            home.join("chain").join("chain.json").to_str().unwrap(),
         ],
     );
     assert!(ok, "secrets set: {set} {stderr}");

@@ -216,3 +216,21 @@ fn bad_input_is_a_typed_refusal_or_a_usage_error_never_a_crash() {
         "{json}"
     );
 }
+
+#[test]
+fn worker_measurements_prints_the_rule_that_admits_exactly_this_build() {
+    let output = Command::new(env!("CARGO_BIN_EXE_wetee"))
+        .args(["worker", "measurements", "--simulated", "--output", "json"])
+        .output()
+        .expect("wetee runs");
+    assert!(output.status.success(), "{output:?}");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["kind"], "simulated", "{json}");
+    let mr_td = hex::encode(wetee_attest::simulated::mr_td());
+    assert_eq!(json["rule"]["kind"], "tdx", "{json}");
+    assert_eq!(json["rule"]["mr_td"], mr_td, "{json}");
+    // The printed rule is one a chain policy or `--expect-measurement` takes as it is.
+    let rule: wetee_types::attestation::MeasurementRule =
+        serde_json::from_value(json["rule"].clone()).unwrap();
+    assert!(rule.is_pinned());
+}

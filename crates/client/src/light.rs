@@ -206,8 +206,8 @@ impl LightClient {
         }
     }
 
-    /// Checks a finality proof and that it does not go back; records it as the highest.
-    fn accept(&self, proof: &FinalityProof) -> Result<VerifiedHead, LightError> {
+    /// Checks a finality proof.
+    fn final_header(&self, proof: &FinalityProof) -> Result<VerifiedHead, LightError> {
         let finalization = self
             .anchor
             .decode_finalization(&proof.finalization.0)
@@ -216,7 +216,12 @@ impl LightClient {
             .anchor
             .verify(&proof.header, &proof.descendants, &finalization)
             .map_err(|e| self.untrusted(e))?;
-        let head = VerifiedHead::of(&proof.header, hash);
+        Ok(VerifiedHead::of(&proof.header, hash))
+    }
+
+    /// Checks a finality proof and that it does not go back; records it as the highest.
+    fn accept(&self, proof: &FinalityProof) -> Result<VerifiedHead, LightError> {
+        let head = self.final_header(proof)?;
         let mut highest = self.highest.lock().unwrap_or_else(|p| p.into_inner());
         match *highest {
             Some(h) if h.height > head.height => {
@@ -241,6 +246,19 @@ impl LightClient {
     pub async fn finalized_head(&self) -> Result<VerifiedHead, LightError> {
         let proof = self.rpc.finality(None).await?;
         self.accept(&proof)
+    }
+
+    /// The final header at `height`, verified (any height, older ones included: it does not
+    /// move the highest header).
+    pub async fn verified_header(&self, height: u64) -> Result<VerifiedHead, LightError> {
+        let proof = self.rpc.finality(Some(height)).await?;
+        if proof.header.height != height {
+            return Err(self.untrusted(Untrusted::Mismatch(format!(
+                "asked for block {height}, answered block {}",
+                proof.header.height
+            ))));
+        }
+        self.final_header(&proof)
     }
 
     /// A new snapshot: its first read fixes its height at the node's latest state.

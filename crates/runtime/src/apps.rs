@@ -30,21 +30,32 @@ use crate::context::Ctx;
 use crate::scheduling::{self, Demand};
 use crate::settlement;
 use crate::storage;
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use wetee_types::Signature;
 use wetee_types::error::error_text;
 use wetee_types::manifest::{AppSpec, EnvName};
 use wetee_types::records::{
-    App, AppSecrets, AppSettings, AppStatus, AppVersion, SealedSecret, StopReason, VersionChange,
-    Worker,
+    App, AppSecrets, AppSettings, AppStatus, AppVersion, ImageDigest, SealedSecret, StopReason,
+    VersionChange, Worker, merge_secrets,
 };
-use wetee_types::transaction::AppsCall;
+use wetee_types::transaction::{AppsCall, SecretsGrant};
 use wetee_types::{AccountId, AppId, Balance, CallError, Event, TeeKind, WorkerId, Workload};
 
 pub(crate) fn dispatch(ctx: &mut Ctx, signer: AccountId, call: &AppsCall) -> Result<(), CallError> {
     match call {
         AppsCall::Create { spec, deposit } => create(ctx, signer, spec, *deposit),
-        AppsCall::Update { app, spec } => {
+        AppsCall::Update {
+            app,
+            spec,
+            secrets_grant,
+        } => {
             let mut app = owned_live_app(ctx, signer, *app)?;
+            grant_secrets_to(
+                ctx,
+                &app,
+                &spec.container.image.digest,
+                secrets_grant.as_ref(),
+            )?;
             new_version(ctx, &mut app, spec.clone(), VersionChange::Updated)
         }
         AppsCall::SetSettings { app, settings } => {
@@ -93,23 +104,74 @@ pub(crate) fn dispatch(ctx: &mut Ctx, signer: AccountId, call: &AppsCall) -> Res
             sealing_key,
             set,
             remove,
+            allowed_images,
+            signature,
         } => {
             let mut app = owned_live_app(ctx, signer, *app)?;
-            set_secrets(ctx, &mut app, *worker, sealing_key, set, remove)?;
+            let change = SecretsChange {
+                worker: *worker,
+                sealing_key,
+                set,
+                remove,
+                allowed_images,
+                signature,
+            };
+            set_secrets(ctx, &mut app, &change)?;
             storage::put_app(ctx.state, &app);
             Ok(())
         }
     }
 }
 
-fn set_secrets(
+/// An owner's change of an app's secrets, as its call carries it.
+struct SecretsChange<'a> {
+    worker: WorkerId,
+    sealing_key: &'a [u8; 32],
+    set: &'a [SealedSecret],
+    remove: &'a [EnvName],
+    allowed_images: &'a [ImageDigest],
+    signature: &'a Signature,
+}
+
+/// Checks that an update to an image is allowed to receive the app's secrets, or applies the
+/// owner's grant that allows it.
+fn grant_secrets_to(
     ctx: &mut Ctx,
-    app: &mut App,
-    worker_id: WorkerId,
-    sealing_key: &[u8; 32],
-    set: &[SealedSecret],
-    remove: &[EnvName],
+    app: &App,
+    image: &[u8; 32],
+    grant: Option<&SecretsGrant>,
 ) -> Result<(), CallError> {
+    let key = storage::keys::app_secrets(app.id);
+    let Some(mut record) = storage::get::<AppSecrets>(ctx.state, &key)? else {
+        return Ok(());
+    };
+    match grant {
+        None if record.allows_image(image) => Ok(()),
+        None => Err(CallError::ImageNotAllowedSecrets),
+        Some(grant) => {
+            record.allowed_images = grant.allowed_images.clone();
+            record.owner_signature = grant.signature;
+            if !record.signed_by(&app.owner, &ctx.genesis_hash, app.id) {
+                return Err(CallError::SecretsSignature);
+            }
+            if !record.allows_image(image) {
+                return Err(CallError::ImageNotAllowedSecrets);
+            }
+            storage::put(ctx.state, &key, &record);
+            Ok(())
+        }
+    }
+}
+
+fn set_secrets(ctx: &mut Ctx, app: &mut App, change: &SecretsChange) -> Result<(), CallError> {
+    let SecretsChange {
+        worker: worker_id,
+        sealing_key,
+        set,
+        remove,
+        allowed_images,
+        signature,
+    } = *change;
     if app.placement.is_none_or(|p| p.worker != worker_id) {
         return Err(CallError::SecretsWrongWorker {
             app: app.id,
@@ -140,7 +202,7 @@ fn set_secrets(
         .as_ref()
         .is_some_and(|s| s.worker == worker_id && s.sealing_key == *sealing_key);
     let text = |name: &EnvName| error_text(name.as_str());
-    let mut secrets: BTreeMap<EnvName, SealedSecret> = BTreeMap::new();
+    let mut named = BTreeSet::new();
     for secret in set {
         if !app.spec.container.secrets.contains(&secret.name) {
             return Err(CallError::SecretNotDeclared {
@@ -153,36 +215,39 @@ fn set_secrets(
                 expected: revision,
             });
         }
-        if secrets
-            .insert(secret.name.clone(), secret.clone())
-            .is_some()
-        {
+        if !named.insert(&secret.name) {
             return Err(CallError::DuplicateSecret {
                 name: text(&secret.name),
             });
         }
     }
-    for kept in stored.iter().flat_map(|s| s.secrets.iter()) {
-        if remove.contains(&kept.name) || secrets.contains_key(&kept.name) {
-            continue;
-        }
-        if !same_target {
-            return Err(CallError::SecretNotResealed {
-                name: text(&kept.name),
-            });
-        }
-        secrets.insert(kept.name.clone(), kept.clone());
+    if !same_target
+        && let Some(kept) = stored
+            .iter()
+            .flat_map(|s| s.secrets.iter())
+            .find(|kept| !remove.contains(&kept.name) && !named.contains(&kept.name))
+    {
+        return Err(CallError::SecretNotResealed {
+            name: text(&kept.name),
+        });
     }
     let record = AppSecrets {
         worker: worker_id,
         sealing_key: *sealing_key,
         revision,
-        secrets: secrets
-            .into_values()
-            .collect::<Vec<_>>()
+        secrets: merge_secrets(stored.as_ref(), set, remove)
             .try_into()
             .map_err(|_| CallError::Overflow)?,
+        allowed_images: allowed_images
+            .to_vec()
+            .try_into()
+            .map_err(|_| CallError::Overflow)?,
+        owner_signature: *signature,
     };
+    // The worker checks this signature itself: it gives secrets only to what the owner signed.
+    if !record.signed_by(&app.owner, &ctx.genesis_hash, app.id) {
+        return Err(CallError::SecretsSignature);
+    }
     storage::put(ctx.state, &key, &record);
     ctx.emit(Event::AppSecretsSet {
         app: app.id,

@@ -46,6 +46,18 @@ pub fn tokens(n: u128) -> Balance {
     Balance(n * UNIT)
 }
 
+/// A production attestation policy pinning one (made-up) SGX worker build.
+pub fn production_policy() -> wetee_types::attestation::AttestationPolicy {
+    wetee_types::attestation::AttestationPolicy::production(vec![
+        wetee_types::attestation::MeasurementRule::Sgx {
+            mr_enclave: Some([7; 32]),
+            mr_signer: None,
+            isv_prod_id: None,
+            min_isv_svn: None,
+        },
+    ])
+}
+
 #[derive(Debug)]
 pub struct TestChain {
     pub runtime: Runtime,

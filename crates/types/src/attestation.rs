@@ -266,6 +266,30 @@ fn same<const N: usize>(rule: &Option<[u8; N]>, actual: &[u8; N]) -> bool {
 }
 
 impl MeasurementRule {
+    /// The rule that admits exactly this build: every code measurement pinned (for SEV-SNP the
+    /// launch measurement; host data is the operator's, and left free).
+    pub fn exactly(measurements: &Measurements) -> MeasurementRule {
+        match *measurements {
+            Measurements::Sgx(m) => MeasurementRule::Sgx {
+                mr_enclave: Some(m.mr_enclave),
+                mr_signer: Some(m.mr_signer),
+                isv_prod_id: Some(m.isv_prod_id),
+                min_isv_svn: Some(m.isv_svn),
+            },
+            Measurements::Tdx(m) => MeasurementRule::Tdx {
+                mr_td: Some(m.mr_td),
+                rtmr0: Some(m.rtmr0),
+                rtmr1: Some(m.rtmr1),
+                rtmr2: Some(m.rtmr2),
+                rtmr3: Some(m.rtmr3),
+            },
+            Measurements::SevSnp(m) => MeasurementRule::SevSnp {
+                measurement: Some(m.measurement),
+                host_data: None,
+            },
+        }
+    }
+
     /// Whether the rule names at least one code measurement (a signer or product id alone
     /// counts for SGX, where the signer vouches for the code).
     pub fn is_pinned(&self) -> bool {
@@ -484,13 +508,30 @@ pub struct AttestationPolicy {
     /// How long evidence vouches for a worker after the block it is bound to: a worker whose
     /// evidence is older gets no new placements and no pay until it sends fresh evidence.
     pub max_evidence_age_ms: u64,
+    /// Days past the date of its TCB level an out-of-date platform (an allowed `OutOfDate*`
+    /// status) is still accepted; `null`: for as long as its collateral is valid.
+    #[serde(default = "default_tcb_grace_days")]
+    pub platform_grace_days: Option<u32>,
+    /// The same for an out-of-date quoting enclave.
+    #[serde(default = "default_tcb_grace_days")]
+    pub qe_grace_days: Option<u32>,
 }
 codec_struct!(AttestationPolicy {
     allowed_tcb_statuses,
     allowed_worker_measurements,
     allow_simulated_tee,
-    max_evidence_age_ms
+    max_evidence_age_ms,
+    platform_grace_days,
+    qe_grace_days
 });
+
+/// Days an allowed out-of-date TCB stays acceptable past its date unless a policy says
+/// otherwise: a quarter, the time operators commonly get to apply a TCB recovery.
+pub const DEFAULT_TCB_GRACE_DAYS: u32 = 90;
+
+fn default_tcb_grace_days() -> Option<u32> {
+    Some(DEFAULT_TCB_GRACE_DAYS)
+}
 
 /// Blocks whose hashes can serve as an evidence nonce: evidence must be bound to one of the
 /// last this many blocks when it is submitted.
@@ -506,14 +547,20 @@ impl AttestationPolicy {
             allowed_worker_measurements: Default::default(),
             allow_simulated_tee: true,
             max_evidence_age_ms: 3_600_000,
+            platform_grace_days: default_tcb_grace_days(),
+            qe_grace_days: default_tcb_grace_days(),
         }
     }
 
-    /// Production chains: genuine TEEs only, up to date, evidence refreshed daily.
-    pub fn production() -> AttestationPolicy {
+    /// Production chains: genuine TEEs only, up to date, evidence refreshed daily, running one
+    /// of the worker builds `pinned` describes (a chain without the simulated TEE must pin them;
+    /// more than [`MAX_MEASUREMENT_RULES`] leave none, which [`AttestationPolicy::validate`]
+    /// refuses).
+    pub fn production(pinned: Vec<MeasurementRule>) -> AttestationPolicy {
         AttestationPolicy {
             allow_simulated_tee: false,
             max_evidence_age_ms: 24 * 3_600_000,
+            allowed_worker_measurements: pinned.try_into().unwrap_or_default(),
             ..AttestationPolicy::dev()
         }
     }
@@ -534,6 +581,16 @@ impl AttestationPolicy {
             return Err(format!(
                 "allowed_worker_measurements[{i}] pins no measurement and would match anything"
             ));
+        }
+        if !self.allow_simulated_tee && self.allowed_worker_measurements.is_empty() {
+            // Empty means "any": a genuine TEE running a modified worker would be accepted, and
+            // given the owners' secrets.
+            return Err(
+                "allowed_worker_measurements must pin the worker builds a chain of genuine TEEs \
+                 accepts (empty accepts any worker binary); `wetee worker measurements` prints \
+                 what a build attests"
+                    .into(),
+            );
         }
         if self.max_evidence_age_ms < 60_000 {
             return Err("max_evidence_age_ms must be at least 60000 (a minute)".into());

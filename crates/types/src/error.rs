@@ -414,6 +414,16 @@ pub enum CallError {
         /// The name.
         name: ErrorText,
     },
+    /// The owner's signature does not cover the app's secrets as they would be stored.
+    #[error(
+        "the app owner's signature does not match the secrets record this call would store: sign the record again"
+    )]
+    SecretsSignature,
+    /// An update to an image the app's secrets may not be given to, without the owner's consent.
+    #[error(
+        "the new image may not receive the app's secrets: sign the secrets record again with the new image allowed"
+    )]
+    ImageNotAllowedSecrets,
     /// A secret named twice in one call.
     #[error("secret `{name}` appears twice")]
     DuplicateSecret {
@@ -479,6 +489,8 @@ codec_enum!(CallError {
     47 => DuplicateSecret { name },
     48 => AttestationExpired { worker, expired_at_ms },
     49 => SecretNotResealed { name },
+    50 => SecretsSignature,
+    51 => ImageNotAllowedSecrets,
 });
 
 impl From<ManifestError> for CallError {

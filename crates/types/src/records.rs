@@ -817,7 +817,14 @@ codec_struct!(SealedSecret {
     for_owner
 });
 
-/// An app's sealed secrets and the worker they are sealed to.
+/// Most image digests an app's secrets may be given to at once.
+pub const MAX_ALLOWED_IMAGES: usize = 8;
+
+/// Domain tag of the owner's signature over an app's secrets record.
+pub const SECRETS_SIGNATURE_DOMAIN: &[u8] = b"wetee/app-secrets/v1";
+
+/// An app's sealed secrets, the worker they are sealed to, and the images allowed to receive
+/// them, signed by the app's owner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct AppSecrets {
@@ -830,15 +837,97 @@ pub struct AppSecrets {
     pub revision: u32,
     /// The secrets, sorted by name.
     pub secrets: BoundedVec<SealedSecret, MAX_SECRETS>,
+    /// Digests of the images allowed to receive them: a container of any other image gets none.
+    pub allowed_images: BoundedVec<ImageDigest, MAX_ALLOWED_IMAGES>,
+    /// The owner's signature over all of the above ([`AppSecrets::signing_payload`]): a worker
+    /// gives the secrets only to what the app's owner signed, whoever wrote the record.
+    pub owner_signature: crate::crypto::Signature,
 }
 codec_struct!(AppSecrets {
     worker,
     sealing_key,
     revision,
-    secrets
+    secrets,
+    allowed_images,
+    owner_signature
 });
 
+/// An image's content digest (the SHA-256 of [`crate::manifest::ImageRef::digest`]), as 32 bytes.
+pub type ImageDigest = Hash;
+
+/// What the owner signs: everything an [`AppSecrets`] record holds but the signature.
+pub fn secrets_signing_payload(
+    genesis_hash: &Hash,
+    app: AppId,
+    worker: WorkerId,
+    sealing_key: &[u8; 32],
+    revision: u32,
+    secrets: &[SealedSecret],
+    allowed_images: &[ImageDigest],
+) -> Vec<u8> {
+    let mut payload = SECRETS_SIGNATURE_DOMAIN.to_vec();
+    payload.extend_from_slice(&genesis_hash.0);
+    payload.extend_from_slice(&app.0.to_be_bytes());
+    payload.extend_from_slice(&worker.0.to_be_bytes());
+    payload.extend_from_slice(sealing_key);
+    payload.extend_from_slice(&revision.to_be_bytes());
+    payload.extend_from_slice(&(secrets.len() as u64).to_be_bytes());
+    for secret in secrets {
+        payload.extend_from_slice(&crate::codec::encode(secret));
+    }
+    payload.extend_from_slice(&(allowed_images.len() as u64).to_be_bytes());
+    for image in allowed_images {
+        payload.extend_from_slice(&image.0);
+    }
+    payload
+}
+
+/// The secrets a change leaves: those `set` now, and those of `stored` it neither sets nor
+/// removes, sorted by name. Callers check names and revisions first.
+pub fn merge_secrets(
+    stored: Option<&AppSecrets>,
+    set: &[SealedSecret],
+    remove: &[EnvName],
+) -> Vec<SealedSecret> {
+    let mut merged: std::collections::BTreeMap<EnvName, SealedSecret> = set
+        .iter()
+        .map(|secret| (secret.name.clone(), secret.clone()))
+        .collect();
+    for kept in stored.iter().flat_map(|s| s.secrets.iter()) {
+        if !remove.contains(&kept.name) && !merged.contains_key(&kept.name) {
+            merged.insert(kept.name.clone(), kept.clone());
+        }
+    }
+    merged.into_values().collect()
+}
+
 impl AppSecrets {
+    /// What the owner signs for this record.
+    pub fn signing_payload(&self, genesis_hash: &Hash, app: AppId) -> Vec<u8> {
+        secrets_signing_payload(
+            genesis_hash,
+            app,
+            self.worker,
+            &self.sealing_key,
+            self.revision,
+            &self.secrets,
+            &self.allowed_images,
+        )
+    }
+
+    /// Whether `owner` signed this record, for `app` on the chain `genesis_hash`.
+    pub fn signed_by(&self, owner: &AccountId, genesis_hash: &Hash, app: AppId) -> bool {
+        self.owner_signature
+            .verify(&self.signing_payload(genesis_hash, app), owner)
+    }
+
+    /// Whether the image `digest` may receive these secrets.
+    pub fn allows_image(&self, digest: &[u8; 32]) -> bool {
+        self.allowed_images
+            .iter()
+            .any(|allowed| allowed.0 == *digest)
+    }
+
     /// The secret named `name`.
     pub fn get(&self, name: &str) -> Option<&SealedSecret> {
         self.secrets.iter().find(|s| s.name.as_str() == name)

@@ -398,4 +398,21 @@ mod tests {
             Err(SpecError::Json(_))
         ));
     }
+
+    #[test]
+    fn a_spec_of_genuine_tees_that_pins_no_worker_build_is_refused_naming_the_field() {
+        let mut spec = spec();
+        spec.attestation.allow_simulated_tee = false;
+        let error = spec.validate().unwrap_err().to_string();
+        assert!(error.contains("allowed_worker_measurements"), "{error}");
+        spec.attestation =
+            AttestationPolicy::production(vec![crate::attestation::MeasurementRule::Tdx {
+                mr_td: Some([3; 48]),
+                rtmr0: None,
+                rtmr1: None,
+                rtmr2: None,
+                rtmr3: None,
+            }]);
+        spec.validate().unwrap();
+    }
 }

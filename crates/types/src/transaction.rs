@@ -8,7 +8,10 @@ use crate::error::TxError;
 use crate::ids::{AppId, BlockNumber, ComplaintId, TaskId, WorkerId};
 use crate::manifest::{AppSpec, EnvName, MAX_SECRETS, TaskExecution, TaskSpec};
 use crate::params::Params;
-use crate::records::{AppSettings, Attestation, MAX_COLLATERAL_BYTES, SealedSecret, WorkerProfile};
+use crate::records::{
+    AppSettings, Attestation, ImageDigest, MAX_ALLOWED_IMAGES, MAX_COLLATERAL_BYTES, SealedSecret,
+    WorkerProfile,
+};
 use crate::report::SignedWorkReport;
 use crate::{codec_enum, codec_struct};
 use serde::{Deserialize, Serialize};
@@ -161,6 +164,9 @@ pub enum AppsCall {
         app: AppId,
         /// New specification.
         spec: AppSpec,
+        /// When the app has secrets and the new image may not receive them yet: the images
+        /// allowed from now on and the owner's signature over the secrets record with them.
+        secrets_grant: Option<SecretsGrant>,
     },
     /// Change env, secret names or replicas (a new version).
     SetSettings {
@@ -200,16 +206,36 @@ pub enum AppsCall {
         set: BoundedVec<SealedSecret, MAX_SECRETS>,
         /// Names to forget.
         remove: BoundedVec<EnvName, MAX_SECRETS>,
+        /// The images allowed to receive the secrets.
+        allowed_images: BoundedVec<ImageDigest, MAX_ALLOWED_IMAGES>,
+        /// The owner's signature over the record this call stores
+        /// ([`crate::records::AppSecrets::signing_payload`]).
+        signature: crate::crypto::Signature,
     },
 }
+/// The owner's consent to give an app's secrets to other images: the new list, signed with the
+/// rest of the secrets record unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct SecretsGrant {
+    /// The images allowed from now on.
+    pub allowed_images: BoundedVec<ImageDigest, MAX_ALLOWED_IMAGES>,
+    /// The owner's signature over the secrets record with them.
+    pub signature: crate::crypto::Signature,
+}
+codec_struct!(SecretsGrant {
+    allowed_images,
+    signature
+});
+
 codec_enum!(AppsCall {
     0 => Create { spec, deposit },
-    1 => Update { app, spec },
+    1 => Update { app, spec, secrets_grant },
     2 => SetSettings { app, settings },
     3 => Recharge { app, amount },
     4 => Restart { app },
     5 => Stop { app },
-    6 => SetSecrets { app, worker, sealing_key, set, remove },
+    6 => SetSecrets { app, worker, sealing_key, set, remove, allowed_images, signature },
 });
 
 /// One-off and periodic tasks.

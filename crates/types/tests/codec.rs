@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use wetee_types::codec::{Canonical, decode, encode};
 use wetee_types::event::{Event, Receipt};
 use wetee_types::params::Params;
-use wetee_types::records::{Account, App, Lease, Task, TaskRun, Worker};
+use wetee_types::records::{Account, App, AppSecrets, Lease, Task, TaskRun, Worker};
 use wetee_types::report::SignedWorkReport;
 use wetee_types::transaction::SignedTransaction;
 use wetee_types::{CallError, Workload};
@@ -24,6 +24,7 @@ conformance_tests! {
     CodecConformance<Account> => 1024,
     CodecConformance<Worker> => 1024,
     CodecConformance<App> => 1024,
+    CodecConformance<AppSecrets> => 1024,
     CodecConformance<Task> => 1024,
     CodecConformance<TaskRun> => 1024,
     CodecConformance<Lease> => 1024,
@@ -155,8 +156,22 @@ fn dev_and_production_parameters_are_valid() {
     assert!(Params::dev().validate().is_ok());
     assert!(Params::production().validate().is_ok());
     let dev = wetee_types::attestation::AttestationPolicy::dev();
-    let production = wetee_types::attestation::AttestationPolicy::production();
+    let pinned = wetee_types::attestation::MeasurementRule::Sgx {
+        mr_enclave: Some([7; 32]),
+        mr_signer: None,
+        isv_prod_id: None,
+        min_isv_svn: None,
+    };
+    let production = wetee_types::attestation::AttestationPolicy::production(vec![pinned]);
     assert!(dev.validate().is_ok() && production.validate().is_ok());
     assert!(dev.allow_simulated_tee);
     assert!(!production.allow_simulated_tee);
+    // Genuine TEEs only, and any worker binary: refused, naming the field.
+    let unpinned = wetee_types::attestation::AttestationPolicy::production(Vec::new());
+    assert!(
+        unpinned
+            .validate()
+            .unwrap_err()
+            .contains("allowed_worker_measurements")
+    );
 }

@@ -24,6 +24,7 @@ use crate::logbook::LogBook;
 use crate::owner_api::{AppStatus, InstanceStatus, OwnerApi};
 use crate::reconcile::Reconciler;
 use crate::report::{Meter, is_worth_sending, run_report};
+use crate::revisions::SecretRevisions;
 
 /// How often the worker reconciles without a new block.
 pub const RESYNC: Duration = Duration::from_secs(2);
@@ -93,11 +94,12 @@ struct Worker<B: Backend> {
     owner_api: Arc<OwnerApi>,
     failed_reported: BTreeSet<crate::backend::Identity>,
     refused_report: Option<wetee_types::Hash>,
+    revisions: SecretRevisions,
 }
 
 impl<B: Backend> Worker<B> {
     async fn tick(&mut self, light: &LightClient) -> Result<(), ChainError> {
-        let view = read_view(light, self.id, &self.identity).await?;
+        let view = read_view(light, self.id, &self.identity, &self.revisions).await?;
         let epoch = view.head.height / self.epoch_length.max(1);
         let desired = view.desired.clone();
         let mut pass = match self.reconciler.reconcile(&desired).await {
@@ -107,6 +109,10 @@ impl<B: Backend> Worker<B> {
                 return Ok(());
             }
         };
+        // Given to containers now: never an older revision again, even after a restart.
+        if let Err(e) = self.revisions.raise(&view.secret_revisions) {
+            tracing::warn!(error = %e, "cannot record the secrets revisions given");
+        }
         if !pass.is_quiet() {
             tracing::info!(
                 started = pass.started.len(),
@@ -417,6 +423,10 @@ pub async fn run(
         .map_err(|e| AgentError::Chain(ChainError::Unexpected(e)))?;
     let mut nodes = Nodes::new(rpc, &config.chain.rpc, trust);
     let identity = WorkerIdentity::load_or_create(&config.data_dir)?;
+    let revisions = SecretRevisions::load(&config.data_dir).map_err(|error| AgentError::Io {
+        what: "the secrets revisions record".into(),
+        error,
+    })?;
     let backend = match config.backend.kind {
         BackendKind::Docker => {
             let scope = hex::encode(identity.keys().identity);
@@ -474,6 +484,7 @@ pub async fn run(
         owner_api,
         failed_reported: BTreeSet::new(),
         refused_report: None,
+        revisions,
     };
     let mut light = Some(light);
     let stop = stop.fuse();

@@ -14,6 +14,7 @@ use wetee_types::{AccountId, Call, Keypair, TaskId, WorkerId, Workload};
 use crate::backend::{InstanceSpec, SecretFile};
 use crate::config::WorkerConfig;
 use crate::identity::{Nonce, WorkerIdentity};
+use crate::revisions::SecretRevisions;
 
 /// How many times a pass starts over when the chain moves on while it reads.
 const VIEW_ATTEMPTS: usize = 5;
@@ -202,22 +203,37 @@ pub fn evidence_if_due(
 }
 
 /// The app's secrets opened with this worker's sealing key, and their revision; `None` when
-/// they are not for this worker or one does not open (sealed to another key, altered, or
-/// relabelled). Who the secrets are for is this worker's own identity, never the record's say.
-fn open_secrets(
+/// they may not be given to this app's containers: not signed by the app's owner, not for this
+/// worker, not for this image, older than a revision given before, or one does not open (sealed
+/// to another key, altered, or relabelled). Who the secrets are for is this worker's own
+/// identity, never the record's say.
+pub fn open_secrets(
     app: &App,
     record: Option<&wetee_types::records::AppSecrets>,
     worker: WorkerId,
     identity: &WorkerIdentity,
     genesis: &wetee_types::Hash,
+    revisions: &SecretRevisions,
 ) -> Option<(Vec<SecretFile>, u32)> {
     if app.spec.container.secrets.is_empty() {
         return Some((Vec::new(), 0));
     }
     let record = record?;
+    let refuse = |why: &str| {
+        tracing::warn!(app = %app.id, revision = record.revision, "{why}; the app waits");
+        None
+    };
+    if !record.signed_by(&app.owner, genesis, app.id) {
+        return refuse("the app's secrets are not signed by its owner");
+    }
     if record.worker != worker {
-        tracing::warn!(app = %app.id, sealed_for = %record.worker, "the app's secrets are sealed for another worker; the app waits");
-        return None;
+        return refuse("the app's secrets are sealed for another worker");
+    }
+    if !record.allows_image(&app.spec.container.image.digest) {
+        return refuse("the app's owner did not allow its image to receive its secrets");
+    }
+    if !revisions.allows(app.id, record.revision) {
+        return refuse("the app's secrets are older than a revision this worker gave before");
     }
     let sealing_key = identity.keys().sealing;
     let mut files = Vec::new();
@@ -266,6 +282,8 @@ pub struct ChainView {
     pub owners: BTreeMap<Workload, AccountId>,
     /// The task runs placed here.
     pub runs: BTreeMap<(TaskId, u32), TaskRun>,
+    /// The secrets revision of each app whose secrets `desired` carries.
+    pub secret_revisions: BTreeMap<wetee_types::AppId, u32>,
 }
 
 /// Reads what this worker should run, from one verified state of the chain.
@@ -276,8 +294,12 @@ pub async fn read_view(
     light: &LightClient,
     worker: WorkerId,
     identity: &WorkerIdentity,
+    revisions: &SecretRevisions,
 ) -> Result<ChainView, ChainError> {
-    consistent(light, |snapshot| view_at(snapshot, light, worker, identity)).await
+    consistent(light, |snapshot| {
+        view_at(snapshot, light, worker, identity, revisions)
+    })
+    .await
 }
 
 async fn view_at(
@@ -285,6 +307,7 @@ async fn view_at(
     light: &LightClient,
     worker_id: WorkerId,
     identity: &WorkerIdentity,
+    revisions: &SecretRevisions,
 ) -> Result<ChainView, ChainError> {
     let worker = snapshot
         .worker(worker_id)
@@ -360,6 +383,7 @@ async fn view_at(
 
     let mut owners = BTreeMap::new();
     let mut desired = Vec::new();
+    let mut given = BTreeMap::new();
     for (app, record) in apps.iter().zip(&secrets) {
         let Some(app) = app else { continue };
         owners.insert(Workload::App { app: app.id }, app.owner);
@@ -370,11 +394,19 @@ async fn view_at(
         if !placed_here || !matches!(app.status, AppStatus::Running) {
             continue;
         }
-        let Some((secrets, revision)) =
-            open_secrets(app, record.as_ref(), worker_id, identity, &genesis)
-        else {
+        let Some((secrets, revision)) = open_secrets(
+            app,
+            record.as_ref(),
+            worker_id,
+            identity,
+            &genesis,
+            revisions,
+        ) else {
             continue;
         };
+        if !secrets.is_empty() {
+            given.insert(app.id, revision);
+        }
         for replica in 0..app.spec.replicas {
             desired.push(InstanceSpec {
                 workload: Workload::App { app: app.id },
@@ -434,5 +466,6 @@ async fn view_at(
         desired,
         owners,
         runs: proven_runs,
+        secret_revisions: given,
     })
 }

@@ -3,18 +3,21 @@
 //! - [`agent`]: the main loop: register, then reconcile at every finalized block.
 //! - [`backend`]: where workloads run, behind one interface; [`backend::docker`] speaks the
 //!   Docker Engine API (Docker or Podman).
-//! - [`chain`]: registering on chain and reading what is assigned to this worker.
+//! - [`chain`]: registering on chain and reading what is assigned to this worker, through the
+//!   light client (certified headers, proven state).
 //! - [`config`]: the `worker.toml` file.
 //! - [`identity`]: the TEE-bound identity and sealing keys, and the evidence binding them.
 //! - [`ingress`]: the HTTP entrance routing `<app-id>.<domain>` and `/<app-id>/` to apps.
 //! - [`logbook`]: captured logs per workload and epoch, and their Merkle roots.
 //! - [`owner_api`]: logs, status and metrics for the workload's owner only.
 //! - [`reconcile`]: makes the backend match the chain, one idempotent pass at a time.
+//! - [`revisions`]: the highest secrets revision given to each app, never gone back on.
 //! - [`report`]: uptime, usage, log roots and task results, measured per epoch, for the signed
 //!   work report.
 //!
-//! The worker derives what should run only from finalized chain state, and must never run a
-//! workload the chain did not assign to it, or report work it cannot prove.
+//! The worker derives what should run only from finalized chain state it verified, and must
+//! never run a workload the chain did not assign to it, give secrets to what their owner did not
+//! sign, or report work it cannot prove.
 
 pub mod agent;
 pub mod backend;
@@ -26,3 +29,4 @@ pub mod logbook;
 pub mod owner_api;
 pub mod reconcile;
 pub mod report;
+pub mod revisions;

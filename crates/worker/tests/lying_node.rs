@@ -16,8 +16,9 @@ use futures::{SinkExt as _, StreamExt as _};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 use wetee_client::keys::dev_keypair;
+use wetee_client::light::{LightClient, Trust};
 use wetee_client::rpc::Client;
-use wetee_client::secrets::{SecretValue, seal};
+use wetee_client::secrets::{SealOptions, SecretValue, seal};
 use wetee_types::codec::{BoundedString, BoundedVec, decode, encode};
 use wetee_types::manifest::ImageRef;
 use wetee_types::records::{App, Assignments};
@@ -301,6 +302,13 @@ async fn a_lying_node_is_caught_and_what_runs_keeps_running() {
     let engine = support::engine();
     let mut config = support::worker_config(&dir.path().join("worker"), &engine.socket, genesis);
     config.ingress.listen = "127.0.0.1:0".parse().unwrap();
+    // Its own tmpfs directory: the worker's containers outlive it, and so would their secret
+    // files in a directory other tests look into.
+    let secrets_dir = std::path::PathBuf::from(format!(
+        "/dev/shm/wetee-test-lying-node-{}",
+        std::process::id()
+    ));
+    config.backend.secrets_dir = secrets_dir.clone();
     let (stop, stopped) = futures::channel::oneshot::channel::<()>();
     let (running_tx, running_rx) = std::sync::mpsc::channel();
     let agent = tokio::spawn(async move {
@@ -344,6 +352,14 @@ async fn a_lying_node_is_caught_and_what_runs_keeps_running() {
 
     // Bob's app serves the token it reads from /run/secrets.
     let client = Client::connect(&rpc).await.unwrap();
+    // The owner seals through a light client of the honest node.
+    let owner_light = LightClient::connect(&rpc, &Trust::GenesisHash(genesis))
+        .await
+        .unwrap();
+    let simulated = SealOptions {
+        allow_simulated: true,
+        ..SealOptions::default()
+    };
     let bob = dev_keypair("Bob");
     let mut spec = support::app_spec("unused");
     spec.container.args = BoundedVec::try_new(vec![
@@ -363,7 +379,7 @@ async fn a_lying_node_is_caught_and_what_runs_keeps_running() {
             name: "API_TOKEN".into(),
             value: Zeroizing::new(token.as_bytes().to_vec()),
         }];
-        let (call, _) = seal(&client, &bob, app, &values, &[], true)
+        let (call, _) = seal(&owner_light, &bob, app, &values, &[], &simulated)
             .await
             .expect("sealed");
         client.send(&bob, call, |_| {}).await.expect("secrets set");
@@ -450,5 +466,6 @@ async fn a_lying_node_is_caught_and_what_runs_keeps_running() {
 
     let _ = stop.send(());
     agent.await.unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(&secrets_dir);
     let _ = std::io::stderr().flush();
 }

@@ -18,6 +18,7 @@ use wetee_worker::chain::{ensure_registered, read_view};
 use wetee_worker::identity::WorkerIdentity;
 use wetee_worker::ingress::Routes;
 use wetee_worker::reconcile::Reconciler;
+use wetee_worker::revisions::SecretRevisions;
 
 async fn serving(backend: &DockerBackend, app: AppId) -> Option<(u32, String)> {
     let instances = backend.list().await.ok()?;
@@ -49,6 +50,7 @@ async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
     let engine = support::engine();
     let config = support::worker_config(&dir.path().join("worker"), &engine.socket, genesis);
     let identity = WorkerIdentity::load_or_create(&config.data_dir).unwrap();
+    let revisions = SecretRevisions::load(&config.data_dir).unwrap();
     let operator = dev_keypair("Alice");
     let worker = ensure_registered(&light, &operator, &identity, &config)
         .await
@@ -79,7 +81,10 @@ async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
     // Bob deploys: the chain places the app on our worker, the worker runs it.
     let bob = dev_keypair("Bob");
     let app = support::create_app(&client, &bob, support::app_spec("version-one")).await;
-    let desired = read_view(&light, worker, &identity).await.unwrap().desired;
+    let desired = read_view(&light, worker, &identity, &revisions)
+        .await
+        .unwrap()
+        .desired;
     assert_eq!(desired.len(), 1, "{desired:?}");
     let pass = reconciler.reconcile(&desired).await.unwrap();
     assert_eq!(pass.started.len(), 1, "{pass:?}");
@@ -125,12 +130,16 @@ async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
             Call::Apps(AppsCall::Update {
                 app,
                 spec: support::app_spec("version-two"),
+                secrets_grant: None,
             }),
             |_| {},
         )
         .await
         .expect("updated");
-    let desired = read_view(&light, worker, &identity).await.unwrap().desired;
+    let desired = read_view(&light, worker, &identity, &revisions)
+        .await
+        .unwrap()
+        .desired;
     let (mut started, mut removed) = (0, 0);
     for _ in 0..100 {
         let pass = reconciler.reconcile(&desired).await.unwrap();
@@ -189,7 +198,10 @@ async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
         .send(&bob, Call::Apps(AppsCall::Stop { app }), |_| {})
         .await
         .expect("stopped");
-    let desired = read_view(&light, worker, &identity).await.unwrap().desired;
+    let desired = read_view(&light, worker, &identity, &revisions)
+        .await
+        .unwrap()
+        .desired;
     assert!(desired.is_empty());
     let pass = reconciler.reconcile(&desired).await.unwrap();
     assert_eq!(pass.removed.len(), 1, "{pass:?}");

@@ -11,16 +11,17 @@ use std::time::Duration;
 use wetee_client::keys::dev_keypair;
 use wetee_client::light::{LightClient, Trust};
 use wetee_client::rpc::Client;
-use wetee_client::secrets::{SecretValue, seal};
+use wetee_client::secrets::{SealOptions, SecretValue, seal};
 use wetee_types::codec::{BoundedString, BoundedVec};
 use wetee_types::records::AppStatus;
 use wetee_types::transaction::AppsCall;
 use wetee_types::{AppId, Call, Workload};
 use wetee_worker::backend::docker::DockerBackend;
 use wetee_worker::backend::{Backend, InstanceState};
-use wetee_worker::chain::{ensure_registered, read_view};
+use wetee_worker::chain::{ensure_registered, open_secrets, read_view};
 use wetee_worker::identity::WorkerIdentity;
 use wetee_worker::reconcile::Reconciler;
+use wetee_worker::revisions::SecretRevisions;
 use zeroize::Zeroizing;
 
 fn random_token() -> String {
@@ -78,6 +79,7 @@ async fn a_sealed_secret_reaches_the_container_and_nothing_else() {
     let engine = support::engine();
     let config = support::worker_config(&dir.path().join("worker"), &engine.socket, genesis);
     let identity = WorkerIdentity::load_or_create(&config.data_dir).unwrap();
+    let revisions = SecretRevisions::load(&config.data_dir).unwrap();
     let worker = ensure_registered(&light, &dev_keypair("Alice"), &identity, &config)
         .await
         .expect("registered");
@@ -109,7 +111,7 @@ async fn a_sealed_secret_reaches_the_container_and_nothing_else() {
         AppStatus::AwaitingSecrets
     );
     assert!(
-        read_view(&light, worker, &identity)
+        read_view(&light, worker, &identity, &revisions)
             .await
             .unwrap()
             .desired
@@ -117,14 +119,22 @@ async fn a_sealed_secret_reaches_the_container_and_nothing_else() {
     );
 
     // Bob seals the token to the worker's attested key (verified locally first).
+    let simulated = SealOptions {
+        allow_simulated: true,
+        ..SealOptions::default()
+    };
     let token = random_token();
     let values = [SecretValue {
         name: "API_TOKEN".into(),
         value: Zeroizing::new(token.as_bytes().to_vec()),
     }];
     // The simulated TEE protects nothing: sealing to it must be asked for.
-    assert!(seal(&client, &bob, app, &values, &[], false).await.is_err());
-    let (call, sealed_to) = seal(&client, &bob, app, &values, &[], true)
+    assert!(
+        seal(&light, &bob, app, &values, &[], &SealOptions::default())
+            .await
+            .is_err()
+    );
+    let (call, sealed_to) = seal(&light, &bob, app, &values, &[], &simulated)
         .await
         .expect("sealed");
     assert_eq!(sealed_to.id, worker);
@@ -134,7 +144,10 @@ async fn a_sealed_secret_reaches_the_container_and_nothing_else() {
         AppStatus::Running
     );
 
-    let desired = read_view(&light, worker, &identity).await.unwrap().desired;
+    let desired = read_view(&light, worker, &identity, &revisions)
+        .await
+        .unwrap()
+        .desired;
     assert_eq!(desired.len(), 1);
     assert_eq!(desired[0].secrets.len(), 1);
     assert!(
@@ -153,6 +166,41 @@ async fn a_sealed_secret_reaches_the_container_and_nothing_else() {
         files_containing(dir.path(), token.as_bytes()),
         Vec::<String>::new()
     );
+    // The worker gives secrets only to what the app's owner signed, for the owner's image, and
+    // never an older revision than it gave before, whoever wrote the record.
+    let app_record = light.snapshot().app(app).await.unwrap().unwrap();
+    let opens = |app_record: &wetee_types::records::App,
+                 record: &wetee_types::records::AppSecrets,
+                 revisions: &SecretRevisions| {
+        open_secrets(
+            app_record,
+            Some(record),
+            worker,
+            &identity,
+            &genesis,
+            revisions,
+        )
+        .is_some()
+    };
+    assert!(opens(&app_record, &record, &revisions));
+    let mut forged = record.clone();
+    forged.owner_signature = dev_keypair("Charlie").sign(&forged.signing_payload(&genesis, app));
+    assert!(
+        !opens(&app_record, &forged, &revisions),
+        "signed by someone else"
+    );
+    let mut another_image = app_record.clone();
+    another_image.spec.container.image.digest = [0x5a; 32];
+    assert!(!opens(&another_image, &record, &revisions), "another image");
+    let mut given = SecretRevisions::load(&dir.path().join("marks")).unwrap();
+    given
+        .raise(&std::collections::BTreeMap::from([(
+            app,
+            record.revision + 1,
+        )]))
+        .unwrap();
+    assert!(!opens(&app_record, &record, &given), "an older revision");
+
     // Another worker's TEE cannot open it.
     let stranger = WorkerIdentity::load_or_create(&dir.path().join("stranger")).unwrap();
     let secret = record.get("API_TOKEN").unwrap();
@@ -172,9 +220,14 @@ async fn a_sealed_secret_reaches_the_container_and_nothing_else() {
         name: "API_TOKEN".into(),
         value: Zeroizing::new(rotated.as_bytes().to_vec()),
     }];
-    let (call, _) = seal(&client, &bob, app, &values, &[], true).await.unwrap();
+    let (call, _) = seal(&light, &bob, app, &values, &[], &simulated)
+        .await
+        .unwrap();
     client.send(&bob, call, |_| {}).await.unwrap();
-    let desired = read_view(&light, worker, &identity).await.unwrap().desired;
+    let desired = read_view(&light, worker, &identity, &revisions)
+        .await
+        .unwrap()
+        .desired;
     assert!(desired[0].generation > generation);
     reconciler.reconcile(&desired).await.unwrap();
     let served = page(&backend, app, desired[0].generation)
@@ -191,16 +244,19 @@ async fn a_sealed_secret_reaches_the_container_and_nothing_else() {
         .send(&bob, Call::Apps(AppsCall::Stop { app }), |_| {})
         .await
         .unwrap();
-    let desired = read_view(&light, worker, &identity).await.unwrap().desired;
+    let desired = read_view(&light, worker, &identity, &revisions)
+        .await
+        .unwrap()
+        .desired;
     reconciler.reconcile(&desired).await.unwrap();
     let mut left = true;
     for _ in 0..100 {
         left = std::fs::read_dir(&config.backend.secrets_dir)
             .map(|entries| {
+                // This worker's files (other tests' workers leave theirs).
                 entries.flatten().any(|e| {
-                    e.file_name()
-                        .to_string_lossy()
-                        .contains(&format!("app-{app}-"))
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.contains(&scope[..12]) && name.contains(&format!("app-{app}-"))
                 })
             })
             .unwrap_or(false);

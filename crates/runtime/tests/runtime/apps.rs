@@ -124,10 +124,7 @@ fn the_deposit_must_cover_the_minimum_and_one_epoch_at_the_maximum_price() {
 
 #[test]
 fn a_production_chain_refuses_apps_asking_for_the_simulated_tee() {
-    let mut chain = TestChain::with_config(
-        Params::production(),
-        wetee_types::attestation::AttestationPolicy::production(),
-    );
+    let mut chain = TestChain::with_config(Params::production(), production_policy());
     chain.fails(
         "alice",
         apps(AppsCall::Create {
@@ -154,7 +151,11 @@ fn only_the_owner_may_change_an_app() {
     let spec = TestChain::app_spec(1000, 512, TeeKind::Simulated, None);
     chain.fails(
         "bob",
-        apps(AppsCall::Update { app, spec }),
+        apps(AppsCall::Update {
+            app,
+            spec,
+            secrets_grant: None,
+        }),
         not_owner.clone(),
     );
     chain.fails(
@@ -196,6 +197,7 @@ fn an_update_is_a_new_version_on_the_same_worker_and_history_is_kept() {
         apps(AppsCall::Update {
             app,
             spec: spec.clone(),
+            secrets_grant: None,
         }),
     );
     assert!(events.contains(&Event::AppUpdated { app, version: 2 }));
@@ -221,6 +223,7 @@ fn more_resources_in_an_update_resize_the_reservation_and_reprice_the_lease() {
         apps(AppsCall::Update {
             app,
             spec: TestChain::app_spec(2000, 512, TeeKind::Simulated, None),
+            secrets_grant: None,
         }),
     );
     let after = chain.app(app).placement.unwrap();
@@ -239,6 +242,7 @@ fn an_update_the_worker_cannot_host_releases_it_and_waits_elsewhere() {
         apps(AppsCall::Update {
             app,
             spec: TestChain::app_spec(1000, 512, TeeKind::Simulated, Some("us")),
+            secrets_grant: None,
         }),
     );
     assert_eq!(chain.app(app).status, AppStatus::Pending);

@@ -230,7 +230,7 @@ fn only_root_sets_the_policy_and_it_can_pin_worker_measurements() {
     ));
 
     // A production policy refuses the simulated TEE from then on, and it cannot come back.
-    chain.ok_as(&root, set_policy(AttestationPolicy::production()));
+    chain.ok_as(&root, set_policy(production_policy()));
     assert_eq!(chain.try_register("dave", profile), None);
     assert!(matches!(
         chain
@@ -269,6 +269,7 @@ fn an_app_version_can_pin_the_measurements_of_the_tee_it_runs_in() {
         Call::Apps(AppsCall::Update {
             app,
             spec: spec.clone(),
+            secrets_grant: None,
         }),
     );
     assert_eq!(chain.app(app).status, AppStatus::Running);
@@ -283,7 +284,14 @@ fn an_app_version_can_pin_the_measurements_of_the_tee_it_runs_in() {
     }])
     .unwrap();
     assert!(matches!(
-        chain.failure("alice", Call::Apps(AppsCall::Update { app, spec })),
+        chain.failure(
+            "alice",
+            Call::Apps(AppsCall::Update {
+                app,
+                spec,
+                secrets_grant: None
+            })
+        ),
         CallError::InvalidManifest { .. }
     ));
 }

@@ -134,6 +134,7 @@ fn unknown_ids_everywhere_give_not_found_errors() {
             Call::Apps(AppsCall::Update {
                 app: a,
                 spec: TestChain::app_spec(1, 1, TeeKind::Simulated, None),
+                secrets_grant: None,
             }),
             CallError::AppNotFound { app: a },
         ),

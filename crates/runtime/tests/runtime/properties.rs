@@ -330,7 +330,14 @@ fn apply(chain: &mut TestChain, step: &Step) {
             let (app, who) = resolve(chain, &world.apps, pick, as_owner, AppId(99));
             let spec =
                 TestChain::app_spec(cpu, 256, TeeKind::Simulated, region.map(|r| REGIONS[r]));
-            Some((who, Call::Apps(AppsCall::Update { app, spec })))
+            Some((
+                who,
+                Call::Apps(AppsCall::Update {
+                    app,
+                    spec,
+                    secrets_grant: None,
+                }),
+            ))
         }
         Step::Replicas {
             pick,

@@ -370,7 +370,14 @@ fn an_app_keeps_its_lease_when_the_worker_raises_its_price_and_the_owner_changes
     // Lowering the maximum below the lease's price is a reason to leave.
     let mut cheaper = chain.app(app).spec;
     cheaper.constraints.max_price_per_epoch = Balance(before.price_per_epoch.0 - 1);
-    chain.ok("alice", Call::Apps(AppsCall::Update { app, spec: cheaper }));
+    chain.ok(
+        "alice",
+        Call::Apps(AppsCall::Update {
+            app,
+            spec: cheaper,
+            secrets_grant: None,
+        }),
+    );
     assert_eq!(chain.app(app).status, AppStatus::Pending);
     chain.check_invariants();
 }

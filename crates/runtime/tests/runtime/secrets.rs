@@ -4,9 +4,11 @@
 use wetee_runtime::testing::*;
 use wetee_types::codec::BoundedVec;
 use wetee_types::error::error_text;
-use wetee_types::records::{AppSecrets, AppStatus, SealedSecret};
+use wetee_types::records::{
+    AppSecrets, AppStatus, SealedSecret, merge_secrets, secrets_signing_payload,
+};
 use wetee_types::transaction::{AppsCall, WorkersCall};
-use wetee_types::{AppId, Call, CallError, Event, Keypair, TeeKind, WorkerId};
+use wetee_types::{AppId, Call, CallError, Event, Hash, Keypair, TeeKind, WorkerId};
 
 /// Seals `values` the way `wetee app secrets set` does, to `worker`'s current sealing key.
 fn sealed(
@@ -49,13 +51,37 @@ fn sealed(
         .collect()
 }
 
-fn set(app: AppId, worker: WorkerId, key: [u8; 32], secrets: Vec<SealedSecret>) -> Call {
+/// The call `wetee app secrets set` sends: the secrets, and alice's signature over the record
+/// they make, allowing the app's current image.
+fn set(
+    chain: &TestChain,
+    app: AppId,
+    worker: WorkerId,
+    key: [u8; 32],
+    secrets: Vec<SealedSecret>,
+) -> Call {
+    let stored = wetee_runtime::query::app_secrets(&chain.state, app).unwrap();
+    let revision = stored.as_ref().map_or(0, |s| s.revision) + 1;
+    let merged = merge_secrets(stored.as_ref(), &secrets, &[]);
+    let allowed =
+        BoundedVec::try_new(vec![Hash(chain.app(app).spec.container.image.digest)]).unwrap();
+    let payload = secrets_signing_payload(
+        &chain.genesis_hash,
+        app,
+        worker,
+        &key,
+        revision,
+        &merged,
+        &allowed,
+    );
     Call::Apps(AppsCall::SetSecrets {
         app,
         worker,
         sealing_key: key,
         set: BoundedVec::try_new(secrets).unwrap(),
         remove: BoundedVec::new(),
+        allowed_images: allowed,
+        signature: chain.key("alice").sign(&payload),
     })
 }
 
@@ -125,7 +151,7 @@ fn an_app_waits_for_its_secrets_and_only_its_workers_tee_can_open_them() {
         1,
         &[("API_TOKEN", "tok-8d1f0c")],
     );
-    let events = chain.ok("alice", set(app, placed_on, key, secrets));
+    let events = chain.ok("alice", set(&chain, app, placed_on, key, secrets));
     assert!(events.contains(&Event::AppSecretsSet {
         app,
         worker: placed_on
@@ -166,7 +192,7 @@ fn a_worker_is_not_paid_for_an_app_waiting_for_its_secrets() {
     chain.advance(5);
     let key = chain.worker(worker).keys.sealing;
     let secrets = sealed(&chain, "alice", app, worker, 1, &[("API_TOKEN", "t")]);
-    chain.ok("alice", set(app, worker, key, secrets));
+    chain.ok("alice", set(&chain, app, worker, key, secrets));
     chain.advance_to_epoch(2);
     chain.report("eve", worker, 1, vec![TestChain::proof(app, 10_000)]);
     let full_epoch = chain.app(app).placement.unwrap().price_per_epoch;
@@ -199,12 +225,13 @@ fn secrets_must_be_declared_current_and_sealed_to_the_apps_worker_key() {
     };
     chain.fails(
         "bob",
-        set(app, worker, key, token(&chain, 1)),
+        set(&chain, app, worker, key, token(&chain, 1)),
         CallError::NotAppOwner { app },
     );
     chain.fails(
         "alice",
         set(
+            &chain,
             app,
             worker,
             key,
@@ -216,7 +243,7 @@ fn secrets_must_be_declared_current_and_sealed_to_the_apps_worker_key() {
     );
     chain.fails(
         "alice",
-        set(app, worker, key, token(&chain, 2)),
+        set(&chain, app, worker, key, token(&chain, 2)),
         CallError::SecretRevision {
             name: error_text("API_TOKEN"),
             expected: 1,
@@ -225,14 +252,14 @@ fn secrets_must_be_declared_current_and_sealed_to_the_apps_worker_key() {
     let twice = [token(&chain, 1), token(&chain, 1)].concat();
     chain.fails(
         "alice",
-        set(app, worker, key, twice),
+        set(&chain, app, worker, key, twice),
         CallError::DuplicateSecret {
             name: error_text("API_TOKEN"),
         },
     );
     chain.fails(
         "alice",
-        set(app, WorkerId(99), key, token(&chain, 1)),
+        set(&chain, app, WorkerId(99), key, token(&chain, 1)),
         CallError::SecretsWrongWorker {
             app,
             worker: WorkerId(99),
@@ -240,18 +267,18 @@ fn secrets_must_be_declared_current_and_sealed_to_the_apps_worker_key() {
     );
     chain.fails(
         "alice",
-        set(app, worker, [5; 32], token(&chain, 1)),
+        set(&chain, app, worker, [5; 32], token(&chain, 1)),
         CallError::SealingKeyChanged { worker },
     );
 
     // One of two secrets: still waiting for the other.
     let first = token(&chain, 1);
-    chain.ok("alice", set(app, worker, key, first.clone()));
+    chain.ok("alice", set(&chain, app, worker, key, first.clone()));
     assert_eq!(chain.app(app).status, AppStatus::AwaitingSecrets);
     // Replaying the first call's ciphertext as is: an old revision.
     chain.fails(
         "alice",
-        set(app, worker, key, first.clone()),
+        set(&chain, app, worker, key, first.clone()),
         CallError::SecretRevision {
             name: error_text("API_TOKEN"),
             expected: 2,
@@ -260,16 +287,16 @@ fn secrets_must_be_declared_current_and_sealed_to_the_apps_worker_key() {
     // Relabelled as the current revision it is stored, but the TEE cannot open it.
     let mut relabelled = first;
     relabelled[0].revision = 2;
-    chain.ok("alice", set(app, worker, key, relabelled));
+    chain.ok("alice", set(&chain, app, worker, key, relabelled));
     let identity = chain.identity(worker);
     assert_eq!(open_as(&chain, &identity, app, "API_TOKEN"), None);
 
     // Partial updates: the password alone, then the token rotated; each keeps the other.
     let password = sealed(&chain, "alice", app, worker, 3, &[("DB_PASSWORD", "pw")]);
-    chain.ok("alice", set(app, worker, key, password));
+    chain.ok("alice", set(&chain, app, worker, key, password));
     assert_eq!(chain.app(app).status, AppStatus::Running);
     let rotated = sealed(&chain, "alice", app, worker, 4, &[("API_TOKEN", "two")]);
-    chain.ok("alice", set(app, worker, key, rotated));
+    chain.ok("alice", set(&chain, app, worker, key, rotated));
     assert_eq!(
         open_as(&chain, &identity, app, "API_TOKEN").unwrap(),
         b"two"
@@ -296,6 +323,7 @@ fn an_app_moved_to_another_worker_waits_until_every_secret_is_resealed() {
     chain.ok(
         "alice",
         set(
+            &chain,
             app,
             first,
             key,
@@ -337,6 +365,7 @@ fn an_app_moved_to_another_worker_waits_until_every_secret_is_resealed() {
     chain.fails(
         "alice",
         set(
+            &chain,
             app,
             second,
             new_key,
@@ -349,6 +378,7 @@ fn an_app_moved_to_another_worker_waits_until_every_secret_is_resealed() {
     chain.ok(
         "alice",
         set(
+            &chain,
             app,
             second,
             new_key,
@@ -361,5 +391,103 @@ fn an_app_moved_to_another_worker_waits_until_every_secret_is_resealed() {
         open_as(&chain, &identity, app, "DB_PASSWORD").unwrap(),
         b"pw"
     );
+    chain.check_invariants();
+}
+
+#[test]
+fn only_what_the_owner_signed_is_stored_and_only_allowed_images_get_the_secrets() {
+    let mut chain = TestChain::new();
+    let worker = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
+    let app = app_with_secrets(&mut chain, &["API_TOKEN"]);
+    let key = chain.worker(worker).keys.sealing;
+    let secrets = sealed(&chain, "alice", app, worker, 1, &[("API_TOKEN", "t")]);
+
+    // Signed by someone else, or over another record: refused, nothing stored.
+    let Call::Apps(AppsCall::SetSecrets {
+        set: batch,
+        allowed_images,
+        ..
+    }) = set(&chain, app, worker, key, secrets.clone())
+    else {
+        unreachable!()
+    };
+    let payload = secrets_signing_payload(
+        &chain.genesis_hash,
+        app,
+        worker,
+        &key,
+        1,
+        &batch,
+        &allowed_images,
+    );
+    let forged = Call::Apps(AppsCall::SetSecrets {
+        app,
+        worker,
+        sealing_key: key,
+        set: batch.clone(),
+        remove: BoundedVec::new(),
+        allowed_images: allowed_images.clone(),
+        signature: chain.key("bob").sign(&payload),
+    });
+    assert_eq!(chain.failure("alice", forged), CallError::SecretsSignature);
+    let mut other_image = allowed_images.clone().into_inner();
+    other_image[0] = Hash::of(b"another image");
+    let widened = Call::Apps(AppsCall::SetSecrets {
+        app,
+        worker,
+        sealing_key: key,
+        set: batch,
+        remove: BoundedVec::new(),
+        allowed_images: BoundedVec::try_new(other_image).unwrap(),
+        signature: chain.key("alice").sign(&payload),
+    });
+    assert_eq!(chain.failure("alice", widened), CallError::SecretsSignature);
+    assert!(
+        wetee_runtime::query::app_secrets(&chain.state, app)
+            .unwrap()
+            .is_none()
+    );
+
+    chain.ok("alice", set(&chain, app, worker, key, secrets));
+    let record = stored(&chain, app);
+    let owner = chain.key("alice").account_id();
+    assert!(record.signed_by(&owner, &chain.genesis_hash, app));
+    let image = chain.app(app).spec.container.image.digest;
+    assert!(record.allows_image(&image));
+
+    // An update to another image needs the owner's grant, signed over the record with it.
+    let mut spec = chain.app(app).spec.clone();
+    spec.container.image.digest = [0xab; 32];
+    let update = |grant| {
+        Call::Apps(AppsCall::Update {
+            app,
+            spec: spec.clone(),
+            secrets_grant: grant,
+        })
+    };
+    assert_eq!(
+        chain.failure("alice", update(None)),
+        CallError::ImageNotAllowedSecrets
+    );
+    let mut granted = record.clone();
+    granted.allowed_images = BoundedVec::try_new(vec![Hash([0xab; 32])]).unwrap();
+    let payload = granted.signing_payload(&chain.genesis_hash, app);
+    let grant = |signer: &str| wetee_types::transaction::SecretsGrant {
+        allowed_images: granted.allowed_images.clone(),
+        signature: chain.key(signer).sign(&payload),
+    };
+    let by_bob = grant("bob");
+    let by_alice = grant("alice");
+    assert_eq!(
+        chain.failure("alice", update(Some(by_bob))),
+        CallError::SecretsSignature
+    );
+    chain.ok("alice", update(Some(by_alice)));
+    let record = stored(&chain, app);
+    assert!(record.allows_image(&[0xab; 32]) && !record.allows_image(&image));
+    assert!(record.signed_by(&owner, &chain.genesis_hash, app));
     chain.check_invariants();
 }

@@ -515,11 +515,25 @@ fn leaving_and_coming_back_does_not_restart_a_grace_period() {
     assert_eq!(chain.app(app).grace_until, Some(3));
     let mut away = chain.app(app).spec;
     away.constraints.region = Some(wetee_types::codec::BoundedString::try_new("nowhere").unwrap());
-    chain.ok("alice", Call::Apps(AppsCall::Update { app, spec: away }));
+    chain.ok(
+        "alice",
+        Call::Apps(AppsCall::Update {
+            app,
+            spec: away,
+            secrets_grant: None,
+        }),
+    );
     assert_eq!(chain.app(app).status, AppStatus::Pending);
     let mut back = chain.app(app).spec;
     back.constraints.region = None;
-    chain.ok("alice", Call::Apps(AppsCall::Update { app, spec: back }));
+    chain.ok(
+        "alice",
+        Call::Apps(AppsCall::Update {
+            app,
+            spec: back,
+            secrets_grant: None,
+        }),
+    );
     assert_eq!(chain.app(app).status, AppStatus::Running);
     assert_eq!(chain.app(app).grace_until, Some(3));
     chain.advance_to_epoch(4);

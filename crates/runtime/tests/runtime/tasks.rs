@@ -581,7 +581,7 @@ fn an_update_is_a_new_version_and_a_run_keeps_the_version_it_started_with() {
 fn a_production_chain_refuses_tasks_on_the_simulated_tee() {
     let mut chain = TestChain::with_config(
         wetee_types::params::Params::production(),
-        wetee_types::attestation::AttestationPolicy::production(),
+        production_policy(),
     );
     chain.fails(
         "alice",

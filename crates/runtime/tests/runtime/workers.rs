@@ -74,10 +74,7 @@ fn an_invalid_profile_is_refused_naming_the_field() {
 
 #[test]
 fn a_production_chain_refuses_the_simulated_tee() {
-    let mut chain = TestChain::with_config(
-        Params::production(),
-        wetee_types::attestation::AttestationPolicy::production(),
-    );
+    let mut chain = TestChain::with_config(Params::production(), production_policy());
     let identity = Keypair::from_seed(KeyScheme::Ed25519, [1; 32]);
     let profile = chain.profile("eu", &[TeeKind::Simulated], 4000, 8192);
     chain.fails(
