@@ -112,7 +112,8 @@ pub(crate) fn dispatch(
             app,
             reason,
             log_tail,
-        } => report_app_failure(ctx, signer, *worker, *app, reason, log_tail),
+            signature,
+        } => report_app_failure(ctx, signer, *worker, *app, (reason, log_tail), signature),
     }
 }
 
@@ -646,10 +647,26 @@ fn report_app_failure(
     signer: AccountId,
     id: WorkerId,
     app_id: wetee_types::AppId,
-    reason: &wetee_types::codec::BoundedString<256>,
-    log_tail: &wetee_types::codec::BoundedString<4096>,
+    (reason, log_tail): (
+        &wetee_types::codec::BoundedString<256>,
+        &wetee_types::codec::BoundedString<4096>,
+    ),
+    signature: &[u8; 64],
 ) -> Result<(), CallError> {
-    operated_worker(ctx, signer, id)?;
+    let worker = operated_worker(ctx, signer, id)?;
+    // The TEE says the app cannot run, not the operator: its identity key signs.
+    let payload = wetee_types::transaction::app_failure_payload(
+        &ctx.genesis_hash,
+        id,
+        app_id,
+        reason,
+        log_tail,
+    );
+    if !wetee_types::Signature::Ed25519(*signature)
+        .verify(&payload, &AccountId(worker.keys.identity))
+    {
+        return Err(CallError::ReportSignatureInvalid { worker: id });
+    }
     let mut app = storage::app(ctx.state, app_id)?;
     let running_here = app.status == wetee_types::records::AppStatus::Running
         && app.placement.is_some_and(|p| p.worker == id);

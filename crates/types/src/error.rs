@@ -264,8 +264,8 @@ pub enum CallError {
         /// The last reported epoch.
         last: EpochNumber,
     },
-    /// The report's signature is not from the worker's identity key.
-    #[error("the work report is not signed by worker {worker}'s identity key")]
+    /// A work or failure report not signed by the worker's identity key.
+    #[error("the report is not signed by worker {worker}'s identity key")]
     ReportSignatureInvalid {
         /// Id.
         worker: WorkerId,

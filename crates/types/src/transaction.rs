@@ -119,7 +119,8 @@ pub enum WorkersCall {
     },
     /// The worker an app runs on reports that it cannot run it (it does not start, or keeps
     /// crashing): the app stops as failed, with the reason and its last log lines on chain,
-    /// and the unused deposit goes back to its owner.
+    /// and the unused deposit goes back to its owner. Signed by the worker's attested identity
+    /// key (the operator's account only pays for it), so only the TEE can fail an app.
     ReportAppFailure {
         /// Worker.
         worker: WorkerId,
@@ -129,6 +130,9 @@ pub enum WorkersCall {
         reason: BoundedString<256>,
         /// The app's last log lines.
         log_tail: BoundedString<4096>,
+        /// Ed25519 signature by the worker's identity key over [`app_failure_payload`].
+        #[serde(with = "crate::report::signature_hex")]
+        signature: [u8; 64],
     },
 }
 codec_enum!(WorkersCall {
@@ -143,7 +147,7 @@ codec_enum!(WorkersCall {
     8 => FileComplaint { worker, evidence_hash, bond },
     9 => Slash { worker, amount, complaint },
     10 => DismissComplaint { complaint },
-    11 => ReportAppFailure { worker, app, reason, log_tail },
+    11 => ReportAppFailure { worker, app, reason, log_tail, signature },
 });
 
 /// Long-running apps.
@@ -237,6 +241,26 @@ codec_enum!(AppsCall {
     5 => Stop { app },
     6 => SetSecrets { app, worker, sealing_key, set, remove, allowed_images, signature },
 });
+
+/// Domain tag of a worker's signed report that it cannot run an app.
+pub const APP_FAILURE_DOMAIN: &[u8] = b"wetee/app-failure/v1";
+
+/// What a worker's identity key signs to report that it cannot run `app`.
+pub fn app_failure_payload(
+    genesis_hash: &Hash,
+    worker: WorkerId,
+    app: AppId,
+    reason: &BoundedString<256>,
+    log_tail: &BoundedString<4096>,
+) -> Vec<u8> {
+    let mut payload = APP_FAILURE_DOMAIN.to_vec();
+    payload.extend_from_slice(&genesis_hash.0);
+    payload.extend_from_slice(&encode(&worker));
+    payload.extend_from_slice(&encode(&app));
+    payload.extend_from_slice(&encode(reason));
+    payload.extend_from_slice(&encode(log_tail));
+    payload
+}
 
 /// One-off and periodic tasks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -224,18 +224,34 @@ impl<B: Backend> Worker<B> {
                 }
                 text[start..].to_string()
             };
+            let reason =
+                wetee_types::codec::BoundedString::try_new(clip(&reason, 256)).unwrap_or_default();
+            let log_tail =
+                wetee_types::codec::BoundedString::try_new(clip(&tail, 4096)).unwrap_or_default();
+            // Signed inside the TEE: the operator's account only pays for the transaction.
+            let payload = wetee_types::transaction::app_failure_payload(
+                &light.genesis_hash(),
+                self.id,
+                app,
+                &reason,
+                &log_tail,
+            );
+            let wetee_types::Signature::Ed25519(signature) =
+                self.identity.identity().sign(&payload)
+            else {
+                continue;
+            };
             let call = Call::Workers(WorkersCall::ReportAppFailure {
                 worker: self.id,
                 app,
-                reason: wetee_types::codec::BoundedString::try_new(clip(&reason, 256))
-                    .unwrap_or_default(),
-                log_tail: wetee_types::codec::BoundedString::try_new(clip(&tail, 4096))
-                    .unwrap_or_default(),
+                reason: reason.clone(),
+                log_tail,
+                signature,
             });
             match light.rpc().send(&self.operator, call, |_| {}).await {
                 Ok(_) => {
                     self.failed_reported.insert(identity);
-                    tracing::warn!(%app, reason, "reported the app as failed");
+                    tracing::warn!(%app, reason = reason.as_str(), "reported the app as failed");
                 }
                 // Retried at the next pass.
                 Err(e) => tracing::warn!(%app, error = %e, "could not report the app as failed"),

@@ -1173,28 +1173,49 @@ fn copied_keys_and_evidence_cannot_register_another_worker() {
 #[test]
 fn only_the_worker_running_an_app_can_report_it_failed_and_the_owner_gets_the_rest_back() {
     let (mut chain, worker, app) = TestChain::serving(Params::dev());
-    let report = |worker| {
+    let reason = BoundedString::try_new("exited with code 1 five times").unwrap();
+    let log_tail = BoundedString::try_new("panic: no config\n").unwrap();
+    let genesis = chain.genesis_hash;
+    let signed_by = |key: &Keypair, worker| {
+        let payload = wetee_types::transaction::app_failure_payload(
+            &genesis, worker, app, &reason, &log_tail,
+        );
+        let wetee_types::Signature::Ed25519(signature) = key.sign(&payload) else {
+            unreachable!("identity keys are ed25519")
+        };
         Call::Workers(WorkersCall::ReportAppFailure {
             worker,
             app,
-            reason: BoundedString::try_new("exited with code 1 five times").unwrap(),
-            log_tail: BoundedString::try_new("panic: no config\n").unwrap(),
+            reason: reason.clone(),
+            log_tail: log_tail.clone(),
+            signature,
         })
     };
+    let identity = chain.identity(worker);
+    let report = |worker| signed_by(&identity, worker);
     // Someone else's worker, or someone who operates nothing, cannot.
     let other = chain.started_worker(
         "dave",
         chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
     );
+    let other_identity = chain.identity(other);
     chain.fails(
         "dave",
-        report(other),
+        signed_by(&other_identity, other),
         CallError::AppNotOnWorker { app, worker: other },
     );
     chain.fails(
         "alice",
         report(worker),
         CallError::NotWorkerOperator { worker },
+    );
+    // The operator alone cannot: the worker's attested identity key signs, no other key.
+    let other_key = Keypair::from_seed(wetee_types::KeyScheme::Ed25519, [9; 32]);
+    let operator_signed = signed_by(&other_key, worker);
+    chain.fails(
+        "eve",
+        operator_signed,
+        CallError::ReportSignatureInvalid { worker },
     );
     let reserved_before = chain.reserved("alice");
     let events = chain.ok("eve", report(worker));
