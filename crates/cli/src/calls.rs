@@ -1161,19 +1161,39 @@ async fn secrets_grant(
     app: AppId,
     spec: &wetee_types::manifest::AppSpec,
 ) -> Result<Option<wetee_types::transaction::SecretsGrant>> {
+    // Whether a grant is needed at all: a node lying here only gets the update refused.
+    let image = &spec.container.image.digest;
     let client = connect(context).await?;
-    let Some(mut record) = client.app_secrets(app).await? else {
+    if client
+        .app_secrets(app)
+        .await?
+        .is_none_or(|record| record.allows_image(image))
+    {
+        return Ok(None);
+    }
+    // What the owner signs is read and verified through the light client.
+    let light = connect_light(context).await?;
+    let Some(mut record) = light
+        .snapshot()
+        .app_secrets(app)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+    else {
         return Ok(None);
     };
-    let image = &spec.container.image.digest;
     if record.allows_image(image) {
         return Ok(None);
     }
     let key = KeySource::parse(&signer.from)?.keypair(context.scheme, context.keystore)?;
+    // The chain stores a grant as the next revision of the record.
+    record.revision = record
+        .revision
+        .checked_add(1)
+        .ok_or_else(|| anyhow::anyhow!("the secrets revision overflows"))?;
     record.allowed_images =
         wetee_types::codec::BoundedVec::try_new(vec![wetee_types::Hash(*image)])
             .map_err(|_| anyhow::anyhow!("one image always fits"))?;
-    let signature = key.sign(&record.signing_payload(&client.genesis_hash(), app));
+    let signature = key.sign(&record.signing_payload(&light.genesis_hash(), app));
     if context.format == Format::Text {
         eprintln!(
             "the app's secrets will be given to the new image {image_hex} only",

@@ -78,6 +78,17 @@ struct ChainFacts {
 /// How many times a read starts over when the chain moves on under it.
 const READ_ATTEMPTS: usize = 5;
 
+/// The oldest the node's latest final block may be, by this machine's clock, for a seal: a
+/// node serving an old state would have the worker judged when its attestation still held.
+pub const MAX_HEAD_AGE_MS: u64 = 5 * 60_000;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or_default()
+}
+
 async fn read_facts(light: &LightClient, app_id: AppId) -> Result<ChainFacts, SecretsError> {
     let mut attempt = 0;
     loop {
@@ -131,6 +142,16 @@ async fn read_facts_once(light: &LightClient, app_id: AppId) -> Result<ChainFact
     let head = snapshot
         .head()
         .ok_or_else(|| refused("the chain answered no state"))?;
+    // The owner's clock is the owner's own: judge the worker now, not when a node says.
+    let age_ms = now_ms().saturating_sub(head.timestamp_ms);
+    if age_ms > MAX_HEAD_AGE_MS {
+        return Err(refused(format!(
+            "the node's latest final block ({}) is {} s old: it is behind or withholding the \
+             chain; use another node",
+            head.height,
+            age_ms / 1000
+        )));
+    }
     Ok(ChainFacts {
         head,
         app,

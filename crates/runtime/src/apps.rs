@@ -149,6 +149,8 @@ fn grant_secrets_to(
         None if record.allows_image(image) => Ok(()),
         None => Err(CallError::ImageNotAllowedSecrets),
         Some(grant) => {
+            // A new revision: a worker never goes back to one allowing the images dropped now.
+            record.revision = record.revision.checked_add(1).ok_or(CallError::Overflow)?;
             record.allowed_images = grant.allowed_images.clone();
             record.owner_signature = grant.signature;
             if !record.signed_by(&app.owner, &ctx.genesis_hash, app.id) {
@@ -247,6 +249,10 @@ fn set_secrets(ctx: &mut Ctx, app: &mut App, change: &SecretsChange) -> Result<(
     // The worker checks this signature itself: it gives secrets only to what the owner signed.
     if !record.signed_by(&app.owner, &ctx.genesis_hash, app.id) {
         return Err(CallError::SecretsSignature);
+    }
+    // Secrets the app's own image may not receive would leave it running without them.
+    if !record.allows_image(&app.spec.container.image.digest) {
+        return Err(CallError::ImageNotAllowedSecrets);
     }
     storage::put(ctx.state, &key, &record);
     ctx.emit(Event::AppSecretsSet {

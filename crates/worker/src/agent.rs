@@ -355,12 +355,25 @@ struct Nodes {
     next: usize,
     trust: Trust,
     highest: Option<VerifiedHead>,
+    /// Where the highest verified header is kept across restarts.
+    highest_file: std::path::PathBuf,
     /// Nodes dropped for answers that failed verification, over the worker's life.
     refused: u64,
 }
 
+/// The highest verified header, as kept on disk: a restarted worker is not taken back to an
+/// older state (and its older secrets records) by a node serving one.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeptHead {
+    genesis_hash: wetee_types::Hash,
+    height: u64,
+    hash: wetee_types::Hash,
+    state_root: wetee_types::Hash,
+    timestamp_ms: u64,
+}
+
 impl Nodes {
-    fn new(first: &str, more: &[String], trust: Trust) -> Nodes {
+    fn new(first: &str, more: &[String], trust: Trust, data_dir: &std::path::Path) -> Nodes {
         let mut urls = vec![first.to_string()];
         for url in more {
             if !urls.contains(url) {
@@ -372,7 +385,48 @@ impl Nodes {
             next: 0,
             trust,
             highest: None,
+            highest_file: data_dir.join("verified-head.json"),
             refused: 0,
+        }
+    }
+
+    /// The highest header this worker verified before, on this chain.
+    fn load_highest(&mut self, genesis: wetee_types::Hash) {
+        let kept = std::fs::read(&self.highest_file)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<KeptHead>(&bytes).ok())
+            .filter(|kept| kept.genesis_hash == genesis);
+        if let Some(kept) = kept {
+            self.highest = Some(VerifiedHead {
+                height: kept.height,
+                hash: kept.hash,
+                state_root: kept.state_root,
+                timestamp_ms: kept.timestamp_ms,
+            });
+        }
+    }
+
+    /// Keeps what `light` verified, on disk too.
+    fn keep(&mut self, light: &LightClient) {
+        let before = self.highest.map(|h| h.height);
+        self.leave(light);
+        let Some(head) = self.highest.filter(|h| Some(h.height) != before) else {
+            return;
+        };
+        let kept = KeptHead {
+            genesis_hash: light.genesis_hash(),
+            height: head.height,
+            hash: head.hash,
+            state_root: head.state_root,
+            timestamp_ms: head.timestamp_ms,
+        };
+        let temporary = self.highest_file.with_extension("json.new");
+        let written = serde_json::to_vec(&kept)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(&temporary, bytes))
+            .and_then(|()| std::fs::rename(&temporary, &self.highest_file));
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "cannot keep the highest verified header");
         }
     }
 
@@ -437,7 +491,7 @@ pub async fn run(
         .chain
         .trust()
         .map_err(|e| AgentError::Chain(ChainError::Unexpected(e)))?;
-    let mut nodes = Nodes::new(rpc, &config.chain.rpc, trust);
+    let mut nodes = Nodes::new(rpc, &config.chain.rpc, trust, &config.data_dir);
     let identity = WorkerIdentity::load_or_create(&config.data_dir)?;
     let revisions = SecretRevisions::load(&config.data_dir).map_err(|error| AgentError::Io {
         what: "the secrets revisions record".into(),
@@ -465,6 +519,10 @@ pub async fn run(
         error,
     })?;
     let light = nodes.connect_any().await?;
+    nodes.load_highest(light.genesis_hash());
+    if let Some(head) = nodes.highest {
+        light.remember(head);
+    }
     let id = ensure_registered(&light, &operator, &identity, &config).await?;
     let epoch_length = light
         .snapshot()
@@ -538,6 +596,7 @@ pub async fn run(
                 light = None;
                 break;
             }
+            nodes.keep(connected);
             futures::select! {
                 head = heads.next().fuse() => match head {
                     Some(Ok(_)) => {}

@@ -473,6 +473,7 @@ fn only_what_the_owner_signed_is_stored_and_only_allowed_images_get_the_secrets(
         CallError::ImageNotAllowedSecrets
     );
     let mut granted = record.clone();
+    granted.revision += 1;
     granted.allowed_images = BoundedVec::try_new(vec![Hash([0xab; 32])]).unwrap();
     let payload = granted.signing_payload(&chain.genesis_hash, app);
     let grant = |signer: &str| wetee_types::transaction::SecretsGrant {
@@ -486,8 +487,11 @@ fn only_what_the_owner_signed_is_stored_and_only_allowed_images_get_the_secrets(
         CallError::SecretsSignature
     );
     chain.ok("alice", update(Some(by_alice)));
+    let before = record.revision;
     let record = stored(&chain, app);
     assert!(record.allows_image(&[0xab; 32]) && !record.allows_image(&image));
+    // A grant is a new revision: a worker that gave the new one never goes back to the old.
+    assert_eq!(record.revision, before + 1);
     assert!(record.signed_by(&owner, &chain.genesis_hash, app));
     chain.check_invariants();
 }
