@@ -127,12 +127,18 @@ pub enum EngineError {
     /// This node's key is not one of the spec's validators.
     #[error("this node's key {0} is not a validator of this chain")]
     NotAValidator(String),
-    /// The state could not be opened.
+    /// The state could not be opened. (Not a `source`: the message carries it, once.)
     #[error("state: {0}")]
-    State(#[from] BlockError),
+    State(BlockError),
     /// A block or certificate archive could not be opened.
     #[error("archive {0}: {1}")]
     Archive(&'static str, String),
+}
+
+impl From<BlockError> for EngineError {
+    fn from(error: BlockError) -> EngineError {
+        EngineError::State(error)
+    }
 }
 
 /// A running validator.

@@ -65,12 +65,28 @@ pub enum BlockError {
     /// The runtime found damaged state: the node must stop.
     #[error("runtime: {0}")]
     Runtime(String),
+    /// The stored state belongs to another chain (another spec, or a release of the software
+    /// that encodes genesis differently): the node must not mix them.
+    #[error(
+        "the stored state belongs to chain {stored}, not to {expected} (the chain spec or the \
+         software's encoding changed): start from an empty data directory (`wetee dev --fresh` \
+         for the dev chain)"
+    )]
+    OtherChain {
+        /// The genesis hash in the stored state.
+        stored: Hash,
+        /// The genesis hash of the spec given.
+        expected: Hash,
+    },
 }
 
 impl BlockError {
     /// Whether the error is the node's own failure rather than the block's.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, BlockError::Store(_) | BlockError::Runtime(_))
+        matches!(
+            self,
+            BlockError::Store(_) | BlockError::Runtime(_) | BlockError::OtherChain { .. }
+        )
     }
 }
 
@@ -180,6 +196,20 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
             transactions: BoundedVec::default(),
         });
         let mut store = StateStore::open(context, prefix).await?;
+        if store.committed().is_some() {
+            let stored = store
+                .memory()
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .get(wetee_runtime::storage::keys::GENESIS)
+                .and_then(|bytes| wetee_types::codec::decode::<Hash>(&bytes).ok());
+            if stored != Some(genesis_hash) {
+                return Err(BlockError::OtherChain {
+                    stored: stored.unwrap_or_default(),
+                    expected: genesis_hash,
+                });
+            }
+        }
         if store.committed().is_none() {
             let (batch, root) = store.speculate(None, &changes, 0, &Hash::default()).await?;
             debug_assert_eq!(root, genesis_root);
@@ -738,6 +768,31 @@ mod tests {
                 .unwrap();
             node.finalize(two.block).await.unwrap();
             assert_eq!(balance(&node, &bob()), Balance(2 * UNIT));
+        });
+    }
+
+    #[test]
+    fn state_of_another_chain_is_refused_rather_than_mixed_in() {
+        let ((), checkpoint) =
+            deterministic::Runner::default().start_and_recover(|ctx| async move {
+                open(ctx.child("n"), "n").await;
+            });
+        deterministic::Runner::from(checkpoint).start(|ctx| async move {
+            let other = Hash::of(b"another genesis");
+            let opened = Executor::open(
+                ctx.child("n"),
+                "n",
+                &genesis(),
+                other,
+                GENESIS_TIME,
+                [9; 32],
+            )
+            .await;
+            let Err(refused) = opened else {
+                panic!("the stored state is another chain's")
+            };
+            assert!(refused.is_fatal());
+            assert!(refused.to_string().contains("--fresh"), "{refused}");
         });
     }
 }
