@@ -102,6 +102,12 @@ impl<B: Backend> Worker<B> {
         let view = read_view(light, self.id, &self.identity, &self.revisions).await?;
         let epoch = view.head.height / self.epoch_length.max(1);
         let desired = view.desired.clone();
+        // Recorded before anything is given: never an older revision again, even after a crash
+        // or a restart. A worker that cannot record it gives nothing new this pass.
+        if let Err(e) = self.revisions.raise(&view.secret_revisions) {
+            tracing::warn!(error = %e, "cannot record the secrets revisions to give; what runs keeps running");
+            return Ok(());
+        }
         let mut pass = match self.reconciler.reconcile(&desired).await {
             Ok(pass) => pass,
             Err(e) => {
@@ -109,10 +115,6 @@ impl<B: Backend> Worker<B> {
                 return Ok(());
             }
         };
-        // Given to containers now: never an older revision again, even after a restart.
-        if let Err(e) = self.revisions.raise(&view.secret_revisions) {
-            tracing::warn!(error = %e, "cannot record the secrets revisions given");
-        }
         if !pass.is_quiet() {
             tracing::info!(
                 started = pass.started.len(),
