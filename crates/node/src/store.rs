@@ -417,6 +417,22 @@ mod tests {
         });
     }
 
+    /// Speculates and commits `changes` as the block at `height` (on a zero parent).
+    async fn commit_block<E: commonware_storage::Context + Spawner>(
+        store: &mut StateStore<E>,
+        changes: &Changes,
+        height: u64,
+    ) {
+        let (batch, _) = store
+            .speculate(None, changes, height, &Hash::default())
+            .await
+            .unwrap();
+        store
+            .commit(batch, changes, height, &Hash::default())
+            .await
+            .unwrap();
+    }
+
     #[test]
     fn proofs_verify_against_the_committed_root_and_nothing_else() {
         deterministic::Runner::default().start(|ctx| async move {
@@ -427,14 +443,7 @@ mod tests {
                 .collect();
             // An empty state proves every key absent.
             let genesis = changes(&[]);
-            let (batch, _) = store
-                .speculate(None, &genesis, 0, &Hash::default())
-                .await
-                .unwrap();
-            store
-                .commit(batch, &genesis, 0, &Hash::default())
-                .await
-                .unwrap();
+            commit_block(&mut store, &genesis, 0).await;
             let root = store.committed().unwrap().root;
             for entry in store.prove(&keys).await.unwrap() {
                 assert_eq!(entry.value, None);
@@ -442,14 +451,7 @@ mod tests {
             }
 
             let one = changes(&[("acc/a", Some("100")), ("acc/b", Some("5"))]);
-            let (batch, _) = store
-                .speculate(None, &one, 1, &Hash::default())
-                .await
-                .unwrap();
-            store
-                .commit(batch, &one, 1, &Hash::default())
-                .await
-                .unwrap();
+            commit_block(&mut store, &one, 1).await;
             let root = store.committed().unwrap().root;
             let proven = store.prove(&keys).await.unwrap();
             assert_eq!(proven[0].value.as_deref(), Some(b"100".as_slice()));
@@ -472,14 +474,7 @@ mod tests {
 
             // A proof from before a change does not hold after it.
             let two = changes(&[("acc/a", Some("7"))]);
-            let (batch, _) = store
-                .speculate(None, &two, 2, &Hash::default())
-                .await
-                .unwrap();
-            store
-                .commit(batch, &two, 2, &Hash::default())
-                .await
-                .unwrap();
+            commit_block(&mut store, &two, 2).await;
             let new_root = store.committed().unwrap().root;
             assert!(verify_entry(&new_root, &a.key, Some(b"100"), &a.proof).is_err());
         });

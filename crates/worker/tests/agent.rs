@@ -4,8 +4,6 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
 use wetee_client::keys::dev_keypair;
 use wetee_client::rpc::Client;
 use wetee_types::balance::UNIT;
@@ -13,19 +11,7 @@ use wetee_types::manifest::Manifest;
 use wetee_types::records::RunStatus;
 use wetee_types::transaction::{AppsCall, TasksCall};
 use wetee_types::{Balance, Call, Event, Hash};
-use wetee_worker::agent;
 use wetee_worker::identity::WorkerIdentity;
-
-async fn eventually<T>(what: &str, seconds: u64, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_serves_proves_gets_paid_and_reports_task_results() {
@@ -34,35 +20,15 @@ async fn the_worker_serves_proves_gets_paid_and_reports_task_results() {
     let engine = support::engine();
     let mut config = support::worker_config(&dir.path().join("worker"), &engine.socket, genesis);
     config.ingress.listen = "127.0.0.1:0".parse().unwrap();
-    let (stop, stopped) = futures::channel::oneshot::channel::<()>();
-    let (running_tx, running_rx) = std::sync::mpsc::channel();
-    let agent_rpc = rpc.clone();
-    let agent = tokio::spawn(async move {
-        agent::run(
-            config,
-            &agent_rpc,
-            dev_keypair("Alice"),
-            async {
-                let _ = stopped.await;
-            },
-            move |running| {
-                let _ = running_tx.send(running);
-            },
-        )
-        .await
-    });
-    let running =
-        tokio::task::spawn_blocking(move || running_rx.recv_timeout(Duration::from_secs(60)))
-            .await
-            .unwrap()
-            .expect("the worker started");
+    let agent = support::start_worker(config, &rpc).await;
+    let running = agent.running.clone();
     let _cleanup = support::Cleanup(hex::encode(running.identity.0));
     let client = Client::connect(&rpc).await.unwrap();
     let bob = dev_keypair("Bob");
 
     let app = support::create_app(&client, &bob, support::app_spec("paid-page")).await;
     let ingress = running.ingress.port();
-    let page = eventually("the app to serve through the ingress", 60, async || {
+    let page = support::eventually("the app to serve through the ingress", 60, async || {
         let response = support::http_get(ingress, &format!("/{}/", app.0));
         response.contains("paid-page").then_some(response)
     })
@@ -112,7 +78,7 @@ timeout_secs = 30
         .unwrap();
 
     // The worker proves epochs and is paid from the app's deposit.
-    let worker = eventually("a paid work report", 90, async || {
+    let worker = support::eventually("a paid work report", 90, async || {
         let worker = client.worker(running.worker).await.ok()??;
         (worker.last_report_epoch.is_some() && worker.earnings > Balance::ZERO).then_some(worker)
     })
@@ -120,7 +86,7 @@ timeout_secs = 30
     assert!(worker.earnings > Balance::ZERO);
 
     // The task ran once, and its result is on chain.
-    let result = eventually("the task's result on chain", 90, async || {
+    let result = support::eventually("the task's result on chain", 90, async || {
         let runs = client.task_runs(task).await.ok()?;
         let run = runs.into_iter().find(|r| r.run == 1)?;
         (run.status == RunStatus::Finished).then_some(run.result?)
@@ -158,7 +124,7 @@ timeout_secs = 30
             _ => None,
         })
         .unwrap();
-    let failure = eventually("the failure on chain", 90, async || {
+    let failure = support::eventually("the failure on chain", 90, async || {
         client.app_failure(broken).await.ok()?
     })
     .await;
@@ -181,6 +147,5 @@ timeout_secs = 30
     let identity = WorkerIdentity::load_or_create(&dir.path().join("worker")).unwrap();
     assert_eq!(identity.identity().account_id(), running.identity);
 
-    let _ = stop.send(());
-    agent.await.unwrap().expect("the worker stopped cleanly");
+    agent.stop().await;
 }

@@ -10,7 +10,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::{SinkExt as _, StreamExt as _};
 use serde_json::Value;
@@ -22,7 +22,6 @@ use wetee_client::secrets::{SealOptions, SecretValue, seal};
 use wetee_types::codec::{BoundedString, BoundedVec, decode, encode};
 use wetee_types::manifest::ImageRef;
 use wetee_types::records::{App, Assignments};
-use wetee_worker::agent;
 use zeroize::Zeroizing;
 
 /// What the proxy does to the node's answers.
@@ -242,17 +241,6 @@ impl std::io::Write for Log {
     }
 }
 
-async fn eventually<T>(what: &str, seconds: u64, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// The image of every container of the worker's scope.
 fn container_images(scope: &str) -> Vec<String> {
     let engine = support::engine();
@@ -309,27 +297,8 @@ async fn a_lying_node_is_caught_and_what_runs_keeps_running() {
         std::process::id()
     ));
     config.backend.secrets_dir = secrets_dir.clone();
-    let (stop, stopped) = futures::channel::oneshot::channel::<()>();
-    let (running_tx, running_rx) = std::sync::mpsc::channel();
-    let agent = tokio::spawn(async move {
-        agent::run(
-            config,
-            &liar,
-            dev_keypair("Alice"),
-            async {
-                let _ = stopped.await;
-            },
-            move |running| {
-                let _ = running_tx.send(running);
-            },
-        )
-        .await
-    });
-    let running =
-        tokio::task::spawn_blocking(move || running_rx.recv_timeout(Duration::from_secs(60)))
-            .await
-            .unwrap()
-            .expect("the worker started");
+    let worker = support::start_worker(config, &liar).await;
+    let running = worker.running.clone();
     let scope = hex::encode(running.identity.0);
     let _cleanup = support::Cleanup(scope.clone());
     // The tests' Podman service stops after 10 s without requests, and a worker refusing its
@@ -384,7 +353,7 @@ async fn a_lying_node_is_caught_and_what_runs_keeps_running() {
             .expect("sealed");
         client.send(&bob, call, |_| {}).await.expect("secrets set");
     };
-    eventually("the app to be placed", 60, async || {
+    support::eventually("the app to be placed", 60, async || {
         let record = client.app(app).await.ok()??;
         record.placement.map(|_| ())
     })
@@ -395,7 +364,7 @@ async fn a_lying_node_is_caught_and_what_runs_keeps_running() {
         let page = support::http_get(ingress, &format!("/{}/", app.0));
         page.contains(token)
     };
-    eventually("the app to serve its secret", 60, async || {
+    support::eventually("the app to serve its secret", 60, async || {
         serves(&first).await.then_some(())
     })
     .await;
@@ -416,7 +385,7 @@ async fn a_lying_node_is_caught_and_what_runs_keeps_running() {
         if lie == Lie::OtherChain {
             proxy.kick.send_modify(|n| *n += 1);
         }
-        eventually(&format!("the worker to refuse {lie:?}"), 30, async || {
+        support::eventually(&format!("the worker to refuse {lie:?}"), 30, async || {
             (log.text().matches(reason).count() > seen).then_some(())
         })
         .await;
@@ -446,7 +415,7 @@ async fn a_lying_node_is_caught_and_what_runs_keeps_running() {
         .count();
     let second = random_token();
     set_token(&second).await;
-    eventually("the worker to refuse the older secrets", 30, async || {
+    support::eventually("the worker to refuse the older secrets", 30, async || {
         (log.text()
             .matches("proof does not show the key aps/")
             .count()
@@ -457,15 +426,14 @@ async fn a_lying_node_is_caught_and_what_runs_keeps_running() {
     assert!(serves(&first).await, "the app keeps what it had");
     proxy.set(Lie::Honest);
     proxy.kick.send_modify(|n| *n += 1);
-    eventually(
+    support::eventually(
         "the rotated secret once the node is honest",
         60,
         async || serves(&second).await.then_some(()),
     )
     .await;
 
-    let _ = stop.send(());
-    agent.await.unwrap().unwrap();
+    worker.stop().await;
     let _ = std::fs::remove_dir_all(&secrets_dir);
     let _ = std::io::stderr().flush();
 }

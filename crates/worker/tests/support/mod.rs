@@ -355,3 +355,70 @@ impl Drop for Cleanup {
         }
     }
 }
+
+/// Waits up to `seconds` for `check` to give a value.
+pub async fn eventually<T>(
+    what: &str,
+    seconds: u64,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A worker agent running in this process.
+pub struct RunningWorker {
+    /// What it announced once registered.
+    pub running: wetee_worker::agent::Running,
+    stop: futures::channel::oneshot::Sender<()>,
+    agent: tokio::task::JoinHandle<Result<(), wetee_worker::agent::AgentError>>,
+}
+
+impl RunningWorker {
+    /// Asks it to stop and waits until it has, cleanly.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.agent
+            .await
+            .unwrap()
+            .expect("the worker stopped cleanly");
+    }
+}
+
+/// Starts the worker agent with `config`, following the node at `rpc`, operated by //Alice;
+/// returns once it is registered.
+pub async fn start_worker(config: WorkerConfig, rpc: &str) -> RunningWorker {
+    let (stop, stopped) = futures::channel::oneshot::channel::<()>();
+    let (running_tx, running_rx) = std::sync::mpsc::channel();
+    let rpc = rpc.to_string();
+    let agent = tokio::spawn(async move {
+        wetee_worker::agent::run(
+            config,
+            &rpc,
+            dev_keypair("Alice"),
+            async {
+                let _ = stopped.await;
+            },
+            move |running| {
+                let _ = running_tx.send(running);
+            },
+        )
+        .await
+    });
+    let running =
+        tokio::task::spawn_blocking(move || running_rx.recv_timeout(Duration::from_secs(60)))
+            .await
+            .unwrap()
+            .expect("the worker started");
+    RunningWorker {
+        running,
+        stop,
+        agent,
+    }
+}
