@@ -360,13 +360,7 @@ impl Snapshot<'_> {
         let values = self.read(keys).await?;
         keys.iter()
             .zip(values)
-            .map(|(key, value)| match value {
-                None => Ok(None),
-                Some(bytes) => decode(&bytes).map(Some).map_err(|e| LightError::Decode {
-                    key: String::from_utf8_lossy(key).into_owned(),
-                    reason: e.to_string(),
-                }),
-            })
+            .map(|(key, value)| value.map(|bytes| decode_record(key, &bytes)).transpose())
             .collect()
     }
 
@@ -464,10 +458,17 @@ impl Snapshot<'_> {
 
 /// A record every chain holds from genesis, decoded.
 fn required<T: Canonical>(key: &[u8], value: &Option<Vec<u8>>) -> Result<T, LightError> {
-    let error = |reason: String| LightError::Decode {
+    let bytes = value.as_deref().ok_or_else(|| LightError::Decode {
         key: String::from_utf8_lossy(key).into_owned(),
-        reason,
-    };
-    let bytes = value.as_deref().ok_or_else(|| error("missing".into()))?;
-    decode(bytes).map_err(|e| error(e.to_string()))
+        reason: "missing".into(),
+    })?;
+    decode_record(key, bytes)
+}
+
+/// A verified value decoded as the record its key holds.
+fn decode_record<T: Canonical>(key: &[u8], bytes: &[u8]) -> Result<T, LightError> {
+    decode(bytes).map_err(|e| LightError::Decode {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: e.to_string(),
+    })
 }

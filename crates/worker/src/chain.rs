@@ -345,15 +345,13 @@ async fn view_at(
             Workload::App { .. } => None,
         })
         .collect();
-    let keys = |ids: &[wetee_types::AppId], f: fn(wetee_types::AppId) -> Vec<u8>| {
-        ids.iter().map(|id| f(*id)).collect::<Vec<_>>()
-    };
-    let apps: Vec<Option<App>> = snapshot
-        .get_many(&keys(&app_ids, wetee_types::state_keys::app))
-        .await?;
-    let secrets: Vec<Option<wetee_types::records::AppSecrets>> = snapshot
-        .get_many(&keys(&app_ids, wetee_types::state_keys::app_secrets))
-        .await?;
+    let apps = snapshot.apps(&app_ids).await?;
+    let secret_keys: Vec<Vec<u8>> = app_ids
+        .iter()
+        .map(|id| wetee_types::state_keys::app_secrets(*id))
+        .collect();
+    let secrets: Vec<Option<wetee_types::records::AppSecrets>> =
+        snapshot.get_many(&secret_keys).await?;
     let run_keys: Vec<Vec<u8>> = run_ids
         .iter()
         .map(|(task, run)| wetee_types::state_keys::task_run(*task, *run))
