@@ -714,7 +714,7 @@ pub fn deploy(args: DeployBenchArgs, format: Format) -> Result<()> {
     // its own: `podman rm -f` racing a stop the worker left in flight can leave the container
     // running, unknown to Podman.
     if let Ok(identity) =
-        wetee_worker::identity::WorkerIdentity::load_or_create(&dir.path().join("worker"))
+        wetee_worker::identity::WorkerIdentity::open_unprotected(&dir.path().join("worker"))
     {
         let scope = hex::encode(identity.keys().identity);
         let socket = socket.display().to_string();

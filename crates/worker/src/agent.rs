@@ -16,15 +16,20 @@ use wetee_types::{AppId, Call, Keypair, WorkerId, Workload};
 
 use crate::backend::docker::DockerBackend;
 use crate::backend::{Backend, BackendError, InstanceState};
-use crate::chain::{ChainError, ChainView, ensure_registered, evidence_if_due, read_view};
+use crate::chain::{
+    ChainError, ChainView, ensure_registered, evidence_if_due, evidence_provider, read_view,
+};
 use crate::config::{BackendKind, WorkerConfig};
 use crate::identity::{IdentityError, WorkerIdentity};
 use crate::ingress::Routes;
+use crate::keys::{KeyStore, KeyStoreError, Protection};
 use crate::logbook::LogBook;
 use crate::owner_api::{AppStatus, InstanceStatus, OwnerApi};
 use crate::reconcile::Reconciler;
+use crate::registration::Registration;
 use crate::report::{Meter, is_worth_sending, run_report};
 use crate::revisions::SecretRevisions;
+use crate::topology::{EngineEndpoint, Layout, secrets_refusal};
 
 /// How often the worker reconciles without a new block.
 pub const RESYNC: Duration = Duration::from_secs(2);
@@ -37,6 +42,9 @@ pub enum AgentError {
     /// The keys could not be loaded.
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    /// The configured key store cannot protect the keys here.
+    #[error("the worker's keys: {0}")]
+    Keys(#[from] KeyStoreError),
     /// The backend could not be reached.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -64,6 +72,10 @@ pub struct Running {
     pub engine: String,
     /// Where its ingress listens.
     pub ingress: std::net::SocketAddr,
+    /// What keeps its keys from the operator.
+    pub key_protection: Protection,
+    /// Why it gives no secrets to containers, if it gives none.
+    pub secrets_refusal: Option<String>,
 }
 
 /// At most `MAX` items: a report longer than a report may be proves what fits.
@@ -481,11 +493,29 @@ impl Nodes {
 }
 
 /// Runs the worker until `stop` completes. `started` hears once it is registered. `rpc` is the
-/// first node to follow; `config.chain` names the chain and further nodes.
+/// first node to follow; `config.chain` names the chain and further nodes; `config.keys` the
+/// store of its keys.
 pub async fn run(
     config: WorkerConfig,
     rpc: &str,
     operator: Keypair,
+    stop: impl Future<Output = ()>,
+    started: impl FnOnce(Running),
+) -> Result<(), AgentError> {
+    let keys = crate::keys::open(
+        config.key_store(),
+        config.profile.tee_kinds,
+        &config.data_dir,
+    )?;
+    run_with_keys(config, rpc, operator, keys.as_ref(), stop, started).await
+}
+
+/// [`run`], with the keys kept in `keys`.
+pub async fn run_with_keys(
+    config: WorkerConfig,
+    rpc: &str,
+    operator: Keypair,
+    keys: &dyn KeyStore,
     stop: impl Future<Output = ()>,
     started: impl FnOnce(Running),
 ) -> Result<(), AgentError> {
@@ -494,20 +524,40 @@ pub async fn run(
         .trust()
         .map_err(|e| AgentError::Chain(ChainError::Unexpected(e)))?;
     let mut nodes = Nodes::new(rpc, &config.chain.rpc, trust, &config.data_dir);
-    let identity = WorkerIdentity::load_or_create(&config.data_dir)?;
+    let mut identity = WorkerIdentity::open(keys)?;
+    let key_protection = keys.protection();
+    match key_protection {
+        Protection::Unprotected => tracing::warn!(
+            "the worker's keys are in a plain file the operator can read: fine for the \
+             simulated TEE only"
+        ),
+        protection => tracing::info!(%protection, "the worker's keys"),
+    }
+    let scope = Registration::scope(&config.data_dir, &identity.keys().identity);
     let revisions = SecretRevisions::load(&config.data_dir).map_err(|error| AgentError::Io {
         what: "the secrets revisions record".into(),
         error,
     })?;
     let backend = match config.backend.kind {
-        BackendKind::Docker => {
-            let scope = hex::encode(identity.keys().identity);
-            DockerBackend::connect(config.backend.socket.as_deref(), &scope)
-                .await?
-                .with_secrets_dir(&config.backend.secrets_dir)?
-        }
+        BackendKind::Docker => DockerBackend::connect(config.backend.socket.as_deref(), &scope)
+            .await?
+            .with_secrets_dir(&config.backend.secrets_dir)?,
     };
     let engine = backend.describe().await?;
+    let layout = Layout {
+        tee: evidence_provider(&config)?.kind(),
+        data_dir: &config.data_dir,
+        engine: EngineEndpoint::of(
+            config.backend.socket.as_deref(),
+            std::env::var("DOCKER_HOST").ok().as_deref(),
+        ),
+        engine_storage: backend.storage_root().await?,
+        sys_dev_block: std::path::Path::new(crate::keys::disk::SYS_DEV_BLOCK),
+    };
+    if let Some(reason) = secrets_refusal(&layout) {
+        tracing::warn!(%reason, "the worker gives no secrets to containers");
+        identity.refuse_secrets(reason);
+    }
     let listener = tokio::net::TcpListener::bind(config.ingress.listen)
         .await
         .map_err(|error| AgentError::Io {
@@ -525,7 +575,7 @@ pub async fn run(
     if let Some(head) = nodes.highest {
         light.remember(head);
     }
-    let id = ensure_registered(&light, &operator, &identity, &config).await?;
+    let id = ensure_registered(&light, &operator, &identity, &config, &scope).await?;
     let epoch_length = light
         .snapshot()
         .params()
@@ -546,6 +596,8 @@ pub async fn run(
         identity: identity.identity().account_id(),
         engine,
         ingress,
+        key_protection,
+        secrets_refusal: identity.secrets_refusal().map(str::to_string),
     });
     let mut worker = Worker {
         id,

@@ -14,6 +14,7 @@ use wetee_types::{AccountId, Call, Keypair, TaskId, WorkerId, Workload};
 use crate::backend::{InstanceSpec, SecretFile};
 use crate::config::WorkerConfig;
 use crate::identity::{Nonce, WorkerIdentity};
+use crate::registration::Registration;
 use crate::revisions::SecretRevisions;
 
 /// How many times a pass starts over when the chain moves on while it reads.
@@ -83,15 +84,20 @@ pub async fn ensure_registered(
     operator: &Keypair,
     identity: &WorkerIdentity,
     config: &WorkerConfig,
+    scope: &str,
 ) -> Result<WorkerId, ChainError> {
     let client = light.rpc();
     let existing = consistent(light, |mut snapshot| async move {
         own_record(&mut snapshot, identity).await
     })
     .await?;
-    let mut worker = match existing {
-        Some(worker) => worker,
-        None => {
+    let kept = Registration::load(&config.data_dir)
+        .filter(|kept| kept.genesis_hash == light.genesis_hash());
+    let mut worker = match (existing, &kept) {
+        (Some(worker), _) => worker,
+        // New keys for a worker registered before: they replace the old ones on chain.
+        (None, Some(kept)) => rotate_keys(light, operator, identity, config, kept.worker).await?,
+        (None, None) => {
             let genesis = light.genesis_hash();
             let provider = evidence_provider(config)?;
             let attestation = identity
@@ -119,6 +125,17 @@ pub async fn ensure_registered(
             registered
         }
     };
+    let registration = Registration {
+        genesis_hash: light.genesis_hash(),
+        worker: worker.id,
+        scope: scope.to_string(),
+    };
+    if kept.as_ref() != Some(&registration)
+        && let Err(e) = registration.save(&config.data_dir)
+    {
+        // Only a later key rotation needs it; the worker runs without.
+        tracing::warn!(error = %e, "cannot keep the registration");
+    }
     if worker.operator != operator.account_id() {
         return Err(ChainError::Unexpected(format!(
             "worker {} with this identity key is operated by {}, not by the signing key",
@@ -152,6 +169,62 @@ pub async fn ensure_registered(
         worker.status = WorkerStatus::Started;
     }
     Ok(worker.id)
+}
+
+/// Replaces the keys of `worker` (this operator's, registered before from this data directory)
+/// with `identity`'s, with fresh evidence binding them. Secrets sealed to the old sealing key no
+/// longer open: their apps wait for their owners to reseal, as after a move.
+async fn rotate_keys(
+    light: &LightClient,
+    operator: &Keypair,
+    identity: &WorkerIdentity,
+    config: &WorkerConfig,
+    worker: WorkerId,
+) -> Result<Worker, ChainError> {
+    let record = consistent(light, |mut snapshot| async move {
+        Ok(snapshot.worker(worker).await?)
+    })
+    .await?;
+    let record = record.ok_or_else(|| {
+        ChainError::Unexpected(format!(
+            "{} names worker {worker}, which the chain does not have; move it aside to register \
+             anew",
+            crate::registration::FILE_NAME
+        ))
+    })?;
+    if record.operator != operator.account_id() {
+        return Err(ChainError::Unexpected(format!(
+            "worker {worker} is operated by {}, not by the signing key",
+            record.operator
+        )));
+    }
+    let genesis = light.genesis_hash();
+    let provider = evidence_provider(config)?;
+    let attestation = identity
+        .attestation(
+            provider.as_ref(),
+            &genesis,
+            &operator.account_id(),
+            &latest_nonce(light).await?,
+        )
+        .map_err(|e| ChainError::Unexpected(e.to_string()))?;
+    let call = Call::Workers(WorkersCall::Update {
+        worker,
+        profile: record.profile.clone(),
+        attestation: Some(attestation),
+    });
+    light.rpc().send(operator, call, |_| {}).await?;
+    let rotated = consistent(light, |mut snapshot| async move {
+        own_record(&mut snapshot, identity).await
+    })
+    .await?
+    .filter(|rotated| rotated.id == worker)
+    .ok_or_else(|| ChainError::Unexpected(format!("worker {worker} does not hold the new keys")))?;
+    tracing::warn!(
+        worker = %worker,
+        "new keys registered in place of the old: apps with secrets wait for their owners to reseal"
+    );
+    Ok(rotated)
 }
 
 /// Where the worker's evidence comes from: the simulated TEE when its profile offers it (dev
@@ -223,6 +296,9 @@ pub fn open_secrets(
         tracing::warn!(app = %app.id, revision = record.revision, "{why}; the app waits");
         None
     };
+    if let Some(why) = identity.secrets_refusal() {
+        return refuse(why);
+    }
     if !record.signed_by(&app.owner, genesis, app.id) {
         return refuse("the app's secrets are not signed by its owner");
     }

@@ -22,6 +22,13 @@
 //! socket = "/run/podman/podman.sock"   # default: $DOCKER_HOST or /var/run/docker.sock
 //! secrets_dir = "/dev/shm/wetee-secrets" # the default; must be on a tmpfs or ramfs
 //!
+//! [keys]                         # where the identity and sealing keys are kept
+//! store = "file"                 # the default for the simulated TEE: a plain, UNPROTECTED file
+//! # store = "snp-sealed"         # SEV-SNP (the default there): sealed to the launch measurement
+//! # store = "gramine-protected"  # SGX (the default there): Gramine's encrypted mount
+//! # store = "encrypted-disk"     # TDX (the default there): the VM's dm-crypt data disk
+//! # store = "memory"             # any TEE: never written; new keys, rotated on chain, each start
+//!
 //! [ingress]                      # the default
 //! listen = "127.0.0.1:8800"
 //! domain = "localhost"           # apps answer at http://<app-id>.localhost:8800/
@@ -55,6 +62,27 @@ pub struct WorkerConfig {
     /// The HTTP entrance to the apps.
     #[serde(default)]
     pub ingress: IngressConfig,
+    /// Where the worker's keys are kept.
+    #[serde(default)]
+    pub keys: KeysConfig,
+}
+
+/// Where the worker's keys are kept (see [`crate::keys`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// The store; by default the one the offered TEE has.
+    #[serde(default)]
+    pub store: Option<crate::keys::StoreKind>,
+}
+
+impl WorkerConfig {
+    /// The key store this worker uses.
+    pub fn key_store(&self) -> crate::keys::StoreKind {
+        self.keys
+            .store
+            .unwrap_or_else(|| crate::keys::StoreKind::default_for(self.profile.tee_kinds))
+    }
 }
 
 /// The HTTP entrance: `http://<app-id>.<domain>:<port>/` or `http://<listen>/<app-id>/`.
@@ -200,6 +228,19 @@ impl WorkerConfig {
         if config.profile.endpoint.as_str().is_empty() {
             return Err("profile.endpoint: where owners reach this worker".into());
         }
+        if config.key_store() == crate::keys::StoreKind::File
+            && !config
+                .profile
+                .tee_kinds
+                .contains(wetee_types::TeeKind::Simulated)
+        {
+            return Err(
+                "keys.store = \"file\" leaves the keys readable by the operator: it is \
+                 only for the simulated TEE; choose snp-sealed, gramine-protected, \
+                 encrypted-disk or memory"
+                    .into(),
+            );
+        }
         if config.chain.genesis_hash.is_none() == config.chain.spec.is_none() {
             config.chain.trust()?;
         }
@@ -270,5 +311,35 @@ socket = "/run/podman/podman.sock"
         );
         let both = EXAMPLE.replace("[chain]", "[chain]\nspec = \"/etc/spec.json\"");
         assert!(WorkerConfig::parse(&both).unwrap_err().contains("not both"));
+    }
+
+    #[test]
+    fn the_key_store_follows_the_tee_and_the_plain_file_is_only_for_the_simulated_one() {
+        use crate::keys::StoreKind;
+        assert_eq!(
+            WorkerConfig::parse(EXAMPLE).unwrap().key_store(),
+            StoreKind::File
+        );
+        let memory = format!("{EXAMPLE}\n[keys]\nstore = \"memory\"\n");
+        assert_eq!(
+            WorkerConfig::parse(&memory).unwrap().key_store(),
+            StoreKind::Memory
+        );
+        let snp = EXAMPLE.replace(r#"tee_kinds = ["simulated"]"#, r#"tee_kinds = ["sev-snp"]"#);
+        assert_eq!(
+            WorkerConfig::parse(&snp).unwrap().key_store(),
+            StoreKind::SnpSealed
+        );
+        let tdx = EXAMPLE.replace(r#"tee_kinds = ["simulated"]"#, r#"tee_kinds = ["tdx"]"#);
+        assert_eq!(
+            WorkerConfig::parse(&tdx).unwrap().key_store(),
+            StoreKind::EncryptedDisk
+        );
+        let plain = format!("{tdx}\n[keys]\nstore = \"file\"\n");
+        assert!(
+            WorkerConfig::parse(&plain)
+                .unwrap_err()
+                .contains("keys.store")
+        );
     }
 }

@@ -1,9 +1,9 @@
 //! The worker's TEE-bound keys: an Ed25519 identity key that signs work reports, and an X25519
-//! sealing key that owners seal secrets to. In production both are generated inside the TEE and
-//! bound into its evidence; here they are generated in process and kept in the worker's data
-//! directory (owner-only), which is what the simulated TEE allows on dev chains.
+//! sealing key that owners seal secrets to. Both are generated inside the TEE, bound into its
+//! evidence, and kept between restarts by a [`KeyStore`] that the operator cannot read (only the
+//! simulated TEE's store is a plain file).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use wetee_attest::provider::Provider;
 use wetee_types::codec::BoundedBytes;
@@ -13,29 +13,18 @@ use wetee_types::records::{
 use wetee_types::{AccountId, Hash, KeyScheme, Keypair};
 use zeroize::Zeroizing;
 
+use crate::keys::file::KeyFile;
+use crate::keys::{KeyMaterial, KeyStore, KeyStoreError};
+
 /// What went wrong with the keys.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
-    /// The key file could not be read or written.
-    #[error("{path}: {reason}")]
-    File {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
+    /// The keys could not be kept or found.
+    #[error("the worker's keys: {0}")]
+    Store(#[from] KeyStoreError),
     /// The TEE produced no usable evidence.
     #[error("attestation evidence: {0}")]
     Evidence(String),
-    /// No randomness.
-    #[error("no randomness from the operating system: {0}")]
-    Randomness(String),
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct StoredKeys {
-    identity_seed: String,
-    sealing_secret: String,
 }
 
 /// A recent finalized block, whose hash fresh evidence is bound to.
@@ -51,6 +40,8 @@ pub struct Nonce {
 pub struct WorkerIdentity {
     identity: Keypair,
     sealing: x25519_dalek::StaticSecret,
+    /// Why this machine's layout may not give secrets to containers ([`crate::topology`]).
+    secrets_refusal: Option<String>,
 }
 
 impl std::fmt::Debug for WorkerIdentity {
@@ -61,64 +52,45 @@ impl std::fmt::Debug for WorkerIdentity {
     }
 }
 
-fn random32() -> Result<Zeroizing<[u8; 32]>, IdentityError> {
-    let mut bytes = Zeroizing::new([0u8; 32]);
-    getrandom::getrandom(bytes.as_mut()).map_err(|e| IdentityError::Randomness(e.to_string()))?;
-    Ok(bytes)
-}
-
-fn decode32(text: &str) -> Option<Zeroizing<[u8; 32]>> {
-    let bytes = Zeroizing::new(hex::decode(text).ok()?);
-    let array: [u8; 32] = bytes.as_slice().try_into().ok()?;
-    Some(Zeroizing::new(array))
-}
-
 impl WorkerIdentity {
-    /// Loads the keys from `dir/worker-keys.json`, creating them (owner-only) on first start.
-    pub fn load_or_create(dir: &Path) -> Result<WorkerIdentity, IdentityError> {
-        let path = dir.join("worker-keys.json");
-        let file_error = |reason: String| IdentityError::File {
-            path: path.clone(),
-            reason,
+    /// The keys `store` kept, or new ones it keeps from now on.
+    pub fn open(store: &dyn KeyStore) -> Result<WorkerIdentity, IdentityError> {
+        let keys = match store.load()? {
+            Some(keys) => keys,
+            None => {
+                let keys = KeyMaterial::generate()?;
+                store.save(&keys)?;
+                keys
+            }
         };
-        if path.exists() {
-            let text = Zeroizing::new(
-                std::fs::read_to_string(&path).map_err(|e| file_error(e.to_string()))?,
-            );
-            let stored: StoredKeys =
-                serde_json::from_str(&text).map_err(|e| file_error(e.to_string()))?;
-            let identity = decode32(&stored.identity_seed)
-                .ok_or_else(|| file_error("identity_seed is not 32 bytes of hex".into()))?;
-            let sealing = decode32(&stored.sealing_secret)
-                .ok_or_else(|| file_error("sealing_secret is not 32 bytes of hex".into()))?;
-            return Ok(WorkerIdentity::from_secrets(&identity, &sealing));
-        }
-        std::fs::create_dir_all(dir).map_err(|e| file_error(e.to_string()))?;
-        let identity = random32()?;
-        let sealing = random32()?;
-        let stored = StoredKeys {
-            identity_seed: hex::encode(identity.as_ref()),
-            sealing_secret: hex::encode(sealing.as_ref()),
-        };
-        let text = Zeroizing::new(serde_json::to_string(&stored).unwrap_or_default());
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&path).map_err(|e| file_error(e.to_string()))?;
-        std::io::Write::write_all(&mut file, text.as_bytes())
-            .map_err(|e| file_error(e.to_string()))?;
-        Ok(WorkerIdentity::from_secrets(&identity, &sealing))
+        Ok(WorkerIdentity::from_secrets(
+            &keys.identity_seed,
+            &keys.sealing_secret,
+        ))
+    }
+
+    /// The keys in the simulated TEE's plain file in `dir`, which protects nothing: for dev
+    /// chains and tests only.
+    pub fn open_unprotected(dir: &Path) -> Result<WorkerIdentity, IdentityError> {
+        WorkerIdentity::open(&KeyFile::unprotected(dir))
     }
 
     fn from_secrets(identity: &[u8; 32], sealing: &[u8; 32]) -> WorkerIdentity {
         WorkerIdentity {
             identity: Keypair::from_seed(KeyScheme::Ed25519, *identity),
             sealing: x25519_dalek::StaticSecret::from(*sealing),
+            secrets_refusal: None,
         }
+    }
+
+    /// From now on, opens no secret for a container, for `reason`.
+    pub fn refuse_secrets(&mut self, reason: String) {
+        self.secrets_refusal = Some(reason);
+    }
+
+    /// Why no secret is opened for a container, if none is.
+    pub fn secrets_refusal(&self) -> Option<&str> {
+        self.secrets_refusal.as_deref()
     }
 
     /// The public keys.
@@ -204,28 +176,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_survive_a_restart_and_are_private() {
+    fn keys_survive_a_restart_in_their_store_and_differ_between_workers() {
         let dir = tempfile::tempdir().unwrap();
-        let first = WorkerIdentity::load_or_create(dir.path()).unwrap();
-        let again = WorkerIdentity::load_or_create(dir.path()).unwrap();
+        let first = WorkerIdentity::open_unprotected(dir.path()).unwrap();
+        let again = WorkerIdentity::open_unprotected(dir.path()).unwrap();
         assert_eq!(first.keys(), again.keys());
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("worker-keys.json"))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-        let other = WorkerIdentity::load_or_create(tempfile::tempdir().unwrap().path()).unwrap();
+        let other = WorkerIdentity::open_unprotected(tempfile::tempdir().unwrap().path()).unwrap();
         assert_ne!(first.keys(), other.keys());
+        let memory = crate::keys::memory::MemoryOnly;
+        let once = WorkerIdentity::open(&memory).unwrap();
+        assert_ne!(once.keys(), WorkerIdentity::open(&memory).unwrap().keys());
     }
 
     #[test]
     fn the_evidence_binds_the_keys_and_the_key_proof_binds_the_operator() {
         let dir = tempfile::tempdir().unwrap();
-        let worker = WorkerIdentity::load_or_create(dir.path()).unwrap();
+        let worker = WorkerIdentity::open_unprotected(dir.path()).unwrap();
         let genesis = Hash::of(b"chain");
         let operator = Keypair::from_seed(KeyScheme::Sr25519, [1; 32]).account_id();
         let nonce = Nonce {

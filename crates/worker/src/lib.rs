@@ -7,6 +7,10 @@
 //!   light client (certified headers, proven state).
 //! - [`config`]: the `worker.toml` file.
 //! - [`identity`]: the TEE-bound identity and sealing keys, and the evidence binding them.
+//! - [`keys`]: where those keys are kept between restarts, sealed to the TEE.
+//! - [`mounts`]: what a path is stored on (memory, an encrypted disk).
+//! - [`registration`]: the worker's id and container scope, kept across key rotations.
+//! - [`topology`]: whether this machine's layout lets the worker give secrets at all.
 //! - [`ingress`]: the HTTP entrance routing `<app-id>.<domain>` and `/<app-id>/` to apps.
 //! - [`logbook`]: captured logs per workload and epoch, and their Merkle roots.
 //! - [`owner_api`]: logs, status and metrics for the workload's owner only.
@@ -25,8 +29,12 @@ pub mod chain;
 pub mod config;
 pub mod identity;
 pub mod ingress;
+pub mod keys;
 pub mod logbook;
+pub mod mounts;
 pub mod owner_api;
 pub mod reconcile;
+pub mod registration;
 pub mod report;
 pub mod revisions;
+pub mod topology;

@@ -144,7 +144,7 @@ timeout_secs = 30
     assert!(support::http_get(ingress, &format!("/{}/", app.0)).contains("paid-page"));
 
     // The identity key kept in the data directory is the one registered.
-    let identity = WorkerIdentity::load_or_create(&dir.path().join("worker")).unwrap();
+    let identity = WorkerIdentity::open_unprotected(&dir.path().join("worker")).unwrap();
     assert_eq!(identity.identity().account_id(), running.identity);
 
     agent.stop().await;

@@ -19,7 +19,7 @@ use wetee_client::keys::dev_keypair;
 use wetee_client::light::{LightClient, Trust};
 use wetee_client::rpc::Client;
 use wetee_client::secrets::{SealOptions, SecretValue, seal};
-use wetee_types::codec::{BoundedString, BoundedVec, decode, encode};
+use wetee_types::codec::{decode, encode};
 use wetee_types::manifest::ImageRef;
 use wetee_types::records::{App, Assignments};
 use zeroize::Zeroizing;
@@ -256,12 +256,6 @@ fn container_images(scope: &str) -> Vec<String> {
         .collect()
 }
 
-fn random_token() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::getrandom(&mut bytes).unwrap();
-    format!("tok-{}", hex::encode(bytes))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lying_node_is_caught_and_what_runs_keeps_running() {
     let log = Log::default();
@@ -290,33 +284,14 @@ async fn a_lying_node_is_caught_and_what_runs_keeps_running() {
     let engine = support::engine();
     let mut config = support::worker_config(&dir.path().join("worker"), &engine.socket, genesis);
     config.ingress.listen = "127.0.0.1:0".parse().unwrap();
-    // Its own tmpfs directory: the worker's containers outlive it, and so would their secret
-    // files in a directory other tests look into.
-    let secrets_dir = std::path::PathBuf::from(format!(
-        "/dev/shm/wetee-test-lying-node-{}",
-        std::process::id()
-    ));
+    let secrets_dir = support::own_secrets_dir("lying-node");
     config.backend.secrets_dir = secrets_dir.clone();
     let worker = support::start_worker(config, &liar).await;
     let running = worker.running.clone();
     let scope = hex::encode(running.identity.0);
     let _cleanup = support::Cleanup(scope.clone());
-    // The tests' Podman service stops after 10 s without requests, and a worker refusing its
-    // node does not touch the engine: keep the service up.
-    let engine_socket = engine.socket.clone();
-    let _keep_alive = tokio::spawn(async move {
-        use wetee_worker::backend::Backend as _;
-        let backend = wetee_worker::backend::docker::DockerBackend::connect(
-            Some(&engine_socket),
-            "keep-alive",
-        )
-        .await
-        .unwrap();
-        loop {
-            let _ = backend.list().await;
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        }
-    });
+    // A worker refusing its node does not touch the engine.
+    let _keep_alive = support::keep_engine_alive();
     let ingress = running.ingress.port();
 
     // Bob's app serves the token it reads from /run/secrets.
@@ -330,18 +305,7 @@ async fn a_lying_node_is_caught_and_what_runs_keeps_running() {
         ..SealOptions::default()
     };
     let bob = dev_keypair("Bob");
-    let mut spec = support::app_spec("unused");
-    spec.container.args = BoundedVec::try_new(vec![
-        support::text("sh"),
-        support::text("-c"),
-        support::text(
-            "mkdir -p /www && cat /run/secrets/API_TOKEN > /www/index.html && \
-             exec /bin/busybox httpd -f -p 8080 -h /www",
-        ),
-    ])
-    .unwrap();
-    spec.container.secrets =
-        BoundedVec::try_new(vec![BoundedString::try_new("API_TOKEN").unwrap()]).unwrap();
+    let spec = support::secret_serving_spec();
     let app = support::create_app(&client, &bob, spec).await;
     let set_token = async |token: &str| {
         let values = [SecretValue {
@@ -358,7 +322,7 @@ async fn a_lying_node_is_caught_and_what_runs_keeps_running() {
         record.placement.map(|_| ())
     })
     .await;
-    let first = random_token();
+    let first = support::random_token();
     set_token(&first).await;
     let serves = async |token: &str| {
         let page = support::http_get(ingress, &format!("/{}/", app.0));
@@ -413,7 +377,7 @@ async fn a_lying_node_is_caught_and_what_runs_keeps_running() {
         .text()
         .matches("proof does not show the key aps/")
         .count();
-    let second = random_token();
+    let second = support::random_token();
     set_token(&second).await;
     support::eventually("the worker to refuse the older secrets", 30, async || {
         (log.text()

@@ -49,20 +49,20 @@ async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
         .expect("the node serves the chain");
     let engine = support::engine();
     let config = support::worker_config(&dir.path().join("worker"), &engine.socket, genesis);
-    let identity = WorkerIdentity::load_or_create(&config.data_dir).unwrap();
+    let identity = WorkerIdentity::open_unprotected(&config.data_dir).unwrap();
     let revisions = SecretRevisions::load(&config.data_dir).unwrap();
     let operator = dev_keypair("Alice");
-    let worker = ensure_registered(&light, &operator, &identity, &config)
+    let scope = hex::encode(identity.keys().identity);
+    let worker = ensure_registered(&light, &operator, &identity, &config, &scope)
         .await
         .expect("registered");
     // Registering again finds the same worker and does nothing.
     assert_eq!(
-        ensure_registered(&light, &operator, &identity, &config)
+        ensure_registered(&light, &operator, &identity, &config, &scope)
             .await
             .unwrap(),
         worker
     );
-    let scope = hex::encode(identity.keys().identity);
     let _cleanup = support::Cleanup(scope.clone());
     let backend = DockerBackend::connect(Some(&engine.socket), &scope)
         .await

@@ -78,12 +78,12 @@ async fn a_sealed_secret_reaches_the_container_and_nothing_else() {
         .expect("the node serves the chain");
     let engine = support::engine();
     let config = support::worker_config(&dir.path().join("worker"), &engine.socket, genesis);
-    let identity = WorkerIdentity::load_or_create(&config.data_dir).unwrap();
+    let identity = WorkerIdentity::open_unprotected(&config.data_dir).unwrap();
     let revisions = SecretRevisions::load(&config.data_dir).unwrap();
-    let worker = ensure_registered(&light, &dev_keypair("Alice"), &identity, &config)
+    let scope = hex::encode(identity.keys().identity);
+    let worker = ensure_registered(&light, &dev_keypair("Alice"), &identity, &config, &scope)
         .await
         .expect("registered");
-    let scope = hex::encode(identity.keys().identity);
     let _cleanup = support::Cleanup(scope.clone());
     let backend = DockerBackend::connect(Some(&engine.socket), &scope)
         .await
@@ -202,7 +202,7 @@ async fn a_sealed_secret_reaches_the_container_and_nothing_else() {
     assert!(!opens(&app_record, &record, &given), "an older revision");
 
     // Another worker's TEE cannot open it.
-    let stranger = WorkerIdentity::load_or_create(&dir.path().join("stranger")).unwrap();
+    let stranger = WorkerIdentity::open_unprotected(&dir.path().join("stranger")).unwrap();
     let secret = record.get("API_TOKEN").unwrap();
     let id = wetee_sealing::SecretId {
         genesis_hash: &client.genesis_hash(),

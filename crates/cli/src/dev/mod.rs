@@ -491,9 +491,12 @@ struct Running {
 
 /// The label scope of the dev worker's containers: its identity key, created if new.
 fn worker_scope(worker_dir: &Path) -> Result<String> {
-    let identity = wetee_worker::identity::WorkerIdentity::load_or_create(worker_dir)
+    let identity = wetee_worker::identity::WorkerIdentity::open_unprotected(worker_dir)
         .context("the dev worker's keys")?;
-    Ok(hex::encode(identity.keys().identity))
+    Ok(wetee_worker::registration::Registration::scope(
+        worker_dir,
+        &identity.keys().identity,
+    ))
 }
 
 /// The dev worker: simulated TEE, generous capacity, cheap prices.
@@ -534,6 +537,7 @@ fn dev_worker_config(
             socket: Some(socket.to_string()),
             secrets_dir: wetee_worker::config::DEFAULT_SECRETS_DIR.into(),
         },
+        keys: Default::default(),
         ingress: wetee_worker::config::IngressConfig {
             listen: ingress,
             domain: "localhost".into(),

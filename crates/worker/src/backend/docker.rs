@@ -10,7 +10,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
-use std::os::unix::ffi::OsStringExt as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -227,6 +226,16 @@ impl DockerBackend {
         Ok(lines)
     }
 
+    /// Where the engine keeps images and containers (`docker info`'s root directory).
+    pub async fn storage_root(&self) -> Result<Option<PathBuf>, BackendError> {
+        let info = self
+            .docker
+            .info()
+            .await
+            .map_err(|e| BackendError::Unreachable(e.to_string()))?;
+        Ok(info.docker_root_dir.map(PathBuf::from))
+    }
+
     /// The engine's name and version, such as `Podman Engine 4.3.1`.
     pub async fn describe(&self) -> Result<String, BackendError> {
         let version = self
@@ -266,17 +275,10 @@ fn prepare_secrets_dir(dir: &Path) -> Result<PathBuf, BackendError> {
     if !dir.is_absolute() || dir.components().any(|c| c == Component::ParentDir) {
         return Err(refuse("give an absolute path without `..`".into()));
     }
-    // The filesystem is the one the nearest existing ancestor is on, symbolic links resolved.
-    let mut existing = dir;
-    while !existing.exists() {
-        existing = existing.parent().unwrap_or(Path::new("/"));
-    }
-    let canonical = std::fs::canonicalize(existing)
-        .map_err(|e| refuse(e.to_string()))?
-        .join(dir.strip_prefix(existing).unwrap_or(Path::new("")));
+    let canonical = crate::mounts::canonical(dir).map_err(|e| refuse(e.to_string()))?;
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| refuse(format!("cannot read /proc/self/mountinfo: {e}")))?;
-    match filesystem_of(&mountinfo, &canonical) {
+    match crate::mounts::mount_of(&mountinfo, &canonical).map(|m| m.fs_type) {
         Some(fs) if fs == "tmpfs" || fs == "ramfs" => {}
         found => {
             return Err(refuse(format!(
@@ -302,60 +304,6 @@ fn prepare_secrets_dir(dir: &Path) -> Result<PathBuf, BackendError> {
         )));
     }
     Ok(canonical)
-}
-
-/// The type of the filesystem that `path` (absolute and canonical) is on, from the text of
-/// `/proc/self/mountinfo`: that of the longest mount point containing it, the last mounted if
-/// several are mounted there.
-fn filesystem_of(mountinfo: &str, path: &Path) -> Option<String> {
-    // `36 35 98:0 /root /mount/point rw,noatime shared:1 - ext4 /dev/sda1 rw`: the mount point
-    // is the fifth field, the type follows the `-` that ends the optional fields.
-    let mut found: Option<(usize, &str)> = None;
-    for line in mountinfo.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let (Some(mount_point), Some(rest)) = (fields.get(4), fields.get(6..)) else {
-            continue;
-        };
-        let Some(fs_type) = rest
-            .iter()
-            .position(|field| *field == "-")
-            .and_then(|i| rest.get(i + 1))
-        else {
-            continue;
-        };
-        let mount_point = unescape_mount_path(mount_point);
-        if path.starts_with(&mount_point) {
-            let depth = mount_point.components().count();
-            if found.is_none_or(|(deepest, _)| depth >= deepest) {
-                found = Some((depth, fs_type));
-            }
-        }
-    }
-    found.map(|(_, fs_type)| fs_type.to_string())
-}
-
-/// A mountinfo path, whose space, tab, newline and backslash are written in octal (`\040`).
-fn unescape_mount_path(text: &str) -> PathBuf {
-    let bytes = text.as_bytes();
-    let mut path = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|digits| bytes[i] == b'\\' && digits.iter().all(|d| (b'0'..=b'7').contains(d)));
-        match octal {
-            Some(digits) => {
-                let value = digits.iter().fold(0u32, |n, d| n * 8 + u32::from(d - b'0'));
-                path.push(u8::try_from(value).unwrap_or(b'?'));
-                i += 4;
-            }
-            None => {
-                path.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    PathBuf::from(std::ffi::OsString::from_vec(path))
 }
 
 /// `[A-Za-z_][A-Za-z0-9_]*`, as the manifest requires: a plain file name.
@@ -738,33 +686,6 @@ impl Backend for DockerBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const MOUNTINFO: &str = "\
-22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
-23 22 0:5 / /dev rw,nosuid shared:2 - devtmpfs udev rw,size=10k
-24 23 0:22 / /dev/shm rw,nosuid,nodev shared:3 - tmpfs tmpfs rw
-25 24 0:40 / /dev/shm rw,relatime - ext4 /dev/vdb rw
-26 25 0:41 / /dev/shm/in\\040memory rw master:7 shared:9 - ramfs none rw
-27 22 0:42 / /srv rw - tmpfs tmpfs rw
-";
-
-    fn fs(path: &str) -> Option<String> {
-        filesystem_of(MOUNTINFO, Path::new(path))
-    }
-
-    #[test]
-    fn the_filesystem_is_that_of_the_longest_mount_point_last_mounted() {
-        assert_eq!(fs("/var/lib").as_deref(), Some("ext4"));
-        assert_eq!(fs("/dev/null").as_deref(), Some("devtmpfs"));
-        // Mounted over the tmpfs: the disk wins.
-        assert_eq!(fs("/dev/shm/wetee").as_deref(), Some("ext4"));
-        // An escaped space, and optional fields before the separator.
-        assert_eq!(fs("/dev/shm/in memory/x").as_deref(), Some("ramfs"));
-        // Whole components only: `/srvx` is not under `/srv`.
-        assert_eq!(fs("/srv/secrets").as_deref(), Some("tmpfs"));
-        assert_eq!(fs("/srvx").as_deref(), Some("ext4"));
-        assert_eq!(filesystem_of("garbage\n", Path::new("/")), None);
-    }
 
     #[test]
     fn secret_names_are_plain_file_names() {

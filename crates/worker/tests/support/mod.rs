@@ -334,6 +334,7 @@ pub fn worker_config(
             socket: Some(socket.to_string()),
             secrets_dir: wetee_worker::config::DEFAULT_SECRETS_DIR.into(),
         },
+        keys: Default::default(),
         ingress: IngressConfig::default(),
     }
 }
@@ -394,22 +395,40 @@ impl RunningWorker {
 /// Starts the worker agent with `config`, following the node at `rpc`, operated by //Alice;
 /// returns once it is registered.
 pub async fn start_worker(config: WorkerConfig, rpc: &str) -> RunningWorker {
+    start_worker_with(config, rpc, None).await
+}
+
+/// [`start_worker`], keeping its keys in `keys` instead of the store `config` names.
+pub async fn start_worker_with(
+    config: WorkerConfig,
+    rpc: &str,
+    keys: Option<std::sync::Arc<dyn wetee_worker::keys::KeyStore>>,
+) -> RunningWorker {
     let (stop, stopped) = futures::channel::oneshot::channel::<()>();
     let (running_tx, running_rx) = std::sync::mpsc::channel();
     let rpc = rpc.to_string();
     let agent = tokio::spawn(async move {
-        wetee_worker::agent::run(
-            config,
-            &rpc,
-            dev_keypair("Alice"),
-            async {
-                let _ = stopped.await;
-            },
-            move |running| {
-                let _ = running_tx.send(running);
-            },
-        )
-        .await
+        let stop = async {
+            let _ = stopped.await;
+        };
+        let started = move |running| {
+            let _ = running_tx.send(running);
+        };
+        let operator = dev_keypair("Alice");
+        match keys {
+            Some(keys) => {
+                wetee_worker::agent::run_with_keys(
+                    config,
+                    &rpc,
+                    operator,
+                    keys.as_ref(),
+                    stop,
+                    started,
+                )
+                .await
+            }
+            None => wetee_worker::agent::run(config, &rpc, operator, stop, started).await,
+        }
     });
     let running =
         tokio::task::spawn_blocking(move || running_rx.recv_timeout(Duration::from_secs(60)))
@@ -421,4 +440,51 @@ pub async fn start_worker(config: WorkerConfig, rpc: &str) -> RunningWorker {
         stop,
         agent,
     }
+}
+
+/// A fresh token, as a secret's value.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes).unwrap();
+    format!("tok-{}", hex::encode(bytes))
+}
+
+/// An app that serves, on its page, the secret `API_TOKEN` it reads from `/run/secrets`.
+pub fn secret_serving_spec() -> AppSpec {
+    let mut spec = app_spec("unused");
+    spec.container.args = BoundedVec::try_new(vec![
+        text("sh"),
+        text("-c"),
+        text(
+            "mkdir -p /www && cat /run/secrets/API_TOKEN > /www/index.html && \
+             exec /bin/busybox httpd -f -p 8080 -h /www",
+        ),
+    ])
+    .unwrap();
+    spec.container.secrets =
+        BoundedVec::try_new(vec![BoundedString::try_new("API_TOKEN").unwrap()]).unwrap();
+    spec
+}
+
+/// A tmpfs directory for one test's secrets: the worker's containers outlive it, and so would
+/// their secret files in a directory other tests look into.
+pub fn own_secrets_dir(test: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("/dev/shm/wetee-test-{test}-{}", std::process::id()))
+}
+
+/// Keeps the tests' Podman service up while a test's worker leaves the engine alone: the
+/// service stops after 10 s without requests.
+pub fn keep_engine_alive() -> tokio::task::JoinHandle<()> {
+    let socket = engine().socket.clone();
+    tokio::spawn(async move {
+        use wetee_worker::backend::Backend as _;
+        let backend =
+            wetee_worker::backend::docker::DockerBackend::connect(Some(&socket), "keep-alive")
+                .await
+                .unwrap();
+        loop {
+            let _ = backend.list().await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    })
 }

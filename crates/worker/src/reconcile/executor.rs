@@ -1,0 +1,410 @@
+//! Applies the planner's actions to the engine, concurrently, each within its own deadline: a
+//! slow image pull or a container that ignores SIGTERM holds up only itself, never the other
+//! tenants' starts, the ingress routes or the work reports. A pass waits for its actions at
+//! most [`PASS_BUDGET`]; what is still running then finishes in the background, is reported
+//! in a later pass, and nothing new is planned for it meanwhile.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::task::{Id, JoinSet};
+
+use super::plan::{Action, Busy};
+use crate::backend::{Backend, BackendError, Identity};
+
+/// How long a removed container gets between SIGTERM and SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long a start may take, image pull included.
+pub const START_DEADLINE: Duration = Duration::from_secs(600);
+/// How long killing a task run may take.
+pub const KILL_DEADLINE: Duration = Duration::from_secs(30);
+/// How long removing a container may take.
+pub const REMOVE_DEADLINE: Duration = STOP_GRACE.saturating_add(Duration::from_secs(30));
+/// How long a pass waits for the actions it started.
+pub const PASS_BUDGET: Duration = Duration::from_secs(5);
+/// How many lines of a dead container's output are kept to explain its death.
+const LAST_LINES: usize = 20;
+
+/// What an action came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The instance acted on.
+    pub identity: Identity,
+    /// What was done: `start`, `replace`, `kill` or `remove`.
+    pub what: &'static str,
+    /// Whether it worked, or why not.
+    pub result: Result<(), String>,
+    /// What a replaced container printed last.
+    pub last_output: Option<String>,
+}
+
+struct Running {
+    identity: Identity,
+    container: Option<String>,
+    what: &'static str,
+}
+
+/// The actions in flight.
+#[derive(Debug)]
+pub struct Executor<B: Backend> {
+    backend: B,
+    /// Starts, replacements and kills: a pass waits for them, within its budget.
+    foreground: JoinSet<Outcome>,
+    /// Removals: never waited for.
+    aside: JoinSet<Outcome>,
+    running: BTreeMap<Id, (Identity, Option<String>, &'static str)>,
+    busy: Busy,
+}
+
+impl<B: Backend> Executor<B> {
+    /// An executor over `backend`.
+    pub fn new(backend: B) -> Executor<B> {
+        Executor {
+            backend,
+            foreground: JoinSet::new(),
+            aside: JoinSet::new(),
+            running: BTreeMap::new(),
+            busy: Busy::default(),
+        }
+    }
+
+    /// What the actions in flight work on.
+    pub fn busy(&self) -> &Busy {
+        &self.busy
+    }
+
+    /// Starts `actions`, each in its own task under its deadline.
+    pub fn launch(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            if self.busy.overlaps(&action) {
+                continue;
+            }
+            let running = Running {
+                identity: action.identity(),
+                container: action.container().map(str::to_string),
+                what: match action {
+                    Action::Start(_) => "start",
+                    Action::Replace { .. } => "replace",
+                    Action::Kill { .. } => "kill",
+                    Action::Remove { .. } => "remove",
+                },
+            };
+            if matches!(action, Action::Start(_) | Action::Replace { .. }) {
+                self.busy.identities.insert(running.identity);
+            }
+            if let Some(container) = &running.container {
+                self.busy.containers.insert(container.clone());
+            }
+            let deadline = match action {
+                Action::Start(_) | Action::Replace { .. } => START_DEADLINE,
+                Action::Kill { .. } => KILL_DEADLINE,
+                Action::Remove { .. } => REMOVE_DEADLINE,
+            };
+            let backend = self.backend.clone();
+            let (identity, what) = (running.identity, running.what);
+            let task = async move {
+                let mut last_output = None;
+                let applied =
+                    tokio::time::timeout(deadline, apply(&backend, action, &mut last_output));
+                let result = match applied.await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!(
+                        "{what} did not finish within {}s",
+                        deadline.as_secs()
+                    )),
+                };
+                Outcome {
+                    identity,
+                    what,
+                    result,
+                    last_output,
+                }
+            };
+            let handle = if running.what == "remove" {
+                self.aside.spawn(task)
+            } else {
+                self.foreground.spawn(task)
+            };
+            self.running.insert(
+                handle.id(),
+                (running.identity, running.container, running.what),
+            );
+        }
+    }
+
+    /// The outcomes of actions finished since the last call, waiting at most `budget` for the
+    /// starts, replacements and kills still running.
+    pub async fn settle(&mut self, budget: Duration) -> Vec<Outcome> {
+        let mut outcomes = Vec::new();
+        let until = tokio::time::Instant::now() + budget;
+        while !self.foreground.is_empty() {
+            match tokio::time::timeout_at(until, self.foreground.join_next_with_id()).await {
+                Ok(Some(joined)) => outcomes.push(self.finished(joined)),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        while let Some(joined) = self.aside.try_join_next_with_id() {
+            outcomes.push(self.finished(joined));
+        }
+        outcomes
+    }
+
+    fn finished(&mut self, joined: Result<(Id, Outcome), tokio::task::JoinError>) -> Outcome {
+        let id = match &joined {
+            Ok((id, _)) => *id,
+            Err(e) => e.id(),
+        };
+        let (identity, container, what) = self.running.remove(&id).unwrap_or((
+            Identity {
+                workload: wetee_types::Workload::App {
+                    app: wetee_types::AppId(0),
+                },
+                version: 0,
+                replica: 0,
+                generation: 0,
+            },
+            None,
+            "unknown",
+        ));
+        self.busy.identities.remove(&identity);
+        if let Some(container) = container {
+            self.busy.containers.remove(&container);
+        }
+        match joined {
+            Ok((_, outcome)) => outcome,
+            Err(e) => Outcome {
+                identity,
+                what,
+                result: Err(format!("{what} failed: {e}")),
+                last_output: None,
+            },
+        }
+    }
+}
+
+async fn apply<B: Backend>(
+    backend: &B,
+    action: Action,
+    last_output: &mut Option<String>,
+) -> Result<(), BackendError> {
+    match action {
+        Action::Start(spec) => {
+            let image = backend.prepare_image(&spec.container.image).await?;
+            backend.start(&spec, &image).await.map(drop)
+        }
+        Action::Replace { spec, dead } => {
+            // What it printed before dying explains why: keep it before removing it.
+            *last_output = Some(
+                backend
+                    .logs(&dead, LAST_LINES)
+                    .await
+                    .map(|lines| lines.iter().map(|l| format!("{}\n", l.text)).collect())
+                    .unwrap_or_default(),
+            );
+            backend.remove(&dead, STOP_GRACE).await?;
+            let image = backend.prepare_image(&spec.container.image).await?;
+            backend.start(&spec, &image).await.map(drop)
+        }
+        Action::Kill { container, .. } => backend.kill(&container).await,
+        Action::Remove { container, .. } => backend.remove(&container, STOP_GRACE).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use wetee_types::codec::{BoundedString, BoundedVec};
+    use wetee_types::manifest::{ContainerSpec, ImageRef};
+    use wetee_types::{AppId, Resources, Workload};
+
+    use super::*;
+    use crate::backend::{Instance, InstanceSpec, InstanceState, LogLine, LogStream, Usage};
+
+    /// An engine whose `slow/*` images never finish pulling and whose `broken/*` images do not
+    /// exist; it records what it did.
+    #[derive(Debug, Clone, Default)]
+    struct FakeEngine {
+        done: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl FakeEngine {
+        fn did(&self, what: String) {
+            self.done.lock().unwrap().push(what);
+        }
+    }
+
+    impl Backend for FakeEngine {
+        fn name(&self) -> &'static str {
+            "fake"
+        }
+
+        async fn prepare_image(&self, image: &ImageRef) -> Result<String, BackendError> {
+            let name = image.repository.as_str().to_string();
+            if name.starts_with("slow/") {
+                std::future::pending::<()>().await;
+            }
+            if name.starts_with("broken/") {
+                return Err(BackendError::Image {
+                    image: name,
+                    reason: "not found".into(),
+                });
+            }
+            Ok(name)
+        }
+
+        async fn list(&self) -> Result<Vec<Instance>, BackendError> {
+            Ok(Vec::new())
+        }
+
+        async fn start(&self, spec: &InstanceSpec, _image: &str) -> Result<Instance, BackendError> {
+            self.did(format!("started {}", spec.name()));
+            Ok(Instance {
+                id: spec.name(),
+                name: spec.name(),
+                identity: spec.identity(),
+                state: InstanceState::Running,
+                ports: Default::default(),
+            })
+        }
+
+        async fn kill(&self, id: &str) -> Result<(), BackendError> {
+            self.did(format!("killed {id}"));
+            Ok(())
+        }
+
+        async fn remove(&self, id: &str, grace: Duration) -> Result<(), BackendError> {
+            // `old-*` containers ignore SIGTERM and are slow to go even then.
+            if id.starts_with("old-") {
+                tokio::time::sleep(grace * 2).await;
+            }
+            self.did(format!("removed {id}"));
+            Ok(())
+        }
+
+        async fn logs_since(
+            &self,
+            _: &str,
+            _: i64,
+        ) -> Result<Vec<(String, LogLine)>, BackendError> {
+            Ok(Vec::new())
+        }
+
+        async fn run_times(&self, _: &str) -> Result<Option<(u64, u64)>, BackendError> {
+            Ok(None)
+        }
+
+        async fn logs(&self, id: &str, _tail: usize) -> Result<Vec<LogLine>, BackendError> {
+            Ok(vec![LogLine {
+                stream: LogStream::Stderr,
+                text: format!("{id}: panic: no config"),
+            }])
+        }
+
+        async fn usage(&self, _: &str) -> Result<Usage, BackendError> {
+            Ok(Usage::default())
+        }
+    }
+
+    fn spec(app: u64, image: &str) -> InstanceSpec {
+        InstanceSpec {
+            workload: Workload::App { app: AppId(app) },
+            version: 1,
+            replica: 0,
+            generation: 0,
+            container: ContainerSpec {
+                image: ImageRef {
+                    repository: BoundedString::try_new(image).unwrap(),
+                    digest: [1; 32],
+                },
+                command: BoundedVec::default(),
+                args: BoundedVec::default(),
+                env: BoundedVec::default(),
+                secrets: BoundedVec::default(),
+                ports: BoundedVec::default(),
+                resources: Resources::ZERO,
+                gpu_model: None,
+            },
+            health: None,
+            timeout: None,
+            secrets: Vec::new(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_pull_holds_up_only_itself_until_its_deadline() {
+        let engine = FakeEngine::default();
+        let mut executor = Executor::new(engine.clone());
+        let (slow, fast, broken, crashed) = (
+            spec(1, "slow/model"),
+            spec(2, "example/web"),
+            spec(3, "broken/app"),
+            spec(4, "example/api"),
+        );
+        executor.launch(vec![
+            Action::Start(Box::new(slow.clone())),
+            Action::Start(Box::new(fast.clone())),
+            Action::Start(Box::new(broken.clone())),
+            Action::Replace {
+                spec: Box::new(crashed.clone()),
+                dead: "dead-4".into(),
+            },
+            Action::Remove {
+                container: "old-5".into(),
+                identity: spec(5, "example/old").identity(),
+            },
+        ]);
+        let started = tokio::time::Instant::now();
+        let mut outcomes = executor.settle(PASS_BUDGET).await;
+        assert_eq!(
+            started.elapsed(),
+            PASS_BUDGET,
+            "the pass waited its budget, no more"
+        );
+        outcomes.sort_by_key(|o| o.identity);
+        let results: Vec<(&str, Result<(), String>)> = outcomes
+            .iter()
+            .map(|o| (o.what, o.result.clone()))
+            .collect();
+        // The fast start, the failed one and the replacement are reported; the slow pull and
+        // the slow removal go on, and stay busy.
+        assert_eq!(
+            results,
+            vec![
+                ("start", Ok(())),
+                ("start", Err("image broken/app: not found".into())),
+                ("replace", Ok(())),
+            ]
+        );
+        assert!(executor.busy().containers.contains("old-5"));
+        assert_eq!(
+            outcomes[2].last_output.as_deref(),
+            Some("dead-4: panic: no config\n")
+        );
+        assert!(executor.busy().identities.contains(&slow.identity()));
+        assert!(!executor.busy().identities.contains(&fast.identity()));
+        // Launching it again while it runs does nothing.
+        executor.launch(vec![Action::Start(Box::new(slow.clone()))]);
+        assert_eq!(executor.running.len(), 2);
+
+        // At its deadline it fails, and is free to be tried again.
+        tokio::time::sleep(START_DEADLINE).await;
+        let mut outcomes = executor.settle(PASS_BUDGET).await;
+        outcomes.sort_by_key(|o| o.identity);
+        assert_eq!(outcomes.len(), 2);
+        assert_eq!((outcomes[1].what, &outcomes[1].result), ("remove", &Ok(())));
+        assert_eq!(
+            outcomes[0].result,
+            Err(format!(
+                "start did not finish within {}s",
+                START_DEADLINE.as_secs()
+            ))
+        );
+        assert!(executor.busy().identities.is_empty());
+        assert!(executor.busy().containers.is_empty());
+        let done = engine.done.lock().unwrap().clone();
+        assert!(done.contains(&"removed dead-4".to_string()), "{done:?}");
+        assert!(done.contains(&"removed old-5".to_string()), "{done:?}");
+    }
+}

@@ -1,0 +1,216 @@
+//! Makes the backend match what the chain assigned: level-triggered and idempotent, so a pass
+//! after a crash, or twice in a row, does only what is still missing. Each pass observes the
+//! engine (its containers, and which of them answer their readiness probe), points the ingress
+//! at what answers, asks the [`plan`] what to do, and hands that to the [`executor`].
+
+pub mod executor;
+pub mod plan;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wetee_types::Workload;
+
+use crate::backend::{Backend, BackendError, Identity, Instance, InstanceSpec};
+use crate::ingress::Routes;
+
+pub use executor::STOP_GRACE;
+pub use plan::{DRAIN, FAILURES_BEFORE_REPORT, STEADY};
+
+use executor::{Executor, Outcome, PASS_BUDGET};
+use plan::{Action, Memory, Observed, is_live};
+
+/// How long a readiness probe may take.
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Pass {
+    /// Instances started (or replaced) since the last pass.
+    pub started: Vec<Identity>,
+    /// Instances whose removal began.
+    pub removed: Vec<Identity>,
+    /// Actions that failed since the last pass, and why.
+    pub failed: Vec<(Identity, String)>,
+    /// Instances that answered their readiness probe.
+    pub ready: BTreeSet<Identity>,
+    /// The instances observed at the start of the pass.
+    pub instances: Vec<Instance>,
+}
+
+impl Pass {
+    /// Whether the pass changed nothing.
+    pub fn is_quiet(&self) -> bool {
+        self.started.is_empty() && self.removed.is_empty() && self.failed.is_empty()
+    }
+}
+
+/// The reconciler, and what it remembers between passes.
+#[derive(Debug)]
+pub struct Reconciler<B: Backend> {
+    backend: B,
+    memory: Memory,
+    executor: Executor<B>,
+    /// The last lines of each instance's last dead container.
+    last_output: BTreeMap<Identity, String>,
+    routes: Option<Arc<Routes>>,
+}
+
+impl<B: Backend> Reconciler<B> {
+    /// A reconciler over `backend`.
+    pub fn new(backend: B) -> Reconciler<B> {
+        Reconciler {
+            executor: Executor::new(backend.clone()),
+            backend,
+            memory: Memory::default(),
+            last_output: BTreeMap::new(),
+            routes: None,
+        }
+    }
+
+    /// Keeps `routes` pointing at the containers that answer.
+    pub fn with_routes(mut self, routes: Arc<Routes>) -> Reconciler<B> {
+        self.routes = Some(routes);
+        self
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// Instances that failed [`FAILURES_BEFORE_REPORT`] times in a row, with the last reason and
+    /// with the last output of the last container that died.
+    pub fn failing(&self) -> Vec<(Identity, String, String)> {
+        self.memory
+            .failing()
+            .into_iter()
+            .map(|(identity, reason)| {
+                let output = self.last_output.get(&identity).cloned().unwrap_or_default();
+                (identity, reason, output)
+            })
+            .collect()
+    }
+
+    /// One pass towards `desired`.
+    pub async fn reconcile(&mut self, desired: &[InstanceSpec]) -> Result<Pass, BackendError> {
+        let mut pass = Pass::default();
+        let instances = self.backend.list().await?;
+        let ready = probe_all(desired, &instances).await;
+        if let Some(routes) = &self.routes {
+            routes.replace(plan::route_table(desired, &instances, &ready));
+        }
+        let observed = Observed {
+            instances: &instances,
+            ready: &ready,
+            busy: self.executor.busy(),
+            now: Instant::now(),
+        };
+        let actions = plan::plan(&mut self.memory, desired, &observed);
+        for action in &actions {
+            match action {
+                Action::Remove { identity, .. } => pass.removed.push(*identity),
+                Action::Kill { identity, .. } => {
+                    tracing::info!(workload = %identity.workload, "timed out: killing");
+                }
+                Action::Replace { spec, .. } => {
+                    tracing::info!(workload = %spec.workload, "restarting");
+                }
+                Action::Start(_) => {}
+            }
+        }
+        self.executor.launch(actions);
+        for outcome in self.executor.settle(PASS_BUDGET).await {
+            self.absorb(outcome, &mut pass);
+        }
+        let wanted: BTreeSet<Identity> = desired.iter().map(InstanceSpec::identity).collect();
+        self.last_output
+            .retain(|identity, _| wanted.contains(identity));
+        pass.ready = ready;
+        pass.instances = instances;
+        Ok(pass)
+    }
+
+    fn absorb(&mut self, outcome: Outcome, pass: &mut Pass) {
+        if let Some(output) = outcome.last_output {
+            self.last_output.insert(outcome.identity, output);
+        }
+        match (outcome.what, outcome.result) {
+            ("start" | "replace", Ok(())) => pass.started.push(outcome.identity),
+            ("remove", Err(e)) => {
+                tracing::warn!(workload = %outcome.identity.workload, error = %e, "cannot remove");
+            }
+            (_, Ok(())) => {}
+            (what, Err(e)) => {
+                tracing::warn!(workload = %outcome.identity.workload, error = %e, "cannot {what}");
+                self.memory
+                    .record_failure(outcome.identity, Instant::now(), e.clone());
+                pass.failed.push((outcome.identity, e));
+            }
+        }
+    }
+}
+
+/// The live instances that answer their readiness probe, all probed at once.
+async fn probe_all(desired: &[InstanceSpec], instances: &[Instance]) -> BTreeSet<Identity> {
+    let specs: BTreeMap<Identity, &InstanceSpec> =
+        desired.iter().map(|s| (s.identity(), s)).collect();
+    let probes = instances.iter().filter(|i| is_live(i)).map(|instance| {
+        let probe = specs
+            .get(&instance.identity)
+            .and_then(|spec| probe_port(spec, instance));
+        async move { probe_answers(probe).await.then_some(instance.identity) }
+    });
+    futures::future::join_all(probes)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// The host port to probe for readiness: the health check's port, else the first port; `None`
+/// when the container publishes nothing (running is then ready).
+fn probe_port(spec: &InstanceSpec, instance: &Instance) -> Option<(u16, Option<String>)> {
+    use wetee_types::manifest::Probe;
+    let (port, path) = match spec.workload {
+        Workload::TaskRun { .. } => return None,
+        Workload::App { .. } => match spec.health.as_ref().map(|h| &h.probe) {
+            Some(Probe::Http { port, path }) => (*port, Some(path.as_str().to_string())),
+            Some(Probe::Tcp { port }) => (*port, None),
+            None => (spec.container.ports.first()?.container, None),
+        },
+    };
+    // A port that is not published yet answers nothing: probing port 0 fails.
+    Some((instance.ports.get(&port).copied().unwrap_or(0), path))
+}
+
+/// Whether the probe answers (a TCP connection, or an HTTP 2xx/3xx for a path).
+async fn probe_answers(probe: Option<(u16, Option<String>)>) -> bool {
+    let Some((port, path)) = probe else {
+        return true;
+    };
+    if port == 0 {
+        return false;
+    }
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
+        let Some(path) = path else {
+            return Some(true);
+        };
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await.ok()?;
+        let status = std::str::from_utf8(&head[9..12]).ok()?;
+        Some(status.starts_with('2') || status.starts_with('3'))
+    };
+    tokio::time::timeout(PROBE_TIMEOUT, attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
