@@ -553,6 +553,7 @@ pub async fn run_with_keys(
         ),
         engine_storage: backend.storage_root().await?,
         sys_dev_block: std::path::Path::new(crate::keys::disk::SYS_DEV_BLOCK),
+        swaps: &std::fs::read_to_string("/proc/swaps").unwrap_or_default(),
     };
     if let Some(reason) = secrets_refusal(&layout) {
         tracing::warn!(%reason, "the worker gives no secrets to containers");

@@ -125,6 +125,12 @@ pub async fn ensure_registered(
             registered
         }
     };
+    if worker.operator != operator.account_id() {
+        return Err(ChainError::Unexpected(format!(
+            "worker {} with this identity key is operated by {}, not by the signing key",
+            worker.id, worker.operator
+        )));
+    }
     let registration = Registration {
         genesis_hash: light.genesis_hash(),
         worker: worker.id,
@@ -135,12 +141,6 @@ pub async fn ensure_registered(
     {
         // Only a later key rotation needs it; the worker runs without.
         tracing::warn!(error = %e, "cannot keep the registration");
-    }
-    if worker.operator != operator.account_id() {
-        return Err(ChainError::Unexpected(format!(
-            "worker {} with this identity key is operated by {}, not by the signing key",
-            worker.id, worker.operator
-        )));
     }
     let (_, params) = consistent(
         light,

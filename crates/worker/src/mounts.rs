@@ -19,6 +19,8 @@ pub struct Mount {
 /// `path` made absolute and canonical, even when it does not exist yet: the nearest existing
 /// ancestor with symbolic links resolved, then the rest.
 pub fn canonical(path: &Path) -> std::io::Result<PathBuf> {
+    let absolute = std::path::absolute(path)?;
+    let path = absolute.as_path();
     let mut existing = path;
     while !existing.exists() {
         existing = existing.parent().unwrap_or(Path::new("/"));
@@ -73,8 +75,9 @@ pub fn mount_of_path(path: &Path) -> Result<Mount, String> {
         .ok_or_else(|| format!("{}: on no mount /proc/self/mountinfo lists", path.display()))
 }
 
-/// Whether the block device `major:minor` is a dm-crypt mapping or is built on one (LVM or a
-/// partition on LUKS), read under `sys_dev_block` (`/sys/dev/block` on a real system).
+/// Whether the block device `major:minor` is a dm-crypt mapping or is built only on such
+/// mappings (LVM on LUKS), read under `sys_dev_block` (`/sys/dev/block` on a real system). A
+/// volume spread over one encrypted device and one plain one is not encrypted.
 pub fn is_dm_crypt(sys_dev_block: &Path, device: &str) -> bool {
     fn walk(device_dir: &Path, depth: u32) -> bool {
         // Device-mapper stacks are shallow; a loop in a broken sysfs must not hang the worker.
@@ -88,7 +91,8 @@ pub fn is_dm_crypt(sys_dev_block: &Path, device: &str) -> bool {
         let Ok(slaves) = std::fs::read_dir(device_dir.join("slaves")) else {
             return false;
         };
-        slaves.flatten().any(|slave| walk(&slave.path(), depth + 1))
+        let slaves: Vec<_> = slaves.flatten().collect();
+        !slaves.is_empty() && slaves.iter().all(|slave| walk(&slave.path(), depth + 1))
     }
     walk(&sys_dev_block.join(device), 0)
 }
@@ -153,6 +157,15 @@ mod tests {
     }
 
     #[test]
+    fn a_relative_path_is_checked_where_it_really_is() {
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(
+            canonical(Path::new("not-yet/data")).unwrap(),
+            std::fs::canonicalize(&here).unwrap().join("not-yet/data")
+        );
+    }
+
+    #[test]
     fn dm_crypt_is_found_directly_or_under_lvm_and_nowhere_else() {
         let sys = tempfile::tempdir().unwrap();
         let device = |name: &str, uuid: Option<&str>, slaves: &[&str]| {
@@ -171,9 +184,11 @@ mod tests {
         device("253:0", Some("CRYPT-LUKS2-0123-root\n"), &["8:0"]);
         device("253:1", Some("LVM-abc"), &["253:0"]);
         device("253:2", Some("LVM-def"), &["8:0"]);
+        device("253:3", Some("LVM-half"), &["253:0", "8:0"]);
         assert!(is_dm_crypt(sys.path(), "253:0"));
         assert!(is_dm_crypt(sys.path(), "253:1"));
         assert!(!is_dm_crypt(sys.path(), "253:2"));
+        assert!(!is_dm_crypt(sys.path(), "253:3"));
         assert!(!is_dm_crypt(sys.path(), "8:0"));
         assert!(!is_dm_crypt(sys.path(), "9:9"));
     }

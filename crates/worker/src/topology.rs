@@ -5,7 +5,8 @@
 //!   The engine is reached on a local Unix socket (not over a network, where it could be on
 //!   the operator's host), and the engine's storage and the worker's data directory are on the
 //!   VM's encrypted (dm-crypt) disk. Decrypted secrets are only ever in a tmpfs, which is in the
-//!   VM's encrypted memory.
+//!   VM's encrypted memory, and every swap area is zram or encrypted, so that neither they nor
+//!   the keys are paged out to a plain disk.
 //! - **SGX**: an enclave holds only the worker; its containers run outside any enclave, so an
 //!   SGX worker gives them no secrets.
 //! - **Simulated**: development only; nothing is protected and nothing is checked.
@@ -56,6 +57,52 @@ pub struct Layout<'a> {
     pub engine_storage: Option<PathBuf>,
     /// `/sys/dev/block`, or a stand-in in tests.
     pub sys_dev_block: &'a Path,
+    /// The text of `/proc/swaps`.
+    pub swaps: &'a str,
+}
+
+/// The `major:minor` of the block device file `path`.
+pub fn block_device_number(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let rdev = std::fs::metadata(path).ok()?.rdev();
+    let major = ((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0xfff);
+    let minor = ((rdev >> 12) & 0xffff_ff00) | (rdev & 0xff);
+    Some(format!("{major}:{minor}"))
+}
+
+/// Why a swap area listed in `swaps` (the text of `/proc/swaps`) could page memory out to a
+/// plain disk, if one could: each must be zram or on dm-crypt. `device_of` names the block
+/// device of a swap partition.
+pub fn swap_refusal(
+    swaps: &str,
+    sys_dev_block: &Path,
+    device_of: impl Fn(&Path) -> Option<String>,
+) -> Option<String> {
+    let mut plain = Vec::new();
+    // `Filename Type Size Used Priority`, after a header line.
+    for line in swaps.lines().skip(1) {
+        let mut fields = line.split_whitespace();
+        let (Some(name), Some(kind)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let path = Path::new(name);
+        if name.starts_with("/dev/zram") {
+            continue;
+        }
+        let device = match kind {
+            "partition" => device_of(path),
+            _ => crate::mounts::mount_of_path(path).ok().map(|m| m.device),
+        };
+        if !device.is_some_and(|d| crate::mounts::is_dm_crypt(sys_dev_block, &d)) {
+            plain.push(name.to_string());
+        }
+    }
+    (!plain.is_empty()).then(|| {
+        format!(
+            "swap on {} is not encrypted: memory holding keys and secrets could be paged out to it",
+            plain.join(", ")
+        )
+    })
 }
 
 /// Why this layout may not give secrets, or `None` when it may.
@@ -85,6 +132,10 @@ pub fn secrets_refusal(layout: &Layout) -> Option<String> {
             }
             if let Err(why) = disk::check_encrypted(layout.data_dir, layout.sys_dev_block) {
                 problems.push(format!("the data directory: {why}"));
+            }
+            if let Some(why) = swap_refusal(layout.swaps, layout.sys_dev_block, block_device_number)
+            {
+                problems.push(why);
             }
             if problems.is_empty() {
                 None
@@ -133,6 +184,7 @@ mod tests {
             engine,
             engine_storage: Some(storage.path().to_path_buf()),
             sys_dev_block: sys.path(),
+            swaps: "Filename Type Size Used Priority\n",
         };
         let local = EngineEndpoint::Local("/run/podman/podman.sock".into());
         assert_eq!(
@@ -156,5 +208,30 @@ mod tests {
         let remote = EngineEndpoint::Remote("tcp://10.0.0.1:2375".into());
         let refusal = secrets_refusal(&layout(TeeKind::Tdx, remote)).unwrap();
         assert!(refusal.contains("tcp://10.0.0.1:2375"), "{refusal}");
+    }
+
+    #[test]
+    fn swap_must_be_zram_or_encrypted() {
+        let sys = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(sys.path().join("253:1/dm")).unwrap();
+        std::fs::write(sys.path().join("253:1/dm/uuid"), "CRYPT-PLAIN-swap").unwrap();
+        let device_of = |path: &Path| match path.to_str() {
+            Some("/dev/dm-1") => Some("253:1".to_string()),
+            Some("/dev/sda2") => Some("8:2".to_string()),
+            _ => None,
+        };
+        let header = "Filename\tType\tSize\tUsed\tPriority\n";
+        let swaps = |lines: &str| format!("{header}{lines}");
+        assert_eq!(swap_refusal(&swaps(""), sys.path(), device_of), None);
+        let zram = swaps("/dev/zram0 partition 8388604 0 100\n");
+        assert_eq!(swap_refusal(&zram, sys.path(), device_of), None);
+        let crypt = swaps("/dev/dm-1 partition 8388604 0 -2\n");
+        assert_eq!(swap_refusal(&crypt, sys.path(), device_of), None);
+        let plain = swaps("/dev/dm-1 partition 1 0 -2\n/dev/sda2 partition 1 0 -3\n");
+        let refusal = swap_refusal(&plain, sys.path(), device_of).unwrap();
+        assert!(
+            refusal.contains("/dev/sda2") && !refusal.contains("dm-1"),
+            "{refusal}"
+        );
     }
 }

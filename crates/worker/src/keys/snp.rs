@@ -202,6 +202,16 @@ impl KeyStore for SnpSealedFile {
             .ok()
             .and_then(KeyRequest::from_bytes)
             .ok_or_else(|| self.error("its key request is malformed"))?;
+        // Anyone on this chip can derive the key of a weaker request (no measurement, another
+        // VMPL) and seal keys they know to it: only the worker's own request is accepted.
+        if request != self.request {
+            return Err(KeyStoreError::Sealed(format!(
+                "{}: sealed under a key request other than the worker's (measurement and \
+                 policy, VCEK, VMPL 0): it was not written by this worker; move it aside to \
+                 start with new keys (owners then reseal)",
+                self.path.display()
+            )));
+        }
         let sealed: wetee_types::records::SealedBox = wetee_types::codec::decode(sealed)
             .map_err(|e| self.error(format_args!("its sealed keys are malformed: {e}")))?;
         let derived = self.source.derive(&request)?;
@@ -312,6 +322,28 @@ mod tests {
         weaker[8 + 8] = FIELD_GUEST_POLICY as u8;
         std::fs::write(dir.path().join(FILE_NAME), &weaker).unwrap();
         assert!(matches!(store.load(), Err(KeyStoreError::Sealed(_))));
+
+        // Keys the operator chose, sealed to a weaker request whose key the operator can
+        // derive in a guest of their own on the same chip: refused, however well they open.
+        let planted = KeyMaterial::generate().unwrap();
+        let weak = KeyRequest {
+            guest_field_select: 0,
+            ..KeyRequest::WORKER_KEYS
+        };
+        let operator = Launch([1; 32]);
+        let derived = operator.derive(&weak).unwrap();
+        let sealed = wetee_sealing::seal(
+            &wetee_sealing::public_key(&derived),
+            &SnpSealedFile::associated_data(&weak),
+            planted.to_bytes().as_ref(),
+        )
+        .unwrap();
+        let mut forged = MAGIC.to_vec();
+        forged.extend_from_slice(&weak.to_bytes());
+        forged.extend_from_slice(&wetee_types::codec::encode(&sealed));
+        std::fs::write(dir.path().join(FILE_NAME), &forged).unwrap();
+        let error = store.load().err().unwrap().to_string();
+        assert!(error.contains("not written by this worker"), "{error}");
 
         for broken in [
             &file[..20],

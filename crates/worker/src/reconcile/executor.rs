@@ -10,12 +10,14 @@ use std::time::Duration;
 use tokio::task::{Id, JoinSet};
 
 use super::plan::{Action, Busy};
-use crate::backend::{Backend, BackendError, Identity};
+use crate::backend::{Backend, BackendError, Identity, InstanceSpec};
 
 /// How long a removed container gets between SIGTERM and SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
-/// How long a start may take, image pull included.
-pub const START_DEADLINE: Duration = Duration::from_secs(600);
+/// How long pulling an image may take: a model server's image may be tens of gigabytes.
+pub const PULL_DEADLINE: Duration = Duration::from_secs(3600);
+/// How long creating and starting a container may take, its image ready.
+pub const START_DEADLINE: Duration = Duration::from_secs(120);
 /// How long killing a task run may take.
 pub const KILL_DEADLINE: Duration = Duration::from_secs(30);
 /// How long removing a container may take.
@@ -95,25 +97,11 @@ impl<B: Backend> Executor<B> {
             if let Some(container) = &running.container {
                 self.busy.containers.insert(container.clone());
             }
-            let deadline = match action {
-                Action::Start(_) | Action::Replace { .. } => START_DEADLINE,
-                Action::Kill { .. } => KILL_DEADLINE,
-                Action::Remove { .. } => REMOVE_DEADLINE,
-            };
             let backend = self.backend.clone();
             let (identity, what) = (running.identity, running.what);
             let task = async move {
                 let mut last_output = None;
-                let applied =
-                    tokio::time::timeout(deadline, apply(&backend, action, &mut last_output));
-                let result = match applied.await {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err(format!(
-                        "{what} did not finish within {}s",
-                        deadline.as_secs()
-                    )),
-                };
+                let result = apply(&backend, action, &mut last_output).await;
                 Outcome {
                     identity,
                     what,
@@ -140,38 +128,32 @@ impl<B: Backend> Executor<B> {
         let until = tokio::time::Instant::now() + budget;
         while !self.foreground.is_empty() {
             match tokio::time::timeout_at(until, self.foreground.join_next_with_id()).await {
-                Ok(Some(joined)) => outcomes.push(self.finished(joined)),
+                Ok(Some(joined)) => outcomes.extend(self.finished(joined)),
                 Ok(None) | Err(_) => break,
             }
         }
         while let Some(joined) = self.aside.try_join_next_with_id() {
-            outcomes.push(self.finished(joined));
+            outcomes.extend(self.finished(joined));
         }
         outcomes
     }
 
-    fn finished(&mut self, joined: Result<(Id, Outcome), tokio::task::JoinError>) -> Outcome {
+    /// The outcome of a joined task, its work no longer busy. Every task is entered in
+    /// `running` before it can be joined; one that is not is none of this executor's.
+    fn finished(
+        &mut self,
+        joined: Result<(Id, Outcome), tokio::task::JoinError>,
+    ) -> Option<Outcome> {
         let id = match &joined {
             Ok((id, _)) => *id,
             Err(e) => e.id(),
         };
-        let (identity, container, what) = self.running.remove(&id).unwrap_or((
-            Identity {
-                workload: wetee_types::Workload::App {
-                    app: wetee_types::AppId(0),
-                },
-                version: 0,
-                replica: 0,
-                generation: 0,
-            },
-            None,
-            "unknown",
-        ));
+        let (identity, container, what) = self.running.remove(&id)?;
         self.busy.identities.remove(&identity);
         if let Some(container) = container {
             self.busy.containers.remove(&container);
         }
-        match joined {
+        Some(match joined {
             Ok((_, outcome)) => outcome,
             Err(e) => Outcome {
                 identity,
@@ -179,35 +161,78 @@ impl<B: Backend> Executor<B> {
                 result: Err(format!("{what} failed: {e}")),
                 last_output: None,
             },
-        }
+        })
     }
+}
+
+impl<B: Backend> Drop for Executor<B> {
+    fn drop(&mut self) {
+        // A removal under way finishes even when the worker stops: nothing would resume it.
+        self.aside.detach_all();
+    }
+}
+
+/// Runs `step` within `deadline`, saying what did not finish in time.
+async fn within<T>(
+    what: &str,
+    deadline: Duration,
+    step: impl std::future::Future<Output = Result<T, BackendError>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(deadline, step).await {
+        Ok(done) => done.map_err(|e| e.to_string()),
+        Err(_) => Err(format!(
+            "{what} did not finish within {}s",
+            deadline.as_secs()
+        )),
+    }
+}
+
+async fn start<B: Backend>(backend: &B, spec: &InstanceSpec) -> Result<(), String> {
+    let image = within(
+        "pulling the image",
+        PULL_DEADLINE,
+        backend.prepare_image(&spec.container.image),
+    )
+    .await?;
+    within("starting", START_DEADLINE, backend.start(spec, &image))
+        .await
+        .map(drop)
 }
 
 async fn apply<B: Backend>(
     backend: &B,
     action: Action,
     last_output: &mut Option<String>,
-) -> Result<(), BackendError> {
+) -> Result<(), String> {
     match action {
-        Action::Start(spec) => {
-            let image = backend.prepare_image(&spec.container.image).await?;
-            backend.start(&spec, &image).await.map(drop)
-        }
+        Action::Start(spec) => start(backend, &spec).await,
         Action::Replace { spec, dead } => {
             // What it printed before dying explains why: keep it before removing it.
             *last_output = Some(
-                backend
-                    .logs(&dead, LAST_LINES)
-                    .await
-                    .map(|lines| lines.iter().map(|l| format!("{}\n", l.text)).collect())
-                    .unwrap_or_default(),
+                within(
+                    "reading its logs",
+                    KILL_DEADLINE,
+                    backend.logs(&dead, LAST_LINES),
+                )
+                .await
+                .map(|lines| lines.iter().map(|l| format!("{}\n", l.text)).collect())
+                .unwrap_or_default(),
             );
-            backend.remove(&dead, STOP_GRACE).await?;
-            let image = backend.prepare_image(&spec.container.image).await?;
-            backend.start(&spec, &image).await.map(drop)
+            let removed = backend.remove(&dead, STOP_GRACE);
+            within("removing the dead container", REMOVE_DEADLINE, removed).await?;
+            start(backend, &spec).await
         }
-        Action::Kill { container, .. } => backend.kill(&container).await,
-        Action::Remove { container, .. } => backend.remove(&container, STOP_GRACE).await,
+        Action::Kill { container, .. } => {
+            within("kill", KILL_DEADLINE, backend.kill(&container)).await
+        }
+        Action::Remove { container, .. } => {
+            within(
+                "remove",
+                REMOVE_DEADLINE,
+                backend.remove(&container, STOP_GRACE),
+            )
+            .await
+        }
     }
 }
 
@@ -220,7 +245,7 @@ mod tests {
     use wetee_types::{AppId, Resources, Workload};
 
     use super::*;
-    use crate::backend::{Instance, InstanceSpec, InstanceState, LogLine, LogStream, Usage};
+    use crate::backend::{Instance, InstanceState, LogLine, LogStream, Usage};
 
     /// An engine whose `slow/*` images never finish pulling and whose `broken/*` images do not
     /// exist; it records what it did.
@@ -389,7 +414,7 @@ mod tests {
         assert_eq!(executor.running.len(), 2);
 
         // At its deadline it fails, and is free to be tried again.
-        tokio::time::sleep(START_DEADLINE).await;
+        tokio::time::sleep(PULL_DEADLINE).await;
         let mut outcomes = executor.settle(PASS_BUDGET).await;
         outcomes.sort_by_key(|o| o.identity);
         assert_eq!(outcomes.len(), 2);
@@ -397,8 +422,8 @@ mod tests {
         assert_eq!(
             outcomes[0].result,
             Err(format!(
-                "start did not finish within {}s",
-                START_DEADLINE.as_secs()
+                "pulling the image did not finish within {}s",
+                PULL_DEADLINE.as_secs()
             ))
         );
         assert!(executor.busy().identities.is_empty());

@@ -124,9 +124,10 @@ impl<B: Backend> Reconciler<B> {
         for outcome in self.executor.settle(PASS_BUDGET).await {
             self.absorb(outcome, &mut pass);
         }
-        let wanted: BTreeSet<Identity> = desired.iter().map(InstanceSpec::identity).collect();
+        // A dead container's output explains failures still counted, and nothing else.
+        let memory = &self.memory;
         self.last_output
-            .retain(|identity, _| wanted.contains(identity));
+            .retain(|identity, _| memory.next_attempt(identity).is_some());
         pass.ready = ready;
         pass.instances = instances;
         Ok(pass)

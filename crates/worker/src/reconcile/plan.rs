@@ -22,6 +22,9 @@ use crate::backend::{Identity, Instance, InstanceSpec, InstanceState};
 pub const DRAIN: Duration = Duration::from_secs(1);
 /// How long an instance must run for its earlier failures to be forgiven.
 pub const STEADY: Duration = Duration::from_secs(60);
+/// How long a container may stay created without running before it counts as dead (a start
+/// cut short by its deadline, or by the worker stopping).
+pub const CREATED_GRACE: Duration = Duration::from_secs(60);
 /// An app failing this many times in a row (not starting, or exiting) is reported to the chain
 /// as failed.
 pub const FAILURES_BEFORE_REPORT: u32 = 3;
@@ -122,6 +125,7 @@ pub struct Memory {
     unrouted: BTreeMap<String, Instant>,
     running_since: BTreeMap<String, Instant>,
     steady_since: BTreeMap<String, Instant>,
+    created_since: BTreeMap<String, Instant>,
 }
 
 impl Memory {
@@ -183,10 +187,27 @@ pub fn plan(memory: &mut Memory, desired: &[InstanceSpec], observed: &Observed) 
     let by_identity: BTreeMap<Identity, &Instance> =
         observed.instances.iter().map(|i| (i.identity, i)).collect();
 
+    for instance in observed.instances {
+        if instance.state == InstanceState::Created {
+            memory
+                .created_since
+                .entry(instance.id.clone())
+                .or_insert(now);
+        } else {
+            memory.created_since.remove(&instance.id);
+        }
+    }
+    let stuck = |memory: &Memory, instance: &Instance| {
+        memory
+            .created_since
+            .get(&instance.id)
+            .is_some_and(|since| now.duration_since(*since) >= CREATED_GRACE)
+    };
+
     for spec in desired {
         let identity = spec.identity();
         let action = match by_identity.get(&identity) {
-            Some(instance) if is_live(instance) => continue,
+            Some(instance) if is_live(instance) && !stuck(memory, instance) => continue,
             // A finished run: its container is its record until the chain lets go.
             Some(_) if matches!(identity.workload, Workload::TaskRun { .. }) => continue,
             Some(instance) => Action::Replace {
@@ -251,6 +272,7 @@ pub fn plan(memory: &mut Memory, desired: &[InstanceSpec], observed: &Observed) 
     memory.steady_since.retain(|id, _| present.contains(id));
     memory.running_since.retain(|id, _| present.contains(id));
     memory.unrouted.retain(|id, _| present.contains(id));
+    memory.created_since.retain(|id, _| present.contains(id));
 
     let wanted: BTreeSet<Identity> = desired.iter().map(InstanceSpec::identity).collect();
     for instance in observed.instances {
@@ -595,6 +617,26 @@ mod tests {
         assert!(!planner.memory.failing().is_empty());
         planner.at(80.0, &desired, &up, &[&spec]);
         assert!(planner.memory.failing().is_empty());
+    }
+
+    #[test]
+    fn a_container_created_but_never_started_is_replaced_after_a_grace() {
+        let spec = app(1, 0, 0);
+        let desired = [spec.clone()];
+        let created = [instance(&spec, InstanceState::Created, 0)];
+        let mut planner = Planner::new();
+        assert_eq!(
+            planner.at(0.0, &desired, &created, &[]),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            planner.at(59.0, &desired, &created, &[]),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            planner.at(60.0, &desired, &created, &[]),
+            vec!["replace app-1-v1-r0-g0"]
+        );
     }
 
     #[test]
