@@ -98,16 +98,7 @@ pub async fn ensure_registered(
         // New keys for a worker registered before: they replace the old ones on chain.
         (None, Some(kept)) => rotate_keys(light, operator, identity, config, kept.worker).await?,
         (None, None) => {
-            let genesis = light.genesis_hash();
-            let provider = evidence_provider(config)?;
-            let attestation = identity
-                .attestation(
-                    provider.as_ref(),
-                    &genesis,
-                    &operator.account_id(),
-                    &latest_nonce(light).await?,
-                )
-                .map_err(|e| ChainError::Unexpected(e.to_string()))?;
+            let attestation = fresh_attestation(light, operator, identity, config).await?;
             let call = Call::Workers(WorkersCall::Register {
                 profile: config.profile.clone(),
                 attestation,
@@ -171,6 +162,24 @@ pub async fn ensure_registered(
     Ok(worker.id)
 }
 
+/// `identity`'s keys with fresh evidence bound to the latest final block, for `operator`.
+async fn fresh_attestation(
+    light: &LightClient,
+    operator: &Keypair,
+    identity: &WorkerIdentity,
+    config: &WorkerConfig,
+) -> Result<wetee_types::records::Attestation, ChainError> {
+    let provider = evidence_provider(config)?;
+    identity
+        .attestation(
+            provider.as_ref(),
+            &light.genesis_hash(),
+            &operator.account_id(),
+            &latest_nonce(light).await?,
+        )
+        .map_err(|e| ChainError::Unexpected(e.to_string()))
+}
+
 /// Replaces the keys of `worker` (this operator's, registered before from this data directory)
 /// with `identity`'s, with fresh evidence binding them. Secrets sealed to the old sealing key no
 /// longer open: their apps wait for their owners to reseal, as after a move.
@@ -198,16 +207,7 @@ async fn rotate_keys(
             record.operator
         )));
     }
-    let genesis = light.genesis_hash();
-    let provider = evidence_provider(config)?;
-    let attestation = identity
-        .attestation(
-            provider.as_ref(),
-            &genesis,
-            &operator.account_id(),
-            &latest_nonce(light).await?,
-        )
-        .map_err(|e| ChainError::Unexpected(e.to_string()))?;
+    let attestation = fresh_attestation(light, operator, identity, config).await?;
     let call = Call::Workers(WorkersCall::Update {
         worker,
         profile: record.profile.clone(),
