@@ -3,9 +3,10 @@
 
 use anyhow::{Context, Result};
 use serde::Serialize;
+use wetee_client::owner_key::{FailureLog, open_failure_log};
 use wetee_client::rpc::Client;
 use wetee_types::records::{AppFailure, AppStatus, StopReason};
-use wetee_types::{AccountId, AppId, Balance, WorkerId, Workload};
+use wetee_types::{AccountId, AppId, Balance, Hash, Keypair, WorkerId, Workload};
 
 /// An app's state, from its record, its worker, its failure report and its pending reason.
 #[derive(Debug, Clone, Serialize)]
@@ -23,6 +24,12 @@ pub struct AppState {
     pub pending_reason: Option<String>,
     /// Why its worker could not run it, if it reported so.
     pub failure: Option<AppFailure>,
+    /// The failed version's last log lines, opened with the owner's key ([`Self::open_log`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_log: Option<String>,
+    /// Why the owner's key did not open them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_log_error: Option<String>,
 }
 
 impl AppState {
@@ -54,7 +61,46 @@ impl AppState {
             deposit: record.deposit,
             pending_reason,
             failure: client.app_failure(app).await?,
+            failure_log: None,
+            failure_log_error: None,
         })
+    }
+
+    /// Opens the failure report's log lines, sealed to the owner, with `owner`'s key.
+    pub fn open_log(&mut self, owner: &Keypair, genesis_hash: &Hash) {
+        let Some(failure) = &self.failure else {
+            return;
+        };
+        match open_failure_log(owner, genesis_hash, self.app_id, failure) {
+            FailureLog::Opened(text) => self.failure_log = Some(text.as_str().to_string()),
+            FailureLog::NotSealed => {}
+            FailureLog::Unreadable(e) => self.failure_log_error = Some(e.to_string()),
+        }
+    }
+
+    /// The failure's log lines, or why they cannot be shown.
+    pub fn log_words(&self) -> Option<Result<&str, String>> {
+        let failure = self.failure.as_ref()?;
+        let app = self.app_id;
+        Some(
+            match (
+                &failure.log_tail,
+                &self.failure_log,
+                &self.failure_log_error,
+            ) {
+                (None, _, _) => Err(
+                    "no log lines: the owner had published no sealing key when the worker reported"
+                        .into(),
+                ),
+                (Some(_), Some(text), _) => Ok(text.trim_end()),
+                (Some(_), None, Some(e)) => Err(format!(
+                    "its last log lines do not open with this key ({e}): only the owner's key opens them"
+                )),
+                (Some(_), None, None) => Err(format!(
+                    "its last log lines are sealed to the owner: `wetee app status {app} --from <owner>` opens them"
+                )),
+            },
+        )
     }
 
     /// Its state in a few words: `running on worker 1`, `waiting for a worker: no worker is
@@ -101,12 +147,15 @@ impl AppState {
                 failure.at,
                 failure.reason.as_str()
             ));
-            let tail = failure.log_tail.as_str().trim_end();
-            if !tail.is_empty() {
-                text.push_str("\n  its last log lines:");
-                for line in tail.lines() {
-                    text.push_str(&format!("\n    {line}"));
+            match self.log_words() {
+                Some(Ok("")) | None => {}
+                Some(Ok(tail)) => {
+                    text.push_str("\n  its last log lines:");
+                    for line in tail.lines() {
+                        text.push_str(&format!("\n    {line}"));
+                    }
                 }
+                Some(Err(why)) => text.push_str(&format!("\n  {why}")),
             }
         }
         text

@@ -58,6 +58,12 @@ pub enum AccountCommand {
         #[arg(long)]
         amount: Balance,
     },
+    /// Publishes the account's sealing key (derived from the account key), to which workers
+    /// seal a failed app's log lines. `wetee app deploy` does it before an account's first app.
+    SetSealingKey {
+        #[command(flatten)]
+        signer: Signer,
+    },
 }
 
 /// `wetee chain status|block|events` (`chain spec` is handled with the local commands).
@@ -285,6 +291,9 @@ pub enum AppCommand {
     Status {
         /// The app.
         app: AppId,
+        /// The owner's key: opens the failure report's log lines, which are sealed to it.
+        #[arg(long)]
+        from: Option<String>,
     },
     /// The app's logs, from its worker (owner only).
     Logs {
@@ -632,6 +641,24 @@ struct TransactionResult<'a> {
 }
 
 /// Signs `call`, submits it, shows progress on stderr, and prints the outcome.
+/// Publishes the signer's sealing key before its first app, so that a worker that cannot run
+/// the app can seal its last log lines to the owner. Not fatal: the app is created either way.
+async fn publish_sealing_key(context: &Session<'_>, signer: &Signer) {
+    let published = async {
+        let key = KeySource::parse(&signer.from)?.keypair(context.scheme, context.keystore)?;
+        let client = connect(context).await?;
+        anyhow::Ok(wetee_client::owner_key::publish(&client, &key).await?)
+    };
+    match published.await {
+        Ok(true) => eprintln!("publishing your sealing key (once per account)"),
+        Ok(false) => {}
+        Err(e) => eprintln!(
+            "could not publish your sealing key ({e:#}): if the app fails, its log lines will \
+             not be readable from the chain"
+        ),
+    }
+}
+
 async fn send(context: &Session<'_>, signer: &Signer, call: Call) -> Result<()> {
     let key = KeySource::parse(&signer.from)?.keypair(context.scheme, context.keystore)?;
     let client = connect(context).await?;
@@ -735,6 +762,16 @@ pub async fn account(command: AccountCommand, context: &Session<'_>) -> Result<(
         AccountCommand::Transfer { signer, to, amount } => {
             let call = Call::Balances(BalancesCall::Transfer { to, amount });
             send(context, &signer, call).await
+        }
+        AccountCommand::SetSealingKey { signer } => {
+            let key = KeySource::parse(&signer.from)?.keypair(context.scheme, context.keystore)?;
+            let key = wetee_client::owner_key::sealing_key(&key);
+            send(
+                context,
+                &signer,
+                Call::Balances(BalancesCall::SetSealingKey { key }),
+            )
+            .await
         }
     }
 }
@@ -956,9 +993,13 @@ pub async fn worker(command: WorkerCommand, context: &Session<'_>) -> Result<()>
 pub async fn app(command: AppCommand, context: &Session<'_>) -> Result<()> {
     let (signer, call) = match command {
         AppCommand::Deploy(args) => return crate::deploy::deploy(context, args).await,
-        AppCommand::Status { app } => {
+        AppCommand::Status { app, from } => {
             let client = connect(context).await?;
-            let state = AppState::read(&client, app).await?;
+            let mut state = AppState::read(&client, app).await?;
+            if let Some(from) = from {
+                let owner = KeySource::parse(&from)?.keypair(context.scheme, context.keystore)?;
+                state.open_log(&owner, &client.genesis_hash());
+            }
             print(context.format, &state, || state.to_text());
             return Ok(());
         }
@@ -997,6 +1038,7 @@ pub async fn app(command: AppCommand, context: &Session<'_>) -> Result<()> {
             deposit,
         } => {
             let spec = read_app_spec(&spec)?;
+            publish_sealing_key(context, &signer).await;
             (signer, AppsCall::Create { spec, deposit })
         }
         AppCommand::Update { signer, app, spec } => {

@@ -83,6 +83,22 @@ pub async fn deploy(context: &Session<'_>, args: DeployArgs) -> Result<()> {
     let client = Client::connect(context.rpc).await?;
     let progress = Progress::new(context.format);
     let deadline = began + args.timeout;
+    // Once per account, so that a worker that cannot run the app can seal its last log lines
+    // to the owner. Not awaited: the app's creation takes the next nonce.
+    match wetee_client::owner_key::publish(&client, &key).await {
+        Ok(true) => progress.stage(
+            "publishing your sealing key (once per account)",
+            json!({ "stage": "sealing_key" }),
+        ),
+        Ok(false) => {}
+        Err(e) => progress.stage(
+            &format!(
+                "could not publish your sealing key ({e}): if the app fails, its log lines \
+                 will not be readable from the chain"
+            ),
+            json!({ "stage": "sealing_key", "error": e.to_string() }),
+        ),
+    }
     let sending = client.send(
         &key,
         Call::Apps(AppsCall::Create {
@@ -242,7 +258,7 @@ async fn follow(
             }
             continue;
         };
-        let state = match AppState::read(connected, app).await {
+        let mut state = match AppState::read(connected, app).await {
             Ok(state) => state,
             Err(e) if is_disconnection(&e) => {
                 client = None;
@@ -261,6 +277,7 @@ async fn follow(
                 json!({ "stage": "placed", "worker": worker }),
             );
         }
+        state.open_log(owner, &connected.genesis_hash());
         match (&state.status, &state.failure) {
             (AppStatus::Stopped { .. }, _) => bail!("app {app} {}", failure_words(&state)),
             (_, Some(failure)) if failure.version == state.version => {
@@ -322,9 +339,10 @@ fn failure_words(state: &AppState) -> String {
             failure.version,
             failure.reason.as_str()
         ));
-        let tail = failure.log_tail.as_str().trim_end();
-        if !tail.is_empty() {
-            text.push_str(&format!("\nits last log lines:\n{tail}"));
+        match state.log_words() {
+            Some(Ok("")) | None => {}
+            Some(Ok(tail)) => text.push_str(&format!("\nits last log lines:\n{tail}")),
+            Some(Err(why)) => text.push_str(&format!("\n{why}")),
         }
     }
     text

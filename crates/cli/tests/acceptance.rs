@@ -325,6 +325,56 @@ API_TOKEN={token}
         "{output}"
     );
 
+    // An app that cannot start: the deployment says why, with its last log lines, which the
+    // worker sealed to the owner; the chain shows everyone else only the reason.
+    let crashing = home.join("crashing.toml");
+    std::fs::write(
+        &crashing,
+        std::fs::read_to_string(&manifest).unwrap().replace(
+            r#"args = ["sh", "/app/serve.sh"]"#,
+            r#"args = ["sh", "-c", "echo missing DATABASE_URL; exit 3"]"#,
+        ),
+    )
+    .unwrap();
+    let (ok, failed, stderr) = wetee(
+        &rpc,
+        &[
+            "app",
+            "deploy",
+            "-f",
+            crashing.to_str().unwrap(),
+            "--from",
+            "//Bob",
+            "--deposit",
+            "10",
+            "--wait",
+        ],
+    );
+    assert!(!ok, "{failed} {stderr}");
+    let error = failed["error"].as_str().unwrap_or_default();
+    assert!(error.contains("code 3"), "{failed}");
+    assert!(error.contains("missing DATABASE_URL"), "{failed}");
+    let broken = error
+        .split_whitespace()
+        .nth(1)
+        .and_then(|id| id.parse::<u64>().ok())
+        .expect("the error names the app")
+        .to_string();
+    let (ok, public, _) = wetee(&rpc, &["app", "status", &broken]);
+    assert!(ok && public["failure"]["log_tail"].is_object(), "{public}");
+    assert!(!public.to_string().contains("DATABASE_URL"), "{public}");
+    let (ok, opened, _) = wetee(&rpc, &["app", "status", &broken, "--from", "//Bob"]);
+    assert!(ok, "{opened}");
+    assert!(
+        opened["failure_log"]
+            .as_str()
+            .is_some_and(|log| log.contains("missing DATABASE_URL")),
+        "{opened}"
+    );
+    let (_, stranger, _) = wetee(&rpc, &["app", "status", &broken, "--from", "//Charlie"]);
+    assert!(stranger["failure_log"].is_null(), "{stranger}");
+    assert!(stranger["failure_log_error"].is_string(), "{stranger}");
+
     // Kill the worker and start it again: nothing duplicated, the app still serves.
     let worker = processes.0.remove(2);
     let mut worker = worker;

@@ -410,6 +410,14 @@ impl Snapshot<'_> {
         self.get(keys::app_version(id, version)).await
     }
 
+    /// The X25519 key an account published for sealing to it.
+    pub async fn sealing_key(
+        &mut self,
+        account: &wetee_types::AccountId,
+    ) -> Result<Option<[u8; 32]>, LightError> {
+        self.get(keys::sealing_key(account)).await
+    }
+
     /// An app's sealed secrets.
     pub async fn app_secrets(
         &mut self,

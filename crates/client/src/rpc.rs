@@ -361,6 +361,23 @@ impl Client {
         .await
     }
 
+    /// `state_sealingKey`: the X25519 key the account published for sealing to it, if any.
+    /// The node's word: a program that must not trust the node reads it through the light
+    /// client.
+    pub async fn sealing_key(&self, account: &AccountId) -> Result<Option<[u8; 32]>, ClientError> {
+        let key: Option<String> = self.call("state_sealingKey", rpc_params![account]).await?;
+        key.map(|hex_key| {
+            let mut key = [0u8; 32];
+            hex::decode_to_slice(&hex_key, &mut key).map_err(|_| {
+                ClientError::Decode(format!(
+                    "state_sealingKey: `{hex_key}` is not a 32-byte hex key"
+                ))
+            })?;
+            Ok(key)
+        })
+        .transpose()
+    }
+
     /// `state_appFailure`: why the app's worker could not run it, if it reported so.
     pub async fn app_failure(
         &self,

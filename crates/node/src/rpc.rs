@@ -583,6 +583,16 @@ where
     );
     state_method(
         &mut module,
+        "state_sealingKey",
+        |view, account: AccountId| {
+            query::sealing_key(view, &account)
+                .map(|key| key.map(hex::encode))
+                .map_err(state_error)
+        },
+        required,
+    );
+    state_method(
+        &mut module,
         "state_appFailure",
         |view, id: AppId| query::app_failure(view, id).map_err(state_error),
         required,

@@ -1,4 +1,4 @@
-//! Balances: free and reserved funds, transfers, fees.
+//! Balances: free and reserved funds, transfers, fees; and the account's sealing key.
 //!
 //! ## Rules
 //! - Every account has `free` (spendable) and `reserved` (locked) funds. Reserved funds back
@@ -10,6 +10,8 @@
 //!
 //! ## Calls
 //! - `transfer(to, amount)`: any signer; moves `amount > 0` of its free balance.
+//! - `set_sealing_key(key)`: any signer; publishes the X25519 key workers seal what only the
+//!   account may read to (its apps' failure logs), replacing the previous one.
 
 use crate::context::Ctx;
 use crate::state::State;
@@ -34,6 +36,11 @@ pub(crate) fn dispatch(
                 to: *to,
                 amount: *amount,
             });
+            Ok(())
+        }
+        BalancesCall::SetSealingKey { key } => {
+            crate::storage::put_sealing_key(ctx.state, &signer, key);
+            ctx.emit(Event::SealingKeySet { account: signer });
             Ok(())
         }
     }

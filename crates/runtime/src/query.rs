@@ -80,6 +80,11 @@ pub fn apps(state: &dyn State, owner: Option<&AccountId>) -> Result<Vec<App>, Ca
         .collect())
 }
 
+/// An account's sealing key, if it published one.
+pub fn sealing_key(state: &dyn State, id: &AccountId) -> Result<Option<[u8; 32]>, CallError> {
+    crate::storage::sealing_key(state, id)
+}
+
 /// Why an app's worker could not run it, if it reported so.
 pub fn app_failure(
     state: &dyn State,

@@ -11,11 +11,14 @@
 //! | `sys/root`, `sys/treasury` | [`AccountId`] |
 //! | `sys/next/<kind>` | next id of a kind (`u64`) |
 //! | `bal/<account>` | [`Account`] |
+//! | `osk/<account>` | the account's X25519 sealing key (`[u8; 32]`) |
 //! | `wrk/<worker>` | [`Worker`] |
 //! | `rdy/<worker>`, `bsy/<worker>` | (empty): index of started workers, and of workers holding workloads |
 //! | `wik/<identity key>` | [`WorkerId`] holding that identity key |
 //! | `cmp/<complaint>` | [`Complaint`] |
 //! | `app/<app>` | [`App`] |
+//! | `aps/<app>` | [`AppSecrets`](wetee_types::records::AppSecrets) |
+//! | `apf/<app>` | [`AppFailure`](wetee_types::records::AppFailure) |
 //! | `apv/<app>/<version>` | [`AppVersion`] |
 //! | `tsk/<task>` | [`Task`] |
 //! | `tsv/<task>/<version>` | [`TaskVersion`] |
@@ -208,6 +211,16 @@ pub fn app(state: &dyn State, id: AppId) -> Result<App, CallError> {
 /// Writes an app.
 pub fn put_app(state: &mut dyn State, app: &App) {
     put(state, &keys::app(app.id), app);
+}
+
+/// An account's sealing key, if it published one.
+pub fn sealing_key(state: &dyn State, id: &AccountId) -> Result<Option<[u8; 32]>, CallError> {
+    get(state, &keys::sealing_key(id))
+}
+
+/// Publishes an account's sealing key.
+pub fn put_sealing_key(state: &mut dyn State, id: &AccountId, key: &[u8; 32]) {
+    put(state, &keys::sealing_key(id), key);
 }
 
 /// Why an app's worker could not run it, if it reported so.

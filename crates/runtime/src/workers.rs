@@ -23,10 +23,12 @@
 //!   along and is verified first; a worker whose attestation has expired has its reports
 //!   refused (it is paid nothing) until one carries fresh evidence. Each app proof pays the app's leases for that epoch
 //!   ([`crate::settlement`]); each run result pays that run ([`crate::tasks`]).
-//! - `report_app_failure(worker, app, reason, log_tail)`: the worker an app runs on cannot run
-//!   it (it does not start, or keeps crashing). The app stops as failed (unplaced, the unused
-//!   deposit refunded) and the reason and last log lines are recorded for the owner. A worker
-//!   gains nothing by it: it loses the app's lease.
+//! - `report_app_failure(worker, app, reason, log_digest, log_tail)`: the worker an app runs on
+//!   cannot run it (it does not start, or keeps crashing). The app stops as failed (unplaced,
+//!   the unused deposit refunded) and the reason is recorded, with the last log lines sealed to
+//!   the owner and a commitment to them: both signed by the worker's identity key, so the
+//!   operator can neither read nor swap them. A worker gains nothing by it: it loses the
+//!   app's lease.
 //! - `withdraw(worker)`: earnings and unlocked unbonding amounts to the operator's free balance.
 //! - `file_complaint(worker, evidence_hash, bond)`: any signer, locking at least
 //!   `complaint_bond`.
@@ -111,9 +113,17 @@ pub(crate) fn dispatch(
             worker,
             app,
             reason,
+            log_digest,
             log_tail,
             signature,
-        } => report_app_failure(ctx, signer, *worker, *app, (reason, log_tail), signature),
+        } => report_app_failure(
+            ctx,
+            signer,
+            *worker,
+            *app,
+            (reason, log_digest, log_tail),
+            signature,
+        ),
     }
 }
 
@@ -647,9 +657,10 @@ fn report_app_failure(
     signer: AccountId,
     id: WorkerId,
     app_id: wetee_types::AppId,
-    (reason, log_tail): (
+    (reason, log_digest, log_tail): (
         &wetee_types::codec::BoundedString<256>,
-        &wetee_types::codec::BoundedString<4096>,
+        &wetee_types::Hash,
+        &Option<wetee_types::records::SealedLog>,
     ),
     signature: &[u8; 64],
 ) -> Result<(), CallError> {
@@ -660,6 +671,7 @@ fn report_app_failure(
         id,
         app_id,
         reason,
+        log_digest,
         log_tail,
     );
     if !wetee_types::Signature::Ed25519(*signature)
@@ -685,6 +697,7 @@ fn report_app_failure(
             worker: id,
             version: app.version,
             reason: reason.clone(),
+            log_digest: *log_digest,
             log_tail: log_tail.clone(),
             at: ctx.height,
         },

@@ -8,10 +8,15 @@
 //! - to the owner's own key, derived from the account key ([`owner_secret`]), so the owner can
 //!   reseal it to the next worker without keeping the value anywhere ([`for_owner`]).
 //!
+//! An app's failure log goes the other way, from the worker's TEE to the owner only
+//! ([`log_tail`]).
+//!
 //! A ciphertext moved to another app, name, worker, chain or revision fails to open, as does a
 //! tampered one. This crate never logs, stores or prints a value; opened values are zeroized
 //! when dropped. It must not decide who is trusted: the caller verifies the worker's
 //! attestation before sealing to its key.
+
+pub mod log_tail;
 
 use hpke::kem::X25519HkdfSha256;
 use hpke::{Deserializable, Kem, OpModeR, OpModeS, Serializable};
@@ -45,6 +50,12 @@ pub enum SealError {
         "the sealed value cannot be opened: it was sealed to another key, for another app, name, worker or revision, or it was altered"
     )]
     CannotOpen,
+    /// An opened log tail is not the one the worker committed to in its signed report.
+    #[error("the opened log does not match the digest the worker signed")]
+    NotCommitted,
+    /// The operating system gave no random bytes.
+    #[error("no randomness available from the operating system")]
+    NoRandomness,
 }
 
 /// Which secret a seal is for: bound into the associated data of both seals.
@@ -107,18 +118,9 @@ pub fn seal(recipient: &[u8; 32], aad: &[u8], value: &[u8]) -> Result<SealedBox,
     if value.len() > MAX_SECRET_BYTES {
         return Err(SealError::TooLarge { len: value.len() });
     }
-    let public = <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(recipient)
-        .map_err(|_| SealError::BadPublicKey)?;
-    let (enc, ciphertext) = hpke::single_shot_seal::<Aead, Kdf, X25519HkdfSha256>(
-        &OpModeS::Base,
-        &public,
-        INFO,
-        value,
-        aad,
-    )
-    .map_err(|_| SealError::BadPublicKey)?;
+    let (enc, ciphertext) = hpke_seal(recipient, INFO, aad, value)?;
     Ok(SealedBox {
-        enc: enc.to_bytes().into(),
+        enc,
         ciphertext: BoundedVec::try_new(ciphertext)
             .map_err(|_| SealError::TooLarge { len: value.len() })?,
     })
@@ -130,16 +132,47 @@ pub fn open(
     aad: &[u8],
     sealed: &SealedBox,
 ) -> Result<Zeroizing<Vec<u8>>, SealError> {
+    hpke_open(secret, INFO, aad, &sealed.enc, &sealed.ciphertext)
+}
+
+/// HPKE base-mode single-shot seal: the encapsulated key and the ciphertext.
+fn hpke_seal(
+    recipient: &[u8; 32],
+    info: &[u8],
+    aad: &[u8],
+    value: &[u8],
+) -> Result<([u8; 32], Vec<u8>), SealError> {
+    let public = <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(recipient)
+        .map_err(|_| SealError::BadPublicKey)?;
+    let (enc, ciphertext) = hpke::single_shot_seal::<Aead, Kdf, X25519HkdfSha256>(
+        &OpModeS::Base,
+        &public,
+        info,
+        value,
+        aad,
+    )
+    .map_err(|_| SealError::BadPublicKey)?;
+    Ok((enc.to_bytes().into(), ciphertext))
+}
+
+/// HPKE base-mode single-shot open.
+fn hpke_open(
+    secret: &[u8; 32],
+    info: &[u8],
+    aad: &[u8],
+    enc: &[u8; 32],
+    ciphertext: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, SealError> {
     let private = <X25519HkdfSha256 as Kem>::PrivateKey::from_bytes(secret)
         .map_err(|_| SealError::CannotOpen)?;
-    let enc = <X25519HkdfSha256 as Kem>::EncappedKey::from_bytes(&sealed.enc)
+    let enc = <X25519HkdfSha256 as Kem>::EncappedKey::from_bytes(enc)
         .map_err(|_| SealError::CannotOpen)?;
     hpke::single_shot_open::<Aead, Kdf, X25519HkdfSha256>(
         &OpModeR::Base,
         &private,
         &enc,
-        INFO,
-        &sealed.ciphertext,
+        info,
+        ciphertext,
         aad,
     )
     .map(Zeroizing::new)

@@ -27,6 +27,11 @@ pub enum Event {
         /// Amount.
         amount: Balance,
     },
+    /// An account published its sealing key.
+    SealingKeySet {
+        /// The account.
+        account: AccountId,
+    },
     /// A worker registered.
     WorkerRegistered {
         /// Worker.
@@ -357,6 +362,7 @@ codec_enum!(Event {
     37 => WorkerAttested { worker, expires_at_ms },
     38 => AppSecretsSet { app, worker },
     39 => AppAwaitingSecrets { app, worker },
+    40 => SealingKeySet { account },
 });
 
 impl Event {

@@ -336,8 +336,12 @@ pub struct AppFailure {
     pub version: u32,
     /// Why.
     pub reason: BoundedString<256>,
-    /// The app's last log lines.
-    pub log_tail: BoundedString<4096>,
+    /// A hiding commitment to the app's last log lines: the owner checks what they open
+    /// against it, nobody else learns anything from it.
+    pub log_digest: Hash,
+    /// The app's last log lines, sealed to the owner's sealing key; absent when the owner had
+    /// none on chain.
+    pub log_tail: Option<SealedLog>,
     /// Height it was reported.
     pub at: BlockNumber,
 }
@@ -345,6 +349,7 @@ codec_struct!(AppFailure {
     worker,
     version,
     reason,
+    log_digest,
     log_tail,
     at
 });
@@ -794,6 +799,23 @@ pub struct SealedBox {
     pub ciphertext: BoundedBytes<MAX_SEALED_BYTES>,
 }
 codec_struct!(SealedBox { enc, ciphertext });
+
+/// At most this many bytes of an app's output go into its failure report.
+pub const MAX_LOG_TAIL_BYTES: usize = 4096;
+/// The most a sealed log tail can be: a 32-byte commitment nonce, the tail, the AEAD tag.
+pub const MAX_SEALED_LOG_BYTES: usize = 32 + MAX_LOG_TAIL_BYTES + 16;
+
+/// An app's last log lines, sealed with HPKE to its owner's sealing key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct SealedLog {
+    /// The sender's ephemeral public key.
+    #[serde(with = "crate::attestation::hex_array")]
+    pub enc: [u8; 32],
+    /// The ciphertext and tag.
+    pub ciphertext: BoundedBytes<MAX_SEALED_LOG_BYTES>,
+}
+codec_struct!(SealedLog { enc, ciphertext });
 
 /// One secret of an app, sealed twice: to the worker's TEE, which injects it, and to the
 /// owner, who can reseal it to the next worker without typing it again.

@@ -68,6 +68,10 @@ pub fn counter(kind: &str) -> Vec<u8> {
 pub fn account(id: &AccountId) -> Vec<u8> {
     key(ACCOUNTS, &[&id.0])
 }
+/// An account's sealing key: the X25519 key workers seal what only the account may read to.
+pub fn sealing_key(id: &AccountId) -> Vec<u8> {
+    key(b"osk/", &[&id.0])
+}
 /// A worker.
 pub fn worker(id: WorkerId) -> Vec<u8> {
     key(WORKERS, &[&id.0.to_be_bytes()])

@@ -9,8 +9,8 @@ use crate::ids::{AppId, BlockNumber, ComplaintId, TaskId, WorkerId};
 use crate::manifest::{AppSpec, EnvName, MAX_SECRETS, TaskExecution, TaskSpec};
 use crate::params::Params;
 use crate::records::{
-    AppSettings, Attestation, ImageDigest, MAX_ALLOWED_IMAGES, MAX_COLLATERAL_BYTES, SealedSecret,
-    WorkerProfile,
+    AppSettings, Attestation, ImageDigest, MAX_ALLOWED_IMAGES, MAX_COLLATERAL_BYTES, SealedLog,
+    SealedSecret, WorkerProfile,
 };
 use crate::report::SignedWorkReport;
 use crate::{codec_enum, codec_struct};
@@ -34,9 +34,17 @@ pub enum BalancesCall {
         /// Amount.
         amount: Balance,
     },
+    /// Publish the signer's sealing key: the X25519 public key workers seal what only the
+    /// account may read to (an app's failure log). Replaces the previous one.
+    SetSealingKey {
+        /// The public key.
+        #[serde(with = "crate::attestation::hex_array")]
+        key: [u8; 32],
+    },
 }
 codec_enum!(BalancesCall {
     0 => Transfer { to, amount },
+    1 => SetSealingKey { key },
 });
 
 /// Worker clusters: registration, staking, lifecycle, proofs, complaints.
@@ -118,9 +126,10 @@ pub enum WorkersCall {
         complaint: ComplaintId,
     },
     /// The worker an app runs on reports that it cannot run it (it does not start, or keeps
-    /// crashing): the app stops as failed, with the reason and its last log lines on chain,
-    /// and the unused deposit goes back to its owner. Signed by the worker's attested identity
-    /// key (the operator's account only pays for it), so only the TEE can fail an app.
+    /// crashing): the app stops as failed, with the reason on chain, and the unused deposit
+    /// goes back to its owner. The app's last log lines are sealed to the owner's sealing key
+    /// (only their digest is public). Signed by the worker's attested identity key (the
+    /// operator's account only pays for it), so only the TEE can fail an app.
     ReportAppFailure {
         /// Worker.
         worker: WorkerId,
@@ -128,8 +137,10 @@ pub enum WorkersCall {
         app: AppId,
         /// Why, for the owner.
         reason: BoundedString<256>,
-        /// The app's last log lines.
-        log_tail: BoundedString<4096>,
+        /// A hiding commitment to the app's last log lines (see `wetee_sealing::log_tail`).
+        log_digest: Hash,
+        /// The last log lines, sealed to the owner; absent when the owner has no sealing key.
+        log_tail: Option<SealedLog>,
         /// Ed25519 signature by the worker's identity key over [`app_failure_payload`].
         #[serde(with = "crate::report::signature_hex")]
         signature: [u8; 64],
@@ -147,7 +158,7 @@ codec_enum!(WorkersCall {
     8 => FileComplaint { worker, evidence_hash, bond },
     9 => Slash { worker, amount, complaint },
     10 => DismissComplaint { complaint },
-    11 => ReportAppFailure { worker, app, reason, log_tail, signature },
+    11 => ReportAppFailure { worker, app, reason, log_digest, log_tail, signature },
 });
 
 /// Long-running apps.
@@ -243,7 +254,7 @@ codec_enum!(AppsCall {
 });
 
 /// Domain tag of a worker's signed report that it cannot run an app.
-pub const APP_FAILURE_DOMAIN: &[u8] = b"wetee/app-failure/v1";
+pub const APP_FAILURE_DOMAIN: &[u8] = b"wetee/app-failure/v2";
 
 /// What a worker's identity key signs to report that it cannot run `app`.
 pub fn app_failure_payload(
@@ -251,13 +262,15 @@ pub fn app_failure_payload(
     worker: WorkerId,
     app: AppId,
     reason: &BoundedString<256>,
-    log_tail: &BoundedString<4096>,
+    log_digest: &Hash,
+    log_tail: &Option<SealedLog>,
 ) -> Vec<u8> {
     let mut payload = APP_FAILURE_DOMAIN.to_vec();
     payload.extend_from_slice(&genesis_hash.0);
     payload.extend_from_slice(&encode(&worker));
     payload.extend_from_slice(&encode(&app));
     payload.extend_from_slice(&encode(reason));
+    payload.extend_from_slice(&log_digest.0);
     payload.extend_from_slice(&encode(log_tail));
     payload
 }

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use wetee_types::codec::{Canonical, decode, encode};
 use wetee_types::event::{Event, Receipt};
 use wetee_types::params::Params;
-use wetee_types::records::{Account, App, AppSecrets, Lease, Task, TaskRun, Worker};
+use wetee_types::records::{Account, App, AppFailure, AppSecrets, Lease, Task, TaskRun, Worker};
 use wetee_types::report::SignedWorkReport;
 use wetee_types::transaction::SignedTransaction;
 use wetee_types::{CallError, Workload};
@@ -25,6 +25,7 @@ conformance_tests! {
     CodecConformance<Worker> => 1024,
     CodecConformance<App> => 1024,
     CodecConformance<AppSecrets> => 1024,
+    CodecConformance<AppFailure> => 1024,
     CodecConformance<Task> => 1024,
     CodecConformance<TaskRun> => 1024,
     CodecConformance<Lease> => 1024,

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
 use wetee_client::light::{LightClient, Trust, VerifiedHead};
+use wetee_types::records::MAX_LOG_TAIL_BYTES;
 use wetee_types::report::{SignedWorkReport, WorkReport};
 use wetee_types::transaction::WorkersCall;
-use wetee_types::{AppId, Call, Keypair, WorkerId, Workload};
+use wetee_types::{AccountId, AppId, Call, Keypair, WorkerId, Workload};
 
 use crate::backend::docker::DockerBackend;
 use crate::backend::{Backend, BackendError, InstanceState};
@@ -208,7 +209,7 @@ impl<B: Backend> Worker<B> {
         if sample_usage {
             self.last_usage = Some(Instant::now());
         }
-        self.report_failures(light).await?;
+        self.report_failures(light, &view.owners).await?;
         // Cursors of containers that are gone are of no more use.
         self.logs
             .retain(&instances.iter().map(|i| i.id.clone()).collect::<Vec<_>>());
@@ -220,9 +221,14 @@ impl<B: Backend> Worker<B> {
         Ok(())
     }
 
-    /// Tells the chain about apps that keep failing, with their last log lines, so that their
-    /// owners see why (and get their deposit back) instead of paying for nothing.
-    async fn report_failures(&mut self, light: &LightClient) -> Result<(), ChainError> {
+    /// Tells the chain about apps that keep failing, with their last log lines sealed to the
+    /// owner, so that their owners see why (and get their deposit back) instead of paying for
+    /// nothing.
+    async fn report_failures(
+        &mut self,
+        light: &LightClient,
+        owners: &BTreeMap<Workload, AccountId>,
+    ) -> Result<(), ChainError> {
         for (identity, reason, tail) in self.reconciler.failing() {
             let Workload::App { app } = identity.workload else {
                 continue;
@@ -230,6 +236,18 @@ impl<B: Backend> Worker<B> {
             if self.failed_reported.contains(&identity) {
                 continue;
             }
+            let Some(owner) = owners.get(&identity.workload) else {
+                continue;
+            };
+            // Read through the light client: a node that hid or swapped the owner's key could
+            // otherwise have the log sealed to itself.
+            let owner_key = match light.snapshot().sealing_key(owner).await {
+                Ok(key) => key,
+                Err(e) => {
+                    tracing::warn!(%app, error = %e, "could not read the owner's sealing key; retrying");
+                    continue;
+                }
+            };
             // The end of a log is what explains a crash: keep the last bytes that fit.
             let clip = |text: &str, max: usize| {
                 let mut start = text.len().saturating_sub(max);
@@ -240,15 +258,32 @@ impl<B: Backend> Worker<B> {
             };
             let reason =
                 wetee_types::codec::BoundedString::try_new(clip(&reason, 256)).unwrap_or_default();
-            let log_tail =
-                wetee_types::codec::BoundedString::try_new(clip(&tail, 4096)).unwrap_or_default();
+            let genesis_hash = light.genesis_hash();
+            let binding = wetee_sealing::log_tail::Binding {
+                genesis_hash: &genesis_hash,
+                app,
+                worker: self.id,
+                owner,
+            };
+            let log = match wetee_sealing::log_tail::seal(
+                &binding,
+                owner_key.as_ref(),
+                &clip(&tail, MAX_LOG_TAIL_BYTES),
+            ) {
+                Ok(log) => log,
+                Err(e) => {
+                    tracing::warn!(%app, error = %e, "could not seal the log tail; retrying");
+                    continue;
+                }
+            };
             // Signed inside the TEE: the operator's account only pays for the transaction.
             let payload = wetee_types::transaction::app_failure_payload(
-                &light.genesis_hash(),
+                &genesis_hash,
                 self.id,
                 app,
                 &reason,
-                &log_tail,
+                &log.digest,
+                &log.sealed,
             );
             let wetee_types::Signature::Ed25519(signature) =
                 self.identity.identity().sign(&payload)
@@ -259,7 +294,8 @@ impl<B: Backend> Worker<B> {
                 worker: self.id,
                 app,
                 reason: reason.clone(),
-                log_tail,
+                log_digest: log.digest,
+                log_tail: log.sealed,
                 signature,
             });
             match light.rpc().send(&self.operator, call, |_| {}).await {

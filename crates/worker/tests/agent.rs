@@ -10,7 +10,7 @@ use wetee_types::balance::UNIT;
 use wetee_types::manifest::Manifest;
 use wetee_types::records::RunStatus;
 use wetee_types::transaction::{AppsCall, TasksCall};
-use wetee_types::{Balance, Call, Event, Hash};
+use wetee_types::{Balance, Call, Event, Hash, Keypair};
 use wetee_worker::identity::WorkerIdentity;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,7 +96,13 @@ timeout_secs = 30
     assert_eq!(result.output_hash, Hash::of(b"result-42\n"));
     assert_ne!(result.log_root, Hash::default());
 
-    // An app that crashes at start: the worker keeps going, and the owner sees why on chain.
+    // An app that crashes at start: the worker keeps going, and the owner sees why on chain,
+    // its last log lines sealed to the sealing key the owner published.
+    assert!(
+        wetee_client::owner_key::publish(&client, &bob)
+            .await
+            .unwrap()
+    );
     let mut crashing = support::app_spec("never-served");
     crashing.container.args = wetee_types::codec::BoundedVec::try_new(vec![
         support::text("sh"),
@@ -129,10 +135,32 @@ timeout_secs = 30
     })
     .await;
     assert!(failure.reason.as_str().contains("code 3"), "{failure:?}");
+    let public = serde_json::to_string(&failure).unwrap();
+    assert!(!public.contains("DATABASE_URL"), "{public}");
+    let opened = match wetee_client::owner_key::open_failure_log(
+        &bob,
+        &client.genesis_hash(),
+        broken,
+        &failure,
+    ) {
+        wetee_client::owner_key::FailureLog::Opened(text) => text,
+        other => panic!("the owner cannot read the log: {other:?}"),
+    };
     assert!(
-        failure.log_tail.as_str().contains("missing DATABASE_URL"),
-        "{failure:?}"
+        opened.contains("missing DATABASE_URL"),
+        "{}",
+        opened.as_str()
     );
+    // Nobody else can.
+    assert!(matches!(
+        wetee_client::owner_key::open_failure_log(
+            &Keypair::from_seed(wetee_types::KeyScheme::Sr25519, [42; 32]),
+            &client.genesis_hash(),
+            broken,
+            &failure,
+        ),
+        wetee_client::owner_key::FailureLog::Unreadable(_)
+    ));
     let stopped = client.app(broken).await.unwrap().unwrap();
     assert_eq!(
         stopped.status,

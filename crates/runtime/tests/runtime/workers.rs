@@ -1174,11 +1174,37 @@ fn copied_keys_and_evidence_cannot_register_another_worker() {
 fn only_the_worker_running_an_app_can_report_it_failed_and_the_owner_gets_the_rest_back() {
     let (mut chain, worker, app) = TestChain::serving(Params::dev());
     let reason = BoundedString::try_new("exited with code 1 five times").unwrap();
-    let log_tail = BoundedString::try_new("panic: no config\n").unwrap();
     let genesis = chain.genesis_hash;
-    let signed_by = |key: &Keypair, worker| {
+    // The owner publishes a sealing key; the worker seals the log to it.
+    let owner_secret = wetee_sealing::owner_secret(chain.key("alice"));
+    let owner_key = wetee_sealing::public_key(&owner_secret);
+    let events = chain.ok(
+        "alice",
+        Call::Balances(wetee_types::transaction::BalancesCall::SetSealingKey { key: owner_key }),
+    );
+    assert!(events.contains(&Event::SealingKeySet {
+        account: chain.who("alice")
+    }));
+    let alice = chain.who("alice");
+    let binding = wetee_sealing::log_tail::Binding {
+        genesis_hash: &genesis,
+        app,
+        worker,
+        owner: &alice,
+    };
+    let published = wetee_runtime::query::sealing_key(&chain.state, &alice)
+        .unwrap()
+        .expect("published");
+    let log =
+        wetee_sealing::log_tail::seal(&binding, Some(&published), "panic: no config\n").unwrap();
+    let signed_over = |key: &Keypair, worker, log: &wetee_sealing::log_tail::Sealed| {
         let payload = wetee_types::transaction::app_failure_payload(
-            &genesis, worker, app, &reason, &log_tail,
+            &genesis,
+            worker,
+            app,
+            &reason,
+            &log.digest,
+            &log.sealed,
         );
         let wetee_types::Signature::Ed25519(signature) = key.sign(&payload) else {
             unreachable!("identity keys are ed25519")
@@ -1187,10 +1213,12 @@ fn only_the_worker_running_an_app_can_report_it_failed_and_the_owner_gets_the_re
             worker,
             app,
             reason: reason.clone(),
-            log_tail: log_tail.clone(),
+            log_digest: log.digest,
+            log_tail: log.sealed.clone(),
             signature,
         })
     };
+    let signed_by = |key: &Keypair, worker| signed_over(key, worker, &log);
     let identity = chain.identity(worker);
     let report = |worker| signed_by(&identity, worker);
     // Someone else's worker, or someone who operates nothing, cannot.
@@ -1217,6 +1245,28 @@ fn only_the_worker_running_an_app_can_report_it_failed_and_the_owner_gets_the_re
         operator_signed,
         CallError::ReportSignatureInvalid { worker },
     );
+    // Nor can the operator swap the sealed log for one of its own under the TEE's signature.
+    let Call::Workers(WorkersCall::ReportAppFailure {
+        signature,
+        log_digest,
+        ..
+    }) = report(worker)
+    else {
+        unreachable!()
+    };
+    let forged = wetee_sealing::log_tail::seal(&binding, Some(&published), "all fine\n").unwrap();
+    chain.fails(
+        "eve",
+        Call::Workers(WorkersCall::ReportAppFailure {
+            worker,
+            app,
+            reason: reason.clone(),
+            log_digest,
+            log_tail: forged.sealed,
+            signature,
+        }),
+        CallError::ReportSignatureInvalid { worker },
+    );
     let reserved_before = chain.reserved("alice");
     let events = chain.ok("eve", report(worker));
     assert!(
@@ -1240,7 +1290,19 @@ fn only_the_worker_running_an_app_can_report_it_failed_and_the_owner_gets_the_re
         .unwrap()
         .expect("recorded");
     assert_eq!(failure.worker, worker);
-    assert_eq!(failure.log_tail.as_str(), "panic: no config\n");
+    // Public: the reason and a commitment. The log opens for the owner only.
+    assert_eq!(failure.log_digest, log.digest);
+    let sealed = failure.log_tail.as_ref().expect("sealed to the owner");
+    assert_eq!(
+        wetee_sealing::log_tail::open(&owner_secret, &binding, &failure.log_digest, sealed)
+            .unwrap()
+            .as_str(),
+        "panic: no config\n"
+    );
+    let eve_secret = wetee_sealing::owner_secret(chain.key("eve"));
+    assert!(
+        wetee_sealing::log_tail::open(&eve_secret, &binding, &failure.log_digest, sealed).is_err()
+    );
     // It cannot fail twice.
     chain.fails(
         "eve",
