@@ -159,7 +159,7 @@ fn grant_secrets_to(
             if !record.allows_image(image) {
                 return Err(CallError::ImageNotAllowedSecrets);
             }
-            storage::put(ctx.state, &key, &record);
+            storage::put_app_secrets(ctx.state, app.id, &record);
             Ok(())
         }
     }
@@ -254,7 +254,7 @@ fn set_secrets(ctx: &mut Ctx, app: &mut App, change: &SecretsChange) -> Result<(
     if !record.allows_image(&app.spec.container.image.digest) {
         return Err(CallError::ImageNotAllowedSecrets);
     }
-    storage::put(ctx.state, &key, &record);
+    storage::put_app_secrets(ctx.state, app.id, &record);
     ctx.emit(Event::AppSecretsSet {
         app: app.id,
         worker: worker_id,

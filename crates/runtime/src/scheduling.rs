@@ -333,10 +333,20 @@ pub(crate) fn reserve_capacity(
     worker.workloads = worker.workloads.checked_add(1).ok_or(CallError::Overflow)?;
     let mut assigned = storage::assignments(ctx.state, worker_id)?.into_inner();
     let at = assigned
-        .binary_search(workload)
+        .binary_search_by(|a| a.workload.cmp(workload))
         .err()
         .ok_or_else(|| state_error("a workload was assigned twice to one worker"))?;
-    assigned.insert(at, *workload);
+    let stamp = match workload {
+        Workload::App { app } => storage::app_stamp(ctx.state, *app)?.unwrap_or_default(),
+        Workload::TaskRun { .. } => wetee_types::Hash::default(),
+    };
+    assigned.insert(
+        at,
+        wetee_types::records::Assignment {
+            workload: *workload,
+            stamp,
+        },
+    );
     let assigned = wetee_types::records::Assignments::try_new(assigned)
         .map_err(|_| state_error("more workloads on a worker than one report can prove"))?;
     storage::put_assignments(ctx.state, worker_id, &assigned);
@@ -392,7 +402,7 @@ pub(crate) fn release_capacity(
     };
     ctx.state.delete(&key);
     let mut assigned = storage::assignments(ctx.state, worker_id)?;
-    assigned.retain(|held| held != workload);
+    assigned.retain(|held| held.workload != *workload);
     storage::put_assignments(ctx.state, worker_id, &assigned);
     let mut worker = storage::worker(ctx.state, worker_id)?;
     worker.used = worker
@@ -420,7 +430,10 @@ pub(crate) fn workloads_on(
     state: &dyn State,
     worker_id: WorkerId,
 ) -> Result<Vec<Workload>, CallError> {
-    Ok(storage::assignments(state, worker_id)?.into_inner())
+    Ok(storage::assignments(state, worker_id)?
+        .iter()
+        .map(|a| a.workload)
+        .collect())
 }
 
 /// Puts `workload` at the back of the pending queue (once).

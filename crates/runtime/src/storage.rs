@@ -26,7 +26,7 @@
 //! | `due/h/<height>/<task>`, `due/t/<ms>/<task>` | (empty): task runs due |
 //! | `ddl/<ms>/<task>/<run>` | (empty): run capacity deadlines |
 //! | `plc/<worker>/<workload>` | [`Resources`] reserved on the worker |
-//! | `asg/<worker>` | [`Assignments`]: every workload placed on the worker, in order (one record, so that one proof shows the list is complete) |
+//! | `asg/<worker>` | [`Assignments`](wetee_types::records::Assignments): every workload placed on the worker, in order (one record, so that one proof shows the list is complete), each app with the stamp of its records ([`app_stamp`]), kept current by [`put_app`] and [`put_app_secrets`] |
 //! | `pnd/<ticket>` | [`Workload`] waiting for placement, in arrival order |
 //! | `pnb/<workload>` | its ticket |
 //! | `lse/<worker>/<app>/<seq>` | [`Lease`] |
@@ -37,7 +37,9 @@ use wetee_types::codec::{Canonical, decode, encode};
 use wetee_types::records::{
     Account, App, AppVersion, Complaint, Lease, Task, TaskRun, TaskVersion, Worker,
 };
-use wetee_types::{AccountId, AppId, CallError, ComplaintId, TaskId, WorkerId, codec_enum};
+use wetee_types::{
+    AccountId, AppId, CallError, ComplaintId, TaskId, WorkerId, Workload, codec_enum,
+};
 
 /// Reads and decodes `key`.
 pub fn get<T: Canonical>(state: &dyn State, key: &[u8]) -> Result<Option<T>, CallError> {
@@ -210,7 +212,68 @@ pub fn app(state: &dyn State, id: AppId) -> Result<App, CallError> {
 
 /// Writes an app.
 pub fn put_app(state: &mut dyn State, app: &App) {
+    let unchanged_for_worker = get::<App>(state, &keys::app(app.id))
+        .ok()
+        .flatten()
+        .is_some_and(|old| wetee_types::records::same_for_worker(&old, app));
     put(state, &keys::app(app.id), app);
+    if !unchanged_for_worker {
+        refresh_app_stamp(state, app.id);
+    }
+}
+
+/// Writes an app's sealed secrets.
+pub fn put_app_secrets(
+    state: &mut dyn State,
+    app: AppId,
+    secrets: &wetee_types::records::AppSecrets,
+) {
+    put(state, &keys::app_secrets(app), secrets);
+    refresh_app_stamp(state, app);
+}
+
+/// The stamp of app `id`'s records as they are stored now.
+pub fn app_stamp(state: &dyn State, id: AppId) -> Result<Option<wetee_types::Hash>, CallError> {
+    let Some(app) = get::<App>(state, &keys::app(id))? else {
+        return Ok(None);
+    };
+    let secrets: Option<wetee_types::records::AppSecrets> = get(state, &keys::app_secrets(id))?;
+    Ok(Some(wetee_types::records::app_stamp(
+        &app,
+        secrets.as_ref(),
+    )))
+}
+
+/// Brings the stamp in the assignment list of the worker app `id` is placed on up to date with
+/// its stored records. Every write that changes what the worker acts on comes through here, so
+/// that a worker can trust an unchanged stamp to mean unchanged records (the invariant checks
+/// in `testing` hold the runtime to it).
+fn refresh_app_stamp(state: &mut dyn State, id: AppId) {
+    let Ok(Some(app)) = get::<App>(state, &keys::app(id)) else {
+        return;
+    };
+    let Some(placement) = app.placement else {
+        return;
+    };
+    let Ok(Some(stamp)) = app_stamp(state, id) else {
+        return;
+    };
+    let Ok(assigned) = assignments(state, placement.worker) else {
+        return;
+    };
+    let workload = Workload::App { app: id };
+    let mut entries = assigned.into_inner();
+    let Some(entry) = entries.iter_mut().find(|a| a.workload == workload) else {
+        // Not listed yet: the placement lists it with the stamp of the records then stored.
+        return;
+    };
+    if entry.stamp != stamp {
+        entry.stamp = stamp;
+        // Same length as what was stored, so within the bound.
+        if let Ok(assigned) = wetee_types::records::Assignments::try_new(entries) {
+            put_assignments(state, placement.worker, &assigned);
+        }
+    }
 }
 
 /// An account's sealing key, if it published one.

@@ -301,7 +301,12 @@ impl TestChain {
             .try_submit(key, call.clone())
             .expect("transaction valid");
         match receipt.outcome {
-            Outcome::Success => receipt.events.into_inner(),
+            Outcome::Success => {
+                // Every call a test makes leaves the chain consistent, not only the property
+                // tests' random ones.
+                self.check_invariants();
+                receipt.events.into_inner()
+            }
             Outcome::Failed { error } => panic!("{call:?} failed: {error}"),
         }
     }
@@ -745,9 +750,25 @@ impl TestChain {
         }
         for w in &workers {
             // The assignment list, which light clients prove, is exactly the placements.
-            let listed = crate::storage::assignments(state, w.id)
+            let assigned = crate::storage::assignments(state, w.id)
                 .unwrap()
                 .into_inner();
+            // Each app's stamp is that of its records as stored now: a worker that finds it
+            // unchanged may keep using the records it proved earlier.
+            for entry in &assigned {
+                let expected = match entry.workload {
+                    Workload::App { app } => crate::storage::app_stamp(state, app)
+                        .unwrap()
+                        .expect("an assigned app exists"),
+                    Workload::TaskRun { .. } => Hash::default(),
+                };
+                assert_eq!(
+                    entry.stamp, expected,
+                    "worker {}: the stamp of {} is not that of its records",
+                    w.id, entry.workload
+                );
+            }
+            let listed: Vec<Workload> = assigned.iter().map(|a| a.workload).collect();
             let held: Vec<Workload> = placed
                 .iter()
                 .filter(|(_, worker)| **worker == w.id)

@@ -959,7 +959,51 @@ impl AppSecrets {
 /// Most workloads one worker holds: what one work report can prove.
 pub const MAX_WORKER_WORKLOADS: usize = crate::report::MAX_REPORT_APPS;
 
-/// Every workload placed on a worker, in order. One record rather than one key per workload, so
-/// that one state proof shows a light client the list is complete: keys are hashed in the
-/// state's Merkle structure, so no proof can show that a prefix holds nothing more.
-pub type Assignments = BoundedVec<Workload, MAX_WORKER_WORKLOADS>;
+/// One workload placed on a worker, with a digest of everything the worker acts on for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Assignment {
+    /// The workload.
+    pub workload: Workload,
+    /// For an app, [`app_stamp`] of its current records: a worker that proved the records
+    /// earlier and finds the same stamp in a newer state knows that nothing it acts on changed,
+    /// so it need not read them again. Zero for a task run (read at every pass).
+    pub stamp: Hash,
+}
+codec_struct!(Assignment { workload, stamp });
+
+/// Every workload placed on a worker, in workload order. One record rather than one key per
+/// workload, so that one state proof shows a light client the list is complete: keys are hashed
+/// in the state's Merkle structure, so no proof can show that a prefix holds nothing more.
+pub type Assignments = BoundedVec<Assignment, MAX_WORKER_WORKLOADS>;
+
+/// Domain of [`app_stamp`].
+pub const APP_STAMP_DOMAIN: &[u8] = b"wetee/app-stamp/v1";
+
+/// The part of an app's record a worker acts on: what it runs (id, owner, version, spec,
+/// restarts), whether it runs it (status, the placement's worker), and the sealed secrets. The
+/// rest (deposit, leases, grace) changes every epoch and is the chain's business.
+pub fn app_stamp(app: &App, secrets: Option<&AppSecrets>) -> Hash {
+    use crate::codec::encode;
+    let mut bytes = APP_STAMP_DOMAIN.to_vec();
+    bytes.extend_from_slice(&encode(&app.id));
+    bytes.extend_from_slice(&encode(&app.owner));
+    bytes.extend_from_slice(&encode(&app.version));
+    bytes.extend_from_slice(&encode(&app.spec));
+    bytes.extend_from_slice(&encode(&app.status));
+    bytes.extend_from_slice(&encode(&app.restarts));
+    bytes.extend_from_slice(&encode(&app.placement.map(|p| p.worker)));
+    bytes.extend_from_slice(&encode(&secrets.cloned()));
+    Hash::of(&bytes)
+}
+
+/// Whether two versions of an app's record give the same [`app_stamp`] for the same secrets.
+pub fn same_for_worker(a: &App, b: &App) -> bool {
+    a.id == b.id
+        && a.owner == b.owner
+        && a.version == b.version
+        && a.status == b.status
+        && a.restarts == b.restarts
+        && a.placement.map(|p| p.worker) == b.placement.map(|p| p.worker)
+        && a.spec == b.spec
+}

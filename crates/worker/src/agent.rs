@@ -18,7 +18,8 @@ use wetee_types::{AccountId, AppId, Call, Keypair, WorkerId, Workload};
 use crate::backend::docker::DockerBackend;
 use crate::backend::{Backend, BackendError, InstanceState};
 use crate::chain::{
-    ChainError, ChainView, ensure_registered, evidence_if_due, evidence_provider, read_view,
+    ChainError, ChainView, ProvenApps, ensure_registered, evidence_if_due, evidence_provider,
+    read_view,
 };
 use crate::config::{BackendKind, WorkerConfig};
 use crate::identity::{IdentityError, WorkerIdentity};
@@ -108,11 +109,26 @@ struct Worker<B: Backend> {
     failed_reported: BTreeSet<crate::backend::Identity>,
     refused_report: Option<wetee_types::Hash>,
     revisions: SecretRevisions,
+    proven_apps: ProvenApps,
 }
 
 impl<B: Backend> Worker<B> {
     async fn tick(&mut self, light: &LightClient) -> Result<(), ChainError> {
-        let view = read_view(light, self.id, &self.identity, &self.revisions).await?;
+        let mut view = read_view(
+            light,
+            self.id,
+            &self.identity,
+            &self.revisions,
+            &self.proven_apps,
+        )
+        .await?;
+        tracing::debug!(
+            height = view.head.height,
+            apps = view.apps.len(),
+            read = view.apps_read,
+            "read the chain"
+        );
+        self.proven_apps = std::mem::take(&mut view.apps);
         let epoch = view.head.height / self.epoch_length.max(1);
         let desired = view.desired.clone();
         // Recorded before anything is given: never an older revision again, even after a crash
@@ -650,6 +666,7 @@ pub async fn run_with_keys(
         failed_reported: BTreeSet::new(),
         refused_report: None,
         revisions,
+        proven_apps: ProvenApps::default(),
     };
     let mut light = Some(light);
     let stop = stop.fuse();

@@ -7,9 +7,12 @@ use std::collections::BTreeMap;
 
 use wetee_client::light::{LightClient, LightError, Snapshot, VerifiedHead};
 use wetee_client::rpc::ClientError;
-use wetee_types::records::{App, AppStatus, RunStatus, TaskRun, Worker, WorkerStatus};
+use wetee_types::codec::decode;
+use wetee_types::records::{
+    App, AppSecrets, AppStatus, RunStatus, TaskRun, Worker, WorkerStatus, app_stamp,
+};
 use wetee_types::transaction::WorkersCall;
-use wetee_types::{AccountId, Call, Keypair, TaskId, WorkerId, Workload};
+use wetee_types::{AccountId, AppId, Call, Hash, Keypair, TaskId, WorkerId, Workload};
 
 use crate::backend::{InstanceSpec, SecretFile};
 use crate::config::WorkerConfig;
@@ -360,9 +363,42 @@ pub struct ChainView {
     pub runs: BTreeMap<(TaskId, u32), TaskRun>,
     /// The secrets revision of each app whose secrets `desired` carries.
     pub secret_revisions: BTreeMap<wetee_types::AppId, u32>,
+    /// The records of the apps placed here, for the next pass.
+    pub apps: ProvenApps,
+    /// How many apps' records this pass read (the others were unchanged).
+    pub apps_read: usize,
 }
 
-/// Reads what this worker should run, from one verified state of the chain.
+/// An app's records as proven at some state, and their stamp.
+#[derive(Debug, Clone)]
+struct ProvenApp {
+    stamp: Hash,
+    app: App,
+    secrets: Option<AppSecrets>,
+}
+
+/// The records of the apps placed on this worker, proven at an earlier pass. The assignment
+/// list carries each app's stamp (`wetee_types::records::app_stamp`), proven with the list at
+/// every pass: while it is the one these records give, nothing the worker acts on changed, and
+/// they are used without being read again. What a pass reads then follows what changed, not
+/// how many apps the worker runs.
+#[derive(Debug, Default, Clone)]
+pub struct ProvenApps(BTreeMap<AppId, ProvenApp>);
+
+impl ProvenApps {
+    /// How many apps' records are kept.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether none are kept.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Reads what this worker should run, from one verified state of the chain, reusing the app
+/// records of `known` whose stamps did not change (pass the previous view's `apps`).
 ///
 /// Secrets are opened here, inside the worker's TEE, with its sealing key: an app whose secrets
 /// do not open is left out (and its secret's name, never its value, logged).
@@ -371,30 +407,114 @@ pub async fn read_view(
     worker: WorkerId,
     identity: &WorkerIdentity,
     revisions: &SecretRevisions,
+    known: &ProvenApps,
 ) -> Result<ChainView, ChainError> {
     consistent(light, |snapshot| {
-        view_at(snapshot, light, worker, identity, revisions)
+        view_at(snapshot, light, (worker, identity), revisions, known)
     })
     .await
+}
+
+/// The records of `assigned` apps: those of `known` whose stamp is the listed one, the others
+/// read in `snapshot`. Returns them and how many were read.
+async fn app_records(
+    snapshot: &mut Snapshot<'_>,
+    assigned: &[(AppId, Hash)],
+    known: &ProvenApps,
+) -> Result<(ProvenApps, usize), ChainError> {
+    let stale: Vec<AppId> = assigned
+        .iter()
+        .filter(|(id, stamp)| known.0.get(id).is_none_or(|k| k.stamp != *stamp))
+        .map(|(id, _)| *id)
+        .collect();
+    let keys: Vec<Vec<u8>> = stale
+        .iter()
+        .flat_map(|id| {
+            [
+                wetee_types::state_keys::app(*id),
+                wetee_types::state_keys::app_secrets(*id),
+            ]
+        })
+        .collect();
+    let values = snapshot.read(&keys).await?;
+    let undecodable = |what: &str, id: &AppId| {
+        ChainError::Unexpected(format!("app {id}'s {what} does not decode"))
+    };
+    let mut read = BTreeMap::new();
+    for (id, pair) in stale.iter().zip(values.chunks(2)) {
+        let [app, secrets] = pair else {
+            return Err(ChainError::Unexpected("a short answer".into()));
+        };
+        let Some(app) = app else { continue };
+        let app: App = decode(app).map_err(|_| undecodable("record", id))?;
+        let secrets: Option<AppSecrets> = secrets
+            .as_ref()
+            .map(|bytes| decode(bytes).map_err(|_| undecodable("secrets record", id)))
+            .transpose()?;
+        read.insert(*id, (app, secrets));
+    }
+    let mut proven = ProvenApps::default();
+    for (id, listed) in assigned {
+        let entry = match (known.0.get(id), read.remove(id)) {
+            (Some(kept), _) if kept.stamp == *listed => kept.clone(),
+            (_, Some((app, secrets))) => {
+                let stamp = app_stamp(&app, secrets.as_ref());
+                if stamp != *listed {
+                    // Both were proven in this state, so the records are right; only the
+                    // shortcut is unsafe for this app, and its stored stamp keeps it re-read.
+                    tracing::warn!(app = %id, "the app's records do not give its listed stamp");
+                }
+                ProvenApp {
+                    stamp,
+                    app,
+                    secrets,
+                }
+            }
+            _ => continue,
+        };
+        proven.0.insert(*id, entry);
+    }
+    Ok((proven, stale.len()))
 }
 
 async fn view_at(
     mut snapshot: Snapshot<'_>,
     light: &LightClient,
-    worker_id: WorkerId,
-    identity: &WorkerIdentity,
+    (worker_id, identity): (WorkerId, &WorkerIdentity),
     revisions: &SecretRevisions,
+    known: &ProvenApps,
 ) -> Result<ChainView, ChainError> {
-    let worker = snapshot
-        .worker(worker_id)
-        .await?
+    // One request for both: each answer carries the finality proof.
+    let listed = snapshot
+        .read(&[
+            wetee_types::state_keys::worker(worker_id),
+            wetee_types::state_keys::assignments(worker_id),
+        ])
+        .await?;
+    let [worker, assigned] = listed.as_slice() else {
+        return Err(ChainError::Unexpected("a short answer".into()));
+    };
+    let worker: Worker = worker
+        .as_deref()
+        .map(decode)
+        .transpose()
+        .map_err(|_| {
+            ChainError::Unexpected(format!("worker {worker_id}'s record does not decode"))
+        })?
         .ok_or_else(|| ChainError::Unexpected(format!("worker {worker_id} is not on chain")))?;
+    let assigned: wetee_types::records::Assignments = assigned
+        .as_deref()
+        .map(decode)
+        .transpose()
+        .map_err(|_| {
+            ChainError::Unexpected(format!("worker {worker_id}'s assignments do not decode"))
+        })?
+        .unwrap_or_default();
     if worker.keys.identity != identity.keys().identity {
         return Err(ChainError::Unexpected(format!(
             "worker {worker_id} on chain holds another identity key"
         )));
     }
-    let assigned = snapshot.assignments(worker_id).await?;
     if assigned.len() != worker.workloads as usize {
         return Err(ChainError::Unexpected(format!(
             "worker {worker_id} holds {} workloads but lists {}",
@@ -407,27 +527,21 @@ async fn view_at(
         .ok_or_else(|| ChainError::Unexpected("a read without a head".into()))?;
     let genesis = light.genesis_hash();
 
-    let app_ids: Vec<_> = assigned
+    let app_stamps: Vec<(AppId, Hash)> = assigned
         .iter()
-        .filter_map(|w| match w {
-            Workload::App { app } => Some(*app),
+        .filter_map(|a| match a.workload {
+            Workload::App { app } => Some((app, a.stamp)),
             Workload::TaskRun { .. } => None,
         })
         .collect();
     let run_ids: Vec<(TaskId, u32)> = assigned
         .iter()
-        .filter_map(|w| match w {
-            Workload::TaskRun { task, run } => Some((*task, *run)),
+        .filter_map(|a| match a.workload {
+            Workload::TaskRun { task, run } => Some((task, run)),
             Workload::App { .. } => None,
         })
         .collect();
-    let apps = snapshot.apps(&app_ids).await?;
-    let secret_keys: Vec<Vec<u8>> = app_ids
-        .iter()
-        .map(|id| wetee_types::state_keys::app_secrets(*id))
-        .collect();
-    let secrets: Vec<Option<wetee_types::records::AppSecrets>> =
-        snapshot.get_many(&secret_keys).await?;
+    let (apps, apps_read) = app_records(&mut snapshot, &app_stamps, known).await?;
     let run_keys: Vec<Vec<u8>> = run_ids
         .iter()
         .map(|(task, run)| wetee_types::state_keys::task_run(*task, *run))
@@ -458,8 +572,8 @@ async fn view_at(
     let mut owners = BTreeMap::new();
     let mut desired = Vec::new();
     let mut given = BTreeMap::new();
-    for (app, record) in apps.iter().zip(&secrets) {
-        let Some(app) = app else { continue };
+    for proven in apps.0.values() {
+        let (app, record) = (&proven.app, &proven.secrets);
         owners.insert(Workload::App { app: app.id }, app.owner);
         let placed_here = app
             .placement
@@ -541,5 +655,7 @@ async fn view_at(
         owners,
         runs: proven_runs,
         secret_revisions: given,
+        apps,
+        apps_read,
     })
 }

@@ -19,9 +19,11 @@ use wetee_client::keys::dev_keypair;
 use wetee_client::light::{LightClient, Trust};
 use wetee_client::rpc::Client;
 use wetee_client::secrets::{SealOptions, SecretValue, seal};
+use wetee_types::Call;
 use wetee_types::codec::{decode, encode};
 use wetee_types::manifest::ImageRef;
 use wetee_types::records::{App, Assignments};
+use wetee_types::transaction::AppsCall;
 use zeroize::Zeroizing;
 
 /// What the proxy does to the node's answers.
@@ -348,6 +350,14 @@ async fn a_lying_node_is_caught_and_what_runs_keeps_running() {
         proxy.set(lie);
         if lie == Lie::OtherChain {
             proxy.kick.send_modify(|n| *n += 1);
+        }
+        if lie == Lie::SwapImage {
+            // A worker reads an app's record again only when its stamp in the assignment list
+            // changes: the owner restarts the app, and the node serves the swapped record then.
+            client
+                .send(&bob, Call::Apps(AppsCall::Restart { app }), |_| {})
+                .await
+                .expect("restarted");
         }
         support::eventually(&format!("the worker to refuse {lie:?}"), 30, async || {
             (log.text().matches(reason).count() > seen).then_some(())

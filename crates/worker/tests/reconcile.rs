@@ -14,7 +14,7 @@ use wetee_types::transaction::AppsCall;
 use wetee_types::{AppId, Call, Workload};
 use wetee_worker::backend::docker::DockerBackend;
 use wetee_worker::backend::{Backend, InstanceState};
-use wetee_worker::chain::{ensure_registered, read_view};
+use wetee_worker::chain::ensure_registered;
 use wetee_worker::identity::WorkerIdentity;
 use wetee_worker::ingress::Routes;
 use wetee_worker::reconcile::Reconciler;
@@ -51,6 +51,7 @@ async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
     let config = support::worker_config(&dir.path().join("worker"), &engine.socket, genesis);
     let identity = WorkerIdentity::open_unprotected(&config.data_dir).unwrap();
     let revisions = SecretRevisions::load(&config.data_dir).unwrap();
+    let mut known = wetee_worker::chain::ProvenApps::default();
     let operator = dev_keypair("Alice");
     let scope = hex::encode(identity.keys().identity);
     let worker = ensure_registered(&light, &operator, &identity, &config, &scope)
@@ -81,7 +82,7 @@ async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
     // Bob deploys: the chain places the app on our worker, the worker runs it.
     let bob = dev_keypair("Bob");
     let app = support::create_app(&client, &bob, support::app_spec("version-one")).await;
-    let desired = read_view(&light, worker, &identity, &revisions)
+    let desired = support::next_view(&light, worker, &identity, &revisions, &mut known)
         .await
         .unwrap()
         .desired;
@@ -136,7 +137,7 @@ async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
         )
         .await
         .expect("updated");
-    let desired = read_view(&light, worker, &identity, &revisions)
+    let desired = support::next_view(&light, worker, &identity, &revisions, &mut known)
         .await
         .unwrap()
         .desired;
@@ -198,7 +199,7 @@ async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
         .send(&bob, Call::Apps(AppsCall::Stop { app }), |_| {})
         .await
         .expect("stopped");
-    let desired = read_view(&light, worker, &identity, &revisions)
+    let desired = support::next_view(&light, worker, &identity, &revisions, &mut known)
         .await
         .unwrap()
         .desired;

@@ -18,7 +18,7 @@ use wetee_types::transaction::AppsCall;
 use wetee_types::{AppId, Call, Workload};
 use wetee_worker::backend::docker::DockerBackend;
 use wetee_worker::backend::{Backend, InstanceState};
-use wetee_worker::chain::{ensure_registered, open_secrets, read_view};
+use wetee_worker::chain::{ensure_registered, open_secrets};
 use wetee_worker::identity::WorkerIdentity;
 use wetee_worker::reconcile::Reconciler;
 use wetee_worker::revisions::SecretRevisions;
@@ -80,6 +80,7 @@ async fn a_sealed_secret_reaches_the_container_and_nothing_else() {
     let config = support::worker_config(&dir.path().join("worker"), &engine.socket, genesis);
     let identity = WorkerIdentity::open_unprotected(&config.data_dir).unwrap();
     let revisions = SecretRevisions::load(&config.data_dir).unwrap();
+    let mut known = wetee_worker::chain::ProvenApps::default();
     let scope = hex::encode(identity.keys().identity);
     let worker = ensure_registered(&light, &dev_keypair("Alice"), &identity, &config, &scope)
         .await
@@ -111,7 +112,7 @@ async fn a_sealed_secret_reaches_the_container_and_nothing_else() {
         AppStatus::AwaitingSecrets
     );
     assert!(
-        read_view(&light, worker, &identity, &revisions)
+        support::next_view(&light, worker, &identity, &revisions, &mut known)
             .await
             .unwrap()
             .desired
@@ -144,12 +145,22 @@ async fn a_sealed_secret_reaches_the_container_and_nothing_else() {
         AppStatus::Running
     );
 
-    let desired = read_view(&light, worker, &identity, &revisions)
+    let view = support::next_view(&light, worker, &identity, &revisions, &mut known)
         .await
-        .unwrap()
-        .desired;
+        .unwrap();
+    // The secrets changed the app's stamp: its records were read again.
+    assert_eq!(view.apps_read, 1);
+    let desired = view.desired;
     assert_eq!(desired.len(), 1);
     assert_eq!(desired[0].secrets.len(), 1);
+    // Nothing changed since: the next pass proves the assignment list and reads no app record,
+    // and wants the same.
+    let again = support::next_view(&light, worker, &identity, &revisions, &mut known)
+        .await
+        .unwrap();
+    assert_eq!(again.apps_read, 0);
+    assert_eq!(again.desired.len(), 1);
+    assert_eq!(again.desired[0].generation, desired[0].generation);
     assert!(
         !format!("{desired:?}").contains(&token),
         "Debug shows no value"
@@ -224,10 +235,11 @@ async fn a_sealed_secret_reaches_the_container_and_nothing_else() {
         .await
         .unwrap();
     client.send(&bob, call, |_| {}).await.unwrap();
-    let desired = read_view(&light, worker, &identity, &revisions)
+    let view = support::next_view(&light, worker, &identity, &revisions, &mut known)
         .await
-        .unwrap()
-        .desired;
+        .unwrap();
+    assert_eq!(view.apps_read, 1, "a new secret is a new stamp");
+    let desired = view.desired;
     assert!(desired[0].generation > generation);
     reconciler.reconcile(&desired).await.unwrap();
     let served = page(&backend, app, desired[0].generation)
@@ -244,7 +256,7 @@ async fn a_sealed_secret_reaches_the_container_and_nothing_else() {
         .send(&bob, Call::Apps(AppsCall::Stop { app }), |_| {})
         .await
         .unwrap();
-    let desired = read_view(&light, worker, &identity, &revisions)
+    let desired = support::next_view(&light, worker, &identity, &revisions, &mut known)
         .await
         .unwrap()
         .desired;

@@ -157,8 +157,11 @@ fn build_image(tag: &str, files: &[(&str, &str)]) -> String {
 
 /// Starts a single-validator chain in this process and returns its RPC URL and genesis hash.
 pub fn dev_chain(data_dir: &std::path::Path, epoch_length: u64) -> (String, wetee_types::Hash) {
-    let offset = (std::process::id() % 500) as u16 * 4;
-    let rpc_port = 50_000 + offset;
+    // Ports the system hands out: fixed ones collided with other tests' connections.
+    let p2p_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
     let seed = [42u8; 32];
     let validator = Keypair::from_seed(KeyScheme::Ed25519, seed).account_id();
     let spec = ChainSpec {
@@ -168,7 +171,7 @@ pub fn dev_chain(data_dir: &std::path::Path, epoch_length: u64) -> (String, wete
         validators: vec![ValidatorSpec {
             name: "v".into(),
             public_key: hex::encode(validator.0),
-            address: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 55_000 + offset),
+            address: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), p2p_port),
         }],
         consensus: ConsensusSpec::local(),
         chain: ChainConfig { epoch_length },
@@ -193,7 +196,8 @@ pub fn dev_chain(data_dir: &std::path::Path, epoch_length: u64) -> (String, wete
         key_seed: seed,
         full_nodes: Vec::new(),
         data_dir: data_dir.to_path_buf(),
-        rpc_address: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), rpc_port),
+        // The node says where it listens once it does.
+        rpc_address: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
         p2p_listen: None,
         worker_threads: 2,
     };
@@ -487,4 +491,18 @@ pub fn keep_engine_alive() -> tokio::task::JoinHandle<()> {
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
     })
+}
+
+/// Reads the worker's view as its agent does from pass to pass: app records proven before are
+/// kept in `known` and reused while their stamps stay the same.
+pub async fn next_view(
+    light: &wetee_client::light::LightClient,
+    worker: wetee_types::WorkerId,
+    identity: &wetee_worker::identity::WorkerIdentity,
+    revisions: &wetee_worker::revisions::SecretRevisions,
+    known: &mut wetee_worker::chain::ProvenApps,
+) -> Result<wetee_worker::chain::ChainView, wetee_worker::chain::ChainError> {
+    let view = wetee_worker::chain::read_view(light, worker, identity, revisions, known).await?;
+    *known = view.apps.clone();
+    Ok(view)
 }
