@@ -3,10 +3,11 @@
 
 use anyhow::{Context, Result};
 use serde::Serialize;
+use wetee_client::light::LightClient;
 use wetee_client::owner_key::{FailureLog, open_failure_log};
 use wetee_client::rpc::Client;
 use wetee_types::records::{AppFailure, AppStatus, StopReason};
-use wetee_types::{AccountId, AppId, Balance, Hash, Keypair, WorkerId, Workload};
+use wetee_types::{AccountId, AppId, Balance, Keypair, WorkerId, Workload};
 
 /// An app's state, from its record, its worker, its failure report and its pending reason.
 #[derive(Debug, Clone, Serialize)]
@@ -66,12 +67,35 @@ impl AppState {
         })
     }
 
-    /// Opens the failure report's log lines, sealed to the owner, with `owner`'s key.
-    pub fn open_log(&mut self, owner: &Keypair, genesis_hash: &Hash) {
-        let Some(failure) = &self.failure else {
+    /// Opens the failure report's log lines, sealed to the owner, with `owner`'s key. The
+    /// record is read again through `light`, with a proof: only the stored record is known to
+    /// carry the worker's signature, and anyone could seal text to the owner's public key.
+    pub async fn open_log(&mut self, light: Option<&LightClient>, owner: &Keypair) {
+        if self.failure.is_none() {
+            return;
+        }
+        let Some(light) = light else {
+            self.failure_log_error = Some(
+                "no chain to verify the report against: name it with --genesis-hash or \
+                 --chain-spec"
+                    .into(),
+            );
             return;
         };
-        match open_failure_log(owner, genesis_hash, self.app_id, failure) {
+        let failure = match light.snapshot().app_failure(self.app_id).await {
+            Ok(Some(failure)) => failure,
+            Ok(None) => {
+                self.failure_log_error = Some("the chain holds no failure report".into());
+                return;
+            }
+            Err(e) => {
+                self.failure_log_error = Some(format!("the report could not be verified: {e}"));
+                return;
+            }
+        };
+        let opened = open_failure_log(owner, &light.genesis_hash(), self.app_id, &failure);
+        self.failure = Some(failure);
+        match opened {
             FailureLog::Opened(text) => self.failure_log = Some(text.as_str().to_string()),
             FailureLog::NotSealed => {}
             FailureLog::Unreadable(e) => self.failure_log_error = Some(e.to_string()),
@@ -93,9 +117,7 @@ impl AppState {
                         .into(),
                 ),
                 (Some(_), Some(text), _) => Ok(text.trim_end()),
-                (Some(_), None, Some(e)) => Err(format!(
-                    "its last log lines do not open with this key ({e}): only the owner's key opens them"
-                )),
+                (Some(_), None, Some(e)) => Err(format!("its last log lines cannot be shown: {e}")),
                 (Some(_), None, None) => Err(format!(
                     "its last log lines are sealed to the owner: `wetee app status {app} --from <owner>` opens them"
                 )),

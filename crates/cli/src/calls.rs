@@ -519,7 +519,7 @@ pub struct TrustArgs {
 
 impl TrustArgs {
     /// What the light client trusts: the chain named, or else the one `wetee dev` created here.
-    fn trust(&self) -> Result<wetee_client::light::Trust> {
+    pub(crate) fn trust(&self) -> Result<wetee_client::light::Trust> {
         use wetee_client::light::Trust;
         if let Some(hash) = self.genesis_hash {
             return Ok(Trust::GenesisHash(hash));
@@ -544,7 +544,9 @@ impl TrustArgs {
 }
 
 /// A light client of the node, trusting the chain the user named.
-async fn connect_light(context: &Session<'_>) -> Result<wetee_client::light::LightClient> {
+pub(crate) async fn connect_light(
+    context: &Session<'_>,
+) -> Result<wetee_client::light::LightClient> {
     let trust = context.trust.trust()?;
     wetee_client::light::LightClient::connect(context.rpc, &trust)
         .await
@@ -640,7 +642,6 @@ struct TransactionResult<'a> {
     events: &'a [wetee_types::Event],
 }
 
-/// Signs `call`, submits it, shows progress on stderr, and prints the outcome.
 /// Publishes the signer's sealing key before its first app, so that a worker that cannot run
 /// the app can seal its last log lines to the owner. Not fatal: the app is created either way.
 async fn publish_sealing_key(context: &Session<'_>, signer: &Signer) {
@@ -659,6 +660,7 @@ async fn publish_sealing_key(context: &Session<'_>, signer: &Signer) {
     }
 }
 
+/// Signs `call`, submits it, shows progress on stderr, and prints the outcome.
 async fn send(context: &Session<'_>, signer: &Signer, call: Call) -> Result<()> {
     let key = KeySource::parse(&signer.from)?.keypair(context.scheme, context.keystore)?;
     let client = connect(context).await?;
@@ -998,7 +1000,11 @@ pub async fn app(command: AppCommand, context: &Session<'_>) -> Result<()> {
             let mut state = AppState::read(&client, app).await?;
             if let Some(from) = from {
                 let owner = KeySource::parse(&from)?.keypair(context.scheme, context.keystore)?;
-                state.open_log(&owner, &client.genesis_hash());
+                let light = connect_light(context).await;
+                state.open_log(light.as_ref().ok(), &owner).await;
+                if let (Err(e), Some(_)) = (&light, &state.failure) {
+                    state.failure_log_error = Some(format!("{e:#}"));
+                }
             }
             print(context.format, &state, || state.to_text());
             return Ok(());

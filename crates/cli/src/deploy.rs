@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde_json::json;
 use wetee_client::keys::KeySource;
+use wetee_client::light::{LightClient, Trust};
 use wetee_client::rpc::{Client, ClientError};
 use wetee_types::records::AppStatus;
 use wetee_types::rpc::TransactionStatus;
@@ -80,6 +81,9 @@ pub async fn deploy(context: &Session<'_>, args: DeployArgs) -> Result<()> {
     let began = Instant::now();
     let spec = read_app_spec(&args.file)?;
     let key = KeySource::parse(&args.from)?.keypair(context.scheme, context.keystore)?;
+    // What a failure report's log lines are verified against, if the user named a chain (or
+    // `wetee dev` made one here).
+    let trust = context.trust.trust().ok();
     let client = Client::connect(context.rpc).await?;
     let progress = Progress::new(context.format);
     let deadline = began + args.timeout;
@@ -168,7 +172,15 @@ pub async fn deploy(context: &Session<'_>, args: DeployArgs) -> Result<()> {
         return finish(context.format, &state, "created");
     }
     let followed = tokio::select! {
-        followed = follow(context.rpc, &progress, client, &key, app, (deadline, args.timeout)) => followed,
+        followed = follow(
+            context.rpc,
+            trust.as_ref(),
+            &progress,
+            client,
+            &key,
+            app,
+            (deadline, args.timeout),
+        ) => followed,
         signal = crate::signals::shutdown() => {
             progress.finish();
             eprintln!(
@@ -222,6 +234,7 @@ fn is_disconnection(error: &anyhow::Error) -> bool {
 /// whenever the connection drops.
 async fn follow(
     rpc: &str,
+    trust: Option<&Trust>,
     progress: &Progress,
     client: Client,
     owner: &Keypair,
@@ -277,17 +290,27 @@ async fn follow(
                 json!({ "stage": "placed", "worker": worker }),
             );
         }
-        state.open_log(owner, &connected.genesis_hash());
-        match (&state.status, &state.failure) {
-            (AppStatus::Stopped { .. }, _) => bail!("app {app} {}", failure_words(&state)),
-            (_, Some(failure)) if failure.version == state.version => {
-                bail!("app {app} {}", failure_words(&state))
-            }
-            (AppStatus::Pending, _) => {
+        let failed = match (&state.status, &state.failure) {
+            (AppStatus::Stopped { .. }, _) => true,
+            (_, Some(failure)) => failure.version == state.version,
+            _ => false,
+        };
+        if failed {
+            // The log lines, from the record read with a proof.
+            let light = match trust {
+                Some(trust) => LightClient::connect(rpc, trust).await.ok(),
+                None => None,
+            };
+            state.open_log(light.as_ref(), owner).await;
+            bail!("app {app} {}", failure_words(&state));
+        }
+        match &state.status {
+            AppStatus::Stopped { .. } => bail!("app {app} {}", failure_words(&state)),
+            AppStatus::Pending => {
                 progress.waiting(&format!("{last_words} ({waited} s)"), &last_words);
             }
-            (AppStatus::AwaitingSecrets, _) => return Ok(Reached::AwaitingSecrets(state)),
-            (AppStatus::Running, _) => {
+            AppStatus::AwaitingSecrets => return Ok(Reached::AwaitingSecrets(state)),
+            AppStatus::Running => {
                 if let Some(worker) = state.worker
                     && !started
                     && instance_running(connected, worker, owner, app).await

@@ -89,10 +89,12 @@ pub struct MeasurementsArgs {
 /// that admits exactly it: what an operator proposes for a chain's policy and an owner pins
 /// with `--expect-measurement`.
 pub fn measurements(args: MeasurementsArgs, format: Format) -> Result<()> {
+    let mut config_digest = None;
     let provider: Box<dyn wetee_attest::provider::Provider> = if args.simulated {
         Box::new(wetee_attest::provider::Simulated)
     } else if let Some(path) = &args.config {
         let config = WorkerConfig::load(path)?;
+        config_digest = config.text_digest;
         wetee_worker::chain::evidence_provider(&config).map_err(|e| anyhow::anyhow!("{e}"))?
     } else {
         wetee_attest::provider::detect().ok_or_else(|| {
@@ -107,11 +109,22 @@ pub fn measurements(args: MeasurementsArgs, format: Format) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("the TEE produced no evidence: {e}"))?;
     let measurements = wetee_attest::claimed_measurements(&produced.evidence, produced.kind)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let rule = wetee_types::attestation::MeasurementRule::exactly(&measurements);
+    let mut rule = wetee_types::attestation::MeasurementRule::exactly(&measurements);
+    // A TDX worker measures its configuration into RTMR3 at start: the rule admits the value
+    // this configuration gives, whatever the register holds now.
+    let config_rtmr3 = match (&mut rule, config_digest) {
+        (wetee_types::attestation::MeasurementRule::Tdx { rtmr3, .. }, Some(digest)) => {
+            let expected = wetee_worker::rtmr::expected(&digest);
+            *rtmr3 = Some(expected);
+            Some(hex::encode(expected))
+        }
+        _ => None,
+    };
     let json = serde_json::json!({
         "kind": produced.kind,
         "measurements": measurements,
         "rule": rule,
+        "config_rtmr3": config_rtmr3,
     });
     print(format, &json, || {
         format!(

@@ -336,6 +336,8 @@ API_TOKEN={token}
         ),
     )
     .unwrap();
+    let spec_file = home.join("chain").join("chain.json");
+    let spec_file = spec_file.to_str().unwrap();
     let (ok, failed, stderr) = wetee(
         &rpc,
         &[
@@ -348,6 +350,9 @@ API_TOKEN={token}
             "--deposit",
             "10",
             "--wait",
+            // The report's log lines are read with a proof from this chain.
+            "--chain-spec",
+            spec_file,
         ],
     );
     assert!(!ok, "{failed} {stderr}");
@@ -363,7 +368,18 @@ API_TOKEN={token}
     let (ok, public, _) = wetee(&rpc, &["app", "status", &broken]);
     assert!(ok && public["failure"]["log_tail"].is_object(), "{public}");
     assert!(!public.to_string().contains("DATABASE_URL"), "{public}");
-    let (ok, opened, _) = wetee(&rpc, &["app", "status", &broken, "--from", "//Bob"]);
+    let (ok, opened, _) = wetee(
+        &rpc,
+        &[
+            "app",
+            "status",
+            &broken,
+            "--from",
+            "//Bob",
+            "--chain-spec",
+            spec_file,
+        ],
+    );
     assert!(ok, "{opened}");
     assert!(
         opened["failure_log"]
@@ -371,7 +387,18 @@ API_TOKEN={token}
             .is_some_and(|log| log.contains("missing DATABASE_URL")),
         "{opened}"
     );
-    let (_, stranger, _) = wetee(&rpc, &["app", "status", &broken, "--from", "//Charlie"]);
+    let (_, stranger, _) = wetee(
+        &rpc,
+        &[
+            "app",
+            "status",
+            &broken,
+            "--from",
+            "//Charlie",
+            "--chain-spec",
+            spec_file,
+        ],
+    );
     assert!(stranger["failure_log"].is_null(), "{stranger}");
     assert!(stranger["failure_log_error"].is_string(), "{stranger}");
 

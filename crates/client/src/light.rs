@@ -418,6 +418,15 @@ impl Snapshot<'_> {
         self.get(keys::sealing_key(account)).await
     }
 
+    /// Why an app's worker could not run it: the record the runtime stored only with the
+    /// worker's identity-key signature over it.
+    pub async fn app_failure(
+        &mut self,
+        id: AppId,
+    ) -> Result<Option<wetee_types::records::AppFailure>, LightError> {
+        self.get(keys::app_failure(id)).await
+    }
+
     /// An app's sealed secrets.
     pub async fn app_secrets(
         &mut self,

@@ -41,7 +41,9 @@ pub async fn publish(client: &Client, owner: &Keypair) -> Result<bool, ClientErr
 /// What `owner` reads in a failure report of `app` on the chain `genesis_hash`.
 #[derive(Debug)]
 pub enum FailureLog {
-    /// The last log lines, checked against the worker's signed commitment.
+    /// The last log lines, matching the report's commitment. They are the worker's only if the
+    /// record was read with a proof (`Snapshot::app_failure`): anyone can seal text to the
+    /// owner's public key, and only the runtime checked the worker's signature over it.
     Opened(Zeroizing<String>),
     /// The owner had published no sealing key when the worker reported: the lines are lost.
     NotSealed,
@@ -49,7 +51,8 @@ pub enum FailureLog {
     Unreadable(SealError),
 }
 
-/// Opens the log lines of `failure` with `owner`'s key.
+/// Opens the log lines of `failure` with `owner`'s key. Pass a record read through the light
+/// client: a node could otherwise serve one with text of its own sealed to the owner.
 pub fn open_failure_log(
     owner: &Keypair,
     genesis_hash: &Hash,
@@ -63,6 +66,7 @@ pub fn open_failure_log(
     let binding = wetee_sealing::log_tail::Binding {
         genesis_hash,
         app,
+        version: failure.version,
         worker: failure.worker,
         owner: &account,
     };

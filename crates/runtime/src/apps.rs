@@ -79,7 +79,7 @@ pub(crate) fn dispatch(ctx: &mut Ctx, signer: AccountId, call: &AppsCall) -> Res
                 amount: *amount,
                 deposit: app.deposit,
             });
-            storage::put_app(ctx.state, &app);
+            storage::put_app(ctx.state, &app)?;
             Ok(())
         }
         AppsCall::Restart { app } => {
@@ -89,13 +89,13 @@ pub(crate) fn dispatch(ctx: &mut Ctx, signer: AccountId, call: &AppsCall) -> Res
                 app: app.id,
                 restarts: app.restarts,
             });
-            storage::put_app(ctx.state, &app);
+            storage::put_app(ctx.state, &app)?;
             Ok(())
         }
         AppsCall::Stop { app } => {
             let mut app = owned_live_app(ctx, signer, *app)?;
             stop(ctx, &mut app, StopReason::Owner)?;
-            storage::put_app(ctx.state, &app);
+            storage::put_app(ctx.state, &app)?;
             Ok(())
         }
         AppsCall::SetSecrets {
@@ -117,7 +117,7 @@ pub(crate) fn dispatch(ctx: &mut Ctx, signer: AccountId, call: &AppsCall) -> Res
                 signature,
             };
             set_secrets(ctx, &mut app, &change)?;
-            storage::put_app(ctx.state, &app);
+            storage::put_app(ctx.state, &app)?;
             Ok(())
         }
     }
@@ -159,7 +159,7 @@ fn grant_secrets_to(
             if !record.allows_image(image) {
                 return Err(CallError::ImageNotAllowedSecrets);
             }
-            storage::put_app_secrets(ctx.state, app.id, &record);
+            storage::put_app_secrets(ctx.state, app.id, &record)?;
             Ok(())
         }
     }
@@ -254,7 +254,7 @@ fn set_secrets(ctx: &mut Ctx, app: &mut App, change: &SecretsChange) -> Result<(
     if !record.allows_image(&app.spec.container.image.digest) {
         return Err(CallError::ImageNotAllowedSecrets);
     }
-    storage::put_app_secrets(ctx.state, app.id, &record);
+    storage::put_app_secrets(ctx.state, app.id, &record)?;
     ctx.emit(Event::AppSecretsSet {
         app: app.id,
         worker: worker_id,
@@ -369,7 +369,7 @@ fn create(
     );
     ctx.emit(Event::AppCreated { app: id, owner });
     place_or_queue(ctx, &mut app)?;
-    storage::put_app(ctx.state, &app);
+    storage::put_app(ctx.state, &app)?;
     Ok(())
 }
 
@@ -415,7 +415,7 @@ fn new_version(
         app: app.id,
         version: app.version,
     });
-    storage::put_app(ctx.state, app);
+    storage::put_app(ctx.state, app)?;
     Ok(())
 }
 
@@ -526,7 +526,7 @@ pub(crate) fn retry_pending(ctx: &mut Ctx, id: AppId) -> Result<(), CallError> {
         Some((worker, price)) => {
             scheduling::dequeue(ctx.state, &workload)?;
             place_on(ctx, &mut app, worker, price)?;
-            storage::put_app(ctx.state, &app);
+            storage::put_app(ctx.state, &app)?;
             Ok(())
         }
         None => scheduling::requeue(ctx.state, &workload),
@@ -548,7 +548,7 @@ pub(crate) fn drain(ctx: &mut Ctx, id: AppId, from: WorkerId) -> Result<bool, Ca
     };
     unplace(ctx, &mut app)?;
     place_on(ctx, &mut app, worker, price)?;
-    storage::put_app(ctx.state, &app);
+    storage::put_app(ctx.state, &app)?;
     Ok(true)
 }
 
@@ -581,6 +581,6 @@ pub(crate) fn grace_end(ctx: &mut Ctx, id: AppId, epoch: u64) -> Result<(), Call
     } else {
         app.grace_until = None;
     }
-    storage::put_app(ctx.state, &app);
+    storage::put_app(ctx.state, &app)?;
     Ok(())
 }

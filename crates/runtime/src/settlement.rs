@@ -263,7 +263,7 @@ pub(crate) fn settle_app_proof(
         protocol_fee: fees,
     });
     check_funding(ctx, &mut app)?;
-    storage::put_app(ctx.state, &app);
+    storage::put_app(ctx.state, &app)?;
     Ok(total)
 }
 
@@ -286,7 +286,7 @@ pub(crate) fn expire_lease(
     release_hold(ctx, &mut app, &lease)?;
     storage::delete_lease(ctx.state, &lease);
     check_funding(ctx, &mut app)?;
-    storage::put_app(ctx.state, &app);
+    storage::put_app(ctx.state, &app)?;
     Ok(())
 }
 

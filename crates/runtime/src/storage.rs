@@ -211,15 +211,14 @@ pub fn app(state: &dyn State, id: AppId) -> Result<App, CallError> {
 }
 
 /// Writes an app.
-pub fn put_app(state: &mut dyn State, app: &App) {
-    let unchanged_for_worker = get::<App>(state, &keys::app(app.id))
-        .ok()
-        .flatten()
+pub fn put_app(state: &mut dyn State, app: &App) -> Result<(), CallError> {
+    let unchanged_for_worker = get::<App>(state, &keys::app(app.id))?
         .is_some_and(|old| wetee_types::records::same_for_worker(&old, app));
     put(state, &keys::app(app.id), app);
-    if !unchanged_for_worker {
-        refresh_app_stamp(state, app.id);
+    if unchanged_for_worker {
+        return Ok(());
     }
+    refresh_app_stamp(state, app.id)
 }
 
 /// Writes an app's sealed secrets.
@@ -227,9 +226,9 @@ pub fn put_app_secrets(
     state: &mut dyn State,
     app: AppId,
     secrets: &wetee_types::records::AppSecrets,
-) {
+) -> Result<(), CallError> {
     put(state, &keys::app_secrets(app), secrets);
-    refresh_app_stamp(state, app);
+    refresh_app_stamp(state, app)
 }
 
 /// The stamp of app `id`'s records as they are stored now.
@@ -248,32 +247,30 @@ pub fn app_stamp(state: &dyn State, id: AppId) -> Result<Option<wetee_types::Has
 /// its stored records. Every write that changes what the worker acts on comes through here, so
 /// that a worker can trust an unchanged stamp to mean unchanged records (the invariant checks
 /// in `testing` hold the runtime to it).
-fn refresh_app_stamp(state: &mut dyn State, id: AppId) {
-    let Ok(Some(app)) = get::<App>(state, &keys::app(id)) else {
-        return;
+fn refresh_app_stamp(state: &mut dyn State, id: AppId) -> Result<(), CallError> {
+    let Some(app) = get::<App>(state, &keys::app(id))? else {
+        return Ok(());
     };
     let Some(placement) = app.placement else {
-        return;
+        return Ok(());
     };
-    let Ok(Some(stamp)) = app_stamp(state, id) else {
-        return;
-    };
-    let Ok(assigned) = assignments(state, placement.worker) else {
-        return;
-    };
+    let secrets: Option<wetee_types::records::AppSecrets> = get(state, &keys::app_secrets(id))?;
+    let stamp = wetee_types::records::app_stamp(&app, secrets.as_ref());
     let workload = Workload::App { app: id };
-    let mut entries = assigned.into_inner();
+    let mut entries = assignments(state, placement.worker)?.into_inner();
     let Some(entry) = entries.iter_mut().find(|a| a.workload == workload) else {
         // Not listed yet: the placement lists it with the stamp of the records then stored.
-        return;
+        return Ok(());
     };
     if entry.stamp != stamp {
         entry.stamp = stamp;
-        // Same length as what was stored, so within the bound.
-        if let Ok(assigned) = wetee_types::records::Assignments::try_new(entries) {
-            put_assignments(state, placement.worker, &assigned);
-        }
+        let assigned =
+            wetee_types::records::Assignments::try_new(entries).map_err(|_| CallError::State {
+                detail: wetee_types::error::error_text("an assignment list grew while restamped"),
+            })?;
+        put_assignments(state, placement.worker, &assigned);
     }
+    Ok(())
 }
 
 /// An account's sealing key, if it published one.

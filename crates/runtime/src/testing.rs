@@ -200,6 +200,8 @@ impl TestChain {
         let block = self.block();
         let events = self.runtime.end_block(&mut self.state, &block).unwrap();
         self.hook_events.extend(events);
+        // What the block's end did (placements, settlements) leaves the chain consistent too.
+        self.check_invariants();
         self.open_block(self.height + 1);
     }
 

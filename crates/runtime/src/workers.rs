@@ -23,8 +23,9 @@
 //!   along and is verified first; a worker whose attestation has expired has its reports
 //!   refused (it is paid nothing) until one carries fresh evidence. Each app proof pays the app's leases for that epoch
 //!   ([`crate::settlement`]); each run result pays that run ([`crate::tasks`]).
-//! - `report_app_failure(worker, app, reason, log_digest, log_tail)`: the worker an app runs on
-//!   cannot run it (it does not start, or keeps crashing). The app stops as failed (unplaced,
+//! - `report_app_failure(worker, app, version, observed_at, reason, log_digest, log_tail)`: the
+//!   worker an app runs on cannot run it (it does not start, or keeps crashing); only about the
+//!   app's current version, observed at most `FAILURE_REPORT_MAX_AGE_BLOCKS` ago. The app stops as failed (unplaced,
 //!   the unused deposit refunded) and the reason is recorded, with the last log lines sealed to
 //!   the owner and a commitment to them: both signed by the worker's identity key, so the
 //!   operator can neither read nor swap them. A worker gains nothing by it: it loses the
@@ -112,6 +113,8 @@ pub(crate) fn dispatch(
         WorkersCall::ReportAppFailure {
             worker,
             app,
+            version,
+            observed_at,
             reason,
             log_digest,
             log_tail,
@@ -119,8 +122,12 @@ pub(crate) fn dispatch(
         } => report_app_failure(
             ctx,
             signer,
-            *worker,
-            *app,
+            &wetee_types::transaction::FailureSubject {
+                worker: *worker,
+                app: *app,
+                version: *version,
+                observed_at: *observed_at,
+            },
             (reason, log_digest, log_tail),
             signature,
         ),
@@ -379,7 +386,7 @@ fn update(
             if let Workload::App { app } = workload {
                 let mut record = storage::app(ctx.state, app)?;
                 apps::refresh_secrets_status(ctx, &mut record)?;
-                storage::put_app(ctx.state, &record);
+                storage::put_app(ctx.state, &record)?;
             }
         }
     }
@@ -647,7 +654,7 @@ fn enforce_proofs(
                 }
             }
         }
-        storage::put_app(ctx.state, &record);
+        storage::put_app(ctx.state, &record)?;
     }
     Ok(())
 }
@@ -655,8 +662,7 @@ fn enforce_proofs(
 fn report_app_failure(
     ctx: &mut Ctx,
     signer: AccountId,
-    id: WorkerId,
-    app_id: wetee_types::AppId,
+    subject: &wetee_types::transaction::FailureSubject,
     (reason, log_digest, log_tail): (
         &wetee_types::codec::BoundedString<256>,
         &wetee_types::Hash,
@@ -664,12 +670,12 @@ fn report_app_failure(
     ),
     signature: &[u8; 64],
 ) -> Result<(), CallError> {
+    let (id, app_id) = (subject.worker, subject.app);
     let worker = operated_worker(ctx, signer, id)?;
     // The TEE says the app cannot run, not the operator: its identity key signs.
     let payload = wetee_types::transaction::app_failure_payload(
         &ctx.genesis_hash,
-        id,
-        app_id,
+        subject,
         reason,
         log_digest,
         log_tail,
@@ -680,6 +686,17 @@ fn report_app_failure(
         return Err(CallError::ReportSignatureInvalid { worker: id });
     }
     let mut app = storage::app(ctx.state, app_id)?;
+    // A report the operator held back cannot stop a later version, or the same one long after.
+    let age = ctx.height.checked_sub(subject.observed_at);
+    if subject.version != app.version
+        || age.is_none_or(|age| age > wetee_types::transaction::FAILURE_REPORT_MAX_AGE_BLOCKS)
+    {
+        return Err(CallError::FailureReportStale {
+            app: app_id,
+            version: subject.version,
+            observed_at: subject.observed_at,
+        });
+    }
     let running_here = app.status == wetee_types::records::AppStatus::Running
         && app.placement.is_some_and(|p| p.worker == id);
     if !running_here {
@@ -689,7 +706,7 @@ fn report_app_failure(
         });
     }
     apps::stop(ctx, &mut app, wetee_types::records::StopReason::Failed)?;
-    storage::put_app(ctx.state, &app);
+    storage::put_app(ctx.state, &app)?;
     storage::put_app_failure(
         ctx.state,
         app_id,
@@ -888,7 +905,7 @@ pub(crate) fn enforce_liveness(
                 if let Workload::App { app } = workload {
                     let mut record = storage::app(ctx.state, app)?;
                     apps::evict(ctx, &mut record, worker_id)?;
-                    storage::put_app(ctx.state, &record);
+                    storage::put_app(ctx.state, &record)?;
                 }
             }
         }

@@ -2,10 +2,15 @@
 //!
 //! When a worker reports that it cannot run an app, the output that explains why may hold
 //! anything the app printed. It goes on chain sealed with HPKE to the owner's sealing key
-//! (published with `set_sealing_key`); what is public is a hiding commitment, BLAKE3 over a
-//! fresh random nonce and the text, which tells an observer nothing, not even whether a
-//! guessed line is in it. The worker's identity key signs the commitment and the sealed text
-//! together, so the owner knows that what they open is what the TEE reported.
+//! (published with `set_sealing_key`), padded so that its size says nothing; what is public is
+//! a hiding commitment, BLAKE3 over a fresh random nonce and the text, which tells an observer
+//! nothing, not even whether a guessed line is in it.
+//!
+//! HPKE's base mode does not say who sealed: anyone can seal to the owner's public key. What
+//! makes the text the TEE's is the runtime, which stores a failure report only with the
+//! worker's identity-key signature over the commitment and the sealed text. An owner must
+//! therefore open a failure record read with a proof from the chain's state (the light
+//! client), never one a node merely says it holds.
 
 use crate::{SealError, hpke_open, hpke_seal};
 use wetee_types::codec::BoundedVec;
@@ -27,6 +32,8 @@ pub struct Binding<'a> {
     pub genesis_hash: &'a Hash,
     /// The app.
     pub app: AppId,
+    /// The app's version that failed.
+    pub version: u32,
     /// The worker that reports it.
     pub worker: WorkerId,
     /// The app's owner.
@@ -38,6 +45,7 @@ impl Binding<'_> {
         let mut aad = INFO.to_vec();
         aad.extend_from_slice(&self.genesis_hash.0);
         aad.extend_from_slice(&self.app.0.to_be_bytes());
+        aad.extend_from_slice(&self.version.to_be_bytes());
         aad.extend_from_slice(&self.worker.0.to_be_bytes());
         aad.extend_from_slice(&self.owner.0);
         aad.extend_from_slice(recipient);
@@ -76,8 +84,11 @@ pub fn seal(
     }
     let mut plain = Zeroizing::new(vec![0u8; NONCE_BYTES]);
     getrandom::getrandom(&mut plain).map_err(|_| SealError::NoRandomness)?;
-    plain.extend_from_slice(tail.as_bytes());
     let digest = commitment(&plain[..NONCE_BYTES], tail.as_bytes());
+    // The length fits: at most MAX_LOG_TAIL_BYTES, checked above.
+    plain.extend_from_slice(&(tail.len() as u16).to_be_bytes());
+    plain.extend_from_slice(tail.as_bytes());
+    plain.resize(NONCE_BYTES + 2 + MAX_LOG_TAIL_BYTES, 0);
     let sealed = match owner_key {
         None => None,
         Some(key) => {
@@ -93,7 +104,8 @@ pub fn seal(
 }
 
 /// Opens a sealed tail with the owner's sealing secret and checks it against the public
-/// commitment. Invalid UTF-8 (a tail clipped by a foreign worker) is shown with replacement
+/// commitment (which says the text is the one the report committed to; that the report is the
+/// worker's, only a proven failure record says). Invalid UTF-8 (a tail clipped by a foreign worker) is shown with replacement
 /// characters rather than refused.
 pub fn open(
     owner_secret: &[u8; 32],
@@ -109,10 +121,12 @@ pub fn open(
         &sealed.enc,
         &sealed.ciphertext,
     )?;
-    if plain.len() < NONCE_BYTES {
-        return Err(SealError::NotCommitted);
-    }
-    let (nonce, tail) = plain.split_at(NONCE_BYTES);
+    let (nonce, rest) = plain
+        .split_at_checked(NONCE_BYTES)
+        .ok_or(SealError::NotCommitted)?;
+    let (length, padded) = rest.split_at_checked(2).ok_or(SealError::NotCommitted)?;
+    let length = usize::from(u16::from_be_bytes([length[0], length[1]]));
+    let tail = padded.get(..length).ok_or(SealError::NotCommitted)?;
     if commitment(nonce, tail) != *digest {
         return Err(SealError::NotCommitted);
     }
@@ -122,6 +136,7 @@ pub fn open(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wetee_types::records::MAX_SEALED_LOG_BYTES;
     use wetee_types::{KeyScheme, Keypair};
 
     fn owner() -> Keypair {
@@ -136,6 +151,7 @@ mod tests {
         let binding = Binding {
             genesis_hash: &genesis,
             app: AppId(3),
+            version: 2,
             worker: WorkerId(1),
             owner: &account,
         };
@@ -145,6 +161,10 @@ mod tests {
         let report = seal(&binding, Some(&key), tail).unwrap();
         let sealed = report.sealed.as_ref().unwrap();
         assert!(!sealed.ciphertext.windows(7).any(|w| w == b"DATABAS"));
+        // Every tail seals to the same size.
+        let short = seal(&binding, Some(&key), "x").unwrap().sealed.unwrap();
+        assert_eq!(sealed.ciphertext.len(), short.ciphertext.len());
+        assert_eq!(sealed.ciphertext.len(), MAX_SEALED_LOG_BYTES);
         assert_eq!(
             open(&secret, &binding, &report.digest, sealed)
                 .unwrap()
@@ -157,14 +177,21 @@ mod tests {
             open(&stranger, &binding, &report.digest, sealed),
             Err(SealError::CannotOpen)
         );
-        let moved = Binding {
-            app: AppId(4),
-            ..binding
-        };
-        assert_eq!(
-            open(&secret, &moved, &report.digest, sealed),
-            Err(SealError::CannotOpen)
-        );
+        for moved in [
+            Binding {
+                app: AppId(4),
+                ..binding
+            },
+            Binding {
+                version: 3,
+                ..binding
+            },
+        ] {
+            assert_eq!(
+                open(&secret, &moved, &report.digest, sealed),
+                Err(SealError::CannotOpen)
+            );
+        }
         // A tail the worker did not commit to (a replayed one from another failure) is refused.
         let other = seal(&binding, Some(&key), tail).unwrap();
         assert_eq!(
@@ -180,6 +207,7 @@ mod tests {
         let binding = Binding {
             genesis_hash: &genesis,
             app: AppId(3),
+            version: 2,
             worker: WorkerId(1),
             owner: &account,
         };
@@ -198,6 +226,7 @@ mod tests {
         let binding = Binding {
             genesis_hash: &genesis,
             app: AppId(3),
+            version: 2,
             worker: WorkerId(1),
             owner: &account,
         };

@@ -280,6 +280,18 @@ pub enum CallError {
         /// The epoch.
         epoch: EpochNumber,
     },
+    /// A failure report about another version of the app, or observed too long ago.
+    #[error(
+        "the failure report is about version {version} of app {app} as of block {observed_at}: not its current version, or older than the chain accepts"
+    )]
+    FailureReportStale {
+        /// The app.
+        app: AppId,
+        /// The version reported.
+        version: u32,
+        /// The height it was observed at.
+        observed_at: BlockNumber,
+    },
     /// The app does not run on that worker.
     #[error("app {app} does not run on worker {worker}")]
     AppNotOnWorker {
@@ -491,6 +503,7 @@ codec_enum!(CallError {
     49 => SecretNotResealed { name },
     50 => SecretsSignature,
     51 => ImageNotAllowedSecrets,
+    52 => FailureReportStale { app, version, observed_at },
 });
 
 impl From<ManifestError> for CallError {

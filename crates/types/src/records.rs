@@ -802,8 +802,9 @@ codec_struct!(SealedBox { enc, ciphertext });
 
 /// At most this many bytes of an app's output go into its failure report.
 pub const MAX_LOG_TAIL_BYTES: usize = 4096;
-/// The most a sealed log tail can be: a 32-byte commitment nonce, the tail, the AEAD tag.
-pub const MAX_SEALED_LOG_BYTES: usize = 32 + MAX_LOG_TAIL_BYTES + 16;
+/// The size of every sealed log tail: a 32-byte commitment nonce, the tail's length (2 bytes),
+/// the tail padded to [`MAX_LOG_TAIL_BYTES`] (so the size says nothing of it), the AEAD tag.
+pub const MAX_SEALED_LOG_BYTES: usize = 32 + 2 + MAX_LOG_TAIL_BYTES + 16;
 
 /// An app's last log lines, sealed with HPKE to its owner's sealing key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -999,11 +1000,5 @@ pub fn app_stamp(app: &App, secrets: Option<&AppSecrets>) -> Hash {
 
 /// Whether two versions of an app's record give the same [`app_stamp`] for the same secrets.
 pub fn same_for_worker(a: &App, b: &App) -> bool {
-    a.id == b.id
-        && a.owner == b.owner
-        && a.version == b.version
-        && a.status == b.status
-        && a.restarts == b.restarts
-        && a.placement.map(|p| p.worker) == b.placement.map(|p| p.worker)
-        && a.spec == b.spec
+    app_stamp(a, None) == app_stamp(b, None)
 }

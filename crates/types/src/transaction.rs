@@ -135,6 +135,12 @@ pub enum WorkersCall {
         worker: WorkerId,
         /// The app.
         app: AppId,
+        /// The app's version that fails: a report about another version is refused.
+        version: u32,
+        /// The height of the state the worker saw it at: a report older than
+        /// `FAILURE_REPORT_MAX_AGE_BLOCKS` is refused, so a withheld report cannot stop the
+        /// app later.
+        observed_at: BlockNumber,
         /// Why, for the owner.
         reason: BoundedString<256>,
         /// A hiding commitment to the app's last log lines (see `wetee_sealing::log_tail`).
@@ -158,7 +164,7 @@ codec_enum!(WorkersCall {
     8 => FileComplaint { worker, evidence_hash, bond },
     9 => Slash { worker, amount, complaint },
     10 => DismissComplaint { complaint },
-    11 => ReportAppFailure { worker, app, reason, log_digest, log_tail, signature },
+    11 => ReportAppFailure { worker, app, version, observed_at, reason, log_digest, log_tail, signature },
 });
 
 /// Long-running apps.
@@ -254,21 +260,38 @@ codec_enum!(AppsCall {
 });
 
 /// Domain tag of a worker's signed report that it cannot run an app.
-pub const APP_FAILURE_DOMAIN: &[u8] = b"wetee/app-failure/v2";
+pub const APP_FAILURE_DOMAIN: &[u8] = b"wetee/app-failure/v3";
 
-/// What a worker's identity key signs to report that it cannot run `app`.
+/// How old (in blocks) the state a failure report was observed at may be when it is executed.
+pub const FAILURE_REPORT_MAX_AGE_BLOCKS: u64 = 256;
+
+/// Which failure a worker reports: the app, the version that fails, and when it saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureSubject {
+    /// The worker.
+    pub worker: WorkerId,
+    /// The app.
+    pub app: AppId,
+    /// Its failing version.
+    pub version: u32,
+    /// The height of the state the worker saw it at.
+    pub observed_at: BlockNumber,
+}
+
+/// What a worker's identity key signs to report that it cannot run an app.
 pub fn app_failure_payload(
     genesis_hash: &Hash,
-    worker: WorkerId,
-    app: AppId,
+    subject: &FailureSubject,
     reason: &BoundedString<256>,
     log_digest: &Hash,
     log_tail: &Option<SealedLog>,
 ) -> Vec<u8> {
     let mut payload = APP_FAILURE_DOMAIN.to_vec();
     payload.extend_from_slice(&genesis_hash.0);
-    payload.extend_from_slice(&encode(&worker));
-    payload.extend_from_slice(&encode(&app));
+    payload.extend_from_slice(&encode(&subject.worker));
+    payload.extend_from_slice(&encode(&subject.app));
+    payload.extend_from_slice(&encode(&subject.version));
+    payload.extend_from_slice(&encode(&subject.observed_at));
     payload.extend_from_slice(&encode(reason));
     payload.extend_from_slice(&log_digest.0);
     payload.extend_from_slice(&encode(log_tail));

@@ -225,7 +225,8 @@ impl<B: Backend> Worker<B> {
         if sample_usage {
             self.last_usage = Some(Instant::now());
         }
-        self.report_failures(light, &view.owners).await?;
+        self.report_failures(light, &view.owners, view.head.height)
+            .await?;
         // Cursors of containers that are gone are of no more use.
         self.logs
             .retain(&instances.iter().map(|i| i.id.clone()).collect::<Vec<_>>());
@@ -244,6 +245,7 @@ impl<B: Backend> Worker<B> {
         &mut self,
         light: &LightClient,
         owners: &BTreeMap<Workload, AccountId>,
+        observed_at: u64,
     ) -> Result<(), ChainError> {
         for (identity, reason, tail) in self.reconciler.failing() {
             let Workload::App { app } = identity.workload else {
@@ -278,25 +280,36 @@ impl<B: Backend> Worker<B> {
             let binding = wetee_sealing::log_tail::Binding {
                 genesis_hash: &genesis_hash,
                 app,
+                version: identity.version,
                 worker: self.id,
                 owner,
             };
-            let log = match wetee_sealing::log_tail::seal(
-                &binding,
-                owner_key.as_ref(),
-                &clip(&tail, MAX_LOG_TAIL_BYTES),
-            ) {
+            let tail = clip(&tail, MAX_LOG_TAIL_BYTES);
+            let sealed = match wetee_sealing::log_tail::seal(&binding, owner_key.as_ref(), &tail) {
+                // A key that is no X25519 public key: the failure is reported without the log.
+                Err(wetee_sealing::SealError::BadPublicKey) => {
+                    tracing::warn!(%app, "the owner's sealing key is unusable: reporting without the log");
+                    wetee_sealing::log_tail::seal(&binding, None, &tail)
+                }
+                sealed => sealed,
+            };
+            let log = match sealed {
                 Ok(log) => log,
                 Err(e) => {
                     tracing::warn!(%app, error = %e, "could not seal the log tail; retrying");
                     continue;
                 }
             };
+            let subject = wetee_types::transaction::FailureSubject {
+                worker: self.id,
+                app,
+                version: identity.version,
+                observed_at,
+            };
             // Signed inside the TEE: the operator's account only pays for the transaction.
             let payload = wetee_types::transaction::app_failure_payload(
                 &genesis_hash,
-                self.id,
-                app,
+                &subject,
                 &reason,
                 &log.digest,
                 &log.sealed,
@@ -309,6 +322,8 @@ impl<B: Backend> Worker<B> {
             let call = Call::Workers(WorkersCall::ReportAppFailure {
                 worker: self.id,
                 app,
+                version: identity.version,
+                observed_at,
                 reason: reason.clone(),
                 log_digest: log.digest,
                 log_tail: log.sealed,
@@ -319,7 +334,12 @@ impl<B: Backend> Worker<B> {
                     self.failed_reported.insert(identity);
                     tracing::warn!(%app, reason = reason.as_str(), "reported the app as failed");
                 }
-                // Retried at the next pass.
+                // The chain refused it (the app moved on, or stopped): nothing to retry.
+                Err(e @ wetee_client::rpc::ClientError::Failed { .. }) => {
+                    self.failed_reported.insert(identity);
+                    tracing::warn!(%app, error = %e, "the chain refused the failure report");
+                }
+                // Retried at the next pass, signed again as of then.
                 Err(e) => tracing::warn!(%app, error = %e, "could not report the app as failed"),
             }
         }
@@ -607,7 +627,23 @@ pub async fn run_with_keys(
         sys_dev_block: std::path::Path::new(crate::keys::disk::SYS_DEV_BLOCK),
         swaps: &std::fs::read_to_string("/proc/swaps").unwrap_or_default(),
     };
-    if let Some(reason) = secrets_refusal(&layout) {
+    let mut refusals: Vec<String> = secrets_refusal(&layout).into_iter().collect();
+    // Before any evidence is produced (registration below), so that it shows the configuration.
+    if layout.tee == wetee_types::TeeKind::Tdx {
+        let register = crate::rtmr::SysfsRegister(std::path::Path::new(crate::rtmr::RTMR3));
+        match config
+            .text_digest
+            .map(|digest| crate::rtmr::measure(&register, &digest))
+        {
+            Some(Ok(measured)) => tracing::info!(?measured, "the configuration is in RTMR3"),
+            Some(Err(why)) => refusals.push(format!("the configuration is not measured: {why}")),
+            None => refusals.push(
+                "the configuration was not read from a file, so RTMR3 cannot measure it".into(),
+            ),
+        }
+    }
+    if !refusals.is_empty() {
+        let reason = refusals.join("; ");
         tracing::warn!(%reason, "the worker gives no secrets to containers");
         identity.refuse_secrets(reason);
     }

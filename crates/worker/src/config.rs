@@ -65,6 +65,10 @@ pub struct WorkerConfig {
     /// Where the worker's keys are kept.
     #[serde(default)]
     pub keys: KeysConfig,
+    /// SHA-384 of the file it was read from, measured into TDX RTMR3 ([`crate::rtmr`]); `None`
+    /// for a configuration built in code (development).
+    #[serde(skip)]
+    pub text_digest: Option<[u8; 48]>,
 }
 
 /// Where the worker's keys are kept (see [`crate::keys`]).
@@ -221,7 +225,8 @@ impl WorkerConfig {
 
     /// Parses and checks a configuration's text.
     pub fn parse(text: &str) -> Result<WorkerConfig, String> {
-        let config: WorkerConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut config: WorkerConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.text_digest = Some(crate::rtmr::config_digest(text));
         if config.profile.tee_kinds.is_empty() {
             return Err("profile.tee_kinds: list at least one TEE kind".into());
         }

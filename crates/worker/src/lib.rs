@@ -11,6 +11,7 @@
 //! - [`mounts`]: what a path is stored on (memory, an encrypted disk).
 //! - [`registration`]: the worker's id and container scope, kept across key rotations.
 //! - [`topology`]: whether this machine's layout lets the worker give secrets at all.
+//! - [`rtmr`]: the worker's configuration measured into TDX RTMR3 before any evidence.
 //! - [`ingress`]: the HTTP entrance routing `<app-id>.<domain>` and `/<app-id>/` to apps.
 //! - [`logbook`]: captured logs per workload and epoch, and their Merkle roots.
 //! - [`owner_api`]: logs, status and metrics for the workload's owner only.
@@ -37,4 +38,5 @@ pub mod reconcile;
 pub mod registration;
 pub mod report;
 pub mod revisions;
+pub mod rtmr;
 pub mod topology;

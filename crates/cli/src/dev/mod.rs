@@ -542,5 +542,6 @@ fn dev_worker_config(
             listen: ingress,
             domain: "localhost".into(),
         },
+        text_digest: None,
     }
 }

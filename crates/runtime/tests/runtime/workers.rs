@@ -1186,9 +1186,12 @@ fn only_the_worker_running_an_app_can_report_it_failed_and_the_owner_gets_the_re
         account: chain.who("alice")
     }));
     let alice = chain.who("alice");
+    let version = chain.app(app).version;
+    let seen_at = chain.height;
     let binding = wetee_sealing::log_tail::Binding {
         genesis_hash: &genesis,
         app,
+        version,
         worker,
         owner: &alice,
     };
@@ -1197,11 +1200,19 @@ fn only_the_worker_running_an_app_can_report_it_failed_and_the_owner_gets_the_re
         .expect("published");
     let log =
         wetee_sealing::log_tail::seal(&binding, Some(&published), "panic: no config\n").unwrap();
-    let signed_over = |key: &Keypair, worker, log: &wetee_sealing::log_tail::Sealed| {
-        let payload = wetee_types::transaction::app_failure_payload(
-            &genesis,
+    let signed_at = |key: &Keypair,
+                     worker,
+                     (version, observed_at): (u32, u64),
+                     log: &wetee_sealing::log_tail::Sealed| {
+        let subject = wetee_types::transaction::FailureSubject {
             worker,
             app,
+            version,
+            observed_at,
+        };
+        let payload = wetee_types::transaction::app_failure_payload(
+            &genesis,
+            &subject,
             &reason,
             &log.digest,
             &log.sealed,
@@ -1212,11 +1223,16 @@ fn only_the_worker_running_an_app_can_report_it_failed_and_the_owner_gets_the_re
         Call::Workers(WorkersCall::ReportAppFailure {
             worker,
             app,
+            version,
+            observed_at,
             reason: reason.clone(),
             log_digest: log.digest,
             log_tail: log.sealed.clone(),
             signature,
         })
+    };
+    let signed_over = |key: &Keypair, worker, log: &wetee_sealing::log_tail::Sealed| {
+        signed_at(key, worker, (version, seen_at), log)
     };
     let signed_by = |key: &Keypair, worker| signed_over(key, worker, &log);
     let identity = chain.identity(worker);
@@ -1246,6 +1262,27 @@ fn only_the_worker_running_an_app_can_report_it_failed_and_the_owner_gets_the_re
         CallError::ReportSignatureInvalid { worker },
     );
     // Nor can the operator swap the sealed log for one of its own under the TEE's signature.
+    // A genuine report about another version, or seen too long ago, cannot stop the app: an
+    // operator who held one back cannot use it later.
+    let identity_key = chain.identity(worker);
+    chain.fails(
+        "eve",
+        signed_at(&identity_key, worker, (version + 1, seen_at), &log),
+        CallError::FailureReportStale {
+            app,
+            version: version + 1,
+            observed_at: seen_at,
+        },
+    );
+    chain.fails(
+        "eve",
+        signed_at(&identity_key, worker, (version, seen_at + 1_000), &log),
+        CallError::FailureReportStale {
+            app,
+            version,
+            observed_at: seen_at + 1_000,
+        },
+    );
     let Call::Workers(WorkersCall::ReportAppFailure {
         signature,
         log_digest,
@@ -1260,6 +1297,8 @@ fn only_the_worker_running_an_app_can_report_it_failed_and_the_owner_gets_the_re
         Call::Workers(WorkersCall::ReportAppFailure {
             worker,
             app,
+            version,
+            observed_at: seen_at,
             reason: reason.clone(),
             log_digest,
             log_tail: forged.sealed,
@@ -1308,5 +1347,16 @@ fn only_the_worker_running_an_app_can_report_it_failed_and_the_owner_gets_the_re
         "eve",
         report(worker),
         CallError::AppNotOnWorker { app, worker },
+    );
+    // And a report seen too long ago is refused for its age, whatever the app does now.
+    chain.advance(wetee_types::transaction::FAILURE_REPORT_MAX_AGE_BLOCKS + 1);
+    chain.fails(
+        "eve",
+        report(worker),
+        CallError::FailureReportStale {
+            app,
+            version,
+            observed_at: seen_at,
+        },
     );
 }

@@ -340,6 +340,7 @@ pub fn worker_config(
         },
         keys: Default::default(),
         ingress: IngressConfig::default(),
+        text_digest: None,
     }
 }
 
