@@ -143,18 +143,23 @@ mod tests {
         Keypair::from_seed(KeyScheme::Sr25519, [9; 32])
     }
 
+    /// Version 2 of app 3 failing on worker 1.
+    fn binding<'a>(genesis: &'a Hash, owner: &'a AccountId) -> Binding<'a> {
+        Binding {
+            genesis_hash: genesis,
+            app: AppId(3),
+            version: 2,
+            worker: WorkerId(1),
+            owner,
+        }
+    }
+
     #[test]
     fn only_the_owner_opens_the_tail_and_it_matches_the_commitment() {
         let genesis = Hash::of(b"chain");
         let owner = owner();
         let account = owner.account_id();
-        let binding = Binding {
-            genesis_hash: &genesis,
-            app: AppId(3),
-            version: 2,
-            worker: WorkerId(1),
-            owner: &account,
-        };
+        let binding = binding(&genesis, &account);
         let secret = crate::owner_secret(&owner);
         let key = crate::public_key(&secret);
         let tail = "config: missing DATABASE_URL\n";
@@ -204,13 +209,7 @@ mod tests {
     fn the_commitment_hides_the_text() {
         let genesis = Hash::of(b"chain");
         let account = owner().account_id();
-        let binding = Binding {
-            genesis_hash: &genesis,
-            app: AppId(3),
-            version: 2,
-            worker: WorkerId(1),
-            owner: &account,
-        };
+        let binding = binding(&genesis, &account);
         // Same text twice: unrelated digests, so a guess cannot be confirmed by hashing it.
         let one = seal(&binding, None, "exit 1").unwrap();
         let two = seal(&binding, None, "exit 1").unwrap();
@@ -223,13 +222,7 @@ mod tests {
     fn tails_are_bounded() {
         let genesis = Hash::of(b"chain");
         let account = owner().account_id();
-        let binding = Binding {
-            genesis_hash: &genesis,
-            app: AppId(3),
-            version: 2,
-            worker: WorkerId(1),
-            owner: &account,
-        };
+        let binding = binding(&genesis, &account);
         let key = crate::public_key(&[1; 32]);
         let full = "x".repeat(MAX_LOG_TAIL_BYTES);
         assert!(seal(&binding, Some(&key), &full).is_ok());

@@ -738,6 +738,11 @@ pub async fn run_with_keys(
                 tracing::warn!(error = %e, "cannot read the chain; what runs keeps running");
                 nodes.leave(connected);
                 light = None;
+                // A node that keeps failing the same way is not asked again at once.
+                futures::select! {
+                    _ = tokio::time::sleep(RESYNC).fuse() => {}
+                    _ = stop => return Ok(()),
+                }
                 break;
             }
             nodes.keep(connected);

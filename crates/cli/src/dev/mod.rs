@@ -128,17 +128,35 @@ pub fn run(args: DevArgs, format: Format) -> Result<()> {
     let worker_dir = data_dir.join("worker");
     // Fresh: the old worker's identity is about to go, and with it the only way to find its
     // containers; they are removed once the engine answers.
-    let old_scope = if args.fresh && worker_dir.join("worker-keys.json").exists() {
+    // A dev chain written by a build with other encodings cannot be read by this one: it is
+    // disposable, so it starts over.
+    let format_path = data_dir.join("state-format");
+    let outdated = data_dir.join("chain.json").exists()
+        && std::fs::read_to_string(&format_path).ok().as_deref() != Some(state_format().as_str());
+    if outdated && !args.fresh {
+        progress.stage(
+            &format!(
+                "the dev chain in {} was written by another build of WeTEE, whose state this \
+                 one cannot read: starting a fresh one",
+                data_dir.display()
+            ),
+            serde_json::json!({ "stage": "fresh", "reason": "state format" }),
+        );
+    }
+    let fresh = args.fresh || outdated;
+    let old_scope = if fresh && worker_dir.join("worker-keys.json").exists() {
         worker_scope(&worker_dir).ok()
     } else {
         None
     };
-    if args.fresh && data_dir.exists() {
+    if fresh && data_dir.exists() {
         std::fs::remove_dir_all(&data_dir)
             .with_context(|| format!("deleting {}", data_dir.display()))?;
     }
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
+    std::fs::write(&format_path, state_format())
+        .with_context(|| format!("writing {}", format_path.display()))?;
     // The spec is written once, so that a restarted dev chain keeps its genesis.
     let spec_path = data_dir.join("chain.json");
     let spec = if spec_path.exists() {
@@ -497,6 +515,12 @@ fn worker_scope(worker_dir: &Path) -> Result<String> {
         worker_dir,
         &identity.keys().identity,
     ))
+}
+
+/// What identifies this build's encodings of the chain's state: the conformance hashes that
+/// pin them change with every encoding.
+fn state_format() -> String {
+    wetee_types::Hash::of(include_str!("../../../types/conformance.toml").as_bytes()).to_string()
 }
 
 /// The dev worker: simulated TEE, generous capacity, cheap prices.
