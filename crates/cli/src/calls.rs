@@ -1000,10 +1000,12 @@ pub async fn app(command: AppCommand, context: &Session<'_>) -> Result<()> {
             let mut state = AppState::read(&client, app).await?;
             if let Some(from) = from {
                 let owner = KeySource::parse(&from)?.keypair(context.scheme, context.keystore)?;
-                let light = connect_light(context).await;
-                state.open_log(light.as_ref().ok(), &owner).await;
-                if let (Err(e), Some(_)) = (&light, &state.failure) {
-                    state.failure_log_error = Some(format!("{e:#}"));
+                match connect_light(context).await {
+                    Ok(light) => state.open_log(Some(&light), &owner).await,
+                    Err(e) if state.failure.is_some() => {
+                        state.failure_log_error = Some(format!("{e:#}"));
+                    }
+                    Err(_) => {}
                 }
             }
             print(context.format, &state, || state.to_text());

@@ -218,7 +218,7 @@ pub fn put_app(state: &mut dyn State, app: &App) -> Result<(), CallError> {
     if unchanged_for_worker {
         return Ok(());
     }
-    refresh_app_stamp(state, app.id)
+    refresh_app_stamp(state, app)
 }
 
 /// Writes an app's sealed secrets.
@@ -228,7 +228,10 @@ pub fn put_app_secrets(
     secrets: &wetee_types::records::AppSecrets,
 ) -> Result<(), CallError> {
     put(state, &keys::app_secrets(app), secrets);
-    refresh_app_stamp(state, app)
+    match get::<App>(state, &keys::app(app))? {
+        Some(app) => refresh_app_stamp(state, &app),
+        None => Ok(()),
+    }
 }
 
 /// The stamp of app `id`'s records as they are stored now.
@@ -243,22 +246,24 @@ pub fn app_stamp(state: &dyn State, id: AppId) -> Result<Option<wetee_types::Has
     )))
 }
 
-/// Brings the stamp in the assignment list of the worker app `id` is placed on up to date with
-/// its stored records. Every write that changes what the worker acts on comes through here, so
+/// Brings the stamp in the assignment list of the worker `app` is placed on up to date with its
+/// stored records (`app` as just stored). Every write that changes what the worker acts on comes through here, so
 /// that a worker can trust an unchanged stamp to mean unchanged records (the invariant checks
 /// in `testing` hold the runtime to it).
-fn refresh_app_stamp(state: &mut dyn State, id: AppId) -> Result<(), CallError> {
-    let Some(app) = get::<App>(state, &keys::app(id))? else {
-        return Ok(());
-    };
+fn refresh_app_stamp(state: &mut dyn State, app: &App) -> Result<(), CallError> {
     let Some(placement) = app.placement else {
         return Ok(());
     };
-    let secrets: Option<wetee_types::records::AppSecrets> = get(state, &keys::app_secrets(id))?;
-    let stamp = wetee_types::records::app_stamp(&app, secrets.as_ref());
-    let workload = Workload::App { app: id };
+    let secrets: Option<wetee_types::records::AppSecrets> = get(state, &keys::app_secrets(app.id))?;
+    let stamp = wetee_types::records::app_stamp(app, secrets.as_ref());
+    let workload = Workload::App { app: app.id };
     let mut entries = assignments(state, placement.worker)?.into_inner();
-    let Some(entry) = entries.iter_mut().find(|a| a.workload == workload) else {
+    // The list is in workload order.
+    let listed = entries
+        .binary_search_by(|a| a.workload.cmp(&workload))
+        .ok()
+        .and_then(|at| entries.get_mut(at));
+    let Some(entry) = listed else {
         // Not listed yet: the placement lists it with the stamp of the records then stored.
         return Ok(());
     };

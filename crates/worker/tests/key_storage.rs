@@ -110,16 +110,18 @@ async fn keys_kept_in_memory_never_reach_the_data_dir_and_rotate_on_chain_at_res
             .expect("sealed");
         client.send(&bob, call, |_| {}).await.expect("secrets set");
     };
-    let serves = |ingress: u16, token: String| async move {
-        support::http_get(ingress, &format!("/{}/", app.0)).contains(&token)
+    // A new token, sealed, until the worker at `ingress` serves it.
+    let serve_new_token = async |ingress: u16, what: &str, seconds: u64| {
+        let token = support::random_token();
+        set_token(&token).await;
+        support::eventually(what, seconds, async || {
+            support::http_get(ingress, &format!("/{}/", app.0))
+                .contains(&token)
+                .then_some(())
+        })
+        .await;
     };
-    let token = support::random_token();
-    set_token(&token).await;
-    let ingress = first.ingress.port();
-    support::eventually("the app to serve its secret", 60, async || {
-        serves(ingress, token.clone()).await.then_some(())
-    })
-    .await;
+    serve_new_token(first.ingress.port(), "the app to serve its secret", 60).await;
     worker.stop().await;
 
     // Started again: new keys, registered in place of the old ones, under the same id.
@@ -140,12 +142,11 @@ async fn keys_kept_in_memory_never_reach_the_data_dir_and_rotate_on_chain_at_res
     );
 
     // The secret was sealed to the old key: the owner reseals, and the app serves it again.
-    let token = support::random_token();
-    set_token(&token).await;
-    let ingress = second.ingress.port();
-    support::eventually("the app to serve its resealed secret", 90, async || {
-        serves(ingress, token.clone()).await.then_some(())
-    })
+    serve_new_token(
+        second.ingress.port(),
+        "the app to serve its resealed secret",
+        90,
+    )
     .await;
 
     let seen = keys.seen.lock().unwrap().clone();

@@ -494,6 +494,17 @@ mod tests {
             };
             names(&plan(&mut self.memory, desired, &observed))
         }
+
+        /// Checks each row's plan, in order: rows share the planner's memory.
+        fn table<const N: usize>(&mut self, desired: &[InstanceSpec], rows: [Row; N]) {
+            for (at, instances, ready, expected) in rows {
+                assert_eq!(
+                    self.at(at, desired, &instances, &ready),
+                    expected,
+                    "at {at}s"
+                );
+            }
+        }
     }
 
     #[test]
@@ -516,13 +527,7 @@ mod tests {
                 vec![],
             ),
         ];
-        for (at, instances, ready, expected) in cases {
-            assert_eq!(
-                planner.at(at, &desired, &instances, &ready),
-                expected,
-                "at {at}s"
-            );
-        }
+        planner.table(&desired, cases);
     }
 
     #[test]
@@ -550,13 +555,7 @@ mod tests {
                 vec!["remove c-app-1-v1-r0-g0"],
             ),
         ];
-        for (at, instances, ready, expected) in cases {
-            assert_eq!(
-                planner.at(at, &desired, &instances, &ready),
-                expected,
-                "at {at}s"
-            );
-        }
+        planner.table(&desired, cases);
     }
 
     #[test]
