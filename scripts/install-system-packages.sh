@@ -42,6 +42,14 @@ fi
 
 # crun fails on some kernels' cgroups while runc works, and the host's ulimits can exceed what a
 # container may set: tell Podman so in a drop-in of our own, leaving containers.conf alone.
+# Each container gets its own range of host user ids (`userns = auto`, docs/worker.md): Podman
+# takes them from its `containers` user's subordinate ranges.
+for file in /etc/subuid /etc/subgid; do
+  if ! grep -qs '^containers:' "$file"; then
+    echo 'containers:2147483647:2147483648' | as_root tee -a "$file" >/dev/null
+  fi
+done
+
 dropin=/etc/containers/containers.conf.d/50-wetee.conf
 if [ ! -f "$dropin" ]; then
   as_root mkdir -p "$(dirname "$dropin")"

@@ -436,7 +436,8 @@ fn bench_image() -> Result<String> {
     std::fs::copy(busybox, context.path().join("busybox"))?;
     std::fs::write(
         context.path().join("Containerfile"),
-        "FROM scratch\nCOPY busybox /bin/busybox\n",
+        // Containers keep no capability: the page's directory must be theirs.
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"mkdir\", \"/www\"]\n",
     )?;
     let output = Command::new(engine)
         .args(["build", "-q", "-t", "localhost/wetee-bench:latest"])

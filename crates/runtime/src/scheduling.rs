@@ -292,6 +292,13 @@ pub(crate) fn explain(
             c.max_price_per_epoch
         ));
     }
+    if demand.resources.disk_gib > 0 && candidates.iter().all(|w| w.profile.capacity.disk_gib == 0)
+    {
+        return Ok(format!(
+            "{who} sells disk (a worker whose container engine cannot cap a container's disk \
+             offers 0 GiB): ask for resources.disk_gib = 0"
+        ));
+    }
     // Every survivor lacks capacity; name what the first of them lacks.
     let lacking = candidates
         .iter()

@@ -608,6 +608,7 @@ impl TestChain {
                 gpus: 0,
             },
             gpu_model: None,
+            security: Default::default(),
         }
     }
 

@@ -10,6 +10,7 @@
 //! runtime, the node, the worker and the CLI all build on it, and the runtime must stay
 //! deterministic.
 
+pub mod app_address;
 pub mod attestation;
 pub mod balance;
 pub mod block;

@@ -23,6 +23,8 @@ pub const MAX_ENV: usize = 64;
 pub const MAX_SECRETS: usize = 32;
 /// Maximum exposed ports.
 pub const MAX_PORTS: usize = 16;
+/// Maximum capabilities a container may keep: every one [`Capability`] names.
+pub const MAX_CAPABILITIES: usize = 8;
 /// Maximum replicas of one app.
 pub const MAX_REPLICAS: u32 = 100;
 /// Largest worker level a manifest may ask for.
@@ -190,6 +192,100 @@ codec_struct!(HealthCheck {
     interval_secs
 });
 
+/// A Linux capability a container may keep. Workers drop every capability; a manifest can ask
+/// for these back, and only these: none of them reaches past the container's own files and
+/// processes. `NET_RAW` (spoofing neighbours on a shared bridge), `SYS_ADMIN`, `SYS_PTRACE`,
+/// `NET_ADMIN`, `MKNOD` and the rest are never granted. Binding a port below 1024 needs none:
+/// workers let containers bind every port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Capability {
+    /// Change a file's owner (images that `chown` their data directory at start).
+    Chown,
+    /// Bypass file permission checks, on the container's own files.
+    DacOverride,
+    /// Bypass ownership checks on the container's own files.
+    Fowner,
+    /// Keep set-user-id bits when changing a file.
+    Fsetid,
+    /// Signal processes of other users in the container.
+    Kill,
+    /// Change group id (servers that start as root and drop to a user).
+    Setgid,
+    /// Change user id (servers that start as root and drop to a user).
+    Setuid,
+    /// Bind ports below 1024 in the container's own network namespace.
+    NetBindService,
+}
+codec_enum!(Capability {
+    0 => Chown,
+    1 => DacOverride,
+    2 => Fowner,
+    3 => Fsetid,
+    4 => Kill,
+    5 => Setgid,
+    6 => Setuid,
+    7 => NetBindService,
+});
+
+impl Capability {
+    /// Every capability a manifest may ask for, in order.
+    pub const ALL: [Capability; MAX_CAPABILITIES] = [
+        Capability::Chown,
+        Capability::DacOverride,
+        Capability::Fowner,
+        Capability::Fsetid,
+        Capability::Kill,
+        Capability::Setgid,
+        Capability::Setuid,
+        Capability::NetBindService,
+    ];
+
+    /// The kernel's name without `CAP_`, as engines and manifests write it: `SETUID`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::Chown => "CHOWN",
+            Capability::DacOverride => "DAC_OVERRIDE",
+            Capability::Fowner => "FOWNER",
+            Capability::Fsetid => "FSETID",
+            Capability::Kill => "KILL",
+            Capability::Setgid => "SETGID",
+            Capability::Setuid => "SETUID",
+            Capability::NetBindService => "NET_BIND_SERVICE",
+        }
+    }
+
+    /// Parses `SETUID` or `CAP_SETUID`, in any case.
+    pub fn parse(text: &str) -> Option<Capability> {
+        let upper = text.to_ascii_uppercase();
+        let name = upper.strip_prefix("CAP_").unwrap_or(&upper);
+        Capability::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a container may do beyond the confinement every worker applies (no capabilities, no
+/// privilege gain, the engine's seccomp profile, a process limit, its own network): see
+/// `docs/worker.md`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Security {
+    /// Capabilities kept, in [`Capability`] order, each once.
+    pub capabilities: BoundedVec<Capability, MAX_CAPABILITIES>,
+    /// The image's filesystem is mounted read-only; `/tmp` is a small in-memory filesystem.
+    pub read_only_root: bool,
+}
+codec_struct!(Security {
+    capabilities,
+    read_only_root
+});
+
 /// The container to run and what it needs, shared by apps and tasks.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -210,6 +306,8 @@ pub struct ContainerSpec {
     pub resources: Resources,
     /// The GPU model required when `resources.gpus > 0`; any model when absent.
     pub gpu_model: Option<GpuModel>,
+    /// Capabilities kept and a read-only root.
+    pub security: Security,
 }
 codec_struct!(ContainerSpec {
     image,
@@ -219,7 +317,8 @@ codec_struct!(ContainerSpec {
     secrets,
     ports,
     resources,
-    gpu_model
+    gpu_model,
+    security
 });
 
 /// Where a workload may run and what it may cost.
@@ -551,6 +650,12 @@ impl ContainerSpec {
                 format!("`{model}` must be lower-case letters, digits or `-`")
             });
         }
+        let capabilities = &self.security.capabilities;
+        p.check(
+            capabilities.windows(2).all(|pair| pair[0] < pair[1]),
+            "security.capabilities",
+            || "must be listed once each, in order".into(),
+        );
     }
 }
 
@@ -793,6 +898,16 @@ struct ManifestFile {
     placement: PlacementToml,
     health: Option<HealthToml>,
     task: Option<TaskToml>,
+    security: Option<SecurityToml>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecurityToml {
+    #[serde(default)]
+    capabilities: Vec<String>,
+    #[serde(default)]
+    read_only_root: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1044,6 +1159,33 @@ impl ManifestFile {
                 .gpu_model
                 .as_deref()
                 .and_then(|m| p.take(bounded(m, "resources.gpu_model"))),
+            security: self.security(p),
+        }
+    }
+
+    /// The security settings; an unknown capability is recorded and left out.
+    fn security(&self, p: &mut Problems) -> Security {
+        let Some(security) = &self.security else {
+            return Security::default();
+        };
+        let mut capabilities = Vec::new();
+        for (i, name) in security.capabilities.iter().enumerate() {
+            match Capability::parse(name) {
+                Some(capability) => capabilities.push(capability),
+                None => p.push(
+                    format!("security.capabilities[{i}]"),
+                    format!(
+                        "`{name}` cannot be granted; a container may keep only {}",
+                        Capability::ALL.map(Capability::name).join(", ")
+                    ),
+                ),
+            }
+        }
+        capabilities.sort();
+        capabilities.dedup();
+        Security {
+            capabilities: BoundedVec::try_new(capabilities).unwrap_or_default(),
+            read_only_root: security.read_only_root,
         }
     }
 
@@ -1263,6 +1405,37 @@ port = 8080
                 port: 8080,
                 path: BoundedString::try_new("/healthz").unwrap()
             }
+        );
+    }
+
+    #[test]
+    fn security_grants_only_allowlisted_capabilities_in_canonical_order() {
+        assert_eq!(app().container.security, Security::default());
+        let text = app_toml(
+            r#"security = { capabilities = ["setuid", "CAP_CHOWN", "SETUID"], read_only_root = true }"#,
+        );
+        let Manifest::App(app) = Manifest::from_toml(&text).unwrap() else {
+            panic!("expected an app");
+        };
+        assert_eq!(
+            app.container.security.capabilities.to_vec(),
+            vec![Capability::Chown, Capability::Setuid]
+        );
+        assert!(app.container.security.read_only_root);
+        for refused in ["NET_RAW", "SYS_ADMIN", "SYS_PTRACE", "ALL"] {
+            let problem = error(&app_toml(&format!(
+                r#"security = {{ capabilities = ["{refused}"] }}"#
+            )));
+            assert_eq!(problem.field, "security.capabilities[0]");
+            assert!(problem.problem.contains("cannot be granted"), "{problem:?}");
+        }
+        // On chain, where no conversion sorts them.
+        let mut unsorted = app.clone();
+        unsorted.container.security.capabilities =
+            BoundedVec::try_new(vec![Capability::Setuid, Capability::Chown]).unwrap();
+        assert_eq!(
+            unsorted.validate().unwrap_err().field,
+            "security.capabilities"
         );
     }
 

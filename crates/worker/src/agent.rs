@@ -23,7 +23,7 @@ use crate::chain::{
 };
 use crate::config::{BackendKind, WorkerConfig};
 use crate::identity::{IdentityError, WorkerIdentity};
-use crate::ingress::Routes;
+use crate::ingress::{Ingress, Routes};
 use crate::keys::{KeyStore, KeyStoreError, Protection};
 use crate::logbook::LogBook;
 use crate::owner_api::{AppStatus, InstanceStatus, OwnerApi};
@@ -613,8 +613,18 @@ pub async fn run_with_keys(
     let backend = match config.backend.kind {
         BackendKind::Docker => DockerBackend::connect(config.backend.socket.as_deref(), &scope)
             .await?
-            .with_secrets_dir(&config.backend.secrets_dir)?,
+            .with_secrets_dir(&config.backend.secrets_dir)?
+            .with_pids_limit(config.backend.pids_limit),
     };
+    let mut config = config;
+    if !backend.caps_disk() && config.profile.capacity.disk_gib > 0 {
+        tracing::warn!(
+            configured_gib = config.profile.capacity.disk_gib,
+            "the container engine cannot cap a container's disk (overlay needs XFS with project \
+             quotas): the worker offers no disk"
+        );
+        config.profile.capacity.disk_gib = 0;
+    }
     let engine = backend.describe().await?;
     let layout = Layout {
         tee: evidence_provider(&config)?.kind(),
@@ -674,11 +684,18 @@ pub async fn run_with_keys(
         .epoch_length;
     let routes = Arc::new(Routes::default());
     let owner_api = Arc::new(OwnerApi::new(light.genesis_hash(), logs_dir.clone()));
-    let _serving = AbortOnDrop(tokio::spawn(crate::ingress::serve(
-        listener,
+    let ingress_api = Ingress::new(
         Arc::clone(&routes),
-        config.ingress.domain.clone(),
-        Some(Arc::clone(&owner_api)),
+        &config.ingress.domain,
+        config.ingress.limits,
+    )
+    .with_owner_api(Arc::clone(&owner_api));
+    let (stop_ingress, ingress_stop) = tokio::sync::oneshot::channel::<()>();
+    let mut serving = AbortOnDrop(tokio::spawn(Arc::new(ingress_api).serve(
+        listener,
+        async move {
+            let _ = ingress_stop.await;
+        },
     )));
     started(Running {
         worker: id,
@@ -707,57 +724,64 @@ pub async fn run_with_keys(
     let mut light = Some(light);
     let stop = stop.fuse();
     futures::pin_mut!(stop);
-    loop {
-        let Some(connected) = light.as_ref() else {
-            // Reconnect (to the next node), keeping what runs running meanwhile.
-            match nodes.connect().await {
-                Ok(fresh) => light = Some(fresh),
+    let followed: Result<(), AgentError> = async {
+        loop {
+            let Some(connected) = light.as_ref() else {
+                // Reconnect (to the next node), keeping what runs running meanwhile.
+                match nodes.connect().await {
+                    Ok(fresh) => light = Some(fresh),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot follow a node; retrying");
+                        futures::select! {
+                            _ = tokio::time::sleep(RESYNC).fuse() => {}
+                            _ = stop => return Ok(()),
+                        }
+                    }
+                }
+                continue;
+            };
+            // New heads only wake the worker up: what it acts on is read and verified each pass.
+            let mut heads = match connected.rpc().finalized_heads().await {
+                Ok(heads) => heads,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot follow a node; retrying");
+                    tracing::warn!(error = %e, "lost the node");
+                    nodes.leave(connected);
+                    light = None;
+                    continue;
+                }
+            };
+            loop {
+                if let Err(e) = worker.tick(connected).await {
+                    nodes.note(&e);
+                    tracing::warn!(error = %e, "cannot read the chain; what runs keeps running");
+                    nodes.leave(connected);
+                    light = None;
+                    // A node that keeps failing the same way is not asked again at once.
                     futures::select! {
                         _ = tokio::time::sleep(RESYNC).fuse() => {}
                         _ = stop => return Ok(()),
                     }
+                    break;
                 }
-            }
-            continue;
-        };
-        // New heads only wake the worker up: what it acts on is read and verified each pass.
-        let mut heads = match connected.rpc().finalized_heads().await {
-            Ok(heads) => heads,
-            Err(e) => {
-                tracing::warn!(error = %e, "lost the node");
-                nodes.leave(connected);
-                light = None;
-                continue;
-            }
-        };
-        loop {
-            if let Err(e) = worker.tick(connected).await {
-                nodes.note(&e);
-                tracing::warn!(error = %e, "cannot read the chain; what runs keeps running");
-                nodes.leave(connected);
-                light = None;
-                // A node that keeps failing the same way is not asked again at once.
+                nodes.keep(connected);
                 futures::select! {
+                    head = heads.next().fuse() => match head {
+                        Some(Ok(_)) => {}
+                        _ => {
+                            nodes.leave(connected);
+                            light = None;
+                            break;
+                        }
+                    },
                     _ = tokio::time::sleep(RESYNC).fuse() => {}
                     _ = stop => return Ok(()),
                 }
-                break;
-            }
-            nodes.keep(connected);
-            futures::select! {
-                head = heads.next().fuse() => match head {
-                    Some(Ok(_)) => {}
-                    _ => {
-                        nodes.leave(connected);
-                        light = None;
-                        break;
-                    }
-                },
-                _ = tokio::time::sleep(RESYNC).fuse() => {}
-                _ = stop => return Ok(()),
             }
         }
     }
+    .await;
+    // Requests under way get a few seconds to finish before the worker stops.
+    let _ = stop_ingress.send(());
+    let _ = (&mut serving.0).await;
+    followed
 }

@@ -136,6 +136,24 @@ pub async fn ensure_registered(
         // Only a later key rotation needs it; the worker runs without.
         tracing::warn!(error = %e, "cannot keep the registration");
     }
+    if worker.profile != config.profile {
+        // The offer follows worker.toml and what the engine can enforce (no disk where it
+        // cannot cap it). Refused while placed workloads need the old offer: it stays.
+        let call = Call::Workers(WorkersCall::Update {
+            worker: worker.id,
+            profile: config.profile.clone(),
+            attestation: None,
+        });
+        match client.send(operator, call, |_| {}).await {
+            Ok(_) => {
+                tracing::info!(worker = %worker.id, "the offer on chain now matches the configuration");
+                worker.profile = config.profile.clone();
+            }
+            Err(error) => {
+                tracing::warn!(worker = %worker.id, %error, "the offer on chain differs from the configuration and cannot be changed now");
+            }
+        }
+    }
     let (_, params) = consistent(
         light,
         |mut snapshot| async move { Ok(snapshot.params().await?) },

@@ -21,6 +21,7 @@
 //! kind = "docker"
 //! socket = "/run/podman/podman.sock"   # default: $DOCKER_HOST or /var/run/docker.sock
 //! secrets_dir = "/dev/shm/wetee-secrets" # the default; must be on a tmpfs or ramfs
+//! pids_limit = 1024                     # the default: processes per container
 //!
 //! [keys]                         # where the identity and sealing keys are kept
 //! store = "file"                 # the default for the simulated TEE: a plain, UNPROTECTED file
@@ -32,6 +33,15 @@
 //! [ingress]                      # the default
 //! listen = "127.0.0.1:8800"
 //! domain = "localhost"           # apps answer at http://<app-id>.localhost:8800/
+//!
+//! [ingress.limits]               # the defaults (see src/ingress/limits.rs)
+//! max_connections = 4096
+//! max_connections_per_ip = 256
+//! header_timeout_ms = 10000      # also closes idle kept-alive connections
+//! body_timeout_ms = 30000
+//! response_timeout_ms = 60000
+//! max_body_bytes = 16777216
+//! max_header_bytes = 32768
 //! ```
 //!
 //! `secrets_dir` is where the owners' decrypted secrets are written for their containers (one
@@ -149,6 +159,9 @@ pub struct IngressConfig {
     /// The domain app ids are prefixed to.
     #[serde(default = "default_domain")]
     pub domain: String,
+    /// Connections, time and bytes each client may hold (`[ingress.limits]`).
+    #[serde(default)]
+    pub limits: crate::ingress::IngressLimits,
 }
 
 fn default_listen() -> std::net::SocketAddr {
@@ -164,6 +177,7 @@ impl Default for IngressConfig {
         IngressConfig {
             listen: default_listen(),
             domain: default_domain(),
+            limits: Default::default(),
         }
     }
 }
@@ -185,6 +199,13 @@ pub struct BackendConfig {
     /// Where decrypted secrets are written for the containers: a tmpfs or ramfs.
     #[serde(default = "default_secrets_dir")]
     pub secrets_dir: PathBuf,
+    /// Processes (threads included) each container may have.
+    #[serde(default = "default_pids_limit")]
+    pub pids_limit: u32,
+}
+
+fn default_pids_limit() -> u32 {
+    crate::backend::confinement::DEFAULT_PIDS_LIMIT
 }
 
 /// The default `secrets_dir`: `/dev/shm` is a tmpfs on Linux.

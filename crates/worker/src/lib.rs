@@ -2,7 +2,8 @@
 //!
 //! - [`agent`]: the main loop: register, then reconcile at every finalized block.
 //! - [`backend`]: where workloads run, behind one interface; [`backend::docker`] speaks the
-//!   Docker Engine API (Docker or Podman).
+//!   Docker Engine API (Docker or Podman), [`backend::confinement`] decides how every container
+//!   is kept from its neighbours, the worker and the operator's disk.
 //! - [`chain`]: registering on chain and reading what is assigned to this worker, through the
 //!   light client (certified headers, proven state).
 //! - [`config`]: the `worker.toml` file.
@@ -12,7 +13,8 @@
 //! - [`registration`]: the worker's id and container scope, kept across key rotations.
 //! - [`topology`]: whether this machine's layout lets the worker give secrets at all.
 //! - [`rtmr`]: the worker's configuration measured into TDX RTMR3 before any evidence.
-//! - [`ingress`]: the HTTP entrance routing `<app-id>.<domain>` and `/<app-id>/` to apps.
+//! - [`ingress`]: the HTTP entrance routing `<app-id>.<domain>` and `/<app-id>/` to apps, with
+//!   every client bounded in connections, time and bytes.
 //! - [`logbook`]: captured logs per workload and epoch, and their Merkle roots.
 //! - [`owner_api`]: logs, status and metrics for the workload's owner only.
 //! - [`reconcile`]: makes the backend match the chain, one idempotent pass at a time.

@@ -57,6 +57,7 @@ fn container(args: &[&str], ports: &[u16]) -> ContainerSpec {
             gpus: 0,
         },
         gpu_model: None,
+        security: Default::default(),
     }
 }
 

@@ -71,12 +71,9 @@ async fn the_worker_runs_updates_restarts_and_removes_what_the_chain_assigns() {
     let routes = Arc::new(Routes::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ingress = listener.local_addr().unwrap().port();
-    tokio::spawn(wetee_worker::ingress::serve(
-        listener,
-        Arc::clone(&routes),
-        "localhost".into(),
-        None,
-    ));
+    let ingress_api =
+        wetee_worker::ingress::Ingress::new(Arc::clone(&routes), "localhost", Default::default());
+    tokio::spawn(Arc::new(ingress_api).serve(listener, std::future::pending()));
     let mut reconciler = Reconciler::new(backend.clone()).with_routes(Arc::clone(&routes));
 
     // Bob deploys: the chain places the app on our worker, the worker runs it.

@@ -560,11 +560,13 @@ fn dev_worker_config(
             kind: wetee_worker::config::BackendKind::Docker,
             socket: Some(socket.to_string()),
             secrets_dir: wetee_worker::config::DEFAULT_SECRETS_DIR.into(),
+            pids_limit: wetee_worker::backend::confinement::DEFAULT_PIDS_LIMIT,
         },
         keys: Default::default(),
         ingress: wetee_worker::config::IngressConfig {
             listen: ingress,
             domain: "localhost".into(),
+            limits: Default::default(),
         },
         text_digest: None,
     }

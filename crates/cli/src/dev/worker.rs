@@ -103,10 +103,12 @@ mod tests {
             kind: BackendKind::Docker,
             socket: Some("/nonexistent/engine.sock".into()),
             secrets_dir: dir.join("secrets"),
+            pids_limit: wetee_worker::backend::confinement::DEFAULT_PIDS_LIMIT,
         };
         config.ingress = IngressConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             domain: "localhost".into(),
+            limits: Default::default(),
         };
         config
     }

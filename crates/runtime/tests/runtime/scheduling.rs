@@ -381,3 +381,24 @@ fn an_app_keeps_its_lease_when_the_worker_raises_its_price_and_the_owner_changes
     assert_eq!(chain.app(app).status, AppStatus::Pending);
     chain.check_invariants();
 }
+
+#[test]
+fn disk_waits_for_a_worker_that_sells_it_and_says_why() {
+    let mut chain = TestChain::new();
+    // What a worker whose engine cannot cap a container's disk registers.
+    let mut profile = chain.profile("eu", &[TeeKind::Simulated], 8000, 16384);
+    profile.capacity.disk_gib = 0;
+    chain.started_worker("eve", profile);
+    let mut spec = TestChain::app_spec(1000, 512, TeeKind::Simulated, Some("eu"));
+    spec.container.resources.disk_gib = 1;
+    let app = chain.create_app("alice", spec.clone(), tokens(20));
+    assert_eq!(chain.app(app).status, AppStatus::Pending);
+    assert!(
+        reason(&chain, app).contains("sells disk"),
+        "{}",
+        reason(&chain, app)
+    );
+    spec.container.resources.disk_gib = 0;
+    let diskless = chain.create_app("bob", spec, tokens(20));
+    assert_eq!(chain.app(diskless).status, AppStatus::Running);
+}

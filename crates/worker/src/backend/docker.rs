@@ -1,7 +1,7 @@
 //! The Docker Engine API backend (through `bollard`). It works with Docker and with Podman's
 //! Docker-compatible service. Every container is labelled (see [`super::MANAGED_LABEL`]),
-//! publishes its ports on 127.0.0.1 only (the worker's ingress is the way in), and gets the
-//! CPU and memory limits of its manifest.
+//! confined (see [`super::confinement`]), attached to its workload's own network and publishes
+//! its ports on 127.0.0.1 only (the worker's ingress is the way in).
 //!
 //! Decrypted secrets reach a container as files: `<secrets_dir>/<container name>/<NAME>` on the
 //! host, mounted read-only at `/run/secrets`, and deleted with the container. Never as
@@ -27,10 +27,13 @@ use bollard::query_parameters::{
 use futures::StreamExt as _;
 use wetee_types::manifest::{ImageRef, Protocol};
 
+use super::confinement::{Confinement, DEFAULT_PIDS_LIMIT, Engine};
 use super::{
     Backend, BackendError, Instance, InstanceSpec, InstanceState, LogLine, LogStream,
     MANAGED_LABEL, SecretFile, Usage, identity_from_labels,
 };
+
+mod network;
 
 /// Seconds to wait for the engine to answer.
 const TIMEOUT_SECS: u64 = 120;
@@ -42,6 +45,7 @@ pub struct DockerBackend {
     scope: String,
     /// Checked to be in memory; `None` until [`DockerBackend::with_secrets_dir`].
     secrets_dir: Option<PathBuf>,
+    confinement: Confinement,
 }
 
 /// Where a container finds its secrets.
@@ -98,15 +102,59 @@ impl DockerBackend {
             None => Docker::connect_with_local_defaults(),
         }
         .map_err(|e| BackendError::Unreachable(e.to_string()))?;
-        docker
+        let version = docker
             .version()
             .await
             .map_err(|e| BackendError::Unreachable(e.to_string()))?;
+        let engine = version
+            .components
+            .as_ref()
+            .and_then(|c| c.first())
+            .map_or(Engine::Docker, |c| Engine::from_component(&c.name));
+        let info = docker
+            .info()
+            .await
+            .map_err(|e| BackendError::Unreachable(e.to_string()))?;
+        let security = |name: &str| {
+            info.security_options
+                .iter()
+                .flatten()
+                .any(|option| option.contains(&format!("name={name}")))
+        };
+        let seccomp = security("seccomp");
+        if !seccomp {
+            tracing::warn!(
+                "the container engine reports no seccomp support: containers run without a \
+                 system call filter"
+            );
+        }
+        let disk_quota = caps_disk(
+            info.driver.as_deref().unwrap_or_default(),
+            info.driver_status.as_deref().unwrap_or_default(),
+        );
         Ok(DockerBackend {
             docker,
             scope: scope.to_string(),
             secrets_dir: None,
+            confinement: Confinement {
+                engine,
+                pids_limit: DEFAULT_PIDS_LIMIT,
+                rootful: !security("rootless"),
+                disk_quota,
+            },
         })
+    }
+
+    /// Caps each container at `limit` processes.
+    pub fn with_pids_limit(mut self, limit: u32) -> DockerBackend {
+        self.confinement.pids_limit = limit;
+        self
+    }
+
+    /// Whether the engine caps each container's writable layer at its manifest's `disk_gib`.
+    /// Where it cannot, the worker offers no disk.
+    pub fn caps_disk(&self) -> bool {
+        self.confinement.disk_quota
     }
 
     /// Writes containers' secrets under `dir`, after checking that it is on a tmpfs or ramfs
@@ -253,6 +301,39 @@ impl DockerBackend {
             "{name} {}",
             version.version.unwrap_or_else(|| "?".into())
         ))
+    }
+}
+
+/// Whether an engine whose storage driver is `driver` (with `status`, `docker info`'s pairs) can
+/// cap a container's writable layer: overlay only on XFS (mounted with project quotas, which
+/// the engine checks when a container asks), or drivers with their own quotas.
+fn caps_disk(driver: &str, status: &[Vec<String>]) -> bool {
+    let backing = status
+        .iter()
+        .find(|pair| pair.first().is_some_and(|key| key == "Backing Filesystem"))
+        .and_then(|pair| pair.get(1))
+        .map(String::as_str);
+    match driver {
+        "overlay" | "overlay2" => backing == Some("xfs"),
+        "btrfs" | "zfs" | "devicemapper" => true,
+        _ => false,
+    }
+}
+
+/// `error`, with what to do when the engine says Podman has no user ids to give containers.
+fn with_hint(error: BackendError) -> BackendError {
+    match error {
+        BackendError::Engine { operation, reason } if reason.contains("subuid") => {
+            BackendError::Engine {
+                operation,
+                reason: format!(
+                    "{reason} (each container gets its own user ids: add \
+                     `containers:2147483647:2147483648` to /etc/subuid and /etc/subgid, as \
+                     scripts/install-system-packages.sh does)"
+                ),
+            }
+        }
+        other => other,
     }
 }
 
@@ -456,13 +537,7 @@ impl Backend for DockerBackend {
                 )
             })
             .collect();
-        let resources = &container.resources;
-        let nano_cpus = i64::try_from(resources.cpu_millicores)
-            .ok()
-            .and_then(|m| m.checked_mul(1_000_000));
-        let memory = i64::try_from(resources.memory_mib)
-            .ok()
-            .and_then(|m| m.checked_mul(1 << 20));
+        let network = self.ensure_network(&spec.workload).await?;
         let secrets = if spec.secrets.is_empty() {
             None
         } else {
@@ -502,10 +577,8 @@ impl Backend for DockerBackend {
             exposed_ports: Some(exposed),
             host_config: Some(HostConfig {
                 port_bindings: Some(bindings),
-                nano_cpus: nano_cpus.filter(|n| *n > 0),
-                memory: memory.filter(|m| *m > 0),
                 mounts,
-                ..HostConfig::default()
+                ..self.confinement.host_config(container, &network)
             }),
             ..ContainerCreateBody::default()
         };
@@ -516,7 +589,7 @@ impl Backend for DockerBackend {
                 if let Some(dir) = &secrets {
                     let _ = delete_secrets(dir);
                 }
-                return Err(engine(format!("creating {name}"))(e));
+                return Err(with_hint(engine(format!("creating {name}"))(e)));
             }
         };
         if let Err(e) = self.docker.start_container(&created.id, None).await {
@@ -532,7 +605,7 @@ impl Backend for DockerBackend {
             if let Some(dir) = &secrets {
                 let _ = delete_secrets(dir);
             }
-            return Err(engine(format!("starting {name}"))(e));
+            return Err(with_hint(engine(format!("starting {name}"))(e)));
         }
         let instances = self.list().await?;
         instances
@@ -554,17 +627,22 @@ impl Backend for DockerBackend {
     }
 
     async fn remove(&self, id: &str, grace: Duration) -> Result<(), BackendError> {
-        // Its secrets are found by its name, which the engine forgets with it.
-        let secrets = match &self.secrets_dir {
-            Some(_) => match self.docker.inspect_container(id, None).await {
-                Ok(inspected) => inspected
-                    .name
-                    .and_then(|name| self.instance_secrets_dir(name.trim_start_matches('/'))),
-                Err(e) if not_found(&e) => return Ok(()),
-                Err(e) => return Err(engine(format!("inspecting {id}"))(e)),
-            },
-            None => None,
+        // Its secrets and network are found by its name and labels, which the engine forgets
+        // with it.
+        let inspected = match self.docker.inspect_container(id, None).await {
+            Ok(inspected) => inspected,
+            Err(e) if not_found(&e) => return Ok(()),
+            Err(e) => return Err(engine(format!("inspecting {id}"))(e)),
         };
+        let secrets = inspected
+            .name
+            .as_deref()
+            .and_then(|name| self.instance_secrets_dir(name.trim_start_matches('/')));
+        let workload = inspected
+            .config
+            .and_then(|config| config.labels)
+            .and_then(|labels| identity_from_labels(&labels.into_iter().collect()))
+            .map(|identity| identity.workload);
         let seconds = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
         let stop = StopContainerOptionsBuilder::new().t(seconds).build();
         // Gone (404), already stopped (304) or stopping: removal below settles it.
@@ -573,13 +651,30 @@ impl Backend for DockerBackend {
             .force(true)
             .v(true)
             .build();
-        match self.docker.remove_container(id, Some(options)).await {
-            Ok(()) => {}
-            Err(e) if not_found(&e) => {}
-            Err(e) => return Err(engine(format!("removing {id}"))(e)),
+        // Podman unmounts a container that just ended in a cleanup process of its own; removing
+        // it meanwhile fails with "device or resource busy" (more often with a user namespace):
+        // ask again once that is done.
+        let mut attempts = 0;
+        loop {
+            match self
+                .docker
+                .remove_container(id, Some(options.clone()))
+                .await
+            {
+                Ok(()) => break,
+                Err(e) if not_found(&e) => break,
+                Err(e) if e.to_string().contains("resource busy") && attempts < 40 => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(engine(format!("removing {id}"))(e)),
+            }
         }
-        match &secrets {
-            Some(dir) => delete_secrets(dir),
+        if let Some(dir) = &secrets {
+            delete_secrets(dir)?;
+        }
+        match workload {
+            Some(workload) => self.release_network(&workload).await,
             None => Ok(()),
         }
     }

@@ -3,6 +3,7 @@
 //! creates with the workload, version and replica, so that the worker's view can always be
 //! rebuilt from the backend after a restart.
 
+pub mod confinement;
 pub mod docker;
 
 use std::collections::BTreeMap;

@@ -350,6 +350,7 @@ mod tests {
                 ports: BoundedVec::default(),
                 resources: Resources::ZERO,
                 gpu_model: None,
+                security: Default::default(),
             },
             health: None,
             timeout: None,

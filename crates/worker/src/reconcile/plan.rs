@@ -396,6 +396,7 @@ mod tests {
             .unwrap(),
             resources: Resources::ZERO,
             gpu_model: None,
+            security: Default::default(),
         }
     }
 

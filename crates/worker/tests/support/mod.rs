@@ -126,7 +126,11 @@ fn build_image(tag: &str, files: &[(&str, &str)]) -> String {
     let engine = engine();
     let context = tempfile::tempdir().expect("build context");
     std::fs::copy(busybox(), context.path().join("busybox")).expect("copy busybox");
-    let mut containerfile = "FROM scratch\nCOPY busybox /bin/busybox\n".to_string();
+    // `/www` is the pages' directory: a scratch image's root is read-only to a root without
+    // capabilities, as every container's is.
+    let mut containerfile =
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"mkdir\", \"/www\"]\n"
+            .to_string();
     for (name, content) in files {
         std::fs::write(context.path().join(name), content).expect("context file");
         containerfile.push_str(&format!("COPY {name} /{name}\n"));
@@ -260,10 +264,12 @@ pub fn app_spec(page: &str) -> AppSpec {
             resources: Resources {
                 cpu_millicores: 100,
                 memory_mib: 32,
-                disk_gib: 1,
+                // Podman on ext4 cannot cap disk, so its workers sell none.
+                disk_gib: 0,
                 gpus: 0,
             },
             gpu_model: None,
+            security: Default::default(),
         },
         replicas: 1,
         constraints: Constraints {
@@ -337,6 +343,7 @@ pub fn worker_config(
             kind: BackendKind::Docker,
             socket: Some(socket.to_string()),
             secrets_dir: wetee_worker::config::DEFAULT_SECRETS_DIR.into(),
+            pids_limit: wetee_worker::backend::confinement::DEFAULT_PIDS_LIMIT,
         },
         keys: Default::default(),
         ingress: IngressConfig::default(),
@@ -344,19 +351,26 @@ pub fn worker_config(
     }
 }
 
-/// Removes every container of a worker's scope when dropped, however the test ends.
+/// Removes every container and network of a worker's scope when dropped, however the test
+/// ends.
 pub struct Cleanup(pub String);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
         let engine = engine();
-        let output = Command::new(engine.cli)
-            .args(["ps", "-aq", "--filter"])
-            .arg(format!("label=wetee.managed={}", self.0))
-            .output();
-        if let Ok(output) = output {
+        let label = format!("label=wetee.managed={}", self.0);
+        for (list, remove) in [
+            (&["ps", "-aq", "--filter"][..], &["rm", "-f"][..]),
+            (
+                &["network", "ls", "-q", "--filter"][..],
+                &["network", "rm", "-f"][..],
+            ),
+        ] {
+            let Ok(output) = Command::new(engine.cli).args(list).arg(&label).output() else {
+                continue;
+            };
             for id in String::from_utf8_lossy(&output.stdout).lines() {
-                let _ = Command::new(engine.cli).args(["rm", "-f", id]).output();
+                let _ = Command::new(engine.cli).args(remove).arg(id).output();
             }
         }
     }

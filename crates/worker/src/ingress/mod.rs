@@ -1,0 +1,195 @@
+//! The worker's one HTTP entrance: a request for `Host: <app-id>.<domain>`, or for the path
+//! `/<app-id>/...`, goes to one of the app's ready containers (round robin), whose ports are
+//! published on 127.0.0.1 only; requests under `/_wetee/` go to the owner API.
+//!
+//! The route table is replaced as a whole by the reconciler, and only ever points at
+//! containers that answer: during an update it switches to the new version once that one is
+//! ready, and the old version is removed only after the switch, so no request is refused.
+//!
+//! Built on `hyper`'s server with a timer and `tower-http` layers
+//! ([decision 0013](../../../../docs/decisions/0013-ingress.md)): every connection, client and
+//! request is bounded ([`IngressLimits`]), so slow, idle or oversized clients are cut without
+//! disturbing anyone else's traffic.
+
+mod limits;
+mod proxy;
+mod route;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use http_body_util::BodyExt as _;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceBuilder;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+
+pub use limits::{ClientSlots, IngressLimits};
+pub use proxy::{Body, BoxError};
+pub use route::Routes;
+
+use crate::owner_api::OwnerApi;
+use proxy::{Upstream, plain};
+use wetee_types::app_address::app_of_request;
+
+/// After an accept error (out of file descriptors, say), the wait before accepting again: the
+/// error lasts until connections close, and retrying at once would spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// On shutdown, how long open requests may take to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// What the ingress counted, for tests and logs.
+#[derive(Debug, Default)]
+pub struct IngressStats {
+    /// `accept` calls that failed.
+    pub accept_errors: AtomicU64,
+    /// Connections closed at once because their client had all its slots.
+    pub refused_connections: AtomicU64,
+}
+
+/// The ingress: routes, limits and the owner API.
+#[derive(Debug)]
+pub struct Ingress {
+    routes: Arc<Routes>,
+    domain: Arc<str>,
+    owner: Option<Arc<OwnerApi>>,
+    limits: IngressLimits,
+    upstream: Upstream,
+    stats: IngressStats,
+}
+
+impl Ingress {
+    /// An ingress for apps at `<id>.<domain>`, to the containers `routes` names.
+    pub fn new(routes: Arc<Routes>, domain: &str, limits: IngressLimits) -> Ingress {
+        Ingress {
+            routes,
+            domain: domain.into(),
+            owner: None,
+            limits,
+            upstream: Upstream::default(),
+            stats: IngressStats::default(),
+        }
+    }
+
+    /// Serves the owner API under `/_wetee/` too.
+    pub fn with_owner_api(mut self, owner: Arc<OwnerApi>) -> Ingress {
+        self.owner = Some(owner);
+        self
+    }
+
+    /// What it counted.
+    pub fn stats(&self) -> &IngressStats {
+        &self.stats
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then lets open requests finish for a
+    /// few seconds.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let limits = self.limits;
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout())
+            .max_header_size(limits.max_header_bytes);
+        let connections = Arc::new(Semaphore::new(limits.max_connections));
+        let clients = ClientSlots::new(limits.max_connections_per_ip);
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                permit = Arc::clone(&connections).acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+                () = &mut shutdown => break,
+            };
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        let errors = self.stats.accept_errors.fetch_add(1, Ordering::Relaxed) + 1;
+                        tracing::warn!(%error, errors, "the ingress cannot accept a connection");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let Some(slot) = clients.enter(peer.ip()) else {
+                self.stats
+                    .refused_connections
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let ingress = Arc::clone(&self);
+            let service = ServiceBuilder::new()
+                .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+                .layer(RequestBodyTimeoutLayer::new(limits.body_timeout()))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    limits.response_timeout(),
+                ))
+                .service_fn(move |request| {
+                    let ingress = Arc::clone(&ingress);
+                    async move { Ok::<_, Infallible>(ingress.handle(request).await) }
+                });
+            let connection =
+                http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                let _ = connection.await;
+                drop((slot, permit));
+            });
+        }
+        drop(listener);
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+    }
+
+    /// Answers one request.
+    async fn handle<B>(&self, request: Request<B>) -> Response<Body>
+    where
+        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        if let Some(owner) = &self.owner
+            && request.uri().path().starts_with(crate::owner_api::PREFIX)
+        {
+            return owner
+                .handle(&request)
+                .await
+                .map(|body| body.map_err(BoxError::from).boxed_unsync());
+        }
+        let host = request
+            .headers()
+            .get(hyper::header::HOST)
+            .and_then(|h| h.to_str().ok());
+        let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        let Some((app, forwarded)) = app_of_request(host, path, &self.domain) else {
+            return plain(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no app here: use Host <app-id>.{} or the path /<app-id>/\n",
+                    self.domain
+                ),
+            );
+        };
+        let Some(target) = self.routes.pick(app) else {
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("app {app} is not running on this worker\n"),
+            );
+        };
+        let request = request.map(|body| body.map_err(Into::into).boxed_unsync());
+        self.upstream
+            .forward(app, target, &forwarded, request)
+            .await
+    }
+}
