@@ -33,6 +33,17 @@ pub struct AppState {
     pub failure_log_error: Option<String>,
 }
 
+/// Where anyone reaches `app` on the worker at `endpoint`: always plain HTTP on the worker's
+/// port. An `https://` endpoint serves TLS on the same port with a certificate bound to the
+/// worker's attested key, for owners' tools; browsers accept only CA-issued certificates.
+fn app_url(endpoint: &str, app: AppId) -> String {
+    let endpoint = endpoint.trim_end_matches('/');
+    match endpoint.strip_prefix("https://") {
+        Some(authority) => format!("http://{authority}/{app}/"),
+        None => format!("{endpoint}/{app}/"),
+    }
+}
+
 impl AppState {
     /// Reads app `app` from the chain.
     pub async fn read(client: &Client, app: AppId) -> Result<AppState> {
@@ -44,8 +55,7 @@ impl AppState {
         if let Some(placement) = &record.placement
             && let Some(worker) = client.worker(placement.worker).await?
         {
-            let endpoint = worker.profile.endpoint.as_str().trim_end_matches('/');
-            url = Some(format!("{endpoint}/{app}/"));
+            url = Some(app_url(worker.profile.endpoint.as_str(), app));
         }
         let pending_reason = match record.status {
             AppStatus::Pending => client.pending_reason(Workload::App { app }).await?,

@@ -1303,7 +1303,7 @@ pub async fn task(command: TaskCommand, context: &Session<'_>) -> Result<()> {
                 .worker
                 .with_context(|| format!("run {run} of task {task} was never assigned"))?;
             let path = format!("/_wetee/tasks/{task}/runs/{run}/logs");
-            return owner_get(context, &client, worker, &from, &path, true).await;
+            return owner_get(context, worker, &from, &path, true).await;
         }
         TaskCommand::Runs { task } => {
             let runs = connect(context).await?.task_runs(task).await?;
@@ -1402,24 +1402,24 @@ async fn owner_request(
             state.state_words()
         )
     })?;
-    owner_get(context, &client, worker, from, target, stream_body).await
+    owner_get(context, worker, from, target, stream_body).await
 }
 
 /// A signed `GET target` to `worker`'s owner API: the body goes to stdout as it arrives
 /// (logs), or is shown as a document (status and metrics).
 async fn owner_get(
     context: &Session<'_>,
-    client: &Client,
     worker: WorkerId,
     from: &str,
     target: &str,
     stream_body: bool,
 ) -> Result<()> {
     let key = KeySource::parse(from)?.keypair(context.scheme, context.keystore)?;
-    let response = crate::owner_api::get(client, worker, &key, target).await?;
-    if stream_body && response.code == 200 {
-        return response.stream_to_stdout().await;
+    let light = connect_light(context).await?;
+    let response = crate::owner_api::get(&light, worker, &key, target).await?;
+    if stream_body && response.status == 200 {
+        return crate::owner_api::stream_to_stdout(response).await;
     }
-    show(context.format, &response.json().await?);
+    show(context.format, &crate::owner_api::json(response).await?);
     Ok(())
 }

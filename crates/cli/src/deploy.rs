@@ -313,7 +313,7 @@ async fn follow(
             AppStatus::Running => {
                 if let Some(worker) = state.worker
                     && !started
-                    && instance_running(connected, worker, owner, app).await
+                    && instance_running(rpc, trust, worker, owner, app).await
                 {
                     started = true;
                     progress.stage(
@@ -371,18 +371,27 @@ fn failure_words(state: &AppState) -> String {
     text
 }
 
-/// Whether `worker` says a container of `app` runs (its owner API, signed by the owner).
-async fn instance_running(client: &Client, worker: WorkerId, owner: &Keypair, app: AppId) -> bool {
-    let target = format!("/_wetee/apps/{app}/status");
-    let Ok(Ok(response)) = tokio::time::timeout(
-        Duration::from_secs(2),
-        crate::owner_api::get(client, worker, owner, &target),
-    )
-    .await
-    else {
+/// Whether `worker` says a container of `app` runs (its owner API, signed by the owner, the
+/// worker's record proven through a light client of the chain the user trusts).
+async fn instance_running(
+    rpc: &str,
+    trust: Option<&Trust>,
+    worker: WorkerId,
+    owner: &Keypair,
+    app: AppId,
+) -> bool {
+    let Some(trust) = trust else {
         return false;
     };
-    let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(2), response.json()).await else {
+    let target = format!("/_wetee/apps/{app}/status");
+    let asked = async {
+        let light = LightClient::connect(rpc, trust).await.ok()?;
+        let response = crate::owner_api::get(&light, worker, owner, &target)
+            .await
+            .ok()?;
+        crate::owner_api::json(response).await.ok()
+    };
+    let Ok(Some(status)) = tokio::time::timeout(Duration::from_secs(4), asked).await else {
         return false;
     };
     status["instances"]

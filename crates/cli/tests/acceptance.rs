@@ -65,7 +65,7 @@ data_dir = "{}"
 [chain]
 spec = "{}"
 [profile]
-endpoint = "http://127.0.0.1:{ingress_port}"
+endpoint = "https://127.0.0.1:{ingress_port}"
 region = "local"
 level = 1
 tee_kinds = ["simulated"]
@@ -105,6 +105,10 @@ listen = "127.0.0.1:{ingress_port}"
         .expect("an account");
     let scope = hex::encode(identity.0);
     cleanup.0 = Some(scope.clone());
+
+    // The owner's tools trust this chain (through its spec) and, from it, the worker's TLS key.
+    let spec_path = home.join("chain").join("chain.json");
+    let spec_file = spec_path.to_str().unwrap();
 
     // Deploy the hello example and reach it.
     let manifest = build("hello");
@@ -192,12 +196,34 @@ listen = "127.0.0.1:{ingress_port}"
 
     // The owner reads the logs; anyone else is refused.
     let logs = eventually("request lines in the logs", 30, || {
-        let (ok, logs, _) = wetee(&rpc, &["app", "logs", &app_id, "--from", "//Bob"]);
+        let (ok, logs, _) = wetee(
+            &rpc,
+            &[
+                "app",
+                "logs",
+                &app_id,
+                "--from",
+                "//Bob",
+                "--chain-spec",
+                spec_file,
+            ],
+        );
         let text = logs.as_str().unwrap_or_default().to_string();
         (ok && text.contains("response:200")).then_some(text)
     });
     assert!(logs.contains("serving v2"), "{logs}");
-    let (ok, refused, _) = wetee(&rpc, &["app", "logs", &app_id, "--from", "//Charlie"]);
+    let (ok, refused, _) = wetee(
+        &rpc,
+        &[
+            "app",
+            "logs",
+            &app_id,
+            "--from",
+            "//Charlie",
+            "--chain-spec",
+            spec_file,
+        ],
+    );
     assert!(!ok);
     let reason = refused["error"].as_str().unwrap_or_default();
     assert!(reason.contains("403"), "{refused}");
@@ -314,7 +340,16 @@ API_TOKEN={token}
     // The owner reads a run's output from the worker.
     let (ok, output, _) = wetee(
         &rpc,
-        &["task", "logs", &task.to_string(), "1", "--from", "//Bob"],
+        &[
+            "task",
+            "logs",
+            &task.to_string(),
+            "1",
+            "--from",
+            "//Bob",
+            "--chain-spec",
+            spec_file,
+        ],
     );
     assert!(ok, "{output}");
     assert!(
@@ -336,8 +371,6 @@ API_TOKEN={token}
         ),
     )
     .unwrap();
-    let spec_file = home.join("chain").join("chain.json");
-    let spec_file = spec_file.to_str().unwrap();
     let (ok, failed, stderr) = wetee(
         &rpc,
         &[

@@ -4,6 +4,8 @@
 //!   ed25519 or sr25519, and a small on-disk keystore.
 //! - [`rpc`]: a typed client for a node's JSON-RPC, with transaction signing (fees, nonces)
 //!   and waiting for finality.
+//! - [`owner_api`]: a worker's owner API (logs, status, metrics), signed, over TLS bound to the
+//!   worker's attested identity key.
 //! - [`owner_key`]: the owner's sealing key, published on chain, and opening what workers
 //!   sealed to it (an app's failure log).
 //! - [`secrets`]: sealing an app's secrets to its worker's attested TEE, after verifying the
@@ -14,6 +16,7 @@
 
 pub mod keys;
 pub mod light;
+pub mod owner_api;
 pub mod owner_key;
 pub mod rpc;
 pub mod secrets;

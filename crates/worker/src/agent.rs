@@ -19,7 +19,7 @@ use crate::backend::docker::DockerBackend;
 use crate::backend::{Backend, BackendError, InstanceState};
 use crate::chain::{
     ChainError, ChainView, ProvenApps, ensure_registered, evidence_if_due, evidence_provider,
-    read_view,
+    read_view, registered_evidence,
 };
 use crate::config::{BackendKind, WorkerConfig};
 use crate::identity::{IdentityError, WorkerIdentity};
@@ -31,6 +31,7 @@ use crate::reconcile::Reconciler;
 use crate::registration::Registration;
 use crate::report::{Meter, is_worth_sending, run_report};
 use crate::revisions::SecretRevisions;
+use crate::serving_tls::ServingCertificate;
 use crate::topology::{EngineEndpoint, Layout, secrets_refusal};
 
 /// How often the worker reconciles without a new block.
@@ -53,6 +54,9 @@ pub enum AgentError {
     /// The chain refused the worker.
     #[error(transparent)]
     Chain(#[from] ChainError),
+    /// The TLS certificate cannot be made.
+    #[error(transparent)]
+    Tls(#[from] wetee_tls::CertificateError),
     /// The ingress cannot listen, or the log directory cannot be written.
     #[error("{what}: {error}")]
     Io {
@@ -110,6 +114,7 @@ struct Worker<B: Backend> {
     refused_report: Option<wetee_types::Hash>,
     revisions: SecretRevisions,
     proven_apps: ProvenApps,
+    certificate: ServingCertificate,
 }
 
 impl<B: Backend> Worker<B> {
@@ -129,6 +134,15 @@ impl<B: Backend> Worker<B> {
             "read the chain"
         );
         self.proven_apps = std::mem::take(&mut view.apps);
+        match self.certificate.keep_current(
+            self.identity.identity(),
+            &view.worker.evidence,
+            view.head.timestamp_ms,
+        ) {
+            Ok(true) => tracing::info!("renewed the TLS certificate"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot renew the TLS certificate"),
+        }
         let epoch = view.head.height / self.epoch_length.max(1);
         let desired = view.desired.clone();
         // Recorded before anything is given: never an older revision again, even after a crash
@@ -684,12 +698,21 @@ pub async fn run_with_keys(
         .epoch_length;
     let routes = Arc::new(Routes::default());
     let owner_api = Arc::new(OwnerApi::new(light.genesis_hash(), logs_dir.clone()));
+    let evidence = registered_evidence(&light, id).await?;
+    let chain_time = light.highest().map_or(0, |head| head.timestamp_ms);
+    let certificate = ServingCertificate::issue(
+        identity.identity(),
+        light.genesis_hash(),
+        &evidence,
+        chain_time,
+    )?;
     let ingress_api = Ingress::new(
         Arc::clone(&routes),
         &config.ingress.domain,
         config.ingress.limits,
     )
-    .with_owner_api(Arc::clone(&owner_api));
+    .with_owner_api(Arc::clone(&owner_api))
+    .with_tls(certificate.server_config()?);
     let (stop_ingress, ingress_stop) = tokio::sync::oneshot::channel::<()>();
     let mut serving = AbortOnDrop(tokio::spawn(Arc::new(ingress_api).serve(
         listener,
@@ -720,6 +743,7 @@ pub async fn run_with_keys(
         refused_report: None,
         revisions,
         proven_apps: ProvenApps::default(),
+        certificate,
     };
     let mut light = Some(light);
     let stop = stop.fuse();

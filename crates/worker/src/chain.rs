@@ -64,6 +64,20 @@ async fn own_record(
     Ok(Some(worker))
 }
 
+/// The evidence the chain holds for `worker`, proven.
+pub async fn registered_evidence(
+    light: &LightClient,
+    worker: WorkerId,
+) -> Result<wetee_types::records::Evidence, ChainError> {
+    let record = consistent(light, |mut snapshot| async move {
+        Ok(snapshot.worker(worker).await?)
+    })
+    .await?;
+    record
+        .map(|worker| worker.evidence)
+        .ok_or_else(|| ChainError::Unexpected(format!("worker {worker} has no record")))
+}
+
 /// Reads with `read` from fresh snapshots until one pass reads at one height.
 async fn consistent<'a, T, F, Fut>(light: &'a LightClient, mut read: F) -> Result<T, ChainError>
 where

@@ -17,6 +17,7 @@
 //!   every client bounded in connections, time and bytes.
 //! - [`logbook`]: captured logs per workload and epoch, and their Merkle roots.
 //! - [`owner_api`]: logs, status and metrics for the workload's owner only.
+//! - [`serving_tls`]: the TLS certificate bound to the worker's attested identity key.
 //! - [`reconcile`]: makes the backend match the chain, one idempotent pass at a time.
 //! - [`revisions`]: the highest secrets revision given to each app, never gone back on.
 //! - [`report`]: uptime, usage, log roots and task results, measured per epoch, for the signed
@@ -41,4 +42,5 @@ pub mod registration;
 pub mod report;
 pub mod revisions;
 pub mod rtmr;
+pub mod serving_tls;
 pub mod topology;

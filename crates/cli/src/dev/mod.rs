@@ -538,7 +538,8 @@ fn dev_worker_config(
         // The worker trusts the chain this command created, whatever its node says.
         chain: wetee_worker::config::ChainTrust::genesis(genesis),
         profile: wetee_types::records::WorkerProfile {
-            endpoint: BoundedString::try_new(format!("http://{ingress}")).unwrap_or_default(),
+            // TLS bound to the worker's key for owners' tools, plain HTTP for apps, one port.
+            endpoint: BoundedString::try_new(format!("https://{ingress}")).unwrap_or_default(),
             region: BoundedString::try_new("local").unwrap_or_default(),
             level: 1,
             capacity: Resources {

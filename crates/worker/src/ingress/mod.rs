@@ -6,6 +6,10 @@
 //! containers that answer: during an update it switches to the new version once that one is
 //! ready, and the old version is removed only after the switch, so no request is refused.
 //!
+//! One port serves both plain HTTP and TLS (told apart by the first byte a client sends): TLS
+//! with the worker's certificate bound to its attested identity key (`wetee-tls`), plain HTTP for
+//! apps whose owners choose it and for `wetee dev`.
+//!
 //! Built on `hyper`'s server with a timer and `tower-http` layers
 //! ([decision 0013](../../../../docs/decisions/0013-ingress.md)): every connection, client and
 //! request is bounded ([`IngressLimits`]), so slow, idle or oversized clients are cut without
@@ -26,7 +30,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -64,6 +68,26 @@ pub struct Ingress {
     limits: IngressLimits,
     upstream: Upstream,
     stats: IngressStats,
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// What a new connection starts with.
+enum Opening {
+    /// A TLS ClientHello (a handshake record, 0x16).
+    Tls,
+    /// Anything else: plain HTTP, or garbage hyper answers with 400.
+    Plain,
+    /// Nothing within the header timeout, or the client left.
+    Nothing,
+}
+
+async fn opening(stream: &TcpStream, within: Duration) -> Opening {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(within, stream.peek(&mut first)).await {
+        Ok(Ok(1)) if first[0] == 0x16 => Opening::Tls,
+        Ok(Ok(1)) => Opening::Plain,
+        _ => Opening::Nothing,
+    }
 }
 
 impl Ingress {
@@ -76,7 +100,14 @@ impl Ingress {
             limits,
             upstream: Upstream::default(),
             stats: IngressStats::default(),
+            tls: None,
         }
+    }
+
+    /// Serves TLS too, with `config` (the worker's bound certificate).
+    pub fn with_tls(mut self, config: Arc<rustls::ServerConfig>) -> Ingress {
+        self.tls = Some(config);
+        self
     }
 
     /// Serves the owner API under `/_wetee/` too.
@@ -141,12 +172,27 @@ impl Ingress {
                     let ingress = Arc::clone(&ingress);
                     async move { Ok::<_, Infallible>(ingress.handle(request).await) }
                 });
-            let connection =
-                http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-            let connection = graceful.watch(connection);
+            let service = TowerToHyperService::new(service);
+            let (http, watcher, tls) = (http.clone(), graceful.watcher(), self.tls.clone());
             tokio::spawn(async move {
-                let _ = connection.await;
-                drop((slot, permit));
+                let _held = (slot, permit);
+                match (opening(&stream, limits.header_timeout()).await, tls) {
+                    (Opening::Nothing, _) => {}
+                    (Opening::Tls, Some(tls)) => {
+                        let handshake = tokio_rustls::TlsAcceptor::from(tls).accept(stream);
+                        // A handshake is bounded like a request head.
+                        if let Ok(Ok(stream)) =
+                            tokio::time::timeout(limits.header_timeout(), handshake).await
+                        {
+                            let connection = http.serve_connection(TokioIo::new(stream), service);
+                            let _ = watcher.watch(connection).await;
+                        }
+                    }
+                    _ => {
+                        let connection = http.serve_connection(TokioIo::new(stream), service);
+                        let _ = watcher.watch(connection).await;
+                    }
+                }
             });
         }
         drop(listener);

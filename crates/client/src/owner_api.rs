@@ -1,0 +1,191 @@
+//! A worker's owner API (logs, status, metrics): requests signed with the owner's key for this
+//! chain and this worker's address, sent over TLS bound to the worker's attested identity key
+//! whenever the worker's endpoint is `https://` (`wetee-tls`), never trusting a certificate
+//! authority. Give it the worker's record as proven through the light client: the identity key
+//! it trusts is the one the chain attested.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use wetee_types::owner::{RequestTarget, sign_request};
+use wetee_types::records::Worker;
+use wetee_types::{Hash, Keypair, WorkerId};
+
+/// How long to wait for a worker to connect and answer a request's head.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a request to a worker failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OwnerApiError {
+    /// The worker's endpoint is not a URL this client can use.
+    #[error("worker {worker}'s endpoint {endpoint} is not http:// or https://host:port")]
+    Endpoint {
+        /// The worker.
+        worker: WorkerId,
+        /// Its endpoint.
+        endpoint: String,
+    },
+    /// The chain no longer vouches for the worker's identity key.
+    #[error("worker {0}'s attestation has expired: its TLS identity is not vouched for")]
+    NotAttested(WorkerId),
+    /// Connecting, TLS (a certificate not bound to the worker's attested key) or HTTP failed.
+    #[error("worker {worker}: {reason}")]
+    Request {
+        /// The worker.
+        worker: WorkerId,
+        /// Why, with every cause.
+        reason: String,
+    },
+}
+
+/// The way to one worker's owner API.
+#[derive(Debug, Clone)]
+pub struct OwnerApiClient {
+    worker: WorkerId,
+    genesis_hash: Hash,
+    base: String,
+    authority: String,
+    tls: bool,
+    http: reqwest::Client,
+}
+
+/// A worker's answer: its status, then its body as it arrives.
+#[derive(Debug)]
+pub struct OwnerResponse {
+    /// The worker.
+    pub worker: WorkerId,
+    /// The HTTP status.
+    pub status: u16,
+    response: reqwest::Response,
+}
+
+fn reason(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl OwnerApiClient {
+    /// A client for `worker` (its record, proven) on the chain `genesis_hash`, at `now_ms`
+    /// (the caller's clock, for the attestation's expiry).
+    pub fn new(
+        genesis_hash: Hash,
+        worker: &Worker,
+        now_ms: u64,
+    ) -> Result<OwnerApiClient, OwnerApiError> {
+        let endpoint = worker.profile.endpoint.as_str().trim_end_matches('/');
+        let bad = || OwnerApiError::Endpoint {
+            worker: worker.id,
+            endpoint: endpoint.to_string(),
+        };
+        let (tls, authority) = match endpoint.split_once("://") {
+            Some(("https", authority)) => (true, authority),
+            Some(("http", authority)) => (false, authority),
+            _ => return Err(bad()),
+        };
+        if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
+            return Err(bad());
+        }
+        let builder = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .http1_only()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none());
+        let builder = if tls {
+            if !worker.attestation_valid(now_ms) {
+                return Err(OwnerApiError::NotAttested(worker.id));
+            }
+            let identity = wetee_types::AccountId(worker.keys.identity);
+            let config = wetee_tls::WorkerVerifier::new(genesis_hash, identity)
+                .client_config()
+                .map_err(|e| OwnerApiError::Request {
+                    worker: worker.id,
+                    reason: e.to_string(),
+                })?;
+            builder.tls_backend_preconfigured(config)
+        } else {
+            builder
+        };
+        let http = builder.build().map_err(|e| OwnerApiError::Request {
+            worker: worker.id,
+            reason: reason(&e),
+        })?;
+        Ok(OwnerApiClient {
+            worker: worker.id,
+            genesis_hash,
+            base: endpoint.to_string(),
+            authority: authority.to_string(),
+            tls,
+            http,
+        })
+    }
+
+    /// Whether requests go over TLS bound to the worker's identity.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// Sends `GET target` (a path under `/_wetee/`) signed by `key`; the answer's head.
+    pub async fn get(&self, key: &Keypair, target: &str) -> Result<OwnerResponse, OwnerApiError> {
+        let headers = sign_request(
+            key,
+            &self.genesis_hash,
+            RequestTarget {
+                method: "GET",
+                target,
+                host: &self.authority,
+            },
+            now_ms(),
+        );
+        let mut request = self.http.get(format!("{}{target}", self.base));
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let response = request.send().await.map_err(|e| OwnerApiError::Request {
+            worker: self.worker,
+            reason: reason(&e),
+        })?;
+        Ok(OwnerResponse {
+            worker: self.worker,
+            status: response.status().as_u16(),
+            response,
+        })
+    }
+}
+
+impl OwnerResponse {
+    /// The next part of the body as it arrives; `None` at its end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, OwnerApiError> {
+        self.response
+            .chunk()
+            .await
+            .map_err(|e| OwnerApiError::Request {
+                worker: self.worker,
+                reason: reason(&e),
+            })
+    }
+
+    /// The whole body.
+    pub async fn bytes(self) -> Result<Bytes, OwnerApiError> {
+        let worker = self.worker;
+        self.response
+            .bytes()
+            .await
+            .map_err(|e| OwnerApiError::Request {
+                worker,
+                reason: reason(&e),
+            })
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or_default()
+}
