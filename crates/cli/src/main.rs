@@ -4,6 +4,7 @@ mod app_state;
 mod attest;
 mod bench;
 mod bench_dev;
+mod bench_ingress;
 mod calls;
 mod deploy;
 mod dev;
@@ -132,6 +133,9 @@ enum BenchCommand {
     Attest(attest::AttestBenchArgs),
     /// The CPU an idle `wetee dev` (node and worker, no apps) uses.
     Dev(bench_dev::DevBenchArgs),
+    /// Requests through the worker's ingress, plain and over TLS bound to a worker key, against
+    /// the same app asked directly, at 1 and 64 clients.
+    Ingress(bench_ingress::IngressBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -211,6 +215,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Deploy(args)) => bench::deploy(args, cli.output),
         Command::Bench(BenchCommand::Attest(args)) => attest::bench(args, cli.output),
         Command::Bench(BenchCommand::Dev(args)) => bench_dev::dev(args, cli.output),
+        Command::Bench(BenchCommand::Ingress(args)) => bench_ingress::ingress(args, cli.output),
         Command::Chain(ChainCommand::Spec {
             dev,
             validators,

@@ -6,7 +6,7 @@
 use anyhow::{Context, Result, bail};
 use tokio::io::AsyncWriteExt as _;
 use wetee_client::light::LightClient;
-use wetee_client::owner_api::{OwnerApiClient, OwnerResponse};
+use wetee_client::owner_api::{OwnerApiClient, OwnerResponse, OwnerSession};
 use wetee_types::{Keypair, WorkerId};
 
 /// The owner API of `worker`, its record proven through `light`.
@@ -24,7 +24,12 @@ pub async fn client_for(light: &LightClient, worker: WorkerId) -> Result<OwnerAp
     )?)
 }
 
-/// Sends a signed `GET target` to `worker`'s owner API and returns the head of its answer.
+/// How long `--follow` follows: the session the owner's key delegates to for it, after which
+/// the worker ends the stream.
+pub const FOLLOW_SESSION: std::time::Duration = std::time::Duration::from_secs(3_600);
+
+/// Sends a signed `GET target` to `worker`'s owner API and returns the head of its answer. A
+/// followed log is signed by a session key `key` delegates to for [`FOLLOW_SESSION`].
 pub async fn get(
     light: &LightClient,
     worker: WorkerId,
@@ -32,6 +37,13 @@ pub async fn get(
     target: &str,
 ) -> Result<OwnerResponse> {
     let client = client_for(light, worker).await?;
+    let follows = target
+        .split_once('?')
+        .is_some_and(|(_, query)| query.split('&').any(|pair| pair == "follow=1"));
+    if follows {
+        let session = OwnerSession::delegate(key, &light.genesis_hash(), FOLLOW_SESSION)?;
+        return Ok(client.get_as(session.signer(), target).await?);
+    }
     Ok(client.get(key, target).await?)
 }
 

@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use wetee_types::owner::{RequestTarget, sign_request};
+use wetee_types::owner::{RequestTarget, Session, Signer, sign_request};
 use wetee_types::records::Worker;
-use wetee_types::{Hash, Keypair, WorkerId};
+use wetee_types::{AccountId, Hash, KeyScheme, Keypair, WorkerId};
 
 /// How long to wait for a worker to connect and answer a request's head.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -25,6 +25,9 @@ pub enum OwnerApiError {
         /// Its endpoint.
         endpoint: String,
     },
+    /// The operating system gave no randomness for a nonce or a session key.
+    #[error("the operating system gave no randomness")]
+    NoRandomness,
     /// The chain no longer vouches for the worker's identity key.
     #[error("worker {0}'s attestation has expired: its TLS identity is not vouched for")]
     NotAttested(WorkerId),
@@ -130,17 +133,29 @@ impl OwnerApiClient {
         self.tls
     }
 
-    /// Sends `GET target` (a path under `/_wetee/`) signed by `key`; the answer's head.
+    /// Sends `GET target` (a path under `/_wetee/`) signed by the owner's `key`; the answer's
+    /// head.
     pub async fn get(&self, key: &Keypair, target: &str) -> Result<OwnerResponse, OwnerApiError> {
+        self.get_as(Signer::Account(key), target).await
+    }
+
+    /// [`OwnerApiClient::get`], signed by `signer` (a session, say).
+    pub async fn get_as(
+        &self,
+        signer: Signer<'_>,
+        target: &str,
+    ) -> Result<OwnerResponse, OwnerApiError> {
         let headers = sign_request(
-            key,
+            signer,
             &self.genesis_hash,
+            self.worker,
             RequestTarget {
                 method: "GET",
                 target,
                 host: &self.authority,
             },
             now_ms(),
+            &random_bytes()?,
         );
         let mut request = self.http.get(format!("{}{target}", self.base));
         for (name, value) in headers {
@@ -155,6 +170,47 @@ impl OwnerApiClient {
             status: response.status().as_u16(),
             response,
         })
+    }
+}
+
+/// A short-lived key the owner delegated its owner-API requests to, once: a followed log or a
+/// web page signs with it instead of asking the wallet for every request.
+#[derive(Debug)]
+pub struct OwnerSession {
+    account: AccountId,
+    key: Keypair,
+    session: Session,
+}
+
+impl OwnerSession {
+    /// `account` delegates to a fresh key for `lifetime` (at most a day) on `genesis_hash`.
+    pub fn delegate(
+        account: &Keypair,
+        genesis_hash: &Hash,
+        lifetime: Duration,
+    ) -> Result<OwnerSession, OwnerApiError> {
+        let key = Keypair::from_seed(KeyScheme::Ed25519, random_bytes()?);
+        let lifetime = u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX);
+        let expires_ms = now_ms().saturating_add(lifetime.min(wetee_types::owner::MAX_SESSION_MS));
+        Ok(OwnerSession {
+            account: account.account_id(),
+            session: Session::delegate(account, genesis_hash, &key, expires_ms),
+            key,
+        })
+    }
+
+    /// When it ends, Unix milliseconds.
+    pub fn expires_ms(&self) -> u64 {
+        self.session.expires_ms
+    }
+
+    /// What signs requests with it.
+    pub fn signer(&self) -> Signer<'_> {
+        Signer::Session {
+            account: self.account,
+            key: &self.key,
+            session: &self.session,
+        }
     }
 }
 
@@ -181,6 +237,13 @@ impl OwnerResponse {
                 reason: reason(&e),
             })
     }
+}
+
+/// Random bytes from the operating system.
+fn random_bytes<const N: usize>() -> Result<[u8; N], OwnerApiError> {
+    let mut bytes = [0u8; N];
+    getrandom::getrandom(&mut bytes).map_err(|_| OwnerApiError::NoRandomness)?;
+    Ok(bytes)
 }
 
 fn now_ms() -> u64 {

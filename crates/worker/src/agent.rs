@@ -22,6 +22,7 @@ use crate::chain::{
     read_view, registered_evidence,
 };
 use crate::config::{BackendKind, WorkerConfig};
+use crate::data_lock::DataDirLock;
 use crate::identity::{IdentityError, WorkerIdentity};
 use crate::ingress::{Ingress, Routes};
 use crate::keys::{KeyStore, KeyStoreError, Protection};
@@ -54,6 +55,12 @@ pub enum AgentError {
     /// The chain refused the worker.
     #[error(transparent)]
     Chain(#[from] ChainError),
+    /// The process cannot be kept from dumping its memory.
+    #[error(transparent)]
+    Hardening(#[from] crate::hardening::HardeningError),
+    /// Another worker uses the data directory.
+    #[error(transparent)]
+    DataDir(#[from] crate::data_lock::DataDirLockError),
     /// The TLS certificate cannot be made.
     #[error(transparent)]
     Tls(#[from] wetee_tls::CertificateError),
@@ -134,6 +141,7 @@ impl<B: Backend> Worker<B> {
             "read the chain"
         );
         self.proven_apps = std::mem::take(&mut view.apps);
+        self.owner_api.set_chain_time(view.head.timestamp_ms);
         match self.certificate.keep_current(
             self.identity.identity(),
             &view.worker.evidence,
@@ -588,12 +596,14 @@ pub async fn run(
     stop: impl Future<Output = ()>,
     started: impl FnOnce(Running),
 ) -> Result<(), AgentError> {
+    crate::hardening::harden_process()?;
+    let lock = DataDirLock::acquire(&config.data_dir)?;
     let keys = crate::keys::open(
         config.key_store(),
         config.profile.tee_kinds,
         &config.data_dir,
     )?;
-    run_with_keys(config, rpc, operator, keys.as_ref(), stop, started).await
+    run_locked(config, rpc, operator, keys.as_ref(), lock, stop, started).await
 }
 
 /// [`run`], with the keys kept in `keys`.
@@ -602,6 +612,22 @@ pub async fn run_with_keys(
     rpc: &str,
     operator: Keypair,
     keys: &dyn KeyStore,
+    stop: impl Future<Output = ()>,
+    started: impl FnOnce(Running),
+) -> Result<(), AgentError> {
+    crate::hardening::harden_process()?;
+    let lock = DataDirLock::acquire(&config.data_dir)?;
+    run_locked(config, rpc, operator, keys, lock, stop, started).await
+}
+
+/// The worker, once its process is hardened and its data directory is its own (until `_lock`
+/// is dropped, when it stops).
+async fn run_locked(
+    config: WorkerConfig,
+    rpc: &str,
+    operator: Keypair,
+    keys: &dyn KeyStore,
+    _lock: DataDirLock,
     stop: impl Future<Output = ()>,
     started: impl FnOnce(Running),
 ) -> Result<(), AgentError> {
@@ -697,7 +723,13 @@ pub async fn run_with_keys(
         .0
         .epoch_length;
     let routes = Arc::new(Routes::default());
-    let owner_api = Arc::new(OwnerApi::new(light.genesis_hash(), logs_dir.clone()));
+    let owner_api = Arc::new(OwnerApi::new(
+        light.genesis_hash(),
+        id,
+        config.profile.endpoint.as_str(),
+        light.highest().map_or(0, |head| head.timestamp_ms),
+        logs_dir.clone(),
+    ));
     let evidence = registered_evidence(&light, id).await?;
     let chain_time = light.highest().map_or(0, |head| head.timestamp_ms);
     let certificate = ServingCertificate::issue(

@@ -7,6 +7,8 @@
 //! - [`chain`]: registering on chain and reading what is assigned to this worker, through the
 //!   light client (certified headers, proven state).
 //! - [`config`]: the `worker.toml` file.
+//! - [`data_lock`]: one worker per data directory.
+//! - [`hardening`]: no core dumps, not dumpable, before any key is loaded.
 //! - [`identity`]: the TEE-bound identity and sealing keys, and the evidence binding them.
 //! - [`keys`]: where those keys are kept between restarts, sealed to the TEE.
 //! - [`mounts`]: what a path is stored on (memory, an encrypted disk).
@@ -31,6 +33,8 @@ pub mod agent;
 pub mod backend;
 pub mod chain;
 pub mod config;
+pub mod data_lock;
+pub mod hardening;
 pub mod identity;
 pub mod ingress;
 pub mod keys;

@@ -1,6 +1,10 @@
 //! The owner API, on the ingress port under `/_wetee/`: an app's or task run's captured logs
 //! (`?follow=1` streams new lines) and an app's status and metrics, served only to requests
-//! signed by the workload's owner on chain (see `wetee_types::owner`); anyone else gets 403.
+//! signed by the workload's owner on chain (see `wetee_types::owner`): for this worker (its id
+//! and endpoint), within a minute of the latest block the worker verified, each once. Anyone
+//! else gets 401 or 403. A followed log ends when the request's session does, by chain time.
+//! Web pages may call it: preflight requests are answered (authentication is by signature,
+//! never by cookie).
 //!
 //! - `GET /_wetee/apps/<id>/logs[?follow=1]`
 //! - `GET /_wetee/apps/<id>/status`
@@ -8,7 +12,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,8 +21,8 @@ use http_body_util::{BodyExt as _, Full, StreamBody, combinators::BoxBody};
 use hyper::body::Frame;
 use hyper::{Request, Response, StatusCode};
 use serde::Serialize;
-use wetee_types::owner::verify_request;
-use wetee_types::{AccountId, AppId, Hash, TaskId, Workload};
+use wetee_types::owner::{Audience, OwnerAuthError, REPLAY_WINDOW_MS, verify_request};
+use wetee_types::{AccountId, AppId, Hash, TaskId, WorkerId, Workload};
 
 use crate::logbook::LogBook;
 
@@ -25,8 +30,12 @@ use crate::logbook::LogBook;
 pub const PREFIX: &str = "/_wetee/";
 /// How often a followed log is checked for new lines.
 pub const FOLLOW_POLL: Duration = Duration::from_millis(500);
-/// How long one request may follow a log (the client asks again with a fresh signature).
-pub const FOLLOW_LIMIT: Duration = Duration::from_secs(3_600);
+/// Requests remembered (to refuse replays) at most; past it, requests wait for the window to
+/// move on.
+pub const MAX_REMEMBERED_REQUESTS: usize = 100_000;
+/// The headers a web page may send.
+const ALLOWED_HEADERS: &str =
+    "x-wetee-account, x-wetee-timestamp, x-wetee-nonce, x-wetee-signature, x-wetee-session";
 
 /// One instance as the owner sees it.
 #[derive(Debug, Clone, Serialize)]
@@ -58,6 +67,12 @@ pub struct AppStatus {
 #[derive(Debug)]
 pub struct OwnerApi {
     genesis_hash: Hash,
+    worker: WorkerId,
+    authority: String,
+    /// The latest verified block's time: the only clock requests are judged by.
+    chain_time: Arc<AtomicU64>,
+    /// Nonces of requests served, with their timestamps.
+    seen: Mutex<BTreeMap<[u8; 16], u64>>,
     logs_dir: PathBuf,
     owners: RwLock<BTreeMap<Workload, AccountId>>,
     apps: RwLock<BTreeMap<AppId, AppStatus>>,
@@ -75,18 +90,59 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     response
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or_default()
+/// `response` with what lets a web page read it.
+fn cross_origin(mut response: Response<Body>) -> Response<Body> {
+    response.headers_mut().insert(
+        hyper::header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        hyper::header::HeaderValue::from_static("*"),
+    );
+    response
+}
+
+/// The answer to a web page's preflight request.
+fn preflight() -> Response<Body> {
+    let mut response = text(StatusCode::NO_CONTENT, Bytes::new());
+    let headers = response.headers_mut();
+    headers.insert(
+        hyper::header::ACCESS_CONTROL_ALLOW_METHODS,
+        hyper::header::HeaderValue::from_static("GET, OPTIONS"),
+    );
+    headers.insert(
+        hyper::header::ACCESS_CONTROL_ALLOW_HEADERS,
+        hyper::header::HeaderValue::from_static(ALLOWED_HEADERS),
+    );
+    headers.insert(
+        hyper::header::ACCESS_CONTROL_MAX_AGE,
+        hyper::header::HeaderValue::from_static("600"),
+    );
+    cross_origin(response)
+}
+
+/// The authority (`host:port`) of an endpoint URL.
+pub fn authority_of(endpoint: &str) -> &str {
+    let rest = endpoint
+        .split_once("://")
+        .map_or(endpoint, |(_, rest)| rest);
+    rest.split('/').next().unwrap_or(rest)
 }
 
 impl OwnerApi {
-    /// An owner API for the chain `genesis_hash`, reading logs from `logs_dir`.
-    pub fn new(genesis_hash: Hash, logs_dir: PathBuf) -> OwnerApi {
+    /// The owner API of `worker`, reached at `endpoint`, on the chain `genesis_hash`, reading
+    /// logs from `logs_dir`; requests are judged by the chain time `chain_time_ms` until
+    /// [`OwnerApi::set_chain_time`] moves it on.
+    pub fn new(
+        genesis_hash: Hash,
+        worker: WorkerId,
+        endpoint: &str,
+        chain_time_ms: u64,
+        logs_dir: PathBuf,
+    ) -> OwnerApi {
         OwnerApi {
             genesis_hash,
+            worker,
+            authority: authority_of(endpoint).to_string(),
+            chain_time: Arc::new(AtomicU64::new(chain_time_ms)),
+            seen: Mutex::new(BTreeMap::new()),
             logs_dir,
             owners: RwLock::new(BTreeMap::new()),
             apps: RwLock::new(BTreeMap::new()),
@@ -109,6 +165,29 @@ impl OwnerApi {
             .insert(workload, owner);
     }
 
+    /// The latest verified block's time; it never goes back.
+    pub fn set_chain_time(&self, time_ms: u64) {
+        self.chain_time.fetch_max(time_ms, Ordering::Relaxed);
+    }
+
+    /// Records a request's nonce; false if it was served before within the window.
+    fn first_time(&self, nonce: [u8; 16], timestamp_ms: u64) -> Result<(), OwnerAuthError> {
+        let now = self.chain_time.load(Ordering::Relaxed);
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        // A request older than the window is refused as stale: its nonce may go.
+        seen.retain(|_, at| at.saturating_add(REPLAY_WINDOW_MS) >= now);
+        if seen.contains_key(&nonce) {
+            return Err(OwnerAuthError::Replayed);
+        }
+        if seen.len() >= MAX_REMEMBERED_REQUESTS {
+            return Err(OwnerAuthError::Malformed(
+                "too many requests in the last minute; try again shortly".into(),
+            ));
+        }
+        seen.insert(nonce, timestamp_ms);
+        Ok(())
+    }
+
     /// Replaces the status of every app.
     pub fn set_statuses(&self, statuses: BTreeMap<AppId, AppStatus>) {
         *self.apps.write().unwrap_or_else(|p| p.into_inner()) = statuses;
@@ -116,6 +195,13 @@ impl OwnerApi {
 
     /// Answers a request under [`PREFIX`].
     pub async fn handle<B>(&self, request: &Request<B>) -> Response<Body> {
+        if request.method() == hyper::Method::OPTIONS {
+            return preflight();
+        }
+        cross_origin(self.answer(request).await)
+    }
+
+    async fn answer<B>(&self, request: &Request<B>) -> Response<Body> {
         let path = request.uri().path().to_string();
         let query = request.uri().query().unwrap_or_default().to_string();
         let signed_target = request
@@ -131,8 +217,12 @@ impl OwnerApi {
         let Some(target) = parse_target(&path) else {
             return text(StatusCode::NOT_FOUND, "no such owner API path\n");
         };
-        let signer = verify_request(
+        let verified = verify_request(
             &self.genesis_hash,
+            Audience {
+                worker: self.worker,
+                authority: &self.authority,
+            },
             wetee_types::owner::RequestTarget {
                 method: request.method().as_str(),
                 target: &signed_target,
@@ -145,12 +235,17 @@ impl OwnerApi {
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string)
             },
-            now_ms(),
-        );
-        let signer = match signer {
-            Ok(signer) => signer,
+            self.chain_time.load(Ordering::Relaxed),
+        )
+        .and_then(|verified| {
+            self.first_time(verified.nonce, verified.timestamp_ms)?;
+            Ok(verified)
+        });
+        let verified = match verified {
+            Ok(verified) => verified,
             Err(e) => return text(StatusCode::UNAUTHORIZED, format!("{e}\n")),
         };
+        let signer = verified.account;
         let workload = target.workload();
         let owner = self
             .owners
@@ -194,12 +289,13 @@ impl OwnerApi {
             }
             Target::AppLogs(_) | Target::RunLogs(..) => {
                 let follow = query.split('&').any(|pair| pair == "follow=1");
-                self.logs(workload, follow)
+                self.logs(workload, follow.then_some(verified.valid_until_ms))
             }
         }
     }
 
-    fn logs(&self, workload: Workload, follow: bool) -> Response<Body> {
+    /// The workload's logs; followed until the chain time passes `follow_until_ms`, if given.
+    fn logs(&self, workload: Workload, follow_until_ms: Option<u64>) -> Response<Body> {
         let Ok(book) = LogBook::open(&self.logs_dir) else {
             return text(StatusCode::INTERNAL_SERVER_ERROR, "logs unavailable\n");
         };
@@ -208,9 +304,9 @@ impl OwnerApi {
         for epoch in &epochs {
             everything.extend(book.read(&workload, *epoch));
         }
-        if !follow {
+        let Some(until) = follow_until_ms else {
             return text(StatusCode::OK, everything);
-        }
+        };
         // Follow: what exists now, then whatever is appended, epoch after epoch.
         let mut position: (u64, usize) = epochs
             .last()
@@ -220,12 +316,13 @@ impl OwnerApi {
         let first = futures::stream::once(async move {
             Ok::<_, hyper::Error>(Frame::data(Bytes::from(everything)))
         });
-        let until = std::time::Instant::now() + FOLLOW_LIMIT;
+        let chain_time = Arc::clone(&self.chain_time);
         let rest = futures::stream::unfold((), move |()| {
             let logs_dir = logs_dir.clone();
+            let chain_time = Arc::clone(&chain_time);
             async move {
                 loop {
-                    if std::time::Instant::now() > until {
+                    if chain_time.load(Ordering::Relaxed) > until {
                         return None;
                     }
                     tokio::time::sleep(FOLLOW_POLL).await;
@@ -285,5 +382,156 @@ fn parse_target(path: &str) -> Option<Target> {
             Some(Target::RunLogs(TaskId(id.parse().ok()?), run.parse().ok()?))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wetee_types::owner::{RequestTarget, Session, Signer, sign_request};
+    use wetee_types::{KeyScheme, Keypair};
+
+    const GENESIS: Hash = Hash([4; 32]);
+    const WORKER: WorkerId = WorkerId(2);
+    const HOST: &str = "127.0.0.1:8800";
+    const NOW: u64 = 1_700_000_000_000;
+
+    fn api(dir: &std::path::Path, owner: &Keypair) -> OwnerApi {
+        let api = OwnerApi::new(
+            GENESIS,
+            WORKER,
+            "https://127.0.0.1:8800",
+            NOW,
+            dir.to_path_buf(),
+        );
+        api.set_owner(Workload::App { app: AppId(1) }, owner.account_id());
+        api
+    }
+
+    /// A signed request for `target`, as it arrives with the `Host` header `host`.
+    fn request(headers: &[(&'static str, String)], target: &str, host: &str) -> Request<()> {
+        let mut request = Request::get(target).header("host", host);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        request.body(()).unwrap()
+    }
+
+    fn signed(
+        signer: Signer<'_>,
+        worker: WorkerId,
+        target: &str,
+        nonce: u8,
+    ) -> Vec<(&'static str, String)> {
+        sign_request(
+            signer,
+            &GENESIS,
+            worker,
+            RequestTarget {
+                method: "GET",
+                target,
+                host: HOST,
+            },
+            NOW,
+            &[nonce; 16],
+        )
+    }
+
+    async fn answer(api: &OwnerApi, request: &Request<()>) -> (StatusCode, String) {
+        let response = api.handle(request).await;
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_captured_request_is_served_once_and_only_by_its_worker_at_its_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let owner = Keypair::from_seed(KeyScheme::Sr25519, [1; 32]);
+        let api = api(dir.path(), &owner);
+        let target = "/_wetee/apps/1/status";
+        let headers = signed(Signer::Account(&owner), WORKER, target, 1);
+        let (status, _) = answer(&api, &request(&headers, target, HOST)).await;
+        assert_eq!(status, StatusCode::OK);
+        // The same request again.
+        let (status, body) = answer(&api, &request(&headers, target, HOST)).await;
+        assert_eq!(
+            (status, body.trim()),
+            (StatusCode::UNAUTHORIZED, "this request was already served")
+        );
+        // Signed for another worker, or sent to this one under another address.
+        let elsewhere = signed(Signer::Account(&owner), WorkerId(9), target, 2);
+        let (status, _) = answer(&api, &request(&elsewhere, target, HOST)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let fresh = signed(Signer::Account(&owner), WORKER, target, 3);
+        let (status, body) = answer(&api, &request(&fresh, target, "10.0.0.1:8800")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        // Once the chain's time has moved past the window, the request is stale, not replayable.
+        api.set_chain_time(NOW + REPLAY_WINDOW_MS + 1);
+        let (status, body) = answer(&api, &request(&headers, target, HOST)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(body.contains("timestamp"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_session_past_its_expiry_is_refused_and_its_follow_ends_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let owner = Keypair::from_seed(KeyScheme::Ed25519, [1; 32]);
+        let api = api(dir.path(), &owner);
+        let key = Keypair::from_seed(KeyScheme::Ed25519, [2; 32]);
+        let session = Session::delegate(&owner, &GENESIS, &key, NOW + 30_000);
+        let signer = Signer::Session {
+            account: owner.account_id(),
+            key: &key,
+            session: &session,
+        };
+        let target = "/_wetee/apps/1/logs?follow=1";
+        let response = api
+            .handle(&request(&signed(signer, WORKER, target, 1), target, HOST))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut body = response.into_body();
+        // What exists now, then it waits for more while the session lasts.
+        assert!(body.frame().await.is_some());
+        let waiting = tokio::time::timeout(FOLLOW_POLL * 3, body.frame()).await;
+        assert!(
+            waiting.is_err(),
+            "the followed log ended within its session"
+        );
+        // The chain's time passes the session's expiry: the stream ends.
+        api.set_chain_time(NOW + 30_001);
+        let ended = tokio::time::timeout(FOLLOW_POLL * 4, body.frame()).await;
+        assert!(
+            matches!(ended, Ok(None)),
+            "the followed log outlived its session"
+        );
+        // And the session signs nothing more.
+        let late = signed(signer, WORKER, "/_wetee/apps/1/status", 2);
+        let mut late_request = request(&late, "/_wetee/apps/1/status", HOST);
+        // Signed at the expiry's time, within the window, still refused.
+        late_request.headers_mut().insert(
+            wetee_types::owner::TIMESTAMP_HEADER,
+            (NOW + 30_001).to_string().parse().unwrap(),
+        );
+        let (status, _) = answer(&api, &late_request).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn web_pages_get_their_preflight_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let owner = Keypair::from_seed(KeyScheme::Ed25519, [1; 32]);
+        let api = api(dir.path(), &owner);
+        let preflight = Request::options("/_wetee/apps/1/status").body(()).unwrap();
+        let response = api.handle(&preflight).await;
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        let allowed = response.headers()[hyper::header::ACCESS_CONTROL_ALLOW_HEADERS]
+            .to_str()
+            .unwrap();
+        assert!(allowed.contains("x-wetee-session"), "{allowed}");
+        assert_eq!(
+            response.headers()[hyper::header::ACCESS_CONTROL_ALLOW_ORIGIN],
+            "*"
+        );
     }
 }

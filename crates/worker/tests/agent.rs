@@ -22,6 +22,8 @@ async fn the_worker_serves_proves_gets_paid_and_reports_task_results() {
     config.ingress.listen = "127.0.0.1:0".parse().unwrap();
     let agent = support::start_worker(config, &rpc).await;
     let running = agent.running.clone();
+    // No core dump, not dumpable, from before its keys were loaded.
+    assert!(wetee_worker::hardening::is_hardened());
     let _cleanup = support::Cleanup(hex::encode(running.identity.0));
     let client = Client::connect(&rpc).await.unwrap();
     let bob = dev_keypair("Bob");

@@ -377,6 +377,16 @@ async fn a_secrets_dir_on_disk_is_refused_and_so_are_bad_names() {
         .expect_err("others can read it");
     assert!(error.to_string().contains("0700"), "{error}");
 
+    // A symbolic link, which whoever owns it could point elsewhere: refused.
+    let target = tempfile::tempdir_in("/dev/shm").expect("a directory in /dev/shm");
+    let link = shm.path().join("link");
+    std::os::unix::fs::symlink(target.path(), &link).unwrap();
+    let error = backend()
+        .await
+        .with_secrets_dir(&link)
+        .expect_err("a link is refused");
+    assert!(error.to_string().contains("symbolic link"), "{error}");
+
     let secrets_dir = shm.path().join("secrets");
     let backend = backend().await.with_secrets_dir(&secrets_dir).unwrap();
     let image = backend.prepare_image(&image()).await.expect("local image");
@@ -401,4 +411,27 @@ async fn a_secrets_dir_on_disk_is_refused_and_so_are_bad_names() {
     assert!(!error.to_string().contains("hidden-value"));
     assert_eq!(std::fs::read_dir(&secrets_dir).unwrap().count(), 0);
     assert!(!shm.path().join("escape").exists());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn secrets_left_by_gone_containers_are_swept_and_nobody_elses() {
+    let dir = support::own_secrets_dir("sweep");
+    let scope = format!("sweep-test-{}", std::process::id());
+    let backend = DockerBackend::connect(Some(&support::engine().socket), &scope)
+        .await
+        .expect("the engine answers")
+        .with_secrets_dir(&dir)
+        .expect("secrets dir");
+    // What a worker killed between writing secrets and creating the container leaves.
+    let prefix: String = scope.chars().take(12).collect();
+    let leftover = dir.join(format!("wetee-{prefix}-app-1-v1-r0-g0"));
+    std::fs::create_dir(&leftover).unwrap();
+    std::fs::write(leftover.join("API_TOKEN"), "s3cret").unwrap();
+    // Another worker's, sharing the directory.
+    let neighbours = dir.join("wetee-otherworker0-app-1-v1-r0-g0");
+    std::fs::create_dir(&neighbours).unwrap();
+    backend.list().await.expect("list");
+    assert!(!leftover.exists(), "a leftover secret stayed in memory");
+    assert!(neighbours.exists(), "another worker's secrets were removed");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

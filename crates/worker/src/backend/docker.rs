@@ -8,10 +8,11 @@
 //! environment variables, which the engine writes into the container's configuration on disk;
 //! and `secrets_dir` must be a tmpfs or ramfs, so the plaintext never reaches a disk either.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bollard::Docker;
@@ -46,6 +47,9 @@ pub struct DockerBackend {
     /// Checked to be in memory; `None` until [`DockerBackend::with_secrets_dir`].
     secrets_dir: Option<PathBuf>,
     confinement: Confinement,
+    /// Names of containers between their secrets being written and the engine knowing them:
+    /// a sweep leaves their directories alone.
+    creating: Arc<Mutex<BTreeSet<String>>>,
 }
 
 /// Where a container finds its secrets.
@@ -136,6 +140,7 @@ impl DockerBackend {
             docker,
             scope: scope.to_string(),
             secrets_dir: None,
+            creating: Arc::default(),
             confinement: Confinement {
                 engine,
                 pids_limit: DEFAULT_PIDS_LIMIT,
@@ -163,6 +168,46 @@ impl DockerBackend {
     pub fn with_secrets_dir(mut self, dir: &Path) -> Result<DockerBackend, BackendError> {
         self.secrets_dir = Some(prepare_secrets_dir(dir)?);
         Ok(self)
+    }
+
+    /// What every container name of this worker starts with.
+    fn name_prefix(&self) -> String {
+        let scope: String = self.scope.chars().take(12).collect();
+        format!("wetee-{scope}-")
+    }
+
+    /// Removes this worker's secrets directories that no container of it has: left by a worker
+    /// killed between writing them and creating or removing their container, or by a container
+    /// the engine lost. Other workers' directories and those of containers being created are
+    /// left alone. How many it removed.
+    fn sweep_secrets(&self, containers: &BTreeSet<String>) -> usize {
+        let Some(root) = &self.secrets_dir else {
+            return 0;
+        };
+        let Ok(entries) = std::fs::read_dir(root) else {
+            return 0;
+        };
+        let prefix = self.name_prefix();
+        let creating = self
+            .creating
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with(&prefix) || containers.contains(&name) || creating.contains(&name)
+            {
+                continue;
+            }
+            if let Some(dir) = self.instance_secrets_dir(&name)
+                && delete_secrets(&dir).is_ok()
+            {
+                tracing::info!(container = %name, "removed the secrets of a container that is gone");
+                removed += 1;
+            }
+        }
+        removed
     }
 
     /// The directory of the container `name`'s secrets, if this backend has secrets.
@@ -304,6 +349,33 @@ impl DockerBackend {
     }
 }
 
+/// A container name in [`DockerBackend::creating`] while this lives.
+struct Creating<'a> {
+    set: &'a Mutex<BTreeSet<String>>,
+    name: String,
+}
+
+impl<'a> Creating<'a> {
+    fn mark(set: &'a Mutex<BTreeSet<String>>, name: &str) -> Creating<'a> {
+        set.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string());
+        Creating {
+            set,
+            name: name.to_string(),
+        }
+    }
+}
+
+impl Drop for Creating<'_> {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.name);
+    }
+}
+
 /// Whether an engine whose storage driver is `driver` (with `status`, `docker info`'s pairs) can
 /// cap a container's writable layer: overlay only on XFS (mounted with project quotas, which
 /// the engine checks when a container asks), or drivers with their own quotas.
@@ -356,6 +428,11 @@ fn prepare_secrets_dir(dir: &Path) -> Result<PathBuf, BackendError> {
     if !dir.is_absolute() || dir.components().any(|c| c == Component::ParentDir) {
         return Err(refuse("give an absolute path without `..`".into()));
     }
+    if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(refuse(
+            "is a symbolic link: name the directory itself, which nobody else can redirect".into(),
+        ));
+    }
     let canonical = crate::mounts::canonical(dir).map_err(|e| refuse(e.to_string()))?;
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| refuse(format!("cannot read /proc/self/mountinfo: {e}")))?;
@@ -374,10 +451,27 @@ fn prepare_secrets_dir(dir: &Path) -> Result<PathBuf, BackendError> {
         .mode(0o700)
         .create(&canonical)
         .map_err(|e| refuse(format!("cannot create it: {e}")))?;
-    let mode = std::fs::metadata(&canonical)
-        .map_err(|e| refuse(e.to_string()))?
-        .permissions()
-        .mode();
+    // Asked of the filesystem itself too, not only of the mount table.
+    const TMPFS_MAGIC: u64 = 0x0102_1994;
+    const RAMFS_MAGIC: u64 = 0x8584_58f6;
+    let kind = rustix::fs::statfs(&canonical).map_err(|e| refuse(e.to_string()))?;
+    let magic = u64::try_from(kind.f_type).unwrap_or_default();
+    if magic != TMPFS_MAGIC && magic != RAMFS_MAGIC {
+        return Err(refuse(format!(
+            "is not on a tmpfs or ramfs (filesystem {magic:#x}): decrypted secrets must never \
+             reach a disk"
+        )));
+    }
+    let metadata = std::fs::symlink_metadata(&canonical).map_err(|e| refuse(e.to_string()))?;
+    let me = rustix::process::geteuid().as_raw();
+    if std::os::unix::fs::MetadataExt::uid(&metadata) != me {
+        return Err(refuse(format!(
+            "belongs to user {}, not to the worker's ({me}): give the worker a directory of \
+             its own",
+            std::os::unix::fs::MetadataExt::uid(&metadata)
+        )));
+    }
+    let mode = metadata.permissions().mode();
     if mode & 0o077 != 0 {
         return Err(refuse(format!(
             "has mode {:o}: give the worker a directory of its own (0700)",
@@ -503,6 +597,8 @@ impl Backend for DockerBackend {
             });
         }
         instances.sort_by(|a, b| a.name.cmp(&b.name));
+        let names: BTreeSet<String> = instances.iter().map(|i| i.name.clone()).collect();
+        self.sweep_secrets(&names);
         Ok(instances)
     }
 
@@ -538,6 +634,7 @@ impl Backend for DockerBackend {
             })
             .collect();
         let network = self.ensure_network(&spec.workload).await?;
+        let _creating = Creating::mark(&self.creating, &name);
         let secrets = if spec.secrets.is_empty() {
             None
         } else {
