@@ -1,7 +1,9 @@
 //! `wetee bench ingress`: what the worker's ingress costs a request. The same app (an HTTP
 //! server in this process answering `ok`) is asked directly, through the ingress in plain
 //! HTTP, and through the ingress over TLS bound to a worker key (`wetee-tls`), by 1 and by 64
-//! clients at once, each on its own kept-alive connection, side by side in one run.
+//! clients at once, each on its own kept-alive connection, side by side in one run; then once
+//! more through the ingress while 2,000 idle and 200 slowloris connections (from other loopback
+//! addresses) hold on to it.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -43,6 +45,8 @@ enum Path {
     Ingress,
     /// Through the ingress, TLS bound to the worker's key.
     IngressTls,
+    /// Through the ingress, plain HTTP, while idle and slowloris clients hold connections.
+    IngressUnderAttack,
 }
 
 #[derive(Debug, Serialize)]
@@ -97,12 +101,27 @@ async fn run(args: &IngressBenchArgs) -> Result<IngressReport> {
         for path in [Path::Direct, Path::Ingress, Path::IngressTls] {
             let (address, target) = match path {
                 Path::Direct => (app, "/"),
-                Path::Ingress | Path::IngressTls => (ingress_address, "/1/"),
+                Path::Ingress | Path::IngressTls | Path::IngressUnderAttack => {
+                    (ingress_address, "/1/")
+                }
             };
             let tls = (path == Path::IngressTls).then(|| Arc::clone(&tls));
             measured.push(measure(path, address, target, tls, clients, args.seconds).await?);
         }
     }
+    let attackers = attack(ingress_address).await;
+    measured.push(
+        measure(
+            Path::IngressUnderAttack,
+            ingress_address,
+            "/1/",
+            None,
+            1,
+            args.seconds,
+        )
+        .await?,
+    );
+    drop(attackers);
     let p50 = |path, clients| {
         measured
             .iter()
@@ -123,6 +142,46 @@ async fn run(args: &IngressBenchArgs) -> Result<IngressReport> {
         measured,
         tls_over_direct_p50,
     })
+}
+
+/// 2,000 idle connections from 127.0.0.2 and 200 from 127.0.0.3 that send a header line every
+/// second; the dripping stops when the returned task is dropped.
+async fn attack(ingress: SocketAddr) -> AbortOnDrop {
+    use tokio::io::AsyncWriteExt as _;
+    let connect = |source: &'static str| async move {
+        let socket = tokio::net::TcpSocket::new_v4().ok()?;
+        socket.bind(format!("{source}:0").parse().ok()?).ok()?;
+        socket.connect(ingress).await.ok()
+    };
+    let mut idle = Vec::new();
+    for _ in 0..2_000 {
+        idle.extend(connect("127.0.0.2").await);
+    }
+    let mut slow = Vec::new();
+    for _ in 0..200 {
+        if let Some(mut stream) = connect("127.0.0.3").await {
+            let _ = stream.write_all(b"GET /1/ HTTP/1.1\r\nHost: x\r\n").await;
+            slow.push(stream);
+        }
+    }
+    AbortOnDrop(tokio::spawn(async move {
+        let _idle = idle;
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            for stream in &mut slow {
+                let _ = stream.write_all(b"X-Drip: 1\r\n").await;
+            }
+        }
+    }))
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The app: answers `ok` to anything, keeping connections alive.
@@ -237,6 +296,7 @@ fn text(report: &IngressReport) -> String {
             Path::Direct => "direct",
             Path::Ingress => "ingress",
             Path::IngressTls => "ingress+tls",
+            Path::IngressUnderAttack => "attacked",
         };
         out.push_str(&format!(
             "{path:<12} {:>8} {:>10} {:>10.0} {:>9} {:>9}\n",
