@@ -25,6 +25,17 @@ pub enum OwnerApiError {
         /// Its endpoint.
         endpoint: String,
     },
+    /// The worker offers only plain HTTP, and not on this machine.
+    #[error(
+        "worker {worker} offers only plain HTTP at {endpoint}: its owner API would cross the \
+         network in the clear"
+    )]
+    Plaintext {
+        /// The worker.
+        worker: WorkerId,
+        /// Its endpoint.
+        endpoint: String,
+    },
     /// The operating system gave no randomness for a nonce or a session key.
     #[error("the operating system gave no randomness")]
     NoRandomness,
@@ -86,13 +97,18 @@ impl OwnerApiClient {
             worker: worker.id,
             endpoint: endpoint.to_string(),
         };
-        let (tls, authority) = match endpoint.split_once("://") {
-            Some(("https", authority)) => (true, authority),
-            Some(("http", authority)) => (false, authority),
-            _ => return Err(bad()),
-        };
-        if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
-            return Err(bad());
+        let (scheme, authority) =
+            wetee_types::owner::endpoint_authority(endpoint).ok_or_else(bad)?;
+        let tls = scheme == "https";
+        let host = authority
+            .rsplit_once(':')
+            .map_or(authority.as_str(), |(host, _)| host);
+        if !tls && !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
+            // Signed requests and the logs they read would cross the network in the clear.
+            return Err(OwnerApiError::Plaintext {
+                worker: worker.id,
+                endpoint: endpoint.to_string(),
+            });
         }
         let builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
@@ -122,7 +138,7 @@ impl OwnerApiClient {
             worker: worker.id,
             genesis_hash,
             base: endpoint.to_string(),
-            authority: authority.to_string(),
+            authority,
             tls,
             http,
         })

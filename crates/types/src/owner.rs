@@ -60,6 +60,27 @@ pub struct Audience<'a> {
     pub authority: &'a str,
 }
 
+/// A worker endpoint's scheme (`https` or `http`) and authority as HTTP clients send it in
+/// `Host`: the host in lower case, the scheme's default port left out. `None` if the endpoint
+/// is not `http(s)://authority[/]`.
+pub fn endpoint_authority(endpoint: &str) -> Option<(&str, String)> {
+    let (scheme, rest) = endpoint.split_once("://")?;
+    let default_port = match scheme {
+        "https" => ":443",
+        "http" => ":80",
+        _ => return None,
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
+        return None;
+    }
+    let authority = authority.to_ascii_lowercase();
+    let authority = authority
+        .strip_suffix(default_port)
+        .map_or(authority.clone(), str::to_string);
+    Some((scheme, authority))
+}
+
 /// The bytes signed for `request` to `worker` at `timestamp_ms` with `nonce` on the chain
 /// `genesis_hash`.
 pub fn request_payload(
@@ -427,6 +448,27 @@ mod tests {
             verify_request(&GENESIS, AUDIENCE, request("/"), |_| None, 0),
             Err(OwnerAuthError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn endpoints_are_named_as_clients_send_them() {
+        assert_eq!(
+            endpoint_authority("https://W.Example:443/"),
+            Some(("https", "w.example".to_string()))
+        );
+        assert_eq!(
+            endpoint_authority("http://127.0.0.1:8800"),
+            Some(("http", "127.0.0.1:8800".to_string()))
+        );
+        for bad in [
+            "ftp://x",
+            "https://",
+            "https://a/b",
+            "127.0.0.1:8800",
+            "https://u@h",
+        ] {
+            assert_eq!(endpoint_authority(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -21,7 +21,9 @@ use http_body_util::{BodyExt as _, Full, StreamBody, combinators::BoxBody};
 use hyper::body::Frame;
 use hyper::{Request, Response, StatusCode};
 use serde::Serialize;
-use wetee_types::owner::{Audience, OwnerAuthError, REPLAY_WINDOW_MS, verify_request};
+use wetee_types::owner::{
+    Audience, OwnerAuthError, REPLAY_WINDOW_MS, VerifiedRequest, verify_request,
+};
 use wetee_types::{AccountId, AppId, Hash, TaskId, WorkerId, Workload};
 
 use crate::logbook::LogBook;
@@ -30,9 +32,50 @@ use crate::logbook::LogBook;
 pub const PREFIX: &str = "/_wetee/";
 /// How often a followed log is checked for new lines.
 pub const FOLLOW_POLL: Duration = Duration::from_millis(500);
-/// Requests remembered (to refuse replays) at most; past it, requests wait for the window to
-/// move on.
-pub const MAX_REMEMBERED_REQUESTS: usize = 100_000;
+/// Requests of one owner remembered (to refuse replays) at most; past it, that owner's requests
+/// wait for the window to move on.
+pub const MAX_REQUESTS_PER_OWNER: usize = 10_000;
+
+/// The requests served within the replay window.
+#[derive(Debug, Default)]
+struct Served {
+    by_time: BTreeMap<(u64, [u8; 16]), AccountId>,
+    per_owner: BTreeMap<AccountId, usize>,
+}
+
+impl Served {
+    /// Forgets requests signed before `cutoff_ms`: they are refused as stale anyway.
+    fn forget_older_than(&mut self, cutoff_ms: u64) {
+        while let Some(entry) = self.by_time.first_entry() {
+            if entry.key().0 >= cutoff_ms {
+                break;
+            }
+            let owner = entry.remove();
+            if let Some(count) = self.per_owner.get_mut(&owner) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    self.per_owner.remove(&owner);
+                }
+            }
+        }
+    }
+
+    fn record(&mut self, verified: &VerifiedRequest) -> Result<(), OwnerAuthError> {
+        let key = (verified.timestamp_ms, verified.nonce);
+        if self.by_time.contains_key(&key) {
+            return Err(OwnerAuthError::Replayed);
+        }
+        let count = self.per_owner.entry(verified.account).or_default();
+        if *count >= MAX_REQUESTS_PER_OWNER {
+            return Err(OwnerAuthError::Malformed(
+                "too many requests in the last minute; try again shortly".into(),
+            ));
+        }
+        *count += 1;
+        self.by_time.insert(key, verified.account);
+        Ok(())
+    }
+}
 /// The headers a web page may send.
 const ALLOWED_HEADERS: &str =
     "x-wetee-account, x-wetee-timestamp, x-wetee-nonce, x-wetee-signature, x-wetee-session";
@@ -71,8 +114,9 @@ pub struct OwnerApi {
     authority: String,
     /// The latest verified block's time: the only clock requests are judged by.
     chain_time: Arc<AtomicU64>,
-    /// Nonces of requests served, with their timestamps.
-    seen: Mutex<BTreeMap<[u8; 16], u64>>,
+    /// Requests served within the window, by their signed timestamp and nonce (a replay
+    /// carries both unchanged), oldest first.
+    seen: Mutex<Served>,
     logs_dir: PathBuf,
     owners: RwLock<BTreeMap<Workload, AccountId>>,
     apps: RwLock<BTreeMap<AppId, AppStatus>>,
@@ -118,12 +162,17 @@ fn preflight() -> Response<Body> {
     cross_origin(response)
 }
 
-/// The authority (`host:port`) of an endpoint URL.
-pub fn authority_of(endpoint: &str) -> &str {
-    let rest = endpoint
-        .split_once("://")
-        .map_or(endpoint, |(_, rest)| rest);
-    rest.split('/').next().unwrap_or(rest)
+/// The authority (`host:port`) of an endpoint URL, as clients send it in `Host`.
+pub fn authority_of(endpoint: &str) -> String {
+    wetee_types::owner::endpoint_authority(endpoint).map_or_else(
+        || {
+            let rest = endpoint
+                .split_once("://")
+                .map_or(endpoint, |(_, rest)| rest);
+            rest.split('/').next().unwrap_or(rest).to_ascii_lowercase()
+        },
+        |(_, authority)| authority,
+    )
 }
 
 impl OwnerApi {
@@ -140,9 +189,9 @@ impl OwnerApi {
         OwnerApi {
             genesis_hash,
             worker,
-            authority: authority_of(endpoint).to_string(),
+            authority: authority_of(endpoint),
             chain_time: Arc::new(AtomicU64::new(chain_time_ms)),
-            seen: Mutex::new(BTreeMap::new()),
+            seen: Mutex::new(Served::default()),
             logs_dir,
             owners: RwLock::new(BTreeMap::new()),
             apps: RwLock::new(BTreeMap::new()),
@@ -170,22 +219,13 @@ impl OwnerApi {
         self.chain_time.fetch_max(time_ms, Ordering::Relaxed);
     }
 
-    /// Records a request's nonce; false if it was served before within the window.
-    fn first_time(&self, nonce: [u8; 16], timestamp_ms: u64) -> Result<(), OwnerAuthError> {
+    /// Records an owner's request as served, refusing it if it was served before within the
+    /// window, or if this owner already has [`MAX_REQUESTS_PER_OWNER`] in it.
+    fn first_time(&self, verified: &VerifiedRequest) -> Result<(), OwnerAuthError> {
         let now = self.chain_time.load(Ordering::Relaxed);
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        // A request older than the window is refused as stale: its nonce may go.
-        seen.retain(|_, at| at.saturating_add(REPLAY_WINDOW_MS) >= now);
-        if seen.contains_key(&nonce) {
-            return Err(OwnerAuthError::Replayed);
-        }
-        if seen.len() >= MAX_REMEMBERED_REQUESTS {
-            return Err(OwnerAuthError::Malformed(
-                "too many requests in the last minute; try again shortly".into(),
-            ));
-        }
-        seen.insert(nonce, timestamp_ms);
-        Ok(())
+        let mut served = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        served.forget_older_than(now.saturating_sub(REPLAY_WINDOW_MS));
+        served.record(verified)
     }
 
     /// Replaces the status of every app.
@@ -236,11 +276,7 @@ impl OwnerApi {
                     .map(str::to_string)
             },
             self.chain_time.load(Ordering::Relaxed),
-        )
-        .and_then(|verified| {
-            self.first_time(verified.nonce, verified.timestamp_ms)?;
-            Ok(verified)
-        });
+        );
         let verified = match verified {
             Ok(verified) => verified,
             Err(e) => return text(StatusCode::UNAUTHORIZED, format!("{e}\n")),
@@ -267,6 +303,10 @@ impl OwnerApi {
                     format!("{workload} has not run on this worker\n"),
                 );
             }
+        }
+        // Only now, so that only owners of workloads here take room in the record.
+        if let Err(e) = self.first_time(&verified) {
+            return text(StatusCode::UNAUTHORIZED, format!("{e}\n"));
         }
         match target {
             Target::Status(app) => {
@@ -300,18 +340,18 @@ impl OwnerApi {
             return text(StatusCode::INTERNAL_SERVER_ERROR, "logs unavailable\n");
         };
         let mut everything = Vec::new();
-        let epochs = book.epochs(&workload);
-        for epoch in &epochs {
-            everything.extend(book.read(&workload, *epoch));
+        // Where what is sent first ends: read once, so no line falls between two reads.
+        let mut sent = (0, 0);
+        for epoch in book.epochs(&workload) {
+            let bytes = book.read(&workload, epoch);
+            sent = (epoch, bytes.len());
+            everything.extend(bytes);
         }
         let Some(until) = follow_until_ms else {
             return text(StatusCode::OK, everything);
         };
         // Follow: what exists now, then whatever is appended, epoch after epoch.
-        let mut position: (u64, usize) = epochs
-            .last()
-            .map(|epoch| (*epoch, book.read(&workload, *epoch).len()))
-            .unwrap_or((0, 0));
+        let mut position: (u64, usize) = sent;
         let logs_dir = self.logs_dir.clone();
         let first = futures::stream::once(async move {
             Ok::<_, hyper::Error>(Frame::data(Bytes::from(everything)))
@@ -505,16 +545,22 @@ mod tests {
             matches!(ended, Ok(None)),
             "the followed log outlived its session"
         );
-        // And the session signs nothing more.
-        let late = signed(signer, WORKER, "/_wetee/apps/1/status", 2);
-        let mut late_request = request(&late, "/_wetee/apps/1/status", HOST);
-        // Signed at the expiry's time, within the window, still refused.
-        late_request.headers_mut().insert(
-            wetee_types::owner::TIMESTAMP_HEADER,
-            (NOW + 30_001).to_string().parse().unwrap(),
+        // And the session signs nothing more: a request made at that time, correctly signed.
+        let late = sign_request(
+            signer,
+            &GENESIS,
+            WORKER,
+            RequestTarget {
+                method: "GET",
+                target: "/_wetee/apps/1/status",
+                host: HOST,
+            },
+            NOW + 30_001,
+            &[2; 16],
         );
-        let (status, _) = answer(&api, &late_request).await;
+        let (status, body) = answer(&api, &request(&late, "/_wetee/apps/1/status", HOST)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(body.contains("session has expired"), "{body}");
     }
 
     #[tokio::test]

@@ -85,6 +85,41 @@ async fn owners_reach_the_attested_worker_over_tls_and_refuse_any_other_key() {
             && refused.contains("not to worker's key"),
         "{refused}"
     );
+    // The same signed request in plain HTTP on the same port: refused, it would cross in the
+    // clear.
+    let headers = wetee_types::owner::sign_request(
+        wetee_types::owner::Signer::Account(&bob),
+        &genesis,
+        running.worker,
+        wetee_types::owner::RequestTarget {
+            method: "GET",
+            target: &format!("/_wetee/apps/{}/status", app.0),
+            host: &format!("127.0.0.1:{port}"),
+        },
+        now,
+        &[5; 16],
+    );
+    let mut raw = format!(
+        "GET /_wetee/apps/{}/status HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n",
+        app.0
+    );
+    for (name, value) in headers {
+        raw.push_str(&format!("{name}: {value}\r\n"));
+    }
+    raw.push_str("\r\n");
+    let answer = {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.write_all(raw.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    assert!(
+        answer.starts_with("HTTP/1.0 403") || answer.starts_with("HTTP/1.1 403"),
+        "{answer}"
+    );
+    assert!(answer.contains("TLS only"), "{answer}");
     // And a worker whose attestation the chain no longer vouches for is not asked at all.
     let expired = record.attested.expires_at_ms;
     assert!(OwnerApiClient::new(genesis, &record, expired).is_err());

@@ -174,11 +174,18 @@ impl Drop for OwnedService {
 }
 
 /// Removes every container the worker with identity `scope` created on the engine at
-/// `socket`; returns how many. Containers that resist are reported, not hidden.
+/// `socket`, and their secrets; returns how many. Containers that resist are reported, not
+/// hidden.
 pub async fn remove_containers(socket: &str, scope: &str) -> Result<usize> {
     let backend = DockerBackend::connect(Some(socket), scope)
         .await
         .with_context(|| format!("connecting to the engine at {socket}"))?;
+    // The dev worker's secrets directory: a container's decrypted secrets go with it.
+    let secrets_dir = std::path::Path::new(wetee_worker::config::DEFAULT_SECRETS_DIR);
+    let backend = backend
+        .clone()
+        .with_secrets_dir(secrets_dir)
+        .unwrap_or(backend);
     let instances = backend
         .list()
         .await

@@ -160,19 +160,27 @@ impl Ingress {
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            let ingress = Arc::clone(&self);
-            let service = ServiceBuilder::new()
-                .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
-                .layer(RequestBodyTimeoutLayer::new(limits.body_timeout()))
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    limits.response_timeout(),
-                ))
-                .service_fn(move |request| {
-                    let ingress = Arc::clone(&ingress);
-                    async move { Ok::<_, Infallible>(ingress.handle(request).await) }
-                });
-            let service = TowerToHyperService::new(service);
+            // `secure`: whether the connection is TLS, which the owner API requires when the
+            // worker serves it.
+            let service = |secure: bool| {
+                let ingress = Arc::clone(&self);
+                TowerToHyperService::new(
+                    ServiceBuilder::new()
+                        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+                        .layer(RequestBodyTimeoutLayer::new(limits.body_timeout()))
+                        .layer(TimeoutLayer::with_status_code(
+                            StatusCode::GATEWAY_TIMEOUT,
+                            limits.response_timeout(),
+                        ))
+                        .service_fn(move |request| {
+                            let ingress = Arc::clone(&ingress);
+                            async move {
+                                Ok::<_, Infallible>(ingress.handle(request, secure).await)
+                            }
+                        }),
+                )
+            };
+            let (plain_service, tls_service) = (service(false), service(true));
             let (http, watcher, tls) = (http.clone(), graceful.watcher(), self.tls.clone());
             tokio::spawn(async move {
                 let _held = (slot, permit);
@@ -184,12 +192,13 @@ impl Ingress {
                         if let Ok(Ok(stream)) =
                             tokio::time::timeout(limits.header_timeout(), handshake).await
                         {
-                            let connection = http.serve_connection(TokioIo::new(stream), service);
+                            let connection =
+                                http.serve_connection(TokioIo::new(stream), tls_service);
                             let _ = watcher.watch(connection).await;
                         }
                     }
                     _ => {
-                        let connection = http.serve_connection(TokioIo::new(stream), service);
+                        let connection = http.serve_connection(TokioIo::new(stream), plain_service);
                         let _ = watcher.watch(connection).await;
                     }
                 }
@@ -199,8 +208,8 @@ impl Ingress {
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
     }
 
-    /// Answers one request.
-    async fn handle<B>(&self, request: Request<B>) -> Response<Body>
+    /// Answers one request, which came over TLS if `secure`.
+    async fn handle<B>(&self, request: Request<B>, secure: bool) -> Response<Body>
     where
         B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -208,6 +217,14 @@ impl Ingress {
         if let Some(owner) = &self.owner
             && request.uri().path().starts_with(crate::owner_api::PREFIX)
         {
+            // Owners' requests and the worker's answers (logs) never cross in the clear where
+            // TLS bound to the worker is offered.
+            if self.tls.is_some() && !secure {
+                return plain(
+                    StatusCode::FORBIDDEN,
+                    "the owner API is served over TLS only: use the worker's https:// endpoint\n",
+                );
+            }
             return owner
                 .handle(&request)
                 .await
