@@ -84,8 +84,10 @@ impl ClientSlots {
         })
     }
 
-    /// A slot for a new connection from `ip`, unless it has all its slots already.
+    /// A slot for a new connection from `ip`, unless it has all its slots already. An IPv6
+    /// client is counted by its /64, which one subscriber usually holds whole.
     pub fn enter(self: &Arc<Self>, ip: IpAddr) -> Option<ClientSlot> {
+        let ip = client_of(ip);
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let count = open.entry(ip).or_default();
         if *count >= self.max_per_ip {
@@ -98,10 +100,26 @@ impl ClientSlots {
         })
     }
 
-    /// Connections open from `ip`.
+    /// Connections open from `ip` (its /64, for IPv6).
     pub fn open_from(&self, ip: IpAddr) -> usize {
+        let ip = client_of(ip);
         let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         open.get(&ip).copied().unwrap_or_default()
+    }
+}
+
+/// Who a connection is from, for counting: an IPv4 address (also when mapped into IPv6), or an
+/// IPv6 /64.
+fn client_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+            }
+        },
     }
 }
 
@@ -133,6 +151,21 @@ mod tests {
         drop(first);
         let _third = slots.enter(a).expect("a closed connection frees its slot");
         assert_eq!(slots.open_from(a), 2);
+    }
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64_and_a_mapped_ipv4_as_itself() {
+        let slots = ClientSlots::new(1);
+        let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let same_64: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let _held = slots.enter(one).unwrap();
+        assert!(slots.enter(same_64).is_none());
+        assert!(slots.enter(other_64).is_some());
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        let _v4 = slots.enter(v4).unwrap();
+        assert!(slots.enter(mapped).is_none());
     }
 
     #[test]
