@@ -408,6 +408,16 @@ async fn a_secrets_dir_on_disk_is_refused_and_so_are_bad_names() {
     };
     let error = backend.start(&spec, &image).await.expect_err("refused");
     assert!(matches!(error, BackendError::Secrets(_)), "{error}");
+    // Nothing of it is left behind: no network either.
+    let networks = std::process::Command::new(support::engine().cli)
+        .args(["network", "ls", "--format", "{{.Name}}"])
+        .output()
+        .unwrap();
+    let networks = String::from_utf8_lossy(&networks.stdout);
+    assert!(
+        !networks.contains(&format!("-task-{}", unique(5))),
+        "{networks}"
+    );
     assert!(!error.to_string().contains("hidden-value"));
     assert_eq!(std::fs::read_dir(&secrets_dir).unwrap().count(), 0);
     assert!(!shm.path().join("escape").exists());

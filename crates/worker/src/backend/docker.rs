@@ -170,7 +170,7 @@ impl DockerBackend {
         Ok(self)
     }
 
-    /// What every container name of this worker starts with.
+    /// What every container and network name of this worker starts with.
     fn name_prefix(&self) -> String {
         let scope: String = self.scope.chars().take(12).collect();
         format!("wetee-{scope}-")
@@ -605,8 +605,7 @@ impl Backend for DockerBackend {
     async fn start(&self, spec: &InstanceSpec, image: &str) -> Result<Instance, BackendError> {
         let container = &spec.container;
         // Names are global to the engine: the scope keeps workers sharing it apart.
-        let scope: String = self.scope.chars().take(12).collect();
-        let name = format!("wetee-{scope}-{}", spec.name());
+        let name = format!("{}{}", self.name_prefix(), spec.name());
         let env: Vec<String> = container
             .env
             .iter()
@@ -633,12 +632,20 @@ impl Backend for DockerBackend {
                 )
             })
             .collect();
-        let network = self.ensure_network(&spec.workload).await?;
         let _creating = Creating::mark(&self.creating, &name);
         let secrets = if spec.secrets.is_empty() {
             None
         } else {
             Some(self.write_secrets(&name, &spec.secrets).await?)
+        };
+        let network = match self.ensure_network(&spec.workload).await {
+            Ok(network) => network,
+            Err(e) => {
+                if let Some(dir) = &secrets {
+                    let _ = delete_secrets(dir);
+                }
+                return Err(e);
+            }
         };
         let mounts = secrets.as_ref().map(|dir| {
             vec![Mount {
@@ -686,6 +693,8 @@ impl Backend for DockerBackend {
                 if let Some(dir) = &secrets {
                     let _ = delete_secrets(dir);
                 }
+                // A network made for this container alone goes with it.
+                let _ = self.release_network(&spec.workload).await;
                 return Err(with_hint(engine(format!("creating {name}"))(e)));
             }
         };
@@ -702,6 +711,7 @@ impl Backend for DockerBackend {
             if let Some(dir) = &secrets {
                 let _ = delete_secrets(dir);
             }
+            let _ = self.release_network(&spec.workload).await;
             return Err(with_hint(engine(format!("starting {name}"))(e)));
         }
         let instances = self.list().await?;
