@@ -20,3 +20,12 @@ pub mod owner_api;
 pub mod owner_key;
 pub mod rpc;
 pub mod secrets;
+
+/// This machine's clock, in Unix milliseconds: the owner's own, for what the owner signs or
+/// judges on their side (never for what a chain decides).
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or_default()
+}

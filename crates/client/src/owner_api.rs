@@ -170,7 +170,7 @@ impl OwnerApiClient {
                 target,
                 host: &self.authority,
             },
-            now_ms(),
+            crate::now_ms(),
             &random_bytes()?,
         );
         let mut request = self.http.get(format!("{}{target}", self.base));
@@ -207,7 +207,8 @@ impl OwnerSession {
     ) -> Result<OwnerSession, OwnerApiError> {
         let key = Keypair::from_seed(KeyScheme::Ed25519, random_bytes()?);
         let lifetime = u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX);
-        let expires_ms = now_ms().saturating_add(lifetime.min(wetee_types::owner::MAX_SESSION_MS));
+        let expires_ms =
+            crate::now_ms().saturating_add(lifetime.min(wetee_types::owner::MAX_SESSION_MS));
         Ok(OwnerSession {
             account: account.account_id(),
             session: Session::delegate(account, genesis_hash, &key, expires_ms),
@@ -260,11 +261,4 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], OwnerApiError> {
     let mut bytes = [0u8; N];
     getrandom::getrandom(&mut bytes).map_err(|_| OwnerApiError::NoRandomness)?;
     Ok(bytes)
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or_default()
 }

@@ -82,13 +82,6 @@ const READ_ATTEMPTS: usize = 5;
 /// node serving an old state would have the worker judged when its attestation still held.
 pub const MAX_HEAD_AGE_MS: u64 = 5 * 60_000;
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or_default()
-}
-
 async fn read_facts(light: &LightClient, app_id: AppId) -> Result<ChainFacts, SecretsError> {
     let mut attempt = 0;
     loop {
@@ -143,7 +136,7 @@ async fn read_facts_once(light: &LightClient, app_id: AppId) -> Result<ChainFact
         .head()
         .ok_or_else(|| refused("the chain answered no state"))?;
     // The owner's clock is the owner's own: judge the worker now, not when a node says.
-    let age_ms = now_ms().saturating_sub(head.timestamp_ms);
+    let age_ms = crate::now_ms().saturating_sub(head.timestamp_ms);
     if age_ms > MAX_HEAD_AGE_MS {
         return Err(refused(format!(
             "the node's latest final block ({}) is {} s old: it is behind or withholding the \

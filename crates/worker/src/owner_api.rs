@@ -457,11 +457,22 @@ mod tests {
         request.body(()).unwrap()
     }
 
+    /// The headers of a request signed at `NOW`.
     fn signed(
         signer: Signer<'_>,
         worker: WorkerId,
         target: &str,
         nonce: u8,
+    ) -> Vec<(&'static str, String)> {
+        signed_at(signer, worker, target, nonce, NOW)
+    }
+
+    fn signed_at(
+        signer: Signer<'_>,
+        worker: WorkerId,
+        target: &str,
+        nonce: u8,
+        timestamp_ms: u64,
     ) -> Vec<(&'static str, String)> {
         sign_request(
             signer,
@@ -472,7 +483,7 @@ mod tests {
                 target,
                 host: HOST,
             },
-            NOW,
+            timestamp_ms,
             &[nonce; 16],
         )
     }
@@ -546,18 +557,7 @@ mod tests {
             "the followed log outlived its session"
         );
         // And the session signs nothing more: a request made at that time, correctly signed.
-        let late = sign_request(
-            signer,
-            &GENESIS,
-            WORKER,
-            RequestTarget {
-                method: "GET",
-                target: "/_wetee/apps/1/status",
-                host: HOST,
-            },
-            NOW + 30_001,
-            &[2; 16],
-        );
+        let late = signed_at(signer, WORKER, "/_wetee/apps/1/status", 2, NOW + 30_001);
         let (status, body) = answer(&api, &request(&late, "/_wetee/apps/1/status", HOST)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert!(body.contains("session has expired"), "{body}");

@@ -15,6 +15,9 @@ use wetee_worker::identity::WorkerIdentity;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_serves_proves_gets_paid_and_reports_task_results() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("wetee_worker=info")
+        .try_init();
     let dir = tempfile::tempdir().unwrap();
     let (rpc, genesis) = support::dev_chain(&dir.path().join("chain"), 20);
     let engine = support::engine();

@@ -102,34 +102,23 @@ async fn a_tenant_cannot_reach_its_neighbours_or_leave_its_container() {
         .await
         .expect("local image");
     let (mallory, alice) = (AppId(u64::from(std::process::id())), AppId(1));
-    let attacker = backend
-        .start(
-            &replica(mallory, 0, server("mallory-0", Security::default())),
-            &image,
-        )
-        .await
-        .expect("started");
-    let sibling = backend
-        .start(
-            &replica(mallory, 1, server("mallory-1", Security::default())),
-            &image,
-        )
-        .await
-        .expect("started");
-    let neighbour = backend
-        .start(
-            &replica(alice, 0, server("alice", Security::default())),
-            &image,
-        )
-        .await
-        .expect("started");
-    for (instance, page) in [
-        (&attacker, "mallory-0"),
-        (&sibling, "mallory-1"),
-        (&neighbour, "alice"),
+    let mut started = Vec::new();
+    for (app, replica_index, page) in [
+        (mallory, 0, "mallory-0"),
+        (mallory, 1, "mallory-1"),
+        (alice, 0, "alice"),
     ] {
-        serving(instance, page).await;
+        let instance = backend
+            .start(
+                &replica(app, replica_index, server(page, Security::default())),
+                &image,
+            )
+            .await
+            .expect("started");
+        serving(&instance, page).await;
+        started.push(instance);
     }
+    let [attacker, sibling, neighbour] = <[Instance; 3]>::try_from(started).expect("three");
     let me = attacker.name.as_str();
     let neighbour_ip = address_of(&neighbour.name);
     let sibling_ip = address_of(&sibling.name);

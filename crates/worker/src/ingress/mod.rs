@@ -160,45 +160,49 @@ impl Ingress {
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            // `secure`: whether the connection is TLS, which the owner API requires when the
-            // worker serves it.
-            let service = |secure: bool| {
-                let ingress = Arc::clone(&self);
-                TowerToHyperService::new(
-                    ServiceBuilder::new()
-                        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
-                        .layer(RequestBodyTimeoutLayer::new(limits.body_timeout()))
-                        .layer(TimeoutLayer::with_status_code(
-                            StatusCode::GATEWAY_TIMEOUT,
-                            limits.response_timeout(),
-                        ))
-                        .service_fn(move |request| {
-                            let ingress = Arc::clone(&ingress);
-                            async move {
-                                Ok::<_, Infallible>(ingress.handle(request, secure).await)
-                            }
-                        }),
-                )
-            };
-            let (plain_service, tls_service) = (service(false), service(true));
-            let (http, watcher, tls) = (http.clone(), graceful.watcher(), self.tls.clone());
+            let (ingress, http, watcher) = (Arc::clone(&self), http.clone(), graceful.watcher());
             tokio::spawn(async move {
                 let _held = (slot, permit);
-                match (opening(&stream, limits.header_timeout()).await, tls) {
+                // `secure`: whether the connection is TLS, which the owner API requires when the
+                // worker serves it.
+                let service = |secure: bool| {
+                    let ingress = Arc::clone(&ingress);
+                    TowerToHyperService::new(
+                        ServiceBuilder::new()
+                            .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+                            .layer(RequestBodyTimeoutLayer::new(limits.body_timeout()))
+                            .layer(TimeoutLayer::with_status_code(
+                                StatusCode::GATEWAY_TIMEOUT,
+                                limits.response_timeout(),
+                            ))
+                            .service_fn(move |request| {
+                                let ingress = Arc::clone(&ingress);
+                                async move {
+                                    Ok::<_, Infallible>(ingress.handle(request, secure).await)
+                                }
+                            }),
+                    )
+                };
+                match (
+                    opening(&stream, limits.header_timeout()).await,
+                    &ingress.tls,
+                ) {
                     (Opening::Nothing, _) => {}
                     (Opening::Tls, Some(tls)) => {
-                        let handshake = tokio_rustls::TlsAcceptor::from(tls).accept(stream);
+                        let handshake =
+                            tokio_rustls::TlsAcceptor::from(Arc::clone(tls)).accept(stream);
                         // A handshake is bounded like a request head.
                         if let Ok(Ok(stream)) =
                             tokio::time::timeout(limits.header_timeout(), handshake).await
                         {
                             let connection =
-                                http.serve_connection(TokioIo::new(stream), tls_service);
+                                http.serve_connection(TokioIo::new(stream), service(true));
                             let _ = watcher.watch(connection).await;
                         }
                     }
                     _ => {
-                        let connection = http.serve_connection(TokioIo::new(stream), plain_service);
+                        let connection =
+                            http.serve_connection(TokioIo::new(stream), service(false));
                         let _ = watcher.watch(connection).await;
                     }
                 }

@@ -16,10 +16,10 @@ use crate::backend::{Backend as _, BackendError, MANAGED_LABEL};
 impl DockerBackend {
     /// The network of `workload`'s containers.
     pub(super) fn network_name(&self, workload: &Workload) -> String {
-        let scope: String = self.scope.chars().take(12).collect();
+        let prefix = self.name_prefix();
         match workload {
-            Workload::App { app } => format!("wetee-{scope}-app-{app}"),
-            Workload::TaskRun { task, .. } => format!("wetee-{scope}-task-{task}"),
+            Workload::App { app } => format!("{prefix}app-{app}"),
+            Workload::TaskRun { task, .. } => format!("{prefix}task-{task}"),
         }
     }
 
