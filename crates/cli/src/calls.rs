@@ -239,9 +239,9 @@ pub enum SecretsCommand {
         signer: Signer,
         /// The app.
         app: AppId,
-        /// `NAME=VALUE` pairs (prefer --file: command lines end up in shell history).
-        values: Vec<String>,
-        /// A file of `NAME=VALUE` lines (`#` comments and blank lines ignored).
+        /// A file of `NAME=VALUE` lines (`#` comments and blank lines ignored), or `-` for
+        /// standard input. Values are never taken from the command line, which shell history
+        /// and the process list keep.
         #[arg(long)]
         file: Option<PathBuf>,
         /// Names to forget.
@@ -508,6 +508,30 @@ pub struct Session<'a> {
     pub format: Format,
 }
 
+impl Session<'_> {
+    /// The key `from` names (a dev URI, a keystore name or a key file; a mnemonic typed inline
+    /// only on a development chain), for this session's chain.
+    pub(crate) fn signing_key(&self, from: &str) -> Result<wetee_types::Keypair> {
+        let source = KeySource::parse_for_chain(from, self.trust.is_development_chain())?;
+        source
+            .keypair(self.scheme, self.keystore)
+            .with_context(|| format!("reading {source}"))
+    }
+}
+
+/// Whether `trust` names a development chain: its spec says so, or its genesis hash is that of
+/// the development chain `wetee dev` made here.
+pub(crate) fn trusts_development_chain(trust: &wetee_client::light::Trust) -> bool {
+    use wetee_client::light::Trust;
+    match trust {
+        Trust::Spec(spec) => spec.is_development(),
+        Trust::GenesisHash(hash) => TrustArgs::default().trust().is_ok_and(|trust| match trust {
+            Trust::Spec(dev) => dev.genesis_hash() == *hash && dev.is_development(),
+            Trust::GenesisHash(_) => false,
+        }),
+    }
+}
+
 /// How the user named the chain to trust.
 #[derive(Debug, Clone, Default)]
 pub struct TrustArgs {
@@ -518,6 +542,13 @@ pub struct TrustArgs {
 }
 
 impl TrustArgs {
+    /// Whether the chain named (or, by default, the one `wetee dev` made here) is a
+    /// development chain; judged from the spec on this machine, never from a node's word.
+    pub(crate) fn is_development_chain(&self) -> bool {
+        self.trust()
+            .is_ok_and(|trust| trusts_development_chain(&trust))
+    }
+
     /// What the light client trusts: the chain named, or else the one `wetee dev` created here.
     pub(crate) fn trust(&self) -> Result<wetee_client::light::Trust> {
         use wetee_client::light::Trust;
@@ -646,7 +677,7 @@ struct TransactionResult<'a> {
 /// the app can seal its last log lines to the owner. Not fatal: the app is created either way.
 async fn publish_sealing_key(context: &Session<'_>, signer: &Signer) {
     let published = async {
-        let key = KeySource::parse(&signer.from)?.keypair(context.scheme, context.keystore)?;
+        let key = context.signing_key(&signer.from)?;
         let client = connect(context).await?;
         anyhow::Ok(wetee_client::owner_key::publish(&client, &key).await?)
     };
@@ -662,7 +693,7 @@ async fn publish_sealing_key(context: &Session<'_>, signer: &Signer) {
 
 /// Signs `call`, submits it, shows progress on stderr, and prints the outcome.
 async fn send(context: &Session<'_>, signer: &Signer, call: Call) -> Result<()> {
-    let key = KeySource::parse(&signer.from)?.keypair(context.scheme, context.keystore)?;
+    let key = context.signing_key(&signer.from)?;
     let client = connect(context).await?;
     let text = context.format == Format::Text;
     let result = client
@@ -742,9 +773,7 @@ pub async fn account(command: AccountCommand, context: &Session<'_>) -> Result<(
         AccountCommand::Balance { account, from } => {
             let account = match (account, from) {
                 (Some(account), _) => account,
-                (None, Some(from)) => KeySource::parse(&from)?
-                    .keypair(context.scheme, context.keystore)?
-                    .account_id(),
+                (None, Some(from)) => context.signing_key(&from)?.account_id(),
                 (None, None) => bail!("say whose balance: an ACCOUNT or --from KEY"),
             };
             let client = connect(context).await?;
@@ -766,7 +795,7 @@ pub async fn account(command: AccountCommand, context: &Session<'_>) -> Result<(
             send(context, &signer, call).await
         }
         AccountCommand::SetSealingKey { signer } => {
-            let key = KeySource::parse(&signer.from)?.keypair(context.scheme, context.keystore)?;
+            let key = context.signing_key(&signer.from)?;
             let key = wetee_client::owner_key::sealing_key(&key);
             send(
                 context,
@@ -999,7 +1028,7 @@ pub async fn app(command: AppCommand, context: &Session<'_>) -> Result<()> {
             let client = connect(context).await?;
             let mut state = AppState::read(&client, app).await?;
             if let Some(from) = from {
-                let owner = KeySource::parse(&from)?.keypair(context.scheme, context.keystore)?;
+                let owner = context.signing_key(&from)?;
                 match connect_light(context).await {
                     Ok(light) => state.open_log(Some(&light), &owner).await,
                     Err(e) if state.failure.is_some() => {
@@ -1082,36 +1111,38 @@ pub async fn app(command: AppCommand, context: &Session<'_>) -> Result<()> {
 }
 
 /// Reads `NAME=VALUE` pairs: from the command line, then from a file.
-fn secret_values(pairs: &[String], file: Option<&Path>) -> Result<Vec<SecretValue>> {
-    let mut values = Vec::new();
-    let mut parse = |line: &str, place: &dyn Fn() -> String| -> Result<()> {
+fn secret_values(file: &Path) -> Result<Vec<SecretValue>> {
+    let from_stdin = file == Path::new("-");
+    let place = |line: usize| match from_stdin {
+        true => format!("standard input:{line}"),
+        false => format!("{}:{line}", file.display()),
+    };
+    let text = zeroize::Zeroizing::new(if from_stdin {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .context("reading standard input")?;
+        text
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
+    });
+    let mut values: Vec<SecretValue> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        // The messages name the line, never its text: it may be a value.
         let Some((name, value)) = line.split_once('=') else {
-            bail!("{}: expected NAME=VALUE", place());
+            bail!("{}: expected NAME=VALUE", place(i + 1));
         };
         let name = name.trim();
-        if values.iter().any(|v: &SecretValue| v.name == name) {
-            bail!("{}: `{name}` is given twice", place());
+        if values.iter().any(|v| v.name == name) {
+            bail!("{}: `{name}` is given twice", place(i + 1));
         }
         values.push(SecretValue {
             name: name.to_string(),
             value: zeroize::Zeroizing::new(value.as_bytes().to_vec()),
         });
-        Ok(())
-    };
-    for (i, pair) in pairs.iter().enumerate() {
-        parse(pair, &|| format!("value {}", i + 1))?;
-    }
-    if let Some(path) = file {
-        let text = zeroize::Zeroizing::new(
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
-        );
-        for (i, line) in text.lines().enumerate() {
-            let line = line.trim_start();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            parse(line, &|| format!("{}:{}", path.display(), i + 1))?;
-        }
     }
     Ok(values)
 }
@@ -1155,7 +1186,6 @@ async fn secrets(command: SecretsCommand, context: &Session<'_>) -> Result<()> {
         SecretsCommand::Set {
             signer,
             app,
-            values,
             file,
             remove,
             allow_images,
@@ -1164,7 +1194,14 @@ async fn secrets(command: SecretsCommand, context: &Session<'_>) -> Result<()> {
         } => (
             signer,
             app,
-            secret_values(&values, file.as_deref())?,
+            match &file {
+                Some(file) => secret_values(file)?,
+                None if remove.is_empty() => bail!(
+                    "give the values with --file FILE (NAME=VALUE lines), or --file - to read \
+                     them from standard input"
+                ),
+                None => Vec::new(),
+            },
             remove,
             SealOptions {
                 allowed_images: allow_images,
@@ -1189,7 +1226,7 @@ async fn secrets(command: SecretsCommand, context: &Session<'_>) -> Result<()> {
             },
         ),
     };
-    let key = KeySource::parse(&signer.from)?.keypair(context.scheme, context.keystore)?;
+    let key = context.signing_key(&signer.from)?;
     let light = connect_light(context).await?;
     let (call, worker) = wetee_client::secrets::seal(&light, &key, app, &values, &remove, &options)
         .await
@@ -1234,7 +1271,7 @@ async fn secrets_grant(
     if record.allows_image(image) {
         return Ok(None);
     }
-    let key = KeySource::parse(&signer.from)?.keypair(context.scheme, context.keystore)?;
+    let key = context.signing_key(&signer.from)?;
     // The chain stores a grant as the next revision of the record.
     record.revision = record
         .revision
@@ -1414,7 +1451,7 @@ async fn owner_get(
     target: &str,
     stream_body: bool,
 ) -> Result<()> {
-    let key = KeySource::parse(from)?.keypair(context.scheme, context.keystore)?;
+    let key = context.signing_key(from)?;
     let light = connect_light(context).await?;
     let response = crate::owner_api::get(&light, worker, &key, target).await?;
     if stream_body && response.status == 200 {

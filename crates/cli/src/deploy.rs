@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde_json::json;
-use wetee_client::keys::KeySource;
 use wetee_client::light::{LightClient, Trust};
 use wetee_client::rpc::{Client, ClientError};
 use wetee_types::records::AppStatus;
@@ -80,7 +79,7 @@ enum Reached {
 pub async fn deploy(context: &Session<'_>, args: DeployArgs) -> Result<()> {
     let began = Instant::now();
     let spec = read_app_spec(&args.file)?;
-    let key = KeySource::parse(&args.from)?.keypair(context.scheme, context.keystore)?;
+    let key = context.signing_key(&args.from)?;
     // What a failure report's log lines are verified against, if the user named a chain (or
     // `wetee dev` made one here).
     let trust = context.trust.trust().ok();

@@ -83,10 +83,17 @@ pub struct TestnetArgs {
     full_nodes: usize,
 }
 
-pub(crate) fn consensus_seed(source: &str, keystore: &Keystore) -> Result<[u8; 32]> {
-    let keypair = KeySource::parse(source)?
+/// The validator's consensus seed from `text` (a key file, a keystore name, or on a
+/// development chain a secret URI).
+pub(crate) fn consensus_seed(
+    text: &str,
+    development_chain: bool,
+    keystore: &Keystore,
+) -> Result<[u8; 32]> {
+    let source = KeySource::parse_for_chain(text, development_chain)?;
+    let keypair = source
         .keypair(KeyScheme::Ed25519, keystore)
-        .with_context(|| format!("reading the validator key {source}"))?;
+        .with_context(|| format!("reading the validator key, {source}"))?;
     match keypair {
         Keypair::Ed25519(key) => Ok(key.to_bytes()),
         Keypair::Sr25519(_) => bail!("a validator key must be ed25519, {source} is sr25519"),
@@ -187,7 +194,7 @@ pub fn node(args: NodeArgs, keystore: &Keystore, format: Format) -> Result<()> {
         exit_with_parent();
     }
     let spec = read_spec(&args.chain)?;
-    let key_seed = consensus_seed(&args.key, keystore)?;
+    let key_seed = consensus_seed(&args.key, spec.is_development(), keystore)?;
     let full_nodes = args
         .full_nodes
         .iter()

@@ -16,7 +16,9 @@ pub struct RunArgs {
     /// The node to follow.
     #[arg(long, default_value = "ws://127.0.0.1:9944")]
     chain: String,
-    /// The operator's key, which registers the worker and receives its earnings.
+    /// The operator's key, which registers the worker and receives its earnings: a keystore
+    /// name or a key file (a mnemonic typed here is refused unless the chain is a development
+    /// chain).
     #[arg(long)]
     key: String,
     /// Where workloads run (overrides the config's `backend.kind`).
@@ -40,9 +42,14 @@ pub fn run(args: RunArgs, scheme: KeyScheme, keystore: &Keystore, format: Format
     if let Some(BackendArg::Docker) = args.backend {
         config.backend.kind = BackendKind::Docker;
     }
-    let operator = KeySource::parse(&args.key)?
+    let development = config
+        .chain
+        .trust()
+        .is_ok_and(|trust| crate::calls::trusts_development_chain(&trust));
+    let source = KeySource::parse_for_chain(&args.key, development)?;
+    let operator = source
         .keypair(scheme, keystore)
-        .with_context(|| format!("reading the operator key {}", args.key))?;
+        .with_context(|| format!("reading the operator key, {source}"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -17,9 +17,10 @@ use std::str::FromStr;
 
 use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest};
-use serde::{Deserialize, Serialize};
 use wetee_types::crypto::{AccountId, KeyScheme, Keypair};
 use zeroize::Zeroizing;
+
+pub use crate::keystore::{KeyEntry, Keystore, StoredKey};
 
 /// The public development phrase: anyone can sign for accounts derived from it.
 pub const DEV_PHRASE: &str =
@@ -69,6 +70,23 @@ pub enum KeyError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The passphrase does not open the key (or the file was altered).
+    #[error("the passphrase does not open key {name:?} (or its file was altered)")]
+    WrongPassphrase {
+        /// The key's name.
+        name: String,
+    },
+    /// No usable passphrase.
+    #[error("passphrase: {0}")]
+    Passphrase(String),
+    /// A secret typed on the command line where it would outlive the command.
+    #[error(
+        "a mnemonic or seed on the command line is refused on this chain (it is not a \
+         development chain): it would stay in your shell's history and be visible to other \
+         users in the process list. Store it with `wetee key import NAME` (it reads the secret \
+         from standard input) and pass NAME, or pass a file holding it"
+    )]
+    InlineSecret,
     /// A keystore file is damaged.
     #[error("{path}: not a WeTEE key file: {reason}")]
     BadKeyFile {
@@ -159,6 +177,12 @@ impl FromStr for SecretUri {
 }
 
 impl SecretUri {
+    /// Whether this URI names a public development key: the development phrase (or none)
+    /// with no password, such as `//Alice`. Anyone can sign with those.
+    pub fn is_public_dev_key(&self) -> bool {
+        (self.phrase.is_empty() || self.phrase.as_str() == DEV_PHRASE) && self.password.is_none()
+    }
+
     /// The key this URI names under `scheme`.
     pub fn keypair(&self, scheme: KeyScheme) -> Result<Keypair, KeyError> {
         let phrase: &str = if self.phrase.is_empty() {
@@ -176,7 +200,8 @@ fn root_seed(phrase: &str, password: Option<&str>) -> Result<Zeroizing<[u8; 32]>
     if let Some(hex_seed) = phrase.strip_prefix("0x") {
         let bytes = Zeroizing::new(
             hex::decode(hex_seed)
-                .map_err(|e| KeyError::InvalidUri(format!("seed is not hex: {e}")))?,
+                // The hex error would quote a character of the seed.
+                .map_err(|_| KeyError::InvalidUri("the seed is not hex".to_string()))?,
         );
         let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
             KeyError::InvalidUri(format!("a hex seed has 32 bytes, not {}", bytes.len()))
@@ -314,149 +339,6 @@ pub fn random_seed() -> Result<Zeroizing<[u8; 32]>, KeyError> {
     Ok(seed)
 }
 
-/// A key stored in the keystore: its scheme and secret URI.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct StoredKey {
-    /// The signature scheme.
-    pub scheme: KeyScheme,
-    /// The secret URI (mnemonic with optional derivation path).
-    pub secret: String,
-    /// The account, recorded so a listing need not derive every key.
-    pub account: AccountId,
-}
-
-impl fmt::Debug for StoredKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "StoredKey({:?}, {})", self.scheme, self.account)
-    }
-}
-
-/// Named keys in a directory, one JSON file per key, readable only by their owner.
-///
-/// The files are not encrypted: the directory's permissions are the protection, as with an
-/// SSH key. Keep the mnemonic's backup elsewhere.
-#[derive(Debug, Clone)]
-pub struct Keystore {
-    dir: PathBuf,
-}
-
-impl Keystore {
-    /// The keystore in `dir` (created on first write).
-    pub fn new(dir: impl Into<PathBuf>) -> Keystore {
-        Keystore { dir: dir.into() }
-    }
-
-    /// The default keystore: `$WETEE_HOME/keys`, else `~/.wetee/keys`.
-    pub fn default_location() -> Keystore {
-        Keystore::new(wetee_home().join("keys"))
-    }
-
-    /// Its directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    fn path_of(&self, name: &str) -> Result<PathBuf, KeyError> {
-        let valid = !name.is_empty()
-            && name.len() <= 64
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if !valid {
-            return Err(KeyError::InvalidName(name.to_string()));
-        }
-        Ok(self.dir.join(format!("{name}.json")))
-    }
-
-    /// Stores `secret` under `name`; refuses to overwrite an existing key.
-    pub fn insert(
-        &self,
-        name: &str,
-        scheme: KeyScheme,
-        secret: &str,
-    ) -> Result<AccountId, KeyError> {
-        let path = self.path_of(name)?;
-        let account = keypair_from_uri(secret, scheme)?.account_id();
-        let io = |source| KeyError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        std::fs::create_dir_all(&self.dir).map_err(io)?;
-        let stored = StoredKey {
-            scheme,
-            secret: secret.to_string(),
-            account,
-        };
-        let text = Zeroizing::new(
-            serde_json::to_string_pretty(&stored)
-                .unwrap_or_else(|_| unreachable!("plain struct serializes")),
-        );
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::AlreadyExists {
-                KeyError::KeyExists(name.to_string())
-            } else {
-                io(source)
-            }
-        })?;
-        std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io)?;
-        Ok(account)
-    }
-
-    /// The stored key `name`.
-    pub fn get(&self, name: &str) -> Result<StoredKey, KeyError> {
-        let path = self.path_of(name)?;
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => Zeroizing::new(text),
-            Err(source) if source.kind() == std::io::ErrorKind::NotFound => {
-                return Err(KeyError::UnknownKey {
-                    name: name.to_string(),
-                    dir: self.dir.display().to_string(),
-                });
-            }
-            Err(source) => {
-                return Err(KeyError::Io {
-                    path: path.display().to_string(),
-                    source,
-                });
-            }
-        };
-        serde_json::from_str(&text).map_err(|e| KeyError::BadKeyFile {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })
-    }
-
-    /// The names of all stored keys, sorted.
-    pub fn names(&self) -> Result<Vec<String>, KeyError> {
-        let entries = match std::fs::read_dir(&self.dir) {
-            Ok(entries) => entries,
-            Err(source) if source.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => {
-                return Err(KeyError::Io {
-                    path: self.dir.display().to_string(),
-                    source,
-                });
-            }
-        };
-        let mut names: Vec<String> = entries
-            .filter_map(Result::ok)
-            .filter_map(|entry| {
-                let name = entry.file_name().into_string().ok()?;
-                name.strip_suffix(".json").map(str::to_string)
-            })
-            .collect();
-        names.sort();
-        Ok(names)
-    }
-}
-
 /// WeTEE's per-user directory: `$WETEE_HOME`, else `~/.wetee`.
 pub fn wetee_home() -> PathBuf {
     if let Some(dir) = std::env::var_os("WETEE_HOME") {
@@ -493,6 +375,29 @@ impl KeySource {
         Ok(KeySource::Named(text.to_string()))
     }
 
+    /// Reads a `--from` value for a chain: on any chain but a development chain, a secret typed
+    /// inline (a mnemonic or seed, anything but a public dev key such as `//Alice`) is refused
+    /// without being echoed.
+    pub fn parse_for_chain(text: &str, development_chain: bool) -> Result<KeySource, KeyError> {
+        let source = KeySource::parse(text).map_err(|e| {
+            if development_chain {
+                e
+            } else {
+                KeyError::InlineSecret
+            }
+        })?;
+        if !development_chain && source.is_inline_secret() {
+            return Err(KeyError::InlineSecret);
+        }
+        Ok(source)
+    }
+
+    /// Whether the secret itself was given (a mnemonic or seed), rather than a public dev key,
+    /// a keystore name or a file.
+    pub fn is_inline_secret(&self) -> bool {
+        matches!(self, KeySource::Uri(uri) if !uri.is_public_dev_key())
+    }
+
     /// The key pair, using `scheme` unless the key is stored with its own.
     pub fn keypair(&self, scheme: KeyScheme, keystore: &Keystore) -> Result<Keypair, KeyError> {
         match self {
@@ -510,6 +415,28 @@ impl KeySource {
                 })?);
                 keypair_from_uri(text.trim(), scheme)
             }
+        }
+    }
+}
+
+/// Names the source in messages without any secret: a mnemonic is "a secret given inline".
+impl fmt::Display for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeySource::Uri(uri) if uri.is_public_dev_key() => {
+                let path: String = uri
+                    .path
+                    .iter()
+                    .map(|(junction, name)| match junction {
+                        Junction::Hard(_) => format!("//{name}"),
+                        Junction::Soft(_) => format!("/{name}"),
+                    })
+                    .collect();
+                write!(f, "the dev key {path}")
+            }
+            KeySource::Uri(_) => write!(f, "the secret given inline"),
+            KeySource::Named(name) => write!(f, "the keystore's key {name:?}"),
+            KeySource::File(path) => write!(f, "the key file {}", path.display()),
         }
     }
 }
@@ -591,47 +518,6 @@ mod tests {
     }
 
     #[test]
-    fn the_keystore_keeps_named_keys_private_and_refuses_overwrites() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Keystore::new(dir.path().join("keys"));
-        let account = store.insert("ops", KeyScheme::Ed25519, "//Ops").unwrap();
-        assert_eq!(
-            account,
-            keypair_from_uri("//Ops", KeyScheme::Ed25519)
-                .unwrap()
-                .account_id()
-        );
-        assert!(matches!(
-            store.insert("ops", KeyScheme::Sr25519, "//Other"),
-            Err(KeyError::KeyExists(_))
-        ));
-        assert!(matches!(
-            store.insert("../evil", KeyScheme::Sr25519, "//X"),
-            Err(KeyError::InvalidName(_))
-        ));
-        assert_eq!(store.names().unwrap(), vec!["ops".to_string()]);
-        let source = KeySource::parse("ops").unwrap();
-        let pair = source.keypair(KeyScheme::Sr25519, &store).unwrap();
-        assert_eq!(pair.scheme(), KeyScheme::Ed25519);
-        assert_eq!(pair.account_id(), account);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("keys/ops.json"))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o077, 0, "key files must not be readable by others");
-        }
-        assert!(matches!(
-            KeySource::parse("nobody")
-                .unwrap()
-                .keypair(KeyScheme::Sr25519, &store),
-            Err(KeyError::UnknownKey { .. })
-        ));
-    }
-
-    #[test]
     fn key_sources_are_recognized() {
         assert!(matches!(
             KeySource::parse("//Alice").unwrap(),
@@ -650,5 +536,29 @@ mod tests {
             .keypair(KeyScheme::Sr25519, &Keystore::new(dir.path()))
             .unwrap();
         assert_eq!(pair.account_id(), dev_keypair("Alice").account_id());
+    }
+
+    #[test]
+    fn inline_secrets_are_refused_off_development_chains_without_an_echo() {
+        let typo = "bottom drive obey lake curtain smokey basket hold race lonely fit walk";
+        for text in [typo, "0xnothex", "//Alice///password"] {
+            let err = KeySource::parse_for_chain(text, false).unwrap_err();
+            assert!(matches!(err, KeyError::InlineSecret));
+            let message = err.to_string();
+            let said: Vec<&str> = message
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .collect();
+            for word in text.split([' ', '/']).filter(|w| w.len() > 3) {
+                assert!(!said.contains(&word), "{word:?} echoed: {message}");
+            }
+        }
+        let dev = KeySource::parse_for_chain("//Alice", false).unwrap();
+        assert_eq!(dev.to_string(), "the dev key //Alice");
+        let inline = KeySource::parse_for_chain(typo, true).unwrap();
+        assert_eq!(inline.to_string(), "the secret given inline");
+        let err = inline
+            .keypair(KeyScheme::Sr25519, &Keystore::new("/nonexistent"))
+            .unwrap_err();
+        assert!(!err.to_string().contains("smokey"), "{err}");
     }
 }

@@ -1,7 +1,8 @@
 //! The Rust SDK for WeTEE.
 //!
 //! - [`keys`]: account keys from BIP39 mnemonics and Substrate-style secret URIs (`//Alice`),
-//!   ed25519 or sr25519, and a small on-disk keystore.
+//!   ed25519 or sr25519.
+//! - [`keystore`]: named keys on disk, encrypted under a passphrase.
 //! - [`rpc`]: a typed client for a node's JSON-RPC, with transaction signing (fees, nonces)
 //!   and waiting for finality.
 //! - [`owner_api`]: a worker's owner API (logs, status, metrics), signed, over TLS bound to the
@@ -15,6 +16,7 @@
 //! node or the runtime, so that applications can use it without building a chain.
 
 pub mod keys;
+pub mod keystore;
 pub mod light;
 pub mod owner_api;
 pub mod owner_key;

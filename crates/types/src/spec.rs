@@ -154,6 +154,13 @@ pub enum SpecError {
 }
 
 impl ChainSpec {
+    /// Whether this is a development chain: one that accepts the simulated TEE, so nothing on
+    /// it is confidential (its tools may then take conveniences, such as a mnemonic typed on
+    /// the command line, that a real chain refuses).
+    pub fn is_development(&self) -> bool {
+        self.attestation.allow_simulated_tee
+    }
+
     /// Parses and validates a JSON chain spec.
     pub fn from_json(text: &str) -> Result<ChainSpec, SpecError> {
         let spec: ChainSpec =

@@ -166,7 +166,11 @@ pub fn run(args: DevArgs, format: Format) -> Result<()> {
         std::fs::write(&spec_path, format!("{}\n", spec.to_json()))?;
         spec
     };
-    let key_seed = consensus_seed(spec::DEV_VALIDATOR_URI, &Keystore::default_location())?;
+    let key_seed = consensus_seed(
+        spec::DEV_VALIDATOR_URI,
+        spec.is_development(),
+        &Keystore::default_location(),
+    )?;
     let engine = if args.no_worker {
         Ok(None)
     } else {
