@@ -673,8 +673,9 @@ struct TransactionResult<'a> {
     events: &'a [wetee_types::Event],
 }
 
-/// Publishes the signer's sealing key before its first app, so that a worker that cannot run
-/// the app can seal its last log lines to the owner. Not fatal: the app is created either way.
+/// Publishes the signer's sealing key before its first app or task: workers keep a workload's
+/// output only sealed to it, and seal a failing app's last lines to it. Not fatal: the workload
+/// is created either way.
 async fn publish_sealing_key(context: &Session<'_>, signer: &Signer) {
     let published = async {
         let key = context.signing_key(&signer.from)?;
@@ -685,8 +686,8 @@ async fn publish_sealing_key(context: &Session<'_>, signer: &Signer) {
         Ok(true) => eprintln!("publishing your sealing key (once per account)"),
         Ok(false) => {}
         Err(e) => eprintln!(
-            "could not publish your sealing key ({e:#}): if the app fails, its log lines will \
-             not be readable from the chain"
+            "could not publish your sealing key ({e:#}): until it is, workers keep none of \
+             your workloads' output (they keep it only sealed to that key)"
         ),
     }
 }
@@ -1043,11 +1044,12 @@ pub async fn app(command: AppCommand, context: &Session<'_>) -> Result<()> {
         AppCommand::Logs { app, from, follow } => {
             let query = if follow { "?follow=1" } else { "" };
             let target = format!("/_wetee/apps/{app}/logs{query}");
-            return owner_request(context, app, &from, &target, true).await;
+            let logs = Some(wetee_types::Workload::App { app });
+            return owner_request(context, app, &from, &target, logs).await;
         }
         AppCommand::Metrics { app, from } => {
             let target = format!("/_wetee/apps/{app}/status");
-            return owner_request(context, app, &from, &target, false).await;
+            return owner_request(context, app, &from, &target, None).await;
         }
         AppCommand::List { owner } => {
             show(
@@ -1340,7 +1342,8 @@ pub async fn task(command: TaskCommand, context: &Session<'_>) -> Result<()> {
                 .worker
                 .with_context(|| format!("run {run} of task {task} was never assigned"))?;
             let path = format!("/_wetee/tasks/{task}/runs/{run}/logs");
-            return owner_get(context, worker, &from, &path, true).await;
+            let logs = Some(wetee_types::Workload::TaskRun { task, run });
+            return owner_get(context, worker, &from, &path, logs).await;
         }
         TaskCommand::Runs { task } => {
             let runs = connect(context).await?.task_runs(task).await?;
@@ -1361,6 +1364,7 @@ pub async fn task(command: TaskCommand, context: &Session<'_>) -> Result<()> {
             deposit,
         } => {
             let spec = read_task_spec(&spec)?;
+            publish_sealing_key(context, &signer).await;
             (signer, TasksCall::Create { spec, deposit })
         }
         TaskCommand::Update { signer, task, spec } => {
@@ -1429,7 +1433,7 @@ async fn owner_request(
     app: AppId,
     from: &str,
     target: &str,
-    stream_body: bool,
+    logs: Option<wetee_types::Workload>,
 ) -> Result<()> {
     let client = connect(context).await?;
     let state = AppState::read(&client, app).await?;
@@ -1439,23 +1443,28 @@ async fn owner_request(
             state.state_words()
         )
     })?;
-    owner_get(context, worker, from, target, stream_body).await
+    owner_get(context, worker, from, target, logs).await
 }
 
-/// A signed `GET target` to `worker`'s owner API: the body goes to stdout as it arrives
-/// (logs), or is shown as a document (status and metrics).
+/// A signed `GET target` to `worker`'s owner API: a workload's logs are opened with the
+/// owner's key and go to stdout as they arrive; anything else is shown as a document (status
+/// and metrics).
 async fn owner_get(
     context: &Session<'_>,
     worker: WorkerId,
     from: &str,
     target: &str,
-    stream_body: bool,
+    logs: Option<wetee_types::Workload>,
 ) -> Result<()> {
     let key = context.signing_key(from)?;
     let light = connect_light(context).await?;
     let response = crate::owner_api::get(&light, worker, &key, target).await?;
-    if stream_body && response.status == 200 {
-        return crate::owner_api::stream_to_stdout(response).await;
+    if let Some(workload) = logs
+        && response.status == 200
+    {
+        let opener =
+            wetee_client::owner_logs::LogOpener::new(&key, light.genesis_hash(), worker, workload);
+        return crate::owner_api::open_to_stdout(response, opener).await;
     }
     show(context.format, &crate::owner_api::json(response).await?);
     Ok(())

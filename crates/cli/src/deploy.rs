@@ -86,8 +86,8 @@ pub async fn deploy(context: &Session<'_>, args: DeployArgs) -> Result<()> {
     let client = Client::connect(context.rpc).await?;
     let progress = Progress::new(context.format);
     let deadline = began + args.timeout;
-    // Once per account, so that a worker that cannot run the app can seal its last log lines
-    // to the owner. Not awaited: the app's creation takes the next nonce.
+    // Once per account: workers keep the output only sealed to it, and seal a failing app's
+    // last lines to it. Not awaited: the app's creation takes the next nonce.
     match wetee_client::owner_key::publish(&client, &key).await {
         Ok(true) => progress.stage(
             "publishing your sealing key (once per account)",
@@ -96,8 +96,8 @@ pub async fn deploy(context: &Session<'_>, args: DeployArgs) -> Result<()> {
         Ok(false) => {}
         Err(e) => progress.stage(
             &format!(
-                "could not publish your sealing key ({e}): if the app fails, its log lines \
-                 will not be readable from the chain"
+                "could not publish your sealing key ({e}): until it is, workers keep none of \
+                 your workloads' output (they keep it only sealed to that key)"
             ),
             json!({ "stage": "sealing_key", "error": e.to_string() }),
         ),

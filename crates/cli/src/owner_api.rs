@@ -47,13 +47,31 @@ pub async fn get(
     Ok(client.get(key, target).await?)
 }
 
-/// Copies the body to stdout as it arrives (logs, `--follow`), until the worker ends it or the
-/// reader goes away (`| head`).
-pub async fn stream_to_stdout(mut response: OwnerResponse) -> Result<()> {
+/// Opens the sealed log records of the body as they arrive and writes their lines to stdout,
+/// until the worker ends it or the reader goes away (`| head`).
+pub async fn open_to_stdout(
+    mut response: OwnerResponse,
+    mut opener: wetee_client::owner_logs::LogOpener,
+) -> Result<()> {
+    if response.content_type.as_deref() != Some(wetee_client::owner_logs::SEALED_LOGS_TYPE) {
+        bail!(
+            "worker {} answered logs that are not sealed to you ({}): it runs an older or \
+             altered worker",
+            response.worker,
+            response
+                .content_type
+                .as_deref()
+                .unwrap_or("no content type")
+        );
+    }
     let mut stdout = tokio::io::stdout();
     while let Some(chunk) = response.chunk().await? {
+        let lines = opener.feed(&chunk)?;
+        if lines.is_empty() {
+            continue;
+        }
         let written = async {
-            stdout.write_all(&chunk).await?;
+            stdout.write_all(&lines).await?;
             stdout.flush().await
         };
         match written.await {
@@ -61,6 +79,7 @@ pub async fn stream_to_stdout(mut response: OwnerResponse) -> Result<()> {
             other => other?,
         }
     }
+    opener.finish()?;
     Ok(())
 }
 

@@ -7,6 +7,7 @@
 //!   and waiting for finality.
 //! - [`owner_api`]: a worker's owner API (logs, status, metrics), signed, over TLS bound to the
 //!   worker's attested identity key.
+//! - [`owner_logs`]: opening a workload's logs, which workers keep only sealed to the owner.
 //! - [`owner_key`]: the owner's sealing key, published on chain, and opening what workers
 //!   sealed to it (an app's failure log).
 //! - [`secrets`]: sealing an app's secrets to its worker's attested TEE, after verifying the
@@ -20,6 +21,7 @@ pub mod keystore;
 pub mod light;
 pub mod owner_api;
 pub mod owner_key;
+pub mod owner_logs;
 pub mod rpc;
 pub mod secrets;
 

@@ -70,6 +70,8 @@ pub struct OwnerResponse {
     pub worker: WorkerId,
     /// The HTTP status.
     pub status: u16,
+    /// The body's media type, if the worker named one.
+    pub content_type: Option<String>,
     response: reqwest::Response,
 }
 
@@ -184,6 +186,11 @@ impl OwnerApiClient {
         Ok(OwnerResponse {
             worker: self.worker,
             status: response.status().as_u16(),
+            content_type: response
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_string),
             response,
         })
     }

@@ -9,13 +9,14 @@
 //!   reseal it to the next worker without keeping the value anywhere ([`for_owner`]).
 //!
 //! An app's failure log goes the other way, from the worker's TEE to the owner only
-//! ([`log_tail`]).
+//! ([`log_tail`]), as does every workload's output kept at rest ([`log_batch`]).
 //!
 //! A ciphertext moved to another app, name, worker, chain or revision fails to open, as does a
 //! tampered one. This crate never logs, stores or prints a value; opened values are zeroized
 //! when dropped. It must not decide who is trusted: the caller verifies the worker's
 //! attestation before sealing to its key.
 
+pub mod log_batch;
 pub mod log_tail;
 
 use hpke::kem::X25519HkdfSha256;

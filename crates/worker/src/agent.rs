@@ -114,6 +114,11 @@ struct Worker<B: Backend> {
     reconciler: Reconciler<B>,
     meter: Meter,
     logs: LogBook,
+    /// Owners' sealing keys as read through the light client this epoch (`None`: none
+    /// published), for sealing their output.
+    owner_keys: BTreeMap<AccountId, Option<[u8; 32]>>,
+    /// The epoch `owner_keys` and the log book's retention are current for.
+    logs_epoch: Option<u64>,
     epoch_length: u64,
     last_usage: Option<Instant>,
     owner_api: Arc<OwnerApi>,
@@ -228,10 +233,19 @@ impl<B: Backend> Worker<B> {
         }
         self.owner_api.set_statuses(statuses);
         let sample_usage = self.last_usage.is_none_or(|at| at.elapsed() >= USAGE_EVERY);
+        if self.logs_epoch != Some(epoch) {
+            // Once an epoch: owners may have published a key since, and old output expires.
+            self.owner_keys.clear();
+            self.logs.prune(epoch);
+            self.logs_epoch = Some(epoch);
+        }
         for instance in &instances {
+            let sealing = self
+                .sealing_for(light, &view.owners, instance.identity.workload)
+                .await;
             if let Err(e) = self
                 .logs
-                .collect(self.reconciler.backend(), instance, epoch)
+                .collect(self.reconciler.backend(), instance, epoch, sealing.as_ref())
                 .await
             {
                 tracing::debug!(error = %e, "log collection");
@@ -249,15 +263,43 @@ impl<B: Backend> Worker<B> {
         }
         self.report_failures(light, &view.owners, view.head.height)
             .await?;
-        // Cursors of containers that are gone are of no more use.
-        self.logs
-            .retain(&instances.iter().map(|i| i.id.clone()).collect::<Vec<_>>());
         if epoch > 0 {
             self.report(light, &view, epoch - 1, &instances).await?;
         }
         let live: Vec<String> = instances.iter().map(|i| i.id.clone()).collect();
         self.meter.prune(epoch.saturating_sub(1), &live);
         Ok(())
+    }
+
+    /// To whom `workload`'s output is sealed: its owner's sealing key, read through the light
+    /// client (a node that swapped it would have the output sealed to itself) once an epoch.
+    /// `None` if the owner has published none, or it cannot be read now.
+    async fn sealing_for(
+        &mut self,
+        light: &LightClient,
+        owners: &BTreeMap<Workload, AccountId>,
+        workload: Workload,
+    ) -> Option<crate::logbook::Sealing> {
+        let owner = *owners.get(&workload)?;
+        let key = match self.owner_keys.get(&owner) {
+            Some(key) => *key,
+            None => match light.snapshot().sealing_key(&owner).await {
+                Ok(key) => {
+                    self.owner_keys.insert(owner, key);
+                    key
+                }
+                Err(e) => {
+                    tracing::debug!(%owner, error = %e, "cannot read the owner's sealing key now");
+                    None
+                }
+            },
+        }?;
+        Some(crate::logbook::Sealing {
+            genesis_hash: light.genesis_hash(),
+            worker: self.id,
+            owner,
+            owner_key: key,
+        })
     }
 
     /// Tells the chain about apps that keep failing, with their last log lines sealed to the
@@ -705,7 +747,7 @@ async fn run_locked(
         })?;
     let ingress = listener.local_addr().unwrap_or(config.ingress.listen);
     let logs_dir = config.data_dir.join("logs");
-    let logs = LogBook::open(&logs_dir).map_err(|error| AgentError::Io {
+    let logs = LogBook::open(&logs_dir, config.logs).map_err(|error| AgentError::Io {
         what: format!("the log directory {}", logs_dir.display()),
         error,
     })?;
@@ -768,6 +810,8 @@ async fn run_locked(
         reconciler: Reconciler::new(backend).with_routes(routes),
         meter: Meter::default(),
         logs,
+        owner_keys: BTreeMap::new(),
+        logs_epoch: None,
         epoch_length,
         last_usage: None,
         owner_api,

@@ -23,6 +23,10 @@
 //! secrets_dir = "/dev/shm/wetee-secrets" # the default; must be on a tmpfs or ramfs
 //! pids_limit = 1024                     # the default: processes per container
 //!
+//! [logs]                         # containers' output, kept only sealed to each owner
+//! retention_epochs = 24          # the default: epochs a workload's output is kept for
+//! max_bytes_per_epoch = 67108864 # the default (64 MiB): per workload and epoch, then dropped
+//!
 //! [keys]                         # where the identity and sealing keys are kept
 //! store = "file"                 # the default for the simulated TEE: a plain, UNPROTECTED file
 //! # store = "snp-sealed"         # SEV-SNP (the default there): sealed to the launch measurement
@@ -75,6 +79,9 @@ pub struct WorkerConfig {
     /// Where the worker's keys are kept.
     #[serde(default)]
     pub keys: KeysConfig,
+    /// How long and how much of each workload's sealed output is kept.
+    #[serde(default)]
+    pub logs: crate::logbook::LogLimits,
     /// SHA-384 of the file it was read from, measured into TDX RTMR3 ([`crate::rtmr`]); `None`
     /// for a configuration built in code (development).
     #[serde(skip)]

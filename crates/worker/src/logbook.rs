@@ -1,35 +1,85 @@
-//! Captured logs: every line an instance writes is appended, once, to its workload's file for
-//! the epoch it was collected in (`<dir>/<workload>/epoch-<n>.log`), where the owner API reads
-//! it and from which the work report's log root is computed: the BLAKE3 Merkle root of the
-//! file's 64 KiB chunks.
+//! Captured logs, kept only sealed to their owner: every line an instance writes is taken from
+//! the backend (which holds it in memory, never on disk) and appended, in sealed batches, to
+//! its workload's file for the epoch it was collected in
+//! (`<dir>/<workload>/epoch-<n>.sealed`, see [`wetee_sealing::log_batch`]). The owner API
+//! serves the sealed records; only the owner's account key opens them.
 //!
-//! Collection polls the engine with `since` and skips what it already holds, remembering per
-//! container the last second seen and how many lines of that second it took (engines such as
-//! Podman stamp lines to the second). The cursors are saved, so a restarted worker neither
-//! loses nor repeats lines.
+//! The work report's log root is the Merkle root of the epoch's batch leaves, which the owner
+//! can check after opening. A task run's output hash (BLAKE3 of what it wrote to standard
+//! output) is computed in memory as the lines pass.
+//!
+//! Limits (`[logs]` in `worker.toml`): each workload's file for an epoch stops growing at
+//! `max_bytes_per_epoch` (further lines are dropped and counted), and files older than
+//! `retention_epochs` are deleted.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use wetee_types::{Hash, Workload};
+use wetee_sealing::log_batch;
+use wetee_types::{AccountId, Hash, WorkerId, Workload};
 
-use crate::backend::{Backend, BackendError, Instance, LogStream};
+use crate::backend::{Backend, BackendError, Instance, InstanceState, LogStream};
 
-/// Bytes per hashed chunk of a log file.
-pub const CHUNK_BYTES: usize = 64 << 10;
+/// How long and how much output is kept (`[logs]` in `worker.toml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogLimits {
+    /// Epochs a workload's sealed output is kept for (the current one included).
+    #[serde(default = "default_retention")]
+    pub retention_epochs: u64,
+    /// The most sealed bytes kept per workload and epoch.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes_per_epoch: u64,
+}
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-struct Cursor {
-    second: i64,
-    taken: usize,
+fn default_retention() -> u64 {
+    24
+}
+
+fn default_max_bytes() -> u64 {
+    64 << 20
+}
+
+impl Default for LogLimits {
+    fn default() -> LogLimits {
+        LogLimits {
+            retention_epochs: default_retention(),
+            max_bytes_per_epoch: default_max_bytes(),
+        }
+    }
+}
+
+/// To whom a workload's output is sealed.
+#[derive(Debug, Clone, Copy)]
+pub struct Sealing {
+    /// The chain.
+    pub genesis_hash: Hash,
+    /// This worker.
+    pub worker: WorkerId,
+    /// The workload's owner.
+    pub owner: AccountId,
+    /// The owner's X25519 sealing key, as published on chain.
+    pub owner_key: [u8; 32],
+}
+
+/// What is known of one epoch file: its records and their bytes.
+#[derive(Debug, Clone, Copy, Default)]
+struct FileState {
+    records: u32,
+    bytes: u64,
 }
 
 /// The worker's captured logs.
 #[derive(Debug)]
 pub struct LogBook {
     dir: PathBuf,
-    cursors: BTreeMap<String, Cursor>,
+    limits: LogLimits,
+    files: BTreeMap<(Workload, u64), FileState>,
+    /// Task runs' standard output, hashed as it passes.
+    outputs: BTreeMap<Workload, blake3::Hasher>,
+    /// Lines lost per workload since the last warning.
+    lost: BTreeMap<Workload, u64>,
 }
 
 /// Seconds since the Unix epoch of an RFC 3339 UTC timestamp (`2026-11-21T09:46:40Z`, with or
@@ -65,135 +115,305 @@ pub fn workload_key(workload: &Workload) -> String {
 }
 
 impl LogBook {
-    /// Opens (or starts) the log book in `dir`.
-    pub fn open(dir: &Path) -> std::io::Result<LogBook> {
+    /// Opens (or starts) the log book in `dir`. Plaintext files of earlier versions of the
+    /// worker are deleted: output is only kept sealed.
+    pub fn open(dir: &Path, limits: LogLimits) -> std::io::Result<LogBook> {
         private_dir(dir)?;
-        let cursors = std::fs::read(dir.join("cursors.json"))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default();
+        remove_plaintext(dir);
         Ok(LogBook {
             dir: dir.to_path_buf(),
-            cursors,
+            limits,
+            files: BTreeMap::new(),
+            outputs: BTreeMap::new(),
+            lost: BTreeMap::new(),
         })
     }
 
-    /// The file of `workload`'s lines collected during `epoch`.
+    /// The file of `workload`'s records collected during `epoch`.
     pub fn file(&self, workload: &Workload, epoch: u64) -> PathBuf {
-        self.dir
-            .join(workload_key(workload))
-            .join(format!("epoch-{epoch}.log"))
+        file_of(&self.dir, workload, epoch)
     }
 
-    /// Takes the lines `instance` wrote since the last collection into `epoch`'s file.
-    /// Returns how many lines were new.
+    /// Takes what `instance` wrote since the last collection and appends it to `epoch`'s file,
+    /// sealed to the owner (`None`: the owner has published no sealing key, and the lines are
+    /// lost rather than kept readable). Returns how many lines were taken.
     pub async fn collect<B: Backend>(
         &mut self,
         backend: &B,
         instance: &Instance,
         epoch: u64,
+        sealing: Option<&Sealing>,
     ) -> Result<usize, BackendError> {
-        let mut cursor = self.cursors.get(&instance.id).copied().unwrap_or_default();
-        let lines = backend.logs_since(&instance.id, cursor.second).await?;
-        let mut skipped = 0usize;
-        let mut fresh = Vec::new();
-        for (timestamp, line) in lines {
-            let second = unix_seconds(&timestamp).unwrap_or(cursor.second);
-            if second < cursor.second {
-                continue;
-            }
-            if second == cursor.second && skipped < cursor.taken {
-                skipped += 1;
-                continue;
-            }
-            if second == cursor.second {
-                cursor.taken += 1;
-                skipped += 1;
-            } else {
-                cursor = Cursor { second, taken: 1 };
-                skipped = 1;
-            }
+        let finished = !matches!(
+            instance.state,
+            InstanceState::Running | InstanceState::Created
+        );
+        let (lines, dropped) = backend.take_output(&instance.id, finished).await?;
+        let workload = instance.identity.workload;
+        if dropped > 0 {
+            *self.lost.entry(workload).or_default() += dropped;
+        }
+        if lines.is_empty() {
+            self.warn_lost(workload);
+            return Ok(0);
+        }
+        let mut text = String::new();
+        for (timestamp, line) in &lines {
             let stream = match line.stream {
                 LogStream::Stdout => "out",
                 LogStream::Stderr => "err",
             };
-            fresh.push(format!("{timestamp} {stream} {}\n", line.text));
+            text.push_str(&format!("{timestamp} {stream} {}\n", line.text));
         }
-        if !fresh.is_empty() {
-            let path = self.file(&instance.identity.workload, epoch);
-            if let Some(parent) = path.parent() {
-                private_dir(parent).map_err(|e| io(&path, e))?;
+        if matches!(workload, Workload::TaskRun { .. }) {
+            let hasher = self.outputs.entry(workload).or_default();
+            for (_, line) in lines.iter().filter(|(_, l)| l.stream == LogStream::Stdout) {
+                hasher.update(line.text.as_bytes());
+                hasher.update(b"\n");
             }
-            let mut options = std::fs::OpenOptions::new();
-            options.create(true).append(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
+        }
+        let kept = match sealing {
+            Some(sealing) => self.append(workload, epoch, sealing, text.as_bytes())?,
+            None => false,
+        };
+        if !kept {
+            *self.lost.entry(workload).or_default() += lines.len() as u64;
+            if sealing.is_none() {
+                tracing::debug!(%workload, "the owner has no sealing key: output not kept");
             }
-            let mut file = options.open(&path).map_err(|e| io(&path, e))?;
-            file.write_all(fresh.concat().as_bytes())
-                .map_err(|e| io(&path, e))?;
-            self.cursors.insert(instance.id.clone(), cursor);
-            self.save_cursors()?;
         }
-        Ok(fresh.len())
+        self.warn_lost(workload);
+        Ok(lines.len())
     }
 
-    /// Forgets the cursors of containers other than `containers`.
-    pub fn retain(&mut self, containers: &[String]) {
-        let before = self.cursors.len();
-        self.cursors.retain(|id, _| containers.contains(id));
-        if self.cursors.len() != before {
-            let _ = self.save_cursors();
+    fn warn_lost(&mut self, workload: Workload) {
+        if let Some(lost) = self.lost.remove(&workload) {
+            tracing::warn!(
+                %workload,
+                lines = lost,
+                "output lines not kept (the owner has no sealing key, the epoch's cap was \
+                 reached, or the worker fell behind)"
+            );
         }
     }
 
-    fn save_cursors(&self) -> Result<(), BackendError> {
-        let path = self.dir.join("cursors.json");
-        let bytes = serde_json::to_vec(&self.cursors).unwrap_or_default();
-        let temporary = path.with_extension("json.tmp");
-        std::fs::write(&temporary, bytes).map_err(|e| io(&temporary, e))?;
-        std::fs::rename(&temporary, &path).map_err(|e| io(&path, e))
+    /// Seals `text` in batches and appends them; `false` if the epoch's cap leaves no room.
+    fn append(
+        &mut self,
+        workload: Workload,
+        epoch: u64,
+        sealing: &Sealing,
+        text: &[u8],
+    ) -> Result<bool, BackendError> {
+        let path = self.file(&workload, epoch);
+        let mut state = match self.files.get(&(workload, epoch)) {
+            Some(state) => *state,
+            None => recover(&path).map_err(|e| io(&path, e))?,
+        };
+        if state.bytes.saturating_add(text.len() as u64) > self.limits.max_bytes_per_epoch {
+            return Ok(false);
+        }
+        let binding = log_batch::Binding {
+            genesis_hash: &sealing.genesis_hash,
+            workload,
+            epoch,
+            worker: sealing.worker,
+            owner: &sealing.owner,
+        };
+        let mut sealed = Vec::new();
+        for batch in batches(text) {
+            let index = state.records + u32::try_from(sealed.len()).unwrap_or(u32::MAX);
+            let record =
+                log_batch::seal(&binding, index, &sealing.owner_key, batch).map_err(|e| {
+                    BackendError::Engine {
+                        operation: format!("sealing the output of {workload}"),
+                        reason: e.to_string(),
+                    }
+                })?;
+            sealed.push(record);
+        }
+        if let Some(parent) = path.parent() {
+            private_dir(parent).map_err(|e| io(&path, e))?;
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(&path).map_err(|e| io(&path, e))?;
+        let bytes = sealed.concat();
+        file.write_all(&bytes).map_err(|e| io(&path, e))?;
+        state.records += u32::try_from(sealed.len()).unwrap_or(u32::MAX);
+        state.bytes += bytes.len() as u64;
+        self.files.insert((workload, epoch), state);
+        Ok(true)
     }
 
-    /// `workload`'s log lines of `epoch`, as collected.
+    /// `workload`'s sealed records of `epoch`, as stored.
     pub fn read(&self, workload: &Workload, epoch: u64) -> Vec<u8> {
-        std::fs::read(self.file(workload, epoch)).unwrap_or_default()
+        stored(&self.dir, workload, epoch)
     }
 
     /// The epochs for which `workload` has logs, oldest first.
     pub fn epochs(&self, workload: &Workload) -> Vec<u64> {
-        let mut epochs: Vec<u64> = std::fs::read_dir(self.dir.join(workload_key(workload)))
-            .map(|entries| {
-                entries
-                    .filter_map(|entry| {
-                        let name = entry.ok()?.file_name().into_string().ok()?;
-                        name.strip_prefix("epoch-")?
-                            .strip_suffix(".log")?
-                            .parse()
-                            .ok()
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        epochs.sort_unstable();
-        epochs
+        stored_epochs(&self.dir, workload)
     }
 
     /// The Merkle root of `workload`'s logs of `epoch` (zero when there are none).
     pub fn root(&self, workload: &Workload, epoch: u64) -> Hash {
-        log_root(&self.read(workload, epoch))
+        wetee_types::block::merkle_root(&leaves(&self.read(workload, epoch)))
+    }
+
+    /// The Merkle root of all of `workload`'s logs, every epoch in order (a task run's).
+    pub fn root_of_all(&self, workload: &Workload) -> Hash {
+        let all: Vec<Hash> = self
+            .epochs(workload)
+            .into_iter()
+            .flat_map(|epoch| leaves(&self.read(workload, epoch)))
+            .collect();
+        wetee_types::block::merkle_root(&all)
+    }
+
+    /// BLAKE3 of what a task run wrote to standard output, as collected.
+    pub fn output_hash(&self, workload: &Workload) -> Hash {
+        let hasher = self.outputs.get(workload).cloned().unwrap_or_default();
+        Hash(*hasher.finalize().as_bytes())
+    }
+
+    /// Deletes files of epochs before the retention window that ends at `epoch`, and forgets
+    /// the state of files it no longer appends to.
+    pub fn prune(&mut self, epoch: u64) {
+        let oldest = epoch.saturating_sub(self.limits.retention_epochs.saturating_sub(1));
+        self.files
+            .retain(|(_, file_epoch), _| *file_epoch + 1 >= epoch);
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            if !dir.is_dir() {
+                continue;
+            }
+            for old in epochs_in(&dir).into_iter().filter(|e| *e < oldest) {
+                let _ = std::fs::remove_file(dir.join(format!("epoch-{old}.sealed")));
+            }
+            // Empty: the workload's last file went.
+            let _ = std::fs::remove_dir(&dir);
+        }
+        // A task run whose output is gone has been reported long ago.
+        let dir = self.dir.clone();
+        self.outputs
+            .retain(|workload, _| dir.join(workload_key(workload)).exists());
     }
 }
 
-/// The BLAKE3 Merkle root of `bytes` cut into [`CHUNK_BYTES`] chunks.
-pub fn log_root(bytes: &[u8]) -> Hash {
-    let leaves: Vec<Hash> = bytes.chunks(CHUNK_BYTES).map(Hash::of).collect();
-    wetee_types::block::merkle_root(&leaves)
+/// The sealed records of `workload`'s `epoch` in the log directory `dir`.
+pub fn stored(dir: &Path, workload: &Workload, epoch: u64) -> Vec<u8> {
+    std::fs::read(file_of(dir, workload, epoch)).unwrap_or_default()
 }
 
-/// Creates `dir` (and its parents) readable by the worker's user only: logs are the owner's.
+/// The file of `workload`'s `epoch` in the log directory `dir`.
+pub fn stored_path(dir: &Path, workload: &Workload, epoch: u64) -> PathBuf {
+    file_of(dir, workload, epoch)
+}
+
+/// The epochs with records of `workload` in the log directory `dir`, oldest first.
+pub fn stored_epochs(dir: &Path, workload: &Workload) -> Vec<u64> {
+    epochs_in(&dir.join(workload_key(workload)))
+}
+
+fn file_of(dir: &Path, workload: &Workload, epoch: u64) -> PathBuf {
+    dir.join(workload_key(workload))
+        .join(format!("epoch-{epoch}.sealed"))
+}
+
+fn epochs_in(dir: &Path) -> Vec<u64> {
+    let mut epochs: Vec<u64> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|entry| {
+                    let name = entry.ok()?.file_name().into_string().ok()?;
+                    name.strip_prefix("epoch-")?
+                        .strip_suffix(".sealed")?
+                        .parse()
+                        .ok()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    epochs.sort_unstable();
+    epochs
+}
+
+/// The leaves of the complete records in `bytes`.
+pub fn leaves(bytes: &[u8]) -> Vec<Hash> {
+    log_batch::records(bytes)
+        .into_iter()
+        .filter_map(log_batch::leaf_of)
+        .collect()
+}
+
+/// `text` in pieces of at most a batch, cut after a line where one fits.
+fn batches(text: &[u8]) -> Vec<&[u8]> {
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        if rest.len() <= log_batch::MAX_BATCH_BYTES {
+            pieces.push(rest);
+            break;
+        }
+        let window = &rest[..log_batch::MAX_BATCH_BYTES];
+        let cut = window
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(log_batch::MAX_BATCH_BYTES, |at| at + 1);
+        pieces.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    pieces
+}
+
+/// The state of an existing file, cut back to its last complete record (a crash mid-append
+/// leaves a partial one, which would make every later record unreadable).
+fn recover(path: &Path) -> std::io::Result<FileState> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileState::default()),
+        Err(e) => return Err(e),
+    };
+    let records = log_batch::records(&bytes);
+    let complete: usize = records.iter().map(|r| r.len()).sum();
+    if complete != bytes.len() {
+        let file = std::fs::OpenOptions::new().write(true).open(path)?;
+        file.set_len(complete as u64)?;
+    }
+    Ok(FileState {
+        records: u32::try_from(records.len()).unwrap_or(u32::MAX),
+        bytes: complete as u64,
+    })
+}
+
+/// Removes what earlier workers kept in plaintext: `*.log` files and their cursors.
+fn remove_plaintext(dir: &Path) {
+    let _ = std::fs::remove_file(dir.join("cursors.json"));
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(files) = std::fs::read_dir(entry.path()) else {
+            continue;
+        };
+        for file in files.flatten() {
+            if file.path().extension().is_some_and(|e| e == "log") {
+                let _ = std::fs::remove_file(file.path());
+            }
+        }
+    }
+}
+
+/// Creates `dir` (and its parents) readable by the worker's user only.
 fn private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     #[cfg(unix)]
@@ -214,6 +434,7 @@ fn io(path: &Path, error: std::io::Error) -> BackendError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wetee_types::{AppId, KeyScheme, Keypair};
 
     #[test]
     fn timestamps_become_unix_seconds() {
@@ -227,12 +448,105 @@ mod tests {
         assert_eq!(unix_seconds("yesterday"), None);
     }
 
+    fn sealing(owner: &Keypair) -> Sealing {
+        Sealing {
+            genesis_hash: Hash::of(b"chain"),
+            worker: WorkerId(1),
+            owner: owner.account_id(),
+            owner_key: wetee_sealing::public_key(&wetee_sealing::owner_secret(owner)),
+        }
+    }
+
     #[test]
-    fn log_roots_commit_to_every_byte() {
-        let text = vec![b'x'; CHUNK_BYTES * 2 + 10];
-        let mut changed = text.clone();
-        changed[CHUNK_BYTES + 5] = b'y';
-        assert_ne!(log_root(&text), log_root(&changed));
-        assert_eq!(log_root(&[]), Hash::default());
+    fn output_is_kept_sealed_capped_recovered_and_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let owner = Keypair::from_seed(KeyScheme::Ed25519, [3; 32]);
+        let sealing = sealing(&owner);
+        let limits = LogLimits {
+            retention_epochs: 2,
+            max_bytes_per_epoch: 4_000,
+        };
+        let mut book = LogBook::open(dir.path(), limits).unwrap();
+        let app = Workload::App { app: AppId(5) };
+        assert!(
+            book.append(app, 7, &sealing, b"one secret=hunter2\n")
+                .unwrap()
+        );
+        assert!(book.append(app, 7, &sealing, b"two\n").unwrap());
+        let stored = book.read(&app, 7);
+        assert!(!stored.windows(7).any(|w| w == b"hunter2"));
+        assert_eq!(leaves(&stored).len(), 2);
+        assert_ne!(book.root(&app, 7), Hash::default());
+
+        // The owner opens each record at its position.
+        let secret = wetee_sealing::owner_secret(&owner);
+        let binding = log_batch::Binding {
+            genesis_hash: &sealing.genesis_hash,
+            workload: app,
+            epoch: 7,
+            worker: sealing.worker,
+            owner: &sealing.owner,
+        };
+        let opened: Vec<u8> = log_batch::records(&stored)
+            .into_iter()
+            .enumerate()
+            .flat_map(|(i, r)| {
+                log_batch::open(&secret, &binding, i as u32, r)
+                    .unwrap()
+                    .to_vec()
+            })
+            .collect();
+        assert_eq!(opened, b"one secret=hunter2\ntwo\n");
+
+        // Past the cap, nothing more is kept.
+        assert!(!book.append(app, 7, &sealing, &[b'x'; 4_000]).unwrap());
+
+        // A torn append is cut back on the next open, and numbering goes on.
+        let path = book.file(&app, 7);
+        let mut torn = stored.clone();
+        torn.extend_from_slice(&stored[..50]);
+        std::fs::write(&path, &torn).unwrap();
+        let mut book = LogBook::open(dir.path(), limits).unwrap();
+        assert!(book.append(app, 7, &sealing, b"three\n").unwrap());
+        let records = log_batch::records(&std::fs::read(&path).unwrap())
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect::<Vec<_>>();
+        assert_eq!(records.len(), 3);
+        assert_eq!(
+            &log_batch::open(&secret, &binding, 2, &records[2]).unwrap()[..],
+            b"three\n"
+        );
+
+        // Two epochs are kept: at epoch 9, epoch 7 goes.
+        assert!(book.append(app, 8, &sealing, b"later\n").unwrap());
+        book.prune(9);
+        assert_eq!(book.epochs(&app), vec![8]);
+    }
+
+    #[test]
+    fn plaintext_from_earlier_workers_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("app-1")).unwrap();
+        std::fs::write(dir.path().join("app-1/epoch-3.log"), "secret\n").unwrap();
+        std::fs::write(dir.path().join("cursors.json"), "{}").unwrap();
+        LogBook::open(dir.path(), LogLimits::default()).unwrap();
+        assert!(!dir.path().join("app-1/epoch-3.log").exists());
+        assert!(!dir.path().join("cursors.json").exists());
+    }
+
+    #[test]
+    fn long_output_is_cut_into_batches_at_line_ends() {
+        let line = vec![b'a'; 1000];
+        let mut text = Vec::new();
+        for _ in 0..2_000 {
+            text.extend_from_slice(&line);
+            text.push(b'\n');
+        }
+        let pieces = batches(&text);
+        assert!(pieces.len() >= 2);
+        assert!(pieces.iter().all(|p| p.len() <= log_batch::MAX_BATCH_BYTES));
+        assert!(pieces.iter().all(|p| p.ends_with(b"\n")));
+        assert_eq!(pieces.concat(), text);
     }
 }

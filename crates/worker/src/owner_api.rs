@@ -26,8 +26,6 @@ use wetee_types::owner::{
 };
 use wetee_types::{AccountId, AppId, Hash, TaskId, WorkerId, Workload};
 
-use crate::logbook::LogBook;
-
 /// Path prefix of the owner API.
 pub const PREFIX: &str = "/_wetee/";
 /// How often a followed log is checked for new lines.
@@ -336,28 +334,22 @@ impl OwnerApi {
 
     /// The workload's logs; followed until the chain time passes `follow_until_ms`, if given.
     fn logs(&self, workload: Workload, follow_until_ms: Option<u64>) -> Response<Body> {
-        let Ok(book) = LogBook::open(&self.logs_dir) else {
-            return text(StatusCode::INTERNAL_SERVER_ERROR, "logs unavailable\n");
-        };
-        let mut everything = Vec::new();
-        // Where what is sent first ends: read once, so no line falls between two reads.
-        let mut sent = (0, 0);
-        for epoch in book.epochs(&workload) {
-            let bytes = book.read(&workload, epoch);
-            sent = (epoch, bytes.len());
-            everything.extend(bytes);
-        }
+        let mut cursor = LogCursor::default();
+        let everything = cursor.advance(&self.logs_dir, &workload);
         let Some(until) = follow_until_ms else {
-            return text(StatusCode::OK, everything);
+            return sealed_logs(
+                Full::new(Bytes::from(everything))
+                    .map_err(|never| match never {})
+                    .boxed(),
+            );
         };
         // Follow: what exists now, then whatever is appended, epoch after epoch.
-        let mut position: (u64, usize) = sent;
         let logs_dir = self.logs_dir.clone();
         let first = futures::stream::once(async move {
             Ok::<_, hyper::Error>(Frame::data(Bytes::from(everything)))
         });
         let chain_time = Arc::clone(&self.chain_time);
-        let rest = futures::stream::unfold((), move |()| {
+        let rest = futures::stream::unfold(cursor, move |mut cursor| {
             let logs_dir = logs_dir.clone();
             let chain_time = Arc::clone(&chain_time);
             async move {
@@ -366,32 +358,81 @@ impl OwnerApi {
                         return None;
                     }
                     tokio::time::sleep(FOLLOW_POLL).await;
-                    let Ok(book) = LogBook::open(&logs_dir) else {
-                        continue;
-                    };
-                    let mut fresh = Vec::new();
-                    for epoch in book.epochs(&workload) {
-                        if epoch < position.0 {
-                            continue;
-                        }
-                        let bytes = book.read(&workload, epoch);
-                        let from = if epoch == position.0 { position.1 } else { 0 };
-                        if bytes.len() > from {
-                            fresh.extend_from_slice(&bytes[from..]);
-                        }
-                        position = (epoch, bytes.len());
-                    }
+                    let fresh = cursor.advance(&logs_dir, &workload);
                     if !fresh.is_empty() {
-                        return Some((Ok(Frame::data(Bytes::from(fresh))), ()));
+                        return Some((Ok(Frame::data(Bytes::from(fresh))), cursor));
                     }
                 }
             }
         });
         use futures::StreamExt as _;
-        Response::new(http_body_util::BodyExt::boxed(StreamBody::new(
+        sealed_logs(http_body_util::BodyExt::boxed(StreamBody::new(
             first.chain(rest),
         )))
     }
+}
+
+/// A log answer: sealed records, framed (see [`LogCursor`]).
+fn sealed_logs(body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(wetee_client::owner_logs::SEALED_LOGS_TYPE),
+    );
+    response
+}
+
+/// How far a log answer has gone: the epoch, the records sent of it and their bytes. Each
+/// record is sent as `epoch: u64 BE ‖ index: u32 BE ‖ record` (the position the owner opens it
+/// at, see `wetee_sealing::log_batch`). Reads start where the last ended: a follow does not
+/// read a file again.
+#[derive(Debug, Default, Clone, Copy)]
+struct LogCursor {
+    epoch: u64,
+    index: u32,
+    offset: u64,
+}
+
+impl LogCursor {
+    fn advance(&mut self, dir: &std::path::Path, workload: &Workload) -> Vec<u8> {
+        let mut framed = Vec::new();
+        for epoch in crate::logbook::stored_epochs(dir, workload) {
+            if epoch < self.epoch {
+                continue;
+            }
+            if epoch > self.epoch {
+                *self = LogCursor {
+                    epoch,
+                    index: 0,
+                    offset: 0,
+                };
+            }
+            let Ok(bytes) = read_from(
+                &crate::logbook::stored_path(dir, workload, epoch),
+                self.offset,
+            ) else {
+                continue;
+            };
+            for record in wetee_sealing::log_batch::records(&bytes) {
+                framed.extend_from_slice(&epoch.to_be_bytes());
+                framed.extend_from_slice(&self.index.to_be_bytes());
+                framed.extend_from_slice(record);
+                self.index += 1;
+                self.offset += record.len() as u64;
+            }
+        }
+        framed
+    }
+}
+
+/// The bytes of `path` from `offset` on.
+fn read_from(path: &std::path::Path, offset: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read as _, Seek as _};
+    let mut file = std::fs::File::open(path)?;
+    file.seek(std::io::SeekFrom::Start(offset))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 enum Target {

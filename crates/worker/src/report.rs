@@ -4,17 +4,17 @@
 //! - Uptime: at every reconcile pass, an app counts as up when all its wanted replicas answer
 //!   their readiness probe; its uptime is the share of the epoch's samples it was up.
 //! - Usage: CPU time, peak memory and network bytes from the engine, as deltas between samples.
-//! - Logs: the Merkle root of the epoch's captured log file ([`crate::logbook`]).
+//! - Logs: the Merkle root of the epoch's sealed log batches ([`crate::logbook`]).
 //! - Task runs: exit code, the hash of the run's standard output, its log root, its duration and
 //!   usage, reported once the run's container has exited.
 
 use std::collections::BTreeMap;
 
 use wetee_types::report::{AppProof, FULL_UPTIME_BPS, RunReport, Usage, WorkReport};
-use wetee_types::{AppId, Hash, TaskId, Workload};
+use wetee_types::{AppId, TaskId, Workload};
 
 use crate::backend;
-use crate::logbook::{LogBook, log_root};
+use crate::logbook::LogBook;
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Samples {
@@ -136,25 +136,13 @@ pub fn run_report(
     logs: &LogBook,
 ) -> RunReport {
     let workload = Workload::TaskRun { task, run };
-    let mut all = Vec::new();
-    for epoch in logs.epochs(&workload) {
-        all.extend(logs.read(&workload, epoch));
-    }
-    // The output is what the run wrote to standard output, in order.
-    let output: String = String::from_utf8_lossy(&all)
-        .lines()
-        .filter_map(|line| {
-            let (_, rest) = line.split_once(' ')?;
-            rest.strip_prefix("out ")
-        })
-        .map(|text| format!("{text}\n"))
-        .collect();
     RunReport {
         task,
         run,
         exit_code: i32::try_from(exit_code).unwrap_or(i32::MIN),
-        output_hash: Hash::of(output.as_bytes()),
-        log_root: log_root(&all),
+        // What the run wrote to standard output, in order.
+        output_hash: logs.output_hash(&workload),
+        log_root: logs.root_of_all(&workload),
         duration_ms,
         usage,
     }

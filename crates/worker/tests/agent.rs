@@ -30,6 +30,12 @@ async fn the_worker_serves_proves_gets_paid_and_reports_task_results() {
     let _cleanup = support::Cleanup(hex::encode(running.identity.0));
     let client = Client::connect(&rpc).await.unwrap();
     let bob = dev_keypair("Bob");
+    // As `wetee app deploy` does first: the key the workload's output is sealed to.
+    assert!(
+        wetee_client::owner_key::publish(&client, &bob)
+            .await
+            .unwrap()
+    );
 
     let app = support::create_app(&client, &bob, support::app_spec("paid-page")).await;
     let ingress = running.ingress.port();
@@ -103,11 +109,6 @@ timeout_secs = 30
 
     // An app that crashes at start: the worker keeps going, and the owner sees why on chain,
     // its last log lines sealed to the sealing key the owner published.
-    assert!(
-        wetee_client::owner_key::publish(&client, &bob)
-            .await
-            .unwrap()
-    );
     let mut crashing = support::app_spec("never-served");
     crashing.container.args = wetee_types::codec::BoundedVec::try_new(vec![
         support::text("sh"),

@@ -568,6 +568,7 @@ fn dev_worker_config(
             pids_limit: wetee_worker::backend::confinement::DEFAULT_PIDS_LIMIT,
         },
         keys: Default::default(),
+        logs: Default::default(),
         ingress: wetee_worker::config::IngressConfig {
             listen: ingress,
             domain: "localhost".into(),

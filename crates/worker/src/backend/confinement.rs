@@ -34,8 +34,6 @@ impl Engine {
 pub const DEFAULT_PIDS_LIMIT: u32 = 1024;
 /// Open files per process: enough for a busy server, below the hard limit of common hosts.
 const OPEN_FILES: i64 = 16_384;
-/// The engine keeps at most this much of a container's output (the worker reads it as it goes).
-const ENGINE_LOG_MAX_SIZE: &str = "8m";
 /// The writable layer of a container that asked for no disk, where the engine can cap it.
 const SCRATCH_WITHOUT_DISK: &str = "256m";
 /// Podman's user namespace: a private range of 65,536 ids per container, so that root in one
@@ -126,12 +124,11 @@ impl Confinement {
                 };
                 HashMap::from([("size".into(), size)])
             }),
+            // The engine keeps no copy of the output: the worker reads it as it is written
+            // and keeps it only sealed to the owner (see `docker::output`).
             log_config: Some(HostConfigLogConfig {
-                typ: Some("json-file".into()),
-                config: Some(HashMap::from([
-                    ("max-size".into(), ENGINE_LOG_MAX_SIZE.into()),
-                    ("max-file".into(), "1".into()),
-                ])),
+                typ: Some("none".into()),
+                config: None,
             }),
             network_mode: Some(network.into()),
             ..HostConfig::default()
@@ -197,7 +194,7 @@ mod tests {
                 && u.soft == Some(0)
                 && u.hard == Some(0))
         );
-        assert_eq!(config.log_config.unwrap().config.unwrap()["max-file"], "1");
+        assert_eq!(config.log_config.unwrap().typ.as_deref(), Some("none"));
     }
 
     #[test]

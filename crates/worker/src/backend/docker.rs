@@ -3,6 +3,9 @@
 //! confined (see [`super::confinement`]), attached to its workload's own network and publishes
 //! its ports on 127.0.0.1 only (the worker's ingress is the way in).
 //!
+//! Output is not logged by the engine (log driver `none`): the worker reads it from an attach
+//! stream per container ([`output`]) and keeps it only sealed to the owner.
+//!
 //! Decrypted secrets reach a container as files: `<secrets_dir>/<container name>/<NAME>` on the
 //! host, mounted read-only at `/run/secrets`, and deleted with the container. Never as
 //! environment variables, which the engine writes into the container's configuration on disk;
@@ -16,25 +19,26 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bollard::Docker;
-use bollard::container::LogOutput;
 use bollard::models::{
     ContainerCreateBody, ContainerSummaryStateEnum, HostConfig, Mount, MountType, PortBinding,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StatsOptionsBuilder,
-    StopContainerOptionsBuilder,
+    RemoveContainerOptionsBuilder, StatsOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures::StreamExt as _;
 use wetee_types::manifest::{ImageRef, Protocol};
 
 use super::confinement::{Confinement, DEFAULT_PIDS_LIMIT, Engine};
 use super::{
-    Backend, BackendError, Instance, InstanceSpec, InstanceState, LogLine, LogStream,
-    MANAGED_LABEL, SecretFile, Usage, identity_from_labels,
+    Backend, BackendError, Instance, InstanceSpec, InstanceState, LogLine, MANAGED_LABEL,
+    SecretFile, Usage, identity_from_labels,
 };
 
 mod network;
+mod output;
+
+pub use output::{MAX_PENDING_BYTES, RECENT_LINES};
 
 /// Seconds to wait for the engine to answer.
 const TIMEOUT_SECS: u64 = 120;
@@ -50,6 +54,8 @@ pub struct DockerBackend {
     /// Names of containers between their secrets being written and the engine knowing them:
     /// a sweep leaves their directories alone.
     creating: Arc<Mutex<BTreeSet<String>>>,
+    /// Containers' output, as the worker reads it.
+    outputs: output::Outputs,
 }
 
 /// Where a container finds its secrets.
@@ -141,6 +147,7 @@ impl DockerBackend {
             scope: scope.to_string(),
             secrets_dir: None,
             creating: Arc::default(),
+            outputs: output::Outputs::default(),
             confinement: Confinement {
                 engine,
                 pids_limit: DEFAULT_PIDS_LIMIT,
@@ -286,37 +293,39 @@ impl DockerBackend {
         }
     }
 
-    /// An instance's output lines as the engine returns them for `options`.
-    async fn read_logs(
-        &self,
-        id: &str,
-        options: bollard::query_parameters::LogsOptions,
-    ) -> Result<Vec<LogLine>, BackendError> {
-        let mut stream = self.docker.logs(id, Some(options));
-        let mut lines = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| {
-                if not_found(&e) {
-                    BackendError::NotFound(id.to_string())
-                } else {
-                    engine(format!("reading logs of {id}"))(e)
+    /// Starts container `id` again if the engine left it `created` after a successful start.
+    ///
+    /// Podman 4's compatible service does that now and then when the start follows closely on
+    /// an attach (as here, so that no output is missed): the start answers 204 and the
+    /// container never runs. It is only asked again after a second without any change, so a
+    /// start still under way is not repeated (a repeated start of a finished task would run it
+    /// twice).
+    async fn confirm_started(&self, id: &str) {
+        for _ in 0..3 {
+            let mut still_created = true;
+            for _ in 0..10 {
+                let state = self
+                    .docker
+                    .inspect_container(id, None)
+                    .await
+                    .ok()
+                    .and_then(|inspected| inspected.state)
+                    .and_then(|state| state.status);
+                if state != Some(bollard::models::ContainerStateStatusEnum::CREATED) {
+                    still_created = false;
+                    break;
                 }
-            })?;
-            let (stream, message) = match chunk {
-                LogOutput::StdErr { message } => (LogStream::Stderr, message),
-                LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                    (LogStream::Stdout, message)
-                }
-                LogOutput::StdIn { .. } => continue,
-            };
-            for text in String::from_utf8_lossy(&message).lines() {
-                lines.push(LogLine {
-                    stream,
-                    text: text.to_string(),
-                });
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
+            if !still_created {
+                return;
+            }
+            tracing::debug!(
+                container = id,
+                "the engine left it created: starting it again"
+            );
+            let _ = self.docker.start_container(id, None).await;
         }
-        Ok(lines)
     }
 
     /// Where the engine keeps images and containers (`docker info`'s root directory).
@@ -597,6 +606,14 @@ impl Backend for DockerBackend {
             });
         }
         instances.sort_by(|a, b| a.name.cmp(&b.name));
+        // Containers found running (after a restart of the worker) are read from now on.
+        for instance in &instances {
+            if instance.state == InstanceState::Running
+                && let Err(e) = self.outputs.attach(&self.docker, &instance.id).await
+            {
+                tracing::debug!(container = %instance.name, error = %e, "attaching to the output");
+            }
+        }
         let names: BTreeSet<String> = instances.iter().map(|i| i.name.clone()).collect();
         self.sweep_secrets(&names);
         Ok(instances)
@@ -698,7 +715,13 @@ impl Backend for DockerBackend {
                 return Err(with_hint(engine(format!("creating {name}"))(e)));
             }
         };
+        // Attached before it starts, so that no line is missed. Without it the container still
+        // runs; its owner then gets no logs, and is told so in the worker's log.
+        if let Err(e) = self.outputs.attach(&self.docker, &created.id).await {
+            tracing::warn!(container = %name, error = %e, "cannot read the container's output");
+        }
         if let Err(e) = self.docker.start_container(&created.id, None).await {
+            self.outputs.forget(&created.id);
             // A container that never started would block its name and look alive.
             let options = RemoveContainerOptionsBuilder::new()
                 .force(true)
@@ -714,6 +737,7 @@ impl Backend for DockerBackend {
             let _ = self.release_network(&spec.workload).await;
             return Err(with_hint(engine(format!("starting {name}"))(e)));
         }
+        self.confirm_started(&created.id).await;
         let instances = self.list().await?;
         instances
             .into_iter()
@@ -777,6 +801,7 @@ impl Backend for DockerBackend {
                 Err(e) => return Err(engine(format!("removing {id}"))(e)),
             }
         }
+        self.outputs.forget(id);
         if let Some(dir) = &secrets {
             delete_secrets(dir)?;
         }
@@ -786,31 +811,12 @@ impl Backend for DockerBackend {
         }
     }
 
-    async fn logs_since(
+    async fn take_output(
         &self,
         id: &str,
-        since: i64,
-    ) -> Result<Vec<(String, LogLine)>, BackendError> {
-        let options = LogsOptionsBuilder::new()
-            .stdout(true)
-            .stderr(true)
-            .timestamps(true)
-            .since(i32::try_from(since).unwrap_or(i32::MAX))
-            .build();
-        let lines = self.read_logs(id, options).await?;
-        Ok(lines
-            .into_iter()
-            .map(|line| {
-                let (timestamp, text) = line.text.split_once(' ').unwrap_or((&line.text, ""));
-                (
-                    timestamp.to_string(),
-                    LogLine {
-                        stream: line.stream,
-                        text: text.to_string(),
-                    },
-                )
-            })
-            .collect())
+        finished: bool,
+    ) -> Result<(Vec<(String, LogLine)>, u64), BackendError> {
+        Ok(self.outputs.take(id, finished).await)
     }
 
     async fn run_times(&self, id: &str) -> Result<Option<(u64, u64)>, BackendError> {
@@ -841,12 +847,7 @@ impl Backend for DockerBackend {
     }
 
     async fn logs(&self, id: &str, tail: usize) -> Result<Vec<LogLine>, BackendError> {
-        let options = LogsOptionsBuilder::new()
-            .stdout(true)
-            .stderr(true)
-            .tail(&tail.to_string())
-            .build();
-        self.read_logs(id, options).await
+        Ok(self.outputs.recent(id, tail))
     }
 
     async fn usage(&self, id: &str) -> Result<Usage, BackendError> {

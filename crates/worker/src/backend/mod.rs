@@ -279,13 +279,14 @@ pub trait Backend: Clone + Send + Sync + 'static {
         grace: Duration,
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
-    /// Every line of an instance's output from `since` (Unix seconds) on, each with the
-    /// engine's RFC 3339 timestamp.
-    fn logs_since(
+    /// The lines an instance wrote since the last call (each with the RFC 3339 time it was
+    /// read), and how many were dropped meanwhile because the worker fell behind. For an
+    /// instance that has `finished`, its last lines are waited for.
+    fn take_output(
         &self,
         id: &str,
-        since: i64,
-    ) -> impl Future<Output = Result<Vec<(String, LogLine)>, BackendError>> + Send;
+        finished: bool,
+    ) -> impl Future<Output = Result<(Vec<(String, LogLine)>, u64), BackendError>> + Send;
 
     /// When an ended instance started and finished, in Unix milliseconds.
     fn run_times(
@@ -293,7 +294,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
         id: &str,
     ) -> impl Future<Output = Result<Option<(u64, u64)>, BackendError>> + Send;
 
-    /// The last `tail` lines of an instance's output.
+    /// The last `tail` lines of an instance's output (while it is not removed).
     fn logs(
         &self,
         id: &str,

@@ -308,12 +308,12 @@ mod tests {
             Ok(())
         }
 
-        async fn logs_since(
+        async fn take_output(
             &self,
             _: &str,
-            _: i64,
-        ) -> Result<Vec<(String, LogLine)>, BackendError> {
-            Ok(Vec::new())
+            _: bool,
+        ) -> Result<(Vec<(String, LogLine)>, u64), BackendError> {
+            Ok((Vec::new(), 0))
         }
 
         async fn run_times(&self, _: &str) -> Result<Option<(u64, u64)>, BackendError> {

@@ -346,6 +346,7 @@ pub fn worker_config(
             pids_limit: wetee_worker::backend::confinement::DEFAULT_PIDS_LIMIT,
         },
         keys: Default::default(),
+        logs: Default::default(),
         ingress: IngressConfig::default(),
         text_digest: None,
     }
