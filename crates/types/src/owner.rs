@@ -263,6 +263,10 @@ pub enum OwnerAuthError {
     /// Seen before within the window.
     #[error("this request was already served")]
     Replayed,
+    /// Signed before the worker started keeping its record of served requests (a restart
+    /// forgets it), so it may have been served: the client signs it again.
+    #[error("the request was signed before this worker started serving: sign it again")]
+    BeforeStart,
 }
 
 /// A request whose signature verified.

@@ -112,6 +112,10 @@ pub struct OwnerApi {
     authority: String,
     /// The latest verified block's time: the only clock requests are judged by.
     chain_time: Arc<AtomicU64>,
+    /// The chain time of the first block verified after start (0 until then). The record of
+    /// served requests lives in memory: requests signed before it may have been served by the
+    /// worker before a restart, so they are refused.
+    serving_since: AtomicU64,
     /// Requests served within the window, by their signed timestamp and nonce (a replay
     /// carries both unchanged), oldest first.
     seen: Mutex<Served>,
@@ -189,6 +193,7 @@ impl OwnerApi {
             worker,
             authority: authority_of(endpoint),
             chain_time: Arc::new(AtomicU64::new(chain_time_ms)),
+            serving_since: AtomicU64::new(0),
             seen: Mutex::new(Served::default()),
             logs_dir,
             owners: RwLock::new(BTreeMap::new()),
@@ -212,14 +217,23 @@ impl OwnerApi {
             .insert(workload, owner);
     }
 
-    /// The latest verified block's time; it never goes back.
+    /// The latest verified block's time; it never goes back. The first call opens the API.
     pub fn set_chain_time(&self, time_ms: u64) {
         self.chain_time.fetch_max(time_ms, Ordering::Relaxed);
+        let _ = self.serving_since.compare_exchange(
+            0,
+            time_ms.max(1),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
     }
 
     /// Records an owner's request as served, refusing it if it was served before within the
     /// window, or if this owner already has [`MAX_REQUESTS_PER_OWNER`] in it.
     fn first_time(&self, verified: &VerifiedRequest) -> Result<(), OwnerAuthError> {
+        if verified.timestamp_ms < self.serving_since.load(Ordering::Relaxed) {
+            return Err(OwnerAuthError::BeforeStart);
+        }
         let now = self.chain_time.load(Ordering::Relaxed);
         let mut served = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         served.forget_older_than(now.saturating_sub(REPLAY_WINDOW_MS));
@@ -255,6 +269,12 @@ impl OwnerApi {
         let Some(target) = parse_target(&path) else {
             return text(StatusCode::NOT_FOUND, "no such owner API path\n");
         };
+        if self.serving_since.load(Ordering::Relaxed) == 0 {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the worker has not verified a block since it started: try again shortly\n",
+            );
+        }
         let verified = verify_request(
             &self.genesis_hash,
             Audience {
@@ -486,6 +506,7 @@ mod tests {
             dir.to_path_buf(),
         );
         api.set_owner(Workload::App { app: AppId(1) }, owner.account_id());
+        api.set_chain_time(NOW);
         api
     }
 
@@ -558,6 +579,25 @@ mod tests {
         let fresh = signed(Signer::Account(&owner), WORKER, target, 3);
         let (status, body) = answer(&api, &request(&fresh, target, "10.0.0.1:8800")).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        // A worker restarted (its record of served requests lost) refuses what was signed
+        // before it verified its first block, and serves nothing until then.
+        let restarted = OwnerApi::new(
+            GENESIS,
+            WORKER,
+            "https://127.0.0.1:8800",
+            NOW,
+            dir.path().to_path_buf(),
+        );
+        restarted.set_owner(Workload::App { app: AppId(1) }, owner.account_id());
+        let (status, _) = answer(&restarted, &request(&headers, target, HOST)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        restarted.set_chain_time(NOW + 2_000);
+        let (status, body) = answer(&restarted, &request(&headers, target, HOST)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(body.contains("before this worker started"), "{body}");
+        let after = signed_at(Signer::Account(&owner), WORKER, target, 4, NOW + 2_000);
+        let (status, _) = answer(&restarted, &request(&after, target, HOST)).await;
+        assert_eq!(status, StatusCode::OK);
         // Once the chain's time has moved past the window, the request is stale, not replayable.
         api.set_chain_time(NOW + REPLAY_WINDOW_MS + 1);
         let (status, body) = answer(&api, &request(&headers, target, HOST)).await;

@@ -16,7 +16,8 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use wetee_types::AppId;
 use wetee_worker::ingress::{Ingress, IngressLimits, Routes};
 
-/// An app: `/` answers `ok`, `/echo` the length of the body it read, `/slow` after 30 s.
+/// An app: `/` answers `ok`, `/echo` the length of the body it read, `/slow` after 30 s,
+/// `/big` 64 MiB.
 async fn app() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -37,6 +38,7 @@ async fn app() -> SocketAddr {
                                 tokio::time::sleep(Duration::from_secs(30)).await;
                                 "late".into()
                             }
+                            "/big" => "x".repeat(64 << 20),
                             _ => "ok".into(),
                         };
                         Ok::<_, hyper::Error>(Response::new(Full::new(Bytes::from(text))))
@@ -57,6 +59,7 @@ const LIMITS: IngressLimits = IngressLimits {
     header_timeout_ms: 1_000,
     body_timeout_ms: 1_000,
     response_timeout_ms: 1_500,
+    write_timeout_ms: 1_000,
     max_body_bytes: 1 << 20,
     max_header_bytes: 8 << 10,
 };
@@ -270,4 +273,47 @@ async fn malformed_oversized_and_slow_requests_get_their_status() {
     )
     .await;
     assert!(answer.ends_with("read 100000"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_cut_and_its_slot_freed() {
+    let app = app().await;
+    let limits = IngressLimits {
+        max_connections_per_ip: 1,
+        ..LIMITS
+    };
+    let (address, _ingress) = ingress(app, limits).await;
+    // Asks for 64 MiB and reads none of it: the ingress's writes stall.
+    let mut stalled = connect_from("127.0.0.3", address).await.unwrap();
+    stalled
+        .write_all(b"GET /1/big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Its one slot is taken: another connection from it is closed at once.
+    let mut second = connect_from("127.0.0.3", address).await.unwrap();
+    assert!(closed(&mut second, Duration::from_millis(500)).await);
+    // After the write timeout the stalled connection is gone, and the client is served again.
+    let served = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let Some(mut stream) = connect_from("127.0.0.3", address).await else {
+                continue;
+            };
+            let _ = stream
+                .write_all(b"GET /1/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await;
+            let mut answer = Vec::new();
+            let _ = stream.read_to_end(&mut answer).await;
+            if String::from_utf8_lossy(&answer).contains(" 200 ") {
+                return;
+            }
+        }
+    };
+    assert!(
+        tokio::time::timeout(Duration::from_secs(10), served)
+            .await
+            .is_ok(),
+        "the stalled client still holds its slot"
+    );
 }

@@ -24,6 +24,9 @@ pub struct IngressLimits {
     pub body_timeout_ms: u64,
     /// The app must start answering within this (504).
     pub response_timeout_ms: u64,
+    /// The longest a client may leave an answer unread (a write that makes no progress): the
+    /// connection is closed then, so a client that stops reading holds nothing for long.
+    pub write_timeout_ms: u64,
     /// The largest request body (413).
     pub max_body_bytes: usize,
     /// The largest request head (431).
@@ -38,6 +41,7 @@ impl Default for IngressLimits {
             header_timeout_ms: 10_000,
             body_timeout_ms: 30_000,
             response_timeout_ms: 60_000,
+            write_timeout_ms: 30_000,
             max_body_bytes: 16 << 20,
             max_header_bytes: 32 << 10,
         }
@@ -53,6 +57,11 @@ impl IngressLimits {
     /// [`IngressLimits::body_timeout_ms`].
     pub fn body_timeout(&self) -> Duration {
         Duration::from_millis(self.body_timeout_ms)
+    }
+
+    /// [`IngressLimits::write_timeout_ms`].
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms)
     }
 
     /// [`IngressLimits::response_timeout_ms`].

@@ -183,10 +183,13 @@ impl Ingress {
                             }),
                     )
                 };
-                match (
-                    opening(&stream, limits.header_timeout()).await,
-                    &ingress.tls,
-                ) {
+                let opened = opening(&stream, limits.header_timeout()).await;
+                // A client that stops reading an answer stalls the writes: closed after the
+                // write timeout (TLS records included), instead of holding its slot for ever.
+                let mut guarded = tokio_io_timeout::TimeoutStream::new(stream);
+                guarded.set_write_timeout(Some(limits.write_timeout()));
+                let stream = Box::pin(guarded);
+                match (opened, &ingress.tls) {
                     (Opening::Nothing, _) => {}
                     (Opening::Tls, Some(tls)) => {
                         let handshake =
