@@ -46,6 +46,9 @@ struct Output {
     attached: bool,
     /// Signals the end of the attach stream.
     ended: Option<watch::Receiver<bool>>,
+    /// Whether a take has already waited for the end: a stream the engine keeps open after
+    /// the container ended must not delay every later pass.
+    waited: bool,
 }
 
 impl Output {
@@ -170,7 +173,13 @@ impl Outputs {
     /// meanwhile. For a container that has `finished`, first waits (briefly) for its stream to
     /// deliver its last lines.
     pub async fn take(&self, id: &str, finished: bool) -> (Taken, u64) {
-        let ended = self.lock().get(id).and_then(|o| o.ended.clone());
+        let ended = match self.lock().get_mut(id) {
+            Some(output) if finished && !output.waited => {
+                output.waited = true;
+                output.ended.clone()
+            }
+            _ => None,
+        };
         if finished && let Some(mut ended) = ended {
             let _ = tokio::time::timeout(DRAIN_WAIT, ended.wait_for(|done| *done)).await;
         }
