@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     };
     for (index, record) in records(data).into_iter().enumerate() {
         let _ = leaf_of(record);
-        let opened = open(&[9; 32], &binding, index as u32, record);
+        let opened = open(&[9; 32], &[5; 32], &binding, index as u32, record);
         assert!(opened.is_err(), "a record made without the owner's key opened");
     }
 });

@@ -1462,8 +1462,20 @@ async fn owner_get(
     if let Some(workload) = logs
         && response.status == 200
     {
-        let opener =
-            wetee_client::owner_logs::LogOpener::new(&key, light.genesis_hash(), worker, workload);
+        // Records open only if the worker's attested sealing key sealed them.
+        let record = light
+            .snapshot()
+            .worker(worker)
+            .await
+            .map_err(|e| anyhow::anyhow!("reading worker {worker}: {e}"))?
+            .with_context(|| format!("there is no worker {worker}"))?;
+        let opener = wetee_client::owner_logs::LogOpener::new(
+            &key,
+            light.genesis_hash(),
+            worker,
+            record.keys.sealing,
+            workload,
+        );
         return crate::owner_api::open_to_stdout(response, opener).await;
     }
     show(context.format, &crate::owner_api::json(response).await?);

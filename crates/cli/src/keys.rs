@@ -147,8 +147,12 @@ pub fn run(
                 let secret = read_secret(None, "secret URI or mnemonic")?;
                 keypair_from_uri(&secret, scheme)?
             } else {
-                // Inspecting is for any chain: a mnemonic is never taken inline.
-                let source = KeySource::parse_for_chain(&key, false)?;
+                // Inspecting is for any chain: a mnemonic is never taken inline (dev keys are
+                // public, and fine to inspect).
+                let source = KeySource::parse(&key)?;
+                if source.is_inline_secret() {
+                    return Err(wetee_client::keys::KeyError::InlineSecret.into());
+                }
                 source
                     .keypair(scheme, keystore)
                     .with_context(|| format!("reading {source}"))?

@@ -87,6 +87,12 @@ pub enum KeyError {
          from standard input) and pass NAME, or pass a file holding it"
     )]
     InlineSecret,
+    /// A development key on a chain that is not a development chain.
+    #[error(
+        "a development key (such as //Alice) is refused on this chain (it is not a development \
+         chain): anyone can sign with it"
+    )]
+    PublicDevKey,
     /// A keystore file is damaged.
     #[error("{path}: not a WeTEE key file: {reason}")]
     BadKeyFile {
@@ -363,14 +369,17 @@ impl KeySource {
     /// Reads a `--from` value: a URI if it starts with `/` or `0x` or has spaces, a file if one
     /// exists at that path, else a keystore name.
     pub fn parse(text: &str) -> Result<KeySource, KeyError> {
-        let looks_like_uri = text.starts_with('/') && !Path::new(text).is_file()
-            || text.starts_with("0x")
-            || text.trim().contains(' ');
-        if looks_like_uri {
-            return Ok(KeySource::Uri(text.parse()?));
-        }
+        // An existing file wins, whatever its name looks like (a path may have spaces).
         if Path::new(text).is_file() {
             return Ok(KeySource::File(PathBuf::from(text)));
+        }
+        // Several words, however separated, are a phrase: never taken for a name, which an
+        // error message would quote.
+        let looks_like_uri = text.starts_with('/')
+            || text.starts_with("0x")
+            || text.split_whitespace().nth(1).is_some();
+        if looks_like_uri {
+            return Ok(KeySource::Uri(text.parse()?));
         }
         Ok(KeySource::Named(text.to_string()))
     }
@@ -388,6 +397,9 @@ impl KeySource {
         })?;
         if !development_chain && source.is_inline_secret() {
             return Err(KeyError::InlineSecret);
+        }
+        if !development_chain && matches!(&source, KeySource::Uri(uri) if uri.is_public_dev_key()) {
+            return Err(KeyError::PublicDevKey);
         }
         Ok(source)
     }
@@ -552,8 +564,18 @@ mod tests {
                 assert!(!said.contains(&word), "{word:?} echoed: {message}");
             }
         }
-        let dev = KeySource::parse_for_chain("//Alice", false).unwrap();
+        assert!(matches!(
+            KeySource::parse_for_chain("//Alice", false),
+            Err(KeyError::PublicDevKey)
+        ));
+        let dev = KeySource::parse_for_chain("//Alice", true).unwrap();
         assert_eq!(dev.to_string(), "the dev key //Alice");
+        // Words on separate lines are a phrase too, not a keystore name to quote.
+        let lines = typo.replace(' ', "\n");
+        assert!(matches!(
+            KeySource::parse_for_chain(&lines, false),
+            Err(KeyError::InlineSecret)
+        ));
         let inline = KeySource::parse_for_chain(typo, true).unwrap();
         assert_eq!(inline.to_string(), "the secret given inline");
         let err = inline

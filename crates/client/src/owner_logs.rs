@@ -5,9 +5,11 @@
 //! frame = epoch: u64 BE ‖ index: u32 BE ‖ record
 //! ```
 //!
-//! Every record opens only with the owner's account key, and only at the workload, epoch,
-//! position, worker and chain it was sealed for: a worker (or anyone on the path) that
-//! replays, reorders or moves records is caught.
+//! Every record opens only with the owner's account key, only if the worker's attested sealing
+//! key sealed it, and only at the workload, epoch, position, worker and chain it was sealed
+//! for; positions must run on from 0 in each epoch, epochs only go up. Records planted by the
+//! operator (anyone can seal to the owner's public key), replayed, reordered or moved are
+//! refused.
 
 use wetee_sealing::log_batch;
 use wetee_types::{AccountId, Hash, Keypair, WorkerId, Workload};
@@ -39,6 +41,16 @@ pub enum OwnerLogError {
     /// The stream ended inside a frame.
     #[error("the worker's answer ended inside a record")]
     Truncated,
+    /// A record is not where the stream's order puts it (skipped, repeated or reordered).
+    #[error(
+        "record {index} of epoch {epoch} is out of order: records were skipped, repeated or reordered"
+    )]
+    OutOfOrder {
+        /// Its epoch.
+        epoch: u64,
+        /// Its position.
+        index: u32,
+    },
 }
 
 /// Opens framed records as they arrive.
@@ -48,6 +60,10 @@ pub struct LogOpener {
     workload: Workload,
     owner: AccountId,
     secret: Zeroizing<[u8; 32]>,
+    /// The worker's attested sealing key, from its record.
+    worker_key: [u8; 32],
+    /// The epoch and position the next record must have (any epoch first, from 0).
+    next: Option<(u64, u32)>,
     buffer: Vec<u8>,
     /// The leaves of what was opened, per epoch, in order: the log roots to compare with the
     /// worker's reports.
@@ -61,11 +77,13 @@ impl std::fmt::Debug for LogOpener {
 }
 
 impl LogOpener {
-    /// An opener of `workload`'s logs from `worker`, for `owner`.
+    /// An opener of `workload`'s logs from `worker` (whose attested sealing key, from its
+    /// record read through the light client, is `worker_key`), for `owner`.
     pub fn new(
         owner: &Keypair,
         genesis_hash: Hash,
         worker: WorkerId,
+        worker_key: [u8; 32],
         workload: Workload,
     ) -> LogOpener {
         LogOpener {
@@ -74,6 +92,8 @@ impl LogOpener {
             workload,
             owner: owner.account_id(),
             secret: wetee_sealing::owner_secret(owner),
+            worker_key,
+            next: None,
             buffer: Vec::new(),
             leaves: Vec::new(),
         }
@@ -97,6 +117,16 @@ impl LogOpener {
                 break;
             };
             let record = &rest[FRAME_HEADER..FRAME_HEADER + record_len];
+            let in_order = match self.next {
+                None => index == 0,
+                Some((expected_epoch, expected_index)) => {
+                    (epoch == expected_epoch && index == expected_index)
+                        || (epoch > expected_epoch && index == 0)
+                }
+            };
+            if !in_order {
+                return Err(OwnerLogError::OutOfOrder { epoch, index });
+            }
             let binding = log_batch::Binding {
                 genesis_hash: &self.genesis_hash,
                 workload: self.workload,
@@ -104,8 +134,9 @@ impl LogOpener {
                 worker: self.worker,
                 owner: &self.owner,
             };
-            let lines = log_batch::open(&self.secret, &binding, index, record)
+            let lines = log_batch::open(&self.secret, &self.worker_key, &binding, index, record)
                 .map_err(|_| OwnerLogError::CannotOpen { epoch, index })?;
+            self.next = Some((epoch, index.saturating_add(1)));
             if let Some(leaf) = log_batch::leaf_of(record) {
                 self.leaves.push((epoch, leaf));
             }
@@ -161,12 +192,14 @@ mod tests {
             worker: WorkerId(4),
             owner: &account,
         };
-        let a = log_batch::seal(&binding(1), 0, &key, b"first\n").unwrap();
-        let b = log_batch::seal(&binding(1), 1, &key, b"second\n").unwrap();
-        let c = log_batch::seal(&binding(2), 0, &key, b"third\n").unwrap();
+        let worker_secret = [3u8; 32];
+        let worker_key = wetee_sealing::public_key(&worker_secret);
+        let a = log_batch::seal(&binding(1), 0, &worker_secret, &key, b"first\n").unwrap();
+        let b = log_batch::seal(&binding(1), 1, &worker_secret, &key, b"second\n").unwrap();
+        let c = log_batch::seal(&binding(2), 0, &worker_secret, &key, b"third\n").unwrap();
         let stream = [frame(1, 0, &a), frame(1, 1, &b), frame(2, 0, &c)].concat();
         for chunk in [1, 7, 100, stream.len()] {
-            let mut opener = LogOpener::new(&owner, genesis, WorkerId(4), workload);
+            let mut opener = LogOpener::new(&owner, genesis, WorkerId(4), worker_key, workload);
             let mut text = Vec::new();
             for piece in stream.chunks(chunk) {
                 text.extend_from_slice(&opener.feed(piece).unwrap());
@@ -181,17 +214,31 @@ mod tests {
         }
         // Swapped positions, another worker, a cut stream: refused.
         let swapped = [frame(1, 1, &a), frame(1, 0, &b)].concat();
-        let mut opener = LogOpener::new(&owner, genesis, WorkerId(4), workload);
+        let mut opener = LogOpener::new(&owner, genesis, WorkerId(4), worker_key, workload);
         assert!(matches!(
             opener.feed(&swapped),
-            Err(OwnerLogError::CannotOpen { index: 1, .. })
+            Err(OwnerLogError::OutOfOrder { index: 1, .. })
         ));
-        let mut elsewhere = LogOpener::new(&owner, genesis, WorkerId(5), workload);
+        // A record repeated: refused.
+        let skipping = [frame(1, 0, &a), frame(2, 0, &c), frame(2, 0, &c)].concat();
+        let mut opener = LogOpener::new(&owner, genesis, WorkerId(4), worker_key, workload);
+        assert!(matches!(
+            opener.feed(&skipping),
+            Err(OwnerLogError::OutOfOrder { epoch: 2, index: 0 })
+        ));
+        // Planted by someone else with the owner's public key: refused.
+        let planted = log_batch::seal(&binding(1), 0, &[9u8; 32], &key, b"forged\n").unwrap();
+        let mut opener = LogOpener::new(&owner, genesis, WorkerId(4), worker_key, workload);
+        assert!(matches!(
+            opener.feed(&frame(1, 0, &planted)),
+            Err(OwnerLogError::CannotOpen { .. })
+        ));
+        let mut elsewhere = LogOpener::new(&owner, genesis, WorkerId(5), worker_key, workload);
         assert!(elsewhere.feed(&stream).is_err());
-        let mut cut = LogOpener::new(&owner, genesis, WorkerId(4), workload);
+        let mut cut = LogOpener::new(&owner, genesis, WorkerId(4), worker_key, workload);
         cut.feed(&stream[..stream.len() - 3]).unwrap();
         assert!(matches!(cut.finish(), Err(OwnerLogError::Truncated)));
-        let mut garbage = LogOpener::new(&owner, genesis, WorkerId(4), workload);
+        let mut garbage = LogOpener::new(&owner, genesis, WorkerId(4), worker_key, workload);
         assert!(matches!(
             garbage.feed(&[0xff; 64]),
             Err(OwnerLogError::Malformed)

@@ -156,6 +156,58 @@ fn hpke_seal(
     Ok((enc.to_bytes().into(), ciphertext))
 }
 
+/// HPKE auth-mode single-shot seal: the recipient learns that the holder of `sender`'s
+/// private key sealed it.
+fn hpke_seal_auth(
+    sender: &[u8; 32],
+    recipient: &[u8; 32],
+    info: &[u8],
+    aad: &[u8],
+    value: &[u8],
+) -> Result<([u8; 32], Vec<u8>), SealError> {
+    let public = <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(recipient)
+        .map_err(|_| SealError::BadPublicKey)?;
+    let sender_private = <X25519HkdfSha256 as Kem>::PrivateKey::from_bytes(sender)
+        .map_err(|_| SealError::BadPublicKey)?;
+    let sender_public = X25519HkdfSha256::sk_to_pk(&sender_private);
+    let (enc, ciphertext) = hpke::single_shot_seal::<Aead, Kdf, X25519HkdfSha256>(
+        &OpModeS::Auth((sender_private, sender_public)),
+        &public,
+        info,
+        value,
+        aad,
+    )
+    .map_err(|_| SealError::BadPublicKey)?;
+    Ok((enc.to_bytes().into(), ciphertext))
+}
+
+/// HPKE auth-mode single-shot open: fails unless `sender`'s private key sealed it.
+fn hpke_open_auth(
+    secret: &[u8; 32],
+    sender: &[u8; 32],
+    info: &[u8],
+    aad: &[u8],
+    enc: &[u8; 32],
+    ciphertext: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, SealError> {
+    let private = <X25519HkdfSha256 as Kem>::PrivateKey::from_bytes(secret)
+        .map_err(|_| SealError::CannotOpen)?;
+    let sender = <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(sender)
+        .map_err(|_| SealError::CannotOpen)?;
+    let enc = <X25519HkdfSha256 as Kem>::EncappedKey::from_bytes(enc)
+        .map_err(|_| SealError::CannotOpen)?;
+    hpke::single_shot_open::<Aead, Kdf, X25519HkdfSha256>(
+        &OpModeR::Auth(sender),
+        &private,
+        &enc,
+        info,
+        ciphertext,
+        aad,
+    )
+    .map(Zeroizing::new)
+    .map_err(|_| SealError::CannotOpen)
+}
+
 /// HPKE base-mode single-shot open.
 fn hpke_open(
     secret: &[u8; 32],

@@ -1,9 +1,11 @@
 //! A workload's output at rest: batches of log lines sealed by the worker to the owner.
 //!
 //! The worker appends one record per batch of lines it collects to the workload's file for the
-//! epoch. A record is sealed on its own with HPKE to the owner's sealing key, so the worker
-//! keeps no key between batches and a restart simply goes on with the next record; what the
-//! operator's disk holds opens only with the owner's account key.
+//! epoch. A record is sealed on its own with HPKE in auth mode, from the worker's attested
+//! sealing key to the owner's sealing key, so the worker keeps no key between batches and a
+//! restart simply goes on with the next record; what the operator's disk holds opens only with
+//! the owner's account key, and only if the worker's TEE sealed it (a record the operator
+//! planted, sealed with the owner's public key alone, does not open).
 //!
 //! Each record carries a public leaf, BLAKE3 over a fresh random salt (sealed inside) and the
 //! batch's lines: the epoch's log root in the work report is the Merkle root of its leaves, so
@@ -16,7 +18,7 @@
 //! aad       = INFO ‖ genesis ‖ workload ‖ epoch ‖ index ‖ worker ‖ owner ‖ leaf
 //! ```
 
-use crate::{SealError, hpke_open, hpke_seal};
+use crate::{SealError, hpke_open_auth, hpke_seal_auth};
 use wetee_types::{AccountId, Hash, WorkerId, Workload};
 use zeroize::Zeroizing;
 
@@ -66,10 +68,12 @@ fn leaf(salt: &[u8], lines: &[u8]) -> Hash {
     Hash::of_parts(&[LEAF_DOMAIN, salt, lines])
 }
 
-/// Seals `lines` as the record at `index` of the binding's file, to `owner_key`.
+/// Seals `lines` as the record at `index` of the binding's file, from the worker's sealing
+/// secret `worker_secret` to `owner_key`.
 pub fn seal(
     binding: &Binding,
     index: u32,
+    worker_secret: &[u8; 32],
     owner_key: &[u8; 32],
     lines: &[u8],
 ) -> Result<Vec<u8>, SealError> {
@@ -80,7 +84,8 @@ pub fn seal(
     getrandom::getrandom(&mut plain).map_err(|_| SealError::NoRandomness)?;
     let leaf = leaf(&plain[..SALT_BYTES], lines);
     plain.extend_from_slice(lines);
-    let (enc, ciphertext) = hpke_seal(
+    let (enc, ciphertext) = hpke_seal_auth(
+        worker_secret,
         owner_key,
         INFO,
         &binding.aad(index, &leaf, owner_key),
@@ -127,10 +132,12 @@ pub fn records(bytes: &[u8]) -> Vec<&[u8]> {
     found
 }
 
-/// Opens the record at `index` of the binding's file with the owner's sealing secret, and
-/// checks its lines against its leaf.
+/// Opens the record at `index` of the binding's file with the owner's sealing secret, checks
+/// that the worker whose sealing key is `worker_key` sealed it, and checks its lines against
+/// its leaf.
 pub fn open(
     owner_secret: &[u8; 32],
+    worker_key: &[u8; 32],
     binding: &Binding,
     index: u32,
     record: &[u8],
@@ -143,8 +150,9 @@ pub fn open(
         .try_into()
         .map_err(|_| SealError::CannotOpen)?;
     let key = crate::public_key(owner_secret);
-    let plain = hpke_open(
+    let plain = hpke_open_auth(
         owner_secret,
+        worker_key,
         INFO,
         &binding.aad(index, &leaf, &key),
         &enc,
@@ -178,8 +186,10 @@ mod tests {
             worker: WorkerId(1),
             owner: &account,
         };
+        let worker_secret = [5u8; 32];
+        let worker_key = crate::public_key(&worker_secret);
         let lines = b"2026-12-06T20:00:00Z out API_TOKEN=hunter2\n";
-        let record = seal(&binding, 0, &key, lines).unwrap();
+        let record = seal(&binding, 0, &worker_secret, &key, lines).unwrap();
         assert!(
             !record.windows(7).any(|w| w == b"hunter2"),
             "the line is in the clear"
@@ -187,29 +197,35 @@ mod tests {
         assert_eq!(record_len(&record).unwrap(), Some(record.len()));
         assert_eq!(records(&[record.clone(), record.clone()].concat()).len(), 2);
         assert_eq!(records(&record[..record.len() - 1]).len(), 0);
-        assert_eq!(&open(&secret, &binding, 0, &record).unwrap()[..], lines);
+        assert_eq!(
+            &open(&secret, &worker_key, &binding, 0, &record).unwrap()[..],
+            lines
+        );
 
         // Another position, epoch, workload or owner: refused.
-        assert!(open(&secret, &binding, 1, &record).is_err());
+        assert!(open(&secret, &worker_key, &binding, 1, &record).is_err());
         let later = Binding {
             epoch: 13,
             ..binding
         };
-        assert!(open(&secret, &later, 0, &record).is_err());
+        assert!(open(&secret, &worker_key, &later, 0, &record).is_err());
         let other_app = Binding {
             workload: Workload::App { app: AppId(4) },
             ..binding
         };
-        assert!(open(&secret, &other_app, 0, &record).is_err());
+        assert!(open(&secret, &worker_key, &other_app, 0, &record).is_err());
         let stranger = crate::owner_secret(&Keypair::from_seed(KeyScheme::Ed25519, [8; 32]));
-        assert!(open(&stranger, &binding, 0, &record).is_err());
+        assert!(open(&stranger, &worker_key, &binding, 0, &record).is_err());
 
         // A swapped leaf does not open; equal lines give different leaves.
         let mut swapped = record.clone();
         swapped[4] ^= 1;
-        assert!(open(&secret, &binding, 0, &swapped).is_err());
-        let again = seal(&binding, 0, &key, lines).unwrap();
+        assert!(open(&secret, &worker_key, &binding, 0, &swapped).is_err());
+        let again = seal(&binding, 0, &worker_secret, &key, lines).unwrap();
         assert_ne!(leaf_of(&again), leaf_of(&record));
+        // Sealed by anyone but the worker (the owner's key is public): refused.
+        let planted = seal(&binding, 0, &[6u8; 32], &key, b"forged\n").unwrap();
+        assert!(open(&secret, &worker_key, &binding, 0, &planted).is_err());
     }
 
     #[test]

@@ -299,6 +299,7 @@ impl<B: Backend> Worker<B> {
             worker: self.id,
             owner,
             owner_key: key,
+            worker_secret: self.identity.sealing_secret(),
         })
     }
 

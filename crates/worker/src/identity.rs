@@ -112,6 +112,12 @@ impl WorkerIdentity {
         wetee_types::attestation::worker_report_data(genesis_hash, &self.keys(), nonce)
     }
 
+    /// The sealing secret, for sealing a workload's output to its owner as this worker (see
+    /// `wetee_sealing::log_batch`); zeroized when dropped.
+    pub fn sealing_secret(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.sealing.to_bytes())
+    }
+
     /// Opens a secret an owner sealed to this worker's sealing key, with the associated data
     /// the chain's record implies. The value never leaves memory and is zeroized when dropped.
     pub fn open_secret(

@@ -50,8 +50,8 @@ impl Default for LogLimits {
     }
 }
 
-/// To whom a workload's output is sealed.
-#[derive(Debug, Clone, Copy)]
+/// To whom a workload's output is sealed, and by whom.
+#[derive(Clone)]
 pub struct Sealing {
     /// The chain.
     pub genesis_hash: Hash,
@@ -61,6 +61,14 @@ pub struct Sealing {
     pub owner: AccountId,
     /// The owner's X25519 sealing key, as published on chain.
     pub owner_key: [u8; 32],
+    /// This worker's X25519 sealing secret (attested): records sealed with it are the TEE's.
+    pub worker_secret: zeroize::Zeroizing<[u8; 32]>,
+}
+
+impl std::fmt::Debug for Sealing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sealing(to {} from worker {})", self.owner, self.worker)
+    }
 }
 
 /// What is known of one epoch file: its records and their bytes.
@@ -223,13 +231,17 @@ impl LogBook {
         let mut sealed = Vec::new();
         for batch in batches(text) {
             let index = state.records + u32::try_from(sealed.len()).unwrap_or(u32::MAX);
-            let record =
-                log_batch::seal(&binding, index, &sealing.owner_key, batch).map_err(|e| {
-                    BackendError::Engine {
-                        operation: format!("sealing the output of {workload}"),
-                        reason: e.to_string(),
-                    }
-                })?;
+            let record = log_batch::seal(
+                &binding,
+                index,
+                &sealing.worker_secret,
+                &sealing.owner_key,
+                batch,
+            )
+            .map_err(|e| BackendError::Engine {
+                operation: format!("sealing the output of {workload}"),
+                reason: e.to_string(),
+            })?;
             sealed.push(record);
         }
         if let Some(parent) = path.parent() {
@@ -244,7 +256,13 @@ impl LogBook {
         }
         let mut file = options.open(&path).map_err(|e| io(&path, e))?;
         let bytes = sealed.concat();
-        file.write_all(&bytes).map_err(|e| io(&path, e))?;
+        if let Err(e) = file.write_all(&bytes) {
+            // A torn record would make every later one unreadable: cut it off, and read the
+            // file's state again next time.
+            let _ = file.set_len(state.bytes);
+            self.files.remove(&(workload, epoch));
+            return Err(io(&path, e));
+        }
         state.records += u32::try_from(sealed.len()).unwrap_or(u32::MAX);
         state.bytes += bytes.len() as u64;
         self.files.insert((workload, epoch), state);
@@ -454,8 +472,11 @@ mod tests {
             worker: WorkerId(1),
             owner: owner.account_id(),
             owner_key: wetee_sealing::public_key(&wetee_sealing::owner_secret(owner)),
+            worker_secret: zeroize::Zeroizing::new(WORKER_SECRET),
         }
     }
+
+    const WORKER_SECRET: [u8; 32] = [8; 32];
 
     #[test]
     fn output_is_kept_sealed_capped_recovered_and_pruned() {
@@ -478,8 +499,9 @@ mod tests {
         assert_eq!(leaves(&stored).len(), 2);
         assert_ne!(book.root(&app, 7), Hash::default());
 
-        // The owner opens each record at its position.
+        // The owner opens each record at its position, sealed by this worker.
         let secret = wetee_sealing::owner_secret(&owner);
+        let worker_key = wetee_sealing::public_key(&WORKER_SECRET);
         let binding = log_batch::Binding {
             genesis_hash: &sealing.genesis_hash,
             workload: app,
@@ -491,7 +513,7 @@ mod tests {
             .into_iter()
             .enumerate()
             .flat_map(|(i, r)| {
-                log_batch::open(&secret, &binding, i as u32, r)
+                log_batch::open(&secret, &worker_key, &binding, i as u32, r)
                     .unwrap()
                     .to_vec()
             })
@@ -514,7 +536,7 @@ mod tests {
             .collect::<Vec<_>>();
         assert_eq!(records.len(), 3);
         assert_eq!(
-            &log_batch::open(&secret, &binding, 2, &records[2]).unwrap()[..],
+            &log_batch::open(&secret, &worker_key, &binding, 2, &records[2]).unwrap()[..],
             b"three\n"
         );
 

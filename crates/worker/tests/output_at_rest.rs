@@ -121,7 +121,13 @@ async fn a_secret_an_app_prints_is_readable_by_its_owner_and_nowhere_on_disk() {
             .await
             .ok()?;
         let body = response.bytes().await.ok()?;
-        let mut opener = LogOpener::new(&bob, genesis, running.worker, Workload::App { app });
+        let mut opener = LogOpener::new(
+            &bob,
+            genesis,
+            running.worker,
+            record.keys.sealing,
+            Workload::App { app },
+        );
         let lines = opener.feed(&body).expect("every record opens");
         opener.finish().expect("whole records");
         let text = String::from_utf8_lossy(&lines).to_string();
@@ -142,6 +148,7 @@ async fn a_secret_an_app_prints_is_readable_by_its_owner_and_nowhere_on_disk() {
         &dev_keypair("Eve"),
         genesis,
         running.worker,
+        record.keys.sealing,
         Workload::App { app },
     );
     assert!(eve.feed(&body).is_err());

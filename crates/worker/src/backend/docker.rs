@@ -737,7 +737,11 @@ impl Backend for DockerBackend {
             let _ = self.release_network(&spec.workload).await;
             return Err(with_hint(engine(format!("starting {name}"))(e)));
         }
-        self.confirm_started(&created.id).await;
+        // A task run is never started twice (a start only delayed would run it again): one
+        // the engine left created is replaced by the reconciler instead.
+        if !matches!(spec.workload, wetee_types::Workload::TaskRun { .. }) {
+            self.confirm_started(&created.id).await;
+        }
         let instances = self.list().await?;
         instances
             .into_iter()

@@ -30,6 +30,9 @@ pub const MAX_PENDING_BYTES: usize = 8 << 20;
 pub const RECENT_LINES: usize = 200;
 /// The longest line kept whole; longer ones are cut there.
 pub const MAX_LINE_BYTES: usize = 64 << 10;
+/// What a line costs beyond its text (its time label and bookkeeping), counted against
+/// [`MAX_PENDING_BYTES`] so that a flood of empty lines is capped too.
+const LINE_OVERHEAD: usize = 96;
 /// How long [`Outputs::take`] waits for an ended container's last lines.
 const DRAIN_WAIT: Duration = Duration::from_secs(2);
 
@@ -58,11 +61,12 @@ impl Output {
             self.recent.pop_front();
         }
         self.recent.push_back(line.clone());
-        if self.pending_bytes + line.text.len() > MAX_PENDING_BYTES {
+        let cost = line.text.len() + LINE_OVERHEAD;
+        if self.pending_bytes + cost > MAX_PENDING_BYTES {
             self.dropped += 1;
             return;
         }
-        self.pending_bytes += line.text.len();
+        self.pending_bytes += cost;
         self.pending.push((now_rfc3339(), line));
     }
 }
@@ -133,11 +137,14 @@ impl Outputs {
                 };
                 let buffer = &mut partial[usize::from(kind == LogStream::Stderr)];
                 buffer.extend_from_slice(&bytes);
+                // One pass over the buffer, one drain: linear in what arrived.
                 let mut lines = Vec::new();
-                while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = buffer.drain(..=end).collect();
-                    lines.push(line_text(&line[..end]));
+                let mut start = 0;
+                while let Some(at) = buffer[start..].iter().position(|b| *b == b'\n') {
+                    lines.push(line_text(&buffer[start..start + at]));
+                    start += at + 1;
                 }
+                buffer.drain(..start);
                 if buffer.len() > MAX_LINE_BYTES {
                     lines.push(line_text(&std::mem::take(buffer)));
                 }
@@ -261,7 +268,7 @@ mod tests {
     #[test]
     fn pending_output_is_capped_and_drops_are_counted() {
         let mut output = Output::default();
-        let line = "x".repeat(MAX_LINE_BYTES);
+        let line = "x".repeat(MAX_LINE_BYTES - LINE_OVERHEAD);
         let fits = MAX_PENDING_BYTES / MAX_LINE_BYTES;
         for _ in 0..fits + 3 {
             output.push(LogStream::Stdout, line.clone());
@@ -269,5 +276,12 @@ mod tests {
         assert_eq!(output.pending.len(), fits);
         assert_eq!(output.dropped, 3);
         assert_eq!(output.recent.len(), RECENT_LINES.min(fits + 3));
+        // Empty lines are capped as well.
+        let mut empty = Output::default();
+        for _ in 0..MAX_PENDING_BYTES / LINE_OVERHEAD + 10 {
+            empty.push(LogStream::Stdout, String::new());
+        }
+        assert_eq!(empty.pending.len(), MAX_PENDING_BYTES / LINE_OVERHEAD);
+        assert_eq!(empty.dropped, 10);
     }
 }
