@@ -354,41 +354,44 @@ impl OwnerApi {
 
     /// The workload's logs; followed until the chain time passes `follow_until_ms`, if given.
     fn logs(&self, workload: Workload, follow_until_ms: Option<u64>) -> Response<Body> {
-        let mut cursor = LogCursor::default();
-        let everything = cursor.advance(&self.logs_dir, &workload);
-        let Some(until) = follow_until_ms else {
-            return sealed_logs(
-                Full::new(Bytes::from(everything))
-                    .map_err(|never| match never {})
-                    .boxed(),
-            );
-        };
-        // Follow: what exists now, then whatever is appended, epoch after epoch.
+        // Sent a bounded piece at a time, read off the runtime's threads: a long history costs
+        // the worker a few MiB of memory per answer, not the history's size.
         let logs_dir = self.logs_dir.clone();
-        let first = futures::stream::once(async move {
-            Ok::<_, hyper::Error>(Frame::data(Bytes::from(everything)))
-        });
         let chain_time = Arc::clone(&self.chain_time);
-        let rest = futures::stream::unfold(cursor, move |mut cursor| {
+        let pieces = futures::stream::unfold((LogCursor::default(), true), move |state| {
             let logs_dir = logs_dir.clone();
             let chain_time = Arc::clone(&chain_time);
             async move {
+                let (mut cursor, first) = state;
                 loop {
+                    let dir = logs_dir.clone();
+                    let (moved, piece) = tokio::task::spawn_blocking(move || {
+                        let mut cursor = cursor;
+                        let piece = cursor.advance(&dir, &workload);
+                        (cursor, piece)
+                    })
+                    .await
+                    .ok()?;
+                    cursor = moved;
+                    // The first piece goes out even when empty: the client learns at once
+                    // that its request was answered.
+                    if !piece.is_empty() || first {
+                        return Some((
+                            Ok::<_, hyper::Error>(Frame::data(Bytes::from(piece))),
+                            (cursor, false),
+                        ));
+                    }
+                    // All that is stored now was sent: done, or (following) wait for more
+                    // until the session ends by chain time.
+                    let until = follow_until_ms?;
                     if chain_time.load(Ordering::Relaxed) > until {
                         return None;
                     }
                     tokio::time::sleep(FOLLOW_POLL).await;
-                    let fresh = cursor.advance(&logs_dir, &workload);
-                    if !fresh.is_empty() {
-                        return Some((Ok(Frame::data(Bytes::from(fresh))), cursor));
-                    }
                 }
             }
         });
-        use futures::StreamExt as _;
-        sealed_logs(http_body_util::BodyExt::boxed(StreamBody::new(
-            first.chain(rest),
-        )))
+        sealed_logs(http_body_util::BodyExt::boxed(StreamBody::new(pieces)))
     }
 }
 
@@ -413,7 +416,12 @@ struct LogCursor {
     offset: u64,
 }
 
+/// The most a log answer reads from disk at once: at least one whole record (at most 1 MiB).
+const LOG_PIECE_BYTES: u64 = 2 << 20;
+
 impl LogCursor {
+    /// The next stored records (about [`LOG_PIECE_BYTES`] at most), framed; empty when all
+    /// that is stored now has been sent.
     fn advance(&mut self, dir: &std::path::Path, workload: &Workload) -> Vec<u8> {
         let mut framed = Vec::new();
         for epoch in crate::logbook::stored_epochs(dir, workload) {
@@ -427,10 +435,8 @@ impl LogCursor {
                     offset: 0,
                 };
             }
-            let Ok(bytes) = read_from(
-                &crate::logbook::stored_path(dir, workload, epoch),
-                self.offset,
-            ) else {
+            let path = crate::logbook::stored_path(dir, workload, epoch);
+            let Ok(bytes) = read_from(&path, self.offset, LOG_PIECE_BYTES) else {
                 continue;
             };
             for record in wetee_sealing::log_batch::records(&bytes) {
@@ -440,18 +446,21 @@ impl LogCursor {
                 self.index += 1;
                 self.offset += record.len() as u64;
             }
+            if !framed.is_empty() {
+                break;
+            }
         }
         framed
     }
 }
 
-/// The bytes of `path` from `offset` on.
-fn read_from(path: &std::path::Path, offset: u64) -> std::io::Result<Vec<u8>> {
+/// At most `limit` bytes of `path` from `offset` on.
+fn read_from(path: &std::path::Path, offset: u64, limit: u64) -> std::io::Result<Vec<u8>> {
     use std::io::{Read as _, Seek as _};
     let mut file = std::fs::File::open(path)?;
     file.seek(std::io::SeekFrom::Start(offset))?;
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
+    file.take(limit).read_to_end(&mut bytes)?;
     Ok(bytes)
 }
 
@@ -660,5 +669,47 @@ mod tests {
             response.headers()[hyper::header::ACCESS_CONTROL_ALLOW_ORIGIN],
             "*"
         );
+    }
+
+    #[test]
+    fn logs_are_read_a_bounded_piece_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let owner = Keypair::from_seed(KeyScheme::Sr25519, [1; 32]);
+        let account = owner.account_id();
+        let workload = Workload::App { app: AppId(1) };
+        let key = wetee_sealing::public_key(&wetee_sealing::owner_secret(&owner));
+        let binding = wetee_sealing::log_batch::Binding {
+            genesis_hash: &GENESIS,
+            workload,
+            epoch: 3,
+            worker: WORKER,
+            owner: &account,
+        };
+        let lines = vec![b'x'; 900 << 10];
+        let file: Vec<u8> = (0..3)
+            .flat_map(|index| {
+                wetee_sealing::log_batch::seal(&binding, index, &[2; 32], &key, &lines).unwrap()
+            })
+            .collect();
+        let path = crate::logbook::stored_path(dir.path(), &workload, 3);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &file).unwrap();
+        let mut cursor = LogCursor::default();
+        let mut pieces = Vec::new();
+        loop {
+            let piece = cursor.advance(dir.path(), &workload);
+            if piece.is_empty() {
+                break;
+            }
+            assert!(
+                piece.len() as u64 <= LOG_PIECE_BYTES + 64,
+                "{}",
+                piece.len()
+            );
+            pieces.push(piece);
+        }
+        assert_eq!(pieces.len(), 2, "two pieces for three records of 900 KiB");
+        assert_eq!(pieces.concat().len(), file.len() + 3 * 12);
+        assert_eq!(cursor.index, 3);
     }
 }
