@@ -109,6 +109,9 @@ fn the_keystore_is_encrypted_and_opened_only_with_its_passphrase() {
         text(&none)
     );
 
+    // Changing needs a new passphrase: the current one's variable is not taken for it.
+    let unchanged = wetee(home, &["key", "passwd", "ops"], &pass, None);
+    assert!(!unchanged.status.success(), "{}", text(&unchanged));
     // A new passphrase from a file, as a service would give it; the old one stops working.
     let new_file = home.join("new-passphrase");
     std::fs::write(&new_file, "staple orbit meadow\n").unwrap();

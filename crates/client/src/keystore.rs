@@ -187,7 +187,7 @@ impl Keystore {
             return Err(KeyError::KeyExists(name.to_string()));
         }
         let account = keypair_from_uri(secret, scheme)?.account_id();
-        let passphrase = self.new_passphrase(name)?;
+        let passphrase = self.new_passphrase(name, false)?;
         let file = self.seal(scheme, &account, secret, &passphrase)?;
         write_private(&path, &file, false).map_err(|source| match source.kind() {
             std::io::ErrorKind::AlreadyExists => KeyError::KeyExists(name.to_string()),
@@ -227,7 +227,7 @@ impl Keystore {
     /// predates encryption).
     pub fn change_passphrase(&self, name: &str) -> Result<AccountId, KeyError> {
         let key = self.get(name)?;
-        let passphrase = self.new_passphrase(name)?;
+        let passphrase = self.new_passphrase(name, true)?;
         let file = self.seal(key.scheme, &key.account, &key.secret, &passphrase)?;
         let path = self.path_of(name)?;
         write_private(&path, &file, true).map_err(|source| io_error(&path, source))?;
@@ -341,14 +341,20 @@ impl Keystore {
         }
     }
 
-    /// A new passphrase for `name`, at least [`MIN_PASSPHRASE_CHARS`] long.
-    fn new_passphrase(&self, name: &str) -> Result<Zeroizing<String>, KeyError> {
+    /// A new passphrase for `name`, at least [`MIN_PASSPHRASE_CHARS`] long. When `changing`,
+    /// the current passphrase's variables are not taken for the new one (that would change
+    /// nothing).
+    fn new_passphrase(&self, name: &str, changing: bool) -> Result<Zeroizing<String>, KeyError> {
         let passphrase = match &self.passphrases {
             Passphrases::Given(passphrase) => passphrase.clone(),
             Passphrases::Environment => {
+                let current = match changing {
+                    true => None,
+                    false => from_environment(PASSPHRASE_FILE_ENV, PASSPHRASE_ENV)?,
+                };
                 match from_environment(NEW_PASSPHRASE_FILE_ENV, NEW_PASSPHRASE_ENV)? {
                     Some(passphrase) => passphrase,
-                    None => match from_environment(PASSPHRASE_FILE_ENV, PASSPHRASE_ENV)? {
+                    None => match current {
                         Some(passphrase) => passphrase,
                         None => {
                             let first = prompt(&format!("New passphrase for key {name:?}: "))?;

@@ -274,6 +274,19 @@ impl WorkerConfig {
                     .into(),
             );
         }
+        if config.logs.retention_epochs < 2 {
+            return Err(
+                "logs.retention_epochs: at least 2 (an epoch's output is reported in the next \
+                 one, and must still be there)"
+                    .into(),
+            );
+        }
+        if config.ingress.limits.write_timeout_ms == 0 {
+            return Err(
+                "ingress.limits.write_timeout_ms: more than 0 (every busy connection would be cut)"
+                    .into(),
+            );
+        }
         if config.chain.genesis_hash.is_none() == config.chain.spec.is_none() {
             config.chain.trust()?;
         }
@@ -318,6 +331,12 @@ socket = "/run/podman/podman.sock"
     fn unknown_fields_and_missing_tee_kinds_are_refused() {
         let typo = EXAMPLE.replace("region", "regoin");
         assert!(WorkerConfig::parse(&typo).unwrap_err().contains("region"));
+        let short = format!("{EXAMPLE}\n[logs]\nretention_epochs = 1\n");
+        assert!(
+            WorkerConfig::parse(&short)
+                .unwrap_err()
+                .contains("retention_epochs")
+        );
         let none = EXAMPLE.replace(r#"tee_kinds = ["simulated"]"#, "tee_kinds = []");
         assert!(
             WorkerConfig::parse(&none)
