@@ -87,12 +87,6 @@ pub enum KeyError {
          from standard input) and pass NAME, or pass a file holding it"
     )]
     InlineSecret,
-    /// A development key on a chain that is not a development chain.
-    #[error(
-        "a development key (such as //Alice) is refused on this chain (it is not a development \
-         chain): anyone can sign with it"
-    )]
-    PublicDevKey,
     /// A keystore file is damaged.
     #[error("{path}: not a WeTEE key file: {reason}")]
     BadKeyFile {
@@ -398,9 +392,6 @@ impl KeySource {
         if !development_chain && source.is_inline_secret() {
             return Err(KeyError::InlineSecret);
         }
-        if !development_chain && matches!(&source, KeySource::Uri(uri) if uri.is_public_dev_key()) {
-            return Err(KeyError::PublicDevKey);
-        }
         Ok(source)
     }
 
@@ -564,11 +555,8 @@ mod tests {
                 assert!(!said.contains(&word), "{word:?} echoed: {message}");
             }
         }
-        assert!(matches!(
-            KeySource::parse_for_chain("//Alice", false),
-            Err(KeyError::PublicDevKey)
-        ));
-        let dev = KeySource::parse_for_chain("//Alice", true).unwrap();
+        // Public dev keys are no secret: taken on any chain.
+        let dev = KeySource::parse_for_chain("//Alice", false).unwrap();
         assert_eq!(dev.to_string(), "the dev key //Alice");
         // Words on separate lines are a phrase too, not a keystore name to quote.
         let lines = typo.replace(' ', "\n");
