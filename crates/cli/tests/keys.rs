@@ -134,8 +134,8 @@ fn the_keystore_is_encrypted_and_opened_only_with_its_passphrase() {
     assert_eq!(String::from_utf8_lossy(&exported.stdout).trim(), MNEMONIC);
 }
 
-/// A production chain's spec: the simulated TEE refused, one TDX build pinned.
-fn production_spec(dir: &Path) -> std::path::PathBuf {
+/// A development chain's spec, written by `wetee chain spec --dev` into `dir`.
+fn dev_spec(dir: &Path) -> std::path::PathBuf {
     let dev = dir.join("dev.json");
     let made = Command::new(WETEE)
         .args(["chain", "spec", "--dev", "--out"])
@@ -143,6 +143,12 @@ fn production_spec(dir: &Path) -> std::path::PathBuf {
         .output()
         .unwrap();
     assert!(made.status.success());
+    dev
+}
+
+/// A production chain's spec: the simulated TEE refused, one TDX build pinned.
+fn production_spec(dir: &Path) -> std::path::PathBuf {
+    let dev = dev_spec(dir);
     let mut spec =
         wetee_types::ChainSpec::from_json(&std::fs::read_to_string(&dev).unwrap()).unwrap();
     let rule = serde_json::from_value(serde_json::json!({
@@ -230,13 +236,7 @@ kind = "docker"
 fn on_a_development_chain_a_mistyped_mnemonic_is_explained_without_its_words() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path();
-    let dev = home.join("dev.json");
-    let made = Command::new(WETEE)
-        .args(["chain", "spec", "--dev", "--out"])
-        .arg(&dev)
-        .output()
-        .unwrap();
-    assert!(made.status.success());
+    let dev = dev_spec(home);
     let output = wetee(
         home,
         &[

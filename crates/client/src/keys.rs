@@ -115,14 +115,7 @@ pub struct SecretUri {
 impl fmt::Debug for SecretUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print the phrase or the password; the path alone is not secret.
-        let path: String = self
-            .path
-            .iter()
-            .map(|(junction, name)| match junction {
-                Junction::Hard(_) => format!("//{name}"),
-                Junction::Soft(_) => format!("/{name}"),
-            })
-            .collect();
+        let path = self.path_text();
         write!(f, "SecretUri(<secret>{path})")
     }
 }
@@ -177,6 +170,17 @@ impl FromStr for SecretUri {
 }
 
 impl SecretUri {
+    /// The derivation path as written (`//hard/soft`): never the phrase or the password.
+    fn path_text(&self) -> String {
+        self.path
+            .iter()
+            .map(|(junction, name)| match junction {
+                Junction::Hard(_) => format!("//{name}"),
+                Junction::Soft(_) => format!("/{name}"),
+            })
+            .collect()
+    }
+
     /// Whether this URI names a public development key: the development phrase (or none)
     /// with no password, such as `//Alice`. Anyone can sign with those.
     pub fn is_public_dev_key(&self) -> bool {
@@ -427,15 +431,7 @@ impl fmt::Display for KeySource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KeySource::Uri(uri) if uri.is_public_dev_key() => {
-                let path: String = uri
-                    .path
-                    .iter()
-                    .map(|(junction, name)| match junction {
-                        Junction::Hard(_) => format!("//{name}"),
-                        Junction::Soft(_) => format!("/{name}"),
-                    })
-                    .collect();
-                write!(f, "the dev key {path}")
+                write!(f, "the dev key {}", uri.path_text())
             }
             KeySource::Uri(_) => write!(f, "the secret given inline"),
             KeySource::Named(name) => write!(f, "the keystore's key {name:?}"),

@@ -119,7 +119,7 @@ pub fn seal(recipient: &[u8; 32], aad: &[u8], value: &[u8]) -> Result<SealedBox,
     if value.len() > MAX_SECRET_BYTES {
         return Err(SealError::TooLarge { len: value.len() });
     }
-    let (enc, ciphertext) = hpke_seal(recipient, INFO, aad, value)?;
+    let (enc, ciphertext) = hpke_seal(None, recipient, INFO, aad, value)?;
     Ok(SealedBox {
         enc,
         ciphertext: BoundedVec::try_new(ciphertext)
@@ -133,11 +133,14 @@ pub fn open(
     aad: &[u8],
     sealed: &SealedBox,
 ) -> Result<Zeroizing<Vec<u8>>, SealError> {
-    hpke_open(secret, INFO, aad, &sealed.enc, &sealed.ciphertext)
+    hpke_open(secret, None, INFO, aad, &sealed.enc, &sealed.ciphertext)
 }
 
-/// HPKE base-mode single-shot seal: the encapsulated key and the ciphertext.
+/// HPKE single-shot seal: the encapsulated key and the ciphertext. With a `sender` secret it
+/// is auth mode, and the recipient learns that the holder of that key sealed it; without, base
+/// mode, which anyone holding the recipient's public key can produce.
 fn hpke_seal(
+    sender: Option<&[u8; 32]>,
     recipient: &[u8; 32],
     info: &[u8],
     aad: &[u8],
@@ -145,72 +148,26 @@ fn hpke_seal(
 ) -> Result<([u8; 32], Vec<u8>), SealError> {
     let public = <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(recipient)
         .map_err(|_| SealError::BadPublicKey)?;
-    let (enc, ciphertext) = hpke::single_shot_seal::<Aead, Kdf, X25519HkdfSha256>(
-        &OpModeS::Base,
-        &public,
-        info,
-        value,
-        aad,
-    )
-    .map_err(|_| SealError::BadPublicKey)?;
+    let mode = match sender {
+        None => OpModeS::Base,
+        Some(sender) => {
+            let private = <X25519HkdfSha256 as Kem>::PrivateKey::from_bytes(sender)
+                .map_err(|_| SealError::BadPublicKey)?;
+            let public = X25519HkdfSha256::sk_to_pk(&private);
+            OpModeS::Auth((private, public))
+        }
+    };
+    let (enc, ciphertext) =
+        hpke::single_shot_seal::<Aead, Kdf, X25519HkdfSha256>(&mode, &public, info, value, aad)
+            .map_err(|_| SealError::BadPublicKey)?;
     Ok((enc.to_bytes().into(), ciphertext))
 }
 
-/// HPKE auth-mode single-shot seal: the recipient learns that the holder of `sender`'s
-/// private key sealed it.
-fn hpke_seal_auth(
-    sender: &[u8; 32],
-    recipient: &[u8; 32],
-    info: &[u8],
-    aad: &[u8],
-    value: &[u8],
-) -> Result<([u8; 32], Vec<u8>), SealError> {
-    let public = <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(recipient)
-        .map_err(|_| SealError::BadPublicKey)?;
-    let sender_private = <X25519HkdfSha256 as Kem>::PrivateKey::from_bytes(sender)
-        .map_err(|_| SealError::BadPublicKey)?;
-    let sender_public = X25519HkdfSha256::sk_to_pk(&sender_private);
-    let (enc, ciphertext) = hpke::single_shot_seal::<Aead, Kdf, X25519HkdfSha256>(
-        &OpModeS::Auth((sender_private, sender_public)),
-        &public,
-        info,
-        value,
-        aad,
-    )
-    .map_err(|_| SealError::BadPublicKey)?;
-    Ok((enc.to_bytes().into(), ciphertext))
-}
-
-/// HPKE auth-mode single-shot open: fails unless `sender`'s private key sealed it.
-fn hpke_open_auth(
-    secret: &[u8; 32],
-    sender: &[u8; 32],
-    info: &[u8],
-    aad: &[u8],
-    enc: &[u8; 32],
-    ciphertext: &[u8],
-) -> Result<Zeroizing<Vec<u8>>, SealError> {
-    let private = <X25519HkdfSha256 as Kem>::PrivateKey::from_bytes(secret)
-        .map_err(|_| SealError::CannotOpen)?;
-    let sender = <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(sender)
-        .map_err(|_| SealError::CannotOpen)?;
-    let enc = <X25519HkdfSha256 as Kem>::EncappedKey::from_bytes(enc)
-        .map_err(|_| SealError::CannotOpen)?;
-    hpke::single_shot_open::<Aead, Kdf, X25519HkdfSha256>(
-        &OpModeR::Auth(sender),
-        &private,
-        &enc,
-        info,
-        ciphertext,
-        aad,
-    )
-    .map(Zeroizing::new)
-    .map_err(|_| SealError::CannotOpen)
-}
-
-/// HPKE base-mode single-shot open.
+/// HPKE single-shot open; with a `sender` public key, auth mode: it fails unless that key's
+/// holder sealed it.
 fn hpke_open(
     secret: &[u8; 32],
+    sender: Option<&[u8; 32]>,
     info: &[u8],
     aad: &[u8],
     enc: &[u8; 32],
@@ -218,15 +175,17 @@ fn hpke_open(
 ) -> Result<Zeroizing<Vec<u8>>, SealError> {
     let private = <X25519HkdfSha256 as Kem>::PrivateKey::from_bytes(secret)
         .map_err(|_| SealError::CannotOpen)?;
+    let mode = match sender {
+        None => OpModeR::Base,
+        Some(sender) => OpModeR::Auth(
+            <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(sender)
+                .map_err(|_| SealError::CannotOpen)?,
+        ),
+    };
     let enc = <X25519HkdfSha256 as Kem>::EncappedKey::from_bytes(enc)
         .map_err(|_| SealError::CannotOpen)?;
     hpke::single_shot_open::<Aead, Kdf, X25519HkdfSha256>(
-        &OpModeR::Base,
-        &private,
-        &enc,
-        info,
-        ciphertext,
-        aad,
+        &mode, &private, &enc, info, ciphertext, aad,
     )
     .map(Zeroizing::new)
     .map_err(|_| SealError::CannotOpen)

@@ -18,7 +18,7 @@
 //! aad       = INFO ‖ genesis ‖ workload ‖ epoch ‖ index ‖ worker ‖ owner ‖ leaf
 //! ```
 
-use crate::{SealError, hpke_open_auth, hpke_seal_auth};
+use crate::{SealError, hpke_open, hpke_seal};
 use wetee_types::{AccountId, Hash, WorkerId, Workload};
 use zeroize::Zeroizing;
 
@@ -84,8 +84,8 @@ pub fn seal(
     getrandom::getrandom(&mut plain).map_err(|_| SealError::NoRandomness)?;
     let leaf = leaf(&plain[..SALT_BYTES], lines);
     plain.extend_from_slice(lines);
-    let (enc, ciphertext) = hpke_seal_auth(
-        worker_secret,
+    let (enc, ciphertext) = hpke_seal(
+        Some(worker_secret),
         owner_key,
         INFO,
         &binding.aad(index, &leaf, owner_key),
@@ -150,9 +150,9 @@ pub fn open(
         .try_into()
         .map_err(|_| SealError::CannotOpen)?;
     let key = crate::public_key(owner_secret);
-    let plain = hpke_open_auth(
+    let plain = hpke_open(
         owner_secret,
-        worker_key,
+        Some(worker_key),
         INFO,
         &binding.aad(index, &leaf, &key),
         &enc,

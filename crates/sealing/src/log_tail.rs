@@ -92,7 +92,7 @@ pub fn seal(
     let sealed = match owner_key {
         None => None,
         Some(key) => {
-            let (enc, ciphertext) = hpke_seal(key, INFO, &binding.aad(key), &plain)?;
+            let (enc, ciphertext) = hpke_seal(None, key, INFO, &binding.aad(key), &plain)?;
             Some(SealedLog {
                 enc,
                 ciphertext: BoundedVec::try_new(ciphertext)
@@ -116,6 +116,7 @@ pub fn open(
     let key = crate::public_key(owner_secret);
     let plain = hpke_open(
         owner_secret,
+        None,
         INFO,
         &binding.aad(&key),
         &sealed.enc,
