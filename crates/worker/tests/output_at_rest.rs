@@ -10,7 +10,7 @@ use wetee_client::owner_api::OwnerApiClient;
 use wetee_client::owner_logs::LogOpener;
 use wetee_client::secrets::{SealOptions, SecretValue, seal};
 use wetee_types::Workload;
-use wetee_types::codec::{BoundedString, BoundedVec};
+use wetee_types::codec::BoundedString;
 use zeroize::Zeroizing;
 
 /// Files under `root` (not following links) whose bytes contain `needle` (all of them for an
@@ -70,18 +70,11 @@ async fn a_secret_an_app_prints_is_readable_by_its_owner_and_nowhere_on_disk() {
     // configuration), then serves.
     let token = support::random_token();
     let marker = token.to_uppercase();
-    let mut spec = support::app_spec("unused");
-    let script = "cat /run/secrets/API_TOKEN; echo; tr a-z A-Z < /run/secrets/API_TOKEN >&2; \
-                  echo >&2; mkdir -p /www && echo up > /www/index.html && \
-                  exec /bin/busybox httpd -f -p 8080 -h /www";
-    spec.container.args = BoundedVec::try_new(vec![
-        support::text("sh"),
-        support::text("-c"),
-        support::text(script),
-    ])
-    .unwrap();
-    spec.container.secrets =
-        BoundedVec::try_new(vec![BoundedString::try_new("API_TOKEN").unwrap()]).unwrap();
+    let spec = support::secret_using_spec(
+        "cat /run/secrets/API_TOKEN; echo; tr a-z A-Z < /run/secrets/API_TOKEN >&2; \
+         echo >&2; mkdir -p /www && echo up > /www/index.html && \
+         exec /bin/busybox httpd -f -p 8080 -h /www",
+    );
     let app = support::create_app(&client, &bob, spec).await;
     let values = [SecretValue {
         name: "API_TOKEN".into(),

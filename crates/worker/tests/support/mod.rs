@@ -471,16 +471,16 @@ pub fn random_token() -> String {
 
 /// An app that serves, on its page, the secret `API_TOKEN` it reads from `/run/secrets`.
 pub fn secret_serving_spec() -> AppSpec {
+    secret_using_spec(
+        "mkdir -p /www && cat /run/secrets/API_TOKEN > /www/index.html && \
+         exec /bin/busybox httpd -f -p 8080 -h /www",
+    )
+}
+
+/// An app that declares the secret `API_TOKEN` and runs the shell `script`.
+pub fn secret_using_spec(script: &str) -> AppSpec {
     let mut spec = app_spec("unused");
-    spec.container.args = BoundedVec::try_new(vec![
-        text("sh"),
-        text("-c"),
-        text(
-            "mkdir -p /www && cat /run/secrets/API_TOKEN > /www/index.html && \
-             exec /bin/busybox httpd -f -p 8080 -h /www",
-        ),
-    ])
-    .unwrap();
+    spec.container.args = BoundedVec::try_new(vec![text("sh"), text("-c"), text(script)]).unwrap();
     spec.container.secrets =
         BoundedVec::try_new(vec![BoundedString::try_new("API_TOKEN").unwrap()]).unwrap();
     spec
