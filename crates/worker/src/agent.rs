@@ -117,10 +117,15 @@ struct Worker<B: Backend> {
     /// Owners' sealing keys as read through the light client this epoch (`None`: none
     /// published), for sealing their output.
     owner_keys: BTreeMap<AccountId, Option<[u8; 32]>>,
+    /// The owner of each workload with a container, kept after the chain lets the workload go
+    /// so that the output it wrote last (a crash, a stop) is still sealed to its owner.
+    workload_owners: BTreeMap<Workload, AccountId>,
     /// The epoch `owner_keys` and the log book's retention are current for.
     logs_epoch: Option<u64>,
     epoch_length: u64,
     last_usage: Option<Instant>,
+    /// The containers the last pass listed: one removed since still has its last lines taken.
+    last_instances: Vec<crate::backend::Instance>,
     owner_api: Arc<OwnerApi>,
     failed_reported: BTreeSet<crate::backend::Identity>,
     refused_report: Option<wetee_types::Hash>,
@@ -239,10 +244,26 @@ impl<B: Backend> Worker<B> {
             self.logs.prune(epoch);
             self.logs_epoch = Some(epoch);
         }
-        for instance in &instances {
-            let sealing = self
-                .sealing_for(light, &view.owners, instance.identity.workload)
-                .await;
+        self.workload_owners
+            .extend(view.owners.iter().map(|(w, o)| (*w, *o)));
+        let present: BTreeSet<Workload> = instances
+            .iter()
+            .chain(&self.last_instances)
+            .map(|i| i.identity.workload)
+            .collect();
+        self.workload_owners
+            .retain(|w, _| present.contains(w) || view.owners.contains_key(w));
+        // Removed since the last pass: their last lines are still to be taken.
+        let listed: BTreeSet<&str> = instances.iter().map(|i| i.id.as_str()).collect();
+        let mut gone: Vec<crate::backend::Instance> = std::mem::take(&mut self.last_instances)
+            .into_iter()
+            .filter(|i| !listed.contains(i.id.as_str()))
+            .collect();
+        for instance in &mut gone {
+            instance.state = InstanceState::Other("removed".into());
+        }
+        for instance in instances.iter().chain(&gone) {
+            let sealing = self.sealing_for(light, instance.identity.workload).await;
             if let Err(e) = self
                 .logs
                 .collect(self.reconciler.backend(), instance, epoch, sealing.as_ref())
@@ -250,6 +271,9 @@ impl<B: Backend> Worker<B> {
             {
                 tracing::debug!(error = %e, "log collection");
             }
+        }
+        self.last_instances = instances.clone();
+        for instance in &instances {
             if sample_usage
                 && instance.state == InstanceState::Running
                 && let Ok(usage) = self.reconciler.backend().usage(&instance.id).await
@@ -277,10 +301,9 @@ impl<B: Backend> Worker<B> {
     async fn sealing_for(
         &mut self,
         light: &LightClient,
-        owners: &BTreeMap<Workload, AccountId>,
         workload: Workload,
     ) -> Option<crate::logbook::Sealing> {
-        let owner = *owners.get(&workload)?;
+        let owner = *self.workload_owners.get(&workload)?;
         let key = match self.owner_keys.get(&owner) {
             Some(key) => *key,
             None => match light.snapshot().sealing_key(&owner).await {
@@ -812,9 +835,11 @@ async fn run_locked(
         meter: Meter::default(),
         logs,
         owner_keys: BTreeMap::new(),
+        workload_owners: BTreeMap::new(),
         logs_epoch: None,
         epoch_length,
         last_usage: None,
+        last_instances: Vec::new(),
         owner_api,
         failed_reported: BTreeSet::new(),
         refused_report: None,

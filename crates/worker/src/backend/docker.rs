@@ -297,9 +297,9 @@ impl DockerBackend {
     ///
     /// Podman 4's compatible service does that now and then when the start follows closely on
     /// an attach (as here, so that no output is missed): the start answers 204 and the
-    /// container never runs. It is only asked again after a second without any change, so a
-    /// start still under way is not repeated (a repeated start of a finished task would run it
-    /// twice).
+    /// container never runs. It is only asked again after a second without any change, and
+    /// only while the engine records no start time: a container that is `created` and was
+    /// never started has not run its program, so starting it again cannot run a task twice.
     async fn confirm_started(&self, id: &str) {
         for _ in 0..3 {
             let mut still_created = true;
@@ -309,9 +309,8 @@ impl DockerBackend {
                     .inspect_container(id, None)
                     .await
                     .ok()
-                    .and_then(|inspected| inspected.state)
-                    .and_then(|state| state.status);
-                if state != Some(bollard::models::ContainerStateStatusEnum::CREATED) {
+                    .and_then(|inspected| inspected.state);
+                if !state.as_ref().is_some_and(never_started) {
                     still_created = false;
                     break;
                 }
@@ -497,6 +496,17 @@ fn is_secret_name(name: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
+/// Whether the engine shows the container created and never started: its program has not run.
+fn never_started(state: &bollard::models::ContainerState) -> bool {
+    let unset = |time: &Option<String>| {
+        time.as_deref()
+            .is_none_or(|t| t.is_empty() || t.starts_with("0001-01-01"))
+    };
+    state.status == Some(bollard::models::ContainerStateStatusEnum::CREATED)
+        && unset(&state.started_at)
+        && unset(&state.finished_at)
+}
+
 fn state_of(summary: Option<&ContainerSummaryStateEnum>) -> InstanceState {
     match summary {
         Some(ContainerSummaryStateEnum::CREATED) => InstanceState::Created,
@@ -616,6 +626,8 @@ impl Backend for DockerBackend {
         }
         let names: BTreeSet<String> = instances.iter().map(|i| i.name.clone()).collect();
         self.sweep_secrets(&names);
+        self.outputs
+            .sweep(&instances.iter().map(|i| i.id.clone()).collect());
         Ok(instances)
     }
 
@@ -737,11 +749,7 @@ impl Backend for DockerBackend {
             let _ = self.release_network(&spec.workload).await;
             return Err(with_hint(engine(format!("starting {name}"))(e)));
         }
-        // A task run is never started twice (a start only delayed would run it again): one
-        // the engine left created is replaced by the reconciler instead.
-        if !matches!(spec.workload, wetee_types::Workload::TaskRun { .. }) {
-            self.confirm_started(&created.id).await;
-        }
+        self.confirm_started(&created.id).await;
         let instances = self.list().await?;
         instances
             .into_iter()
@@ -805,7 +813,7 @@ impl Backend for DockerBackend {
                 Err(e) => return Err(engine(format!("removing {id}"))(e)),
             }
         }
-        self.outputs.forget(id);
+        self.outputs.removed(id);
         if let Some(dir) = &secrets {
             delete_secrets(dir)?;
         }

@@ -4,7 +4,8 @@
 //! - A desired instance that is missing is started. One that exited is replaced if it belongs
 //!   to an app (a failure: restarts back off exponentially, from 1 s up to a minute); a task
 //!   run's exited container is kept, as the record of its result, until the chain no longer
-//!   lists the run. A running task run past its timeout is killed.
+//!   lists the run. A container left created past [`CREATED_GRACE`] never ran and is
+//!   replaced. A running task run past its timeout is killed.
 //! - An instance nobody wants is removed, except an app's old version (or old secrets
 //!   generation) while its successors do not all answer yet: the ingress moves to them once
 //!   they all answer, and the old one is removed [`DRAIN`] after that.
@@ -208,8 +209,14 @@ pub fn plan(memory: &mut Memory, desired: &[InstanceSpec], observed: &Observed) 
         let identity = spec.identity();
         let action = match by_identity.get(&identity) {
             Some(instance) if is_live(instance) && !stuck(memory, instance) => continue,
-            // A finished run: its container is its record until the chain lets go.
-            Some(_) if matches!(identity.workload, Workload::TaskRun { .. }) => continue,
+            // A finished run: its container is its record until the chain lets go. One the
+            // engine left created never ran its program, so it is replaced like an app's.
+            Some(instance)
+                if matches!(identity.workload, Workload::TaskRun { .. })
+                    && instance.state != InstanceState::Created =>
+            {
+                continue;
+            }
             Some(instance) => Action::Replace {
                 spec: Box::new(spec.clone()),
                 dead: instance.id.clone(),
@@ -636,6 +643,22 @@ mod tests {
         assert_eq!(
             planner.at(60.0, &desired, &created, &[]),
             vec!["replace app-1-v1-r0-g0"]
+        );
+    }
+
+    #[test]
+    fn a_task_run_the_engine_left_created_is_replaced_after_the_grace() {
+        let run = task_run(600);
+        let desired = [run.clone()];
+        let created = [instance(&run, InstanceState::Created, 0)];
+        let mut planner = Planner::new();
+        assert_eq!(
+            planner.at(0.0, &desired, &created, &[]),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            planner.at(60.0, &desired, &created, &[]),
+            vec![format!("replace {}", run.name())]
         );
     }
 

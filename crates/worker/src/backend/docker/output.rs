@@ -12,7 +12,7 @@
 //! the worker's memory. Its last lines ([`RECENT_LINES`]) stay readable until the container
 //! is removed, to explain a crash.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -52,6 +52,9 @@ struct Output {
     /// Whether a take has already waited for the end: a stream the engine keeps open after
     /// the container ended must not delay every later pass.
     waited: bool,
+    /// How many listings have missed the container since it was removed: its unread lines
+    /// wait one listing for the log book to take them.
+    removed: Option<u8>,
 }
 
 impl Output {
@@ -152,7 +155,7 @@ impl Outputs {
                     continue;
                 }
                 let mut all = outputs.lock();
-                let Some(output) = all.get_mut(&id) else {
+                let Some(output) = all.get_mut(&id).filter(|o| o.removed.is_none()) else {
                     // Removed: nobody wants its output any more.
                     return;
                 };
@@ -181,7 +184,8 @@ impl Outputs {
     /// deliver its last lines.
     pub async fn take(&self, id: &str, finished: bool) -> (Taken, u64) {
         let ended = match self.lock().get_mut(id) {
-            Some(output) if finished && !output.waited => {
+            // A removed container's stream ends with it: nothing more to wait for.
+            Some(output) if finished && !output.waited && output.removed.is_none() => {
                 output.waited = true;
                 output.ended.clone()
             }
@@ -194,6 +198,10 @@ impl Outputs {
         let Some(output) = all.get_mut(id) else {
             return (Vec::new(), 0);
         };
+        if output.removed.is_some() {
+            let output = all.remove(id).unwrap_or_default();
+            return (output.pending, output.dropped);
+        }
         output.pending_bytes = 0;
         (
             std::mem::take(&mut output.pending),
@@ -211,9 +219,29 @@ impl Outputs {
         output.recent.iter().skip(skip).cloned().collect()
     }
 
-    /// Forgets container `id` (removed): its stream task ends at its next line.
+    /// Forgets container `id` (it never started): its stream task ends at its next line.
     pub fn forget(&self, id: &str) {
         self.lock().remove(id);
+    }
+
+    /// Container `id` was removed: its unread lines stay for one [`Outputs::take`] (the log
+    /// book collects from the listing made before the removal), and are dropped at the second
+    /// listing that misses it if nobody took them.
+    pub fn removed(&self, id: &str) {
+        if let Some(output) = self.lock().get_mut(id) {
+            output.removed = Some(0);
+        }
+    }
+
+    /// The engine listed `present`: forgets removed containers nobody collected from.
+    pub fn sweep(&self, present: &BTreeSet<String>) {
+        self.lock().retain(|id, output| match &mut output.removed {
+            Some(misses) if !present.contains(id) => {
+                *misses += 1;
+                *misses < 2
+            }
+            _ => true,
+        });
     }
 }
 
@@ -263,6 +291,29 @@ mod tests {
             .as_secs() as i64;
         assert!((now - seconds).abs() <= 1, "{label}");
         assert_eq!(label.len(), "2026-12-06T20:00:00.000Z".len());
+    }
+
+    #[tokio::test]
+    async fn a_removed_containers_last_lines_are_taken_once_then_forgotten() {
+        let outputs = Outputs::default();
+        let insert = |id: &str| {
+            let mut output = Output::default();
+            output.push(LogStream::Stdout, "last words".into());
+            outputs.lock().insert(id.to_string(), output);
+        };
+        insert("a");
+        outputs.removed("a");
+        outputs.sweep(&BTreeSet::new());
+        let (taken, _) = outputs.take("a", true).await;
+        assert_eq!(taken.len(), 1);
+        assert!(outputs.lock().is_empty(), "taken once, then gone");
+        // Nobody takes them: gone at the second listing that misses it.
+        insert("b");
+        outputs.removed("b");
+        outputs.sweep(&BTreeSet::new());
+        assert_eq!(outputs.lock().len(), 1);
+        outputs.sweep(&BTreeSet::new());
+        assert!(outputs.lock().is_empty());
     }
 
     #[test]
