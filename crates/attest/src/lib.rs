@@ -18,6 +18,8 @@
 //! untrusted bytes, so the runtime can run it inside consensus. This crate must not read the
 //! network: collateral is fetched elsewhere and handed in.
 
+#![forbid(unsafe_code)]
+
 pub mod collateral;
 mod dcap;
 mod error;

@@ -1,5 +1,7 @@
 //! `wetee`: the command line of WeTEE.
 
+#![forbid(unsafe_code)]
+
 mod app_state;
 mod attest;
 mod bench;

@@ -16,6 +16,8 @@
 //! This crate talks to a node only through its public JSON-RPC; it must never depend on the
 //! node or the runtime, so that applications can use it without building a chain.
 
+#![forbid(unsafe_code)]
+
 pub mod keys;
 pub mod keystore;
 pub mod light;

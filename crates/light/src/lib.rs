@@ -5,6 +5,8 @@
 //! verifies them, so the two cannot drift. Nothing here does I/O or trusts a node: trust
 //! starts from a chain spec.
 
+#![forbid(unsafe_code)]
+
 pub mod finality;
 pub mod state;
 pub mod testing;

@@ -21,6 +21,8 @@
 //! finalized blocks. Nothing a peer or an RPC client sends may panic the node or change stored
 //! state except through a valid transaction in a finalized block.
 
+#![forbid(unsafe_code)]
+
 pub mod application;
 pub mod chain;
 pub mod engine;

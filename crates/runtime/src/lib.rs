@@ -22,6 +22,7 @@
 //!
 //! This crate must not depend on the node, the network, or any clock or file system.
 
+#![forbid(unsafe_code)]
 // Consensus code: amounts use checked arithmetic and nothing may panic (tests may).
 #![cfg_attr(
     not(test),

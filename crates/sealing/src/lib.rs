@@ -16,6 +16,8 @@
 //! when dropped. It must not decide who is trusted: the caller verifies the worker's
 //! attestation before sealing to its key.
 
+#![forbid(unsafe_code)]
+
 pub mod log_batch;
 pub mod log_tail;
 

@@ -10,6 +10,8 @@
 //! This crate must not trust a host name or a certificate authority for a worker, and holds no
 //! key beyond the process's memory.
 
+#![forbid(unsafe_code)]
+
 pub mod binding;
 mod certificate;
 mod verifier;

@@ -10,6 +10,8 @@
 //! runtime, the node, the worker and the CLI all build on it, and the runtime must stay
 //! deterministic.
 
+#![forbid(unsafe_code)]
+
 pub mod app_address;
 pub mod attestation;
 pub mod balance;

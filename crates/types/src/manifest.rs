@@ -270,6 +270,32 @@ impl fmt::Display for Capability {
     }
 }
 
+/// Where a container may open connections (the manifest's `network.egress`). Whatever it
+/// says, a container is reached only through the worker's ingress.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum Egress {
+    /// Anywhere the worker's network reaches (`"all"`, the default).
+    #[default]
+    #[serde(rename = "all")]
+    Open,
+    /// Only its workload's other containers (`"none"`): not the internet, not the worker's
+    /// machine. Its answers to the ingress still flow.
+    #[serde(rename = "none")]
+    Denied,
+}
+codec_enum!(Egress { 0 => Open, 1 => Denied });
+
+impl Egress {
+    /// The manifest's word for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Egress::Open => "all",
+            Egress::Denied => "none",
+        }
+    }
+}
+
 /// What a container may do beyond the confinement every worker applies (no capabilities, no
 /// privilege gain, the engine's seccomp profile, a process limit, its own network): see
 /// `docs/worker.md`.
@@ -280,10 +306,13 @@ pub struct Security {
     pub capabilities: BoundedVec<Capability, MAX_CAPABILITIES>,
     /// The image's filesystem is mounted read-only; `/tmp` is a small in-memory filesystem.
     pub read_only_root: bool,
+    /// Where it may open connections.
+    pub egress: Egress,
 }
 codec_struct!(Security {
     capabilities,
-    read_only_root
+    read_only_root,
+    egress
 });
 
 /// The container to run and what it needs, shared by apps and tasks.
@@ -899,6 +928,13 @@ struct ManifestFile {
     health: Option<HealthToml>,
     task: Option<TaskToml>,
     security: Option<SecurityToml>,
+    network: Option<NetworkToml>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NetworkToml {
+    egress: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1165,8 +1201,22 @@ impl ManifestFile {
 
     /// The security settings; an unknown capability is recorded and left out.
     fn security(&self, p: &mut Problems) -> Security {
+        let egress = match self.network.as_ref().and_then(|n| n.egress.as_deref()) {
+            None | Some("all") => Egress::Open,
+            Some("none") => Egress::Denied,
+            Some(other) => {
+                p.push(
+                    "network.egress",
+                    format!("`{other}` is not a choice: \"all\" (the default) or \"none\""),
+                );
+                Egress::Open
+            }
+        };
         let Some(security) = &self.security else {
-            return Security::default();
+            return Security {
+                egress,
+                ..Security::default()
+            };
         };
         let mut capabilities = Vec::new();
         for (i, name) in security.capabilities.iter().enumerate() {
@@ -1186,6 +1236,7 @@ impl ManifestFile {
         Security {
             capabilities: BoundedVec::try_new(capabilities).unwrap_or_default(),
             read_only_root: security.read_only_root,
+            egress,
         }
     }
 
@@ -1437,6 +1488,28 @@ port = 8080
             unsorted.validate().unwrap_err().field,
             "security.capabilities"
         );
+    }
+
+    #[test]
+    fn egress_is_open_unless_the_manifest_denies_it() {
+        assert_eq!(app().container.security.egress, Egress::Open);
+        let parse = |extra: &str| match Manifest::from_toml(&app_toml(extra)).unwrap() {
+            Manifest::App(app) => app.container.security.egress,
+            Manifest::Task(_) => panic!("expected an app"),
+        };
+        assert_eq!(parse(r#"network = { egress = "none" }"#), Egress::Denied);
+        assert_eq!(parse(r#"network = { egress = "all" }"#), Egress::Open);
+        assert_eq!(
+            parse(
+                r#"network = { egress = "none" }
+security = { read_only_root = true }"#
+            ),
+            Egress::Denied
+        );
+        let problem = error(&app_toml(r#"network = { egress = "some" }"#));
+        assert_eq!(problem.field, "network.egress");
+        assert!(problem.problem.contains("\"none\""), "{problem:?}");
+        assert_eq!(serde_json::to_string(&Egress::Denied).unwrap(), "\"none\"");
     }
 
     #[test]

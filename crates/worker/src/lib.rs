@@ -29,6 +29,8 @@
 //! never run a workload the chain did not assign to it, give secrets to what their owner did not
 //! sign, or report work it cannot prove.
 
+#![forbid(unsafe_code)]
+
 pub mod agent;
 pub mod backend;
 pub mod chain;

@@ -2,7 +2,8 @@
 //! container as a hostile tenant would: its neighbours' containers cannot be reached, raw and
 //! packet sockets, mounts and writes outside its writable layer are refused, nothing outside
 //! its container is visible to attach to, a fork bomb stops at its process limit while the
-//! neighbour keeps serving, and disk is sold only where the engine caps it.
+//! neighbour keeps serving, disk is sold only where the engine caps it, and a workload denied
+//! egress opens no connection beyond its own network while it still serves.
 
 mod support;
 
@@ -10,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use wetee_types::codec::{BoundedString, BoundedVec};
-use wetee_types::manifest::{Capability, ContainerSpec, Security};
+use wetee_types::manifest::{Capability, ContainerSpec, Egress, Security};
 use wetee_types::{AppId, Workload};
 use wetee_worker::backend::docker::DockerBackend;
 use wetee_worker::backend::{Backend, Instance, InstanceSpec};
@@ -226,6 +227,7 @@ async fn a_manifest_gets_back_only_what_it_asks_for() {
     let security = Security {
         capabilities: BoundedVec::try_new(vec![Capability::Chown]).unwrap(),
         read_only_root: true,
+        ..Security::default()
     };
     // A read-only root: the page is written to /tmp, the one writable place.
     let mut container = server("x", security);
@@ -251,6 +253,103 @@ async fn a_manifest_gets_back_only_what_it_asks_for() {
     assert!(!ok && out.contains("Read-only"), "{out}");
     let (ok, out) = inside(&instance.name, "touch /tmp/written");
     assert!(ok, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workload_denied_egress_reaches_only_its_replicas_and_still_serves() {
+    let (backend, _cleanup) = backend("egress").await;
+    // A service of the worker's machine, on every address: what an app could phone home to.
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let host_port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            use std::io::Write as _;
+            let _ = stream.write_all(b"host-answered\n");
+        }
+    });
+    let image = backend
+        .prepare_image(&server("x", Security::default()).image)
+        .await
+        .expect("local image");
+    // Ids no other test here uses: their networks' names are asserted on.
+    let (open, closed) = (AppId(3), AppId(4));
+    let denied = Security {
+        egress: Egress::Denied,
+        ..Security::default()
+    };
+    if !rustix::process::geteuid().is_root() {
+        // Only root can add the rules: a workload denied egress is refused, never run open.
+        let refused = backend
+            .start(&replica(closed, 0, server("closed", denied)), &image)
+            .await
+            .expect_err("started without its egress denied");
+        assert!(refused.to_string().contains("denying egress"), "{refused}");
+        return;
+    }
+    let mut started = Vec::new();
+    for (app, replica_index, page, security) in [
+        (open, 0, "open", Security::default()),
+        (closed, 0, "closed-0", denied.clone()),
+        (closed, 1, "closed-1", denied.clone()),
+    ] {
+        let instance = backend
+            .start(&replica(app, replica_index, server(page, security)), &image)
+            .await
+            .expect("started");
+        // Reached through its published port, as the ingress reaches it.
+        serving(&instance, page).await;
+        started.push(instance);
+    }
+    let [open_one, closed_one, closed_two] = <[Instance; 3]>::try_from(started).expect("three");
+    let gateway_of = |name: &str| inside(name, "ip route | awk '/default/ {print $3}'").1;
+    let open_gateway = gateway_of(&open_one.name);
+    let closed_gateway = gateway_of(&closed_one.name);
+
+    // The machine's service answers a container whose egress is open ...
+    let (ok, out) = inside(&open_one.name, &get(open_gateway.trim(), host_port));
+    assert!(ok && out.contains("host-answered"), "{out}");
+    // ... and no container denied egress: not through its own gateway, not through another
+    // address of the machine.
+    for address in [closed_gateway.trim(), open_gateway.trim()] {
+        let (ok, out) = inside(&closed_one.name, &get(address, host_port));
+        assert!(
+            !ok && !out.contains("host-answered"),
+            "reached {address}: {out}"
+        );
+    }
+    // Its replicas still reach each other.
+    let (ok, page) = inside(&closed_one.name, &get(&address_of(&closed_two.name), 8080));
+    assert!(ok && page.contains("closed-1"), "{page}");
+
+    // Its network and its rules go with its last replica.
+    for instance in [&closed_one, &closed_two] {
+        backend
+            .remove(&instance.id, Duration::ZERO)
+            .await
+            .expect("removed");
+    }
+    let networks = Command::new(support::engine().cli)
+        .args(["network", "ls", "--format", "{{.Name}}"])
+        .output()
+        .unwrap();
+    let networks = String::from_utf8_lossy(&networks.stdout);
+    assert!(
+        !networks.contains(&format!("-app-{closed}-noegress")),
+        "{networks}"
+    );
+    let rules = Command::new("iptables")
+        .args(["-w", "-t", "mangle", "-S"])
+        .output()
+        .unwrap();
+    let rules = String::from_utf8_lossy(&rules.stdout);
+    assert!(
+        !rules.contains(&format!("-app-{closed}-noegress")),
+        "{rules}"
+    );
+    backend
+        .remove(&open_one.id, Duration::ZERO)
+        .await
+        .expect("removed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -67,9 +67,11 @@ impl Confinement {
             .ok()
             .and_then(|m| m.checked_mul(1_000_000))
             .filter(|n| *n > 0);
+        // Egress is the network's business (`docker/egress.rs`): `network` is the right one.
         let Security {
             capabilities,
             read_only_root,
+            egress: _,
         } = &container.security;
         let pids = i64::from(self.pids_limit);
         let limit = |name: &str, value: i64| ResourcesUlimits {
@@ -202,6 +204,7 @@ mod tests {
         let security = Security {
             capabilities: BoundedVec::try_new(vec![Capability::Chown, Capability::Setuid]).unwrap(),
             read_only_root: true,
+            ..Security::default()
         };
         let config = PODMAN.host_config(&container(security, 0), "net-1");
         assert_eq!(

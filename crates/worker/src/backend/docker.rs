@@ -27,7 +27,7 @@ use bollard::query_parameters::{
     RemoveContainerOptionsBuilder, StatsOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures::StreamExt as _;
-use wetee_types::manifest::{ImageRef, Protocol};
+use wetee_types::manifest::{Egress, ImageRef, Protocol};
 
 use super::confinement::{Confinement, DEFAULT_PIDS_LIMIT, Engine};
 use super::{
@@ -35,6 +35,7 @@ use super::{
     SecretFile, Usage, identity_from_labels,
 };
 
+mod egress;
 mod network;
 mod output;
 
@@ -56,6 +57,8 @@ pub struct DockerBackend {
     creating: Arc<Mutex<BTreeSet<String>>>,
     /// Containers' output, as the worker reads it.
     outputs: output::Outputs,
+    /// The rules denying egress to the workloads that asked.
+    egress: Arc<egress::EgressFirewall>,
 }
 
 /// Where a container finds its secrets.
@@ -142,19 +145,24 @@ impl DockerBackend {
             info.driver.as_deref().unwrap_or_default(),
             info.driver_status.as_deref().unwrap_or_default(),
         );
-        Ok(DockerBackend {
+        let backend = DockerBackend {
             docker,
             scope: scope.to_string(),
             secrets_dir: None,
             creating: Arc::default(),
             outputs: output::Outputs::default(),
+            egress: Arc::default(),
             confinement: Confinement {
                 engine,
                 pids_limit: DEFAULT_PIDS_LIMIT,
                 rootful: !security("rootless"),
                 disk_quota,
             },
-        })
+        };
+        if let Err(e) = backend.sweep_egress_rules().await {
+            tracing::warn!(error = %e, "cannot sweep egress rules of networks that are gone");
+        }
+        Ok(backend)
     }
 
     /// Caps each container at `limit` processes.
@@ -667,7 +675,10 @@ impl Backend for DockerBackend {
         } else {
             Some(self.write_secrets(&name, &spec.secrets).await?)
         };
-        let network = match self.ensure_network(&spec.workload).await {
+        let network = match self
+            .ensure_network(&spec.workload, container.security.egress)
+            .await
+        {
             Ok(network) => network,
             Err(e) => {
                 if let Some(dir) = &secrets {
@@ -705,6 +716,7 @@ impl Backend for DockerBackend {
             labels: Some({
                 let mut labels: HashMap<String, String> = spec.labels().into_iter().collect();
                 labels.insert(MANAGED_LABEL.to_string(), self.scope.clone());
+                labels.insert(network::NETWORK_LABEL.to_string(), network.clone());
                 labels
             }),
             exposed_ports: Some(exposed),
@@ -723,7 +735,7 @@ impl Backend for DockerBackend {
                     let _ = delete_secrets(dir);
                 }
                 // A network made for this container alone goes with it.
-                let _ = self.release_network(&spec.workload).await;
+                let _ = self.release_network(&network).await;
                 return Err(with_hint(engine(format!("creating {name}"))(e)));
             }
         };
@@ -746,7 +758,7 @@ impl Backend for DockerBackend {
             if let Some(dir) = &secrets {
                 let _ = delete_secrets(dir);
             }
-            let _ = self.release_network(&spec.workload).await;
+            let _ = self.release_network(&network).await;
             return Err(with_hint(engine(format!("starting {name}"))(e)));
         }
         self.confirm_started(&created.id).await;
@@ -781,11 +793,18 @@ impl Backend for DockerBackend {
             .name
             .as_deref()
             .and_then(|name| self.instance_secrets_dir(name.trim_start_matches('/')));
-        let workload = inspected
+        let labels: BTreeMap<String, String> = inspected
             .config
             .and_then(|config| config.labels)
-            .and_then(|labels| identity_from_labels(&labels.into_iter().collect()))
-            .map(|identity| identity.workload);
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        // Containers made before they were labelled with their network are on their
+        // workload's first network.
+        let network = labels.get(network::NETWORK_LABEL).cloned().or_else(|| {
+            identity_from_labels(&labels)
+                .map(|identity| self.network_name(&identity.workload, Egress::Open))
+        });
         let seconds = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
         let stop = StopContainerOptionsBuilder::new().t(seconds).build();
         // Gone (404), already stopped (304) or stopping: removal below settles it.
@@ -817,8 +836,8 @@ impl Backend for DockerBackend {
         if let Some(dir) = &secrets {
             delete_secrets(dir)?;
         }
-        match workload {
-            Some(workload) => self.release_network(&workload).await,
+        match network {
+            Some(network) => self.release_network(&network).await,
             None => Ok(()),
         }
     }

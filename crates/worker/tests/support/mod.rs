@@ -374,6 +374,24 @@ impl Drop for Cleanup {
                 let _ = Command::new(engine.cli).args(remove).arg(id).output();
             }
         }
+        // Egress rules of its networks (left by a test that failed half-way), which would
+        // otherwise drop the traffic of a later network given the same subnet.
+        let scope: String = self.0.chars().take(12).collect();
+        let tag = format!("--comment wetee-{scope}-");
+        let Ok(rules) = Command::new("iptables")
+            .args(["-w", "-t", "mangle", "-S", "WETEE-EGRESS"])
+            .output()
+        else {
+            return;
+        };
+        for rule in String::from_utf8_lossy(&rules.stdout).lines() {
+            if let Some(spec) = rule.strip_prefix("-A ").filter(|_| rule.contains(&tag)) {
+                let _ = Command::new("iptables")
+                    .args(["-w", "-t", "mangle", "-D"])
+                    .args(spec.split_whitespace())
+                    .output();
+            }
+        }
     }
 }
 
