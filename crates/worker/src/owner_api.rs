@@ -6,6 +6,10 @@
 //! Web pages may call it: preflight requests are answered (authentication is by signature,
 //! never by cookie).
 //!
+//! Routing is `axum`'s: [`OwnerApi::router`] puts every route behind one authentication layer
+//! (signature, owner, replay), so that no handler can be reached unauthenticated, and answers
+//! cross-origin requests around it.
+//!
 //! - `GET /_wetee/apps/<id>/logs[?follow=1]`
 //! - `GET /_wetee/apps/<id>/status`
 //! - `GET /_wetee/tasks/<id>/runs/<n>/logs`
@@ -16,10 +20,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{RawPathParams, RawQuery, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full, StreamBody, combinators::BoxBody};
+use http_body_util::StreamBody;
+use hyper::StatusCode;
 use hyper::body::Frame;
-use hyper::{Request, Response, StatusCode};
 use serde::Serialize;
 use wetee_types::owner::{
     Audience, OwnerAuthError, REPLAY_WINDOW_MS, VerifiedRequest, verify_request,
@@ -124,20 +134,19 @@ pub struct OwnerApi {
     apps: RwLock<BTreeMap<AppId, AppStatus>>,
 }
 
-type Body = BoxBody<Bytes, hyper::Error>;
-
-fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
-    let mut response = Response::new(
-        Full::new(body.into())
-            .map_err(|never| match never {})
-            .boxed(),
-    );
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response {
+    let mut response = Response::new(Body::from(body.into()));
     *response.status_mut() = status;
     response
 }
 
-/// `response` with what lets a web page read it.
-fn cross_origin(mut response: Response<Body>) -> Response<Body> {
+/// Lets a web page read every answer, and answers its preflight requests.
+async fn cross_origin(request: Request, next: Next) -> Response {
+    let mut response = if request.method() == hyper::Method::OPTIONS {
+        preflight()
+    } else {
+        next.run(request).await
+    };
     response.headers_mut().insert(
         hyper::header::ACCESS_CONTROL_ALLOW_ORIGIN,
         hyper::header::HeaderValue::from_static("*"),
@@ -146,7 +155,7 @@ fn cross_origin(mut response: Response<Body>) -> Response<Body> {
 }
 
 /// The answer to a web page's preflight request.
-fn preflight() -> Response<Body> {
+fn preflight() -> Response {
     let mut response = text(StatusCode::NO_CONTENT, Bytes::new());
     let headers = response.headers_mut();
     headers.insert(
@@ -161,7 +170,19 @@ fn preflight() -> Response<Body> {
         hyper::header::ACCESS_CONTROL_MAX_AGE,
         hyper::header::HeaderValue::from_static("600"),
     );
-    cross_origin(response)
+    response
+}
+
+/// What the authentication layer hands a handler: the workload its owner signed for, and until
+/// when (chain time) the signature's session lasts.
+#[derive(Debug, Clone, Copy)]
+struct Authorized {
+    workload: Workload,
+    valid_until_ms: u64,
+}
+
+fn no_such_path() -> Response {
+    text(StatusCode::NOT_FOUND, "no such owner API path\n")
 }
 
 /// The authority (`host:port`) of an endpoint URL, as clients send it in `Host`.
@@ -245,115 +266,23 @@ impl OwnerApi {
         *self.apps.write().unwrap_or_else(|p| p.into_inner()) = statuses;
     }
 
-    /// Answers a request under [`PREFIX`].
-    pub async fn handle<B>(&self, request: &Request<B>) -> Response<Body> {
-        if request.method() == hyper::Method::OPTIONS {
-            return preflight();
-        }
-        cross_origin(self.answer(request).await)
-    }
-
-    async fn answer<B>(&self, request: &Request<B>) -> Response<Body> {
-        let path = request.uri().path().to_string();
-        let query = request.uri().query().unwrap_or_default().to_string();
-        let signed_target = request
-            .uri()
-            .path_and_query()
-            .map_or(path.clone(), |p| p.as_str().to_string());
-        let host = request
-            .headers()
-            .get(hyper::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        let Some(target) = parse_target(&path) else {
-            return text(StatusCode::NOT_FOUND, "no such owner API path\n");
-        };
-        if self.serving_since.load(Ordering::Relaxed) == 0 {
-            return text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the worker has not verified a block since it started: try again shortly\n",
-            );
-        }
-        let verified = verify_request(
-            &self.genesis_hash,
-            Audience {
-                worker: self.worker,
-                authority: &self.authority,
-            },
-            wetee_types::owner::RequestTarget {
-                method: request.method().as_str(),
-                target: &signed_target,
-                host: &host,
-            },
-            |name| {
-                request
-                    .headers()
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string)
-            },
-            self.chain_time.load(Ordering::Relaxed),
-        );
-        let verified = match verified {
-            Ok(verified) => verified,
-            Err(e) => return text(StatusCode::UNAUTHORIZED, format!("{e}\n")),
-        };
-        let signer = verified.account;
-        let workload = target.workload();
-        let owner = self
-            .owners
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&workload)
-            .copied();
-        match owner {
-            Some(owner) if owner == signer => {}
-            Some(_) => {
-                return text(
-                    StatusCode::FORBIDDEN,
-                    format!("only the owner of {workload} may read this\n"),
-                );
-            }
-            None => {
-                return text(
-                    StatusCode::NOT_FOUND,
-                    format!("{workload} has not run on this worker\n"),
-                );
-            }
-        }
-        // Only now, so that only owners of workloads here take room in the record.
-        if let Err(e) = self.first_time(&verified) {
-            return text(StatusCode::UNAUTHORIZED, format!("{e}\n"));
-        }
-        match target {
-            Target::Status(app) => {
-                let status = self
-                    .apps
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(&app)
-                    .cloned()
-                    .unwrap_or_default();
-                let mut response = text(
-                    StatusCode::OK,
-                    serde_json::to_vec(&status).unwrap_or_default(),
-                );
-                response.headers_mut().insert(
-                    hyper::header::CONTENT_TYPE,
-                    hyper::header::HeaderValue::from_static("application/json"),
-                );
-                response
-            }
-            Target::AppLogs(_) | Target::RunLogs(..) => {
-                let follow = query.split('&').any(|pair| pair == "follow=1");
-                self.logs(workload, follow.then_some(verified.valid_until_ms))
-            }
-        }
+    /// The owner API's routes, each behind the authentication layer.
+    pub fn router(self: &Arc<OwnerApi>) -> Router {
+        Router::new()
+            .route("/_wetee/apps/{app}/logs", get(logs))
+            .route("/_wetee/apps/{app}/status", get(status))
+            .route("/_wetee/tasks/{task}/runs/{run}/logs", get(logs))
+            .route_layer(middleware::from_fn_with_state(
+                Arc::clone(self),
+                authenticate,
+            ))
+            .fallback(|| async { no_such_path() })
+            .layer(middleware::from_fn(cross_origin))
+            .with_state(Arc::clone(self))
     }
 
     /// The workload's logs; followed until the chain time passes `follow_until_ms`, if given.
-    fn logs(&self, workload: Workload, follow_until_ms: Option<u64>) -> Response<Body> {
+    fn logs(&self, workload: Workload, follow_until_ms: Option<u64>) -> Response {
         // Sent a bounded piece at a time, read off the runtime's threads: a long history costs
         // the worker a few MiB of memory per answer, not the history's size.
         let logs_dir = self.logs_dir.clone();
@@ -377,7 +306,7 @@ impl OwnerApi {
                     // that its request was answered.
                     if !piece.is_empty() || first {
                         return Some((
-                            Ok::<_, hyper::Error>(Frame::data(Bytes::from(piece))),
+                            Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(piece))),
                             (cursor, false),
                         ));
                     }
@@ -391,12 +320,150 @@ impl OwnerApi {
                 }
             }
         });
-        sealed_logs(http_body_util::BodyExt::boxed(StreamBody::new(pieces)))
+        sealed_logs(Body::new(StreamBody::new(pieces)))
     }
 }
 
+/// The workload a route names: `{app}`, or `{task}` and `{run}`.
+fn workload_of(params: &RawPathParams) -> Option<Workload> {
+    let param = |name: &str| params.iter().find(|(key, _)| *key == name).map(|(_, v)| v);
+    if let (Some(task), Some(run)) = (param("task"), param("run")) {
+        return Some(Workload::TaskRun {
+            task: TaskId(task.parse().ok()?),
+            run: run.parse().ok()?,
+        });
+    }
+    Some(Workload::App {
+        app: AppId(param("app")?.parse().ok()?),
+    })
+}
+
+/// The authentication layer: the request is signed for this worker at its address, by the
+/// owner of the workload its path names, and was not served before. Only then does a handler
+/// run, with [`Authorized`].
+async fn authenticate(
+    State(api): State<Arc<OwnerApi>>,
+    params: RawPathParams,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(workload) = workload_of(&params) else {
+        return no_such_path();
+    };
+    if api.serving_since.load(Ordering::Relaxed) == 0 {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the worker has not verified a block since it started: try again shortly\n",
+        );
+    }
+    let signed_target = request.uri().path_and_query().map_or_else(
+        || request.uri().path().to_string(),
+        |p| p.as_str().to_string(),
+    );
+    let headers = request.headers();
+    let host = headers
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let verified = verify_request(
+        &api.genesis_hash,
+        Audience {
+            worker: api.worker,
+            authority: &api.authority,
+        },
+        wetee_types::owner::RequestTarget {
+            method: request.method().as_str(),
+            target: &signed_target,
+            host,
+        },
+        |name| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        },
+        api.chain_time.load(Ordering::Relaxed),
+    );
+    let verified = match verified {
+        Ok(verified) => verified,
+        Err(e) => return text(StatusCode::UNAUTHORIZED, format!("{e}\n")),
+    };
+    let owner = api
+        .owners
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&workload)
+        .copied();
+    match owner {
+        Some(owner) if owner == verified.account => {}
+        Some(_) => {
+            return text(
+                StatusCode::FORBIDDEN,
+                format!("only the owner of {workload} may read this\n"),
+            );
+        }
+        None => {
+            return text(
+                StatusCode::NOT_FOUND,
+                format!("{workload} has not run on this worker\n"),
+            );
+        }
+    }
+    // Only now, so that only owners of workloads here take room in the record.
+    if let Err(e) = api.first_time(&verified) {
+        return text(StatusCode::UNAUTHORIZED, format!("{e}\n"));
+    }
+    request.extensions_mut().insert(Authorized {
+        workload,
+        valid_until_ms: verified.valid_until_ms,
+    });
+    next.run(request).await
+}
+
+/// `GET /_wetee/apps/{app}/status`: the app's containers, uptime and usage, as JSON.
+async fn status(
+    State(api): State<Arc<OwnerApi>>,
+    axum::Extension(authorized): axum::Extension<Authorized>,
+) -> Response {
+    let Workload::App { app } = authorized.workload else {
+        return no_such_path();
+    };
+    let status = api
+        .apps
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&app)
+        .cloned()
+        .unwrap_or_default();
+    let mut response = text(
+        StatusCode::OK,
+        serde_json::to_vec(&status).unwrap_or_default(),
+    );
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// `GET .../logs[?follow=1]`: the workload's sealed output; followed until its session ends.
+async fn logs(
+    State(api): State<Arc<OwnerApi>>,
+    axum::Extension(authorized): axum::Extension<Authorized>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let follow = query
+        .unwrap_or_default()
+        .split('&')
+        .any(|pair| pair == "follow=1");
+    api.logs(
+        authorized.workload,
+        follow.then_some(authorized.valid_until_ms),
+    )
+}
+
 /// A log answer: sealed records, framed (see [`LogCursor`]).
-fn sealed_logs(body: Body) -> Response<Body> {
+fn sealed_logs(body: Body) -> Response {
     let mut response = Response::new(body);
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
@@ -464,40 +531,10 @@ fn read_from(path: &std::path::Path, offset: u64, limit: u64) -> std::io::Result
     Ok(bytes)
 }
 
-enum Target {
-    AppLogs(AppId),
-    Status(AppId),
-    RunLogs(TaskId, u32),
-}
-
-impl Target {
-    fn workload(&self) -> Workload {
-        match self {
-            Target::AppLogs(app) | Target::Status(app) => Workload::App { app: *app },
-            Target::RunLogs(task, run) => Workload::TaskRun {
-                task: *task,
-                run: *run,
-            },
-        }
-    }
-}
-
-fn parse_target(path: &str) -> Option<Target> {
-    let rest = path.strip_prefix(PREFIX)?;
-    let parts: Vec<&str> = rest.split('/').collect();
-    match parts.as_slice() {
-        ["apps", id, "logs"] => Some(Target::AppLogs(AppId(id.parse().ok()?))),
-        ["apps", id, "status"] => Some(Target::Status(AppId(id.parse().ok()?))),
-        ["tasks", id, "runs", run, "logs"] => {
-            Some(Target::RunLogs(TaskId(id.parse().ok()?), run.parse().ok()?))
-        }
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt as _;
     use wetee_types::owner::{RequestTarget, Session, Signer, sign_request};
     use wetee_types::{KeyScheme, Keypair};
 
@@ -506,7 +543,7 @@ mod tests {
     const HOST: &str = "127.0.0.1:8800";
     const NOW: u64 = 1_700_000_000_000;
 
-    fn api(dir: &std::path::Path, owner: &Keypair) -> OwnerApi {
+    fn api(dir: &std::path::Path, owner: &Keypair) -> Arc<OwnerApi> {
         let api = OwnerApi::new(
             GENESIS,
             WORKER,
@@ -516,7 +553,7 @@ mod tests {
         );
         api.set_owner(Workload::App { app: AppId(1) }, owner.account_id());
         api.set_chain_time(NOW);
-        api
+        Arc::new(api)
     }
 
     /// A signed request for `target`, as it arrives with the `Host` header `host`.
@@ -559,11 +596,22 @@ mod tests {
         )
     }
 
-    async fn answer(api: &OwnerApi, request: &Request<()>) -> (StatusCode, String) {
-        let response = api.handle(request).await;
+    async fn answer(api: &Arc<OwnerApi>, request: &Request<()>) -> (StatusCode, String) {
+        let response = handle(api, request).await;
         let status = response.status();
         let body = response.into_body().collect().await.unwrap().to_bytes();
         (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// The request through the router, as the ingress hands it over.
+    async fn handle(api: &Arc<OwnerApi>, request: &Request<()>) -> Response {
+        let mut routed = Request::new(Body::empty());
+        *routed.method_mut() = request.method().clone();
+        *routed.uri_mut() = request.uri().clone();
+        *routed.headers_mut() = request.headers().clone();
+        tower::ServiceExt::oneshot(api.router(), routed)
+            .await
+            .unwrap_or_else(|never| match never {})
     }
 
     #[tokio::test]
@@ -590,13 +638,13 @@ mod tests {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
         // A worker restarted (its record of served requests lost) refuses what was signed
         // before it verified its first block, and serves nothing until then.
-        let restarted = OwnerApi::new(
+        let restarted = Arc::new(OwnerApi::new(
             GENESIS,
             WORKER,
             "https://127.0.0.1:8800",
             NOW,
             dir.path().to_path_buf(),
-        );
+        ));
         restarted.set_owner(Workload::App { app: AppId(1) }, owner.account_id());
         let (status, _) = answer(&restarted, &request(&headers, target, HOST)).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -627,9 +675,11 @@ mod tests {
             session: &session,
         };
         let target = "/_wetee/apps/1/logs?follow=1";
-        let response = api
-            .handle(&request(&signed(signer, WORKER, target, 1), target, HOST))
-            .await;
+        let response = handle(
+            &api,
+            &request(&signed(signer, WORKER, target, 1), target, HOST),
+        )
+        .await;
         assert_eq!(response.status(), StatusCode::OK);
         let mut body = response.into_body();
         // What exists now, then it waits for more while the session lasts.
@@ -654,12 +704,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn no_route_answers_an_unsigned_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let owner = Keypair::from_seed(KeyScheme::Sr25519, [1; 32]);
+        let api = api(dir.path(), &owner);
+        for target in [
+            "/_wetee/apps/1/logs",
+            "/_wetee/apps/1/status",
+            "/_wetee/tasks/1/runs/1/logs",
+        ] {
+            let (status, body) = answer(&api, &request(&[], target, HOST)).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{target}: {body}");
+        }
+        for target in ["/_wetee/apps/x/logs", "/_wetee/apps/1/secrets", "/_wetee/"] {
+            let (status, body) = answer(&api, &request(&[], target, HOST)).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{target}: {body}");
+        }
+    }
+
+    #[tokio::test]
     async fn web_pages_get_their_preflight_answered() {
         let dir = tempfile::tempdir().unwrap();
         let owner = Keypair::from_seed(KeyScheme::Ed25519, [1; 32]);
         let api = api(dir.path(), &owner);
         let preflight = Request::options("/_wetee/apps/1/status").body(()).unwrap();
-        let response = api.handle(&preflight).await;
+        let response = handle(&api, &preflight).await;
         assert_eq!(response.status(), StatusCode::NO_CONTENT);
         let allowed = response.headers()[hyper::header::ACCESS_CONTROL_ALLOW_HEADERS]
             .to_str()

@@ -59,6 +59,9 @@ pub struct DockerBackend {
     outputs: output::Outputs,
     /// The rules denying egress to the workloads that asked.
     egress: Arc<egress::EgressFirewall>,
+    /// Exit codes of ended containers (a listing does not carry them, and they never change):
+    /// a task run's container is kept as its record, and is not inspected again each pass.
+    exit_codes: Arc<Mutex<BTreeMap<String, i64>>>,
 }
 
 /// Where a container finds its secrets.
@@ -152,6 +155,7 @@ impl DockerBackend {
             creating: Arc::default(),
             outputs: output::Outputs::default(),
             egress: Arc::default(),
+            exit_codes: Arc::default(),
             confinement: Confinement {
                 engine,
                 pids_limit: DEFAULT_PIDS_LIMIT,
@@ -183,6 +187,13 @@ impl DockerBackend {
     pub fn with_secrets_dir(mut self, dir: &Path) -> Result<DockerBackend, BackendError> {
         self.secrets_dir = Some(prepare_secrets_dir(dir)?);
         Ok(self)
+    }
+
+    fn lock_exit_codes(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, i64>> {
+        // Entries are inserted and removed whole: a panic cannot leave one half-written.
+        self.exit_codes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// What every container and network name of this worker starts with.
@@ -597,9 +608,12 @@ impl Backend for DockerBackend {
             };
             let mut state = state_of(summary.state.as_ref());
             if matches!(state, InstanceState::Exited { .. }) {
-                // The list does not carry the exit code.
-                if let Ok(inspected) = self.docker.inspect_container(&id, None).await {
+                let known = self.lock_exit_codes().get(&id).copied();
+                if let Some(code) = known {
+                    state = InstanceState::Exited { code };
+                } else if let Ok(inspected) = self.docker.inspect_container(&id, None).await {
                     let code = inspected.state.and_then(|s| s.exit_code).unwrap_or(-1);
+                    self.lock_exit_codes().insert(id.clone(), code);
                     state = InstanceState::Exited { code };
                 }
             }
@@ -634,8 +648,9 @@ impl Backend for DockerBackend {
         }
         let names: BTreeSet<String> = instances.iter().map(|i| i.name.clone()).collect();
         self.sweep_secrets(&names);
-        self.outputs
-            .sweep(&instances.iter().map(|i| i.id.clone()).collect());
+        let ids: BTreeSet<String> = instances.iter().map(|i| i.id.clone()).collect();
+        self.outputs.sweep(&ids);
+        self.lock_exit_codes().retain(|id, _| ids.contains(id));
         Ok(instances)
     }
 

@@ -64,7 +64,8 @@ pub struct IngressStats {
 pub struct Ingress {
     routes: Arc<Routes>,
     domain: Arc<str>,
-    owner: Option<Arc<OwnerApi>>,
+    /// The owner API's routes.
+    owner: Option<axum::Router>,
     limits: IngressLimits,
     upstream: Upstream,
     stats: IngressStats,
@@ -112,7 +113,7 @@ impl Ingress {
 
     /// Serves the owner API under `/_wetee/` too.
     pub fn with_owner_api(mut self, owner: Arc<OwnerApi>) -> Ingress {
-        self.owner = Some(owner);
+        self.owner = Some(owner.router());
         self
     }
 
@@ -232,10 +233,13 @@ impl Ingress {
                     "the owner API is served over TLS only: use the worker's https:// endpoint\n",
                 );
             }
-            return owner
-                .handle(&request)
+            // Owner-API requests carry no body: none is read.
+            let (parts, _) = request.into_parts();
+            let routed = Request::from_parts(parts, axum::body::Body::empty());
+            let response = tower::ServiceExt::oneshot(owner.clone(), routed)
                 .await
-                .map(|body| body.map_err(BoxError::from).boxed_unsync());
+                .unwrap_or_else(|never| match never {});
+            return response.map(|body| body.map_err(BoxError::from).boxed_unsync());
         }
         let host = request
             .headers()

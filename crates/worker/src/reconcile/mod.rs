@@ -23,6 +23,13 @@ use plan::{Action, Memory, Observed, is_live};
 
 /// How long a readiness probe may take.
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+/// How often a container that answered is asked again when its app names no health-check
+/// interval.
+pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(10);
+/// How often the engine is looked at while nothing changes: the chain assigns the same, nothing
+/// is under way, and everything live answers. A block that changes what is assigned, or any
+/// pass with work left, brings the next pass at once.
+pub const SETTLED_PASS_EVERY: Duration = Duration::from_secs(2);
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -55,6 +62,21 @@ pub struct Reconciler<B: Backend> {
     /// The last lines of each instance's last dead container.
     last_output: BTreeMap<Identity, String>,
     routes: Option<Arc<Routes>>,
+    /// When each container that answered its probe is to be asked again. One that did not
+    /// answer (or is new) is asked at every pass, so that traffic moves to it as soon as it
+    /// answers.
+    next_probe: BTreeMap<String, Instant>,
+    /// The last pass, when it left nothing to do.
+    settled: Option<Settled>,
+}
+
+/// A pass that left nothing to do: what it wanted, saw and found ready.
+#[derive(Debug)]
+struct Settled {
+    at: Instant,
+    desired: Vec<InstanceSpec>,
+    instances: Vec<Instance>,
+    ready: BTreeSet<Identity>,
 }
 
 impl<B: Backend> Reconciler<B> {
@@ -66,6 +88,8 @@ impl<B: Backend> Reconciler<B> {
             memory: Memory::default(),
             last_output: BTreeMap::new(),
             routes: None,
+            next_probe: BTreeMap::new(),
+            settled: None,
         }
     }
 
@@ -95,9 +119,20 @@ impl<B: Backend> Reconciler<B> {
 
     /// One pass towards `desired`.
     pub async fn reconcile(&mut self, desired: &[InstanceSpec]) -> Result<Pass, BackendError> {
+        if let Some(settled) = &self.settled
+            && settled.at.elapsed() < SETTLED_PASS_EVERY
+            && settled.desired == desired
+        {
+            return Ok(Pass {
+                ready: settled.ready.clone(),
+                instances: settled.instances.clone(),
+                ..Pass::default()
+            });
+        }
+        self.settled = None;
         let mut pass = Pass::default();
         let instances = self.backend.list().await?;
-        let ready = probe_all(desired, &instances).await;
+        let ready = self.probe_due(desired, &instances).await;
         if let Some(routes) = &self.routes {
             routes.replace(plan::route_table(desired, &instances, &ready));
         }
@@ -110,7 +145,11 @@ impl<B: Backend> Reconciler<B> {
         let actions = plan::plan(&mut self.memory, desired, &observed);
         for action in &actions {
             match action {
-                Action::Remove { identity, .. } => pass.removed.push(*identity),
+                Action::Remove { identity, .. } => {
+                    tracing::debug!(workload = %identity.workload, version = identity.version,
+                        replica = identity.replica, generation = identity.generation, "removing");
+                    pass.removed.push(*identity);
+                }
                 Action::Kill { identity, .. } => {
                     tracing::info!(workload = %identity.workload, "timed out: killing");
                 }
@@ -120,6 +159,7 @@ impl<B: Backend> Reconciler<B> {
                 Action::Start(_) => {}
             }
         }
+        let planned = !actions.is_empty();
         self.executor.launch(actions);
         for outcome in self.executor.settle(PASS_BUDGET).await {
             self.absorb(outcome, &mut pass);
@@ -128,6 +168,20 @@ impl<B: Backend> Reconciler<B> {
         let memory = &self.memory;
         self.last_output
             .retain(|identity, _| memory.next_attempt(identity).is_some());
+        let busy = self.executor.busy();
+        if !planned
+            && pass.is_quiet()
+            && busy.identities.is_empty()
+            && busy.containers.is_empty()
+            && is_settled(desired, &instances, &ready)
+        {
+            self.settled = Some(Settled {
+                at: Instant::now(),
+                desired: desired.to_vec(),
+                instances: instances.clone(),
+                ready: ready.clone(),
+            });
+        }
         pass.ready = ready;
         pass.instances = instances;
         Ok(pass)
@@ -153,21 +207,71 @@ impl<B: Backend> Reconciler<B> {
     }
 }
 
-/// The live instances that answer their readiness probe, all probed at once.
-async fn probe_all(desired: &[InstanceSpec], instances: &[Instance]) -> BTreeSet<Identity> {
-    let specs: BTreeMap<Identity, &InstanceSpec> =
-        desired.iter().map(|s| (s.identity(), s)).collect();
-    let probes = instances.iter().filter(|i| is_live(i)).map(|instance| {
-        let probe = specs
-            .get(&instance.identity)
-            .and_then(|spec| probe_port(spec, instance));
-        async move { probe_answers(probe).await.then_some(instance.identity) }
-    });
-    futures::future::join_all(probes)
-        .await
-        .into_iter()
-        .flatten()
-        .collect()
+/// Whether the engine shows exactly what is wanted, all of it answering: every instance is
+/// wanted, and every wanted one runs and answers (a task run may also have ended). Anything
+/// else (a crash backing off, an old version draining, a start under way) has work left that
+/// a later pass must not wait for.
+fn is_settled(
+    desired: &[InstanceSpec],
+    instances: &[Instance],
+    ready: &BTreeSet<Identity>,
+) -> bool {
+    let wanted: BTreeSet<Identity> = desired.iter().map(InstanceSpec::identity).collect();
+    let observed: BTreeMap<Identity, &Instance> =
+        instances.iter().map(|i| (i.identity, i)).collect();
+    instances.iter().all(|i| wanted.contains(&i.identity))
+        && wanted.iter().all(|identity| match observed.get(identity) {
+            Some(instance) if is_live(instance) => ready.contains(identity),
+            Some(_) => matches!(identity.workload, Workload::TaskRun { .. }),
+            None => false,
+        })
+}
+
+impl<B: Backend> Reconciler<B> {
+    /// The live instances that answer their readiness probe. Those due (new, not answering, or
+    /// past their app's health-check interval) are probed, all at once; the others answered
+    /// last time.
+    async fn probe_due(
+        &mut self,
+        desired: &[InstanceSpec],
+        instances: &[Instance],
+    ) -> BTreeSet<Identity> {
+        let now = Instant::now();
+        let specs: BTreeMap<Identity, &InstanceSpec> =
+            desired.iter().map(|s| (s.identity(), s)).collect();
+        let live: Vec<&Instance> = instances.iter().filter(|i| is_live(i)).collect();
+        self.next_probe
+            .retain(|id, _| live.iter().any(|instance| &instance.id == id));
+        let mut ready = BTreeSet::new();
+        let mut probes = Vec::new();
+        for instance in live {
+            let spec = specs.get(&instance.identity);
+            if self
+                .next_probe
+                .get(&instance.id)
+                .is_some_and(|at| now < *at)
+            {
+                ready.insert(instance.identity);
+                continue;
+            }
+            let probe = spec.and_then(|spec| probe_port(spec, instance));
+            let interval = spec
+                .and_then(|spec| spec.health.as_ref())
+                .map_or(DEFAULT_PROBE_INTERVAL, |health| {
+                    Duration::from_secs(u64::from(health.interval_secs.max(1)))
+                });
+            probes.push(async move { (instance, interval, probe_answers(probe).await) });
+        }
+        for (instance, interval, answered) in futures::future::join_all(probes).await {
+            if answered {
+                ready.insert(instance.identity);
+                self.next_probe.insert(instance.id.clone(), now + interval);
+            } else {
+                self.next_probe.remove(&instance.id);
+            }
+        }
+        ready
+    }
 }
 
 /// The host port to probe for readiness: the health check's port, else the first port; `None`
