@@ -209,8 +209,34 @@ impl<B: Backend> Worker<B> {
             }
         }
         let instances = std::mem::take(&mut pass.instances);
+        // Between looks at the engine nothing changed: what it showed was already collected,
+        // unless the epoch moved on (its output is filed and its old files expire).
+        if pass.observed || self.logs_epoch != Some(epoch) {
+            self.watch(light, &view, epoch, &instances, &pass.ready)
+                .await;
+        }
+        self.report_failures(light, &view.owners, view.head.height)
+            .await?;
+        if epoch > 0 {
+            self.report(light, &view, epoch - 1, &instances).await?;
+        }
+        let live: Vec<String> = instances.iter().map(|i| i.id.clone()).collect();
+        self.meter.prune(epoch.saturating_sub(1), &live);
+        Ok(())
+    }
+
+    /// What the owner API shows, the output collected (sealed to each owner) and usage
+    /// sampled, from what the engine showed last.
+    async fn watch(
+        &mut self,
+        light: &LightClient,
+        view: &ChainView,
+        epoch: u64,
+        instances: &[crate::backend::Instance],
+        ready: &BTreeSet<crate::backend::Identity>,
+    ) {
         let mut statuses: BTreeMap<AppId, AppStatus> = BTreeMap::new();
-        for instance in &instances {
+        for instance in instances {
             let Workload::App { app } = instance.identity.workload else {
                 continue;
             };
@@ -228,7 +254,7 @@ impl<B: Backend> Worker<B> {
                         InstanceState::Exited { code } => format!("exited ({code})"),
                         InstanceState::Other(other) => other.clone(),
                     },
-                    ready: pass.ready.contains(&instance.identity),
+                    ready: ready.contains(&instance.identity),
                 });
         }
         for (app, status) in statuses.iter_mut() {
@@ -272,8 +298,8 @@ impl<B: Backend> Worker<B> {
                 tracing::debug!(error = %e, "log collection");
             }
         }
-        self.last_instances = instances.clone();
-        for instance in &instances {
+        self.last_instances = instances.to_vec();
+        for instance in instances {
             if sample_usage
                 && instance.state == InstanceState::Running
                 && let Ok(usage) = self.reconciler.backend().usage(&instance.id).await
@@ -285,14 +311,6 @@ impl<B: Backend> Worker<B> {
         if sample_usage {
             self.last_usage = Some(Instant::now());
         }
-        self.report_failures(light, &view.owners, view.head.height)
-            .await?;
-        if epoch > 0 {
-            self.report(light, &view, epoch - 1, &instances).await?;
-        }
-        let live: Vec<String> = instances.iter().map(|i| i.id.clone()).collect();
-        self.meter.prune(epoch.saturating_sub(1), &live);
-        Ok(())
     }
 
     /// To whom `workload`'s output is sealed: its owner's sealing key, read through the light

@@ -612,8 +612,19 @@ impl Backend for DockerBackend {
                 if let Some(code) = known {
                     state = InstanceState::Exited { code };
                 } else if let Ok(inspected) = self.docker.inspect_container(&id, None).await {
-                    let code = inspected.state.and_then(|s| s.exit_code).unwrap_or(-1);
-                    self.lock_exit_codes().insert(id.clone(), code);
+                    let inspected = inspected.state.unwrap_or_default();
+                    let code = inspected.exit_code.unwrap_or(-1);
+                    // Podman lists a container as exited a moment before it records how: the
+                    // code is kept only once the engine says it exited, and when.
+                    let settled = inspected.status
+                        == Some(bollard::models::ContainerStateStatusEnum::EXITED)
+                        && inspected
+                            .finished_at
+                            .as_deref()
+                            .is_some_and(|t| !t.is_empty() && !t.starts_with("0001-01-01"));
+                    if settled {
+                        self.lock_exit_codes().insert(id.clone(), code);
+                    }
                     state = InstanceState::Exited { code };
                 }
             }

@@ -75,6 +75,11 @@ impl<B: Backend> Executor<B> {
         &self.busy
     }
 
+    /// How many actions are in flight.
+    pub fn in_flight(&self) -> usize {
+        self.running.len()
+    }
+
     /// Starts `actions`, each in its own task under its deadline.
     pub fn launch(&mut self, actions: Vec<Action>) {
         for action in actions {

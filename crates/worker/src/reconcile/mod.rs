@@ -26,6 +26,11 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 /// How often a container that answered is asked again when its app names no health-check
 /// interval.
 pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(10);
+/// How many starts, replacements and removals the engine is given at once. A worker assigned
+/// a hundred apps at once starts them a few at a time: given all at once, Podman on a small
+/// machine finished none within its deadline, and the removals of the half-made ones piled up
+/// behind them.
+pub const MAX_ENGINE_ACTIONS: usize = 4;
 /// How often the engine is looked at while nothing changes: the chain assigns the same, nothing
 /// is under way, and everything live answers. A block that changes what is assigned, or any
 /// pass with work left, brings the next pass at once.
@@ -44,6 +49,9 @@ pub struct Pass {
     pub ready: BTreeSet<Identity>,
     /// The instances observed at the start of the pass.
     pub instances: Vec<Instance>,
+    /// Whether the engine was looked at (else `instances` and `ready` are the last settled
+    /// pass's, and nothing changed since).
+    pub observed: bool,
 }
 
 impl Pass {
@@ -130,7 +138,10 @@ impl<B: Backend> Reconciler<B> {
             });
         }
         self.settled = None;
-        let mut pass = Pass::default();
+        let mut pass = Pass {
+            observed: true,
+            ..Pass::default()
+        };
         let instances = self.backend.list().await?;
         let ready = self.probe_due(desired, &instances).await;
         if let Some(routes) = &self.routes {
@@ -140,6 +151,7 @@ impl<B: Backend> Reconciler<B> {
             instances: &instances,
             ready: &ready,
             busy: self.executor.busy(),
+            room: MAX_ENGINE_ACTIONS.saturating_sub(self.executor.in_flight()),
             now: Instant::now(),
         };
         let actions = plan::plan(&mut self.memory, desired, &observed);

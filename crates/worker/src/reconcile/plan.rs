@@ -107,6 +107,9 @@ pub struct Observed<'a> {
     pub ready: &'a BTreeSet<Identity>,
     /// What earlier actions still work on.
     pub busy: &'a Busy,
+    /// How many more starts, replacements and removals the engine may be given now: the rest
+    /// wait for a later pass (a kill is never held back).
+    pub room: usize,
     /// Now.
     pub now: Instant,
 }
@@ -184,6 +187,7 @@ pub fn is_live(instance: &Instance) -> bool {
 /// The actions that bring `observed` towards `desired`, updating `memory`'s timers.
 pub fn plan(memory: &mut Memory, desired: &[InstanceSpec], observed: &Observed) -> Vec<Action> {
     let now = observed.now;
+    let mut room = observed.room;
     let mut actions = Vec::new();
     let by_identity: BTreeMap<Identity, &Instance> =
         observed.instances.iter().map(|i| (i.identity, i)).collect();
@@ -223,9 +227,10 @@ pub fn plan(memory: &mut Memory, desired: &[InstanceSpec], observed: &Observed) 
             },
             None => Action::Start(Box::new(spec.clone())),
         };
-        if observed.busy.overlaps(&action) || !memory.may_attempt(&identity, now) {
+        if observed.busy.overlaps(&action) || !memory.may_attempt(&identity, now) || room == 0 {
             continue;
         }
+        room -= 1;
         if let (Action::Replace { .. }, Some(instance)) = (&action, by_identity.get(&identity)) {
             // Counts as a failure so that a crash loop backs off.
             let why = match &instance.state {
@@ -291,7 +296,7 @@ pub fn plan(memory: &mut Memory, desired: &[InstanceSpec], observed: &Observed) 
             container: instance.id.clone(),
             identity: instance.identity,
         };
-        if observed.busy.overlaps(&remove) {
+        if observed.busy.overlaps(&remove) || room == 0 {
             continue;
         }
         let has_successors = wanted
@@ -310,6 +315,7 @@ pub fn plan(memory: &mut Memory, desired: &[InstanceSpec], observed: &Observed) 
         }
         memory.unrouted.remove(&instance.id);
         memory.backoff.remove(&instance.identity);
+        room -= 1;
         actions.push(remove);
     }
     // Forget the failures of what is no longer wanted.
@@ -475,6 +481,7 @@ mod tests {
     struct Planner {
         memory: Memory,
         start: Instant,
+        room: usize,
     }
 
     impl Planner {
@@ -482,6 +489,7 @@ mod tests {
             Planner {
                 memory: Memory::default(),
                 start: Instant::now(),
+                room: usize::MAX,
             }
         }
 
@@ -498,6 +506,7 @@ mod tests {
                 instances,
                 ready: &ready,
                 busy: &Busy::default(),
+                room: self.room,
                 now: self.start + Duration::from_secs_f64(at_secs),
             };
             names(&plan(&mut self.memory, desired, &observed))
@@ -627,6 +636,32 @@ mod tests {
     }
 
     #[test]
+    fn the_engine_is_given_only_as_many_actions_as_there_is_room_for() {
+        let specs: Vec<InstanceSpec> = (0..10).map(|replica| app(1, replica, 0)).collect();
+        let mut planner = Planner::new();
+        planner.room = 4;
+        let first = planner.at(0.0, &specs, &[], &[]);
+        assert_eq!(first.len(), 4, "{first:?}");
+        // The next pass (the first four running) starts the next four.
+        let up: Vec<Instance> = specs[..4].iter().map(running).collect();
+        let ready: Vec<&InstanceSpec> = specs[..4].iter().collect();
+        let second = planner.at(1.0, &specs, &up, &ready);
+        assert_eq!(
+            second,
+            specs[4..8]
+                .iter()
+                .map(|s| format!("start {}", s.name()))
+                .collect::<Vec<_>>()
+        );
+        // A crash held back for want of room is not counted as a failure.
+        planner.room = 0;
+        let mut crashed = up.clone();
+        crashed[0] = exited(&specs[0], 1);
+        assert!(planner.at(2.0, &specs, &crashed, &ready[1..]).is_empty());
+        assert!(planner.memory.next_attempt(&specs[0].identity()).is_none());
+    }
+
+    #[test]
     fn a_container_created_but_never_started_is_replaced_after_a_grace() {
         let spec = app(1, 0, 0);
         let desired = [spec.clone()];
@@ -742,6 +777,7 @@ mod tests {
             instances: &instances,
             ready: &BTreeSet::new(),
             busy: &busy,
+            room: usize::MAX,
             now: Instant::now(),
         };
         let mut memory = Memory::default();
