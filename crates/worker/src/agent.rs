@@ -209,8 +209,9 @@ impl<B: Backend> Worker<B> {
             }
         }
         let instances = std::mem::take(&mut pass.instances);
-        // Between looks at the engine nothing changed: what it showed was already collected,
-        // unless the epoch moved on (its output is filed and its old files expire).
+        // Only when the engine was looked at (at most 2 s apart; output that arrived meanwhile
+        // waits for the next look), or when the epoch moved on (output is filed by epoch, and
+        // old files expire).
         if pass.observed || self.logs_epoch != Some(epoch) {
             self.watch(light, &view, epoch, &instances, &pass.ready)
                 .await;
