@@ -43,6 +43,8 @@ pub const FOLLOW_POLL: Duration = Duration::from_millis(500);
 /// Requests of one owner remembered (to refuse replays) at most; past it, that owner's requests
 /// wait for the window to move on.
 pub const MAX_REQUESTS_PER_OWNER: usize = 10_000;
+/// Followed logs one owner may hold open at once: each holds a connection and a timer.
+pub const MAX_FOLLOWS_PER_OWNER: usize = 8;
 
 /// The requests served within the replay window.
 #[derive(Debug, Default)]
@@ -132,6 +134,42 @@ pub struct OwnerApi {
     logs_dir: PathBuf,
     owners: RwLock<BTreeMap<Workload, AccountId>>,
     apps: RwLock<BTreeMap<AppId, AppStatus>>,
+    /// Followed logs open, per owner.
+    follows: Arc<Mutex<BTreeMap<AccountId, usize>>>,
+}
+
+/// One followed log held open; its owner's count goes down when it ends.
+struct FollowSlot {
+    follows: Arc<Mutex<BTreeMap<AccountId, usize>>>,
+    owner: AccountId,
+}
+
+impl FollowSlot {
+    /// A slot for `owner`, unless it already holds [`MAX_FOLLOWS_PER_OWNER`].
+    fn take(follows: &Arc<Mutex<BTreeMap<AccountId, usize>>>, owner: AccountId) -> Option<Self> {
+        let mut open = follows.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(owner).or_default();
+        if *count >= MAX_FOLLOWS_PER_OWNER {
+            return None;
+        }
+        *count += 1;
+        Some(FollowSlot {
+            follows: Arc::clone(follows),
+            owner,
+        })
+    }
+}
+
+impl Drop for FollowSlot {
+    fn drop(&mut self) {
+        let mut open = self.follows.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.owner) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.owner);
+            }
+        }
+    }
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response {
@@ -178,6 +216,7 @@ fn preflight() -> Response {
 #[derive(Debug, Clone, Copy)]
 struct Authorized {
     workload: Workload,
+    account: AccountId,
     valid_until_ms: u64,
 }
 
@@ -219,6 +258,7 @@ impl OwnerApi {
             logs_dir,
             owners: RwLock::new(BTreeMap::new()),
             apps: RwLock::new(BTreeMap::new()),
+            follows: Arc::default(),
         }
     }
 
@@ -282,7 +322,22 @@ impl OwnerApi {
     }
 
     /// The workload's logs; followed until the chain time passes `follow_until_ms`, if given.
-    fn logs(&self, workload: Workload, follow_until_ms: Option<u64>) -> Response {
+    fn logs(&self, workload: Workload, follow: Option<(AccountId, u64)>) -> Response {
+        let slot = match follow {
+            Some((owner, _)) => match FollowSlot::take(&self.follows, owner) {
+                Some(slot) => Some(slot),
+                None => {
+                    return text(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        format!(
+                            "{MAX_FOLLOWS_PER_OWNER} followed logs are open already: end one first\n"
+                        ),
+                    );
+                }
+            },
+            None => None,
+        };
+        let follow_until_ms = follow.map(|(_, until)| until);
         // Sent a bounded piece at a time, read off the runtime's threads: a long history costs
         // the worker a few MiB of memory per answer, not the history's size.
         let logs_dir = self.logs_dir.clone();
@@ -290,6 +345,8 @@ impl OwnerApi {
         let pieces = futures::stream::unfold((LogCursor::default(), true), move |state| {
             let logs_dir = logs_dir.clone();
             let chain_time = Arc::clone(&chain_time);
+            // The slot lives in this closure, so as long as the answer: dropped with it.
+            let _held = &slot;
             async move {
                 let (mut cursor, first) = state;
                 loop {
@@ -415,6 +472,7 @@ async fn authenticate(
     }
     request.extensions_mut().insert(Authorized {
         workload,
+        account: verified.account,
         valid_until_ms: verified.valid_until_ms,
     });
     next.run(request).await
@@ -458,7 +516,7 @@ async fn logs(
         .any(|pair| pair == "follow=1");
     api.logs(
         authorized.workload,
-        follow.then_some(authorized.valid_until_ms),
+        follow.then_some((authorized.account, authorized.valid_until_ms)),
     )
 }
 
@@ -701,6 +759,29 @@ mod tests {
         let (status, body) = answer(&api, &request(&late, "/_wetee/apps/1/status", HOST)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert!(body.contains("session has expired"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn an_owner_holds_a_bounded_number_of_followed_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let owner = Keypair::from_seed(KeyScheme::Ed25519, [1; 32]);
+        let api = api(dir.path(), &owner);
+        let target = "/_wetee/apps/1/logs?follow=1";
+        let follow = |nonce: u8| {
+            let headers = signed(Signer::Account(&owner), WORKER, target, nonce);
+            let api = Arc::clone(&api);
+            async move { handle(&api, &request(&headers, target, HOST)).await }
+        };
+        let mut open = Vec::new();
+        for nonce in 0..MAX_FOLLOWS_PER_OWNER as u8 {
+            let response = follow(nonce).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            open.push(response);
+        }
+        assert_eq!(follow(100).await.status(), StatusCode::TOO_MANY_REQUESTS);
+        // One ends (the client went away): room for another.
+        open.pop();
+        assert_eq!(follow(101).await.status(), StatusCode::OK);
     }
 
     #[tokio::test]
