@@ -78,6 +78,15 @@ fn address_of(name: &str) -> String {
     address
 }
 
+/// The names of the engine's networks, one per line.
+fn network_names() -> String {
+    let output = Command::new(support::engine().cli)
+        .args(["network", "ls", "--format", "{{.Name}}"])
+        .output()
+        .expect("network ls runs");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 async fn serving(instance: &Instance, page: &str) {
     let port = *instance.ports.get(&8080).expect("published");
     support::eventually(&format!("{} to serve", instance.name), 30, async || {
@@ -211,11 +220,7 @@ async fn a_tenant_cannot_reach_its_neighbours_or_leave_its_container() {
         .remove(&sibling.id, Duration::ZERO)
         .await
         .expect("removed");
-    let networks = Command::new(support::engine().cli)
-        .args(["network", "ls", "--format", "{{.Name}}"])
-        .output()
-        .unwrap();
-    let networks = String::from_utf8_lossy(&networks.stdout);
+    let networks = network_names();
     assert!(!networks.contains(&format!("-app-{mallory}")), "{networks}");
     assert!(networks.contains(&format!("-app-{alice}")), "{networks}");
     serving(&neighbour, "alice").await;
@@ -328,11 +333,7 @@ async fn a_workload_denied_egress_reaches_only_its_replicas_and_still_serves() {
             .await
             .expect("removed");
     }
-    let networks = Command::new(support::engine().cli)
-        .args(["network", "ls", "--format", "{{.Name}}"])
-        .output()
-        .unwrap();
-    let networks = String::from_utf8_lossy(&networks.stdout);
+    let networks = network_names();
     assert!(
         !networks.contains(&format!("-app-{closed}-noegress")),
         "{networks}"
