@@ -8,7 +8,7 @@
 #   busybox-static                                 builds the example and test images without a registry
 set -euo pipefail
 
-packages=(build-essential pkg-config ca-certificates podman runc slirp4netns uidmap fuse-overlayfs busybox-static)
+packages=(build-essential pkg-config ca-certificates podman runc slirp4netns uidmap fuse-overlayfs busybox-static iptables)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then
