@@ -6,6 +6,7 @@
 #   podman, runc                                   the container engine of the dev worker and the tests
 #   slirp4netns, uidmap, fuse-overlayfs            rootless Podman (published ports, user namespaces)
 #   busybox-static                                 builds the example and test images without a registry
+#   iptables                                       the rules of workloads denied egress (network.egress = "none")
 set -euo pipefail
 
 packages=(build-essential pkg-config ca-certificates podman runc slirp4netns uidmap fuse-overlayfs busybox-static iptables)
