@@ -419,15 +419,6 @@ struct DeployReport {
 
 /// Builds the benchmark's image (a static busybox serving a page) and returns its reference.
 fn bench_image() -> Result<String> {
-    let engine = ["podman", "docker"]
-        .into_iter()
-        .find(|cli| {
-            Command::new(cli)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .context("no podman or docker to build the benchmark image")?;
     let busybox = ["/bin/busybox", "/usr/bin/busybox"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
@@ -439,9 +430,24 @@ fn bench_image() -> Result<String> {
         // Containers keep no capability: the page's directory must be theirs.
         "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"mkdir\", \"/www\"]\n",
     )?;
+    build_image(context.path(), "localhost/wetee-bench")
+}
+
+/// Builds the image whose context (a `Containerfile` and what it copies) is `context` with the
+/// local Podman or Docker, tags it `repository:latest`, and returns its reference by digest.
+pub(crate) fn build_image(context: &std::path::Path, repository: &str) -> Result<String> {
+    let engine = ["podman", "docker"]
+        .into_iter()
+        .find(|cli| {
+            Command::new(cli)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .context("no podman or docker to build the benchmark's image")?;
     let output = Command::new(engine)
-        .args(["build", "-q", "-t", "localhost/wetee-bench:latest"])
-        .arg(context.path())
+        .args(["build", "-q", "-t", &format!("{repository}:latest")])
+        .arg(context)
         .output()?;
     anyhow::ensure!(
         output.status.success(),
@@ -450,7 +456,7 @@ fn bench_image() -> Result<String> {
     );
     let id = String::from_utf8_lossy(&output.stdout).trim().to_string();
     Ok(format!(
-        "localhost/wetee-bench@sha256:{}",
+        "{repository}@sha256:{}",
         id.trim_start_matches("sha256:")
     ))
 }

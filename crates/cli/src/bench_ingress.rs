@@ -1,9 +1,11 @@
 //! `wetee bench ingress`: what the worker's ingress costs a request. The same app (an HTTP
-//! server in this process answering `ok`) is asked directly, through the ingress in plain
-//! HTTP, and through the ingress over TLS bound to a worker key (`wetee-tls`), by 1 and by 64
-//! clients at once, each on its own kept-alive connection, side by side in one run; then once
-//! more through the ingress while 2,000 idle and 200 slowloris connections (from other loopback
-//! addresses) hold on to it.
+//! server answering `ok`, in this process or, with `--container`, in a container the worker's
+//! engine backend starts) is asked directly, through the ingress in plain HTTP, and through the
+//! ingress over TLS bound to a worker key (`wetee-tls`), by 1 and by 64 clients at once, each on
+//! its own kept-alive connection, side by side in one run; then once more through the ingress
+//! while 2,000 idle and 200 slowloris connections (from other loopback addresses) hold on to it.
+
+mod container_app;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -33,6 +35,19 @@ pub struct IngressBenchArgs {
     /// How many clients at once, each on its own kept-alive connection.
     #[arg(long, value_delimiter = ',', default_value = "1,64")]
     clients: Vec<usize>,
+    /// Serve the app from a container on the local Podman or Docker, started the way the worker
+    /// starts one (its own network, no capabilities, a port published on 127.0.0.1), instead of
+    /// in this process: "direct" is then a connection to the container's published port.
+    #[arg(long)]
+    container: bool,
+}
+
+/// What `wetee bench ingress-app` needs: the app the containerized benchmark runs.
+#[derive(Debug, Args)]
+pub struct IngressAppArgs {
+    /// The port to answer on, on every address.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
 }
 
 /// How a request reaches the app.
@@ -63,6 +78,8 @@ struct Measured {
 struct IngressReport {
     machine: String,
     seconds: u64,
+    /// Where the app ran: `process` or `container`.
+    app: &'static str,
     measured: Vec<Measured>,
     /// TLS through the ingress against the direct connection, p50 over p50, by clients.
     tls_over_direct_p50: BTreeMap<usize, f64>,
@@ -78,14 +95,49 @@ pub fn ingress(args: IngressBenchArgs, format: Format) -> Result<()> {
     Ok(())
 }
 
+/// `wetee bench ingress-app`: answers `ok` to every request until killed.
+pub fn ingress_app(args: IngressAppArgs) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, args.port)).await?;
+        serve_ok(listener).await;
+        Ok(())
+    })
+}
+
 async fn run(args: &IngressBenchArgs) -> Result<IngressReport> {
-    let app = serve_app().await?;
+    let mut container = None;
+    let app = if args.container {
+        let (running, address) = container_app::start().await?;
+        container = Some(running);
+        address
+    } else {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        tokio::spawn(serve_ok(listener));
+        address
+    };
+    let report = measure_all(args, app).await;
+    if let Some(container) = container {
+        container.remove().await;
+    }
+    report
+}
+
+async fn measure_all(args: &IngressBenchArgs, app: SocketAddr) -> Result<IngressReport> {
     let routes = Arc::new(Routes::default());
     routes.replace(BTreeMap::from([(AppId(1), vec![app])]));
     let identity = Keypair::from_seed(KeyScheme::Ed25519, [42; 32]);
     let genesis = Hash([1; 32]);
+    let expected = wetee_tls::ExpectedWorker {
+        genesis_hash: genesis,
+        identity: identity.account_id(),
+        evidence_hash: Hash::default(),
+    };
     let certificate =
-        wetee_tls::WorkerCertificate::issue(&identity, genesis, Hash::default(), u64::MAX)?;
+        wetee_tls::WorkerCertificate::issue(&identity, genesis, expected.evidence_hash, u64::MAX)?;
     let limits = IngressLimits {
         max_connections_per_ip: 4_096,
         ..IngressLimits::default()
@@ -94,8 +146,7 @@ async fn run(args: &IngressBenchArgs) -> Result<IngressReport> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let ingress_address = listener.local_addr()?;
     tokio::spawn(Arc::new(ingress).serve(listener, std::future::pending()));
-    let tls =
-        Arc::new(wetee_tls::WorkerVerifier::new(genesis, identity.account_id()).client_config()?);
+    let tls = Arc::new(wetee_tls::WorkerVerifier::new(expected).client_config()?);
     let mut measured = Vec::new();
     for &clients in &args.clients {
         for path in [Path::Direct, Path::Ingress, Path::IngressTls] {
@@ -139,6 +190,11 @@ async fn run(args: &IngressBenchArgs) -> Result<IngressReport> {
     Ok(IngressReport {
         machine: machine(),
         seconds: args.seconds,
+        app: if args.container {
+            "container"
+        } else {
+            "process"
+        },
         measured,
         tls_over_direct_p50,
     })
@@ -185,28 +241,26 @@ impl Drop for AbortOnDrop {
 }
 
 /// The app: answers `ok` to anything, keeping connections alive.
-async fn serve_app() -> Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let address = listener.local_addr()?;
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(|_request| async {
-                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(
-                        b"ok",
-                    ))))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+/// The app: `ok` to every request, on kept-alive connections.
+async fn serve_ok(listener: TcpListener) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            // Out of file descriptors: give clients time to leave.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(|_request| async {
+                Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(
+                    b"ok",
+                ))))
             });
-        }
-    });
-    Ok(address)
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
 }
 
 /// `clients` clients asking `target` at `address` for `seconds`; every latency in microseconds.
@@ -288,8 +342,16 @@ async fn client(
 
 fn text(report: &IngressReport) -> String {
     let mut out = format!(
-        "{} s per path, {}\n{:<12} {:>8} {:>10} {:>10} {:>9} {:>9}\n",
-        report.seconds, report.machine, "path", "clients", "requests", "req/s", "p50 µs", "p99 µs"
+        "{} s per path, app in a {}, {}\n{:<12} {:>8} {:>10} {:>10} {:>9} {:>9}\n",
+        report.seconds,
+        report.app,
+        report.machine,
+        "path",
+        "clients",
+        "requests",
+        "req/s",
+        "p50 µs",
+        "p99 µs"
     );
     for m in &report.measured {
         let path = match m.path {

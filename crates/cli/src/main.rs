@@ -138,6 +138,9 @@ enum BenchCommand {
     /// Requests through the worker's ingress, plain and over TLS bound to a worker key, against
     /// the same app asked directly, at 1 and 64 clients.
     Ingress(bench_ingress::IngressBenchArgs),
+    /// The app `wetee bench ingress --container` runs in its container: `ok` to every request.
+    #[command(hide = true)]
+    IngressApp(bench_ingress::IngressAppArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -218,6 +221,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Attest(args)) => attest::bench(args, cli.output),
         Command::Bench(BenchCommand::Dev(args)) => bench_dev::dev(args, cli.output),
         Command::Bench(BenchCommand::Ingress(args)) => bench_ingress::ingress(args, cli.output),
+        Command::Bench(BenchCommand::IngressApp(args)) => bench_ingress::ingress_app(args),
         Command::Chain(ChainCommand::Spec {
             dev,
             validators,

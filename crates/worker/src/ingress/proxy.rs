@@ -21,8 +21,12 @@ pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 
 /// How long a kept-alive connection to a container may stay unused.
 const POOL_IDLE: Duration = Duration::from_secs(30);
-/// Kept-alive connections per container.
-const POOL_PER_CONTAINER: usize = 32;
+/// Kept-alive connections per container: as many as one IP may hold to the ingress, so that a
+/// busy client's concurrent requests find their connections again. With 32, 64 clients made the
+/// ingress open a new connection for half of their requests (docs/benchmarks.md: a quarter of a
+/// direct connection's throughput, against a third with 256); unused ones close after
+/// `POOL_IDLE`.
+const POOL_PER_CONTAINER: usize = 256;
 /// A container must accept a connection within this.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
