@@ -13,6 +13,11 @@ use wetee_types::{AccountId, Hash, KeyScheme, Keypair, WorkerId};
 
 /// How long to wait for a worker to connect and answer a request's head.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a request is signed again when a worker that has just started asks for it.
+const MAX_STARTUP_RETRIES: usize = 3;
+/// The longest `Retry-After` waited for: a restarted worker asks for at most
+/// [`wetee_types::owner::MAX_AHEAD_MS`] and a little more.
+const MAX_RETRY_AFTER_SECS: u64 = 15;
 
 /// Why a request to a worker failed.
 #[derive(Debug, thiserror::Error)]
@@ -121,13 +126,16 @@ impl OwnerApiClient {
             if !worker.attestation_valid(now_ms) {
                 return Err(OwnerApiError::NotAttested(worker.id));
             }
-            let identity = wetee_types::AccountId(worker.keys.identity);
-            let config = wetee_tls::WorkerVerifier::new(genesis_hash, identity)
-                .client_config()
-                .map_err(|e| OwnerApiError::Request {
-                    worker: worker.id,
-                    reason: e.to_string(),
-                })?;
+            let config = wetee_tls::WorkerVerifier::new(wetee_tls::ExpectedWorker {
+                genesis_hash,
+                identity: wetee_types::AccountId(worker.keys.identity),
+                evidence_hash: wetee_tls::evidence_hash(&worker.evidence),
+            })
+            .client_config()
+            .map_err(|e| OwnerApiError::Request {
+                worker: worker.id,
+                reason: e.to_string(),
+            })?;
             builder.tls_backend_preconfigured(config)
         } else {
             builder
@@ -163,6 +171,42 @@ impl OwnerApiClient {
         signer: Signer<'_>,
         target: &str,
     ) -> Result<OwnerResponse, OwnerApiError> {
+        let mut response = self.send_signed(signer, target).await?;
+        // A worker that has just started answers 503 with the seconds after which a request
+        // signed anew will be served (it cannot know what its predecessor served before).
+        for _ in 0..MAX_STARTUP_RETRIES {
+            let wait = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+                .filter(|&seconds| seconds <= MAX_RETRY_AFTER_SECS);
+            match wait {
+                Some(seconds) if response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE => {
+                    tokio::time::sleep(Duration::from_secs(seconds)).await;
+                    response = self.send_signed(signer, target).await?;
+                }
+                _ => break,
+            }
+        }
+        Ok(OwnerResponse {
+            worker: self.worker,
+            status: response.status().as_u16(),
+            content_type: response
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_string),
+            response,
+        })
+    }
+}
+
+impl OwnerApiClient {
+    async fn send_signed(
+        &self,
+        signer: Signer<'_>,
+        target: &str,
+    ) -> Result<reqwest::Response, OwnerApiError> {
         let headers = sign_request(
             signer,
             &self.genesis_hash,
@@ -179,19 +223,9 @@ impl OwnerApiClient {
         for (name, value) in headers {
             request = request.header(name, value);
         }
-        let response = request.send().await.map_err(|e| OwnerApiError::Request {
+        request.send().await.map_err(|e| OwnerApiError::Request {
             worker: self.worker,
             reason: reason(&e),
-        })?;
-        Ok(OwnerResponse {
-            worker: self.worker,
-            status: response.status().as_u16(),
-            content_type: response
-                .headers()
-                .get(reqwest::header::CONTENT_TYPE)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_string),
-            response,
         })
     }
 }

@@ -12,10 +12,17 @@
 //! the owner, after opening the records, can check that the lines are those the worker signed
 //! for. A leaf tells an observer nothing, not even whether a guessed line is in the batch.
 //!
+//! The lines are padded to a multiple of [`PAD_BYTES`] inside the seal, so a record's size does
+//! not tell how long a line was (a token's length, say). A tag, keyed by a key only the
+//! worker's TEE derives, lets the worker tell its own records from planted or altered ones
+//! when it reads its files again after a restart: the roots it signs count its records only.
+//!
 //! ```text
-//! record    = len: u32 BE (of what follows) ‖ leaf: 32 ‖ enc: 32 ‖ ciphertext
-//! plaintext = salt: 32 ‖ lines
-//! aad       = INFO ‖ genesis ‖ workload ‖ epoch ‖ index ‖ worker ‖ owner ‖ leaf
+//! record    = len: u32 BE (of what follows) ‖ leaf: 32 ‖ tag: 32 ‖ enc: 32 ‖ ciphertext
+//! plaintext = salt: 32 ‖ lines length: u32 BE ‖ lines ‖ zeros to a multiple of PAD_BYTES
+//! aad       = INFO ‖ genesis ‖ workload ‖ epoch ‖ index ‖ worker ‖ owner ‖ leaf ‖ recipient
+//! tag       = BLAKE3 keyed by the worker's tag key, over workload ‖ epoch ‖ index ‖ leaf ‖
+//!             enc ‖ ciphertext
 //! ```
 
 use crate::{SealError, hpke_open, hpke_seal};
@@ -23,15 +30,29 @@ use wetee_types::{AccountId, Hash, WorkerId, Workload};
 use zeroize::Zeroizing;
 
 /// HPKE `info` of every sealed log batch.
-pub const INFO: &[u8] = b"wetee/log-batch/v1";
+pub const INFO: &[u8] = b"wetee/log-batch/v2";
 const LEAF_DOMAIN: &[u8] = b"wetee/log-batch-leaf/v1";
+/// BLAKE3 `derive_key` context of the worker's tag key.
+const TAG_KEY_CONTEXT: &str = "wetee/log-batch-tag/v1";
 const SALT_BYTES: usize = 32;
-/// Bytes of a record before its ciphertext: the length, the leaf and the encapsulated key.
-pub const HEADER_BYTES: usize = 4 + 32 + 32;
+/// Bytes of a record before its ciphertext: the length, the leaf, the tag and the encapsulated
+/// key.
+pub const HEADER_BYTES: usize = 4 + 32 + 32 + 32;
 /// The most lines one record holds, in bytes: a reader never buffers more for one record.
 pub const MAX_BATCH_BYTES: usize = 1 << 20;
+/// Sealed lines are padded to a multiple of this.
+pub const PAD_BYTES: usize = 256;
 /// ChaCha20-Poly1305's tag.
-const TAG_BYTES: usize = 16;
+const AEAD_TAG_BYTES: usize = 16;
+/// The smallest and largest plaintext: salt, length, and the padded lines.
+const MIN_PLAIN: usize = SALT_BYTES + 4 + PAD_BYTES;
+const MAX_PLAIN: usize = SALT_BYTES + 4 + MAX_BATCH_BYTES;
+
+/// The worker's key for tagging its records, derived from its sealing secret: only the TEE
+/// holding that secret can tag a record.
+pub fn tag_key(worker_secret: &[u8; 32]) -> Zeroizing<[u8; 32]> {
+    Zeroizing::new(blake3::derive_key(TAG_KEY_CONTEXT, worker_secret))
+}
 
 /// Whose output a record is: bound into each seal, so a record moved to another workload,
 /// epoch, position, worker, owner or chain does not open.
@@ -68,6 +89,64 @@ fn leaf(salt: &[u8], lines: &[u8]) -> Hash {
     Hash::of_parts(&[LEAF_DOMAIN, salt, lines])
 }
 
+/// The tag of the record at `index` of `workload`'s `epoch` whose leaf, encapsulated key and
+/// ciphertext are `sealed`.
+fn tag(tag_key: &[u8; 32], workload: Workload, epoch: u64, index: u32, sealed: Sealed) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new_keyed(tag_key);
+    hasher.update(&wetee_types::codec::encode(&workload));
+    hasher.update(&epoch.to_be_bytes());
+    hasher.update(&index.to_be_bytes());
+    hasher.update(sealed.leaf);
+    hasher.update(sealed.enc);
+    hasher.update(sealed.ciphertext);
+    *hasher.finalize().as_bytes()
+}
+
+/// The parts of a record the tag covers.
+#[derive(Clone, Copy)]
+struct Sealed<'a> {
+    leaf: &'a [u8],
+    enc: &'a [u8],
+    ciphertext: &'a [u8],
+}
+
+impl<'a> Sealed<'a> {
+    /// The parts of a complete record.
+    fn of(record: &'a [u8]) -> Option<(Sealed<'a>, &'a [u8])> {
+        Some((
+            Sealed {
+                leaf: record.get(4..36)?,
+                enc: record.get(68..HEADER_BYTES)?,
+                ciphertext: record.get(HEADER_BYTES..)?,
+            },
+            record.get(36..68)?,
+        ))
+    }
+}
+
+/// Whether the record at `index` of `workload`'s `epoch` was written by the worker whose tag
+/// key is `tag_key`, unaltered and at that place.
+pub fn is_tagged_by(
+    tag_key: &[u8; 32],
+    workload: Workload,
+    epoch: u64,
+    index: u32,
+    record: &[u8],
+) -> bool {
+    let Some((sealed, found)) = Sealed::of(record) else {
+        return false;
+    };
+    let expected = tag(tag_key, workload, epoch, index, sealed);
+    // Not secret-dependent in a way an observer could use: the key never leaves the TEE and
+    // the tag is on disk for all to read; still compared without an early exit.
+    found.len() == 32
+        && found
+            .iter()
+            .zip(expected)
+            .fold(0u8, |d, (a, b)| d | (a ^ b))
+            == 0
+}
+
 /// Seals `lines` as the record at `index` of the binding's file, from the worker's sealing
 /// secret `worker_secret` to `owner_key`.
 pub fn seal(
@@ -80,10 +159,14 @@ pub fn seal(
     if lines.len() > MAX_BATCH_BYTES {
         return Err(SealError::TooLarge { len: lines.len() });
     }
-    let mut plain = Zeroizing::new(vec![0u8; SALT_BYTES]);
-    getrandom::getrandom(&mut plain).map_err(|_| SealError::NoRandomness)?;
+    let padded = lines.len().div_ceil(PAD_BYTES).max(1) * PAD_BYTES;
+    let mut plain = Zeroizing::new(vec![0u8; SALT_BYTES + 4 + padded]);
+    getrandom::getrandom(&mut plain[..SALT_BYTES]).map_err(|_| SealError::NoRandomness)?;
     let leaf = leaf(&plain[..SALT_BYTES], lines);
-    plain.extend_from_slice(lines);
+    // At most MAX_BATCH_BYTES: fits.
+    let length = u32::try_from(lines.len()).unwrap_or(u32::MAX).to_be_bytes();
+    plain[SALT_BYTES..SALT_BYTES + 4].copy_from_slice(&length);
+    plain[SALT_BYTES + 4..SALT_BYTES + 4 + lines.len()].copy_from_slice(lines);
     let (enc, ciphertext) = hpke_seal(
         Some(worker_secret),
         owner_key,
@@ -91,11 +174,23 @@ pub fn seal(
         &binding.aad(index, &leaf, owner_key),
         &plain,
     )?;
-    let body = 32 + 32 + ciphertext.len();
+    let sealed = Sealed {
+        leaf: &leaf.0,
+        enc: &enc,
+        ciphertext: &ciphertext,
+    };
+    let tag = tag(
+        &tag_key(worker_secret),
+        binding.workload,
+        binding.epoch,
+        index,
+        sealed,
+    );
+    let body = HEADER_BYTES - 4 + ciphertext.len();
     let mut record = Vec::with_capacity(4 + body);
-    // At most MAX_BATCH_BYTES plus a few dozen: fits.
     record.extend_from_slice(&u32::try_from(body).unwrap_or(u32::MAX).to_be_bytes());
     record.extend_from_slice(&leaf.0);
+    record.extend_from_slice(&tag);
     record.extend_from_slice(&enc);
     record.extend_from_slice(&ciphertext);
     Ok(record)
@@ -114,8 +209,8 @@ pub fn record_len(bytes: &[u8]) -> Result<Option<usize>, SealError> {
         return Ok(None);
     };
     let body = u32::from_be_bytes([length[0], length[1], length[2], length[3]]) as usize;
-    let smallest = 64 + SALT_BYTES + TAG_BYTES;
-    if !(smallest..=64 + SALT_BYTES + MAX_BATCH_BYTES + TAG_BYTES).contains(&body) {
+    let header = HEADER_BYTES - 4 + AEAD_TAG_BYTES;
+    if !(header + MIN_PLAIN..=header + MAX_PLAIN).contains(&body) {
         return Err(SealError::CannotOpen);
     }
     Ok((bytes.len() >= 4 + body).then_some(4 + body))
@@ -146,7 +241,7 @@ pub fn open(
         return Err(SealError::CannotOpen);
     }
     let leaf = leaf_of(record).ok_or(SealError::CannotOpen)?;
-    let enc: [u8; 32] = record[36..68]
+    let enc: [u8; 32] = record[68..HEADER_BYTES]
         .try_into()
         .map_err(|_| SealError::CannotOpen)?;
     let key = crate::public_key(owner_secret);
@@ -158,9 +253,12 @@ pub fn open(
         &enc,
         &record[HEADER_BYTES..],
     )?;
-    let (salt, lines) = plain
+    let (salt, rest) = plain
         .split_at_checked(SALT_BYTES)
         .ok_or(SealError::CannotOpen)?;
+    let (length, padded) = rest.split_at_checked(4).ok_or(SealError::CannotOpen)?;
+    let length = u32::from_be_bytes(length.try_into().map_err(|_| SealError::CannotOpen)?);
+    let lines = padded.get(..length as usize).ok_or(SealError::CannotOpen)?;
     if self::leaf(salt, lines) != leaf {
         return Err(SealError::NotCommitted);
     }
@@ -172,21 +270,45 @@ mod tests {
     use super::*;
     use wetee_types::{AppId, KeyScheme, Keypair};
 
+    const WORKER_SECRET: [u8; 32] = [5; 32];
+
+    /// An owner's account, its sealing secret and key, and the chain.
+    struct Owner {
+        genesis: Hash,
+        account: AccountId,
+        secret: [u8; 32],
+        key: [u8; 32],
+    }
+
+    impl Owner {
+        fn new() -> Owner {
+            let owner = Keypair::from_seed(KeyScheme::Ed25519, [7; 32]);
+            let secret = *crate::owner_secret(&owner);
+            Owner {
+                genesis: Hash::of(b"chain"),
+                account: owner.account_id(),
+                key: crate::public_key(&secret),
+                secret,
+            }
+        }
+
+        /// Where app 3's records of epoch 12 on worker 1 go.
+        fn binding(&self) -> Binding<'_> {
+            Binding {
+                genesis_hash: &self.genesis,
+                workload: Workload::App { app: AppId(3) },
+                epoch: 12,
+                worker: WorkerId(1),
+                owner: &self.account,
+            }
+        }
+    }
+
     #[test]
     fn only_the_owner_opens_a_batch_and_only_where_it_was_sealed() {
-        let genesis = Hash::of(b"chain");
-        let owner = Keypair::from_seed(KeyScheme::Ed25519, [7; 32]);
-        let account = owner.account_id();
-        let secret = crate::owner_secret(&owner);
-        let key = crate::public_key(&secret);
-        let binding = Binding {
-            genesis_hash: &genesis,
-            workload: Workload::App { app: AppId(3) },
-            epoch: 12,
-            worker: WorkerId(1),
-            owner: &account,
-        };
-        let worker_secret = [5u8; 32];
+        let owner = Owner::new();
+        let (secret, key, binding) = (owner.secret, owner.key, owner.binding());
+        let worker_secret = WORKER_SECRET;
         let worker_key = crate::public_key(&worker_secret);
         let lines = b"2026-12-06T20:00:00Z out API_TOKEN=hunter2\n";
         let record = seal(&binding, 0, &worker_secret, &key, lines).unwrap();
@@ -226,6 +348,58 @@ mod tests {
         // Sealed by anyone but the worker (the owner's key is public): refused.
         let planted = seal(&binding, 0, &[6u8; 32], &key, b"forged\n").unwrap();
         assert!(open(&secret, &worker_key, &binding, 0, &planted).is_err());
+    }
+
+    #[test]
+    fn a_records_size_does_not_tell_a_lines_length() {
+        let owner = Owner::new();
+        let (secret, key, binding) = (owner.secret, owner.key, owner.binding());
+        let worker_secret = WORKER_SECRET;
+        let worker_key = crate::public_key(&worker_secret);
+        let sealed = |lines: &[u8]| seal(&binding, 0, &worker_secret, &key, lines).unwrap();
+        let short = sealed(b"TOKEN=ab\n");
+        let long = sealed(&[b'x'; PAD_BYTES - 1]);
+        assert_eq!(short.len(), long.len());
+        assert!(sealed(&[b'x'; PAD_BYTES + 1]).len() > long.len());
+        // The padding is not part of what the owner reads.
+        assert_eq!(
+            &open(&secret, &worker_key, &binding, 0, &short).unwrap()[..],
+            b"TOKEN=ab\n"
+        );
+        assert_eq!(
+            &open(&secret, &worker_key, &binding, 0, &sealed(b"")).unwrap()[..],
+            b""
+        );
+    }
+
+    #[test]
+    fn only_the_worker_that_sealed_a_record_finds_its_tag_and_only_at_its_place() {
+        let owner = Owner::new();
+        let (key, binding) = (owner.key, owner.binding());
+        let app = binding.workload;
+        let worker_secret = WORKER_SECRET;
+        let tag_key = tag_key(&worker_secret);
+        let record = seal(&binding, 4, &worker_secret, &key, b"line\n").unwrap();
+        assert!(is_tagged_by(&tag_key, app, 12, 4, &record));
+        // Elsewhere in the file, in another epoch or workload: not this place's record.
+        assert!(!is_tagged_by(&tag_key, app, 12, 5, &record));
+        assert!(!is_tagged_by(&tag_key, app, 13, 4, &record));
+        assert!(!is_tagged_by(
+            &tag_key,
+            Workload::App { app: AppId(4) },
+            12,
+            4,
+            &record
+        ));
+        // Planted with the owner's public key by anyone else, or altered: no tag.
+        let planted = seal(&binding, 4, &[6u8; 32], &key, b"line\n").unwrap();
+        assert!(!is_tagged_by(&tag_key, app, 12, 4, &planted));
+        for at in [4, 40, 80, record.len() - 1] {
+            let mut altered = record.clone();
+            altered[at] ^= 1;
+            assert!(!is_tagged_by(&tag_key, app, 12, 4, &altered), "byte {at}");
+        }
+        assert!(!is_tagged_by(&tag_key, app, 12, 4, &record[..50]));
     }
 
     #[test]

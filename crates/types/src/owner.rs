@@ -11,9 +11,9 @@
 //!   delegated once; the request is then signed by that key, so that a browser or a log that
 //!   follows for an hour does not ask the wallet every few seconds.
 //!
-//! A worker accepts a request only for itself (its id, its endpoint), within
-//! [`REPLAY_WINDOW_MS`] of the latest block it verified (not of its operator's clock), and only
-//! once: it keeps the nonces it saw for that window. A session ends at its expiry, judged the
+//! A worker accepts a request only for itself (its id, its endpoint), signed at most
+//! [`REPLAY_WINDOW_MS`] before and [`MAX_AHEAD_MS`] after the latest block it verified (not its
+//! operator's clock), and only once: it keeps the nonces it saw for that window. A session ends at its expiry, judged the
 //! same way, and a followed log ends with it.
 
 use crate::crypto::{AccountId, Hash, KeyScheme, Keypair, Signature};
@@ -33,9 +33,14 @@ pub const NONCE_HEADER: &str = "x-wetee-nonce";
 pub const SIGNATURE_HEADER: &str = "x-wetee-signature";
 /// Header: the session key the request is signed with, and its delegation.
 pub const SESSION_HEADER: &str = "x-wetee-session";
-/// How far a request's timestamp may be from the latest verified block's, either way; nonces
-/// are remembered for twice as long.
+/// How far a request's timestamp may be behind the latest verified block's (a client's clock,
+/// a slow network); its nonce is remembered until then.
 pub const REPLAY_WINDOW_MS: u64 = 60_000;
+/// How far a request's timestamp may be ahead of the latest verified block's: the chain's time
+/// trails the client's by the time to finality and the worker's following, plus clock error.
+/// Short, because a restarted worker (its record of served requests gone) must refuse
+/// everything signed up to this far past the first block it verifies.
+pub const MAX_AHEAD_MS: u64 = 10_000;
 /// The longest a session may be delegated for.
 pub const MAX_SESSION_MS: u64 = 24 * 3_600 * 1_000;
 
@@ -248,9 +253,14 @@ pub enum OwnerAuthError {
     /// A header is missing or malformed.
     #[error("{0}")]
     Malformed(String),
-    /// The timestamp is too far from the latest verified block's.
-    #[error("the request's timestamp is more than a minute away from the chain's time")]
+    /// The timestamp is too far behind the latest verified block's.
+    #[error("the request was signed more than a minute before the chain's time")]
     Stale,
+    /// The timestamp is too far ahead of the latest verified block's.
+    #[error(
+        "the request was signed more than 10 s ahead of the chain's time: check this machine's clock"
+    )]
+    Ahead,
     /// Signed for another worker or another address.
     #[error("the request is addressed to another worker")]
     OtherWorker,
@@ -304,8 +314,11 @@ pub fn verify_request(
         .ok_or_else(|| missing(TIMESTAMP_HEADER))?
         .parse()
         .map_err(|_| OwnerAuthError::Malformed(format!("{TIMESTAMP_HEADER}: not a number")))?;
-    if timestamp_ms.abs_diff(now_ms) > REPLAY_WINDOW_MS {
+    if timestamp_ms.saturating_add(REPLAY_WINDOW_MS) < now_ms {
         return Err(OwnerAuthError::Stale);
+    }
+    if timestamp_ms > now_ms.saturating_add(MAX_AHEAD_MS) {
+        return Err(OwnerAuthError::Ahead);
     }
     let nonce: [u8; 16] = header(NONCE_HEADER)
         .and_then(|n| hex::decode(n).ok())
@@ -429,15 +442,18 @@ mod tests {
                 check(other_id, request("/_wetee/apps/1/logs"), 1_000_500),
                 Err(OwnerAuthError::BadSignature)
             );
-            // Too far from the chain's time, either way.
-            for now in [
-                1_000_000 + REPLAY_WINDOW_MS + 1,
-                1_000_000 - REPLAY_WINDOW_MS - 1,
+            // Too far from the chain's time, either way; just within it, either way.
+            for (now, refusal) in [
+                (1_000_000 + REPLAY_WINDOW_MS + 1, OwnerAuthError::Stale),
+                (1_000_000 - MAX_AHEAD_MS - 1, OwnerAuthError::Ahead),
             ] {
                 assert_eq!(
                     check(AUDIENCE, request("/_wetee/apps/1/logs"), now),
-                    Err(OwnerAuthError::Stale)
+                    Err(refusal)
                 );
+            }
+            for now in [1_000_000 + REPLAY_WINDOW_MS, 1_000_000 - MAX_AHEAD_MS] {
+                assert!(check(AUDIENCE, request("/_wetee/apps/1/logs"), now).is_ok());
             }
             let other_chain = verify_request(
                 &Hash([6; 32]),

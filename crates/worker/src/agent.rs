@@ -790,10 +790,13 @@ async fn run_locked(
         })?;
     let ingress = listener.local_addr().unwrap_or(config.ingress.listen);
     let logs_dir = config.data_dir.join("logs");
-    let logs = LogBook::open(&logs_dir, config.logs).map_err(|error| AgentError::Io {
-        what: format!("the log directory {}", logs_dir.display()),
-        error,
-    })?;
+    let logs =
+        LogBook::open(&logs_dir, config.logs, &identity.sealing_secret()).map_err(|error| {
+            AgentError::Io {
+                what: format!("the log directory {}", logs_dir.display()),
+                error,
+            }
+        })?;
     let light = nodes.connect_any().await?;
     nodes.load_highest(light.genesis_hash());
     if let Some(head) = nodes.highest {

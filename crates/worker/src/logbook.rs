@@ -5,7 +5,10 @@
 //! serves the sealed records; only the owner's account key opens them.
 //!
 //! The work report's log root is the Merkle root of the epoch's batch leaves, which the owner
-//! can check after opening. A task run's output hash (BLAKE3 of what it wrote to standard
+//! can check after opening. The worker counts only its own records: the leaves it wrote, kept
+//! in memory, and after a restart those on disk that carry its tag at their place (a planted or
+//! altered record, and all after it, are cut off); so a record the operator plants is never
+//! signed for, and one the operator deletes while the worker runs is missed by the owner. A task run's output hash (BLAKE3 of what it wrote to standard
 //! output) is computed in memory as the lines pass.
 //!
 //! Limits (`[logs]` in `worker.toml`): each workload's file for an epoch stops growing at
@@ -71,11 +74,17 @@ impl std::fmt::Debug for Sealing {
     }
 }
 
-/// What is known of one epoch file: its records and their bytes.
-#[derive(Debug, Clone, Copy, Default)]
+/// What is known of one epoch file: its records' leaves and their bytes.
+#[derive(Debug, Clone, Default)]
 struct FileState {
-    records: u32,
+    leaves: Vec<Hash>,
     bytes: u64,
+}
+
+impl FileState {
+    fn records(&self) -> u32 {
+        u32::try_from(self.leaves.len()).unwrap_or(u32::MAX)
+    }
 }
 
 /// The worker's captured logs.
@@ -83,6 +92,8 @@ struct FileState {
 pub struct LogBook {
     dir: PathBuf,
     limits: LogLimits,
+    /// Tells this worker's records from others' ([`log_batch::tag_key`]).
+    tag_key: zeroize::Zeroizing<[u8; 32]>,
     files: BTreeMap<(Workload, u64), FileState>,
     /// Task runs' standard output, hashed as it passes.
     outputs: BTreeMap<Workload, blake3::Hasher>,
@@ -123,14 +134,20 @@ pub fn workload_key(workload: &Workload) -> String {
 }
 
 impl LogBook {
-    /// Opens (or starts) the log book in `dir`. Plaintext files of earlier versions of the
-    /// worker are deleted: output is only kept sealed.
-    pub fn open(dir: &Path, limits: LogLimits) -> std::io::Result<LogBook> {
+    /// Opens (or starts) the log book in `dir` for the worker whose sealing secret is
+    /// `worker_secret`. Plaintext files of earlier versions of the worker are deleted: output
+    /// is only kept sealed.
+    pub fn open(
+        dir: &Path,
+        limits: LogLimits,
+        worker_secret: &[u8; 32],
+    ) -> std::io::Result<LogBook> {
         private_dir(dir)?;
         remove_plaintext(dir);
         Ok(LogBook {
             dir: dir.to_path_buf(),
             limits,
+            tag_key: log_batch::tag_key(worker_secret),
             files: BTreeMap::new(),
             outputs: BTreeMap::new(),
             lost: BTreeMap::new(),
@@ -214,11 +231,12 @@ impl LogBook {
         text: &[u8],
     ) -> Result<bool, BackendError> {
         let path = self.file(&workload, epoch);
-        let mut state = match self.files.get(&(workload, epoch)) {
-            Some(state) => *state,
-            None => recover(&path).map_err(|e| io(&path, e))?,
+        let mut state = match self.files.remove(&(workload, epoch)) {
+            Some(state) => state,
+            None => recover(&path, &self.tag_key, workload, epoch).map_err(|e| io(&path, e))?,
         };
         if state.bytes.saturating_add(text.len() as u64) > self.limits.max_bytes_per_epoch {
+            self.files.insert((workload, epoch), state);
             return Ok(false);
         }
         let binding = log_batch::Binding {
@@ -230,7 +248,7 @@ impl LogBook {
         };
         let mut sealed = Vec::new();
         for batch in batches(text) {
-            let index = state.records + u32::try_from(sealed.len()).unwrap_or(u32::MAX);
+            let index = state.records() + u32::try_from(sealed.len()).unwrap_or(u32::MAX);
             let record = log_batch::seal(
                 &binding,
                 index,
@@ -244,8 +262,11 @@ impl LogBook {
             })?;
             sealed.push(record);
         }
-        if let Some(parent) = path.parent() {
-            private_dir(parent).map_err(|e| io(&path, e))?;
+        if let Some(parent) = path.parent()
+            && let Err(e) = private_dir(parent)
+        {
+            self.files.insert((workload, epoch), state);
+            return Err(io(&path, e));
         }
         let mut options = std::fs::OpenOptions::new();
         options.create(true).append(true);
@@ -254,16 +275,25 @@ impl LogBook {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
-        let mut file = options.open(&path).map_err(|e| io(&path, e))?;
+        let mut file = match options.open(&path) {
+            Ok(file) => file,
+            Err(e) => {
+                self.files.insert((workload, epoch), state);
+                return Err(io(&path, e));
+            }
+        };
         let bytes = sealed.concat();
         if let Err(e) = file.write_all(&bytes) {
             // A torn record would make every later one unreadable: cut it off, and read the
             // file's state again next time.
             let _ = file.set_len(state.bytes);
-            self.files.remove(&(workload, epoch));
             return Err(io(&path, e));
         }
-        state.records += u32::try_from(sealed.len()).unwrap_or(u32::MAX);
+        state.leaves.extend(
+            sealed
+                .iter()
+                .filter_map(|record| log_batch::leaf_of(record)),
+        );
         state.bytes += bytes.len() as u64;
         self.files.insert((workload, epoch), state);
         Ok(true)
@@ -281,7 +311,7 @@ impl LogBook {
 
     /// The Merkle root of `workload`'s logs of `epoch` (zero when there are none).
     pub fn root(&self, workload: &Workload, epoch: u64) -> Hash {
-        wetee_types::block::merkle_root(&leaves(&self.read(workload, epoch)))
+        wetee_types::block::merkle_root(&self.leaves(workload, epoch))
     }
 
     /// The Merkle root of all of `workload`'s logs, every epoch in order (a task run's).
@@ -289,9 +319,24 @@ impl LogBook {
         let all: Vec<Hash> = self
             .epochs(workload)
             .into_iter()
-            .flat_map(|epoch| leaves(&self.read(workload, epoch)))
+            .flat_map(|epoch| self.leaves(workload, epoch))
             .collect();
         wetee_types::block::merkle_root(&all)
+    }
+
+    /// The leaves of this worker's records of `workload`'s `epoch`: those it wrote, or, for a
+    /// file it has not written since it started, those on disk carrying its tag in order.
+    fn leaves(&self, workload: &Workload, epoch: u64) -> Vec<Hash> {
+        match self.files.get(&(*workload, epoch)) {
+            Some(state) => state.leaves.clone(),
+            None => {
+                let bytes = self.read(workload, epoch);
+                own_records(&self.tag_key, *workload, epoch, &bytes)
+                    .into_iter()
+                    .filter_map(log_batch::leaf_of)
+                    .collect()
+            }
+        }
     }
 
     /// BLAKE3 of what a task run wrote to standard output, as collected.
@@ -365,11 +410,22 @@ fn epochs_in(dir: &Path) -> Vec<u64> {
     epochs
 }
 
-/// The leaves of the complete records in `bytes`.
-pub fn leaves(bytes: &[u8]) -> Vec<Hash> {
+/// The complete records at the start of `bytes` that carry the tag of the worker whose tag key
+/// is `tag_key`, each at its place: the first that does not ends them.
+fn own_records<'a>(
+    tag_key: &[u8; 32],
+    workload: Workload,
+    epoch: u64,
+    bytes: &'a [u8],
+) -> Vec<&'a [u8]> {
     log_batch::records(bytes)
         .into_iter()
-        .filter_map(log_batch::leaf_of)
+        .enumerate()
+        .take_while(|(index, record)| {
+            u32::try_from(*index)
+                .is_ok_and(|index| log_batch::is_tagged_by(tag_key, workload, epoch, index, record))
+        })
+        .map(|(_, record)| record)
         .collect()
 }
 
@@ -395,21 +451,34 @@ fn batches(text: &[u8]) -> Vec<&[u8]> {
 
 /// The state of an existing file, cut back to its last complete record (a crash mid-append
 /// leaves a partial one, which would make every later record unreadable).
-fn recover(path: &Path) -> std::io::Result<FileState> {
+fn recover(
+    path: &Path,
+    tag_key: &[u8; 32],
+    workload: Workload,
+    epoch: u64,
+) -> std::io::Result<FileState> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileState::default()),
         Err(e) => return Err(e),
     };
-    let records = log_batch::records(&bytes);
-    let complete: usize = records.iter().map(|r| r.len()).sum();
-    if complete != bytes.len() {
+    let own = own_records(tag_key, workload, epoch, &bytes);
+    let kept: usize = own.iter().map(|r| r.len()).sum();
+    if kept != bytes.len() {
+        let torn = log_batch::records(&bytes).len() == own.len();
+        if !torn {
+            tracing::warn!(
+                file = %path.display(),
+                "records this worker did not write (planted, altered, or sealed by another \
+                 worker) are cut off with everything after them"
+            );
+        }
         let file = std::fs::OpenOptions::new().write(true).open(path)?;
-        file.set_len(complete as u64)?;
+        file.set_len(kept as u64)?;
     }
     Ok(FileState {
-        records: u32::try_from(records.len()).unwrap_or(u32::MAX),
-        bytes: complete as u64,
+        leaves: own.into_iter().filter_map(log_batch::leaf_of).collect(),
+        bytes: kept as u64,
     })
 }
 
@@ -487,7 +556,7 @@ mod tests {
             retention_epochs: 2,
             max_bytes_per_epoch: 4_000,
         };
-        let mut book = LogBook::open(dir.path(), limits).unwrap();
+        let mut book = LogBook::open(dir.path(), limits, &WORKER_SECRET).unwrap();
         let app = Workload::App { app: AppId(5) };
         assert!(
             book.append(app, 7, &sealing, b"one secret=hunter2\n")
@@ -496,7 +565,7 @@ mod tests {
         assert!(book.append(app, 7, &sealing, b"two\n").unwrap());
         let stored = book.read(&app, 7);
         assert!(!stored.windows(7).any(|w| w == b"hunter2"));
-        assert_eq!(leaves(&stored).len(), 2);
+        assert_eq!(log_batch::records(&stored).len(), 2);
         assert_ne!(book.root(&app, 7), Hash::default());
 
         // The owner opens each record at its position, sealed by this worker.
@@ -528,7 +597,7 @@ mod tests {
         let mut torn = stored.clone();
         torn.extend_from_slice(&stored[..50]);
         std::fs::write(&path, &torn).unwrap();
-        let mut book = LogBook::open(dir.path(), limits).unwrap();
+        let mut book = LogBook::open(dir.path(), limits, &WORKER_SECRET).unwrap();
         assert!(book.append(app, 7, &sealing, b"three\n").unwrap());
         let records = log_batch::records(&std::fs::read(&path).unwrap())
             .into_iter()
@@ -539,6 +608,34 @@ mod tests {
             &log_batch::open(&secret, &worker_key, &binding, 2, &records[2]).unwrap()[..],
             b"three\n"
         );
+
+        // A record the operator plants (sealed to the owner's public key) is not signed for,
+        // neither while the worker runs nor after a restart, which cuts it off.
+        let root = book.root(&app, 7);
+        let planted =
+            log_batch::seal(&binding, 3, &[6; 32], &sealing.owner_key, b"forged\n").unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        file.write_all(&planted).unwrap();
+        assert_eq!(book.root(&app, 7), root);
+        let mut book = LogBook::open(dir.path(), limits, &WORKER_SECRET).unwrap();
+        assert_eq!(book.root(&app, 7), root, "read again from disk");
+        assert!(book.append(app, 7, &sealing, b"four\n").unwrap());
+        let records = log_batch::records(&std::fs::read(&path).unwrap())
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect::<Vec<_>>();
+        assert_eq!(records.len(), 4);
+        assert_eq!(
+            &log_batch::open(&secret, &worker_key, &binding, 3, &records[3]).unwrap()[..],
+            b"four\n"
+        );
+        assert_ne!(book.root(&app, 7), root);
+        // Another worker's book (another sealing secret) counts none of these records.
+        let stranger = LogBook::open(dir.path(), limits, &[1; 32]).unwrap();
+        assert_eq!(stranger.root(&app, 7), Hash::default());
 
         // Two epochs are kept: at epoch 9, epoch 7 goes.
         assert!(book.append(app, 8, &sealing, b"later\n").unwrap());
@@ -552,7 +649,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("app-1")).unwrap();
         std::fs::write(dir.path().join("app-1/epoch-3.log"), "secret\n").unwrap();
         std::fs::write(dir.path().join("cursors.json"), "{}").unwrap();
-        LogBook::open(dir.path(), LogLimits::default()).unwrap();
+        LogBook::open(dir.path(), LogLimits::default(), &WORKER_SECRET).unwrap();
         assert!(!dir.path().join("app-1/epoch-3.log").exists());
         assert!(!dir.path().join("cursors.json").exists());
     }

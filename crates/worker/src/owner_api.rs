@@ -32,7 +32,7 @@ use hyper::StatusCode;
 use hyper::body::Frame;
 use serde::Serialize;
 use wetee_types::owner::{
-    Audience, OwnerAuthError, REPLAY_WINDOW_MS, VerifiedRequest, verify_request,
+    Audience, MAX_AHEAD_MS, OwnerAuthError, REPLAY_WINDOW_MS, VerifiedRequest, verify_request,
 };
 use wetee_types::{AccountId, AppId, Hash, TaskId, WorkerId, Workload};
 
@@ -124,9 +124,10 @@ pub struct OwnerApi {
     authority: String,
     /// The latest verified block's time: the only clock requests are judged by.
     chain_time: Arc<AtomicU64>,
-    /// The chain time of the first block verified after start (0 until then). The record of
-    /// served requests lives in memory: requests signed before it may have been served by the
-    /// worker before a restart, so they are refused.
+    /// [`MAX_AHEAD_MS`] past the chain time of the first block verified after start (0 until
+    /// then). The record of served requests lives in memory, and before a restart the worker
+    /// accepted requests signed up to [`MAX_AHEAD_MS`] ahead of its chain time, which was at
+    /// most that block's: requests signed up to this may have been served, so they are refused.
     serving_since: AtomicU64,
     /// Requests served within the window, by their signed timestamp and nonce (a replay
     /// carries both unchanged), oldest first.
@@ -170,6 +171,15 @@ impl Drop for FollowSlot {
             }
         }
     }
+}
+
+/// 503 with `Retry-After`: the request will be served if signed again in `seconds`.
+fn retry_after(seconds: u64, body: impl Into<Bytes>) -> Response {
+    let mut response = text(StatusCode::SERVICE_UNAVAILABLE, body);
+    response
+        .headers_mut()
+        .insert(hyper::header::RETRY_AFTER, seconds.into());
+    response
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response {
@@ -283,7 +293,7 @@ impl OwnerApi {
         self.chain_time.fetch_max(time_ms, Ordering::Relaxed);
         let _ = self.serving_since.compare_exchange(
             0,
-            time_ms.max(1),
+            time_ms.saturating_add(MAX_AHEAD_MS).max(1),
             Ordering::Relaxed,
             Ordering::Relaxed,
         );
@@ -292,7 +302,7 @@ impl OwnerApi {
     /// Records an owner's request as served, refusing it if it was served before within the
     /// window, or if this owner already has [`MAX_REQUESTS_PER_OWNER`] in it.
     fn first_time(&self, verified: &VerifiedRequest) -> Result<(), OwnerAuthError> {
-        if verified.timestamp_ms < self.serving_since.load(Ordering::Relaxed) {
+        if verified.timestamp_ms <= self.serving_since.load(Ordering::Relaxed) {
             return Err(OwnerAuthError::BeforeStart);
         }
         let now = self.chain_time.load(Ordering::Relaxed);
@@ -407,9 +417,10 @@ async fn authenticate(
     let Some(workload) = workload_of(&params) else {
         return no_such_path();
     };
-    if api.serving_since.load(Ordering::Relaxed) == 0 {
-        return text(
-            StatusCode::SERVICE_UNAVAILABLE,
+    let serving_since = api.serving_since.load(Ordering::Relaxed);
+    if serving_since == 0 {
+        return retry_after(
+            1,
             "the worker has not verified a block since it started: try again shortly\n",
         );
     }
@@ -467,8 +478,14 @@ async fn authenticate(
         }
     }
     // Only now, so that only owners of workloads here take room in the record.
-    if let Err(e) = api.first_time(&verified) {
-        return text(StatusCode::UNAUTHORIZED, format!("{e}\n"));
+    match api.first_time(&verified) {
+        Ok(()) => {}
+        Err(e @ OwnerAuthError::BeforeStart) => {
+            // Signed anew once the signer's clock has passed `serving_since`, it is served.
+            let wait_ms = serving_since.saturating_sub(verified.timestamp_ms) + 1;
+            return retry_after(wait_ms.div_ceil(1_000), format!("{e}\n"));
+        }
+        Err(e) => return text(StatusCode::UNAUTHORIZED, format!("{e}\n")),
     }
     request.extensions_mut().insert(Authorized {
         workload,
@@ -610,6 +627,8 @@ mod tests {
             dir.to_path_buf(),
         );
         api.set_owner(Workload::App { app: AppId(1) }, owner.account_id());
+        // Serving since a minute before NOW.
+        api.set_chain_time(NOW - 60_000);
         api.set_chain_time(NOW);
         Arc::new(api)
     }
@@ -694,8 +713,19 @@ mod tests {
         let fresh = signed(Signer::Account(&owner), WORKER, target, 3);
         let (status, body) = answer(&api, &request(&fresh, target, "10.0.0.1:8800")).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-        // A worker restarted (its record of served requests lost) refuses what was signed
-        // before it verified its first block, and serves nothing until then.
+        // The furthest ahead of the chain's time this worker serves.
+        let ahead = signed_at(
+            Signer::Account(&owner),
+            WORKER,
+            target,
+            4,
+            NOW + MAX_AHEAD_MS,
+        );
+        let (status, _) = answer(&api, &request(&ahead, target, HOST)).await;
+        assert_eq!(status, StatusCode::OK);
+        // A worker restarted (its record of served requests lost) serves nothing until it has
+        // verified a block, then refuses what its predecessor may have served: anything signed
+        // up to MAX_AHEAD_MS past that block, telling the client when to sign again.
         let restarted = Arc::new(OwnerApi::new(
             GENESIS,
             WORKER,
@@ -707,17 +737,34 @@ mod tests {
         let (status, _) = answer(&restarted, &request(&headers, target, HOST)).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         restarted.set_chain_time(NOW + 2_000);
-        let (status, body) = answer(&restarted, &request(&headers, target, HOST)).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED);
-        assert!(body.contains("before this worker started"), "{body}");
-        let after = signed_at(Signer::Account(&owner), WORKER, target, 4, NOW + 2_000);
+        for captured in [&headers, &ahead] {
+            let response = handle(&restarted, &request(captured, target, HOST)).await;
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            let retry: u64 = response.headers()[hyper::header::RETRY_AFTER]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=(MAX_AHEAD_MS + 2_000) / 1_000 + 1).contains(&retry));
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert!(String::from_utf8_lossy(&body).contains("before this worker started"));
+        }
+        // Signed again when told, by which time the chain has moved on a little.
+        let after = signed_at(
+            Signer::Account(&owner),
+            WORKER,
+            target,
+            5,
+            NOW + 2_000 + MAX_AHEAD_MS + 1,
+        );
+        restarted.set_chain_time(NOW + 3_000);
         let (status, _) = answer(&restarted, &request(&after, target, HOST)).await;
         assert_eq!(status, StatusCode::OK);
         // Once the chain's time has moved past the window, the request is stale, not replayable.
         api.set_chain_time(NOW + REPLAY_WINDOW_MS + 1);
         let (status, body) = answer(&api, &request(&headers, target, HOST)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
-        assert!(body.contains("timestamp"), "{body}");
+        assert!(body.contains("more than a minute before"), "{body}");
     }
 
     #[tokio::test]

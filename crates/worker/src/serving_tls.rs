@@ -7,18 +7,12 @@
 use std::sync::Arc;
 
 use rustls::ServerConfig;
-use wetee_tls::{CertificateError, CertificateSlot, WorkerCertificate};
-use wetee_types::codec::encode;
+use wetee_tls::{CertificateError, CertificateSlot, WorkerCertificate, evidence_hash};
 use wetee_types::records::Evidence;
 use wetee_types::{Hash, Keypair};
 
 /// How long a certificate is valid.
 pub const LIFETIME_MS: u64 = 30 * 24 * 3_600 * 1_000;
-
-/// The hash a certificate names the evidence by.
-pub fn evidence_hash(evidence: &Evidence) -> Hash {
-    Hash::of(&encode(evidence))
-}
 
 /// The certificate being served, and when to issue the next.
 #[derive(Debug)]

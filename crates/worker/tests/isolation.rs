@@ -2,8 +2,9 @@
 //! container as a hostile tenant would: its neighbours' containers cannot be reached, raw and
 //! packet sockets, mounts and writes outside its writable layer are refused, nothing outside
 //! its container is visible to attach to, a fork bomb stops at its process limit while the
-//! neighbour keeps serving, disk is sold only where the engine caps it, and a workload denied
-//! egress opens no connection beyond its own network while it still serves.
+//! neighbour keeps serving, disk is sold only where the engine caps it, a workload denied
+//! egress opens no connection beyond its own network while it still serves, and no tenant is
+//! put on a network the worker did not make (and check to be isolated) itself.
 
 mod support;
 
@@ -224,6 +225,74 @@ async fn a_tenant_cannot_reach_its_neighbours_or_leave_its_container() {
     assert!(!networks.contains(&format!("-app-{mallory}")), "{networks}");
     assert!(networks.contains(&format!("-app-{alice}")), "{networks}");
     serving(&neighbour, "alice").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_the_worker_did_not_make_is_never_used() {
+    let engine = support::engine();
+    let (backend, cleanup) = backend("unisolated").await;
+    let container = server("x", Security::default());
+    let image = backend
+        .prepare_image(&container.image)
+        .await
+        .expect("local image");
+    let app = AppId(u64::from(std::process::id()));
+    let first = backend
+        .start(&replica(app, 0, container.clone()), &image)
+        .await
+        .expect("started");
+    let network = String::from_utf8(
+        Command::new(engine.cli)
+            .args([
+                "inspect",
+                "-f",
+                "{{index .Config.Labels \"wetee.network\"}}",
+                &first.name,
+            ])
+            .output()
+            .expect("inspect runs")
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    backend
+        .remove(&first.id, Duration::ZERO)
+        .await
+        .expect("removed");
+    assert!(!network_names().lines().any(|n| n == network), "released");
+    // A network of that name made by someone else, without isolation: the worker finds it
+    // and refuses to put a tenant on it.
+    let created = Command::new(engine.cli)
+        .args(["network", "create", &network])
+        .output()
+        .expect("network create runs");
+    assert!(created.status.success(), "{created:?}");
+    let refused = backend
+        .start(&replica(app, 0, container.clone()), &image)
+        .await
+        .expect_err("a tenant on a network other tenants can reach")
+        .to_string();
+    assert!(
+        refused.contains("did not create it") && refused.contains(&network),
+        "{refused}"
+    );
+    assert!(
+        backend.list().await.unwrap().is_empty(),
+        "nothing left running"
+    );
+    // Once it is gone, the worker makes its own, checked to be isolated, and the app starts.
+    let removed = Command::new(engine.cli)
+        .args(["network", "rm", &network])
+        .output()
+        .expect("network rm runs");
+    assert!(removed.status.success(), "{removed:?}");
+    let again = backend
+        .start(&replica(app, 0, container), &image)
+        .await
+        .expect("started on a network of its own");
+    serving(&again, "x").await;
+    drop(cleanup);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

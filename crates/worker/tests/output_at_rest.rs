@@ -6,7 +6,6 @@ mod support;
 
 use wetee_client::keys::dev_keypair;
 use wetee_client::light::{LightClient, Trust};
-use wetee_client::owner_api::OwnerApiClient;
 use wetee_client::owner_logs::LogOpener;
 use wetee_client::secrets::{SealOptions, SecretValue, seal};
 use wetee_types::Workload;
@@ -97,17 +96,7 @@ async fn a_secret_an_app_prints_is_readable_by_its_owner_and_nowhere_on_disk() {
     .await;
 
     // The owner reads both lines, opened with its key.
-    let record = light
-        .snapshot()
-        .worker(running.worker)
-        .await
-        .unwrap()
-        .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    let owner_api = OwnerApiClient::new(genesis, &record, now).unwrap();
+    let (record, owner_api) = support::owner_api_of(&light, genesis, running.worker).await;
     let text = support::eventually("the owner to read the output", 30, async || {
         let response = owner_api
             .get(&bob, &format!("/_wetee/apps/{}/logs", app.0))

@@ -1,8 +1,8 @@
 //! The owner API over TLS bound to the worker's attested identity key, against a dev chain and
 //! real Podman: the owner's client, trusting only the identity key the chain attested, gets its
 //! app's status over TLS; the same client expecting another key (a node pointing it at an
-//! impostor, say) refuses the worker's certificate; and the same port still serves apps in
-//! plain HTTP.
+//! impostor, say) or other evidence refuses the worker's certificate; and the same port still
+//! serves apps in plain HTTP.
 
 mod support;
 
@@ -48,17 +48,11 @@ async fn owners_reach_the_attested_worker_over_tls_and_refuse_any_other_key() {
     let light = LightClient::connect(&rpc, &Trust::GenesisHash(genesis))
         .await
         .unwrap();
-    let record = light
-        .snapshot()
-        .worker(running.worker)
-        .await
-        .unwrap()
-        .unwrap();
+    let (record, owner_api) = support::owner_api_of(&light, genesis, running.worker).await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
-    let owner_api = OwnerApiClient::new(genesis, &record, now).unwrap();
     assert!(owner_api.is_tls());
     let status = support::eventually("the app's status over TLS", 30, async || {
         let response = owner_api
@@ -71,18 +65,31 @@ async fn owners_reach_the_attested_worker_over_tls_and_refuse_any_other_key() {
     let status: serde_json::Value = serde_json::from_slice(&status).unwrap();
     assert!(status["instances"].is_array(), "{status}");
 
+    // Why the client refuses the worker when it expects the record `expected`.
+    let refusal = async |expected: &wetee_types::records::Worker| {
+        OwnerApiClient::new(genesis, expected, now)
+            .unwrap()
+            .get(&bob, &format!("/_wetee/apps/{}/status", app.0))
+            .await
+            .unwrap_err()
+            .to_string()
+    };
     // The same worker, when another identity key is expected: its certificate is refused.
     let mut impostor = record.clone();
     impostor.keys.identity = dev_keypair("Eve").account_id().0;
-    let refused = OwnerApiClient::new(genesis, &impostor, now)
-        .unwrap()
-        .get(&bob, &format!("/_wetee/apps/{}/status", app.0))
-        .await
-        .unwrap_err()
-        .to_string();
+    let refused = refusal(&impostor).await;
     assert!(
         refused.contains(&AccountId(record.keys.identity).to_string())
             && refused.contains("not to worker's key"),
+        "{refused}"
+    );
+    // The same key, when the chain holds other evidence for it: a certificate issued under
+    // other evidence is refused too.
+    let mut attested_again = record.clone();
+    attested_again.evidence.nonce_height += 1;
+    let refused = refusal(&attested_again).await;
+    assert!(
+        refused.contains("not the evidence the chain holds"),
         "{refused}"
     );
     // The same signed request in plain HTTP on the same port: refused, it would cross in the

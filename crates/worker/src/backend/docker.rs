@@ -48,6 +48,8 @@ const TIMEOUT_SECS: u64 = 120;
 #[derive(Debug, Clone)]
 pub struct DockerBackend {
     docker: Docker,
+    /// The engine's Unix socket, for what only Podman's own API tells.
+    socket: PathBuf,
     scope: String,
     /// Checked to be in memory; `None` until [`DockerBackend::with_secrets_dir`].
     secrets_dir: Option<PathBuf>,
@@ -118,6 +120,13 @@ impl DockerBackend {
             None => Docker::connect_with_local_defaults(),
         }
         .map_err(|e| BackendError::Unreachable(e.to_string()))?;
+        let socket = PathBuf::from(match socket {
+            Some(path) => path.strip_prefix("unix://").unwrap_or(path).to_string(),
+            None => std::env::var("DOCKER_HOST")
+                .ok()
+                .and_then(|host| host.strip_prefix("unix://").map(str::to_string))
+                .unwrap_or_else(|| "/var/run/docker.sock".to_string()),
+        });
         let version = docker
             .version()
             .await
@@ -150,6 +159,7 @@ impl DockerBackend {
         );
         let backend = DockerBackend {
             docker,
+            socket,
             scope: scope.to_string(),
             secrets_dir: None,
             creating: Arc::default(),

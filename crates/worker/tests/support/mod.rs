@@ -540,3 +540,28 @@ pub async fn next_view(
     *known = view.apps.clone();
     Ok(view)
 }
+
+/// The worker's record as the light client proves it, and the owner-API client an owner's tools
+/// build from it (TLS bound to the attested identity key when the endpoint is `https://`).
+pub async fn owner_api_of(
+    light: &wetee_client::light::LightClient,
+    genesis: wetee_types::Hash,
+    worker: wetee_types::WorkerId,
+) -> (
+    wetee_types::records::Worker,
+    wetee_client::owner_api::OwnerApiClient,
+) {
+    let record = light
+        .snapshot()
+        .worker(worker)
+        .await
+        .expect("the worker's record, proven")
+        .expect("a registered worker");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let client = wetee_client::owner_api::OwnerApiClient::new(genesis, &record, now)
+        .expect("a client for the worker's endpoint");
+    (record, client)
+}

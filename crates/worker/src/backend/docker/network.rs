@@ -52,6 +52,7 @@ impl DockerBackend {
             .await
         {
             Ok(network) => {
+                self.check_ours(&name, &network)?;
                 if egress == Egress::Denied {
                     self.egress.deny(&name, &subnets(&network)).await?;
                 }
@@ -82,6 +83,11 @@ impl DockerBackend {
             }) => {}
             Err(e) => return Err(engine(format!("creating network {name}"))(e)),
         }
+        if let Err(e) = self.check_isolated(&name).await {
+            // Never left for a container to join while other tenants can reach it.
+            let _ = self.docker.remove_network(&name).await;
+            return Err(e);
+        }
         if egress == Egress::Denied {
             let denied = match self
                 .docker
@@ -98,6 +104,47 @@ impl DockerBackend {
             }
         }
         Ok(name)
+    }
+
+    /// Refuses a network this worker did not create: it was checked to be isolated when it
+    /// was, and one made by anyone else may not be.
+    fn check_ours(&self, name: &str, network: &NetworkInspect) -> Result<(), BackendError> {
+        let labelled = network
+            .labels
+            .as_ref()
+            .and_then(|labels| labels.get(MANAGED_LABEL));
+        if labelled == Some(&self.scope) {
+            return Ok(());
+        }
+        Err(BackendError::Engine {
+            operation: format!("using network {name}"),
+            reason: "this worker did not create it, so it may not be isolated from other \
+                     networks: remove it (`podman network rm`) and the worker makes its own"
+                .into(),
+        })
+    }
+
+    /// Refuses network `name`, just created, unless the engine isolates it from the other
+    /// bridges. Docker does for every bridge network; Podman only for a network created with
+    /// `isolate`, and shows its options only in its own API, not the Docker-compatible one
+    /// (and Podman 4.3 drops them from that answer once a container has joined the network,
+    /// so they are read only now).
+    async fn check_isolated(&self, name: &str) -> Result<(), BackendError> {
+        if self.confinement.engine != Engine::Podman {
+            return Ok(());
+        }
+        let options = podman_network_options(&self.socket, name).await?;
+        match options.get("isolate").map(String::as_str) {
+            Some("true" | "strict") => Ok(()),
+            found => Err(BackendError::Engine {
+                operation: format!("isolating network {name}"),
+                reason: format!(
+                    "Podman reports isolate = {}: other tenants' containers could reach this \
+                     one, so it is not used (Podman 4 or newer isolates networks)",
+                    found.unwrap_or("unset")
+                ),
+            }),
+        }
     }
 
     /// Removes network `name` once none of this worker's containers is left on it, with its
@@ -165,4 +212,53 @@ fn subnets(network: &NetworkInspect) -> Vec<Subnet> {
             })
         })
         .collect()
+}
+
+/// Network `name`'s options, as Podman's own API (`/libpod/networks/{name}/json`) shows them.
+async fn podman_network_options(
+    socket: &std::path::Path,
+    name: &str,
+) -> Result<HashMap<String, String>, BackendError> {
+    use http_body_util::{BodyExt as _, Empty};
+    let failed = |reason: String| BackendError::Engine {
+        operation: format!("reading network {name} from Podman's API"),
+        reason,
+    };
+    let stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .map_err(|e| failed(format!("{}: {e}", socket.display())))?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+    let connection = tokio::spawn(connection);
+    let request = hyper::Request::get(format!("/v4.0.0/libpod/networks/{name}/json"))
+        .header(hyper::header::HOST, "podman")
+        .body(Empty::<bytes::Bytes>::new())
+        .map_err(|e| failed(e.to_string()))?;
+    let answered = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok::<_, hyper::Error>((status, body))
+    })
+    .await;
+    connection.abort();
+    let (status, body) = answered
+        .map_err(|_| failed("no answer within 30 s".into()))?
+        .map_err(|e| failed(e.to_string()))?;
+    if !status.is_success() {
+        return Err(failed(format!(
+            "HTTP {status}: {}",
+            String::from_utf8_lossy(&body).trim()
+        )));
+    }
+    #[derive(serde::Deserialize)]
+    struct Network {
+        #[serde(default)]
+        options: Option<HashMap<String, String>>,
+    }
+    let network: Network =
+        serde_json::from_slice(&body).map_err(|e| failed(format!("unreadable answer: {e}")))?;
+    Ok(network.options.unwrap_or_default())
 }
