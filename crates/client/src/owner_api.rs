@@ -17,7 +17,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_STARTUP_RETRIES: usize = 3;
 /// The longest `Retry-After` waited for: a restarted worker asks for at most
 /// [`wetee_types::owner::MAX_AHEAD_MS`] and a little more.
-const MAX_RETRY_AFTER_SECS: u64 = 15;
+const MAX_RETRY_AFTER_SECS: u64 = 20;
 
 /// Why a request to a worker failed.
 #[derive(Debug, thiserror::Error)]

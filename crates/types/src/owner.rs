@@ -39,8 +39,9 @@ pub const REPLAY_WINDOW_MS: u64 = 60_000;
 /// How far a request's timestamp may be ahead of the latest verified block's: the chain's time
 /// trails the client's by the time to finality and the worker's following, plus clock error.
 /// Short, because a restarted worker (its record of served requests gone) must refuse
-/// everything signed up to this far past the first block it verifies.
-pub const MAX_AHEAD_MS: u64 = 10_000;
+/// everything signed up to this far past the first block it verifies; long enough for a pass
+/// of the worker (which moves its chain time) and a few seconds of clock error.
+pub const MAX_AHEAD_MS: u64 = 15_000;
 /// The longest a session may be delegated for.
 pub const MAX_SESSION_MS: u64 = 24 * 3_600 * 1_000;
 
@@ -258,7 +259,7 @@ pub enum OwnerAuthError {
     Stale,
     /// The timestamp is too far ahead of the latest verified block's.
     #[error(
-        "the request was signed more than 10 s ahead of the chain's time: check this machine's clock"
+        "the request was signed more than 15 s ahead of the chain's time: check this machine's clock"
     )]
     Ahead,
     /// Signed for another worker or another address.

@@ -135,7 +135,7 @@ struct Worker<B: Backend> {
 }
 
 impl<B: Backend> Worker<B> {
-    async fn tick(&mut self, light: &LightClient) -> Result<(), ChainError> {
+    async fn tick(&mut self, light: &LightClient, nodes: &mut Nodes) -> Result<(), ChainError> {
         let mut view = read_view(
             light,
             self.id,
@@ -151,6 +151,9 @@ impl<B: Backend> Worker<B> {
             "read the chain"
         );
         self.proven_apps = std::mem::take(&mut view.apps);
+        // On disk before the owner API judges requests by it: a worker killed in this pass must
+        // not come back to an earlier chain time, or requests it served could be served again.
+        nodes.keep(light);
         self.owner_api.set_chain_time(view.head.timestamp_ms);
         match self.certificate.keep_current(
             self.identity.identity(),
@@ -899,7 +902,7 @@ async fn run_locked(
                 }
             };
             loop {
-                if let Err(e) = worker.tick(connected).await {
+                if let Err(e) = worker.tick(connected, &mut nodes).await {
                     nodes.note(&e);
                     tracing::warn!(error = %e, "cannot read the chain; what runs keeps running");
                     nodes.leave(connected);

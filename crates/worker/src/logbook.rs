@@ -78,7 +78,11 @@ impl std::fmt::Debug for Sealing {
 #[derive(Debug, Clone, Default)]
 struct FileState {
     leaves: Vec<Hash>,
+    /// The bytes of those records, counted against the epoch's cap.
     bytes: u64,
+    /// Where the file should end: `bytes`, unless records were removed behind the worker's
+    /// back.
+    end: u64,
 }
 
 impl FileState {
@@ -235,8 +239,24 @@ impl LogBook {
             Some(state) => state,
             None => recover(&path, &self.tag_key, workload, epoch).map_err(|e| io(&path, e))?,
         };
+        // Kept whatever happens: re-read from disk, it would take what the operator did there.
+        let appended = self.append_to(&path, &mut state, workload, epoch, sealing, text);
+        self.files.insert((workload, epoch), state);
+        appended
+    }
+
+    /// [`LogBook::append`] to the file at `path`, whose records this worker wrote are `state`;
+    /// `state` changes only once the records are written.
+    fn append_to(
+        &self,
+        path: &Path,
+        state: &mut FileState,
+        workload: Workload,
+        epoch: u64,
+        sealing: &Sealing,
+        text: &[u8],
+    ) -> Result<bool, BackendError> {
         if state.bytes.saturating_add(text.len() as u64) > self.limits.max_bytes_per_epoch {
-            self.files.insert((workload, epoch), state);
             return Ok(false);
         }
         let binding = log_batch::Binding {
@@ -262,11 +282,8 @@ impl LogBook {
             })?;
             sealed.push(record);
         }
-        if let Some(parent) = path.parent()
-            && let Err(e) = private_dir(parent)
-        {
-            self.files.insert((workload, epoch), state);
-            return Err(io(&path, e));
+        if let Some(parent) = path.parent() {
+            private_dir(parent).map_err(|e| io(path, e))?;
         }
         let mut options = std::fs::OpenOptions::new();
         options.create(true).append(true);
@@ -275,19 +292,31 @@ impl LogBook {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
-        let mut file = match options.open(&path) {
-            Ok(file) => file,
-            Err(e) => {
-                self.files.insert((workload, epoch), state);
-                return Err(io(&path, e));
-            }
-        };
+        let mut file = options.open(path).map_err(|e| io(path, e))?;
+        // The file must end where this worker's last record does: anything appended behind its
+        // back would shift every later record from the place it is sealed for.
+        let mut length = file.metadata().map_err(|e| io(path, e))?.len();
+        if length > state.end {
+            tracing::warn!(
+                file = %path.display(),
+                bytes = length - state.end,
+                "bytes this worker did not write were appended to the file: cut off"
+            );
+            file.set_len(state.end).map_err(|e| io(path, e))?;
+            length = state.end;
+        } else if length < state.end {
+            tracing::warn!(
+                file = %path.display(),
+                "records this worker wrote were removed from the file: its owner finds them \
+                 missing from the signed log root"
+            );
+            state.end = length;
+        }
         let bytes = sealed.concat();
         if let Err(e) = file.write_all(&bytes) {
-            // A torn record would make every later one unreadable: cut it off, and read the
-            // file's state again next time.
-            let _ = file.set_len(state.bytes);
-            return Err(io(&path, e));
+            // A torn record would make every later one unreadable: cut it off.
+            let _ = file.set_len(length);
+            return Err(io(path, e));
         }
         state.leaves.extend(
             sealed
@@ -295,7 +324,7 @@ impl LogBook {
                 .filter_map(|record| log_batch::leaf_of(record)),
         );
         state.bytes += bytes.len() as u64;
-        self.files.insert((workload, epoch), state);
+        state.end = length + bytes.len() as u64;
         Ok(true)
     }
 
@@ -316,8 +345,16 @@ impl LogBook {
 
     /// The Merkle root of all of `workload`'s logs, every epoch in order (a task run's).
     pub fn root_of_all(&self, workload: &Workload) -> Hash {
-        let all: Vec<Hash> = self
-            .epochs(workload)
+        // Epochs whose files are gone count too: their leaves are in memory.
+        let mut epochs: std::collections::BTreeSet<u64> =
+            self.epochs(workload).into_iter().collect();
+        epochs.extend(
+            self.files
+                .keys()
+                .filter(|(of, _)| of == workload)
+                .map(|(_, epoch)| *epoch),
+        );
+        let all: Vec<Hash> = epochs
             .into_iter()
             .flat_map(|epoch| self.leaves(workload, epoch))
             .collect();
@@ -346,11 +383,15 @@ impl LogBook {
     }
 
     /// Deletes files of epochs before the retention window that ends at `epoch`, and forgets
-    /// the state of files it no longer appends to.
+    /// the state of apps' files it no longer appends to.
     pub fn prune(&mut self, epoch: u64) {
         let oldest = epoch.saturating_sub(self.limits.retention_epochs.saturating_sub(1));
-        self.files
-            .retain(|(_, file_epoch), _| *file_epoch + 1 >= epoch);
+        // A task run's root covers all its epochs: what it wrote is remembered while its files
+        // are kept, so that a file deleted behind the worker's back is missed, not forgotten.
+        self.files.retain(|(workload, file_epoch), _| {
+            *file_epoch + 1 >= epoch
+                || (matches!(workload, Workload::TaskRun { .. }) && *file_epoch >= oldest)
+        });
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return;
         };
@@ -479,6 +520,7 @@ fn recover(
     Ok(FileState {
         leaves: own.into_iter().filter_map(log_batch::leaf_of).collect(),
         bytes: kept as u64,
+        end: kept as u64,
     })
 }
 
@@ -610,28 +652,45 @@ mod tests {
         );
 
         // A record the operator plants (sealed to the owner's public key) is not signed for,
-        // neither while the worker runs nor after a restart, which cuts it off.
+        // and is cut off before the worker's next record, while it runs or after a restart.
+        let plant = |index: u32| {
+            let planted =
+                log_batch::seal(&binding, index, &[6; 32], &sealing.owner_key, b"forged\n")
+                    .unwrap();
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap()
+                .write_all(&planted)
+                .unwrap();
+        };
+        let opened_last = |count: usize| {
+            let records = log_batch::records(&std::fs::read(&path).unwrap())
+                .into_iter()
+                .map(<[u8]>::to_vec)
+                .collect::<Vec<_>>();
+            assert_eq!(records.len(), count);
+            log_batch::open(
+                &secret,
+                &worker_key,
+                &binding,
+                count as u32 - 1,
+                &records[count - 1],
+            )
+            .unwrap()
+            .to_vec()
+        };
         let root = book.root(&app, 7);
-        let planted =
-            log_batch::seal(&binding, 3, &[6; 32], &sealing.owner_key, b"forged\n").unwrap();
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap();
-        file.write_all(&planted).unwrap();
+        plant(3);
         assert_eq!(book.root(&app, 7), root);
+        assert!(book.append(app, 7, &sealing, b"four\n").unwrap());
+        assert_eq!(opened_last(4), b"four\n");
+        let root = book.root(&app, 7);
+        plant(4);
         let mut book = LogBook::open(dir.path(), limits, &WORKER_SECRET).unwrap();
         assert_eq!(book.root(&app, 7), root, "read again from disk");
-        assert!(book.append(app, 7, &sealing, b"four\n").unwrap());
-        let records = log_batch::records(&std::fs::read(&path).unwrap())
-            .into_iter()
-            .map(<[u8]>::to_vec)
-            .collect::<Vec<_>>();
-        assert_eq!(records.len(), 4);
-        assert_eq!(
-            &log_batch::open(&secret, &worker_key, &binding, 3, &records[3]).unwrap()[..],
-            b"four\n"
-        );
+        assert!(book.append(app, 7, &sealing, b"five\n").unwrap());
+        assert_eq!(opened_last(5), b"five\n");
         assert_ne!(book.root(&app, 7), root);
         // Another worker's book (another sealing secret) counts none of these records.
         let stranger = LogBook::open(dir.path(), limits, &[1; 32]).unwrap();
@@ -641,6 +700,29 @@ mod tests {
         assert!(book.append(app, 8, &sealing, b"later\n").unwrap());
         book.prune(9);
         assert_eq!(book.epochs(&app), vec![8]);
+    }
+
+    #[test]
+    fn a_task_runs_root_counts_every_epoch_it_wrote_even_if_a_file_is_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let owner = Keypair::from_seed(KeyScheme::Ed25519, [3; 32]);
+        let sealing = sealing(&owner);
+        let mut book = LogBook::open(dir.path(), LogLimits::default(), &WORKER_SECRET).unwrap();
+        let run = Workload::TaskRun {
+            task: wetee_types::TaskId(2),
+            run: 1,
+        };
+        for epoch in 1..=4 {
+            assert!(book.append(run, epoch, &sealing, b"step\n").unwrap());
+            book.prune(epoch + 1);
+        }
+        let root = book.root_of_all(&run);
+        std::fs::remove_file(book.file(&run, 1)).unwrap();
+        assert_eq!(
+            book.root_of_all(&run),
+            root,
+            "the deleted epoch is still signed for: its owner finds it missing"
+        );
     }
 
     #[test]

@@ -51,11 +51,15 @@ pub const MAX_FOLLOWS_PER_OWNER: usize = 8;
 struct Served {
     by_time: BTreeMap<(u64, [u8; 16]), AccountId>,
     per_owner: BTreeMap<AccountId, usize>,
+    /// Requests signed before this are forgotten, so they are refused: a request verified
+    /// against an older chain time than another's must not slip in once its record is gone.
+    forgotten_before: u64,
 }
 
 impl Served {
     /// Forgets requests signed before `cutoff_ms`: they are refused as stale anyway.
     fn forget_older_than(&mut self, cutoff_ms: u64) {
+        self.forgotten_before = self.forgotten_before.max(cutoff_ms);
         while let Some(entry) = self.by_time.first_entry() {
             if entry.key().0 >= cutoff_ms {
                 break;
@@ -71,6 +75,9 @@ impl Served {
     }
 
     fn record(&mut self, verified: &VerifiedRequest) -> Result<(), OwnerAuthError> {
+        if verified.timestamp_ms < self.forgotten_before {
+            return Err(OwnerAuthError::Stale);
+        }
         let key = (verified.timestamp_ms, verified.nonce);
         if self.by_time.contains_key(&key) {
             return Err(OwnerAuthError::Replayed);
@@ -300,12 +307,13 @@ impl OwnerApi {
     }
 
     /// Records an owner's request as served, refusing it if it was served before within the
-    /// window, or if this owner already has [`MAX_REQUESTS_PER_OWNER`] in it.
-    fn first_time(&self, verified: &VerifiedRequest) -> Result<(), OwnerAuthError> {
+    /// window, or if this owner already has [`MAX_REQUESTS_PER_OWNER`] in it. `now` is the
+    /// chain time the request was verified at; a request another one's later chain time made
+    /// stale meanwhile is refused, its record possibly gone.
+    fn first_time(&self, verified: &VerifiedRequest, now: u64) -> Result<(), OwnerAuthError> {
         if verified.timestamp_ms <= self.serving_since.load(Ordering::Relaxed) {
             return Err(OwnerAuthError::BeforeStart);
         }
-        let now = self.chain_time.load(Ordering::Relaxed);
         let mut served = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         served.forget_older_than(now.saturating_sub(REPLAY_WINDOW_MS));
         served.record(verified)
@@ -428,6 +436,7 @@ async fn authenticate(
         || request.uri().path().to_string(),
         |p| p.as_str().to_string(),
     );
+    let now = api.chain_time.load(Ordering::Relaxed);
     let headers = request.headers();
     let host = headers
         .get(hyper::header::HOST)
@@ -450,7 +459,7 @@ async fn authenticate(
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         },
-        api.chain_time.load(Ordering::Relaxed),
+        now,
     );
     let verified = match verified {
         Ok(verified) => verified,
@@ -478,7 +487,7 @@ async fn authenticate(
         }
     }
     // Only now, so that only owners of workloads here take room in the record.
-    match api.first_time(&verified) {
+    match api.first_time(&verified, now) {
         Ok(()) => {}
         Err(e @ OwnerAuthError::BeforeStart) => {
             // Signed anew once the signer's clock has passed `serving_since`, it is served.
@@ -765,6 +774,24 @@ mod tests {
         let (status, body) = answer(&api, &request(&headers, target, HOST)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert!(body.contains("more than a minute before"), "{body}");
+    }
+
+    #[test]
+    fn a_request_whose_record_another_request_forgot_is_refused() {
+        let owner = Keypair::from_seed(KeyScheme::Ed25519, [1; 32]);
+        let request = VerifiedRequest {
+            account: owner.account_id(),
+            timestamp_ms: NOW,
+            nonce: [1; 16],
+            valid_until_ms: NOW + REPLAY_WINDOW_MS,
+        };
+        let mut served = Served::default();
+        assert_eq!(served.record(&request), Ok(()));
+        assert_eq!(served.record(&request), Err(OwnerAuthError::Replayed));
+        // A request verified at a later chain time forgets it; the same request, verified
+        // meanwhile against the earlier chain time, is refused all the same.
+        served.forget_older_than(NOW + 1);
+        assert_eq!(served.record(&request), Err(OwnerAuthError::Stale));
     }
 
     #[tokio::test]

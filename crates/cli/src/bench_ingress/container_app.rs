@@ -108,7 +108,10 @@ async fn answers(address: SocketAddr) -> Result<()> {
             anyhow::ensure!(answer.starts_with(b"HTTP/1.1 200"), "no 200 yet");
             Ok(())
         };
-        match attempt.await {
+        let attempt = tokio::time::timeout(Duration::from_secs(2), attempt)
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within 2 s")));
+        match attempt {
             Ok(()) => return Ok(()),
             Err(e) if Instant::now() > deadline => {
                 return Err(e.context(format!("the container app at {address} never answered")));
@@ -150,29 +153,36 @@ fn linked_libraries(executable: &Path) -> Result<Vec<PathBuf>> {
         .output()
         .context("running ldd")?;
     let listing = String::from_utf8_lossy(&output.stdout);
+    let complaint = String::from_utf8_lossy(&output.stderr);
     if !output.status.success() {
-        // A static executable needs nothing beside it.
-        if listing.contains("not a dynamic executable") {
+        // A static executable needs nothing beside it (glibc's ldd says so on stderr).
+        if format!("{listing}{complaint}").contains("not a dynamic executable") {
             return Ok(Vec::new());
         }
-        bail!("ldd: {}", String::from_utf8_lossy(&output.stderr));
+        bail!("ldd: {complaint}");
     }
-    Ok(parse_ldd(&listing))
+    parse_ldd(&listing)
 }
 
-fn parse_ldd(listing: &str) -> Vec<PathBuf> {
-    listing
-        .lines()
-        .filter_map(|line| {
-            let line = line.trim();
-            let path = match line.split_once("=>") {
-                Some((_, resolved)) => resolved.trim(),
-                None => line,
-            };
-            let path = path.split_whitespace().next()?;
-            path.starts_with('/').then(|| PathBuf::from(path))
-        })
-        .collect()
+fn parse_ldd(listing: &str) -> Result<Vec<PathBuf>> {
+    let mut libraries = Vec::new();
+    for line in listing.lines().map(str::trim) {
+        let path = match line.split_once("=>") {
+            Some((name, resolved)) => {
+                if resolved.trim().starts_with("not found") {
+                    bail!("{} is not installed on this machine", name.trim());
+                }
+                resolved.trim()
+            }
+            None => line,
+        };
+        if let Some(path) = path.split_whitespace().next()
+            && path.starts_with('/')
+        {
+            libraries.push(PathBuf::from(path));
+        }
+    }
+    Ok(libraries)
 }
 
 #[cfg(test)]
@@ -180,19 +190,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ldd_listings_name_each_library_and_the_loader_once() {
+    fn ldd_listings_name_each_library_and_the_loader_once_and_a_missing_one_fails() {
         let listing = "\tlinux-vdso.so.1 (0x00007fb0b0896000)\n\
             \tlibgcc_s.so.1 => /lib/x86_64-linux-gnu/libgcc_s.so.1 (0x00007fb0b0865000)\n\
             \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007fb0adc1e000)\n\
             \t/lib64/ld-linux-x86-64.so.2 (0x00007fb0b0898000)\n";
         assert_eq!(
-            parse_ldd(listing),
+            parse_ldd(listing).unwrap(),
             [
                 "/lib/x86_64-linux-gnu/libgcc_s.so.1",
                 "/lib/x86_64-linux-gnu/libc.so.6",
                 "/lib64/ld-linux-x86-64.so.2"
             ]
             .map(PathBuf::from)
+        );
+        let missing = "\tlibssl.so.3 => not found\n";
+        assert!(
+            parse_ldd(missing)
+                .unwrap_err()
+                .to_string()
+                .contains("libssl.so.3")
         );
     }
 }

@@ -173,6 +173,7 @@ impl DockerBackend {
                 disk_quota,
             },
         };
+        backend.check_engine_isolates().await?;
         if let Err(e) = backend.sweep_egress_rules().await {
             tracing::warn!(error = %e, "cannot sweep egress rules of networks that are gone");
         }

@@ -61,12 +61,43 @@ impl DockerBackend {
             Err(e) if not_found(&e) => {}
             Err(e) => return Err(engine(format!("inspecting network {name}"))(e)),
         }
+        match self
+            .docker
+            .create_network(self.isolated_network(&name))
+            .await
+        {
+            Ok(_) => {}
+            // Another replica created it first: checked below like any network found.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => {}
+            Err(e) => return Err(engine(format!("creating network {name}"))(e)),
+        }
+        let network = self
+            .docker
+            .inspect_network(&name, None::<InspectNetworkOptions>)
+            .await
+            .map_err(engine(format!("inspecting network {name}")))?;
+        self.check_ours(&name, &network)?;
+        if egress == Egress::Denied
+            && let Err(e) = self.egress.deny(&name, &subnets(&network)).await
+        {
+            // Never left for a container to join with its egress open.
+            let _ = self.docker.remove_network(&name).await;
+            return Err(e);
+        }
+        Ok(name)
+    }
+
+    /// What creates network `name`, isolated from the engine's other networks and labelled as
+    /// this worker's.
+    fn isolated_network(&self, name: &str) -> NetworkCreateRequest {
         let options = match self.confinement.engine {
             Engine::Podman => HashMap::from([("isolate".to_string(), "true".to_string())]),
             Engine::Docker => HashMap::new(),
         };
-        let request = NetworkCreateRequest {
-            name: name.clone(),
+        NetworkCreateRequest {
+            name: name.to_string(),
             driver: Some("bridge".into()),
             options: Some(options),
             labels: Some(HashMap::from([(
@@ -74,40 +105,11 @@ impl DockerBackend {
                 self.scope.clone(),
             )])),
             ..NetworkCreateRequest::default()
-        };
-        match self.docker.create_network(request).await {
-            Ok(_) => {}
-            // Another replica created it first.
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 409, ..
-            }) => {}
-            Err(e) => return Err(engine(format!("creating network {name}"))(e)),
         }
-        if let Err(e) = self.check_isolated(&name).await {
-            // Never left for a container to join while other tenants can reach it.
-            let _ = self.docker.remove_network(&name).await;
-            return Err(e);
-        }
-        if egress == Egress::Denied {
-            let denied = match self
-                .docker
-                .inspect_network(&name, None::<InspectNetworkOptions>)
-                .await
-            {
-                Ok(network) => self.egress.deny(&name, &subnets(&network)).await,
-                Err(e) => Err(engine(format!("inspecting network {name}"))(e)),
-            };
-            if let Err(e) = denied {
-                // Never left for a container to join with its egress open.
-                let _ = self.docker.remove_network(&name).await;
-                return Err(e);
-            }
-        }
-        Ok(name)
     }
 
-    /// Refuses a network this worker did not create: it was checked to be isolated when it
-    /// was, and one made by anyone else may not be.
+    /// Refuses a network this worker did not create: it may not be isolated from other
+    /// networks (the worker checked at start that the engine isolates the ones it creates).
     fn check_ours(&self, name: &str, network: &NetworkInspect) -> Result<(), BackendError> {
         let labelled = network
             .labels
@@ -124,23 +126,36 @@ impl DockerBackend {
         })
     }
 
-    /// Refuses network `name`, just created, unless the engine isolates it from the other
-    /// bridges. Docker does for every bridge network; Podman only for a network created with
-    /// `isolate`, and shows its options only in its own API, not the Docker-compatible one
-    /// (and Podman 4.3 drops them from that answer once a container has joined the network,
-    /// so they are read only now).
-    async fn check_isolated(&self, name: &str) -> Result<(), BackendError> {
+    /// Refuses an engine that does not isolate the networks the worker creates. Docker isolates
+    /// every bridge network from the others; Podman only one created with `isolate`, and an
+    /// engine that ignored the option would let tenants reach each other. A probe network is
+    /// created as a workload's would be, its options read back from Podman's own API (the
+    /// Docker-compatible one does not show them, and Podman 4.3 drops them from its own answer
+    /// once a container has joined, so only a fresh network tells), and removed.
+    pub(super) async fn check_engine_isolates(&self) -> Result<(), BackendError> {
         if self.confinement.engine != Engine::Podman {
             return Ok(());
         }
-        let options = podman_network_options(&self.socket, name).await?;
-        match options.get("isolate").map(String::as_str) {
+        static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let probe = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!(
+            "{}isolation-probe-{}-{probe}",
+            self.name_prefix(),
+            std::process::id()
+        );
+        self.docker
+            .create_network(self.isolated_network(&name))
+            .await
+            .map_err(engine(format!("creating network {name}")))?;
+        let options = podman_network_options(&self.socket, &name).await;
+        let _ = self.docker.remove_network(&name).await;
+        match options?.get("isolate").map(String::as_str) {
             Some("true" | "strict") => Ok(()),
             found => Err(BackendError::Engine {
-                operation: format!("isolating network {name}"),
+                operation: "checking that Podman isolates networks".into(),
                 reason: format!(
-                    "Podman reports isolate = {}: other tenants' containers could reach this \
-                     one, so it is not used (Podman 4 or newer isolates networks)",
+                    "a network created with isolate = true reads back isolate = {}: tenants' \
+                     containers could reach each other (Podman 4 or newer isolates networks)",
                     found.unwrap_or("unset")
                 ),
             }),
@@ -219,34 +234,46 @@ async fn podman_network_options(
     socket: &std::path::Path,
     name: &str,
 ) -> Result<HashMap<String, String>, BackendError> {
-    use http_body_util::{BodyExt as _, Empty};
+    use http_body_util::{BodyExt as _, Empty, Limited};
+    /// A network's description is a few hundred bytes.
+    const MAX_ANSWER_BYTES: usize = 1 << 20;
     let failed = |reason: String| BackendError::Engine {
         operation: format!("reading network {name} from Podman's API"),
         reason,
     };
-    let stream = tokio::net::UnixStream::connect(socket)
-        .await
-        .map_err(|e| failed(format!("{}: {e}", socket.display())))?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+    let asked = async {
+        let stream = tokio::net::UnixStream::connect(socket)
             .await
+            .map_err(|e| failed(format!("{}: {e}", socket.display())))?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+        let connection = tokio::spawn(connection);
+        let request = hyper::Request::get(format!("/v4.0.0/libpod/networks/{name}/json"))
+            .header(hyper::header::HOST, "podman")
+            .body(Empty::<bytes::Bytes>::new())
             .map_err(|e| failed(e.to_string()))?;
-    let connection = tokio::spawn(connection);
-    let request = hyper::Request::get(format!("/v4.0.0/libpod/networks/{name}/json"))
-        .header(hyper::header::HOST, "podman")
-        .body(Empty::<bytes::Bytes>::new())
-        .map_err(|e| failed(e.to_string()))?;
-    let answered = tokio::time::timeout(std::time::Duration::from_secs(30), async {
-        let response = sender.send_request(request).await?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        Ok::<_, hyper::Error>((status, body))
-    })
-    .await;
-    connection.abort();
-    let (status, body) = answered
-        .map_err(|_| failed("no answer within 30 s".into()))?
-        .map_err(|e| failed(e.to_string()))?;
+        let answered = async {
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            let status = response.status();
+            let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+                .collect()
+                .await
+                .map_err(|e| failed(e.to_string()))?
+                .to_bytes();
+            Ok::<_, BackendError>((status, body))
+        }
+        .await;
+        connection.abort();
+        answered
+    };
+    let (status, body) = tokio::time::timeout(std::time::Duration::from_secs(30), asked)
+        .await
+        .map_err(|_| failed("no answer within 30 s".into()))??;
     if !status.is_success() {
         return Err(failed(format!(
             "HTTP {status}: {}",
