@@ -7,9 +7,19 @@
 #   slirp4netns, uidmap, fuse-overlayfs            rootless Podman (published ports, user namespaces)
 #   busybox-static                                 builds the example and test images without a registry
 #   iptables                                       the rules of workloads denied egress (network.egress = "none")
+#
+# With --tests, also what the web console's tests need (only CI and developers running them):
+#   chromium                                       the browser the console's tests drive (playwright-core)
+#   nodejs, npm                                    build the console and run its tests, if no Node is installed
 set -euo pipefail
 
 packages=(build-essential pkg-config ca-certificates podman runc slirp4netns uidmap fuse-overlayfs busybox-static iptables)
+if [ "${1:-}" = "--tests" ]; then
+  packages+=(chromium)
+  # A Node installed another way (nvm, NodeSource) is kept.
+  command -v node >/dev/null || packages+=(nodejs)
+  command -v npm >/dev/null || packages+=(npm)
+fi
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then

@@ -8,6 +8,7 @@ mod bench;
 mod bench_dev;
 mod bench_ingress;
 mod calls;
+mod console;
 mod deploy;
 mod dev;
 mod keys;
@@ -120,6 +121,8 @@ enum Command {
     /// Measures the system on this machine.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Serves the web console for a chain on this machine (`wetee dev` serves one already).
+    Console(console::ConsoleArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -222,6 +225,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Dev(args)) => bench_dev::dev(args, cli.output),
         Command::Bench(BenchCommand::Ingress(args)) => bench_ingress::ingress(args, cli.output),
         Command::Bench(BenchCommand::IngressApp(args)) => bench_ingress::ingress_app(args),
+        Command::Console(args) => console::run(args, cli.output),
         Command::Chain(ChainCommand::Spec {
             dev,
             validators,

@@ -60,6 +60,12 @@ pub struct DevArgs {
     /// Run the chain only, without a local worker.
     #[arg(long)]
     no_worker: bool,
+    /// The web console's port, on 127.0.0.1.
+    #[arg(long, default_value_t = wetee_console::DEFAULT_ADDRESS.port())]
+    console_port: u16,
+    /// Do not serve the web console.
+    #[arg(long)]
+    no_console: bool,
     /// Log what happens block by block (`RUST_LOG` chooses in detail).
     #[arg(long, short = 'v')]
     verbose: bool,
@@ -214,6 +220,9 @@ pub fn run(args: DevArgs, format: Format) -> Result<()> {
             }),
         worker_line,
         exit_when_ready: args.exit_when_ready,
+        console: (!args.no_console)
+            .then(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.console_port)),
+        development: spec.is_development(),
     };
     let (started_sender, started) = oneshot::channel::<Started>();
     let (stop_node, node_stop) = oneshot::channel::<()>();
@@ -268,6 +277,10 @@ struct Supervisor {
     worker: Option<DevWorker>,
     worker_line: WorkerLine,
     exit_when_ready: bool,
+    /// Where to serve the web console, if at all.
+    console: Option<SocketAddr>,
+    /// Whether the chain is a development chain.
+    development: bool,
 }
 
 /// The first signal, once it comes.
@@ -314,6 +327,10 @@ impl Supervisor {
             _ = &mut node_end => return Ok(()),
         };
         let rpc = format!("ws://{}", started.rpc_address);
+        let console = match self.console {
+            Some(address) => Some(crate::console::start(address, &rpc, self.development).await),
+            None => None,
+        };
         let (stop_worker, stop) = watch::channel(false);
         let (state_sender, mut state) = watch::channel(WorkerState::Starting);
         let scope = match &self.worker {
@@ -351,6 +368,7 @@ impl Supervisor {
                 }
             }),
             engine_service: self.worker.as_ref().and_then(|w| w.engine_service),
+            console: console.map(|started| started.map_err(|e| format!("{e:#}"))),
         };
         // The banner waits for the worker's first word (registered, or why not).
         if running.worker_task.is_some() {

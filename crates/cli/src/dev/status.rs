@@ -137,6 +137,8 @@ pub struct Banner {
     pub operator: Option<String>,
     /// The Podman service started for the dev chain.
     pub engine_service: Option<u32>,
+    /// The web console: its URL, or why it is not served; `None` with `--no-console`.
+    pub console: Option<Result<String, String>>,
 }
 
 #[derive(Serialize)]
@@ -151,6 +153,9 @@ struct BannerDocument<'a> {
     worker_operator: Option<&'a str>,
     engine_service_pid: Option<u32>,
     ingress: Option<String>,
+    console: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    console_error: Option<&'a str>,
 }
 
 impl Banner {
@@ -175,6 +180,16 @@ impl Banner {
                 .get("ingress")
                 .and_then(|i| i.as_str())
                 .map(str::to_string),
+            console: self
+                .console
+                .as_ref()
+                .and_then(|c| c.as_ref().ok())
+                .map(String::as_str),
+            console_error: self
+                .console
+                .as_ref()
+                .and_then(|c| c.as_ref().err())
+                .map(String::as_str),
         };
         print(format, &document, || {
             let node = &document.node;
@@ -193,6 +208,11 @@ impl Banner {
             }
             if let Some(ingress) = &document.ingress {
                 text.push_str(&format!("\n  apps     {ingress}/<app-id>/"));
+            }
+            match &self.console {
+                Some(Ok(url)) => text.push_str(&format!("\n  console  {url}")),
+                Some(Err(why)) => text.push_str(&format!("\n  console  not served: {why}")),
+                None => {}
             }
             text.push_str(&format!(
                 "\n  data     {}\n  accounts {} (funded; sign with --from //Alice)",

@@ -1,0 +1,58 @@
+//! The console's server on a real socket: the app's page at `/` and at any app route, its
+//! files with their types, `/config.json`, and a clear 404 for a file of another build.
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use wetee_console::{ConsoleConfig, serve};
+
+async fn get(address: std::net::SocketAddr, path: &str) -> (String, String) {
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: console\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    (head.to_ascii_lowercase(), body.to_string())
+}
+
+#[tokio::test]
+async fn the_console_serves_its_page_files_and_configuration() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let config = ConsoleConfig {
+        rpc: "ws://127.0.0.1:9944".into(),
+        dev: true,
+    };
+    tokio::spawn(serve(listener, config, std::future::pending()));
+
+    let (head, page) = get(address, "/").await;
+    assert!(head.starts_with("http/1.0 200"), "{head}");
+    assert!(head.contains("content-type: text/html"), "{head}");
+    assert!(page.contains("<div id=\"app\">"), "{page}");
+    // An app route is the same page: the app routes in the browser.
+    let (head, routed) = get(address, "/apps/7").await;
+    assert!(head.starts_with("http/1.0 200"), "{head}");
+    assert_eq!(routed, page);
+
+    // The page's script, as the page names it.
+    let script = page
+        .split('"')
+        .find(|part| part.starts_with("/assets/") && part.ends_with(".js"))
+        .expect("the page loads a script");
+    let (head, body) = get(address, script).await;
+    assert!(head.contains("content-type: text/javascript"), "{head}");
+    assert!(head.contains("immutable"), "{head}");
+    assert!(!body.is_empty());
+    let (head, _) = get(address, "/assets/from-another-build.js").await;
+    assert!(head.starts_with("http/1.0 404"), "{head}");
+
+    let (head, body) = get(address, "/config.json").await;
+    assert!(head.contains("content-type: application/json"), "{head}");
+    let config: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        config,
+        serde_json::json!({ "rpc": "ws://127.0.0.1:9944", "dev": true })
+    );
+}

@@ -1,0 +1,85 @@
+// The console against a fresh `wetee dev`: the page names the chain and its genesis, the
+// finalized height rises as blocks are finalized, and the page logs no error.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { eventually, openBrowser, rpcCall, screenshots, startDev } from './support.mjs';
+
+let dev;
+let browser;
+
+before(async () => {
+  dev = await startDev();
+});
+
+after(async () => {
+  await browser?.browser.close();
+  await dev?.stop();
+});
+
+test('the page names the dev chain and its finalized height rises', async () => {
+  browser = await openBrowser();
+  const { page, errors } = browser;
+  await page.goto(dev.console);
+  const health = await rpcCall(dev, 'system_health');
+
+  const chain = page.getByTestId('chain');
+  await eventually('the chain name', 30, async () =>
+    (await chain.textContent()).includes(health.chain) ? true : undefined,
+  );
+  assert.match(await chain.textContent(), /development chain/);
+  assert.equal(
+    await chain.locator('.genesis').getAttribute('title'),
+    health.genesis_hash,
+    'the genesis the node reports',
+  );
+
+  const height = page.getByTestId('finalized-height');
+  const first = await eventually('a finalized height', 30, async () => {
+    const shown = Number(await height.textContent());
+    return Number.isInteger(shown) && shown > 0 ? shown : undefined;
+  });
+  const later = await eventually('the height to rise', 30, async () => {
+    const shown = Number(await height.textContent());
+    return shown > first ? shown : undefined;
+  });
+  assert.ok(later > first);
+  assert.equal(await page.getByTestId('connection').getAttribute('data-state'), 'open');
+  await eventually('a few blocks listed', 30, async () =>
+    (await page.getByTestId('blocks').locator('tbody tr').count()) >= 3 ? true : undefined,
+  );
+
+  mkdirSync(screenshots, { recursive: true });
+  await page.screenshot({ path: join(screenshots, 'chain.png') });
+  assert.deepEqual(errors, []);
+});
+
+test('a node that cannot be reached is named, and the page keeps trying', async () => {
+  const unreachable = await openBrowser({
+    // Chromium's own report of each failed WebSocket attempt is what this test provokes.
+    expected: (text) => text.startsWith('WebSocket connection to'),
+  });
+  const { page, errors } = unreachable;
+  // The console's server, pointing the page at a port where no node listens.
+  await page.route('**/config.json', (route) =>
+    route.fulfill({ json: { rpc: 'ws://127.0.0.1:9', dev: true } }),
+  );
+  await page.goto(dev.console);
+  const connection = page.getByTestId('connection');
+  await eventually('the page to say the node is unreachable', 30, async () =>
+    (await connection.getAttribute('data-state')) === 'down' ? true : undefined,
+  );
+  assert.match(
+    await connection.textContent(),
+    /node unreachable: .*ws:\/\/127\.0\.0\.1:9.*retrying in \d+ s/,
+  );
+  // It tries again, waiting longer each time, and the page never goes blank.
+  await eventually('a later attempt', 30, async () =>
+    /retrying in [2-5] s/.test(await connection.textContent()) ? true : undefined,
+  );
+  assert.equal(await page.locator('header').count(), 1);
+  await unreachable.browser.close();
+  assert.deepEqual(errors, []);
+});
