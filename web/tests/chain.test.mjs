@@ -83,3 +83,25 @@ test('a node that cannot be reached is named, and the page keeps trying', async 
   await unreachable.browser.close();
   assert.deepEqual(errors, []);
 });
+
+test('choosing //Alice shows the balance the chain holds for her', async () => {
+  const opened = await openBrowser();
+  const { page, errors } = opened;
+  await page.goto(dev.console);
+  await page.getByTestId('account-picker').selectOption('Alice');
+  const free = page.getByTestId('free');
+  await free.waitFor();
+  const alice = 'vxszpwueo7jPZVqnQBZqSKLJZKkhzUMWHEWNQN6QureYjo2oC';
+  // The balance moves only with transactions; none are sent here.
+  const onChain = await rpcCall(dev, 'state_account', [alice]);
+  assert.equal(await free.getAttribute('data-amount'), onChain.free);
+  assert.equal(await page.getByTestId('reserved').getAttribute('data-amount'), onChain.reserved);
+  assert.match(await free.textContent(), /^free [\d,]+(\.\d+)? WTE$/);
+  // Chosen once, kept on the next visit.
+  await page.reload();
+  await page.getByTestId('free').waitFor();
+  mkdirSync(screenshots, { recursive: true });
+  await page.screenshot({ path: join(screenshots, 'account.png') });
+  await opened.browser.close();
+  assert.deepEqual(errors, []);
+});

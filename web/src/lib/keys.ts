@@ -1,0 +1,81 @@
+/**
+ * Accounts in the browser: SS58 addresses with WeTEE's prefix, and the development accounts
+ * (`//Alice`…), derived as Substrate derives them (sr25519, hard junctions from the public
+ * development phrase). They are offered only on a development chain: their keys are public.
+ */
+
+import { blake2b } from '@noble/hashes/blake2.js';
+import { pbkdf2 } from '@noble/hashes/pbkdf2.js';
+import { sha512 } from '@noble/hashes/sha2.js';
+import { base58 } from '@scure/base';
+import { mnemonicToEntropy } from '@scure/bip39';
+import { wordlist } from '@scure/bip39/wordlists/english.js';
+import { HDKD, getPublicKey, secretFromSeed } from '@scure/sr25519';
+
+/** WeTEE's SS58 address prefix (`wetee_types::crypto::SS58_PREFIX`): addresses start `vx`. */
+export const SS58_PREFIX = 2026;
+
+/** The public phrase every development key derives from (Substrate's). */
+const DEV_PHRASE = 'bottom drive obey lake curtain smoke basket hold race lonely fit walk';
+
+/** The funded development accounts of `wetee dev` (`wetee_client::keys::DEV_ACCOUNTS`). */
+export const DEV_ACCOUNTS = ['Alice', 'Bob', 'Charlie', 'Dave', 'Eve', 'Ferdie'] as const;
+
+const encoder = new TextEncoder();
+
+/** The SS58 form of a 32-byte public key under `prefix` (one or two prefix bytes). */
+export function ss58Encode(publicKey: Uint8Array, prefix = SS58_PREFIX): string {
+  if (publicKey.length !== 32) {
+    throw new Error(`an account is 32 bytes, not ${publicKey.length}`);
+  }
+  const head =
+    prefix < 64
+      ? Uint8Array.of(prefix)
+      : Uint8Array.of(((prefix & 0b1111_1100) >> 2) | 0b0100_0000, (prefix >> 8) | ((prefix & 0b11) << 6));
+  const body = new Uint8Array([...head, ...publicKey]);
+  const checksum = blake2b(new Uint8Array([...encoder.encode('SS58PRE'), ...body]), { dkLen: 64 });
+  return base58.encode(new Uint8Array([...body, ...checksum.subarray(0, 2)]));
+}
+
+/** Substrate's seed of a BIP39 phrase: PBKDF2-SHA512 over the entropy, not the words. */
+function miniSecret(phrase: string, password = ''): Uint8Array {
+  const entropy = mnemonicToEntropy(phrase, wordlist);
+  return pbkdf2(sha512, entropy, `mnemonic${password}`, { c: 2048, dkLen: 64 }).subarray(0, 32);
+}
+
+/** A hard junction's chain code: the SCALE-encoded name, zero-padded (or hashed) to 32 bytes. */
+function chainCode(name: string): Uint8Array {
+  const bytes = encoder.encode(name);
+  // SCALE's compact length: one byte below 64.
+  if (bytes.length >= 64) {
+    throw new Error('junction names are short');
+  }
+  const encoded = new Uint8Array([bytes.length << 2, ...bytes]);
+  if (encoded.length > 32) {
+    return blake2b(encoded, { dkLen: 32 });
+  }
+  const code = new Uint8Array(32);
+  code.set(encoded);
+  return code;
+}
+
+/** A development account: its name, its sr25519 secret (public knowledge) and public key. */
+export interface DevAccount {
+  name: string;
+  secretKey: Uint8Array;
+  publicKey: Uint8Array;
+  address: string;
+}
+
+/** `//name`, derived from the development phrase. */
+export function devAccount(name: string): DevAccount {
+  const root = secretFromSeed(miniSecret(DEV_PHRASE));
+  const secretKey = HDKD.secretHard(root, chainCode(name));
+  const publicKey = getPublicKey(secretKey);
+  return { name: `//${name}`, secretKey, publicKey, address: ss58Encode(publicKey) };
+}
+
+/** `0x…` of bytes. */
+export function toHex(bytes: Uint8Array): string {
+  return `0x${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
+}
