@@ -152,3 +152,18 @@ export async function openBrowser({ expected = () => false } = {}) {
   page.on('pageerror', (error) => errors.push(`uncaught: ${error.message}`));
   return { browser, page, errors };
 }
+
+/** A module of `src/`, compiled for Node by Vite the way the page gets it. */
+export async function compileForNode(path) {
+  const { build } = await import('vite');
+  const output = await build({
+    configFile: false,
+    logLevel: 'silent',
+    build: {
+      write: false,
+      lib: { entry: join(repository, 'web', path), formats: ['es'] },
+    },
+  });
+  const code = output[0].output[0].code;
+  return import(`data:text/javascript;base64,${Buffer.from(code).toString('base64')}`);
+}
