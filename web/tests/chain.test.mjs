@@ -105,3 +105,39 @@ test('choosing //Alice shows the balance the chain holds for her', async () => {
   await opened.browser.close();
   assert.deepEqual(errors, []);
 });
+
+test('a transfer from //Alice goes ready, included, finalized, and Bob receives it', async () => {
+  const opened = await openBrowser();
+  const { page, errors } = opened;
+  await page.goto(dev.console);
+  await page.getByTestId('account-picker').selectOption('Alice');
+  const bob = 'vxrRffqUez1PfLqHtkdsVZzPbDuh71p6wjgE5JjHEnfdW1yKK';
+  const before = BigInt((await rpcCall(dev, 'state_account', [bob])).free);
+
+  // Mistakes are named next to their field, and nothing is sent.
+  await page.getByTestId('transfer-to').fill('5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY');
+  await page.getByTestId('transfer-amount').fill('2,5');
+  await page.getByTestId('transfer').getByRole('button').click();
+  await page.getByText('is not a WeTEE address').waitFor();
+  await page.getByText('an amount in WTE').waitFor();
+
+  await page.getByTestId('transfer-to').fill(bob);
+  await page.getByTestId('transfer-amount').fill('2.5');
+  await page.getByTestId('transfer').getByRole('button').click();
+  const status = page.getByTestId('transfer-status');
+  await eventually('the transfer to be final', 60, async () =>
+    (await status.getAttribute('data-statuses'))?.endsWith('finalized') ? true : undefined,
+  );
+  assert.match(await status.getAttribute('data-statuses'), /^ready,(included,)+finalized$/);
+  const after = BigInt((await rpcCall(dev, 'state_account', [bob])).free);
+  assert.equal(after - before, 2_500_000_000_000n);
+  mkdirSync(screenshots, { recursive: true });
+  await page.screenshot({ path: join(screenshots, 'transfer.png') });
+
+  // More than Alice has: the chain takes the fee and says why the call failed.
+  await page.getByTestId('transfer-amount').fill('999999999');
+  await page.getByTestId('transfer').getByRole('button').click();
+  await page.getByText('the transfer failed on chain').waitFor({ timeout: 60_000 });
+  await opened.browser.close();
+  assert.deepEqual(errors, []);
+});

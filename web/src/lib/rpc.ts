@@ -33,6 +33,8 @@ interface Subscription {
   params: unknown[];
   unsubscribeMethod: string;
   onItem: (item: unknown) => void;
+  /** Told when the node refuses the subscription itself (then it is not made again). */
+  onRefused?: (error: RpcError) => void;
   /** The node's id for it on the current connection. */
   id: string | number | null;
 }
@@ -88,8 +90,16 @@ export class Rpc {
     params: unknown[],
     unsubscribeMethod: string,
     onItem: (item: unknown) => void,
+    onRefused?: (error: RpcError) => void,
   ): () => void {
-    const subscription: Subscription = { method, params, unsubscribeMethod, onItem, id: null };
+    const subscription: Subscription = {
+      method,
+      params,
+      unsubscribeMethod,
+      onItem,
+      onRefused,
+      id: null,
+    };
     this.subscriptions.add(subscription);
     if (this.current.kind === 'open') {
       void this.start(subscription);
@@ -171,8 +181,13 @@ export class Rpc {
         return;
       }
       subscription.id = id;
-    } catch {
-      // The connection went: it is made again on reconnection.
+    } catch (error) {
+      // The node refused it (an answer with a code): tell, and do not ask again. Otherwise
+      // the connection went, and it is made again on reconnection.
+      if (error instanceof RpcError && error.code !== null) {
+        this.subscriptions.delete(subscription);
+        subscription.onRefused?.(error);
+      }
     }
   }
 
