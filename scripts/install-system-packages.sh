@@ -14,6 +14,13 @@
 set -euo pipefail
 
 packages=(build-essential pkg-config ca-certificates podman runc slirp4netns uidmap fuse-overlayfs busybox-static iptables)
+case "${1:-}" in
+  "" | --tests) ;;
+  *)
+    echo "usage: $0 [--tests]" >&2
+    exit 2
+    ;;
+esac
 if [ "${1:-}" = "--tests" ]; then
   packages+=(chromium)
   # A Node installed another way (nvm, NodeSource) is kept.

@@ -98,7 +98,10 @@ export async function startDev({ worker = false } = {}) {
     async stop() {
       if (child.exitCode === null) {
         child.kill('SIGTERM');
+        // It stops its node within seconds; one that hangs must not hang the tests.
+        const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
         await exited;
+        clearTimeout(killer);
       }
       rmSync(dir, { recursive: true, force: true });
     },

@@ -66,6 +66,12 @@ pub(crate) async fn serve(uri: Uri) -> Response {
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
             ),
+            // Never inside another site's frame: its page could trick a click on "send".
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("frame-ancestors 'none'"),
+            ),
+            (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
         ],
         file.data.into_owned(),
     )

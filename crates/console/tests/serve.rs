@@ -31,6 +31,7 @@ async fn the_console_serves_its_page_files_and_configuration() {
     assert!(head.starts_with("http/1.0 200"), "{head}");
     assert!(head.contains("content-type: text/html"), "{head}");
     assert!(page.contains("<div id=\"app\">"), "{page}");
+    assert!(head.contains("frame-ancestors 'none'"), "{head}");
     // An app route is the same page: the app routes in the browser.
     let (head, routed) = get(address, "/apps/7").await;
     assert!(head.starts_with("http/1.0 200"), "{head}");

@@ -35,6 +35,11 @@ interface Subscription {
   onItem: (item: unknown) => void;
   /** Told when the node refuses the subscription itself (then it is not made again). */
   onRefused?: (error: RpcError) => void;
+  /**
+   * For a subscription that must not be made twice (one that submits a transaction): told
+   * when the connection is lost, and then dropped instead of made again.
+   */
+  onLost?: (reason: string) => void;
   /** The node's id for it on the current connection. */
   id: string | number | null;
 }
@@ -49,6 +54,7 @@ export class Rpc {
   private pending = new Map<number, Pending>();
   private subscriptions = new Set<Subscription>();
   private retryMs = FIRST_RETRY_MS;
+  private retry: ReturnType<typeof setTimeout> | null = null;
   private closed = false;
   private listeners = new Set<(connection: Connection) => void>();
   private current: Connection = { kind: 'connecting' };
@@ -90,14 +96,15 @@ export class Rpc {
     params: unknown[],
     unsubscribeMethod: string,
     onItem: (item: unknown) => void,
-    onRefused?: (error: RpcError) => void,
+    options: { onRefused?: (error: RpcError) => void; onLost?: (reason: string) => void } = {},
   ): () => void {
     const subscription: Subscription = {
       method,
       params,
       unsubscribeMethod,
       onItem,
-      onRefused,
+      onRefused: options.onRefused,
+      onLost: options.onLost,
       id: null,
     };
     this.subscriptions.add(subscription);
@@ -115,6 +122,9 @@ export class Rpc {
   /** Closes the connection for good. */
   close(): void {
     this.closed = true;
+    if (this.retry !== null) {
+      clearTimeout(this.retry);
+    }
     this.socket?.close();
   }
 
@@ -126,6 +136,10 @@ export class Rpc {
   }
 
   private open(): void {
+    this.retry = null;
+    if (this.closed) {
+      return;
+    }
     this.set({ kind: 'connecting' });
     let socket: WebSocket;
     try {
@@ -163,6 +177,10 @@ export class Rpc {
     }
     for (const subscription of this.subscriptions) {
       subscription.id = null;
+      if (subscription.onLost) {
+        this.subscriptions.delete(subscription);
+        subscription.onLost(reason);
+      }
     }
     if (this.closed) {
       return;
@@ -170,7 +188,7 @@ export class Rpc {
     const retryInMs = this.retryMs;
     this.retryMs = Math.min(this.retryMs * 2, LONGEST_RETRY_MS);
     this.set({ kind: 'down', reason, retryInMs });
-    setTimeout(() => this.open(), retryInMs);
+    this.retry = setTimeout(() => this.open(), retryInMs);
   }
 
   private async start(subscription: Subscription): Promise<void> {
