@@ -3,9 +3,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { eventually, openBrowser, rpcCall, screenshots, startDev } from './support.mjs';
+import { eventually, openBrowser, rpcCall, screenshot, startDev } from './support.mjs';
 
 let dev;
 let browser;
@@ -51,8 +49,7 @@ test('the page names the dev chain and its finalized height rises', async () => 
     (await page.getByTestId('blocks').locator('tbody tr').count()) >= 3 ? true : undefined,
   );
 
-  mkdirSync(screenshots, { recursive: true });
-  await page.screenshot({ path: join(screenshots, 'chain.png') });
+  await screenshot(page, 'chain');
   assert.deepEqual(errors, []);
 });
 
@@ -101,8 +98,7 @@ test('choosing //Alice shows the balance the chain holds for her', async () => {
   // Chosen once, kept on the next visit.
   await page.reload();
   await page.getByTestId('free').waitFor();
-  mkdirSync(screenshots, { recursive: true });
-  await page.screenshot({ path: join(screenshots, 'account.png') });
+  await screenshot(page, 'account');
   await opened.browser.close();
   assert.deepEqual(errors, []);
 });
@@ -132,8 +128,7 @@ test('a transfer from //Alice goes ready, included, finalized, and Bob receives 
   assert.match(await status.getAttribute('data-statuses'), /^ready,(included,)+finalized$/);
   const after = BigInt((await rpcCall(dev, 'state_account', [bob])).free);
   assert.equal(after - before, 2_500_000_000_000n);
-  mkdirSync(screenshots, { recursive: true });
-  await page.screenshot({ path: join(screenshots, 'transfer.png') });
+  await screenshot(page, 'transfer');
 
   // More than Alice has: the chain takes the fee and says why the call failed.
   await page.getByTestId('transfer-amount').fill('999999999');

@@ -3,7 +3,7 @@
 // error the page logs or throws.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -169,4 +169,10 @@ export async function compileForNode(path) {
   });
   const code = output[0].output[0].code;
   return import(`data:text/javascript;base64,${Buffer.from(code).toString('base64')}`);
+}
+
+/** Saves what `page` shows as `<name>.png` under `screenshots`. */
+export async function screenshot(page, name) {
+  mkdirSync(screenshots, { recursive: true });
+  await page.screenshot({ path: join(screenshots, `${name}.png`) });
 }

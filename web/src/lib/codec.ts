@@ -4,10 +4,8 @@
  * variant's fields. Checked against the vectors `crates/types/tests/console_vectors.rs` writes.
  */
 
-import { blake2b } from '@noble/hashes/blake2.js';
 import { blake3 } from '@noble/hashes/blake3.js';
-import { base58 } from '@scure/base';
-import { SS58_PREFIX } from './keys';
+import { ss58Decode } from './keys';
 
 /** `wetee_types::transaction::TRANSACTION_DOMAIN`. */
 const TRANSACTION_DOMAIN = new TextEncoder().encode('wetee/tx/v1');
@@ -49,29 +47,6 @@ function unsigned(value: bigint, bytes: number, what: string): Uint8Array {
     rest >>= 8n;
   }
   return out;
-}
-
-/** The 32-byte public key of an SS58 address with WeTEE's prefix (checksum checked). */
-export function ss58Decode(address: string): Uint8Array {
-  let bytes: Uint8Array;
-  try {
-    bytes = base58.decode(address.trim());
-  } catch {
-    throw new Error(`${address} is not an SS58 address`);
-  }
-  if (bytes.length !== 36) {
-    throw new Error(`${address} is not a WeTEE address (vx…)`);
-  }
-  const prefix = ((bytes[0] & 0b0011_1111) << 2) | (bytes[1] >> 6) | ((bytes[1] & 0b0011_1111) << 8);
-  if ((bytes[0] & 0b1100_0000) !== 0b0100_0000 || prefix !== SS58_PREFIX) {
-    throw new Error(`${address} is not a WeTEE address: its SS58 prefix is not ${SS58_PREFIX}`);
-  }
-  const body = bytes.subarray(0, 34);
-  const checksum = blake2b(concat(new TextEncoder().encode('SS58PRE'), body), { dkLen: 64 });
-  if (checksum[0] !== bytes[34] || checksum[1] !== bytes[35]) {
-    throw new Error(`${address} has a wrong checksum: a character is mistyped`);
-  }
-  return bytes.slice(2, 34);
 }
 
 function encodeCall(call: Call): Uint8Array {
@@ -117,6 +92,11 @@ export function encodeSigned(encoded: Uint8Array, scheme: Scheme, signature: Uin
 /** The transaction's id: BLAKE3 of its signed encoding. */
 export function transactionHash(signedEncoded: Uint8Array): Uint8Array {
   return blake3(signedEncoded);
+}
+
+/** `0x…` of bytes. */
+export function toHex(bytes: Uint8Array): string {
+  return `0x${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
 }
 
 /** Bytes of `0x…` hex. */

@@ -23,6 +23,14 @@ export const DEV_ACCOUNTS = ['Alice', 'Bob', 'Charlie', 'Dave', 'Eve', 'Ferdie']
 
 const encoder = new TextEncoder();
 
+/** The two checksum bytes SS58 appends to its prefix and key. */
+function ss58Checksum(body: Uint8Array): Uint8Array {
+  return blake2b(new Uint8Array([...encoder.encode('SS58PRE'), ...body]), { dkLen: 64 }).subarray(
+    0,
+    2,
+  );
+}
+
 /** The SS58 form of a 32-byte public key under `prefix` (one or two prefix bytes). */
 export function ss58Encode(publicKey: Uint8Array, prefix = SS58_PREFIX): string {
   if (publicKey.length !== 32) {
@@ -33,8 +41,29 @@ export function ss58Encode(publicKey: Uint8Array, prefix = SS58_PREFIX): string 
       ? Uint8Array.of(prefix)
       : Uint8Array.of(((prefix & 0b1111_1100) >> 2) | 0b0100_0000, (prefix >> 8) | ((prefix & 0b11) << 6));
   const body = new Uint8Array([...head, ...publicKey]);
-  const checksum = blake2b(new Uint8Array([...encoder.encode('SS58PRE'), ...body]), { dkLen: 64 });
-  return base58.encode(new Uint8Array([...body, ...checksum.subarray(0, 2)]));
+  return base58.encode(new Uint8Array([...body, ...ss58Checksum(body)]));
+}
+
+/** The 32-byte public key of an SS58 address with WeTEE's prefix (checksum checked). */
+export function ss58Decode(address: string): Uint8Array {
+  let bytes: Uint8Array;
+  try {
+    bytes = base58.decode(address.trim());
+  } catch {
+    throw new Error(`${address} is not an SS58 address`);
+  }
+  if (bytes.length !== 36) {
+    throw new Error(`${address} is not a WeTEE address (vx…)`);
+  }
+  const prefix = ((bytes[0] & 0b0011_1111) << 2) | (bytes[1] >> 6) | ((bytes[1] & 0b0011_1111) << 8);
+  if ((bytes[0] & 0b1100_0000) !== 0b0100_0000 || prefix !== SS58_PREFIX) {
+    throw new Error(`${address} is not a WeTEE address: its SS58 prefix is not ${SS58_PREFIX}`);
+  }
+  const checksum = ss58Checksum(bytes.subarray(0, 34));
+  if (checksum[0] !== bytes[34] || checksum[1] !== bytes[35]) {
+    throw new Error(`${address} has a wrong checksum: a character is mistyped`);
+  }
+  return bytes.slice(2, 34);
 }
 
 /** Substrate's seed of a BIP39 phrase: PBKDF2-SHA512 over the entropy, not the words. */
@@ -73,9 +102,4 @@ export function devAccount(name: string): DevAccount {
   const secretKey = HDKD.secretHard(root, chainCode(name));
   const publicKey = getPublicKey(secretKey);
   return { name: `//${name}`, secretKey, publicKey, address: ss58Encode(publicKey) };
-}
-
-/** `0x…` of bytes. */
-export function toHex(bytes: Uint8Array): string {
-  return `0x${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
 }

@@ -1,27 +1,21 @@
 /** Building, signing and sending a transfer from a development account. */
 
 import { sign } from '@scure/sr25519';
-import { encodeSigned, encodeTransaction, fromHex, signingPayload, type Transaction } from './codec';
+import {
+  encodeSigned,
+  encodeTransaction,
+  fromHex,
+  signingPayload,
+  toHex,
+  type Transaction,
+} from './codec';
 import type { DevAccount } from './keys';
-import { toHex } from './keys';
 import type { Rpc } from './rpc';
 
-const UNIT = 10n ** 12n;
 /** How many blocks a transaction stays valid (as the Rust SDK's `DEFAULT_LIFETIME_BLOCKS`). */
 const LIFETIME_BLOCKS = 600n;
 /** A signature's tag and bytes, after the transaction in its signed encoding. */
 const SIGNATURE_BYTES = 65;
-
-/** `2.5` (WTE) in the smallest unit; an error in words for anything else. */
-export function parseAmount(text: string): bigint {
-  const match = /^\s*(\d+)(?:\.(\d{1,12}))?\s*$/.exec(text);
-  if (!match) {
-    throw new Error('an amount in WTE, such as 2.5 (at most 12 decimals)');
-  }
-  const whole = BigInt(match[1]) * UNIT;
-  const fraction = BigInt((match[2] ?? '').padEnd(12, '0'));
-  return whole + fraction;
-}
 
 /** `state_params`, as far as fees go. */
 interface FeeParams {
