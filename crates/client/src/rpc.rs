@@ -22,7 +22,8 @@ use wetee_types::codec::encode;
 use wetee_types::records::{App, AppVersion, Task, TaskRun, TaskVersion, Worker};
 use wetee_types::rpc::{
     BlockId, BlockInfo, BlockRef, EventFilter, EventRecord, FinalityProof, HeaderInfo, Health, Hex,
-    NonceConflict, ParamsInfo, PendingPlacement, StateProof, TransactionStatus, codes,
+    NonceConflict, ParamsInfo, PendingPlacement, PlacementPreview, PlacementRequest, StateProof,
+    TransactionStatus, codes,
 };
 use wetee_types::transaction::Transaction;
 use wetee_types::{
@@ -419,6 +420,15 @@ impl Client {
     /// `state_pendingPlacements`: workloads waiting for a worker, and why.
     pub async fn pending_placements(&self) -> Result<Vec<PendingPlacement>, ClientError> {
         self.call("state_pendingPlacements", rpc_params![]).await
+    }
+
+    /// `state_placementPreview`: what creating `request` now would do, without doing it.
+    pub async fn placement_preview(
+        &self,
+        request: &PlacementRequest,
+    ) -> Result<PlacementPreview, ClientError> {
+        self.call("state_placementPreview", rpc_params![request])
+            .await
     }
 
     /// `state_pendingReason`: why `workload` waits for a worker, in words; `None` if it does

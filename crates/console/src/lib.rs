@@ -13,11 +13,18 @@
 #![forbid(unsafe_code)]
 
 mod assets;
+mod manifest;
+
+pub use manifest::MAX_MANIFEST_BYTES;
 
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use serde::Serialize;
 
 /// What the page is told at `/config.json`.
@@ -29,10 +36,31 @@ pub struct ConsoleConfig {
     pub dev: bool,
 }
 
-/// The console's routes: `/config.json`, the app's files, and the app's page for any other
-/// path (the app routes in the browser).
+/// The header every `/api` request carries. A page of another site cannot send it without
+/// the browser first asking this server's permission (a CORS preflight), which it never gives:
+/// only the console's own page reaches `/api`.
+pub const API_HEADER: &str = "x-wetee-console";
+
+async fn only_the_consoles_page(request: Request, next: Next) -> Response {
+    if !request.headers().contains_key(API_HEADER) {
+        return (
+            StatusCode::FORBIDDEN,
+            format!("/api answers only the console's own page (it sends `{API_HEADER}`)"),
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
+/// The console's routes: `/config.json`, `/api` (what the page asks this server to do), the
+/// app's files, and the app's page for any other path (the app routes in the browser).
 pub fn router(config: ConsoleConfig) -> Router {
+    let api = Router::new()
+        .route("/manifest", post(manifest::parse))
+        .layer(DefaultBodyLimit::max(manifest::MAX_MANIFEST_BYTES))
+        .layer(axum::middleware::from_fn(only_the_consoles_page));
     Router::new()
+        .nest("/api", api)
         .route(
             "/config.json",
             get(move || {

@@ -5,11 +5,29 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use wetee_console::{ConsoleConfig, serve};
 
 async fn get(address: std::net::SocketAddr, path: &str) -> (String, String) {
+    request(
+        address,
+        &format!("GET {path} HTTP/1.0\r\nHost: console\r\n\r\n"),
+    )
+    .await
+}
+
+async fn post(
+    address: std::net::SocketAddr,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (String, String) {
+    let head = format!(
+        "POST {path} HTTP/1.0\r\nHost: console\r\ncontent-length: {}\r\n{headers}\r\n",
+        body.len()
+    );
+    request(address, &format!("{head}{body}")).await
+}
+
+async fn request(address: std::net::SocketAddr, text: &str) -> (String, String) {
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: console\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    stream.write_all(text.as_bytes()).await.unwrap();
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).await.unwrap();
     let answer = String::from_utf8_lossy(&answer).into_owned();
@@ -56,4 +74,35 @@ async fn the_console_serves_its_page_files_and_configuration() {
         config,
         serde_json::json!({ "rpc": "ws://127.0.0.1:9944", "dev": true })
     );
+}
+
+#[tokio::test]
+async fn the_api_answers_only_the_consoles_own_page() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let config = ConsoleConfig {
+        rpc: "ws://127.0.0.1:9944".into(),
+        dev: true,
+    };
+    tokio::spawn(serve(listener, config, std::future::pending()));
+    let manifest = "kind = \"app\"\nname = \"x\"\n";
+
+    // A form on another site can post here, but cannot add a header without a preflight.
+    let (head, body) = post(address, "/api/manifest", "", manifest).await;
+    assert!(head.starts_with("http/1.0 403"), "{head}");
+    assert!(body.contains("x-wetee-console"), "{body}");
+
+    let (head, body) = post(address, "/api/manifest", "x-wetee-console: 1\r\n", manifest).await;
+    assert!(head.starts_with("http/1.0 422"), "{head}");
+    let problems: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        problems["problems"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty()),
+        "{body}"
+    );
+
+    let huge = "#".repeat(wetee_console::MAX_MANIFEST_BYTES + 1);
+    let (head, _) = post(address, "/api/manifest", "x-wetee-console: 1\r\n", &huge).await;
+    assert!(head.starts_with("http/1.0 413"), "{head}");
 }

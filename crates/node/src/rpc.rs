@@ -667,6 +667,14 @@ where
     );
     state_method(
         &mut module,
+        "state_placementPreview",
+        |view, request: query::PlacementRequest| {
+            query::placement_preview(view, &request).map_err(state_error)
+        },
+        required,
+    );
+    state_method(
+        &mut module,
         "state_pendingReason",
         |view, workload: Workload| query::pending_reason(view, &workload).map_err(state_error),
         required,

@@ -325,6 +325,14 @@ pub(crate) fn check_tee_allowed(ctx: &Ctx, tee: TeeKind) -> Result<(), CallError
     Ok(())
 }
 
+/// The smallest deposit an app can be created with: the chain's minimum, and at least one
+/// epoch at the most the owner would pay.
+pub(crate) fn min_deposit(params: &wetee_types::params::Params, spec: &AppSpec) -> Balance {
+    params
+        .min_app_deposit
+        .max(spec.constraints.max_price_per_epoch)
+}
+
 fn create(
     ctx: &mut Ctx,
     owner: AccountId,
@@ -333,10 +341,7 @@ fn create(
 ) -> Result<(), CallError> {
     spec.validate()?;
     check_tee_allowed(ctx, spec.constraints.tee)?;
-    let minimum = ctx
-        .params
-        .min_app_deposit
-        .max(spec.constraints.max_price_per_epoch);
+    let minimum = min_deposit(&ctx.params, spec);
     if deposit < minimum {
         return Err(CallError::DepositTooLow { minimum });
     }

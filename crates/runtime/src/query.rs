@@ -127,7 +127,67 @@ pub fn leases(state: &dyn State, worker: WorkerId, app: AppId) -> Result<Vec<Lea
     all(state, &keys::leases_of(worker, app))
 }
 
-pub use wetee_types::rpc::PendingPlacement;
+pub use wetee_types::rpc::{PendingPlacement, PlacementPreview, PlacementRequest};
+
+/// What creating `request` now would do: the checks `create` makes, then the placement it would
+/// get, or the reason it would wait. Nothing is written.
+pub fn placement_preview(
+    state: &dyn State,
+    request: &PlacementRequest,
+) -> Result<PlacementPreview, CallError> {
+    let params: Params = storage::get(state, keys::PARAMS)?
+        .ok_or_else(|| scheduling::state_error("parameters missing"))?;
+    let chain: ChainConfig = storage::get(state, keys::CHAIN)?
+        .ok_or_else(|| scheduling::state_error("chain configuration missing"))?;
+    let attestation = crate::attestation::policy(state)?;
+    let rules = scheduling::Rules {
+        params: &params,
+        attestation: &attestation,
+        now_ms: storage::get(state, keys::LAST_BLOCK_TIME)?.unwrap_or_default(),
+    };
+    let (mut problems, constraints) = match request {
+        PlacementRequest::App(spec) => (spec.problems(), &spec.constraints),
+        PlacementRequest::Task(spec) => (spec.problems(), &spec.constraints),
+    };
+    if constraints.tee == wetee_types::TeeKind::Simulated && !attestation.allow_simulated_tee {
+        problems.push(wetee_types::manifest::ManifestError::new(
+            "placement.tee",
+            CallError::SimulatedTeeNotAllowed.to_string(),
+        ));
+    }
+    let refused = PlacementPreview {
+        problems,
+        worker: None,
+        price_per_epoch: None,
+        waiting_reason: None,
+        min_deposit: None,
+    };
+    if !refused.problems.is_empty() {
+        return Ok(refused);
+    }
+    let (demand, min_deposit) = match request {
+        PlacementRequest::App(spec) => (
+            Demand::of_app(spec)?,
+            crate::apps::min_deposit(&params, spec),
+        ),
+        PlacementRequest::Task(spec) => (
+            Demand::of_task(spec),
+            crate::tasks::min_deposit(&chain, &params, spec)?,
+        ),
+    };
+    let placed = scheduling::best_worker(state, &demand, &rules, None)?;
+    let waiting_reason = match placed {
+        Some(_) => None,
+        None => Some(scheduling::explain(state, &demand, &rules)?),
+    };
+    Ok(PlacementPreview {
+        worker: placed.map(|(worker, _)| worker),
+        price_per_epoch: placed.map(|(_, price)| price),
+        waiting_reason,
+        min_deposit: Some(min_deposit),
+        ..refused
+    })
+}
 
 /// Why a workload is not placed: `None` if it is not waiting.
 pub fn pending_reason(state: &dyn State, workload: &Workload) -> Result<Option<String>, CallError> {

@@ -34,6 +34,7 @@ use crate::settlement;
 use crate::storage::{self, EpochItem, keys};
 use wetee_types::cron::CronSchedule;
 use wetee_types::manifest::{Schedule, TaskExecution, TaskSpec};
+use wetee_types::params::{ChainConfig, Params};
 use wetee_types::records::{
     Due, RunResult, RunStatus, StopReason, Task, TaskRun, TaskStatus, TaskVersion, VersionChange,
 };
@@ -98,8 +99,12 @@ fn owned_active_task(ctx: &Ctx, signer: AccountId, id: TaskId) -> Result<Task, C
 
 /// Milliseconds in an epoch at the nominal block time.
 fn epoch_ms(ctx: &Ctx) -> Result<u128, CallError> {
-    u128::from(ctx.chain.epoch_length)
-        .checked_mul(u128::from(ctx.params.target_block_time_ms))
+    epoch_ms_of(&ctx.chain, &ctx.params)
+}
+
+fn epoch_ms_of(chain: &ChainConfig, params: &Params) -> Result<u128, CallError> {
+    u128::from(chain.epoch_length)
+        .checked_mul(u128::from(params.target_block_time_ms))
         .filter(|ms| *ms > 0)
         .ok_or(CallError::Overflow)
 }
@@ -119,6 +124,22 @@ fn worst_case_cost(
         .ok_or(CallError::Overflow)
 }
 
+/// The smallest deposit a task can be created with: the chain's minimum, and at least one
+/// run's worst case (the maximum price for the whole timeout, plus the run fee).
+pub(crate) fn min_deposit(
+    chain: &ChainConfig,
+    params: &Params,
+    spec: &TaskSpec,
+) -> Result<Balance, CallError> {
+    let worst = spec
+        .constraints
+        .max_price_per_epoch
+        .mul_div_ceil(timeout_ms(&spec.execution), epoch_ms_of(chain, params)?)
+        .and_then(|cost| cost.checked_add(params.run_fee))
+        .ok_or(CallError::Overflow)?;
+    Ok(params.min_task_deposit.max(worst))
+}
+
 fn available(task: &Task) -> Balance {
     task.deposit.saturating_sub(task.held)
 }
@@ -131,10 +152,7 @@ fn create(
 ) -> Result<(), CallError> {
     spec.validate()?;
     crate::apps::check_tee_allowed(ctx, spec.constraints.tee)?;
-    let worst = worst_case_cost(ctx, spec.constraints.max_price_per_epoch, &spec.execution)?
-        .checked_add(ctx.params.run_fee)
-        .ok_or(CallError::Overflow)?;
-    let minimum = ctx.params.min_task_deposit.max(worst);
+    let minimum = min_deposit(&ctx.chain, &ctx.params, spec)?;
     if deposit < minimum {
         return Err(CallError::DepositTooLow { minimum });
     }

@@ -467,7 +467,7 @@ codec_struct!(TaskSpec {
 });
 
 /// A field of a manifest and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[error("{field}: {problem}")]
 pub struct ManifestError {
     /// The field, as written in `wetee.toml`: `resources.cpu_millicores`.

@@ -3,10 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::balance::Balance;
 use crate::block::Header;
 use crate::crypto::{AccountId, Hash};
 use crate::event::{Event, Receipt};
 use crate::ids::{AppId, BlockNumber, TaskId, WorkerId, Workload};
+use crate::manifest::{AppSpec, ManifestError, TaskSpec};
 use crate::params::{ChainConfig, Params};
 use crate::transaction::SignedTransaction;
 
@@ -315,6 +317,34 @@ pub struct PendingPlacement {
     pub workload: Workload,
     /// Why it is not placed, in words.
     pub reason: String,
+}
+
+/// A workload to try placing without deploying it (`state_placementPreview`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlacementRequest {
+    /// An app's specification, as `apps.create` would take it.
+    App(AppSpec),
+    /// A task's specification, as `tasks.create` would take it.
+    Task(TaskSpec),
+}
+
+/// What deploying a workload now would do: the runtime's own checks and placement rules,
+/// applied to the latest finalized state without changing it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlacementPreview {
+    /// Why the chain would refuse the specification, each naming its manifest field; empty
+    /// when it would accept it.
+    pub problems: Vec<ManifestError>,
+    /// The worker it would be placed on now, if any.
+    pub worker: Option<WorkerId>,
+    /// What that worker charges per epoch for it.
+    pub price_per_epoch: Option<Balance>,
+    /// Why it would wait instead, in the runtime's words (what `state_pendingReason` would
+    /// say once it waits).
+    pub waiting_reason: Option<String>,
+    /// The smallest deposit the chain accepts for it.
+    pub min_deposit: Option<Balance>,
 }
 
 /// Every event of a block in order, with where it happened and, for a transaction's events,

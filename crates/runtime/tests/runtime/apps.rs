@@ -531,3 +531,58 @@ fn a_worker_holds_at_most_one_reports_worth_of_workloads() {
         "no worker with simulated TEE has a free workload slot"
     );
 }
+
+#[test]
+fn the_placement_preview_says_what_creating_would_do_and_changes_nothing() {
+    let mut chain = TestChain::new();
+    let worker = chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 8000, 16384),
+    );
+    let fits = TestChain::app_spec(1000, 512, TeeKind::Simulated, Some("eu"));
+    let elsewhere = TestChain::app_spec(1000, 512, TeeKind::Simulated, Some("us"));
+    let mut invalid = fits.clone();
+    invalid.container.resources.cpu_millicores = 0;
+    let before = chain.state.clone();
+
+    let preview = |chain: &TestChain, spec: &wetee_types::manifest::AppSpec| {
+        query::placement_preview(&chain.state, &query::PlacementRequest::App(spec.clone())).unwrap()
+    };
+    let placed = preview(&chain, &fits);
+    assert!(placed.problems.is_empty());
+    assert_eq!(placed.worker, Some(worker));
+    assert_eq!(
+        placed.price_per_epoch,
+        Some(Balance(1000 * 1_000_000 + 512 * 100_000))
+    );
+    assert_eq!(placed.waiting_reason, None);
+    // At least one epoch at the most the owner would pay.
+    assert_eq!(
+        placed.min_deposit,
+        Some(
+            Params::dev()
+                .min_app_deposit
+                .max(fits.constraints.max_price_per_epoch)
+        )
+    );
+
+    let waits = preview(&chain, &elsewhere);
+    assert_eq!(waits.worker, None);
+    let invalid_preview = preview(&chain, &invalid);
+    assert_eq!(invalid_preview.problems.len(), 1);
+    assert_eq!(
+        invalid_preview.problems[0].field,
+        "resources.cpu_millicores"
+    );
+    assert_eq!(chain.state, before, "a preview writes nothing");
+
+    // What the preview said is what happens, word for word.
+    let app = chain.create_app("alice", fits, tokens(20));
+    assert_eq!(chain.app(app).placement.unwrap().worker, worker);
+    let waiting = chain.create_app("alice", elsewhere, tokens(20));
+    assert_eq!(
+        query::pending_reason(&chain.state, &Workload::App { app: waiting }).unwrap(),
+        waits.waiting_reason
+    );
+    chain.check_invariants();
+}
