@@ -133,7 +133,10 @@ test('a transfer from //Alice goes ready, included, finalized, and Bob receives 
   // More than Alice has: the chain takes the fee and says why the call failed.
   await page.getByTestId('transfer-amount').fill('999999999');
   await page.getByTestId('transfer').getByRole('button').click();
-  await page.getByText('the transfer failed on chain').waitFor({ timeout: 60_000 });
+  await page
+    .getByTestId('transfer-refusal')
+    .getByText(/^the chain refused the transfer: .*(balance|afford).* \(the fee was paid\)$/)
+    .waitFor({ timeout: 60_000 });
   await opened.browser.close();
   assert.deepEqual(errors, []);
 });

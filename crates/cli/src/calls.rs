@@ -24,9 +24,9 @@ use wetee_types::{
     AccountId, AppId, Balance, Call, ComplaintId, Hash, KeyScheme, Params, TaskId, WorkerId,
 };
 
-use crate::app_state::AppState;
 use crate::output::{Format, print};
 use crate::task_state::TaskState;
+use wetee_client::app_overview::AppOverview as AppState;
 
 /// Where the node is and who signs.
 #[derive(Debug, Args)]
@@ -1027,7 +1027,9 @@ pub async fn app(command: AppCommand, context: &Session<'_>) -> Result<()> {
         AppCommand::Deploy(args) => return crate::deploy::deploy(context, args).await,
         AppCommand::Status { app, from } => {
             let client = connect(context).await?;
-            let mut state = AppState::read(&client, app).await?;
+            let mut state = AppState::read(&client, app)
+                .await?
+                .with_context(|| format!("there is no app {app}"))?;
             if let Some(from) = from {
                 let owner = context.signing_key(&from)?;
                 match connect_light(context).await {
@@ -1436,7 +1438,9 @@ async fn owner_request(
     logs: Option<wetee_types::Workload>,
 ) -> Result<()> {
     let client = connect(context).await?;
-    let state = AppState::read(&client, app).await?;
+    let state = AppState::read(&client, app)
+        .await?
+        .with_context(|| format!("there is no app {app}"))?;
     let worker = state.worker.with_context(|| {
         format!(
             "app {app} is not placed on a worker: {}",

@@ -15,10 +15,10 @@ use wetee_types::rpc::TransactionStatus;
 use wetee_types::transaction::AppsCall;
 use wetee_types::{AppId, Balance, Call, Keypair, WorkerId};
 
-use crate::app_state::AppState;
 use crate::calls::{Session, http_status, read_app_spec};
 use crate::output::{Format, print};
 use crate::progress::Progress;
+use wetee_client::app_overview::AppOverview as AppState;
 
 /// How often the app's state is read while waiting.
 const POLL: Duration = Duration::from_millis(250);
@@ -166,7 +166,9 @@ pub async fn deploy(context: &Session<'_>, args: DeployArgs) -> Result<()> {
         json!({ "stage": "final", "block": finalized.block, "app_id": app }),
     );
     if !args.wait {
-        let state = AppState::read(&client, app).await?;
+        let state = AppState::read(&client, app)
+            .await?
+            .with_context(|| format!("there is no app {app}"))?;
         progress.finish();
         return finish(context.format, &state, "created");
     }
@@ -271,12 +273,16 @@ async fn follow(
             continue;
         };
         let mut state = match AppState::read(connected, app).await {
-            Ok(state) => state,
-            Err(e) if is_disconnection(&e) => {
-                client = None;
-                continue;
+            Ok(Some(state)) => state,
+            Ok(None) => bail!("there is no app {app}"),
+            Err(e) => {
+                let e = anyhow::Error::from(e);
+                if is_disconnection(&e) {
+                    client = None;
+                    continue;
+                }
+                return Err(e);
             }
-            Err(e) => return Err(e),
         };
         last_words = state.state_words();
         if placed != state.worker

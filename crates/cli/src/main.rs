@@ -2,7 +2,6 @@
 
 #![forbid(unsafe_code)]
 
-mod app_state;
 mod attest;
 mod bench;
 mod bench_dev;

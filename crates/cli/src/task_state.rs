@@ -8,7 +8,7 @@ use wetee_types::manifest::Schedule;
 use wetee_types::records::{Due, RunStatus, Task, TaskRun, TaskStatus, TaskVersion};
 use wetee_types::{TaskId, Workload};
 
-use crate::app_state::stop_words;
+use wetee_client::app_overview::stop_words;
 
 /// How many recent runs the text shows.
 const RECENT_RUNS: usize = 5;

@@ -1,5 +1,7 @@
 //! The Rust SDK for WeTEE.
 //!
+//! - [`app_overview`]: an app as its owner wants to see it (where it runs, why it waits or
+//!   failed, how long its deposit lasts), read from the chain.
 //! - [`keys`]: account keys from BIP39 mnemonics and Substrate-style secret URIs (`//Alice`),
 //!   ed25519 or sr25519.
 //! - [`keystore`]: named keys on disk, encrypted under a passphrase.
@@ -18,6 +20,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod app_overview;
 pub mod keys;
 pub mod keystore;
 pub mod light;

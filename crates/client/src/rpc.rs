@@ -183,6 +183,11 @@ impl Client {
         })
     }
 
+    /// Whether the connection is still open: a lost one is not made again.
+    pub fn is_connected(&self) -> bool {
+        self.inner.is_connected()
+    }
+
     /// The node's URL.
     pub fn url(&self) -> &str {
         &self.url
@@ -543,7 +548,7 @@ impl Client {
             let status = status.map_err(|e| ClientError::Decode(e.to_string()))?;
             progress(&status);
             match status {
-                TransactionStatus::Finalized { block, receipt } => {
+                TransactionStatus::Finalized { block, receipt, .. } => {
                     if let wetee_types::Outcome::Failed { error } = &receipt.outcome {
                         return Err(ClientError::Failed {
                             hash,

@@ -3,9 +3,11 @@
 //! Node) and `/config.json`, which tells the page where the node's JSON-RPC is and whether the
 //! chain is a development one.
 //!
-//! The page talks to the node directly over WebSocket. What a browser cannot verify by itself
-//! (a worker's RA-TLS certificate, proofs of chain state) is for this server to do on its
-//! behalf, through the SDK.
+//! The page talks to the node directly over WebSocket. What the CLI and the SDK already know
+//! how to do, or a browser cannot verify by itself, this server does for it under `/api`,
+//! through the SDK: reading a `wetee.toml` (`POST /api/manifest`), apps as `wetee app status`
+//! sees them (`GET /api/apps`), and later a worker's RA-TLS certificate and proofs of chain
+//! state.
 //!
 //! This crate must never hold or see an account's private key: the browser keeps its keys and
 //! signs; the server only relays and verifies.
@@ -13,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod assets;
+mod chain;
 mod manifest;
 
 pub use manifest::MAX_MANIFEST_BYTES;
@@ -57,6 +60,9 @@ async fn only_the_consoles_page(request: Request, next: Next) -> Response {
 pub fn router(config: ConsoleConfig) -> Router {
     let api = Router::new()
         .route("/manifest", post(manifest::parse))
+        .route("/apps", get(chain::apps))
+        .route("/apps/{id}", get(chain::app))
+        .with_state(chain::Chain::new(config.rpc.clone()))
         .layer(DefaultBodyLimit::max(manifest::MAX_MANIFEST_BYTES))
         .layer(axum::middleware::from_fn(only_the_consoles_page));
     Router::new()

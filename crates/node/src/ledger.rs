@@ -10,6 +10,7 @@ use commonware_utils::channel::watch;
 use futures::channel::mpsc;
 use futures::lock::Mutex as AsyncMutex;
 use wetee_runtime::{BlockInfo, BlockOutcome, MemoryState, Runtime, State};
+use wetee_types::event::Outcome;
 use wetee_types::rpc::{BlockId, BlockRef, FinalityProof, Hex, TransactionStatus};
 use wetee_types::{Block, Hash, SignedTransaction};
 
@@ -427,6 +428,10 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
                         let _ = sender.try_send(TransactionStatus::Finalized {
                             block: at,
                             receipt: receipt.clone(),
+                            failure: match &receipt.outcome {
+                                Outcome::Success => None,
+                                Outcome::Failed { error } => Some(error.to_string()),
+                            },
                         });
                     }
                 }

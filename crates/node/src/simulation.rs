@@ -339,7 +339,7 @@ fn four_validators_finalize_the_same_blocks_and_state_roots() {
         assert_eq!(kinds.first(), Some(&"ready"));
         assert!(kinds.contains(&"included"));
         assert_eq!(kinds.last(), Some(&"finalized"));
-        let Some(TransactionStatus::Finalized { block, receipt }) = statuses.last() else {
+        let Some(TransactionStatus::Finalized { block, receipt, .. }) = statuses.last() else {
             unreachable!()
         };
         assert_eq!(receipt.nonce, 7);

@@ -278,6 +278,10 @@ pub enum TransactionStatus {
         block: BlockRef,
         /// What the transaction did.
         receipt: Receipt,
+        /// Why the call failed, in words (the receipt's error as the CLI shows it), for
+        /// programs that show it without this crate; absent when it succeeded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<String>,
     },
     /// Removed from the mempool without being included (expired, or its nonce was used by
     /// another transaction).

@@ -4,10 +4,12 @@
 //! payload, signed encoding and hash, as this crate makes them. The test fails when the file
 //! is stale; `WETEE_WRITE_VECTORS=1 cargo test -p wetee-types --test console_vectors` writes it.
 
+use arbitrary::{Arbitrary, Unstructured};
 use wetee_types::balance::Balance;
 use wetee_types::codec::encode;
-use wetee_types::transaction::{BalancesCall, Call, SignedTransaction, Transaction};
-use wetee_types::{AccountId, Hash, KeyScheme, Keypair, Signature};
+use wetee_types::manifest::AppSpec;
+use wetee_types::transaction::{AppsCall, BalancesCall, Call, SignedTransaction, Transaction};
+use wetee_types::{AccountId, AppId, Hash, KeyScheme, Keypair, Signature};
 
 const VECTORS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -43,6 +45,20 @@ impl Generator {
         }
     }
 
+    /// What a JSON number holds exactly in JavaScript (ids, resources).
+    fn exact_number(&mut self) -> u64 {
+        self.number() % (1 << 53)
+    }
+
+    /// A structured value of any shape `T` can take.
+    fn arbitrary<T: for<'a> Arbitrary<'a>>(&mut self) -> T {
+        let mut bytes = Vec::with_capacity(4096);
+        for _ in 0..512 {
+            bytes.extend_from_slice(&self.next().to_be_bytes());
+        }
+        T::arbitrary(&mut Unstructured::new(&bytes)).expect("enough bytes")
+    }
+
     fn amount(&mut self) -> u128 {
         match self.next() % 4 {
             0 => u128::from(self.next() % 1_000),
@@ -53,10 +69,50 @@ impl Generator {
     }
 }
 
+/// An app spec of any shape, its numbers those JSON carries exactly to JavaScript (the chain's
+/// own checks bound them far lower).
+fn app_spec(generator: &mut Generator) -> AppSpec {
+    let mut spec: AppSpec = generator.arbitrary();
+    let resources = &mut spec.container.resources;
+    for value in [
+        &mut resources.cpu_millicores,
+        &mut resources.memory_mib,
+        &mut resources.disk_gib,
+        &mut resources.gpus,
+    ] {
+        *value %= 1 << 53;
+    }
+    spec
+}
+
+/// Every call the console sends, in turn: transfers most, each other call often.
+fn call(index: usize, generator: &mut Generator) -> Call {
+    let app = AppId(generator.exact_number());
+    match index % 8 {
+        0..=2 => Call::Balances(BalancesCall::Transfer {
+            to: AccountId(generator.bytes()),
+            amount: Balance(generator.amount()),
+        }),
+        3 => Call::Balances(BalancesCall::SetSealingKey {
+            key: generator.bytes(),
+        }),
+        4 => Call::Apps(AppsCall::Create {
+            spec: app_spec(generator),
+            deposit: Balance(generator.amount()),
+        }),
+        5 => Call::Apps(AppsCall::Recharge {
+            app,
+            amount: Balance(generator.amount()),
+        }),
+        6 => Call::Apps(AppsCall::Restart { app }),
+        _ => Call::Apps(AppsCall::Stop { app }),
+    }
+}
+
 fn vectors() -> serde_json::Value {
     let mut generator = Generator(0x5745_5445_4520_7678);
     let mut cases = Vec::new();
-    for index in 0..200 {
+    for index in 0..400 {
         // Ed25519 signatures are deterministic; sr25519 ones are randomized, so the sr25519
         // cases carry made-up signature bytes: they check the codec of the tag and bytes only
         // (the browser's own sr25519 signatures are checked by the node in the console's
@@ -73,10 +129,7 @@ fn vectors() -> serde_json::Value {
             nonce: generator.number(),
             fee: Balance(generator.amount()),
             expires_at: generator.number(),
-            call: Call::Balances(BalancesCall::Transfer {
-                to: AccountId(generator.bytes()),
-                amount: Balance(generator.amount()),
-            }),
+            call: call(index, &mut generator),
         };
         let signed = match scheme {
             KeyScheme::Ed25519 => {

@@ -1,17 +1,18 @@
 /**
- * WeTEE's canonical codec (`wetee_types::codec`) for what the console signs: fixed-width
- * integers big-endian, structs as their fields in order, enums as a one-byte tag then the
- * variant's fields. Checked against the vectors `crates/types/tests/console_vectors.rs` writes.
+ * Transactions as the console signs them: their canonical encoding (`wetee_types::codec`,
+ * laid out in `layout.ts` and `calls.ts`), what the signer signs, the signed encoding and its
+ * hash. Checked against the vectors `crates/types/tests/console_vectors.rs` writes.
  */
 
 import { blake3 } from '@noble/hashes/blake3.js';
 import { ss58Decode } from './keys';
+import { call, type Call } from './calls';
+import { Writer, encodeWith, u128, u64 } from './layout';
 
 /** `wetee_types::transaction::TRANSACTION_DOMAIN`. */
 const TRANSACTION_DOMAIN = new TextEncoder().encode('wetee/tx/v1');
 
-/** The calls the console sends, in their JSON form (as the node shows them). */
-export type Call = { balances: { transfer: { to: string; amount: string } } };
+export type { Call };
 
 /** An unsigned transaction: amounts and counters as bigint, accounts as SS58. */
 export interface Transaction {
@@ -26,50 +27,19 @@ export interface Transaction {
 export type Scheme = 'ed25519' | 'sr25519';
 
 function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
-
-/** `value` as `bytes` big-endian bytes; refuses what does not fit. */
-function unsigned(value: bigint, bytes: number, what: string): Uint8Array {
-  if (value < 0n || value >= 1n << BigInt(bytes * 8)) {
-    throw new Error(`${what} must be between 0 and 2^${bytes * 8} - 1`);
-  }
-  const out = new Uint8Array(bytes);
-  let rest = value;
-  for (let i = bytes - 1; i >= 0; i--) {
-    out[i] = Number(rest & 0xffn);
-    rest >>= 8n;
-  }
-  return out;
-}
-
-function encodeCall(call: Call): Uint8Array {
-  const transfer = call.balances?.transfer;
-  if (!transfer) {
-    throw new Error('the console sends only balances.transfer so far');
-  }
-  // Call::Balances = 0, BalancesCall::Transfer = 0.
-  return concat(
-    Uint8Array.of(0, 0),
-    ss58Decode(transfer.to),
-    unsigned(BigInt(transfer.amount), 16, 'the amount'),
-  );
+  const out = new Writer();
+  parts.forEach((part) => out.push(part));
+  return out.bytes();
 }
 
 /** The canonical encoding of an unsigned transaction. */
 export function encodeTransaction(tx: Transaction): Uint8Array {
   return concat(
     ss58Decode(tx.signer),
-    unsigned(tx.nonce, 8, 'the nonce'),
-    unsigned(tx.fee, 16, 'the fee'),
-    unsigned(tx.expiresAt, 8, 'the expiry height'),
-    encodeCall(tx.call),
+    encodeWith(u64, tx.nonce, 'the nonce'),
+    encodeWith(u128, tx.fee, 'the fee'),
+    encodeWith(u64, tx.expiresAt, 'the expiry height'),
+    encodeWith(call, tx.call, 'call'),
   );
 }
 

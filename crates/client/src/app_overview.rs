@@ -1,42 +1,59 @@
 //! An app as its owner wants to see it: what state it is in and why, in words (where it runs,
-//! what it waits for, why it failed), read from the chain at one moment.
+//! what it waits for, why it failed, how long its deposit lasts), read from the chain at one
+//! moment. The CLI prints it; the web console shows it.
 
-use anyhow::{Context, Result};
-use serde::Serialize;
-use wetee_client::light::LightClient;
-use wetee_client::owner_key::{FailureLog, open_failure_log};
-use wetee_client::rpc::Client;
-use wetee_types::records::{AppFailure, AppStatus, StopReason};
-use wetee_types::{AccountId, AppId, Balance, Keypair, WorkerId, Workload};
+use serde::{Deserialize, Serialize};
+
+use crate::light::LightClient;
+use crate::owner_key::{FailureLog, open_failure_log};
+use crate::rpc::{Client, ClientError};
+use wetee_types::records::{App, AppFailure, AppStatus, StopReason};
+use wetee_types::{AccountId, AppId, Balance, EpochNumber, Keypair, WorkerId, Workload};
 
 /// An app's state, from its record, its worker, its failure report and its pending reason.
-#[derive(Debug, Clone, Serialize)]
-pub struct AppState {
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppOverview {
+    /// Its id.
     pub app_id: AppId,
+    /// Its name.
     pub name: String,
+    /// Who pays for it and may change it.
     pub owner: AccountId,
+    /// Its current version.
     pub version: u32,
+    /// Its lifecycle state.
     pub status: AppStatus,
+    /// Its state in words, as `wetee app status` prints it.
+    pub state: String,
+    /// The worker it is placed on.
     pub worker: Option<WorkerId>,
     /// Where it serves: its worker's ingress.
     pub url: Option<String>,
+    /// Prepaid funds not yet paid out.
     pub deposit: Balance,
+    /// What its worker charges per epoch, while placed.
+    pub price_per_epoch: Option<Balance>,
+    /// Whole epochs the deposit pays for at that price, beyond what is held for work done.
+    pub runway_epochs: Option<u128>,
+    /// The last epoch of its grace period, once the deposit cannot pay for the next epoch: it
+    /// stops after it unless recharged.
+    pub grace_until: Option<EpochNumber>,
     /// Why no worker takes it, while it waits.
     pub pending_reason: Option<String>,
     /// Why its worker could not run it, if it reported so.
     pub failure: Option<AppFailure>,
     /// The failed version's last log lines, opened with the owner's key ([`Self::open_log`]).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_log: Option<String>,
     /// Why the owner's key did not open them.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_log_error: Option<String>,
 }
 
 /// Where anyone reaches `app` on the worker at `endpoint`: always plain HTTP on the worker's
 /// port. An `https://` endpoint serves TLS on the same port with a certificate bound to the
 /// worker's attested key, for owners' tools; browsers accept only CA-issued certificates.
-fn app_url(endpoint: &str, app: AppId) -> String {
+pub fn app_url(endpoint: &str, app: AppId) -> String {
     let endpoint = endpoint.trim_end_matches('/');
     match endpoint.strip_prefix("https://") {
         Some(authority) => format!("http://{authority}/{app}/"),
@@ -44,13 +61,35 @@ fn app_url(endpoint: &str, app: AppId) -> String {
     }
 }
 
-impl AppState {
-    /// Reads app `app` from the chain.
-    pub async fn read(client: &Client, app: AppId) -> Result<AppState> {
-        let record = client
-            .app(app)
-            .await?
-            .with_context(|| format!("there is no app {app}"))?;
+/// Whole epochs `app`'s deposit pays for at `price` per epoch, beyond what is held.
+pub fn runway_epochs(app: &App, price: Balance) -> Option<u128> {
+    let available = app.deposit.0.saturating_sub(app.held.0);
+    available.checked_div(price.0)
+}
+
+impl AppOverview {
+    /// Reads app `app` from the chain; `None` if there is no such app.
+    pub async fn read(client: &Client, app: AppId) -> Result<Option<AppOverview>, ClientError> {
+        let Some(record) = client.app(app).await? else {
+            return Ok(None);
+        };
+        Self::of(client, record).await.map(Some)
+    }
+
+    /// Every app of `owner`, newest first.
+    pub async fn of_owner(
+        client: &Client,
+        owner: &AccountId,
+    ) -> Result<Vec<AppOverview>, ClientError> {
+        let mut overviews = Vec::new();
+        for record in client.apps(Some(owner)).await?.into_iter().rev() {
+            overviews.push(Self::of(client, record).await?);
+        }
+        Ok(overviews)
+    }
+
+    async fn of(client: &Client, record: App) -> Result<AppOverview, ClientError> {
+        let app = record.id;
         let mut url = None;
         if let Some(placement) = &record.placement
             && let Some(worker) = client.worker(placement.worker).await?
@@ -61,20 +100,27 @@ impl AppState {
             AppStatus::Pending => client.pending_reason(Workload::App { app }).await?,
             _ => None,
         };
-        Ok(AppState {
+        let price = record.placement.as_ref().map(|p| p.price_per_epoch);
+        let mut overview = AppOverview {
             app_id: app,
             name: record.spec.name.as_str().to_string(),
             owner: record.owner,
             version: record.version,
             status: record.status,
-            worker: record.placement.map(|p| p.worker),
+            state: String::new(),
+            worker: record.placement.as_ref().map(|p| p.worker),
             url,
             deposit: record.deposit,
+            price_per_epoch: price,
+            runway_epochs: price.and_then(|price| runway_epochs(&record, price)),
+            grace_until: record.grace_until,
             pending_reason,
             failure: client.app_failure(app).await?,
             failure_log: None,
             failure_log_error: None,
-        })
+        };
+        overview.state = overview.state_words();
+        Ok(overview)
     }
 
     /// Opens the failure report's log lines, sealed to the owner, with `owner`'s key. The
@@ -171,6 +217,17 @@ impl AppState {
             "\n  owner    {}\n  deposit  {}",
             self.owner, self.deposit
         ));
+        if let (Some(price), Some(runway)) = (self.price_per_epoch, self.runway_epochs) {
+            text.push_str(&format!(
+                "\n  runway   {runway} epochs at {price} per epoch"
+            ));
+        }
+        if let Some(last) = self.grace_until {
+            text.push_str(&format!(
+                "\n  warning  the deposit cannot pay for the next epoch: the app stops after \
+                 epoch {last} unless recharged (`wetee app recharge`)"
+            ));
+        }
         if let Some(failure) = &self.failure {
             text.push_str(&format!(
                 "\n  failed   version {} on worker {}, at block #{}: {}",

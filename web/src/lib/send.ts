@@ -1,0 +1,136 @@
+/** Signing a call in the browser and following it to finality. */
+
+import { sign } from '@scure/sr25519';
+import type { Call } from './calls';
+import {
+  encodeSigned,
+  encodeTransaction,
+  fromHex,
+  signingPayload,
+  toHex,
+  type Transaction,
+} from './codec';
+import type { DevAccount } from './keys';
+import type { Rpc, RpcError } from './rpc';
+
+/** How many blocks a transaction stays valid (as the Rust SDK's `DEFAULT_LIFETIME_BLOCKS`). */
+const LIFETIME_BLOCKS = 600n;
+/** A signature's tag and bytes, after the transaction in its signed encoding. */
+const SIGNATURE_BYTES = 65;
+
+/** `state_params`, as far as fees go. */
+interface FeeParams {
+  params: { base_fee: string; fee_per_byte: string };
+}
+
+/** A signed transaction, ready to submit. */
+export interface Signed {
+  /** Its signed encoding, in hex. */
+  hex: string;
+  /** The fee it pays. */
+  fee: bigint;
+}
+
+/**
+ * Signs `call` from `from` for the chain `genesisHash`, at the nonce the node gives and the
+ * least fee the chain takes for its size.
+ */
+export async function signCall(
+  rpc: Rpc,
+  from: DevAccount,
+  call: Call,
+  genesisHash: string,
+  finalized: number,
+): Promise<Signed> {
+  const [nonce, fees] = await Promise.all([
+    rpc.call<number>('system_accountNextIndex', [from.address]),
+    rpc.call<FeeParams>('state_params'),
+  ]);
+  const tx: Transaction = {
+    signer: from.address,
+    nonce: BigInt(nonce),
+    fee: 0n,
+    expiresAt: BigInt(finalized) + LIFETIME_BLOCKS,
+    call,
+  };
+  // The fee depends on the size, which does not depend on the fee's value.
+  const size = encodeTransaction(tx).length + SIGNATURE_BYTES;
+  tx.fee = BigInt(fees.params.base_fee) + BigInt(fees.params.fee_per_byte) * BigInt(size);
+  const encoded = encodeTransaction(tx);
+  const signature = sign(from.secretKey, signingPayload(fromHex(genesisHash), encoded));
+  return { hex: toHex(encodeSigned(encoded, 'sr25519', signature)), fee: tx.fee };
+}
+
+/** An event in a receipt, in its JSON form: `{"event": "app_created", "app": 3, ...}`. */
+export interface ChainEvent {
+  event: string;
+  [field: string]: unknown;
+}
+
+/** `author_transactionStatus`. */
+export interface Status {
+  status: 'ready' | 'included' | 'finalized' | 'dropped';
+  hash?: string;
+  block?: { height: number; hash: string };
+  reason?: string;
+  receipt?: { outcome?: { outcome: string }; events?: ChainEvent[] };
+  /** Why a finalized call failed, in the chain's words. */
+  failure?: string;
+}
+
+/** How a submission ended. */
+export type Ending =
+  | { kind: 'finalized'; status: Status }
+  | { kind: 'failed'; reason: string }
+  | { kind: 'refused'; reason: string }
+  | { kind: 'dropped'; reason: string }
+  | { kind: 'lost'; reason: string };
+
+/**
+ * Submits `signed` once and reports each status; resolves with how it ended. After a lost
+ * connection it is not sent again, since it may have been finalized meanwhile.
+ */
+export function submit(rpc: Rpc, signed: Signed, onStatus: (status: Status) => void): Promise<Ending> {
+  return new Promise((resolve) => {
+    const stop = rpc.subscribe(
+      'author_submitAndWatch',
+      [signed.hex],
+      'author_unwatch',
+      (item) => {
+        const status = item as Status;
+        onStatus(status);
+        if (status.status === 'finalized') {
+          stop();
+          resolve(
+            status.receipt?.outcome?.outcome === 'failed'
+              ? { kind: 'failed', reason: status.failure ?? 'the call failed' }
+              : { kind: 'finalized', status },
+          );
+        } else if (status.status === 'dropped') {
+          stop();
+          resolve({ kind: 'dropped', reason: status.reason ?? 'dropped' });
+        }
+      },
+      {
+        onRefused: (error: RpcError) => resolve({ kind: 'refused', reason: error.message }),
+        onLost: (reason) => resolve({ kind: 'lost', reason }),
+      },
+    );
+  });
+}
+
+/** What an ending means to the person who sent `what`, in words; `null` when it went through. */
+export function endingWords(what: string, ending: Ending): string | null {
+  switch (ending.kind) {
+    case 'finalized':
+      return null;
+    case 'failed':
+      return `the chain refused ${what}: ${ending.reason} (the fee was paid)`;
+    case 'refused':
+      return `the chain refused ${what}: ${ending.reason}`;
+    case 'dropped':
+      return `${what} was dropped: ${ending.reason}`;
+    case 'lost':
+      return `the connection to the node was lost (${ending.reason}) before ${what} was final: whether it went through shows once the node is back`;
+  }
+}
