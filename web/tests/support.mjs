@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
-const repository = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
+export const repository = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 
 /** The `wetee` binary: `$WETEE_BIN`, else the debug build `cargo test` leaves. */
 export const weteeBinary = process.env.WETEE_BIN ?? join(repository, 'target', 'debug', 'wetee');

@@ -2,7 +2,6 @@
 //! screen shows the same messages next to the same fields, and signs the same specification.
 
 use axum::Json;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use wetee_types::manifest::{AppSpec, Manifest, ManifestError, TaskSpec};
@@ -25,16 +24,14 @@ struct Problems {
     problems: Vec<ManifestError>,
 }
 
-/// Parses `text` as a `wetee.toml`: `200 {"kind","spec"}` or `422 {"problems"}`.
+/// Parses `text` as a `wetee.toml`: `{"kind","spec"}`, or `{"problems"}`. Both are answers
+/// to the question asked (a manifest being typed has problems most of the time), so both are
+/// `200 OK`.
 pub async fn parse(text: String) -> Response {
     match Manifest::from_toml(&text) {
         Ok(Manifest::App(spec)) => Json(Parsed::App(spec)).into_response(),
         Ok(Manifest::Task(spec)) => Json(Parsed::Task(spec)).into_response(),
-        Err(errors) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(Problems { problems: errors.0 }),
-        )
-            .into_response(),
+        Err(errors) => Json(Problems { problems: errors.0 }).into_response(),
     }
 }
 
@@ -42,6 +39,7 @@ pub async fn parse(text: String) -> Response {
 mod tests {
     use super::*;
     use axum::body::to_bytes;
+    use axum::http::StatusCode;
 
     async fn answer(text: &str) -> (StatusCode, serde_json::Value) {
         let response = parse(text.to_string()).await;
@@ -75,7 +73,7 @@ placement = { tee = "simulated", max_price_per_epoch = "1" }
     async fn each_problem_names_its_field_with_the_clis_words() {
         let text = HELLO.replace("cpu_millicores = 100", "cpu_millicores = 0");
         let (status, body) = answer(&text).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(status, StatusCode::OK);
         let expected = Manifest::from_toml(&text).unwrap_err().0;
         let problems: Vec<ManifestError> =
             serde_json::from_value(body["problems"].clone()).unwrap();
@@ -83,7 +81,7 @@ placement = { tee = "simulated", max_price_per_epoch = "1" }
         assert_eq!(problems[0].field, "resources.cpu_millicores");
 
         let (status, body) = answer("kind = ").await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(status, StatusCode::OK);
         assert_eq!(body["problems"][0]["field"], "wetee.toml");
     }
 }

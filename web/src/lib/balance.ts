@@ -11,7 +11,10 @@ export function parseAmount(text: string): bigint {
   return BigInt(match[1]) * UNIT + BigInt((match[2] ?? '').padEnd(12, '0'));
 }
 
-/** `1234.5 WTE` of `1234500000000000`, with at most four decimals, rounded down. */
+/**
+ * `1234.5 WTE` of `1234500000000000`, with at most four decimals, rounded down; an amount
+ * below 0.0001 WTE with all twelve.
+ */
 export function formatBalance(smallest: string): string {
   let value: bigint;
   try {
@@ -20,7 +23,17 @@ export function formatBalance(smallest: string): string {
     return `${smallest} (not an amount)`;
   }
   const whole = value / UNIT;
-  const fraction = (value % UNIT).toString().padStart(12, '0').slice(0, 4).replace(/0+$/, '');
+  const digits = (value % UNIT).toString().padStart(12, '0');
+  // Prices per epoch are often far below 0.0001 WTE: those show every digit they have.
+  const shown = whole === 0n && value > 0n && digits.startsWith('0000') ? 12 : 4;
+  const fraction = digits.slice(0, shown).replace(/0+$/, '');
   const grouped = whole.toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',');
   return `${grouped}${fraction ? `.${fraction}` : ''} WTE`;
+}
+
+/** The exact amount in WTE, as `parseAmount` reads it: `1000.25` of `1000250000000000`. */
+export function amountText(smallest: string): string {
+  const value = BigInt(smallest);
+  const fraction = (value % UNIT).toString().padStart(12, '0').replace(/0+$/, '');
+  return `${value / UNIT}${fraction ? `.${fraction}` : ''}`;
 }

@@ -32,16 +32,15 @@ export interface Signed {
 }
 
 /**
- * Signs `call` from `from` for the chain `genesisHash`, at the nonce the node gives and the
- * least fee the chain takes for its size.
+ * The transaction that sends `call` from `from`: at the nonce the node gives, with the least
+ * fee the chain takes for its size, valid for `LIFETIME_BLOCKS` after `finalized`.
  */
-export async function signCall(
+export async function prepare(
   rpc: Rpc,
   from: DevAccount,
   call: Call,
-  genesisHash: string,
   finalized: number,
-): Promise<Signed> {
+): Promise<Transaction> {
   const [nonce, fees] = await Promise.all([
     rpc.call<number>('system_accountNextIndex', [from.address]),
     rpc.call<FeeParams>('state_params'),
@@ -56,9 +55,25 @@ export async function signCall(
   // The fee depends on the size, which does not depend on the fee's value.
   const size = encodeTransaction(tx).length + SIGNATURE_BYTES;
   tx.fee = BigInt(fees.params.base_fee) + BigInt(fees.params.fee_per_byte) * BigInt(size);
+  return tx;
+}
+
+/** Signs `tx` with `from`'s key for the chain `genesisHash`. */
+export function signTransaction(from: DevAccount, tx: Transaction, genesisHash: string): Signed {
   const encoded = encodeTransaction(tx);
   const signature = sign(from.secretKey, signingPayload(fromHex(genesisHash), encoded));
   return { hex: toHex(encodeSigned(encoded, 'sr25519', signature)), fee: tx.fee };
+}
+
+/** Prepares and signs `call` (see [`prepare`]). */
+export async function signCall(
+  rpc: Rpc,
+  from: DevAccount,
+  call: Call,
+  genesisHash: string,
+  finalized: number,
+): Promise<Signed> {
+  return signTransaction(from, await prepare(rpc, from, call, finalized), genesisHash);
 }
 
 /** An event in a receipt, in its JSON form: `{"event": "app_created", "app": 3, ...}`. */

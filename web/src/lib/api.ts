@@ -1,0 +1,70 @@
+/**
+ * What the page asks the console's own server (`crates/console`): what the SDK and the CLI
+ * already know how to do, so that the console says it in the same words.
+ */
+
+/** The header `/api` requires: only the console's own page sends it. */
+const API_HEADER = { 'x-wetee-console': '1' };
+
+/** A problem of a manifest field, in the CLI's words. */
+export interface Problem {
+  field: string;
+  problem: string;
+}
+
+/** A `wetee.toml` as the chain takes it. */
+export type Parsed =
+  | { kind: 'app'; spec: Record<string, unknown> }
+  | { kind: 'task'; spec: Record<string, unknown> };
+
+async function failure(response: Response): Promise<Error> {
+  const text = await response.text().catch(() => '');
+  return new Error(text || `the console's server answered ${response.status}`);
+}
+
+/** Reads a `wetee.toml` as `wetee deploy` does: the spec, or every problem by field. */
+export async function parseManifest(text: string): Promise<Parsed | { problems: Problem[] }> {
+  const response = await fetch('/api/manifest', { method: 'POST', headers: API_HEADER, body: text });
+  if (response.ok) {
+    return response.json();
+  }
+  throw await failure(response);
+}
+
+/** `wetee_client::app_overview::AppOverview`. */
+export interface AppOverview {
+  app_id: number;
+  name: string;
+  owner: string;
+  version: number;
+  status: { state: 'pending' | 'running' | 'awaiting_secrets' | 'stopped'; reason?: string };
+  /** The state in words, as `wetee app status` prints it. */
+  state: string;
+  worker: number | null;
+  url: string | null;
+  deposit: string;
+  price_per_epoch: string | null;
+  runway_epochs: number | null;
+  grace_until: number | null;
+  pending_reason: string | null;
+  failure: { worker: number; version: number; reason: string; at: number } | null;
+}
+
+async function get<T>(path: string): Promise<T> {
+  const response = await fetch(path, { headers: API_HEADER });
+  if (!response.ok) {
+    throw await failure(response);
+  }
+  return response.json();
+}
+
+/** Every app of `owner`, newest first. */
+export function appsOf(owner: string): Promise<AppOverview[]> {
+  return get(`/api/apps?owner=${encodeURIComponent(owner)}`);
+}
+
+/** One app; rejects with "there is no app N" if there is none. */
+export function app(id: number): Promise<AppOverview> {
+  return get(`/api/apps/${id}`);
+}
+

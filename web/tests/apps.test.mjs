@@ -1,0 +1,150 @@
+// Apps from the browser against a `wetee dev` with its worker on Podman: deploy
+// examples/hello by uploading its wetee.toml (the dry run names the worker, the app goes
+// pending → running and its URL answers), a manifest no worker fits (the dry run and the app
+// page give the runtime's reason word for word), and recharge and stop from the app's page.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { eventually, openBrowser, repository, rpcCall, screenshot, startDev } from './support.mjs';
+
+const ALICE = 'vxszpwueo7jPZVqnQBZqSKLJZKkhzUMWHEWNQN6QureYjo2oC';
+
+let dev;
+let manifest;
+
+before(async () => {
+  // The image is built locally, as the README's path does: no registry.
+  execFileSync('sh', [join(repository, 'examples', 'hello', 'build.sh')], { stdio: 'pipe' });
+  manifest = join(repository, 'examples', 'hello', 'wetee.toml');
+  dev = await startDev({ worker: true });
+  // Deploying before the worker is started is the pending case; here it must be placed.
+  await eventually('the dev worker to start', 180, async () => {
+    const workers = await rpcCall(dev, 'state_workers');
+    return workers.some((w) => w.status === 'started') ? true : undefined;
+  });
+});
+
+after(async () => {
+  await dev?.stop();
+});
+
+async function signedInPage() {
+  const opened = await openBrowser();
+  await opened.page.goto(dev.console);
+  await opened.page.getByTestId('account-picker').selectOption('Alice');
+  await opened.page.getByTestId('free').waitFor();
+  return opened;
+}
+
+test('uploading examples/hello and deploying: the dry run names the worker, the app runs and its URL answers', async () => {
+  const { browser, page, errors } = await signedInPage();
+  await page.getByTestId('nav-deploy').click();
+  await page.getByTestId('manifest-file').setInputFiles(manifest);
+  const placement = page.getByTestId('dry-run-placement');
+  await placement.waitFor({ timeout: 30_000 });
+  assert.match(await placement.textContent(), /Would land on worker 1 at [\d.,]+ WTE per epoch/);
+  await screenshot(page, 'deploy');
+  await page.getByTestId('deploy-submit').click();
+
+  // The page moves to the new app once its creation is final.
+  await page.waitForURL(/\/apps\/\d+$/, { timeout: 60_000 });
+  const id = Number(new URL(page.url()).pathname.split('/').pop());
+  const overview = page.getByTestId('app-overview');
+  await eventually('the app to run', 120, async () =>
+    (await overview.getAttribute('data-state')) === 'running' ? true : undefined,
+  );
+  const url = await page.getByTestId('app-url').getAttribute('href');
+  const answer = await eventually(`${url} to answer`, 120, async () => {
+    const response = await fetch(url).catch(() => null);
+    return response?.status === 200 ? response : undefined;
+  });
+  assert.match(await answer.text(), /hello from WeTEE/);
+  const app = await rpcCall(dev, 'state_app', [id]);
+  assert.equal(app.owner, ALICE);
+  assert.equal(app.spec.name, 'hello');
+  await screenshot(page, 'app');
+
+  // The list names it with its worker and runway.
+  await page.getByTestId('nav-apps').click();
+  const row = page.locator(`[data-testid="app-row"][data-app="${id}"]`);
+  await row.waitFor();
+  assert.equal(await row.getAttribute('data-state'), 'running');
+  assert.match(await row.getByTestId('runway').textContent(), /\d+ epochs/);
+  await screenshot(page, 'apps');
+  await browser.close();
+  assert.deepEqual(errors, []);
+});
+
+test('a manifest no worker fits: the dry run and the app page give the runtime reason word for word', async () => {
+  const { browser, page, errors } = await signedInPage();
+  await page.goto(`${dev.console}/deploy`);
+  await page.getByTestId('manifest-file').setInputFiles(manifest);
+  const text = page.getByTestId('manifest-text');
+  const original = readFileSync(manifest, 'utf8');
+  await text.fill(original.replace('tee = "simulated"', 'tee = "simulated", region = "mars"'));
+  const reason = page.getByTestId('dry-run-reason');
+  await reason.waitFor({ timeout: 30_000 });
+  const said = await reason.textContent();
+  assert.match(said, /region mars/);
+
+  await page.getByTestId('deploy-submit').click();
+  await page.waitForURL(/\/apps\/\d+$/, { timeout: 60_000 });
+  const id = Number(new URL(page.url()).pathname.split('/').pop());
+  const pending = page.getByTestId('app-pending-reason');
+  await pending.waitFor({ timeout: 30_000 });
+  assert.equal(await pending.textContent(), said);
+  assert.equal(await rpcCall(dev, 'state_pendingReason', [{ app: { app: id } }]), said);
+
+  // A field the chain refuses is named, with the CLI's words, next to the form's input.
+  await page.goto(`${dev.console}/deploy`);
+  await page.getByTestId('form-cpu').fill('0');
+  const problem = page.locator('[data-field="resources.cpu_millicores"]');
+  await problem.waitFor({ timeout: 30_000 });
+  assert.equal(await problem.textContent(), 'must be greater than zero');
+  await screenshot(page, 'deploy-form');
+  await browser.close();
+  assert.deepEqual(errors, []);
+});
+
+test('recharge raises the deposit, and stopping returns what is left to the free balance', async () => {
+  const { browser, page, errors } = await signedInPage();
+  const apps = await rpcCall(dev, 'state_apps', [ALICE]);
+  const app = apps.find((a) => a.status.state === 'running');
+  assert.ok(app, 'the first test left a running app');
+  await page.goto(`${dev.console}/apps/${app.id}`);
+  const deposit = page.getByTestId('app-deposit');
+  await deposit.waitFor();
+  const before = BigInt(await deposit.getAttribute('data-amount'));
+
+  await page.getByTestId('recharge-amount').fill('5');
+  await page.getByTestId('recharge').click();
+  await eventually('the recharge to be final', 60, async () =>
+    (await page.getByTestId('app-action-status').getAttribute('data-statuses'))?.endsWith('finalized')
+      ? true
+      : undefined,
+  );
+  // Epochs may pay the worker meanwhile: the deposit rose by 5 WTE less what was paid.
+  const recharged = await rpcCall(dev, 'state_app', [app.id]);
+  assert.ok(BigInt(recharged.deposit) > before, 'the deposit rose');
+  await eventually('the page to show the new deposit', 10, async () =>
+    BigInt(await deposit.getAttribute('data-amount')) > before ? true : undefined,
+  );
+
+  const freeBefore = BigInt((await rpcCall(dev, 'state_account', [ALICE])).free);
+  page.once('dialog', (dialog) => dialog.accept());
+  await page.getByTestId('stop').click();
+  const state = page.getByTestId('app-state');
+  await eventually('the app to stop', 60, async () =>
+    (await state.textContent()) === 'stopped: its owner stopped it' ? true : undefined,
+  );
+  const freeAfter = BigInt((await rpcCall(dev, 'state_account', [ALICE])).free);
+  assert.ok(freeAfter > freeBefore, 'the refund is back in the free balance');
+  await eventually('the top bar to show the refund', 10, async () =>
+    BigInt(await page.getByTestId('free').getAttribute('data-amount')) === freeAfter ? true : undefined,
+  );
+  await browser.close();
+  assert.deepEqual(errors, []);
+});
