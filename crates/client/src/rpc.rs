@@ -21,9 +21,9 @@ use serde::de::DeserializeOwned;
 use wetee_types::codec::encode;
 use wetee_types::records::{App, AppVersion, Task, TaskRun, TaskVersion, Worker};
 use wetee_types::rpc::{
-    BlockId, BlockInfo, BlockRef, EventFilter, EventRecord, FinalityProof, HeaderInfo, Health, Hex,
-    NonceConflict, ParamsInfo, PendingPlacement, PlacementPreview, PlacementRequest, StateProof,
-    TransactionStatus, codes,
+    BlockId, BlockInfo, BlockRef, EventFilter, EventHistory, EventRecord, FinalityProof,
+    HeaderInfo, Health, Hex, HistoryPage, NonceConflict, ParamsInfo, PendingPlacement,
+    PlacementPreview, PlacementRequest, StateProof, TransactionStatus, codes,
 };
 use wetee_types::transaction::Transaction;
 use wetee_types::{
@@ -425,6 +425,16 @@ impl Client {
     /// `state_pendingPlacements`: workloads waiting for a worker, and why.
     pub async fn pending_placements(&self) -> Result<Vec<PendingPlacement>, ClientError> {
         self.call("state_pendingPlacements", rpc_params![]).await
+    }
+
+    /// `events_history`: past events matching `filter` (which must name something), newest
+    /// first, one page at a time.
+    pub async fn event_history(
+        &self,
+        filter: &EventFilter,
+        page: &HistoryPage,
+    ) -> Result<EventHistory, ClientError> {
+        self.call("events_history", rpc_params![filter, page]).await
     }
 
     /// `state_placementPreview`: what creating `request` now would do, without doing it.

@@ -464,6 +464,12 @@ where
         ledger.clone(),
         channels.transactions,
     ));
+    // The node stops when any of its tasks ends: this one idles once the history is filled.
+    let history = ledger.clone();
+    handles.push(context.child("history").spawn(move |_| async move {
+        history.backfill_history().await;
+        futures::future::pending::<()>().await;
+    }));
     Ok(Node {
         public_key: me,
         is_validator,

@@ -16,6 +16,7 @@ use wetee_types::{Block, Hash, SignedTransaction};
 
 use crate::executor::Executor;
 use crate::finalizer::Marshal;
+use crate::history::History;
 use crate::mempool::{Mempool, MempoolError, MempoolLimits};
 use crate::outcomes::{OutcomeError, Outcomes};
 use crate::store::{ProvenValue, StoreError};
@@ -89,6 +90,7 @@ struct Inner<E: commonware_storage::Context + Spawner> {
     watchers: Mutex<BTreeMap<Hash, Vec<mpsc::Sender<TransactionStatus>>>>,
     refusals: Refusals,
     outcomes: Outcomes<E>,
+    history: History,
     blocks: Mutex<Option<Marshal>>,
     max_block_transactions: usize,
 }
@@ -172,6 +174,7 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
                 watchers: Mutex::new(BTreeMap::new()),
                 refusals: Refusals::default(),
                 outcomes,
+                history: History::default(),
                 blocks: Mutex::new(None),
                 max_block_transactions,
             }),
@@ -255,6 +258,29 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
     /// The outcomes of finalized blocks.
     pub fn outcomes(&self) -> &Outcomes<E> {
         &self.inner.outcomes
+    }
+
+    /// Which recent blocks hold events about an account, app, worker or task.
+    pub fn history(&self) -> &History {
+        &self.inner.history
+    }
+
+    /// Fills the event history backwards from the committed head, as far as
+    /// [`HISTORY_BLOCKS`](crate::history::HISTORY_BLOCKS) go or stored outcomes reach, while
+    /// new blocks extend it forwards: after a restart, the node answers `events_history` for
+    /// the same window again.
+    pub async fn backfill_history(&self) {
+        self.ready().await;
+        let mut height = self.status().head.header.height;
+        while height > 0 {
+            let Ok(Some(outcome)) = self.inner.outcomes.at_height(height).await else {
+                return;
+            };
+            if !self.inner.history.backfilled(height, &outcome) {
+                return;
+            }
+            height -= 1;
+        }
     }
 
     /// Where finalized blocks are looked up.
@@ -416,6 +442,9 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
     /// subscriber hear of it, and the mempool forgets what it made stale.
     pub(crate) fn finalized(&self, finalized: FinalizedBlock) {
         self.set_head(Arc::clone(&finalized.block));
+        self.inner
+            .history
+            .finalized(finalized.block.header.height, &finalized.outcome);
         {
             let mut watchers = lock(&self.inner.watchers);
             if !watchers.is_empty() {

@@ -29,6 +29,7 @@ pub mod engine;
 pub mod executor;
 pub mod finalizer;
 pub mod gossip;
+pub mod history;
 pub mod ledger;
 pub mod mempool;
 pub mod outcomes;

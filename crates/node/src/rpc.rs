@@ -22,8 +22,9 @@ use serde::Serialize;
 use wetee_runtime::query;
 use wetee_types::codec::decode;
 use wetee_types::rpc::{
-    BlockId, BlockInfo, BlockRef, EventFilter, FinalityProof, HeaderInfo, Health, Hex,
-    NonceConflict, ParamsInfo, ProvenEntry, StateProof, TransactionInfo, codes, event_records,
+    BlockId, BlockInfo, BlockRef, EventFilter, EventHistory, FinalityProof, HeaderInfo, Health,
+    Hex, HistoryPage, NonceConflict, ParamsInfo, ProvenEntry, StateProof, TransactionInfo, codes,
+    event_records,
 };
 use wetee_types::spec::ChainSpec;
 use wetee_types::{
@@ -135,6 +136,10 @@ fn required<T: for<'a> Deserialize<'a> + Send>(params: &Params<'_>) -> Result<T,
     params.sequence().next()
 }
 
+pub use crate::history::MAX_HISTORY_RECORDS;
+/// Records `events_history` returns when the caller names no limit.
+pub const DEFAULT_HISTORY_RECORDS: usize = 100;
+
 /// Most keys one `state_getProof` proves: the node's commits wait while it proves.
 pub const MAX_PROOF_KEYS: usize = 1_024;
 
@@ -226,6 +231,54 @@ where
         self.ledger.block(id).await.ok_or_else(|| match id {
             BlockId::Height(height) => not_found(format!("finalized block {height}")),
             BlockId::Hash(hash) => not_found(format!("finalized block {hash}")),
+        })
+    }
+
+    /// The events matching `filter` in blocks below `before`, newest first: at least `limit`
+    /// when there are that many, ending at a block boundary.
+    async fn event_history(
+        &self,
+        filter: &EventFilter,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<EventHistory, ErrorObjectOwned> {
+        /// Blocks read from the index at a time.
+        const CHUNK: usize = 64;
+        let mut records = Vec::new();
+        let mut before = before;
+        let covered_from = loop {
+            let candidates = self.ledger.history().candidates(filter, before, CHUNK);
+            let exhausted = candidates.blocks.len() < CHUNK;
+            for height in candidates.blocks {
+                let block = self.block(Some(BlockId::Height(height))).await?;
+                let outcome = self
+                    .ledger
+                    .outcome(&block)
+                    .await
+                    .map_err(internal)?
+                    .ok_or_else(|| not_found(format!("the receipts of block {height}")))?;
+                let at = BlockRef {
+                    height,
+                    hash: block.hash(),
+                };
+                records.extend(crate::history::matching(at, &outcome, filter));
+                before = Some(height);
+                if records.len() >= limit {
+                    return Ok(EventHistory {
+                        records,
+                        next_before: before,
+                        covered_from: candidates.covered_from,
+                    });
+                }
+            }
+            if exhausted {
+                break candidates.covered_from;
+            }
+        };
+        Ok(EventHistory {
+            records,
+            next_before: None,
+            covered_from,
         })
     }
 
@@ -524,6 +577,33 @@ where
                 Err("this node fell too far behind the chain to follow it".into())
             },
         )
+        .expect(unique);
+
+    module
+        .register_async_method("events_history", |params, state, _| async move {
+            let (filter, page): (EventFilter, Option<HistoryPage>) = if params.is_object() {
+                return Err(error(
+                    jsonrpsee::types::error::INVALID_PARAMS_CODE,
+                    "parameters are positional: pass an array",
+                ));
+            } else {
+                let mut sequence = params.sequence();
+                (sequence.next()?, sequence.optional_next()?)
+            };
+            if filter.is_empty() {
+                return Err(error(
+                    jsonrpsee::types::error::INVALID_PARAMS_CODE,
+                    "name an account, worker, app or task: the whole chain's history is read \
+                     block by block with chain_getBlock",
+                ));
+            }
+            let page = page.unwrap_or_default();
+            let limit = page
+                .limit
+                .map_or(DEFAULT_HISTORY_RECORDS, |l| l as usize)
+                .clamp(1, MAX_HISTORY_RECORDS);
+            state.event_history(&filter, page.before, limit).await
+        })
         .expect(unique);
 
     fn none(_: &Params<'_>) -> Result<(), ErrorObjectOwned> {

@@ -257,6 +257,38 @@ impl EventFilter {
     }
 }
 
+impl EventFilter {
+    /// Whether it names nothing, and so matches every event.
+    pub fn is_empty(&self) -> bool {
+        self.account.is_none() && self.worker.is_none() && self.app.is_none() && self.task.is_none()
+    }
+}
+
+/// Which page of `events_history` to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryPage {
+    /// Only blocks below this height (the previous page's `next_before`); the newest when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<BlockNumber>,
+    /// Records wanted; a page ends at a block boundary, so it may hold a few more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// A page of past events (`events_history`), newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventHistory {
+    /// The events, newest first.
+    pub records: Vec<EventRecord>,
+    /// Pass as `before` for older events; `null` when the node holds no older ones.
+    pub next_before: Option<BlockNumber>,
+    /// The node keeps a bounded window of history: every block from this height on was
+    /// searched (`null`: none yet).
+    pub covered_from: Option<BlockNumber>,
+}
+
 /// The progress of a submitted transaction (`author_submitAndWatch`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
