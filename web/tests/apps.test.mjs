@@ -1,7 +1,9 @@
 // Apps from the browser against a `wetee dev` with its worker on Podman: deploy
 // examples/hello by uploading its wetee.toml (the dry run names the worker, the app goes
-// pending → running and its URL answers), a manifest no worker fits (the dry run and the app
-// page give the runtime's reason word for word), and recharge and stop from the app's page.
+// pending → running and its URL answers; the workers page shows the worker), a manifest no
+// worker fits (the dry run and the app page give the runtime's reason word for word), and on
+// the app's page the billing tab agreeing with the chain's payments, its events and versions,
+// recharge and stop.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -74,6 +76,14 @@ test('uploading examples/hello and deploying: the dry run names the worker, the 
   assert.equal(await row.getAttribute('data-state'), 'running');
   assert.match(await row.getByTestId('runway').textContent(), /\d+ epochs/);
   await screenshot(page, 'apps');
+
+  // The workers page shows the dev worker, started, with a simulated TEE said to be one.
+  await page.getByTestId('nav-workers').click();
+  const worker = page.locator('[data-testid="worker-row"][data-worker="1"]');
+  await worker.waitFor();
+  assert.equal(await worker.getAttribute('data-status'), 'started');
+  assert.match(await worker.textContent(), /development only/);
+  await screenshot(page, 'workers');
   await browser.close();
   assert.deepEqual(errors, []);
 });
@@ -115,6 +125,27 @@ test('recharge raises the deposit, and stopping returns what is left to the free
   const app = apps.find((a) => a.status.state === 'running');
   assert.ok(app, 'the first test left a running app');
   await page.goto(`${dev.console}/apps/${app.id}`);
+  // Billing: once the worker proves an epoch, the tab's total is what the chain's AppPaid
+  // events say was paid.
+  await page.getByTestId('tab-billing').click();
+  const total = page.getByTestId('billing-total');
+  await eventually('a paid epoch, and the billing tab agreeing with the chain', 120, async () => {
+    const history = await rpcCall(dev, 'events_history', [{ app: app.id }, { limit: 500 }]);
+    const paid = history.records
+      .filter((r) => r.event.event === 'app_paid')
+      .reduce((sum, r) => sum + BigInt(r.event.amount), 0n);
+    if (paid === 0n || (await total.count()) === 0) {
+      return undefined;
+    }
+    return BigInt(await total.getAttribute('data-amount')) === paid ? true : undefined;
+  });
+  await screenshot(page, 'billing');
+  await page.getByTestId('tab-events').click();
+  await page.locator('[data-testid="event"][data-event="app_created"]').waitFor();
+  await page.getByTestId('tab-versions').click();
+  assert.equal(await page.getByTestId('version').count(), 1);
+  await page.getByTestId('tab-overview').click();
+
   const deposit = page.getByTestId('app-deposit');
   await deposit.waitFor();
   const before = BigInt(await deposit.getAttribute('data-amount'));

@@ -10,6 +10,7 @@ import {
   toHex,
   type Transaction,
 } from './codec';
+import type { ChainEvent } from './events';
 import type { DevAccount } from './keys';
 import type { Rpc, RpcError } from './rpc';
 
@@ -74,12 +75,6 @@ export async function signCall(
   finalized: number,
 ): Promise<Signed> {
   return signTransaction(from, await prepare(rpc, from, call, finalized), genesisHash);
-}
-
-/** An event in a receipt, in its JSON form: `{"event": "app_created", "app": 3, ...}`. */
-export interface ChainEvent {
-  event: string;
-  [field: string]: unknown;
 }
 
 /** `author_transactionStatus`. */
