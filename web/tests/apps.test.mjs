@@ -125,6 +125,24 @@ test('recharge raises the deposit, and stopping returns what is left to the free
   const app = apps.find((a) => a.status.state === 'running');
   assert.ok(app, 'the first test left a running app');
   await page.goto(`${dev.console}/apps/${app.id}`);
+  // Metrics: once two epochs are proven, the charts have their points and the latest full
+  // epoch's uptime reads 100 %, as the worker's report on chain says.
+  await page.getByTestId('tab-metrics').click();
+  const metrics = page.getByTestId('metrics');
+  await eventually('two proven epochs on the chart, the latest fully up', 150, async () => {
+    const points = Number(await metrics.getAttribute('data-points'));
+    const uptime = page.getByTestId('uptime');
+    if (points < 2 || (await uptime.count()) === 0) {
+      return undefined;
+    }
+    return (await uptime.getAttribute('data-bps')) === '10000' ? true : undefined;
+  });
+  assert.match(await page.getByTestId('uptime').textContent(), /100 %/);
+  const proven = await rpcCall(dev, 'apps_epochs', [app.id]);
+  assert.ok(proven.epochs.length >= 2);
+  assert.equal(await page.locator('[data-testid="uptime-chart"] canvas').count(), 1);
+  await screenshot(page, 'metrics');
+
   // Billing: once the worker proves an epoch, the tab's total is what the chain's AppPaid
   // events say was paid.
   await page.getByTestId('tab-billing').click();

@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 use wetee_types::codec::encode;
 use wetee_types::records::{App, AppVersion, Task, TaskRun, TaskVersion, Worker};
 use wetee_types::rpc::{
-    BlockId, BlockInfo, BlockRef, EventFilter, EventHistory, EventRecord, FinalityProof,
+    AppEpochs, BlockId, BlockInfo, BlockRef, EventFilter, EventHistory, EventRecord, FinalityProof,
     HeaderInfo, Health, Hex, HistoryPage, NonceConflict, ParamsInfo, PendingPlacement,
     PlacementPreview, PlacementRequest, StateProof, TransactionStatus, codes,
 };
@@ -435,6 +435,15 @@ impl Client {
         page: &HistoryPage,
     ) -> Result<EventHistory, ClientError> {
         self.call("events_history", rpc_params![filter, page]).await
+    }
+
+    /// `apps_epochs`: `app`'s proven and paid epochs, newest first, one page at a time.
+    pub async fn app_epochs(
+        &self,
+        app: AppId,
+        page: &HistoryPage,
+    ) -> Result<AppEpochs, ClientError> {
+        self.call("apps_epochs", rpc_params![app, page]).await
     }
 
     /// `state_placementPreview`: what creating `request` now would do, without doing it.

@@ -22,13 +22,15 @@ use serde::Serialize;
 use wetee_runtime::query;
 use wetee_types::codec::decode;
 use wetee_types::rpc::{
-    BlockId, BlockInfo, BlockRef, EventFilter, EventHistory, FinalityProof, HeaderInfo, Health,
-    Hex, HistoryPage, NonceConflict, ParamsInfo, ProvenEntry, StateProof, TransactionInfo, codes,
-    event_records,
+    AppEpoch, AppEpochs, BlockId, BlockInfo, BlockRef, EventFilter, EventHistory, FinalityProof,
+    HeaderInfo, Health, Hex, HistoryPage, NonceConflict, ParamsInfo, Phase, ProvenEntry,
+    StateProof, TransactionInfo, codes, event_records,
 };
 use wetee_types::spec::ChainSpec;
+use wetee_types::transaction::WorkersCall;
 use wetee_types::{
-    AccountId, AppId, Block, CallError, SignedTransaction, TaskId, TxError, WorkerId, Workload,
+    AccountId, AppId, Block, Call, CallError, Event, SignedTransaction, TaskId, TxError, WorkerId,
+    Workload,
 };
 
 use crate::ledger::{Ledger, ProveError};
@@ -280,6 +282,71 @@ where
             next_before: None,
             covered_from,
         })
+    }
+
+    /// `app`'s epochs paid in blocks below `before`, newest first, each with what its worker's
+    /// report proved: the payments `events_history` finds, joined with the report transactions
+    /// that made them.
+    async fn app_epochs(
+        &self,
+        app: AppId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<AppEpochs, ErrorObjectOwned> {
+        let filter = EventFilter {
+            app: Some(app),
+            ..EventFilter::default()
+        };
+        let mut epochs = Vec::new();
+        let mut before = before;
+        loop {
+            let history = self.event_history(&filter, before, limit).await?;
+            for record in &history.records {
+                let (
+                    Event::AppPaid {
+                        worker,
+                        epoch,
+                        amount,
+                        protocol_fee,
+                        ..
+                    },
+                    Phase::Transaction { hash, .. },
+                ) = (&record.event, record.phase)
+                else {
+                    continue;
+                };
+                let block = self.block(Some(BlockId::Hash(record.block.hash))).await?;
+                let proof = block.transactions.iter().find_map(|tx| match &tx.tx.call {
+                    Call::Workers(WorkersCall::SubmitWorkReport { report })
+                        if tx.hash() == hash && report.report.epoch == *epoch =>
+                    {
+                        report.report.apps.iter().find(|proof| proof.app == app)
+                    }
+                    _ => None,
+                });
+                if let Some(proof) = proof {
+                    epochs.push(AppEpoch {
+                        epoch: *epoch,
+                        worker: *worker,
+                        uptime_bps: proof.uptime_bps,
+                        usage: proof.usage,
+                        paid: *amount,
+                        protocol_fee: *protocol_fee,
+                        block: record.block,
+                    });
+                }
+            }
+            match history.next_before {
+                Some(next) if epochs.len() < limit => before = Some(next),
+                next_before => {
+                    return Ok(AppEpochs {
+                        epochs,
+                        next_before,
+                        covered_from: history.covered_from,
+                    });
+                }
+            }
+        }
     }
 
     /// Why the finalized block at `height` is final.
@@ -603,6 +670,26 @@ where
                 .map_or(DEFAULT_HISTORY_RECORDS, |l| l as usize)
                 .clamp(1, MAX_HISTORY_RECORDS);
             state.event_history(&filter, page.before, limit).await
+        })
+        .expect(unique);
+
+    module
+        .register_async_method("apps_epochs", |params, state, _| async move {
+            let (app, page): (AppId, Option<HistoryPage>) = if params.is_object() {
+                return Err(error(
+                    jsonrpsee::types::error::INVALID_PARAMS_CODE,
+                    "parameters are positional: pass an array",
+                ));
+            } else {
+                let mut sequence = params.sequence();
+                (sequence.next()?, sequence.optional_next()?)
+            };
+            let page = page.unwrap_or_default();
+            let limit = page
+                .limit
+                .map_or(DEFAULT_HISTORY_RECORDS, |l| l as usize)
+                .clamp(1, MAX_HISTORY_RECORDS);
+            state.app_epochs(app, page.before, limit).await
         })
         .expect(unique);
 

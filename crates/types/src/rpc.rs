@@ -7,7 +7,7 @@ use crate::balance::Balance;
 use crate::block::Header;
 use crate::crypto::{AccountId, Hash};
 use crate::event::{Event, Receipt};
-use crate::ids::{AppId, BlockNumber, TaskId, WorkerId, Workload};
+use crate::ids::{AppId, BlockNumber, EpochNumber, TaskId, WorkerId, Workload};
 use crate::manifest::{AppSpec, ManifestError, TaskSpec};
 use crate::params::{ChainConfig, Params};
 use crate::transaction::SignedTransaction;
@@ -286,6 +286,36 @@ pub struct EventHistory {
     pub next_before: Option<BlockNumber>,
     /// The node keeps a bounded window of history: every block from this height on was
     /// searched (`null`: none yet).
+    pub covered_from: Option<BlockNumber>,
+}
+
+/// One epoch of an app as its worker proved it and the chain paid for it (`apps_epochs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppEpoch {
+    /// The epoch.
+    pub epoch: EpochNumber,
+    /// The worker that proved it.
+    pub worker: WorkerId,
+    /// Share of the epoch the app was healthy, in basis points (10,000 = all of it).
+    pub uptime_bps: u16,
+    /// What it consumed, as the worker measured.
+    pub usage: crate::report::Usage,
+    /// What its deposit paid for the epoch, protocol fee included.
+    pub paid: Balance,
+    /// The treasury's share of it.
+    pub protocol_fee: Balance,
+    /// The block of the report that paid it.
+    pub block: BlockRef,
+}
+
+/// A page of an app's proven epochs, newest first (`apps_epochs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppEpochs {
+    /// The epochs, newest first.
+    pub epochs: Vec<AppEpoch>,
+    /// Pass as `before` for older ones; `null` when the node holds no older ones.
+    pub next_before: Option<BlockNumber>,
+    /// Every block from this height on was searched (as in [`EventHistory`]).
     pub covered_from: Option<BlockNumber>,
 }
 
