@@ -158,6 +158,11 @@ test('recharge raises the deposit, and stopping returns what is left to the free
     return BigInt(await total.getAttribute('data-amount')) === paid ? true : undefined;
   });
   await screenshot(page, 'billing');
+  // Trust: the worker's TEE as the chain verified it, and a loud warning that it is simulated.
+  await page.getByTestId('tab-trust').click();
+  await page.getByTestId('simulated-warning').waitFor();
+  assert.equal(await page.getByTestId('tee-kind').textContent(), 'simulated');
+  await screenshot(page, 'trust');
   await page.getByTestId('tab-events').click();
   await page.locator('[data-testid="event"][data-event="app_created"]').waitFor();
   await page.getByTestId('tab-versions').click();
