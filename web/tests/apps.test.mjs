@@ -16,6 +16,8 @@ const ALICE = 'vxszpwueo7jPZVqnQBZqSKLJZKkhzUMWHEWNQN6QureYjo2oC';
 
 let dev;
 let manifest;
+/** Every browser opened, closed at the end even when a test fails. */
+const browsers = [];
 
 before(async () => {
   // The image is built locally, as the README's path does: no registry.
@@ -30,11 +32,13 @@ before(async () => {
 });
 
 after(async () => {
+  await Promise.all(browsers.map((browser) => browser.close()));
   await dev?.stop();
 });
 
 async function signedInPage() {
   const opened = await openBrowser();
+  browsers.push(opened.browser);
   await opened.page.goto(dev.console);
   await opened.page.getByTestId('account-picker').selectOption('Alice');
   await opened.page.getByTestId('free').waitFor();
@@ -166,6 +170,7 @@ test('recharge raises the deposit, and stopping returns what is left to the free
   await page.getByTestId('tab-events').click();
   await page.locator('[data-testid="event"][data-event="app_created"]').waitFor();
   await page.getByTestId('tab-versions').click();
+  await page.getByTestId('version').first().waitFor();
   assert.equal(await page.getByTestId('version').count(), 1);
   await page.getByTestId('tab-overview').click();
 
