@@ -40,7 +40,7 @@ async function signedInPage() {
   const opened = await openBrowser();
   browsers.push(opened.browser);
   await opened.page.goto(dev.console);
-  await opened.page.getByTestId('account-picker').selectOption('Alice');
+  await opened.page.getByTestId('account-picker').selectOption('dev:Alice');
   await opened.page.getByTestId('free').waitFor();
   return opened;
 }

@@ -86,7 +86,7 @@ test('choosing //Alice shows the balance the chain holds for her', async () => {
   const opened = await openBrowser();
   const { page, errors } = opened;
   await page.goto(dev.console);
-  await page.getByTestId('account-picker').selectOption('Alice');
+  await page.getByTestId('account-picker').selectOption('dev:Alice');
   const free = page.getByTestId('free');
   await free.waitFor();
   const alice = 'vxszpwueo7jPZVqnQBZqSKLJZKkhzUMWHEWNQN6QureYjo2oC';
@@ -107,7 +107,7 @@ test('a transfer from //Alice goes ready, included, finalized, and Bob receives 
   const opened = await openBrowser();
   const { page, errors } = opened;
   await page.goto(dev.console);
-  await page.getByTestId('account-picker').selectOption('Alice');
+  await page.getByTestId('account-picker').selectOption('dev:Alice');
   const bob = 'vxrRffqUez1PfLqHtkdsVZzPbDuh71p6wjgE5JjHEnfdW1yKK';
   const before = BigInt((await rpcCall(dev, 'state_account', [bob])).free);
 

@@ -171,6 +171,21 @@ export async function compileForNode(path) {
   return import(`data:text/javascript;base64,${Buffer.from(code).toString('base64')}`);
 }
 
+/** A script of `web/tests` bundled for a page (an IIFE), to inject with `addInitScript`. */
+export async function bundleForPage(path) {
+  const { build } = await import('vite');
+  const output = await build({
+    configFile: false,
+    logLevel: 'silent',
+    build: {
+      write: false,
+      minify: false,
+      lib: { entry: join(repository, 'web', path), formats: ['iife'], name: 'standIn' },
+    },
+  });
+  return output[0].output[0].code;
+}
+
 /** Saves what `page` shows as `<name>.png` under `screenshots`. */
 export async function screenshot(page, name) {
   mkdirSync(screenshots, { recursive: true });

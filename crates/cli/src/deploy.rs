@@ -38,6 +38,10 @@ pub struct DeployArgs {
     /// Wait until the app answers on its worker's ingress, showing each stage.
     #[arg(long)]
     wait: bool,
+    /// Sign nothing: say what deploying would do now (the chain's checks, the worker and its
+    /// price, or the chain's reason it would wait, and the least deposit).
+    #[arg(long, conflicts_with = "wait")]
+    dry_run: bool,
     /// How long to wait at most (`90`, `90s`, `5m`); then exit with status 1, the app staying
     /// deployed.
     #[arg(long, default_value = "300s", value_parser = parse_duration, requires = "wait")]
@@ -79,6 +83,9 @@ enum Reached {
 pub async fn deploy(context: &Session<'_>, args: DeployArgs) -> Result<()> {
     let began = Instant::now();
     let spec = read_app_spec(&args.file)?;
+    if args.dry_run {
+        return dry_run(context, spec, args.deposit).await;
+    }
     let key = context.signing_key(&args.from)?;
     // What a failure report's log lines are verified against, if the user named a chain (or
     // `wetee dev` made one here).
@@ -198,6 +205,49 @@ pub async fn deploy(context: &Session<'_>, args: DeployArgs) -> Result<()> {
         Ok(Reached::AwaitingSecrets(state)) => finish(context.format, &state, "awaiting_secrets"),
         Err(e) => Err(e),
     }
+}
+
+/// `wetee app deploy --dry-run`: what the chain says creating the app would do now, in the
+/// words the web console shows.
+async fn dry_run(
+    context: &Session<'_>,
+    spec: wetee_types::manifest::AppSpec,
+    deposit: Balance,
+) -> Result<()> {
+    let client = Client::connect(context.rpc).await?;
+    let preview = client
+        .placement_preview(&wetee_types::rpc::PlacementRequest::App(spec))
+        .await?;
+    let low = preview.min_deposit.filter(|minimum| deposit < *minimum);
+    print(context.format, &preview, || {
+        let mut text = match (
+            &preview.worker,
+            preview.price_per_epoch,
+            &preview.waiting_reason,
+        ) {
+            _ if !preview.problems.is_empty() => {
+                let problems: Vec<String> =
+                    preview.problems.iter().map(|p| format!("  {p}")).collect();
+                format!("the chain would refuse it:\n{}", problems.join("\n"))
+            }
+            (Some(worker), Some(price), _) => {
+                format!("would land on worker {worker} at {price} per epoch")
+            }
+            (_, _, Some(reason)) => format!("would wait for a worker: {reason}"),
+            _ => "the chain gave no answer".to_string(),
+        };
+        if let Some(minimum) = low {
+            text.push_str(&format!(
+                "\nthe deposit of {deposit} is below the least the chain takes, {minimum}: pass \
+                 --deposit"
+            ));
+        }
+        text
+    });
+    if !preview.problems.is_empty() || low.is_some() {
+        bail!("the chain would refuse this deployment");
+    }
+    Ok(())
 }
 
 fn finish(format: Format, state: &AppState, reached: &str) -> Result<()> {

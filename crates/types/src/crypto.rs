@@ -20,6 +20,10 @@ pub const SS58_PREFIX: u16 = 2026;
 
 /// sr25519 signing context shared with Substrate wallets.
 const SR25519_CONTEXT: &[u8] = b"substrate";
+/// What Polkadot browser extensions put around a payload before signing it.
+pub const EXTENSION_PREFIX: &[u8] = b"<Bytes>";
+/// See [`EXTENSION_PREFIX`].
+pub const EXTENSION_SUFFIX: &[u8] = b"</Bytes>";
 
 /// A 32-byte digest (BLAKE3 unless stated otherwise).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -277,6 +281,23 @@ impl Signature {
         }
     }
 
+    /// Whether this is `signer`'s signature over `message` as an account signs it: over the
+    /// message itself, or over `<Bytes>message</Bytes>`, the form Polkadot browser extensions
+    /// sign so that a dapp can never make them sign a transaction of another chain. For what
+    /// accounts sign (transactions, owner requests and sessions, secrets records); a worker's
+    /// identity key signs reports and attestations with [`Signature::verify`] only.
+    pub fn verify_account(&self, message: &[u8], signer: &AccountId) -> bool {
+        if self.verify(message, signer) {
+            return true;
+        }
+        let mut wrapped =
+            Vec::with_capacity(message.len() + EXTENSION_PREFIX.len() + EXTENSION_SUFFIX.len());
+        wrapped.extend_from_slice(EXTENSION_PREFIX);
+        wrapped.extend_from_slice(message);
+        wrapped.extend_from_slice(EXTENSION_SUFFIX);
+        self.verify(&wrapped, signer)
+    }
+
     /// The scheme that produced it.
     pub fn scheme(&self) -> KeyScheme {
         match self {
@@ -513,5 +534,21 @@ mod tests {
             unreachable!()
         };
         assert!(!Signature::Sr25519(bytes).verify(b"m", &pair.account_id()));
+    }
+    #[test]
+    fn accounts_may_sign_the_extension_form_and_only_accounts() {
+        for scheme in [KeyScheme::Sr25519, KeyScheme::Ed25519] {
+            let pair = Keypair::from_seed(scheme, [9; 32]);
+            let wrapped = pair.sign(b"<Bytes>payload</Bytes>");
+            assert!(wrapped.verify_account(b"payload", &pair.account_id()));
+            // What verifies worker reports takes the payload itself only.
+            assert!(!wrapped.verify(b"payload", &pair.account_id()));
+            assert!(!wrapped.verify_account(b"payloaD", &pair.account_id()));
+            let plain = pair.sign(b"payload");
+            assert!(plain.verify_account(b"payload", &pair.account_id()));
+            // Half-wrapped is neither form.
+            let half = pair.sign(b"<Bytes>payload");
+            assert!(!half.verify_account(b"payload", &pair.account_id()));
+        }
     }
 }

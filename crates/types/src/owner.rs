@@ -332,7 +332,7 @@ pub fn verify_request(
     let payload = request_payload(genesis_hash, audience.worker, request, timestamp_ms, &nonce);
     let valid_until_ms = match header(SESSION_HEADER) {
         None => {
-            if !signature.verify(&payload, &account) {
+            if !signature.verify_account(&payload, &account) {
                 return Err(OwnerAuthError::BadSignature);
             }
             timestamp_ms.saturating_add(REPLAY_WINDOW_MS)
@@ -345,7 +345,7 @@ pub fn verify_request(
                 return Err(OwnerAuthError::SessionExpired);
             }
             let delegated = Session::payload(genesis_hash, &session.key, session.expires_ms);
-            if !session.delegation.verify(&delegated, &account) {
+            if !session.delegation.verify_account(&delegated, &account) {
                 return Err(OwnerAuthError::BadSignature);
             }
             let Signature::Ed25519(_) = signature else {

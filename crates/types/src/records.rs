@@ -941,7 +941,7 @@ impl AppSecrets {
     /// Whether `owner` signed this record, for `app` on the chain `genesis_hash`.
     pub fn signed_by(&self, owner: &AccountId, genesis_hash: &Hash, app: AppId) -> bool {
         self.owner_signature
-            .verify(&self.signing_payload(genesis_hash, app), owner)
+            .verify_account(&self.signing_payload(genesis_hash, app), owner)
     }
 
     /// Whether the image `digest` may receive these secrets.

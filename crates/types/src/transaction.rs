@@ -495,10 +495,11 @@ impl SignedTransaction {
         Hash::of(&self.encode())
     }
 
-    /// Whether the signature is the signer's, for this chain.
+    /// Whether the signature is the signer's, for this chain (over the signing payload, or
+    /// over it wrapped in `<Bytes>` as browser extensions sign).
     pub fn verify_signature(&self, genesis_hash: &Hash) -> bool {
         self.signature
-            .verify(&self.tx.signing_payload(genesis_hash), &self.tx.signer)
+            .verify_account(&self.tx.signing_payload(genesis_hash), &self.tx.signer)
     }
 }
 
@@ -532,6 +533,22 @@ mod tests {
             assert_eq!(decoded, signed);
             assert!(decoded.verify_signature(&genesis));
         }
+    }
+
+    #[test]
+    fn a_browser_extensions_bytes_wrapped_signature_is_the_signers_on_its_chain_only() {
+        let key = Keypair::from_seed(KeyScheme::Sr25519, [3; 32]);
+        let genesis = Hash::of(b"chain a");
+        let tx = transfer(&key);
+        let mut wrapped = crate::crypto::EXTENSION_PREFIX.to_vec();
+        wrapped.extend_from_slice(&tx.signing_payload(&genesis));
+        wrapped.extend_from_slice(crate::crypto::EXTENSION_SUFFIX);
+        let signed = SignedTransaction {
+            signature: key.sign(&wrapped),
+            tx,
+        };
+        assert!(signed.verify_signature(&genesis));
+        assert!(!signed.verify_signature(&Hash::of(b"chain b")));
     }
 
     #[test]

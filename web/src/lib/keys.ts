@@ -44,26 +44,45 @@ export function ss58Encode(publicKey: Uint8Array, prefix = SS58_PREFIX): string 
   return base58.encode(new Uint8Array([...body, ...ss58Checksum(body)]));
 }
 
-/** The 32-byte public key of an SS58 address with WeTEE's prefix (checksum checked). */
-export function ss58Decode(address: string): Uint8Array {
+/** An SS58 address's prefix and 32-byte public key (checksum checked), whatever its network. */
+function ss58Parts(address: string): { prefix: number; publicKey: Uint8Array } {
   let bytes: Uint8Array;
   try {
     bytes = base58.decode(address.trim());
   } catch {
     throw new Error(`${address} is not an SS58 address`);
   }
-  if (bytes.length !== 36) {
-    throw new Error(`${address} is not a WeTEE address (vx…)`);
+  // One prefix byte (below 64) or two, then 32 bytes of key and 2 of checksum.
+  const long = bytes.length > 0 && (bytes[0] & 0b0100_0000) !== 0;
+  const head = long ? 2 : 1;
+  if (bytes.length !== head + 34 || (bytes[0] & 0b1000_0000) !== 0) {
+    throw new Error(`${address} is not an SS58 account address`);
   }
-  const prefix = ((bytes[0] & 0b0011_1111) << 2) | (bytes[1] >> 6) | ((bytes[1] & 0b0011_1111) << 8);
-  if ((bytes[0] & 0b1100_0000) !== 0b0100_0000 || prefix !== SS58_PREFIX) {
-    throw new Error(`${address} is not a WeTEE address: its SS58 prefix is not ${SS58_PREFIX}`);
-  }
-  const checksum = ss58Checksum(bytes.subarray(0, 34));
-  if (checksum[0] !== bytes[34] || checksum[1] !== bytes[35]) {
+  const prefix = long
+    ? ((bytes[0] & 0b0011_1111) << 2) | (bytes[1] >> 6) | ((bytes[1] & 0b0011_1111) << 8)
+    : bytes[0];
+  const checksum = ss58Checksum(bytes.subarray(0, head + 32));
+  if (checksum[0] !== bytes[head + 32] || checksum[1] !== bytes[head + 33]) {
     throw new Error(`${address} has a wrong checksum: a character is mistyped`);
   }
-  return bytes.slice(2, 34);
+  return { prefix, publicKey: bytes.slice(head, head + 32) };
+}
+
+/** The 32-byte public key of an SS58 address with WeTEE's prefix (checksum checked). */
+export function ss58Decode(address: string): Uint8Array {
+  const { prefix, publicKey } = ss58Parts(address);
+  if (prefix !== SS58_PREFIX) {
+    throw new Error(`${address} is not a WeTEE address: its SS58 prefix is not ${SS58_PREFIX}`);
+  }
+  return publicKey;
+}
+
+/**
+ * The public key of an address of any network: an extension lists its accounts under the
+ * prefix it was told, and the same key is a WeTEE account.
+ */
+export function ss58DecodeAny(address: string): Uint8Array {
+  return ss58Parts(address).publicKey;
 }
 
 /** Substrate's seed of a BIP39 phrase: PBKDF2-SHA512 over the entropy, not the words. */

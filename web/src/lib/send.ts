@@ -1,6 +1,5 @@
 /** Signing a call in the browser and following it to finality. */
 
-import { sign } from '@scure/sr25519';
 import type { Call } from './calls';
 import {
   encodeSigned,
@@ -11,7 +10,7 @@ import {
   type Transaction,
 } from './codec';
 import type { ChainEvent } from './events';
-import type { DevAccount } from './keys';
+import type { Account } from './signer';
 import type { Rpc, RpcError } from './rpc';
 
 /** How many blocks a transaction stays valid (as the Rust SDK's `DEFAULT_LIFETIME_BLOCKS`). */
@@ -38,7 +37,7 @@ export interface Signed {
  */
 export async function prepare(
   rpc: Rpc,
-  from: DevAccount,
+  from: Account,
   call: Call,
   finalized: number,
 ): Promise<Transaction> {
@@ -59,17 +58,21 @@ export async function prepare(
   return tx;
 }
 
-/** Signs `tx` with `from`'s key for the chain `genesisHash`. */
-export function signTransaction(from: DevAccount, tx: Transaction, genesisHash: string): Signed {
+/** Signs `tx` as `from` for the chain `genesisHash` (in the page, or in an extension). */
+export async function signTransaction(
+  from: Account,
+  tx: Transaction,
+  genesisHash: string,
+): Promise<Signed> {
   const encoded = encodeTransaction(tx);
-  const signature = sign(from.secretKey, signingPayload(fromHex(genesisHash), encoded));
-  return { hex: toHex(encodeSigned(encoded, 'sr25519', signature)), fee: tx.fee };
+  const { scheme, signature } = await from.sign(signingPayload(fromHex(genesisHash), encoded));
+  return { hex: toHex(encodeSigned(encoded, scheme, signature)), fee: tx.fee };
 }
 
 /** Prepares and signs `call` (see [`prepare`]). */
 export async function signCall(
   rpc: Rpc,
-  from: DevAccount,
+  from: Account,
   call: Call,
   genesisHash: string,
   finalized: number,

@@ -1,0 +1,121 @@
+/**
+ * Who signs in the console: a development key (`//Alice`…, public, offered on a development
+ * chain only) that signs in the page, or an account of a Polkadot browser extension
+ * (`window.injectedWeb3`), which signs in the extension and never gives the page its secret.
+ * Extensions sign `<Bytes>payload</Bytes>`; the chain accepts that form for what accounts sign
+ * (transactions, owner requests), never for a worker's reports.
+ */
+
+import { sign } from '@scure/sr25519';
+import { toHex, fromHex, type Scheme } from './codec';
+import { devAccount, ss58Encode, ss58DecodeAny } from './keys';
+
+/** A signature and the scheme that made it. */
+export interface AccountSignature {
+  scheme: Scheme;
+  signature: Uint8Array;
+}
+
+/** An account the page can sign with. */
+export interface Account {
+  /** How the page shows it: `//Alice`, or the name the extension gives. */
+  name: string;
+  /** Its WeTEE (SS58 prefix 2026) address. */
+  address: string;
+  /** Where its key is. */
+  kind: 'dev' | 'extension';
+  /** Signs `payload` as this account. */
+  sign(payload: Uint8Array): Promise<AccountSignature>;
+}
+
+/** What each kind of signer can do, in words the page shows. */
+export const SIGNER_WORDS: Record<Account['kind'], string> = {
+  dev: 'a development key: it signs here in the page, and anyone can derive it (development chains only)',
+  extension:
+    'an extension account: it signs transactions in your extension, which never gives this page its secret key',
+};
+
+/** A development account that signs in the page. */
+export function devSigner(name: string): Account {
+  const account = devAccount(name);
+  return {
+    name: account.name,
+    address: account.address,
+    kind: 'dev',
+    sign: async (payload) => ({ scheme: 'sr25519', signature: sign(account.secretKey, payload) }),
+  };
+}
+
+/** The part of an extension (`@polkadot/extension-inject`) the console uses. */
+interface Injected {
+  accounts: { get(): Promise<{ address: string; name?: string; type?: string }[]> };
+  signer: {
+    signRaw?(raw: { address: string; data: string; type: 'bytes' }): Promise<{ signature: string }>;
+  };
+}
+
+declare global {
+  interface Window {
+    injectedWeb3?: Record<string, { enable(origin: string): Promise<Injected>; version?: string }>;
+  }
+}
+
+/** An extension that refused or failed to sign, with its words. */
+export class RefusedToSign extends Error {}
+
+/** The extensions' accounts this page may use, and what kept others out, in words. */
+export async function extensionAccounts(): Promise<{ accounts: Account[]; problems: string[] }> {
+  const extensions = Object.entries(window.injectedWeb3 ?? {});
+  const accounts: Account[] = [];
+  const problems: string[] = [];
+  if (extensions.length === 0) {
+    problems.push('no Polkadot browser extension is installed in this browser');
+  }
+  for (const [source, extension] of extensions) {
+    let injected: Injected;
+    try {
+      injected = await extension.enable('WeTEE console');
+    } catch (error) {
+      problems.push(`${source} did not let the console in: ${(error as Error).message}`);
+      continue;
+    }
+    const signRaw = injected.signer.signRaw;
+    if (!signRaw) {
+      problems.push(`${source} cannot sign raw payloads`);
+      continue;
+    }
+    for (const listed of await injected.accounts.get()) {
+      const scheme = listed.type ?? 'sr25519';
+      if (scheme !== 'sr25519' && scheme !== 'ed25519') {
+        problems.push(`${listed.name ?? listed.address} is an ${scheme} account: WeTEE accounts are sr25519 or ed25519`);
+        continue;
+      }
+      let publicKey: Uint8Array;
+      try {
+        publicKey = ss58DecodeAny(listed.address);
+      } catch (error) {
+        problems.push((error as Error).message);
+        continue;
+      }
+      accounts.push({
+        name: `${listed.name ?? 'account'} (${source})`,
+        address: ss58Encode(publicKey),
+        kind: 'extension',
+        async sign(payload) {
+          let answer: { signature: string };
+          try {
+            answer = await signRaw({ address: listed.address, data: toHex(payload), type: 'bytes' });
+          } catch (error) {
+            throw new RefusedToSign(`${source} did not sign: ${(error as Error).message}`);
+          }
+          const signature = fromHex(answer.signature);
+          if (signature.length !== 64) {
+            throw new RefusedToSign(`${source} gave a signature of ${signature.length} bytes, not 64`);
+          }
+          return { scheme, signature };
+        },
+      });
+    }
+  }
+  return { accounts, problems };
+}
