@@ -128,6 +128,11 @@ test('a transfer from //Alice goes ready, included, finalized, and Bob receives 
   assert.match(await status.getAttribute('data-statuses'), /^ready,(included,)+finalized$/);
   const after = BigInt((await rpcCall(dev, 'state_account', [bob])).free);
   assert.equal(after - before, 2_500_000_000_000n);
+  // The activity feed names the transfer, from the account's event history.
+  await page
+    .locator('[data-testid="activity-event"][data-event="transferred"]')
+    .first()
+    .waitFor({ timeout: 30_000 });
   await screenshot(page, 'transfer');
 
   // More than Alice has: the chain takes the fee and says why the call failed.

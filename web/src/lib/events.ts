@@ -26,6 +26,12 @@ function amount(value: unknown): string {
   return formatBalance(String(value));
 }
 
+/** `vxszpwue…`: enough of an address to tell it apart. */
+function short(address: unknown): string {
+  const text = String(address);
+  return text.length > 12 ? `${text.slice(0, 8)}…` : text;
+}
+
 function workload(value: unknown): string {
   const w = value as { app?: { app: number }; task_run?: { task: number; run: number } };
   if (w?.app) {
@@ -68,7 +74,7 @@ export function eventWords(event: ChainEvent): string {
     case 'workload_released':
       return `${workload(e.workload)} released by worker ${e.worker}`;
     case 'transferred':
-      return `${amount(e.amount)} from ${e.from} to ${e.to}`;
+      return `${amount(e.amount)} from ${short(e.from)} to ${short(e.to)}`;
     default:
       return `${event.event.replace(/_/g, ' ')}`;
   }
