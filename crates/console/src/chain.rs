@@ -14,6 +14,9 @@ use wetee_client::app_overview::AppOverview;
 use wetee_client::rpc::{Client, ClientError};
 use wetee_types::{AccountId, AppId};
 
+/// How long connecting to the node may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The node this server reads for the page, connected on first use and again after a loss.
 pub struct Chain {
     url: String,
@@ -35,7 +38,14 @@ impl Chain {
         {
             return Ok(Arc::clone(connected));
         }
-        let connected = Arc::new(Client::connect(&self.url).await?);
+        // A node that accepts the connection and never answers must not hold every request.
+        let connected = tokio::time::timeout(CONNECT_TIMEOUT, Client::connect(&self.url))
+            .await
+            .map_err(|_| ClientError::Connection {
+                url: self.url.clone(),
+                reason: format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+            })??;
+        let connected = Arc::new(connected);
         *client = Some(Arc::clone(&connected));
         Ok(connected)
     }

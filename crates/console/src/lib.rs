@@ -52,7 +52,30 @@ async fn only_the_consoles_page(request: Request, next: Next) -> Response {
         )
             .into_response();
     }
+    // A site whose name was rebound to 127.0.0.1 would be the page's own origin: only the
+    // loopback names this server listens under are its page.
+    let host = request
+        .headers()
+        .get(axum::http::header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    if !is_loopback_host(host) {
+        return (
+            StatusCode::FORBIDDEN,
+            format!("/api answers only at 127.0.0.1, localhost or [::1], not `{host}`"),
+        )
+            .into_response();
+    }
     next.run(request).await
+}
+
+/// Whether `host` (a `Host` header) names this machine's loopback.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    };
+    matches!(name, "127.0.0.1" | "localhost" | "[::1]")
 }
 
 /// The console's routes: `/config.json`, `/api` (what the page asks this server to do), the
@@ -91,3 +114,28 @@ pub async fn serve(
 /// The address the console listens on by default: `wetee dev` prints it.
 pub const DEFAULT_ADDRESS: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9955);
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn only_loopback_names_are_the_consoles() {
+        for host in [
+            "127.0.0.1:9955",
+            "localhost:9955",
+            "[::1]:9955",
+            "localhost",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "evil.example:9955",
+            "127.0.0.1.evil.example",
+            "",
+            "localhost.evil:1",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+}

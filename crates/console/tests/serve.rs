@@ -7,7 +7,7 @@ use wetee_console::{ConsoleConfig, serve};
 async fn get(address: std::net::SocketAddr, path: &str) -> (String, String) {
     request(
         address,
-        &format!("GET {path} HTTP/1.0\r\nHost: console\r\n\r\n"),
+        &format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"),
     )
     .await
 }
@@ -19,7 +19,7 @@ async fn post(
     body: &str,
 ) -> (String, String) {
     let head = format!(
-        "POST {path} HTTP/1.0\r\nHost: console\r\ncontent-length: {}\r\n{headers}\r\n",
+        "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\ncontent-length: {}\r\n{headers}\r\n",
         body.len()
     );
     request(address, &format!("{head}{body}")).await
@@ -101,6 +101,16 @@ async fn the_api_answers_only_the_consoles_own_page() {
             .is_some_and(|p| !p.is_empty()),
         "{body}"
     );
+
+    // A site rebound to 127.0.0.1 sends its own name as the host.
+    let rebound = format!(
+        "POST /api/manifest HTTP/1.0\r\nHost: evil.example:9955\r\nx-wetee-console: 1\r\n\
+         content-length: {}\r\n\r\n{manifest}",
+        manifest.len()
+    );
+    let (head, body) = request(address, &rebound).await;
+    assert!(head.starts_with("http/1.0 403"), "{head}");
+    assert!(body.contains("evil.example"), "{body}");
 
     let huge = "#".repeat(wetee_console::MAX_MANIFEST_BYTES + 1);
     let (head, _) = post(address, "/api/manifest", "x-wetee-console: 1\r\n", &huge).await;

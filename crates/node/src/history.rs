@@ -18,8 +18,14 @@ use wetee_types::{AccountId, AppId, BlockNumber, TaskId, WorkerId};
 /// few seconds, several days.
 pub const HISTORY_BLOCKS: u64 = 100_000;
 
-/// The most records one `events_history` call returns.
+/// The most records one `events_history` call asks for (a page ends at a block boundary, so
+/// it may hold a few more).
 pub const MAX_HISTORY_RECORDS: usize = 500;
+
+/// The most subjects the index holds, over all its blocks: a flood of transfers to fresh
+/// accounts fills it by memory before it fills it by blocks (about 40 bytes each, so at most
+/// some 80 MB); the oldest blocks go first.
+pub const MAX_INDEXED_SUBJECTS: usize = 2_000_000;
 
 /// What an event is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -72,18 +78,33 @@ struct Index {
     newest: Option<BlockNumber>,
     /// Heights from here to `newest` are all indexed.
     covered_from: Option<BlockNumber>,
+    /// Subjects held, over all blocks.
+    subjects: usize,
 }
 
 impl Index {
+    fn insert(&mut self, height: BlockNumber, subjects: Vec<Subject>) {
+        if subjects.is_empty() {
+            return;
+        }
+        self.subjects = self.subjects.saturating_add(subjects.len());
+        if let Some(replaced) = self.blocks.insert(height, subjects) {
+            self.subjects = self.subjects.saturating_sub(replaced.len());
+        }
+    }
+
+    /// Drops what is older than the window, and the oldest blocks while too many subjects are
+    /// held; coverage starts after what was dropped.
     fn forget_old(&mut self) {
         let Some(newest) = self.newest else { return };
-        let oldest_kept = newest.saturating_sub(HISTORY_BLOCKS - 1);
-        while self
-            .blocks
-            .first_key_value()
-            .is_some_and(|(height, _)| *height < oldest_kept)
-        {
+        let mut oldest_kept = newest.saturating_sub(HISTORY_BLOCKS - 1);
+        while let Some((&height, subjects)) = self.blocks.first_key_value() {
+            if height >= oldest_kept && self.subjects <= MAX_INDEXED_SUBJECTS {
+                break;
+            }
+            self.subjects = self.subjects.saturating_sub(subjects.len());
             self.blocks.pop_first();
+            oldest_kept = oldest_kept.max(height.saturating_add(1));
         }
         if self.covered_from.is_some_and(|from| from < oldest_kept) {
             self.covered_from = Some(oldest_kept);
@@ -118,9 +139,7 @@ impl History {
             index.covered_from = Some(height);
         }
         index.newest = Some(height);
-        if !subjects.is_empty() {
-            index.blocks.insert(height, subjects);
-        }
+        index.insert(height, subjects);
         index.forget_old();
     }
 
@@ -128,10 +147,12 @@ impl History {
     /// window backwards from its head; the first one fills an empty index). Returns false once
     /// the window is full or the block does not extend it.
     pub fn backfilled(&self, height: BlockNumber, outcome: &BlockOutcome) -> bool {
+        let subjects = subjects(outcome);
         let mut index = lock(&self.index);
         let Some(newest) = index.newest else {
-            drop(index);
-            self.finalized(height, outcome);
+            index.newest = Some(height);
+            index.covered_from = Some(height);
+            index.insert(height, subjects);
             return true;
         };
         let extends = index
@@ -140,12 +161,11 @@ impl History {
         if !extends || newest.saturating_sub(height) >= HISTORY_BLOCKS {
             return false;
         }
-        let subjects = subjects(outcome);
-        if !subjects.is_empty() {
-            index.blocks.insert(height, subjects);
-        }
+        index.insert(height, subjects);
         index.covered_from = Some(height);
-        true
+        index.forget_old();
+        // Dropped at once when the index is full of newer blocks.
+        index.covered_from == Some(height)
     }
 
     /// The oldest height indexed without a gap, if any.
@@ -293,5 +313,42 @@ mod tests {
         // A block after a gap restarts coverage from itself.
         restarted.finalized(60, &quiet());
         assert_eq!(restarted.covered_from(), Some(60));
+    }
+
+    #[test]
+    fn the_index_holds_a_bounded_number_of_subjects_dropping_the_oldest_blocks() {
+        // A hundred subjects a block: transfers from one account to 99 fresh ones.
+        fn crowded(height: u64) -> BlockOutcome {
+            let account = |n: u64| {
+                let mut bytes = [0; 32];
+                bytes[..8].copy_from_slice(&height.to_be_bytes());
+                bytes[8..16].copy_from_slice(&n.to_be_bytes());
+                AccountId(bytes)
+            };
+            BlockOutcome {
+                begin_events: vec![],
+                receipts: vec![],
+                end_events: (1..100)
+                    .map(|n| Event::Transferred {
+                        from: AccountId([0; 32]),
+                        to: account(n),
+                        amount: Balance(1),
+                    })
+                    .collect(),
+            }
+        }
+        let history = History::default();
+        let full = (MAX_INDEXED_SUBJECTS / 100) as u64;
+        for height in 1..=full + 10 {
+            history.finalized(height, &crowded(height));
+        }
+        let index = lock(&history.index);
+        assert!(index.subjects <= MAX_INDEXED_SUBJECTS);
+        assert_eq!(index.blocks.len() as u64, full);
+        assert_eq!(
+            index.covered_from,
+            Some(11),
+            "coverage starts after what was dropped"
+        );
     }
 }

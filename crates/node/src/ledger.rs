@@ -271,7 +271,11 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
     /// the same window again.
     pub async fn backfill_history(&self) {
         self.ready().await;
-        let mut height = self.status().head.header.height;
+        // Live blocks may already have been indexed: go on below what they cover.
+        let mut height = match self.inner.history.covered_from() {
+            Some(from) => from.saturating_sub(1),
+            None => self.status().head.header.height,
+        };
         while height > 0 {
             let Ok(Some(outcome)) = self.inner.outcomes.at_height(height).await else {
                 return;

@@ -139,6 +139,9 @@ fn required<T: for<'a> Deserialize<'a> + Send>(params: &Params<'_>) -> Result<T,
 }
 
 pub use crate::history::MAX_HISTORY_RECORDS;
+/// Blocks one `events_history` or `apps_epochs` request reads at most; the answer's
+/// `next_before` goes on from there.
+pub const MAX_HISTORY_BLOCKS_READ: usize = 256;
 /// Records `events_history` returns when the caller names no limit.
 pub const DEFAULT_HISTORY_RECORDS: usize = 100;
 
@@ -248,10 +251,22 @@ where
         const CHUNK: usize = 64;
         let mut records = Vec::new();
         let mut before = before;
+        let mut read = 0;
         let covered_from = loop {
             let candidates = self.ledger.history().candidates(filter, before, CHUNK);
             let exhausted = candidates.blocks.len() < CHUNK;
             for height in candidates.blocks {
+                // A filter whose subjects share blocks but never one event matches few records
+                // in many blocks: one request reads a bounded number of them, and says where
+                // the next one goes on.
+                if read >= MAX_HISTORY_BLOCKS_READ {
+                    return Ok(EventHistory {
+                        records,
+                        next_before: before,
+                        covered_from: candidates.covered_from,
+                    });
+                }
+                read += 1;
                 let block = self.block(Some(BlockId::Height(height))).await?;
                 let outcome = self
                     .ledger
@@ -299,7 +314,11 @@ where
         };
         let mut epochs = Vec::new();
         let mut before = before;
+        // Each round reads at most MAX_HISTORY_BLOCKS_READ blocks; an app whose history holds
+        // few payments among many events is answered in pages rather than in one long read.
+        let mut rounds = 0;
         loop {
+            rounds += 1;
             let history = self.event_history(&filter, before, limit).await?;
             for record in &history.records {
                 let (
@@ -337,7 +356,7 @@ where
                 }
             }
             match history.next_before {
-                Some(next) if epochs.len() < limit => before = Some(next),
+                Some(next) if epochs.len() < limit && rounds < 4 => before = Some(next),
                 next_before => {
                     return Ok(AppEpochs {
                         epochs,

@@ -190,7 +190,7 @@ export function struct(fields: Fields): Layout {
 /** An enum whose JSON is its variant's name (serde's unit variants), by tag. */
 export function names(tags: Record<string, number>): Layout {
   return (out, value, path) => {
-    const tag = typeof value === 'string' ? tags[value] : undefined;
+    const tag = typeof value === 'string' && Object.hasOwn(tags, value) ? tags[value] : undefined;
     if (tag === undefined) {
       fail(path, `must be one of ${Object.keys(tags).join(', ')}`);
     }
@@ -212,7 +212,7 @@ export function variants(cases: Record<string, Variant>): Layout {
         : Object.entries(record(value, path)).length === 1
           ? Object.entries(record(value, path))[0]
           : fail(path, 'must name one variant');
-    const variant = cases[name];
+    const variant = Object.hasOwn(cases, name) ? cases[name] : undefined;
     if (!variant) {
       fail(path, `${name} is not one of ${Object.keys(cases).join(', ')}`);
     }
@@ -231,7 +231,7 @@ export function tagged(key: string, cases: Record<string, [tag: number, fields: 
   return (out, value, path) => {
     const object = record(value, path);
     const name = object[key];
-    const variant = typeof name === 'string' ? cases[name] : undefined;
+    const variant = typeof name === 'string' && Object.hasOwn(cases, name) ? cases[name] : undefined;
     if (!variant) {
       fail(`${path}.${key}`, `must be one of ${Object.keys(cases).join(', ')}`);
     }
