@@ -116,7 +116,7 @@ export async function startDev({ worker = false } = {}) {
     });
   } catch (error) {
     await dev.stop();
-    throw error;
+    throw new Error(`${error.message}\nwetee dev printed:\n${output}`);
   }
   return dev;
 }

@@ -35,8 +35,8 @@ async fn request(address: std::net::SocketAddr, text: &str) -> (String, String) 
     (head.to_ascii_lowercase(), body.to_string())
 }
 
-#[tokio::test]
-async fn the_console_serves_its_page_files_and_configuration() {
+/// A console for a dev chain at the default RPC address, on a free port.
+async fn start() -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let config = ConsoleConfig {
@@ -44,6 +44,12 @@ async fn the_console_serves_its_page_files_and_configuration() {
         dev: true,
     };
     tokio::spawn(serve(listener, config, std::future::pending()));
+    address
+}
+
+#[tokio::test]
+async fn the_console_serves_its_page_files_and_configuration() {
+    let address = start().await;
 
     let (head, page) = get(address, "/").await;
     assert!(head.starts_with("http/1.0 200"), "{head}");
@@ -78,13 +84,7 @@ async fn the_console_serves_its_page_files_and_configuration() {
 
 #[tokio::test]
 async fn the_api_answers_only_the_consoles_own_page() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let config = ConsoleConfig {
-        rpc: "ws://127.0.0.1:9944".into(),
-        dev: true,
-    };
-    tokio::spawn(serve(listener, config, std::future::pending()));
+    let address = start().await;
     let manifest = "kind = \"app\"\nname = \"x\"\n";
 
     // A form on another site can post here, but cannot add a header without a preflight.

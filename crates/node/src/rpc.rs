@@ -145,6 +145,27 @@ pub const MAX_HISTORY_BLOCKS_READ: usize = 256;
 /// Records `events_history` returns when the caller names no limit.
 pub const DEFAULT_HISTORY_RECORDS: usize = 100;
 
+/// A paged history request's parameters: what it is about, then an optional
+/// [`HistoryPage`]; the page's start and its limit, within bounds.
+fn paged<T: for<'a> Deserialize<'a> + Send>(
+    params: &Params<'_>,
+) -> Result<(T, Option<u64>, usize), ErrorObjectOwned> {
+    if params.is_object() {
+        return Err(error(
+            jsonrpsee::types::error::INVALID_PARAMS_CODE,
+            "parameters are positional: pass an array",
+        ));
+    }
+    let mut sequence = params.sequence();
+    let subject: T = sequence.next()?;
+    let page: HistoryPage = sequence.optional_next()?.unwrap_or_default();
+    let limit = page
+        .limit
+        .map_or(DEFAULT_HISTORY_RECORDS, |l| l as usize)
+        .clamp(1, MAX_HISTORY_RECORDS);
+    Ok((subject, page.before, limit))
+}
+
 /// Most keys one `state_getProof` proves: the node's commits wait while it proves.
 pub const MAX_PROOF_KEYS: usize = 1_024;
 
@@ -667,15 +688,7 @@ where
 
     module
         .register_async_method("events_history", |params, state, _| async move {
-            let (filter, page): (EventFilter, Option<HistoryPage>) = if params.is_object() {
-                return Err(error(
-                    jsonrpsee::types::error::INVALID_PARAMS_CODE,
-                    "parameters are positional: pass an array",
-                ));
-            } else {
-                let mut sequence = params.sequence();
-                (sequence.next()?, sequence.optional_next()?)
-            };
+            let (filter, before, limit) = paged::<EventFilter>(&params)?;
             if filter.is_empty() {
                 return Err(error(
                     jsonrpsee::types::error::INVALID_PARAMS_CODE,
@@ -683,32 +696,14 @@ where
                      block by block with chain_getBlock",
                 ));
             }
-            let page = page.unwrap_or_default();
-            let limit = page
-                .limit
-                .map_or(DEFAULT_HISTORY_RECORDS, |l| l as usize)
-                .clamp(1, MAX_HISTORY_RECORDS);
-            state.event_history(&filter, page.before, limit).await
+            state.event_history(&filter, before, limit).await
         })
         .expect(unique);
 
     module
         .register_async_method("apps_epochs", |params, state, _| async move {
-            let (app, page): (AppId, Option<HistoryPage>) = if params.is_object() {
-                return Err(error(
-                    jsonrpsee::types::error::INVALID_PARAMS_CODE,
-                    "parameters are positional: pass an array",
-                ));
-            } else {
-                let mut sequence = params.sequence();
-                (sequence.next()?, sequence.optional_next()?)
-            };
-            let page = page.unwrap_or_default();
-            let limit = page
-                .limit
-                .map_or(DEFAULT_HISTORY_RECORDS, |l| l as usize)
-                .clamp(1, MAX_HISTORY_RECORDS);
-            state.app_epochs(app, page.before, limit).await
+            let (app, before, limit) = paged::<AppId>(&params)?;
+            state.app_epochs(app, before, limit).await
         })
         .expect(unique);
 
