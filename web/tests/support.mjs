@@ -156,34 +156,31 @@ export async function openBrowser({ expected = () => false } = {}) {
   return { browser, page, errors };
 }
 
-/** A module of `src/`, compiled for Node by Vite the way the page gets it. */
-export async function compileForNode(path) {
+/** The file `path` of `web/` bundled by Vite alone, as one `format` (`es` or `iife`) script. */
+async function bundle(path, format) {
   const { build } = await import('vite');
   const output = await build({
     configFile: false,
     logLevel: 'silent',
     build: {
       write: false,
-      lib: { entry: join(repository, 'web', path), formats: ['es'] },
+      // The injected script stays readable in the page's sources.
+      ...(format === 'iife' ? { minify: false } : {}),
+      lib: { entry: join(repository, 'web', path), formats: [format], name: 'bundled' },
     },
   });
-  const code = output[0].output[0].code;
+  return output[0].output[0].code;
+}
+
+/** A module of `src/`, compiled for Node by Vite the way the page gets it. */
+export async function compileForNode(path) {
+  const code = await bundle(path, 'es');
   return import(`data:text/javascript;base64,${Buffer.from(code).toString('base64')}`);
 }
 
 /** A script of `web/tests` bundled for a page (an IIFE), to inject with `addInitScript`. */
-export async function bundleForPage(path) {
-  const { build } = await import('vite');
-  const output = await build({
-    configFile: false,
-    logLevel: 'silent',
-    build: {
-      write: false,
-      minify: false,
-      lib: { entry: join(repository, 'web', path), formats: ['iife'], name: 'standIn' },
-    },
-  });
-  return output[0].output[0].code;
+export function bundleForPage(path) {
+  return bundle(path, 'iife');
 }
 
 /** Saves what `page` shows as `<name>.png` under `screenshots`. */

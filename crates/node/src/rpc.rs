@@ -22,9 +22,9 @@ use serde::Serialize;
 use wetee_runtime::query;
 use wetee_types::codec::decode;
 use wetee_types::rpc::{
-    AppEpoch, AppEpochs, BlockId, BlockInfo, BlockRef, EventFilter, EventHistory, FinalityProof,
-    HeaderInfo, Health, Hex, HistoryPage, NonceConflict, ParamsInfo, Phase, ProvenEntry,
-    StateProof, TransactionInfo, codes, event_records,
+    AppEpoch, AppEpochs, BlockId, BlockInfo, BlockRef, EventFilter, EventHistory, EventRecord,
+    FinalityProof, HeaderInfo, Health, Hex, HistoryPage, NonceConflict, ParamsInfo, Phase,
+    ProvenEntry, StateProof, TransactionInfo, codes, event_records,
 };
 use wetee_types::spec::ChainSpec;
 use wetee_types::transaction::WorkersCall;
@@ -166,6 +166,14 @@ fn paged<T: for<'a> Deserialize<'a> + Send>(
     Ok((subject, page.before, limit))
 }
 
+/// What a history request read: each block with its matching events, newest first, where
+/// the next page starts, and how far back the answer is complete.
+struct HistoryRead {
+    blocks: Vec<(Arc<Block>, Vec<EventRecord>)>,
+    next_before: Option<u64>,
+    covered_from: Option<u64>,
+}
+
 /// Most keys one `state_getProof` proves: the node's commits wait while it proves.
 pub const MAX_PROOF_KEYS: usize = 1_024;
 
@@ -260,34 +268,38 @@ where
         })
     }
 
-    /// The events matching `filter` in blocks below `before`, newest first: at least `limit`
-    /// when there are that many, ending at a block boundary.
-    async fn event_history(
+    /// The blocks below `before` holding events that match `filter`, newest first, each with
+    /// those events, until `counts` has accepted `limit` of them (ending at a block boundary)
+    /// or [`MAX_HISTORY_BLOCKS_READ`] blocks were read. `events_history` and `apps_epochs` both
+    /// read this way, so one request of either reads that many blocks at most.
+    async fn read_history(
         &self,
         filter: &EventFilter,
         before: Option<u64>,
         limit: usize,
-    ) -> Result<EventHistory, ErrorObjectOwned> {
+        counts: impl Fn(&EventRecord) -> bool,
+    ) -> Result<HistoryRead, ErrorObjectOwned> {
         /// Blocks read from the index at a time.
         const CHUNK: usize = 64;
-        let mut records = Vec::new();
+        let mut read = HistoryRead {
+            blocks: Vec::new(),
+            next_before: None,
+            covered_from: None,
+        };
         let mut before = before;
-        let mut read = 0;
-        let covered_from = loop {
+        let mut counted = 0;
+        loop {
             let candidates = self.ledger.history().candidates(filter, before, CHUNK);
+            read.covered_from = candidates.covered_from;
             let exhausted = candidates.blocks.len() < CHUNK;
             for height in candidates.blocks {
                 // A filter whose subjects share blocks but never one event matches few records
                 // in many blocks: one request reads a bounded number of them, and says where
                 // the next one goes on.
-                if read >= MAX_HISTORY_BLOCKS_READ {
-                    return Ok(EventHistory {
-                        records,
-                        next_before: before,
-                        covered_from: candidates.covered_from,
-                    });
+                if read.blocks.len() >= MAX_HISTORY_BLOCKS_READ || counted >= limit {
+                    read.next_before = before;
+                    return Ok(read);
                 }
-                read += 1;
                 let block = self.block(Some(BlockId::Height(height))).await?;
                 let outcome = self
                     .ledger
@@ -299,29 +311,42 @@ where
                     height,
                     hash: block.hash(),
                 };
-                records.extend(crate::history::matching(at, &outcome, filter));
+                let records = crate::history::matching(at, &outcome, filter);
+                counted += records.iter().filter(|record| counts(record)).count();
+                read.blocks.push((block, records));
                 before = Some(height);
-                if records.len() >= limit {
-                    return Ok(EventHistory {
-                        records,
-                        next_before: before,
-                        covered_from: candidates.covered_from,
-                    });
-                }
             }
             if exhausted {
-                break candidates.covered_from;
+                if counted >= limit {
+                    read.next_before = before;
+                }
+                return Ok(read);
             }
-        };
+        }
+    }
+
+    /// The events matching `filter` in blocks below `before`, newest first: at least `limit`
+    /// when there are that many, ending at a block boundary.
+    async fn event_history(
+        &self,
+        filter: &EventFilter,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<EventHistory, ErrorObjectOwned> {
+        let read = self.read_history(filter, before, limit, |_| true).await?;
         Ok(EventHistory {
-            records,
-            next_before: None,
-            covered_from,
+            records: read
+                .blocks
+                .into_iter()
+                .flat_map(|(_, records)| records)
+                .collect(),
+            next_before: read.next_before,
+            covered_from: read.covered_from,
         })
     }
 
     /// `app`'s epochs paid in blocks below `before`, newest first, each with what its worker's
-    /// report proved: the payments `events_history` finds, joined with the report transactions
+    /// report proved: its payments, joined with the report transactions of the same blocks
     /// that made them.
     async fn app_epochs(
         &self,
@@ -333,15 +358,14 @@ where
             app: Some(app),
             ..EventFilter::default()
         };
+        let read = self
+            .read_history(&filter, before, limit, |record| {
+                matches!(record.event, Event::AppPaid { .. })
+            })
+            .await?;
         let mut epochs = Vec::new();
-        let mut before = before;
-        // Each round reads at most MAX_HISTORY_BLOCKS_READ blocks; an app whose history holds
-        // few payments among many events is answered in pages rather than in one long read.
-        let mut rounds = 0;
-        loop {
-            rounds += 1;
-            let history = self.event_history(&filter, before, limit).await?;
-            for record in &history.records {
+        for (block, records) in &read.blocks {
+            for record in records {
                 let (
                     Event::AppPaid {
                         worker,
@@ -355,7 +379,6 @@ where
                 else {
                     continue;
                 };
-                let block = self.block(Some(BlockId::Hash(record.block.hash))).await?;
                 let proof = block.transactions.iter().find_map(|tx| match &tx.tx.call {
                     Call::Workers(WorkersCall::SubmitWorkReport { report })
                         if tx.hash() == hash && report.report.epoch == *epoch =>
@@ -376,17 +399,12 @@ where
                     });
                 }
             }
-            match history.next_before {
-                Some(next) if epochs.len() < limit && rounds < 4 => before = Some(next),
-                next_before => {
-                    return Ok(AppEpochs {
-                        epochs,
-                        next_before,
-                        covered_from: history.covered_from,
-                    });
-                }
-            }
         }
+        Ok(AppEpochs {
+            epochs,
+            next_before: read.next_before,
+            covered_from: read.covered_from,
+        })
     }
 
     /// Why the finalized block at `height` is final.
