@@ -36,8 +36,9 @@ after(async () => {
   await dev?.stop();
 });
 
-async function signedInPage() {
-  const opened = await openBrowser();
+/** A page signed in as //Alice; `expected`: the console errors a test provokes on purpose. */
+async function signedInPage(expected = () => false) {
+  const opened = await openBrowser({ expected });
   browsers.push(opened.browser);
   await opened.page.goto(dev.console);
   await opened.page.getByTestId('account-picker').selectOption('dev:Alice');
@@ -92,6 +93,145 @@ test('uploading examples/hello and deploying: the dry run names the worker, the 
   assert.deepEqual(errors, []);
 });
 
+test("the app's logs open in the page and follow new lines; another account gets the owner-only refusal", async (t) => {
+  // Bob's request is refused by the worker, the first follow is cut on purpose, and a worker
+  // may ask for a request to be signed again (503, Retry-After): Chromium logs each itself.
+  const { browser, page, errors } = await signedInPage((text) =>
+    /status of (403|503)|net::ERR_FAILED/.test(text),
+  );
+  const apps = await rpcCall(dev, 'state_apps', [ALICE]);
+  const app = apps.find((a) => a.status.state === 'running' && a.spec.name === 'hello');
+  assert.ok(app, 'the first test left a running app');
+  // The first request to the worker is lost on the way: the page says so and follows again.
+  let cut = false;
+  await page.route('**/api/owner/**', (route) => {
+    if (cut) {
+      return route.continue();
+    }
+    cut = true;
+    return route.abort('failed');
+  });
+  await page.goto(`${dev.console}/apps/${app.id}`);
+  await page.getByTestId('tab-logs').click();
+  const text = page.getByTestId('logs-text');
+  // What the container printed, sealed by the worker to Alice, opened here.
+  await eventually("the container's output in the logs tab", 120, async () =>
+    /serving v1 on :8080/.test(await text.textContent()) ? true : undefined,
+  );
+  const state = page.getByTestId('logs-state');
+  t.diagnostic(`logs state: ${(await state.textContent()).trim()}`);
+  assert.match(
+    await state.textContent(),
+    /^\s*following\s*· reconnected 1 time \(last: lost the worker: .+\)/,
+  );
+  // Each request to the app is a new line httpd logs (`response:200`): the followed log,
+  // already open, shows the new ones as the worker seals them.
+  const served = async () => ((await text.textContent()).match(/response:\d+/g) ?? []).length;
+  const before = await served();
+  const overview = await (await fetch(`${dev.console}/api/apps/${app.id}`, { headers: { 'x-wetee-console': '1' } })).json();
+  await fetch(overview.url).catch(() => null);
+  await eventually('new request lines in the followed log', 120, async () =>
+    (await served()) > before ? true : undefined,
+  );
+  await screenshot(page, 'logs');
+
+  // Bob is not the owner: the worker refuses him, and the page says so in its words.
+  await page.getByTestId('account-picker').selectOption('dev:Bob');
+  const problem = page.getByTestId('logs-problem');
+  await problem.waitFor({ timeout: 60_000 });
+  assert.match(await problem.textContent(), /the worker refused \(403\)/);
+  assert.equal(await text.textContent(), '');
+  await browser.close();
+  assert.deepEqual(errors, []);
+});
+
+test("a secret set in the page is sealed there to the worker's attested key and reaches the container's /run/secrets", async () => {
+  // The server's refusal to seal to a simulated TEE unasked is a 409 Chromium logs itself.
+  const { browser, page, errors } = await signedInPage((text) => /status of 409/.test(text));
+  await page.goto(`${dev.console}/deploy`);
+  await page.getByTestId('manifest-file').setInputFiles(manifest);
+  const original = readFileSync(manifest, 'utf8');
+  await page.getByTestId('manifest-text').fill(
+    original
+      .replace('name = "hello"', 'name = "secret-hello"')
+      .replace(
+        'args = ["sh", "/app/serve.sh"]',
+        'args = ["sh", "-c", "mkdir -p /www && cat /run/secrets/API_TOKEN > /www/index.html && exec /bin/busybox httpd -f -p 8080 -h /www"]\nsecrets = ["API_TOKEN"]',
+      ),
+  );
+  await page.getByTestId('dry-run-placement').waitFor({ timeout: 30_000 });
+  await page.getByTestId('deploy-submit').click();
+  await page.waitForURL(/\/apps\/\d+$/, { timeout: 60_000 });
+  const id = Number(new URL(page.url()).pathname.split('/').pop());
+  const overview = page.getByTestId('app-overview');
+  await eventually('the app to wait for its secrets', 120, async () =>
+    (await overview.getAttribute('data-state')) === 'awaiting_secrets' ? true : undefined,
+  );
+
+  // The worker's attestation, proven through the light client: a simulated TEE, said loudly.
+  await page.getByTestId('tab-trust').click();
+  await page.getByTestId('simulated-warning').waitFor();
+  const verdict = page.getByTestId('trust-verdict');
+  await eventually('the proven verdict', 60, async () =>
+    (await verdict.getAttribute('data-valid')) === 'true' ? true : undefined,
+  );
+  assert.match(await verdict.textContent(), /proven at block \d+/);
+
+  const token = `token-${Date.now()}`;
+  await page.getByTestId('tab-secrets').click();
+  await page.getByTestId('secret-name').fill('API_TOKEN');
+  await page.getByTestId('secret-value').fill(token);
+  // Without the owner's consent to a simulated TEE, the server's judgement refuses it.
+  await page.getByTestId('set-secret').click();
+  const refusal = page.getByTestId('secret-submission-refusal');
+  await refusal.waitFor({ timeout: 30_000 });
+  assert.match(await refusal.textContent(), /simulated TEE, which protects nothing/);
+  await page.getByTestId('allow-simulated').check();
+  await page.getByTestId('set-secret').click();
+  await page.getByTestId('secret-sealed').waitFor({ timeout: 60_000 });
+  await screenshot(page, 'secrets');
+  const stored = await rpcCall(dev, 'state_appSecrets', [id]);
+  assert.deepEqual(stored.secrets.map((s) => s.name), ['API_TOKEN']);
+  // The value is on chain only sealed.
+  assert.ok(!JSON.stringify(stored).includes(token));
+
+  await page.getByTestId('tab-overview').click();
+  await eventually('the app to run', 120, async () =>
+    (await overview.getAttribute('data-state')) === 'running' ? true : undefined,
+  );
+  const url = await page.getByTestId('app-url').getAttribute('href');
+  const body = await eventually(`${url} to serve the secret`, 120, async () => {
+    const response = await fetch(url).catch(() => null);
+    return response?.status === 200 ? response.text() : undefined;
+  });
+  assert.equal(body.trim(), token);
+  await browser.close();
+  assert.deepEqual(errors, []);
+});
+
+test('an update from a wetee.toml in the app page rolls the app to its new version', async () => {
+  const { browser, page, errors } = await signedInPage();
+  const apps = await rpcCall(dev, 'state_apps', [ALICE]);
+  const app = apps.find((a) => a.status.state === 'running' && a.spec.name === 'hello');
+  assert.ok(app, 'the first test left a running app');
+  await page.goto(`${dev.console}/apps/${app.id}`);
+  const original = readFileSync(manifest, 'utf8');
+  await page.getByTestId('update-text').fill(original.replace('VERSION = "v1"', 'VERSION = "v2"'));
+  await page.getByTestId('update-submit').click();
+  const status = page.getByTestId('update-submission-status');
+  await eventually('the update to be final', 60, async () =>
+    (await status.getAttribute('data-statuses'))?.endsWith('finalized') ? true : undefined,
+  );
+  assert.equal((await rpcCall(dev, 'state_app', [app.id])).version, app.version + 1);
+  const url = await page.getByTestId('app-url').getAttribute('href');
+  await eventually(`${url} to serve v2`, 180, async () => {
+    const response = await fetch(url).catch(() => null);
+    return response?.status === 200 && /\(v2\)/.test(await response.text()) ? true : undefined;
+  });
+  await browser.close();
+  assert.deepEqual(errors, []);
+});
+
 test('a manifest no worker fits: the dry run and the app page give the runtime reason word for word', async () => {
   const { browser, page, errors } = await signedInPage();
   await page.goto(`${dev.console}/deploy`);
@@ -126,7 +266,7 @@ test('a manifest no worker fits: the dry run and the app page give the runtime r
 test('recharge raises the deposit, and stopping returns what is left to the free balance', async () => {
   const { browser, page, errors } = await signedInPage();
   const apps = await rpcCall(dev, 'state_apps', [ALICE]);
-  const app = apps.find((a) => a.status.state === 'running');
+  const app = apps.find((a) => a.status.state === 'running' && a.spec.name === 'hello');
   assert.ok(app, 'the first test left a running app');
   await page.goto(`${dev.console}/apps/${app.id}`);
   // Metrics: once two epochs are proven, the charts have their points and the latest full
@@ -171,7 +311,9 @@ test('recharge raises the deposit, and stopping returns what is left to the free
   await page.locator('[data-testid="event"][data-event="app_created"]').waitFor();
   await page.getByTestId('tab-versions').click();
   await page.getByTestId('version').first().waitFor();
-  assert.equal(await page.getByTestId('version').count(), 1);
+  // One row per version: the first, and the update's.
+  assert.equal(await page.getByTestId('version').count(), 2);
+  assert.equal(app.version, 2);
   await page.getByTestId('tab-overview').click();
 
   const deposit = page.getByTestId('app-deposit');

@@ -145,3 +145,84 @@ test('a transfer from //Alice goes ready, included, finalized, and Bob receives 
   await opened.browser.close();
   assert.deepEqual(errors, []);
 });
+
+/**
+ * A page whose traffic with the node is changed on the way by `alter` (each answer of the
+ * node, parsed), to make the page sign what a confused or lying network would have it sign.
+ */
+async function pageWithAlteredNode(alter, configChange = (c) => c) {
+  const opened = await openBrowser();
+  await opened.page.route('**/config.json', async (route) => {
+    const response = await route.fetch();
+    await route.fulfill({ response, json: configChange(await response.json()) });
+  });
+  await opened.page.routeWebSocket(
+    (url) => url.protocol === 'ws:',
+    (ws) => {
+      const server = ws.connectToServer();
+      ws.onMessage((message) => server.send(message));
+      server.onMessage((message) => {
+        const answer = JSON.parse(message);
+        ws.send(JSON.stringify(alter(answer) ?? answer));
+      });
+    },
+  );
+  await opened.page.goto(dev.console);
+  await opened.page.getByTestId('account-picker').selectOption('dev:Alice');
+  await opened.page.getByTestId('free').waitFor();
+  return opened;
+}
+
+async function transferRefusal(page) {
+  await page.getByTestId('transfer-to').fill('vxrRffqUez1PfLqHtkdsVZzPbDuh71p6wjgE5JjHEnfdW1yKK');
+  await page.getByTestId('transfer-amount').fill('1');
+  await page.getByTestId('transfer').getByRole('button').click();
+  const refusal = page.getByTestId('transfer-refusal');
+  await refusal.waitFor({ timeout: 30_000 });
+  return refusal.textContent();
+}
+
+test("a fee below the chain's minimum and a signature for another chain get the node's own reasons", async () => {
+  // The fee schedule the page reads says nothing is charged: the node names the minimum.
+  const cheap = await pageWithAlteredNode((answer) => {
+    if (answer.result?.params?.base_fee !== undefined) {
+      answer.result.params.base_fee = '0';
+      answer.result.params.fee_per_byte = '0';
+    }
+  });
+  assert.match(
+    await transferRefusal(cheap.page),
+    /^the chain refused the transfer: transaction rejected: the fee 0 WTE is below the minimum [\d.]+ WTE for this transaction$/,
+  );
+  await screenshot(cheap.page, 'refused-fee');
+  await cheap.browser.close();
+  assert.deepEqual(cheap.errors, []);
+
+  // The page is told of another chain's genesis (and trusts it): what it signs is refused.
+  const other = `0x${'ab'.repeat(32)}`;
+  const confused = await pageWithAlteredNode(
+    (answer) => {
+      if (typeof answer.result?.genesis_hash === 'string') {
+        answer.result.genesis_hash = other;
+      }
+    },
+    (config) => ({ ...config, genesis: other.slice(2) }),
+  );
+  assert.match(
+    await transferRefusal(confused.page),
+    /^the chain refused the transfer: transaction rejected: bad signature: not signed by the signer's key for this chain \(genesis hash\)$/,
+  );
+  await confused.browser.close();
+  assert.deepEqual(confused.errors, []);
+
+  // A node of another chain than the console trusts: said, and nothing is signed for it.
+  const lied = await openBrowser();
+  await lied.page.route('**/config.json', async (route) => {
+    const response = await route.fetch();
+    await route.fulfill({ response, json: { ...(await response.json()), genesis: 'cd'.repeat(32) } });
+  });
+  await lied.page.goto(dev.console);
+  await lied.page.getByText(/serves another chain .* than the one this console trusts/).waitFor();
+  await lied.browser.close();
+  assert.deepEqual(lied.errors, []);
+});

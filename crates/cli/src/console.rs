@@ -6,6 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use anyhow::{Context, Result};
 use clap::Args;
 
+use wetee_client::light::Trust;
+
 use crate::output::{Format, print};
 
 /// What `wetee console` needs.
@@ -21,24 +23,41 @@ pub struct ConsoleArgs {
 
 /// Serves the console at `address` for the node at `rpc` (whose chain is a development one if
 /// `development`) until the runtime stops; its URL.
-pub async fn start(address: SocketAddr, rpc: &str, development: bool) -> Result<String> {
+/// What it proves is proven against `trust`.
+pub async fn start(
+    address: SocketAddr,
+    rpc: &str,
+    development: bool,
+    trust: Option<Trust>,
+) -> Result<String> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen on {address} (--console-port chooses another)"))?;
+    let genesis = trust.as_ref().map(|trust| {
+        let hash = match trust {
+            Trust::Spec(spec) => spec.genesis_hash(),
+            Trust::GenesisHash(hash) => *hash,
+        };
+        hex::encode(hash.0)
+    });
     let config = wetee_console::ConsoleConfig {
         rpc: rpc.to_string(),
         dev: development,
+        genesis,
     };
     tokio::spawn(async move {
-        if let Err(e) = wetee_console::serve(listener, config, std::future::pending()).await {
+        if let Err(e) = wetee_console::serve(listener, config, trust, std::future::pending()).await
+        {
             tracing::warn!(error = %e, "the web console stopped");
         }
     });
     Ok(format!("http://{address}"))
 }
 
-/// `wetee console`: serves the console for any chain until Ctrl-C.
-pub fn run(args: ConsoleArgs, format: Format) -> Result<()> {
+/// `wetee console`: serves the console for any chain until Ctrl-C; what it proves, it proves
+/// against `trust` (`--genesis-hash` or `--chain-spec`), without which it shows only what the
+/// node says.
+pub fn run(args: ConsoleArgs, trust: Option<Trust>, format: Format) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -58,7 +77,7 @@ pub fn run(args: ConsoleArgs, format: Format) -> Result<()> {
             .await
             .with_context(|| format!("{} does not answer as a WeTEE node", args.chain))?;
         let address = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port);
-        let url = start(address, &args.chain, spec.is_development()).await?;
+        let url = start(address, &args.chain, spec.is_development(), trust).await?;
         let document = serde_json::json!({ "console": url, "chain": spec.name, "rpc": args.chain });
         print(format, &document, || {
             format!(

@@ -14,6 +14,7 @@
 //!   sealed to it (an app's failure log).
 //! - [`secrets`]: sealing an app's secrets to its worker's attested TEE, after verifying the
 //!   worker's evidence locally with the chain's verifier and policy.
+//! - [`worker_trust`]: whether a worker's TEE is trusted now, judged through the light client.
 //!
 //! This crate talks to a node only through its public JSON-RPC; it must never depend on the
 //! node or the runtime, so that applications can use it without building a chain.
@@ -29,6 +30,7 @@ pub mod owner_key;
 pub mod owner_logs;
 pub mod rpc;
 pub mod secrets;
+pub mod worker_trust;
 
 /// This machine's clock, in Unix milliseconds: the owner's own, for what the owner signs or
 /// judges on their side (never for what a chain decides).

@@ -77,6 +77,8 @@ pub struct OwnerResponse {
     pub status: u16,
     /// The body's media type, if the worker named one.
     pub content_type: Option<String>,
+    /// The seconds after which a worker that has just started serves a request signed anew.
+    pub retry_after: Option<u64>,
     response: reqwest::Response,
 }
 
@@ -175,12 +177,7 @@ impl OwnerApiClient {
         // A worker that has just started answers 503 with the seconds after which a request
         // signed anew will be served (it cannot know what its predecessor served before).
         for _ in 0..MAX_STARTUP_RETRIES {
-            let wait = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
-                .filter(|&seconds| seconds <= MAX_RETRY_AFTER_SECS);
-            match wait {
+            match retry_after(&response) {
                 Some(seconds) if response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE => {
                     tokio::time::sleep(Duration::from_secs(seconds)).await;
                     response = self.send_signed(signer, target).await?;
@@ -188,7 +185,32 @@ impl OwnerApiClient {
                 _ => break,
             }
         }
-        Ok(OwnerResponse {
+        Ok(self.answer(response))
+    }
+
+    /// Sends `GET target` with `headers` signed elsewhere (a browser, whose keys never leave
+    /// it): only the owner-API headers (`x-wetee-…`) are passed on. A worker that asks for the
+    /// request to be signed again says so in [`OwnerResponse::retry_after`].
+    pub async fn forward(
+        &self,
+        target: &str,
+        headers: &[(String, String)],
+    ) -> Result<OwnerResponse, OwnerApiError> {
+        let mut request = self.http.get(format!("{}{target}", self.base));
+        for (name, value) in headers {
+            if name.starts_with("x-wetee-") {
+                request = request.header(name.as_str(), value.as_str());
+            }
+        }
+        let response = request.send().await.map_err(|e| OwnerApiError::Request {
+            worker: self.worker,
+            reason: reason(&e),
+        })?;
+        Ok(self.answer(response))
+    }
+
+    fn answer(&self, response: reqwest::Response) -> OwnerResponse {
+        OwnerResponse {
             worker: self.worker,
             status: response.status().as_u16(),
             content_type: response
@@ -196,12 +218,27 @@ impl OwnerApiClient {
                 .get(reqwest::header::CONTENT_TYPE)
                 .and_then(|value| value.to_str().ok())
                 .map(str::to_string),
+            retry_after: retry_after(&response),
             response,
-        })
+        }
     }
 }
 
+/// A `Retry-After` in seconds, if short enough to wait for.
+fn retry_after(response: &reqwest::Response) -> Option<u64> {
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+        .filter(|&seconds| seconds <= MAX_RETRY_AFTER_SECS)
+}
+
 impl OwnerApiClient {
+    /// The worker's address as requests are signed for it (`host:port`).
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
     async fn send_signed(
         &self,
         signer: Signer<'_>,

@@ -8,14 +8,15 @@
 //! key, and a second time to the owner's key, so [`seal`] can later reseal it to another worker
 //! without the owner typing it again. Values stay in memory and are zeroized when dropped.
 
-use crate::light::{LightClient, LightError, VerifiedHead};
+use crate::light::{LightClient, LightError};
 use crate::rpc::ClientError;
-use wetee_attest::{Verdict, stored};
-use wetee_types::attestation::{AttestationPolicy, MeasurementRule, worker_report_data};
+use crate::worker_trust::{FactsError, WorkerFacts};
+use wetee_attest::Verdict;
+use wetee_types::attestation::MeasurementRule;
 use wetee_types::codec::{BoundedString, BoundedVec};
 use wetee_types::manifest::EnvName;
 use wetee_types::records::{
-    App, AppSecrets, CollateralRecord, MAX_ALLOWED_IMAGES, SealedSecret, Worker, merge_secrets,
+    App, AppSecrets, MAX_ALLOWED_IMAGES, SealedSecret, Worker, merge_secrets,
     secrets_signing_payload,
 };
 use wetee_types::transaction::AppsCall;
@@ -63,16 +64,12 @@ impl std::fmt::Debug for SecretValue {
 }
 
 /// What sealing acts on, read through the light client at one verified height: the app, its
-/// worker, its stored secrets, the chain's attestation policy and the collateral of the
-/// worker's platform.
+/// stored secrets, and its worker with what the worker's verdict is judged on.
 #[derive(Debug)]
 struct ChainFacts {
-    head: VerifiedHead,
     app: App,
-    worker: Worker,
     stored: Option<AppSecrets>,
-    policy: AttestationPolicy,
-    collateral: Option<Vec<u8>>,
+    worker: WorkerFacts,
 }
 
 /// How many times a read starts over when the chain moves on under it.
@@ -104,37 +101,15 @@ async fn read_facts_once(light: &LightClient, app_id: AppId) -> Result<ChainFact
             "app {app_id} is not placed on a worker yet: secrets are sealed to the worker it runs on, once it has one"
         ))
     })?;
-    let worker = snapshot
-        .worker(placement.worker)
-        .await?
-        .ok_or_else(|| refused(format!("worker {} vanished", placement.worker)))?;
     let stored = snapshot.app_secrets(app_id).await?;
-    let policy = snapshot
-        .attestation_policy()
-        .await?
-        .ok_or_else(|| refused("the chain holds no attestation policy"))?;
-    let key = stored::collateral_key(worker.evidence.kind, &worker.evidence.data)
-        .map_err(|e| refused(format!("worker {}: {e}", worker.id)))?;
-    let collateral = match key {
-        Some(key) => {
-            let record: CollateralRecord = snapshot
-                .get(wetee_types::state_keys::collateral(
-                    key.kind, &key.fmspc, key.pck_ca,
-                ))
-                .await?
-                .ok_or_else(|| {
-                    refused(format!(
-                        "the chain has no collateral for worker {}'s platform ({key})",
-                        worker.id
-                    ))
-                })?;
-            Some(record.json.to_vec())
-        }
-        None => None,
-    };
-    let head = snapshot
-        .head()
-        .ok_or_else(|| refused("the chain answered no state"))?;
+    let worker = WorkerFacts::read(&mut snapshot, placement.worker)
+        .await
+        .map_err(|e| match e {
+            FactsError::Light(e) => SecretsError::Light(e),
+            FactsError::Missing(why) => refused(why),
+        })?
+        .ok_or_else(|| refused(format!("worker {} vanished", placement.worker)))?;
+    let head = &worker.head;
     // The owner's clock is the owner's own: judge the worker now, not when a node says.
     let age_ms = crate::now_ms().saturating_sub(head.timestamp_ms);
     if age_ms > MAX_HEAD_AGE_MS {
@@ -146,12 +121,9 @@ async fn read_facts_once(light: &LightClient, app_id: AppId) -> Result<ChainFact
         )));
     }
     Ok(ChainFacts {
-        head,
         app,
-        worker,
         stored,
-        policy,
-        collateral,
+        worker,
     })
 }
 
@@ -168,7 +140,7 @@ async fn verify_facts(
     expected: &[MeasurementRule],
     allow_simulated: bool,
 ) -> Result<Verdict, SecretsError> {
-    let worker = &facts.worker;
+    let worker = &facts.worker.worker;
     if worker.evidence.kind == TeeKind::Simulated && !allow_simulated {
         return Err(refused(format!(
             "worker {} runs the simulated TEE, which protects nothing (its keys are public); \
@@ -176,24 +148,13 @@ async fn verify_facts(
             worker.id
         )));
     }
-    if !worker.attestation_valid(facts.head.timestamp_ms) {
+    if !worker.attestation_valid(facts.worker.head.timestamp_ms) {
         return Err(refused(format!(
             "worker {}'s attestation expired; wait until it sends fresh evidence",
             worker.id
         )));
     }
-    let evidence = &worker.evidence;
-    let nonce = light.verified_header(evidence.nonce_height).await?;
-    let report_data = worker_report_data(&light.genesis_hash(), &worker.keys, &nonce.hash.0);
-    let mut verifier_policy = stored::worker_policy(&facts.policy, report_data);
-    verifier_policy.allow_simulated &= allow_simulated;
-    let verdict = stored::verify_stored(
-        evidence.kind,
-        &evidence.data,
-        facts.collateral.as_deref(),
-        facts.head.timestamp_ms / 1000,
-        &verifier_policy,
-    );
+    let verdict = facts.worker.verify(light, allow_simulated).await?;
     if !verdict.valid {
         return Err(refused(format!(
             "worker {}'s attestation does not verify here: {}",
@@ -228,6 +189,117 @@ pub struct SealOptions {
     pub allow_simulated: bool,
 }
 
+/// Where an app's secrets are to be sealed, judged through the light client: its worker, whose
+/// evidence verified here, and what the chain already stores. The CLI seals with it at once;
+/// the console hands it to the browser, which seals there and signs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SealTarget {
+    /// The app.
+    pub app: AppId,
+    /// Its owner, who signs the record.
+    pub owner: wetee_types::AccountId,
+    /// The worker it is placed on.
+    pub worker: wetee_types::WorkerId,
+    /// The worker's attested sealing key, which values are sealed to.
+    #[serde(with = "hex_key")]
+    pub sealing_key: [u8; 32],
+    /// The revision the new record will have.
+    pub revision: u32,
+    /// The secret names the app's version declares.
+    pub declared: Vec<String>,
+    /// What the chain stores now.
+    pub stored: Option<AppSecrets>,
+    /// Whether the stored secrets are sealed to another worker key (the app moved): each must
+    /// be resealed from the owner's copy.
+    pub moved: bool,
+    /// The images that may receive the secrets unless the owner chooses: those allowed so
+    /// far, else the app's current image.
+    pub allowed_images: Vec<Hash>,
+    /// The verdict on the worker's evidence.
+    pub verdict: Verdict,
+}
+
+mod hex_key {
+    pub fn serialize<S: serde::Serializer>(key: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(key))
+    }
+}
+
+/// Finds and judges where `owner`'s app `app_id` seals its secrets: its worker's evidence is
+/// verified as the chain verifies it, with the app version's measurement rules and `options`'
+/// own.
+pub async fn prepare(
+    light: &LightClient,
+    owner: &wetee_types::AccountId,
+    app_id: AppId,
+    options: &SealOptions,
+) -> Result<(SealTarget, Worker), SecretsError> {
+    let facts = read_facts(light, app_id).await?;
+    let app = &facts.app;
+    if app.owner != *owner {
+        return Err(refused(format!(
+            "app {app_id} belongs to {}, not to {owner}",
+            app.owner
+        )));
+    }
+    let verdict = verify_facts(
+        light,
+        &facts,
+        &options.expected_measurements,
+        options.allow_simulated,
+    )
+    .await?;
+    let worker = facts.worker.worker.clone();
+    if !app
+        .spec
+        .constraints
+        .allows_measurements(verdict.measurements.as_ref())
+    {
+        return Err(refused(format!(
+            "worker {} runs a TEE whose measurements app {app_id}'s version does not allow",
+            worker.id
+        )));
+    }
+    let stored = facts.stored.clone();
+    let revision = stored
+        .as_ref()
+        .map_or(0, |s| s.revision)
+        .checked_add(1)
+        .ok_or_else(|| refused("the secrets revision overflows"))?;
+    let moved = stored
+        .as_ref()
+        .is_some_and(|s| s.worker != worker.id || s.sealing_key != worker.keys.sealing);
+    let allowed_images = match (options.allowed_images.as_slice(), &stored) {
+        ([], Some(stored)) => stored.allowed_images.to_vec(),
+        ([], None) => vec![Hash(app.spec.container.image.digest)],
+        (chosen, _) => chosen.to_vec(),
+    };
+    if allowed_images.len() > MAX_ALLOWED_IMAGES {
+        return Err(refused(format!(
+            "at most {MAX_ALLOWED_IMAGES} images may receive an app's secrets"
+        )));
+    }
+    let target = SealTarget {
+        app: app_id,
+        owner: *owner,
+        worker: worker.id,
+        sealing_key: worker.keys.sealing,
+        revision,
+        declared: app
+            .spec
+            .container
+            .secrets
+            .iter()
+            .map(|n| n.as_str().to_string())
+            .collect(),
+        stored,
+        moved,
+        allowed_images,
+        verdict,
+    };
+    Ok((target, worker))
+}
+
 /// The call that seals `values` (and removes `remove`) for `app`, owned by `owner`, to the
 /// worker it is placed on. Secrets already on chain but sealed to another worker key (the app
 /// moved) are resealed from the owner's copies in the same call, so with no values this is a
@@ -241,55 +313,22 @@ pub async fn seal(
     remove: &[String],
     options: &SealOptions,
 ) -> Result<(Call, Worker), SecretsError> {
-    let facts = read_facts(light, app_id).await?;
-    let app = &facts.app;
-    if app.owner != owner.account_id() {
-        return Err(refused(format!(
-            "app {app_id} belongs to {}, not to this key",
-            app.owner
-        )));
-    }
-    let verdict = verify_facts(
-        light,
-        &facts,
-        &options.expected_measurements,
-        options.allow_simulated,
-    )
-    .await?;
-    let worker = facts.worker.clone();
-    if !app
-        .spec
-        .constraints
-        .allows_measurements(verdict.measurements.as_ref())
-    {
-        return Err(refused(format!(
-            "worker {} runs a TEE whose measurements app {app_id}'s version does not allow",
-            worker.id
-        )));
-    }
+    let (target, worker) = prepare(light, &owner.account_id(), app_id, options).await?;
     for value in values {
-        if !app
-            .spec
-            .container
-            .secrets
-            .iter()
-            .any(|n| n.as_str() == value.name)
-        {
+        if !target.declared.contains(&value.name) {
             return Err(refused(format!(
                 "app {app_id} does not declare a secret named `{}` (declare it in the manifest's `secrets` first)",
                 value.name
             )));
         }
     }
-    let stored = facts.stored.clone();
-    let revision = stored
-        .as_ref()
-        .map_or(0, |s| s.revision)
-        .checked_add(1)
-        .ok_or_else(|| refused("the secrets revision overflows"))?;
-    let moved = stored
-        .as_ref()
-        .is_some_and(|s| s.worker != worker.id || s.sealing_key != worker.keys.sealing);
+    let SealTarget {
+        revision,
+        moved,
+        stored,
+        allowed_images,
+        ..
+    } = target;
     let genesis = light.genesis_hash();
     let owner_secret = wetee_sealing::owner_secret(owner);
     let owner_public = wetee_sealing::public_key(&owner_secret);
@@ -365,12 +404,7 @@ pub async fn seal(
     }
     // The owner signs the record the chain will store, and which images may receive it: the
     // worker gives the secrets to nothing the owner did not sign.
-    let allowed = match (options.allowed_images.as_slice(), &stored) {
-        ([], Some(stored)) => stored.allowed_images.to_vec(),
-        ([], None) => vec![Hash(app.spec.container.image.digest)],
-        (chosen, _) => chosen.to_vec(),
-    };
-    let allowed = BoundedVec::try_new(allowed).map_err(|_| {
+    let allowed = BoundedVec::try_new(allowed_images).map_err(|_| {
         refused(format!(
             "at most {MAX_ALLOWED_IMAGES} images may receive an app's secrets"
         ))
@@ -398,4 +432,29 @@ pub async fn seal(
 
 fn env_name(name: &str) -> Result<EnvName, SecretsError> {
     BoundedString::try_new(name).map_err(|_| refused(format!("`{name}` is too long for a name")))
+}
+
+/// The secrets record an update of `app` to `image` needs its owner to sign, read through
+/// the light client: the stored record as the next revision, with `image` the only one allowed
+/// to receive the secrets. `None` when the app has no secrets or `image` may already receive
+/// them. The update carries the signature as its `secrets_grant`.
+pub async fn grant_record(
+    light: &LightClient,
+    app: AppId,
+    image: &[u8; 32],
+) -> Result<Option<AppSecrets>, SecretsError> {
+    let Some(mut record) = light.snapshot().app_secrets(app).await? else {
+        return Ok(None);
+    };
+    if record.allows_image(image) {
+        return Ok(None);
+    }
+    // The chain stores a grant as the next revision of the record.
+    record.revision = record
+        .revision
+        .checked_add(1)
+        .ok_or_else(|| refused("the secrets revision overflows"))?;
+    record.allowed_images =
+        BoundedVec::try_new(vec![Hash(*image)]).map_err(|_| refused("one image always fits"))?;
+    Ok(Some(record))
 }

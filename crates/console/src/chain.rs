@@ -11,24 +11,67 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 use wetee_client::app_overview::AppOverview;
+use wetee_client::light::{LightClient, LightError, Trust};
 use wetee_client::rpc::{Client, ClientError};
 use wetee_types::{AccountId, AppId};
 
 /// How long connecting to the node may take.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The node this server reads for the page, connected on first use and again after a loss.
+/// The node this server reads for the page, connected on first use and again after a loss;
+/// and the chain it trusts, for what it proves through the light client.
 pub struct Chain {
     url: String,
+    trust: Option<Trust>,
     client: Mutex<Option<Arc<Client>>>,
+    light: Mutex<Option<Arc<LightClient>>>,
 }
 
 impl Chain {
-    pub fn new(url: String) -> Arc<Chain> {
+    pub fn new(url: String, trust: Option<Trust>) -> Arc<Chain> {
         Arc::new(Chain {
             url,
+            trust,
             client: Mutex::new(None),
+            light: Mutex::new(None),
         })
+    }
+
+    /// A light client of the node, following the trusted chain.
+    pub async fn light(&self) -> Result<Arc<LightClient>, Response> {
+        let Some(trust) = &self.trust else {
+            return Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this console was started without a chain to trust, so it cannot prove what \
+                 the node says: start it with `wetee --genesis-hash HASH console` (or \
+                 `--chain-spec FILE`)",
+            )
+                .into_response());
+        };
+        let mut light = self.light.lock().await;
+        if let Some(connected) = light.as_ref()
+            && connected.rpc().is_connected()
+        {
+            return Ok(Arc::clone(connected));
+        }
+        let connected =
+            tokio::time::timeout(CONNECT_TIMEOUT, LightClient::connect(&self.url, trust))
+                .await
+                .map_err(|_| {
+                    (
+                        StatusCode::BAD_GATEWAY,
+                        format!(
+                            "reading the chain: the node at {} gave no answer within {} s",
+                            self.url,
+                            CONNECT_TIMEOUT.as_secs()
+                        ),
+                    )
+                        .into_response()
+                })?
+                .map_err(|e| light_failure(&e))?;
+        let connected = Arc::new(connected);
+        *light = Some(Arc::clone(&connected));
+        Ok(connected)
     }
 
     async fn client(&self) -> Result<Arc<Client>, ClientError> {
@@ -51,13 +94,31 @@ impl Chain {
     }
 }
 
+/// A failure to read or prove the chain, as the page shows it.
+pub fn light_failure(error: &LightError) -> Response {
+    match error {
+        LightError::Node(e) => unavailable(e),
+        other => (
+            StatusCode::BAD_GATEWAY,
+            format!("proving the chain: {other}"),
+        )
+            .into_response(),
+    }
+}
+
 /// A failure to read the chain, as the page shows it.
-fn unavailable(error: &ClientError) -> Response {
+pub fn unavailable(error: &ClientError) -> Response {
     let status = match error {
         ClientError::Connection { .. } => StatusCode::BAD_GATEWAY,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     (status, format!("reading the chain: {error}")).into_response()
+}
+
+/// An owner named in a query (SS58 or 0x hex), or the page's error.
+pub fn parse_owner(text: &str) -> Result<AccountId, (StatusCode, String)> {
+    text.parse()
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("owner `{text}`: {e}")))
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,15 +128,9 @@ pub struct Owner {
 
 /// Every app of `owner`, newest first.
 pub async fn apps(State(chain): State<Arc<Chain>>, Query(query): Query<Owner>) -> Response {
-    let owner: AccountId = match query.owner.parse() {
+    let owner = match parse_owner(&query.owner) {
         Ok(owner) => owner,
-        Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                format!("owner `{}`: {e}", query.owner),
-            )
-                .into_response();
-        }
+        Err(refusal) => return refusal.into_response(),
     };
     let read = async { AppOverview::of_owner(&*chain.client().await?, &owner).await };
     match read.await {

@@ -6,8 +6,12 @@
 //! The page talks to the node directly over WebSocket. What the CLI and the SDK already know
 //! how to do, or a browser cannot verify by itself, this server does for it under `/api`,
 //! through the SDK: reading a `wetee.toml` (`POST /api/manifest`), apps as `wetee app status`
-//! sees them (`GET /api/apps`), and later a worker's RA-TLS certificate and proofs of chain
-//! state.
+//! sees them (`GET /api/apps`); and what must be proven, through the light client against the
+//! chain it was told to trust: a worker's attestation judged as the chain judges it (`GET
+//! /api/workers/{id}/trust`), where an app's secrets are sealed (`GET
+//! /api/apps/{id}/seal-target`), what an update must have the owner sign for the app's secrets
+//! to follow its new image (`GET /api/apps/{id}/secrets-grant`), and the page's signed
+//! requests to a worker's owner API, sent to the endpoint and TLS identity the chain attested (`GET /api/owner/{worker}/…`).
 //!
 //! This crate must never hold or see an account's private key: the browser keeps its keys and
 //! signs; the server only relays and verifies.
@@ -17,6 +21,8 @@
 mod assets;
 mod chain;
 mod manifest;
+mod relay;
+mod verified;
 
 pub use manifest::MAX_MANIFEST_BYTES;
 
@@ -29,6 +35,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
+pub use wetee_client::light::Trust;
 
 /// What the page is told at `/config.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -37,6 +44,9 @@ pub struct ConsoleConfig {
     pub rpc: String,
     /// Whether the chain is a development chain: dev keys (`//Alice`…) are offered only then.
     pub dev: bool,
+    /// The genesis hash of the chain this console trusts, hex: the page refuses a node that
+    /// serves another (`None`: the console was told of none, and says so).
+    pub genesis: Option<String>,
 }
 
 /// The header every `/api` request carries. A page of another site cannot send it without
@@ -80,12 +90,16 @@ fn is_loopback_host(host: &str) -> bool {
 
 /// The console's routes: `/config.json`, `/api` (what the page asks this server to do), the
 /// app's files, and the app's page for any other path (the app routes in the browser).
-pub fn router(config: ConsoleConfig) -> Router {
+pub fn router(config: ConsoleConfig, trust: Option<Trust>) -> Router {
     let api = Router::new()
         .route("/manifest", post(manifest::parse))
         .route("/apps", get(chain::apps))
         .route("/apps/{id}", get(chain::app))
-        .with_state(chain::Chain::new(config.rpc.clone()))
+        .route("/apps/{id}/seal-target", get(verified::seal_target))
+        .route("/apps/{id}/secrets-grant", get(verified::secrets_grant))
+        .route("/workers/{id}/trust", get(verified::worker_trust))
+        .route("/owner/{worker}/{*path}", get(relay::relay))
+        .with_state(chain::Chain::new(config.rpc.clone(), trust))
         .layer(DefaultBodyLimit::max(manifest::MAX_MANIFEST_BYTES))
         .layer(axum::middleware::from_fn(only_the_consoles_page));
     Router::new()
@@ -104,9 +118,10 @@ pub fn router(config: ConsoleConfig) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     config: ConsoleConfig,
+    trust: Option<Trust>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(config))
+    axum::serve(listener, router(config, trust))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -42,8 +42,9 @@ async fn start() -> std::net::SocketAddr {
     let config = ConsoleConfig {
         rpc: "ws://127.0.0.1:9944".into(),
         dev: true,
+        genesis: None,
     };
-    tokio::spawn(serve(listener, config, std::future::pending()));
+    tokio::spawn(serve(listener, config, None, std::future::pending()));
     address
 }
 
@@ -78,7 +79,7 @@ async fn the_console_serves_its_page_files_and_configuration() {
     let config: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         config,
-        serde_json::json!({ "rpc": "ws://127.0.0.1:9944", "dev": true })
+        serde_json::json!({ "rpc": "ws://127.0.0.1:9944", "dev": true, "genesis": null })
     );
 }
 
@@ -115,4 +116,25 @@ async fn the_api_answers_only_the_consoles_own_page() {
     let huge = "#".repeat(wetee_console::MAX_MANIFEST_BYTES + 1);
     let (head, _) = post(address, "/api/manifest", "x-wetee-console: 1\r\n", &huge).await;
     assert!(head.starts_with("http/1.0 413"), "{head}");
+}
+
+#[tokio::test]
+async fn what_must_be_proven_is_refused_without_a_chain_to_trust() {
+    let address = start().await;
+    let api = |path: &str| {
+        format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nx-wetee-console: 1\r\n\r\n")
+    };
+    for path in [
+        "/api/workers/1/trust",
+        "/api/apps/1/seal-target?owner=0x0101010101010101010101010101010101010101010101010101010101010101",
+        "/api/owner/1/apps/1/logs?follow=1",
+    ] {
+        let (head, body) = request(address, &api(path)).await;
+        assert!(head.starts_with("http/1.0 503"), "{path}: {head}");
+        assert!(body.contains("--genesis-hash"), "{path}: {body}");
+    }
+    // Only a workload's logs and an app's status are relayed, whatever the chain.
+    let (head, body) = request(address, &api("/api/owner/1/apps/1/secrets")).await;
+    assert!(head.starts_with("http/1.0 404"), "{head}");
+    assert!(body.contains("logs"), "{body}");
 }

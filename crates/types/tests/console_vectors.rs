@@ -9,7 +9,7 @@ use wetee_types::balance::Balance;
 use wetee_types::codec::encode;
 use wetee_types::manifest::AppSpec;
 use wetee_types::transaction::{AppsCall, BalancesCall, Call, SignedTransaction, Transaction};
-use wetee_types::{AccountId, AppId, Hash, KeyScheme, Keypair, Signature};
+use wetee_types::{AccountId, AppId, Hash, KeyScheme, Keypair, Signature, WorkerId};
 
 const VECTORS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -85,10 +85,11 @@ fn app_spec(generator: &mut Generator) -> AppSpec {
     spec
 }
 
-/// Every call the console sends, in turn: transfers most, each other call often.
+/// Every call the console sends, in turn: transfers most, each other call often (the secrets
+/// records' revisions and sealed bytes as generated: the codec does not judge them).
 fn call(index: usize, generator: &mut Generator) -> Call {
     let app = AppId(generator.exact_number());
-    match index % 8 {
+    match index % 10 {
         0..=2 => Call::Balances(BalancesCall::Transfer {
             to: AccountId(generator.bytes()),
             amount: Balance(generator.amount()),
@@ -105,7 +106,29 @@ fn call(index: usize, generator: &mut Generator) -> Call {
             amount: Balance(generator.amount()),
         }),
         6 => Call::Apps(AppsCall::Restart { app }),
-        _ => Call::Apps(AppsCall::Stop { app }),
+        7 => Call::Apps(AppsCall::Stop { app }),
+        8 => Call::Apps(AppsCall::Update {
+            app,
+            spec: app_spec(generator),
+            secrets_grant: generator.arbitrary(),
+        }),
+        _ => {
+            let signature_bytes = [generator.bytes(), generator.bytes()].concat();
+            let signature = if generator.next().is_multiple_of(2) {
+                Signature::Ed25519(signature_bytes.try_into().unwrap())
+            } else {
+                Signature::Sr25519(signature_bytes.try_into().unwrap())
+            };
+            Call::Apps(AppsCall::SetSecrets {
+                app,
+                worker: WorkerId(generator.exact_number()),
+                sealing_key: generator.bytes(),
+                set: generator.arbitrary(),
+                remove: generator.arbitrary(),
+                allowed_images: generator.arbitrary(),
+                signature,
+            })
+        }
     }
 }
 

@@ -68,3 +68,70 @@ export function app(id: number): Promise<AppOverview> {
   return get(`/api/apps/${id}`);
 }
 
+
+/** `wetee_client::worker_trust::WorkerTrust`: a worker's attestation proven and judged by the console's server. */
+export interface WorkerTrust {
+  worker: number;
+  height: number;
+  block_time_ms: number;
+  tee: string;
+  simulated: boolean;
+  valid: boolean;
+  reason: string | null;
+  verdict: {
+    tcb_status: string | null;
+    advisory_ids: string[];
+    debug: boolean | null;
+    measurements: Record<string, Record<string, unknown>> | null;
+  };
+  evidence_height: number;
+  fresh_at_ms: number;
+  expires_at_ms: number;
+  identity: string;
+  sealing_key: string;
+  endpoint: string;
+  owner_api_host: string | null;
+  policy: { allowed_tcb_statuses: string[]; allow_simulated_tee: boolean; max_evidence_age_ms: number };
+}
+
+/** Worker `id`'s attestation, proven through the light client and judged as the chain judges it. */
+export function workerTrust(id: number): Promise<WorkerTrust> {
+  return get(`/api/workers/${id}/trust`);
+}
+
+/** `wetee_client::secrets::SealTarget`: where an app's secrets are sealed, after judging its worker. */
+export interface SealTarget {
+  app: number;
+  owner: string;
+  worker: number;
+  sealing_key: string;
+  revision: number;
+  declared: string[];
+  stored: {
+    revision: number;
+    worker: number;
+    sealing_key: string;
+    secrets: import('./sealing').SealedSecretJson[];
+    allowed_images: string[];
+  } | null;
+  moved: boolean;
+  allowed_images: string[];
+}
+
+/** Where `owner`'s app `id` seals its secrets; rejects with the chain's reason when it cannot. */
+export function sealTarget(id: number, owner: string, allowSimulated: boolean): Promise<SealTarget> {
+  return get(
+    `/api/apps/${id}/seal-target?owner=${encodeURIComponent(owner)}&allow_simulated=${allowSimulated}`,
+  );
+}
+
+/** What an update's owner signs so the new image receives the app's secrets; `null`: nothing. */
+export interface SecretsGrantToSign {
+  payload: string;
+  allowed_images: string[];
+}
+
+/** Whether an update of app `id` to the image `digest` (hex) needs the owner's consent for its secrets. */
+export function secretsGrant(id: number, digest: string): Promise<SecretsGrantToSign | null> {
+  return get(`/api/apps/${id}/secrets-grant?image=${encodeURIComponent(digest)}`);
+}

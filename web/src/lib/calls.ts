@@ -35,6 +35,39 @@ const account: Layout = (out, value, path) => {
 const id = u64;
 const balance = u128;
 const envName = text(128);
+/** `wetee_types::manifest::MAX_SECRETS`. */
+const MAX_SECRETS = 32;
+/** `wetee_types::records::MAX_SEALED_BYTES`. */
+const MAX_SEALED_BYTES = 2048 + 16;
+/** `wetee_types::records::MAX_ALLOWED_IMAGES`. */
+const MAX_ALLOWED_IMAGES = 8;
+
+/** `SealedBox`: an HPKE encapsulated key and ciphertext. */
+const sealedBox = struct([
+  ['enc', fixedBytes(32)],
+  ['ciphertext', list(u8, MAX_SEALED_BYTES)],
+]);
+
+/** `SealedSecret`: a secret sealed to the worker and to its owner. */
+export const sealedSecret = struct([
+  ['name', envName],
+  ['revision', u32],
+  ['for_worker', sealedBox],
+  ['for_owner', sealedBox],
+]);
+
+/** `Signature`: `{"scheme": "sr25519", "signature": "0x…"}`, its scheme's tag and 64 bytes. */
+const signature: Layout = (out, value, path) => {
+  const { scheme } = (value ?? {}) as { scheme?: unknown };
+  names({ ed25519: 0, sr25519: 1 })(out, scheme, `${path}.scheme`);
+  fixedBytes(64)(out, (value as { signature?: unknown }).signature, `${path}.signature`);
+};
+
+/** `SecretsGrant`: the owner's consent that an update's image receives the app's secrets. */
+const secretsGrant = struct([
+  ['allowed_images', list(fixedBytes(32), MAX_ALLOWED_IMAGES)],
+  ['signature', signature],
+]);
 
 const imageRef = struct([
   ['repository', text(255)],
@@ -178,6 +211,14 @@ const appsCall = variants({
       ['deposit', balance],
     ],
   ],
+  update: [
+    1,
+    [
+      ['app', id],
+      ['spec', appSpec],
+      ['secrets_grant', option(secretsGrant)],
+    ],
+  ],
   recharge: [
     3,
     [
@@ -187,6 +228,18 @@ const appsCall = variants({
   ],
   restart: [4, [['app', id]]],
   stop: [5, [['app', id]]],
+  set_secrets: [
+    6,
+    [
+      ['app', id],
+      ['worker', id],
+      ['sealing_key', fixedBytes(32)],
+      ['set', list(sealedSecret, MAX_SECRETS)],
+      ['remove', list(envName, MAX_SECRETS)],
+      ['allowed_images', list(fixedBytes(32), MAX_ALLOWED_IMAGES)],
+      ['signature', signature],
+    ],
+  ],
 });
 
 /** `Call`: only the pallets and calls the console sends. */

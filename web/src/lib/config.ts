@@ -4,6 +4,11 @@ export interface ConsoleConfig {
   rpc: string;
   /** Whether the chain is a development chain (dev keys such as `//Alice` may be offered). */
   dev: boolean;
+  /**
+   * The genesis hash (hex) of the chain the console's server trusts and proves against: a node
+   * that serves another chain is refused. `null`: the server was told of none.
+   */
+  genesis: string | null;
 }
 
 /** Reads `/config.json` from the console's server. */
@@ -16,5 +21,6 @@ export async function loadConfig(): Promise<ConsoleConfig> {
   if (typeof config.rpc !== 'string' || !/^wss?:\/\//.test(config.rpc)) {
     throw new Error('/config.json names no WebSocket RPC URL');
   }
-  return { rpc: config.rpc, dev: config.dev === true };
+  const genesis = typeof config.genesis === 'string' && /^[0-9a-f]{64}$/.test(config.genesis) ? config.genesis : null;
+  return { rpc: config.rpc, dev: config.dev === true, genesis };
 }

@@ -91,14 +91,31 @@ function miniSecret(phrase: string, password = ''): Uint8Array {
   return pbkdf2(sha512, entropy, `mnemonic${password}`, { c: 2048, dkLen: 64 }).subarray(0, 32);
 }
 
-/** A hard junction's chain code: the SCALE-encoded name, zero-padded (or hashed) to 32 bytes. */
-function chainCode(name: string): Uint8Array {
-  const bytes = encoder.encode(name);
-  // SCALE's compact length: one byte below 64.
-  if (bytes.length >= 64) {
-    throw new Error('junction names are short');
+/** SCALE's compact encoding of a length. */
+function compactLength(length: number): Uint8Array {
+  if (length < 1 << 6) {
+    return Uint8Array.of(length << 2);
   }
-  const encoded = new Uint8Array([bytes.length << 2, ...bytes]);
+  if (length < 1 << 14) {
+    const value = (length << 2) | 1;
+    return Uint8Array.of(value & 0xff, value >> 8);
+  }
+  throw new Error('junction names are short');
+}
+
+/**
+ * A junction's chain code: the SCALE encoding of the name (a number if it is one that fits
+ * 64 bits, a string otherwise), zero-padded, or hashed when longer than 32 bytes.
+ */
+function chainCode(name: string): Uint8Array {
+  let encoded: Uint8Array;
+  if (/^[0-9]+$/.test(name) && BigInt(name) < 1n << 64n) {
+    encoded = new Uint8Array(8);
+    new DataView(encoded.buffer).setBigUint64(0, BigInt(name), true);
+  } else {
+    const bytes = encoder.encode(name);
+    encoded = new Uint8Array([...compactLength(bytes.length), ...bytes]);
+  }
   if (encoded.length > 32) {
     return blake2b(encoded, { dkLen: 32 });
   }
@@ -107,13 +124,50 @@ function chainCode(name: string): Uint8Array {
   return code;
 }
 
-/** A development account: its name, its sr25519 secret (public knowledge) and public key. */
-export interface DevAccount {
+/** An account whose sr25519 key the page holds: a development key, or one from a phrase. */
+export interface KeyAccount {
   name: string;
   secretKey: Uint8Array;
   publicKey: Uint8Array;
   address: string;
 }
+
+/**
+ * The sr25519 account of a secret URI as the CLI reads one (`wetee_client::keys::SecretUri`):
+ * a BIP39 phrase, then hard (`//name`) and soft (`/name`) junctions, then `///password`.
+ * Throws, without repeating the phrase, if it is not one.
+ */
+export function accountFromUri(uri: string): KeyAccount {
+  const text = uri.trim();
+  const passwordAt = text.indexOf('///');
+  const rest = passwordAt >= 0 ? text.slice(0, passwordAt) : text;
+  const password = passwordAt >= 0 ? text.slice(passwordAt + 3) : '';
+  const pathAt = rest.indexOf('/');
+  const phrase = (pathAt >= 0 ? rest.slice(0, pathAt) : rest).trim().split(/\s+/).join(' ');
+  let path = pathAt >= 0 ? rest.slice(pathAt) : '';
+  let secretKey: Uint8Array;
+  try {
+    secretKey = secretFromSeed(miniSecret(phrase, password));
+  } catch {
+    throw new Error('this is not a BIP39 phrase of the English word list (check every word and their order)');
+  }
+  while (path.length > 0) {
+    const hard = path.startsWith('//');
+    const tail = path.slice(hard ? 2 : 1);
+    const end = tail.indexOf('/') >= 0 ? tail.indexOf('/') : tail.length;
+    const name = tail.slice(0, end);
+    if (name === '') {
+      throw new Error("empty derivation step (too many '/')");
+    }
+    secretKey = hard ? HDKD.secretHard(secretKey, chainCode(name)) : HDKD.secretSoft(secretKey, chainCode(name));
+    path = tail.slice(end);
+  }
+  const publicKey = getPublicKey(secretKey);
+  return { name: 'secret phrase', secretKey, publicKey, address: ss58Encode(publicKey) };
+}
+
+/** A development account: its name, its sr25519 secret (public knowledge) and public key. */
+export type DevAccount = KeyAccount;
 
 /** `//name`, derived from the development phrase. */
 export function devAccount(name: string): DevAccount {

@@ -8,7 +8,8 @@
 
 import { sign } from '@scure/sr25519';
 import { toHex, fromHex, type Scheme } from './codec';
-import { devAccount, ss58Encode, ss58DecodeAny } from './keys';
+import { accountFromUri, devAccount, ss58Encode, ss58DecodeAny } from './keys';
+import { ownerSecretFromAccountKey } from './sealing';
 
 /** A signature and the scheme that made it. */
 export interface AccountSignature {
@@ -23,16 +24,23 @@ export interface Account {
   /** Its WeTEE (SS58 prefix 2026) address. */
   address: string;
   /** Where its key is. */
-  kind: 'dev' | 'extension';
+  kind: 'dev' | 'phrase' | 'extension';
   /** Signs `payload` as this account. */
   sign(payload: Uint8Array): Promise<AccountSignature>;
+  /**
+   * The owner's sealing secret derived from the account key, as the CLI derives it; only a
+   * signer that holds the key in the page has one (an extension never shows its key).
+   */
+  derivedOwnerSecret?(): Uint8Array;
 }
 
 /** What each kind of signer can do, in words the page shows. */
 export const SIGNER_WORDS: Record<Account['kind'], string> = {
-  dev: 'a development key: it signs here in the page, and anyone can derive it (development chains only)',
+  dev: 'a development key: it signs here in the page, and anyone can derive it (development chains only); your logs and secrets open with the owner key derived from it, as the CLI derives it',
+  phrase:
+    'a secret phrase: this page holds its key in memory only, until you leave or reload; your logs and secrets open with the owner key derived from it, as the CLI derives it',
   extension:
-    'an extension account: it signs transactions in your extension, which never gives this page its secret key',
+    'an extension account: it signs transactions in your extension, which never gives this page its secret key; your logs and secrets open with an owner key this browser keeps (download it to keep a copy)',
 };
 
 /** A development account that signs in the page. */
@@ -43,6 +51,19 @@ export function devSigner(name: string): Account {
     address: account.address,
     kind: 'dev',
     sign: async (payload) => ({ scheme: 'sr25519', signature: sign(account.secretKey, payload) }),
+    derivedOwnerSecret: () => ownerSecretFromAccountKey(account.secretKey),
+  };
+}
+
+/** An account of a secret phrase (a BIP39 phrase and an optional path), held in memory only. */
+export function phraseSigner(uri: string): Account {
+  const account = accountFromUri(uri);
+  return {
+    name: `${account.address.slice(0, 8)}… (secret phrase)`,
+    address: account.address,
+    kind: 'phrase',
+    sign: async (payload) => ({ scheme: 'sr25519', signature: sign(account.secretKey, payload) }),
+    derivedOwnerSecret: () => ownerSecretFromAccountKey(account.secretKey),
   };
 }
 

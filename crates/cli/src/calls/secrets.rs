@@ -205,26 +205,10 @@ pub(super) async fn secrets_grant(
     }
     // What the owner signs is read and verified through the light client.
     let light = connect_light(context).await?;
-    let Some(mut record) = light
-        .snapshot()
-        .app_secrets(app)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-    else {
+    let Some(record) = wetee_client::secrets::grant_record(&light, app, image).await? else {
         return Ok(None);
     };
-    if record.allows_image(image) {
-        return Ok(None);
-    }
     let key = context.signing_key(&signer.from)?;
-    // The chain stores a grant as the next revision of the record.
-    record.revision = record
-        .revision
-        .checked_add(1)
-        .ok_or_else(|| anyhow::anyhow!("the secrets revision overflows"))?;
-    record.allowed_images =
-        wetee_types::codec::BoundedVec::try_new(vec![wetee_types::Hash(*image)])
-            .map_err(|_| anyhow::anyhow!("one image always fits"))?;
     let signature = key.sign(&record.signing_payload(&light.genesis_hash(), app));
     if context.format == Format::Text {
         eprintln!(

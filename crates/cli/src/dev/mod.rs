@@ -223,6 +223,7 @@ pub fn run(args: DevArgs, format: Format) -> Result<()> {
         console: (!args.no_console)
             .then(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.console_port)),
         development: spec.is_development(),
+        trust: wetee_client::light::Trust::Spec(Box::new(spec.clone())),
     };
     let (started_sender, started) = oneshot::channel::<Started>();
     let (stop_node, node_stop) = oneshot::channel::<()>();
@@ -279,6 +280,8 @@ struct Supervisor {
     exit_when_ready: bool,
     /// Where to serve the web console, if at all.
     console: Option<SocketAddr>,
+    /// The chain the console proves against: the one this dev cloud created.
+    trust: wetee_client::light::Trust,
     /// Whether the chain is a development chain.
     development: bool,
 }
@@ -328,7 +331,10 @@ impl Supervisor {
         };
         let rpc = format!("ws://{}", started.rpc_address);
         let console = match self.console {
-            Some(address) => Some(crate::console::start(address, &rpc, self.development).await),
+            Some(address) => Some(
+                crate::console::start(address, &rpc, self.development, Some(self.trust.clone()))
+                    .await,
+            ),
             None => None,
         };
         let (stop_worker, stop) = watch::channel(false);
