@@ -52,6 +52,12 @@ test("an extension's account signs a transfer the chain takes, and its refusal i
   );
   const after = BigInt((await rpcCall(dev, 'state_account', [ALICE])).free);
   assert.equal(after - before, 1_500_000_000_000n);
+  // While the extension asked, the page said in words what the hex was, and then no more.
+  assert.match(
+    await page.evaluate(() => window.standInSaw),
+    new RegExp(`asks you to sign: transfer 1\\.5 WTE to ${ALICE}, for a fee of [\\d.]+ WTE\\.`),
+  );
+  assert.equal(await page.getByTestId('signing-notice').count(), 0);
 
   // The user presses Cancel in the extension: nothing is sent, and the page says why.
   await page.evaluate(() => {

@@ -16,7 +16,8 @@ pub struct ConsoleArgs {
     /// The node's JSON-RPC over WebSocket, as the browser reaches it.
     #[arg(long, default_value = "ws://127.0.0.1:9944")]
     chain: String,
-    /// The port to serve the console on, on 127.0.0.1.
+    /// The port to serve the console on, on 127.0.0.1. The chain it proves against is named by
+    /// `--genesis-hash` or `--chain-spec`.
     #[arg(long, default_value_t = wetee_console::DEFAULT_ADDRESS.port())]
     port: u16,
 }
@@ -54,10 +55,15 @@ pub async fn start(
     Ok(format!("http://{address}"))
 }
 
-/// `wetee console`: serves the console for any chain until Ctrl-C; what it proves, it proves
-/// against `trust` (`--genesis-hash` or `--chain-spec`), without which it shows only what the
-/// node says.
-pub fn run(args: ConsoleArgs, trust: Option<Trust>, format: Format) -> Result<()> {
+/// `wetee console`: serves the console for any chain until Ctrl-C. What it proves (a worker's
+/// attestation, where secrets are sealed, where owner-API requests go), it proves against the
+/// chain `trust_args` name (`--genesis-hash` or `--chain-spec`, never the dev chain by default:
+/// `--chain` may be any node); without one, the page says that nothing is proven.
+pub fn run(args: ConsoleArgs, trust_args: &crate::calls::TrustArgs, format: Format) -> Result<()> {
+    let trust = match (&trust_args.genesis_hash, &trust_args.chain_spec) {
+        (None, None) => None,
+        _ => Some(trust_args.trust()?),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

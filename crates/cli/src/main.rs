@@ -224,7 +224,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Dev(args)) => bench_dev::dev(args, cli.output),
         Command::Bench(BenchCommand::Ingress(args)) => bench_ingress::ingress(args, cli.output),
         Command::Bench(BenchCommand::IngressApp(args)) => bench_ingress::ingress_app(args),
-        Command::Console(args) => console::run(args, session.trust.trust().ok(), cli.output),
+        Command::Console(args) => console::run(args, &session.trust, cli.output),
         Command::Chain(ChainCommand::Spec {
             dev,
             validators,

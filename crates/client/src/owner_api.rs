@@ -234,11 +234,6 @@ fn retry_after(response: &reqwest::Response) -> Option<u64> {
 }
 
 impl OwnerApiClient {
-    /// The worker's address as requests are signed for it (`host:port`).
-    pub fn authority(&self) -> &str {
-        &self.authority
-    }
-
     async fn send_signed(
         &self,
         signer: Signer<'_>,

@@ -113,7 +113,7 @@ impl WorkerFacts {
 pub struct WorkerTrust {
     /// The worker.
     pub worker: WorkerId,
-    /// The verified height the facts were read at, and its time.
+    /// The verified height the facts were read at.
     pub height: u64,
     /// The block time of `height`, Unix milliseconds.
     pub block_time_ms: u64,
@@ -129,7 +129,7 @@ pub struct WorkerTrust {
     pub verdict: Verdict,
     /// The block the evidence is bound to.
     pub evidence_height: u64,
-    /// When the chain last accepted evidence from it, and until when it vouches for it.
+    /// When the chain last accepted evidence from it.
     pub fresh_at_ms: u64,
     /// Until when the chain vouches for it.
     pub expires_at_ms: u64,
@@ -173,17 +173,31 @@ impl WorkerTrust {
         };
         let verdict = facts.verify(light, true).await?;
         let record = &facts.worker;
+        // Judged at the node's latest final block: a node that withholds blocks would have an
+        // expired worker judged as it was. This machine's clock says how old that block is.
+        let age_ms = crate::now_ms().saturating_sub(facts.head.timestamp_ms);
+        let stale = (age_ms > crate::secrets::MAX_HEAD_AGE_MS).then(|| {
+            format!(
+                "the node's latest final block ({}) is {} s old: it is behind or withholding the \
+                 chain, so this verdict may be out of date",
+                facts.head.height,
+                age_ms / 1000
+            )
+        });
+        let attested = record.attestation_valid(facts.head.timestamp_ms);
         Ok(Some(WorkerTrust {
             worker,
             height: facts.head.height,
             block_time_ms: facts.head.timestamp_ms,
             tee: record.evidence.kind,
             simulated: record.evidence.kind == TeeKind::Simulated,
-            valid: verdict.valid && record.attestation_valid(facts.head.timestamp_ms),
-            reason: if record.attestation_valid(facts.head.timestamp_ms) {
-                verdict.reason.clone()
-            } else {
+            valid: verdict.valid && attested && stale.is_none(),
+            reason: if let Some(stale) = stale {
+                Some(stale)
+            } else if !attested {
                 Some("the chain's attestation of this worker has expired".into())
+            } else {
+                verdict.reason.clone()
             },
             verdict,
             evidence_height: record.evidence.nonce_height,

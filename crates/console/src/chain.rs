@@ -23,15 +23,20 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 pub struct Chain {
     url: String,
     trust: Option<Trust>,
+    /// Whether the chain is a development one: only then may a worker's owner API be plain
+    /// HTTP on this machine (a worker of a real chain registering `http://127.0.0.1:…` would
+    /// have the relay reach the user's own services).
+    pub development: bool,
     client: Mutex<Option<Arc<Client>>>,
     light: Mutex<Option<Arc<LightClient>>>,
 }
 
 impl Chain {
-    pub fn new(url: String, trust: Option<Trust>) -> Arc<Chain> {
+    pub fn new(url: String, trust: Option<Trust>, development: bool) -> Arc<Chain> {
         Arc::new(Chain {
             url,
             trust,
+            development,
             client: Mutex::new(None),
             light: Mutex::new(None),
         })
@@ -43,7 +48,7 @@ impl Chain {
             return Err((
                 StatusCode::SERVICE_UNAVAILABLE,
                 "this console was started without a chain to trust, so it cannot prove what \
-                 the node says: start it with `wetee --genesis-hash HASH console` (or \
+                 the node says: start it with `wetee console --genesis-hash HASH` (or \
                  `--chain-spec FILE`)",
             )
                 .into_response());

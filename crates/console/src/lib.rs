@@ -35,7 +35,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
-pub use wetee_client::light::Trust;
+use wetee_client::light::Trust;
 
 /// What the page is told at `/config.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -45,7 +45,8 @@ pub struct ConsoleConfig {
     /// Whether the chain is a development chain: dev keys (`//Alice`…) are offered only then.
     pub dev: bool,
     /// The genesis hash of the chain this console trusts, hex: the page refuses a node that
-    /// serves another (`None`: the console was told of none, and says so).
+    /// serves another (`None`: the console was told of none; the page warns that nothing it
+    /// shows is proven, and the proving routes refuse with how to name one).
     pub genesis: Option<String>,
 }
 
@@ -99,7 +100,7 @@ pub fn router(config: ConsoleConfig, trust: Option<Trust>) -> Router {
         .route("/apps/{id}/secrets-grant", get(verified::secrets_grant))
         .route("/workers/{id}/trust", get(verified::worker_trust))
         .route("/owner/{worker}/{*path}", get(relay::relay))
-        .with_state(chain::Chain::new(config.rpc.clone(), trust))
+        .with_state(chain::Chain::new(config.rpc.clone(), trust, config.dev))
         .layer(DefaultBodyLimit::max(manifest::MAX_MANIFEST_BYTES))
         .layer(axum::middleware::from_fn(only_the_consoles_page));
     Router::new()

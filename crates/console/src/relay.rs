@@ -67,6 +67,16 @@ pub async fn relay(
         Ok(client) => client,
         Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     };
+    if !client.is_tls() && !chain.development {
+        return (
+            StatusCode::BAD_GATEWAY,
+            format!(
+                "worker {worker} offers its owner API only in plain HTTP on this machine: the \
+                 console relays to such an endpoint on a development chain only"
+            ),
+        )
+            .into_response();
+    }
     let target = match uri.query() {
         Some(query) => format!("/_wetee/{path}?{query}"),
         None => format!("/_wetee/{path}"),
@@ -89,6 +99,7 @@ pub async fn relay(
     }
     // Proxies and the browser must not hold back a followed log.
     response = response
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
         .header(header::CACHE_CONTROL, "no-store")
         .header("x-accel-buffering", "no");
     let body = futures::stream::unfold(Some(answer), |answer| async move {

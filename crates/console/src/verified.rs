@@ -74,9 +74,9 @@ pub struct GrantQuery {
     image: String,
 }
 
-/// What the owner signs so that an update of app `id` to `image` may receive its secrets, read
-/// through the light client: `{"payload", "allowed_images"}`, or `null` when no consent is
-/// needed.
+/// The secrets record the owner signs so that an update of app `id` to `image` may receive
+/// its secrets, read through the light client (the page builds what it signs from it, and checks
+/// that it allows `image` alone), or `null` when no consent is needed.
 pub async fn secrets_grant(
     State(chain): State<Arc<Chain>>,
     Path(id): Path<u64>,
@@ -96,11 +96,7 @@ pub async fn secrets_grant(
         Err(response) => return response,
     };
     match wetee_client::secrets::grant_record(&light, AppId(id), &image).await {
-        Ok(Some(record)) => Json(serde_json::json!({
-            "payload": format!("0x{}", hex::encode(record.signing_payload(&light.genesis_hash(), AppId(id)))),
-            "allowed_images": record.allowed_images,
-        }))
-        .into_response(),
+        Ok(Some(record)) => Json(record).into_response(),
         Ok(None) => Json(serde_json::Value::Null).into_response(),
         Err(SecretsError::Light(e)) => light_failure(&e),
         Err(SecretsError::Client(e)) => crate::chain::unavailable(&e),

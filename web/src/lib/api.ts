@@ -17,9 +17,19 @@ export type Parsed =
   | { kind: 'app'; spec: Record<string, unknown> }
   | { kind: 'task'; spec: Record<string, unknown> };
 
-async function failure(response: Response): Promise<Error> {
+/** The console's server refused, with its status and words. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+async function failure(response: Response): Promise<ApiError> {
   const text = await response.text().catch(() => '');
-  return new Error(text || `the console's server answered ${response.status}`);
+  return new ApiError(response.status, text || `the console's server answered ${response.status}`);
 }
 
 /** Reads a `wetee.toml` as `wetee deploy` does: the spec, or every problem by field. */
@@ -107,13 +117,7 @@ export interface SealTarget {
   sealing_key: string;
   revision: number;
   declared: string[];
-  stored: {
-    revision: number;
-    worker: number;
-    sealing_key: string;
-    secrets: import('./sealing').SealedSecretJson[];
-    allowed_images: string[];
-  } | null;
+  stored: SecretsRecord | null;
   moved: boolean;
   allowed_images: string[];
 }
@@ -125,13 +129,19 @@ export function sealTarget(id: number, owner: string, allowSimulated: boolean): 
   );
 }
 
-/** What an update's owner signs so the new image receives the app's secrets; `null`: nothing. */
-export interface SecretsGrantToSign {
-  payload: string;
+/** An app's secrets record (`wetee_types::records::AppSecrets`) as the node shows it. */
+export interface SecretsRecord {
+  worker: number;
+  sealing_key: string;
+  revision: number;
+  secrets: import('./sealing').SealedSecretJson[];
   allowed_images: string[];
 }
 
-/** Whether an update of app `id` to the image `digest` (hex) needs the owner's consent for its secrets. */
-export function secretsGrant(id: number, digest: string): Promise<SecretsGrantToSign | null> {
+/**
+ * The secrets record an update of app `id` to the image `digest` (hex) has its owner sign, so
+ * that the new image receives the app's secrets; `null` when no consent is needed.
+ */
+export function secretsGrant(id: number, digest: string): Promise<SecretsRecord | null> {
   return get(`/api/apps/${id}/secrets-grant?image=${encodeURIComponent(digest)}`);
 }

@@ -16,7 +16,7 @@ const text = new TextEncoder();
 const OWNER_REQUEST_DOMAIN = text.encode('wetee/owner-api/v2');
 const OWNER_SESSION_DOMAIN = text.encode('wetee/owner-session/v1');
 /** How long a session lasts: a sign-in's worth. */
-export const SESSION_MS = 3_600_000;
+const SESSION_MS = 3_600_000;
 
 /** A request: its method, target (path and query) and the worker's `host:port`. */
 export interface RequestTarget {
@@ -61,7 +61,7 @@ export interface OwnerSession {
 }
 
 /** `account` delegates to a fresh key for `lifetimeMs` on the chain `genesisHash`. */
-export async function delegate(
+async function delegate(
   account: Account,
   genesisHash: Uint8Array,
   lifetimeMs = SESSION_MS,
@@ -70,7 +70,11 @@ export async function delegate(
   const secret = ed25519.utils.randomSecretKey();
   const key = ed25519.getPublicKey(secret);
   const expiresMs = nowMs + lifetimeMs;
-  const delegation = await account.sign(sessionPayload(genesisHash, key, expiresMs));
+  const until = new Date(expiresMs).toLocaleTimeString();
+  const delegation = await account.sign(
+    sessionPayload(genesisHash, key, expiresMs),
+    `let this page read your apps' logs and status from their workers until ${until}`,
+  );
   return {
     account: toHex(ss58DecodeAny(account.address)),
     genesisHash,
@@ -81,7 +85,7 @@ export async function delegate(
 }
 
 /** The headers of `request` to `worker`, signed with `session`. */
-export function signedHeaders(
+function signedHeaders(
   session: OwnerSession,
   worker: number,
   request: RequestTarget,

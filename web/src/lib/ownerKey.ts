@@ -72,6 +72,18 @@ export async function publishOwnerKey(
   if (published && toHex(key.public) === `0x${published}`) {
     return null;
   }
+  // An extension's key lives in one browser: replacing the one another browser published
+  // would leave what was sealed to it readable only there.
+  if (
+    published &&
+    !account.derivedOwnerSecret &&
+    !confirm(
+      `${account.name} has published an owner key this browser does not hold (another browser's, or the CLI's). ` +
+        'Publish this browser\'s key instead? New logs will then open here only; what was sealed to the other key stays readable only where that key is.',
+    )
+  ) {
+    return null;
+  }
   const call = { balances: { set_sealing_key: { key: toHex(key.public) } } };
   const ending = await submit(rpc, await signCall(rpc, account, call, genesisHash, finalized), () => {});
   return endingWords('publishing your owner key', ending);

@@ -216,12 +216,12 @@ function secretAad(id: SecretId, recipient: Uint8Array, key: Uint8Array): Uint8A
 }
 
 /** The associated data of a seal to worker `worker` whose sealing key is `key`. */
-export function forWorker(id: SecretId, worker: number, key: Uint8Array): Uint8Array {
+function forWorker(id: SecretId, worker: number, key: Uint8Array): Uint8Array {
   return secretAad(id, concatBytes(text.encode('worker'), bigEndian(worker, 8)), key);
 }
 
 /** The associated data of a seal to the owner `owner` (its account). */
-export function forOwner(id: SecretId, owner: Uint8Array): Uint8Array {
+function forOwner(id: SecretId, owner: Uint8Array): Uint8Array {
   return secretAad(id, text.encode('owner'), owner);
 }
 

@@ -1,6 +1,8 @@
 /** Signing a call in the browser and following it to finality. */
 
 import type { Call } from './calls';
+import { describeCall } from './callWords';
+import { formatBalance } from './balance';
 import {
   encodeSigned,
   encodeTransaction,
@@ -65,7 +67,8 @@ export async function signTransaction(
   genesisHash: string,
 ): Promise<Signed> {
   const encoded = encodeTransaction(tx);
-  const { scheme, signature } = await from.sign(signingPayload(fromHex(genesisHash), encoded));
+  const words = `${describeCall(tx.call)}, for a fee of ${formatBalance(tx.fee.toString())}`;
+  const { scheme, signature } = await from.sign(signingPayload(fromHex(genesisHash), encoded), words);
   return { hex: toHex(encodeSigned(encoded, scheme, signature)), fee: tx.fee };
 }
 

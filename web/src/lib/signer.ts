@@ -1,15 +1,18 @@
 /**
  * Who signs in the console: a development key (`//Alice`…, public, offered on a development
- * chain only) that signs in the page, or an account of a Polkadot browser extension
+ * chain only) or a secret phrase the user types (held in the page's memory only), which sign in
+ * the page, or an account of a Polkadot browser extension
  * (`window.injectedWeb3`), which signs in the extension and never gives the page its secret.
  * Extensions sign `<Bytes>payload</Bytes>`; the chain accepts that form for what accounts sign
  * (transactions, owner requests), never for a worker's reports.
  */
 
+import { tick } from 'svelte';
 import { sign } from '@scure/sr25519';
 import { toHex, fromHex, type Scheme } from './codec';
 import { accountFromUri, devAccount, ss58Encode, ss58DecodeAny } from './keys';
 import { ownerSecretFromAccountKey } from './sealing';
+import { signing } from './signing.svelte';
 
 /** A signature and the scheme that made it. */
 export interface AccountSignature {
@@ -25,8 +28,11 @@ export interface Account {
   address: string;
   /** Where its key is. */
   kind: 'dev' | 'phrase' | 'extension';
-  /** Signs `payload` as this account. */
-  sign(payload: Uint8Array): Promise<AccountSignature>;
+  /**
+   * Signs `payload` as this account; `words` say what it is, shown while an extension asks
+   * its user (who sees only hex there).
+   */
+  sign(payload: Uint8Array, words: string): Promise<AccountSignature>;
   /**
    * The owner's sealing secret derived from the account key, as the CLI derives it; only a
    * signer that holds the key in the page has one (an extension never shows its key).
@@ -122,12 +128,17 @@ export async function extensionAccounts(): Promise<{ accounts: Account[]; proble
         name: `${listed.name ?? 'account'} (${source})`,
         address: ss58Encode(publicKey),
         kind: 'extension',
-        async sign(payload) {
+        async sign(payload, words) {
           let answer: { signature: string };
+          signing.words = words;
+          // Shown before the extension's window opens over the page.
+          await tick();
           try {
             answer = await signRaw({ address: listed.address, data: toHex(payload), type: 'bytes' });
           } catch (error) {
             throw new RefusedToSign(`${source} did not sign: ${(error as Error).message}`);
+          } finally {
+            signing.words = null;
           }
           const signature = fromHex(answer.signature);
           if (signature.length !== 64) {

@@ -2,7 +2,8 @@
 // before it loads: `window.injectedWeb3` with one sr25519 account (`//Bob`, listed under
 // Polkadot's generic prefix as a real extension would), signing `<Bytes>`-wrapped payloads
 // with @polkadot/keyring as real extensions do. `window.standInRefuses = true` makes it refuse
-// like a user pressing Cancel.
+// like a user pressing Cancel. `window.standInSaw` keeps what the page's notice said while the
+// last signature was asked for.
 
 import { Keyring } from '@polkadot/keyring';
 import { hexToU8a, u8aToHex, u8aWrapBytes } from '@polkadot/util';
@@ -29,6 +30,8 @@ window.injectedWeb3 = {
             if (address !== bob.address || type !== 'bytes') {
               throw new Error('not an account of this extension');
             }
+            // What the page says it asks for, while the extension asks its user.
+            window.standInSaw = document.querySelector('[data-testid="signing-notice"]')?.textContent ?? null;
             return { id: 1, signature: u8aToHex(bob.sign(u8aWrapBytes(hexToU8a(data)))) };
           },
         },
