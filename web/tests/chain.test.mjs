@@ -5,6 +5,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { eventually, openBrowser, rpcCall, screenshot, startDev } from './support.mjs';
 
+const ALICE = 'vxszpwueo7jPZVqnQBZqSKLJZKkhzUMWHEWNQN6QureYjo2oC';
+
 let dev;
 let browser;
 
@@ -225,4 +227,48 @@ test("a fee below the chain's minimum and a signature for another chain get the 
   await lied.page.getByText(/serves another chain .* than the one this console trusts/).waitFor();
   await lied.browser.close();
   assert.deepEqual(lied.errors, []);
+});
+
+test('a nonce another tab of the account took is refused by the node, and the page signs again at the next one', async () => {
+  const used = BigInt((await rpcCall(dev, 'state_account', [ALICE])).nonce);
+  assert.ok(used > 0n, 'Alice has sent before');
+  const opened = await openBrowser();
+  const { page, errors } = opened;
+  // The page is told a nonce Alice has used already, as a tab would be whose other tab has just
+  // sent: only the answers to `system_accountNextIndex` are changed (their ids are tracked).
+  const asked = new Set();
+  await page.routeWebSocket(
+    (url) => url.protocol === 'ws:',
+    (ws) => {
+      const server = ws.connectToServer();
+      ws.onMessage((message) => {
+        const request = JSON.parse(message);
+        if (request.method === 'system_accountNextIndex') {
+          asked.add(request.id);
+        }
+        server.send(message);
+      });
+      server.onMessage((message) => {
+        const answer = JSON.parse(message);
+        if (asked.has(answer.id) && typeof answer.result === 'number') {
+          answer.result = Math.max(0, answer.result - 1);
+        }
+        ws.send(JSON.stringify(answer));
+      });
+    },
+  );
+  await page.goto(dev.console);
+  await page.getByTestId('account-picker').selectOption('dev:Alice');
+  await page.getByTestId('free').waitFor();
+  await page.getByTestId('transfer-to').fill('vxrRffqUez1PfLqHtkdsVZzPbDuh71p6wjgE5JjHEnfdW1yKK');
+  await page.getByTestId('transfer-amount').fill('0.5');
+  await page.getByTestId('transfer').getByRole('button').click();
+  const status = page.getByTestId('transfer-status');
+  await eventually('the transfer to be final at the next free nonce', 60, async () =>
+    (await status.getAttribute('data-statuses'))?.endsWith('finalized') ? true : undefined,
+  );
+  assert.equal(await page.getByTestId('transfer-refusal').count(), 0);
+  assert.equal(BigInt((await rpcCall(dev, 'state_account', [ALICE])).nonce), used + 1n);
+  await opened.browser.close();
+  assert.deepEqual(errors, []);
 });

@@ -10,7 +10,8 @@
 //! chain it was told to trust: a worker's attestation judged as the chain judges it (`GET
 //! /api/workers/{id}/trust`), where an app's secrets are sealed (`GET
 //! /api/apps/{id}/seal-target`), what an update must have the owner sign for the app's secrets
-//! to follow its new image (`GET /api/apps/{id}/secrets-grant`), and the page's signed
+//! to follow its new image (`GET /api/apps/{id}/secrets-grant`), the sealing key an account
+//! published (`GET /api/accounts/{account}/sealing-key`), and the page's signed
 //! requests to a worker's owner API, sent to the endpoint and TLS identity the chain attested (`GET /api/owner/{worker}/…`).
 //!
 //! This crate must never hold or see an account's private key: the browser keeps its keys and
@@ -99,6 +100,10 @@ pub fn router(config: ConsoleConfig, trust: Option<Trust>) -> Router {
         .route("/apps/{id}/seal-target", get(verified::seal_target))
         .route("/apps/{id}/secrets-grant", get(verified::secrets_grant))
         .route("/workers/{id}/trust", get(verified::worker_trust))
+        .route(
+            "/accounts/{account}/sealing-key",
+            get(verified::sealing_key),
+        )
         .route("/owner/{worker}/{*path}", get(relay::relay))
         .with_state(chain::Chain::new(config.rpc.clone(), trust, config.dev))
         .layer(DefaultBodyLimit::max(manifest::MAX_MANIFEST_BYTES))

@@ -103,3 +103,20 @@ pub async fn secrets_grant(
         Err(other) => (StatusCode::CONFLICT, other.to_string()).into_response(),
     }
 }
+
+/// The sealing key `account` has published, proven: the page publishes the owner's key before
+/// a deployment unless this is it (a node could otherwise have it replaced). `null`: none.
+pub async fn sealing_key(State(chain): State<Arc<Chain>>, Path(account): Path<String>) -> Response {
+    let account = match crate::chain::parse_owner(&account) {
+        Ok(account) => account,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let light = match chain.light().await {
+        Ok(light) => light,
+        Err(response) => return response,
+    };
+    match light.snapshot().sealing_key(&account).await {
+        Ok(key) => Json(key.map(hex::encode)).into_response(),
+        Err(e) => light_failure(&e),
+    }
+}

@@ -128,6 +128,7 @@ async fn what_must_be_proven_is_refused_without_a_chain_to_trust() {
         "/api/workers/1/trust",
         "/api/apps/1/seal-target?owner=0x0101010101010101010101010101010101010101010101010101010101010101",
         "/api/owner/1/apps/1/logs?follow=1",
+        "/api/accounts/0x0101010101010101010101010101010101010101010101010101010101010101/sealing-key",
     ] {
         let (head, body) = request(address, &api(path)).await;
         assert!(head.starts_with("http/1.0 503"), "{path}: {head}");

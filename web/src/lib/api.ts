@@ -129,6 +129,11 @@ export function sealTarget(id: number, owner: string, allowSimulated: boolean): 
   );
 }
 
+/** The sealing key (hex) `account` has published, proven by the console's server; `null`: none. */
+export function publishedSealingKey(account: string): Promise<string | null> {
+  return get(`/api/accounts/${encodeURIComponent(account)}/sealing-key`);
+}
+
 /** An app's secrets record (`wetee_types::records::AppSecrets`) as the node shows it. */
 export interface SecretsRecord {
   worker: number;

@@ -72,17 +72,6 @@ export async function signTransaction(
   return { hex: toHex(encodeSigned(encoded, scheme, signature)), fee: tx.fee };
 }
 
-/** Prepares and signs `call` (see [`prepare`]). */
-export async function signCall(
-  rpc: Rpc,
-  from: Account,
-  call: Call,
-  genesisHash: string,
-  finalized: number,
-): Promise<Signed> {
-  return signTransaction(from, await prepare(rpc, from, call, finalized), genesisHash);
-}
-
 /** `author_transactionStatus`. */
 export interface Status {
   status: 'ready' | 'included' | 'finalized' | 'dropped';
@@ -98,7 +87,7 @@ export interface Status {
 export type Ending =
   | { kind: 'finalized'; status: Status }
   | { kind: 'failed'; reason: string }
-  | { kind: 'refused'; reason: string }
+  | { kind: 'refused'; reason: string; code?: number | null; data?: unknown }
   | { kind: 'dropped'; reason: string }
   | { kind: 'lost'; reason: string };
 
@@ -128,11 +117,44 @@ export function submit(rpc: Rpc, signed: Signed, onStatus: (status: Status) => v
         }
       },
       {
-        onRefused: (error: RpcError) => resolve({ kind: 'refused', reason: error.message }),
+        onRefused: (error: RpcError) =>
+          resolve({ kind: 'refused', reason: error.message, code: error.code, data: error.data }),
         onLost: (reason) => resolve({ kind: 'lost', reason }),
       },
     );
   });
+}
+
+/** The node's refusals for a nonce another transaction of the signer took (docs/rpc.md). */
+const NONCE_TAKEN = 1005;
+const NONCE_USED = 1006;
+/** How many times a call is signed again at the next free nonce. */
+const NONCE_RETRIES = 3;
+
+/**
+ * Signs `call` as `from` and submits it, reporting each status. Another tab, wallet or script
+ * of the same account may take the nonce first: the node then refuses this one at its first
+ * submission (so it never executed) and names the next free nonce, at which it is signed
+ * again, a few times.
+ */
+export async function sendCall(
+  rpc: Rpc,
+  from: Account,
+  call: Call,
+  genesisHash: string,
+  finalized: number,
+  onStatus: (status: Status) => void,
+): Promise<Ending> {
+  const tx = await prepare(rpc, from, call, finalized);
+  for (let attempt = 0; ; attempt++) {
+    const ending = await submit(rpc, await signTransaction(from, tx, genesisHash), onStatus);
+    const next = (ending.kind === 'refused' ? (ending.data as { next?: unknown } | undefined)?.next : undefined) ?? null;
+    const taken = ending.kind === 'refused' && (ending.code === NONCE_TAKEN || ending.code === NONCE_USED);
+    if (!taken || typeof next !== 'number' || attempt >= NONCE_RETRIES) {
+      return ending;
+    }
+    tx.nonce = BigInt(next);
+  }
 }
 
 /** What an ending means to the person who sent `what`, in words; `null` when it went through. */
