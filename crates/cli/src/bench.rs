@@ -335,14 +335,15 @@ async fn run(args: &ChainBenchArgs, children: &mut [Child]) -> Result<Report> {
     let total = args.rate.saturating_mul(args.seconds + 2);
     let per_sender = total.div_ceil(senders.len() as u64).max(1);
     // Every transfer has the same size, so one fee fits all.
-    let sample = presign(&client, &senders[..1], 1, Balance::ZERO, head + 100_000);
+    // Within the pool's expiry horizon (an hour of blocks), far past the run.
+    let sample = presign(&client, &senders[..1], 1, Balance::ZERO, head + 10_000);
     let size = wetee_types::codec::encode(&sample[0]).len();
     let fee = params
         .params
         .minimum_fee(size)
         .context("fee parameters overflow")?;
     eprintln!("signing {} transfers", per_sender * senders.len() as u64);
-    let txs = presign(&client, &senders, per_sender, fee, head + 100_000);
+    let txs = presign(&client, &senders, per_sender, fee, head + 10_000);
     eprintln!(
         "submitting {} transfers/s for {} s",
         args.rate, args.seconds

@@ -198,6 +198,11 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     rejected(&transfer(0, fee, 0, &genesis), "expire");
     rejected(&transfer(0, Balance(1), height + 100, &genesis), "fee");
     rejected(&transfer(5_000, fee, height + 100, &genesis), "nonce");
+    // Valid for days: it would hold its place in every pool for days.
+    rejected(
+        &transfer(0, fee, height + 1_000_000, &genesis),
+        "sign it with an expiry within",
+    );
     rejected(
         &transfer(0, fee, height + 100, &Hash::of(b"another chain")),
         "signature",

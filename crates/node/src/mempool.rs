@@ -1,8 +1,9 @@
 //! Transactions waiting for a block.
 //!
 //! Admission checks everything that can be checked before execution against the latest
-//! finalized state: size, signature, expiry, fee, nonce and the signer's ability to pay the fees
-//! of all its pending transactions. Every rejection carries its reason.
+//! finalized state: size, signature, expiry (and that it is not too far ahead), fee, nonce and
+//! the signer's ability to pay the fees of all its pending transactions. Every rejection carries
+//! its reason.
 //!
 //! Per account, transactions are kept by nonce; a block takes them in arrival order while
 //! keeping each account's nonces in sequence. A transaction whose nonce is ahead of the account
@@ -27,6 +28,9 @@ pub struct MempoolLimits {
     pub max_per_account: usize,
     /// How far past the account's next nonce a transaction may be.
     pub max_nonce_gap: u64,
+    /// How many blocks after the next one a transaction may expire: one that stays valid for
+    /// days would hold its place in the pool (and in every peer's) for days.
+    pub max_expiry_ahead: u64,
 }
 
 impl Default for MempoolLimits {
@@ -36,6 +40,8 @@ impl Default for MempoolLimits {
             max_bytes: 128 * 1024 * 1024,
             max_per_account: 256,
             max_nonce_gap: 256,
+            // An hour of 250 ms blocks; the SDK and the console sign for 600.
+            max_expiry_ahead: 14_400,
         }
     }
 }
@@ -78,6 +84,19 @@ pub enum MempoolError {
         free: Balance,
         /// The sum of fees.
         total: Balance,
+    },
+    /// The transaction stays valid too long.
+    #[error(
+        "it expires at height {expires_at}, more than {max_ahead} blocks after the next block \
+         {height}: sign it with an expiry within {max_ahead} blocks"
+    )]
+    ExpiresTooFarAhead {
+        /// Its expiry height.
+        expires_at: u64,
+        /// The next block's height.
+        height: u64,
+        /// The most blocks ahead allowed.
+        max_ahead: u64,
     },
     /// The account has too many pending transactions.
     #[error("the signer already has {0} pending transactions; wait for some to be included")]
@@ -150,6 +169,13 @@ impl Mempool {
         let hash = tx.hash();
         if self.by_hash.contains_key(&hash) {
             return Err(MempoolError::AlreadyKnown(hash));
+        }
+        if tx.tx.expires_at > block.height.saturating_add(self.limits.max_expiry_ahead) {
+            return Err(MempoolError::ExpiresTooFarAhead {
+                expires_at: tx.tx.expires_at,
+                height: block.height,
+                max_ahead: self.limits.max_expiry_ahead,
+            });
         }
         let account = runtime.check_transaction(state, block, &tx, true)?;
         let signer = tx.tx.signer;
@@ -427,6 +453,33 @@ mod tests {
             admit(&mut pool, &world, transfer(&world, &world.alice, 2, 0)),
             Err(MempoolError::Invalid(TxError::Expired { .. }))
         ));
+        // Valid for longer than the horizon: refused, at the horizon: admitted.
+        let horizon = NEXT.height + MempoolLimits::default().max_expiry_ahead;
+        assert_eq!(
+            admit(
+                &mut pool,
+                &world,
+                transfer(&world, &world.alice, 2, horizon + 1)
+            ),
+            Err(MempoolError::ExpiresTooFarAhead {
+                expires_at: horizon + 1,
+                height: NEXT.height,
+                max_ahead: 14_400,
+            })
+        );
+        assert!(
+            admit(
+                &mut pool,
+                &world,
+                transfer(&world, &world.alice, 2, u64::MAX)
+            )
+            .is_err_and(|e| e
+                .to_string()
+                .contains("sign it with an expiry within 14400 blocks"))
+        );
+        let lasting = transfer(&world, &world.alice, 2, horizon);
+        admit(&mut pool, &world, lasting.clone()).unwrap();
+        pool.remove(&lasting.hash());
         let mut forged = transfer(&world, &world.alice, 2, 100);
         forged.tx.nonce = 3;
         assert_eq!(

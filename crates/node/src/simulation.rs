@@ -84,7 +84,7 @@ fn transfer(spec: &ChainSpec, nonce: u64) -> wetee_types::SignedTransaction {
         signer: alice().account_id(),
         nonce,
         fee: Balance(UNIT / 100),
-        expires_at: 100_000,
+        expires_at: 10_000,
         call: Call::Balances(BalancesCall::Transfer {
             to: bob().account_id(),
             amount: Balance(UNIT),
