@@ -159,6 +159,24 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     let (code, message) = error_of(port, "chain_getBlock", json!([1_000_000_000u64]));
     assert_eq!(code, 1002, "{message}");
     assert!(message.contains("not found"), "{message}");
+    // A batch of 10,000 calls is refused whole; one of 100 is answered call by call.
+    let batch = |calls: usize| {
+        let one = json!({"jsonrpc": "2.0", "id": 1, "method": "system_health", "params": []});
+        serde_json::to_vec(&vec![one; calls]).expect("JSON")
+    };
+    let (status, body) = http(port, &batch(10_000));
+    assert_eq!(status, 200);
+    let answer: Value = serde_json::from_str(&body).expect("a JSON-RPC answer");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("batch")),
+        "{body}"
+    );
+    let (_, body) = http(port, &batch(100));
+    let answers: Vec<Value> = serde_json::from_str(&body).expect("100 answers");
+    assert_eq!(answers.len(), 100);
+    assert!(answers.iter().all(|a| a["result"]["chain"].is_string()));
     // Subscriptions need a WebSocket; over HTTP the server library answers -32603.
     let (code, message) = error_of(port, "events_subscribe", json!([{"colour": "red"}]));
     assert_eq!(code, -32603, "{message}");

@@ -13,8 +13,8 @@ use std::task::{Context as TaskContext, Poll};
 
 use futures::StreamExt as _;
 use jsonrpsee::server::{
-    HttpBody, HttpRequest, HttpResponse, PendingSubscriptionSink, RpcModule, Server, ServerConfig,
-    ServerHandle, SubscriptionMessage,
+    BatchRequestConfig, HttpBody, HttpRequest, HttpResponse, PendingSubscriptionSink, PingConfig,
+    RpcModule, Server, ServerConfig, ServerHandle, SubscriptionMessage,
 };
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use serde::Deserialize;
@@ -44,6 +44,15 @@ pub const MAX_RESPONSE_BYTES: u32 = 64 << 20;
 pub const MAX_CONNECTIONS: u32 = 1_024;
 /// Subscriptions one connection may hold.
 pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: u32 = 256;
+/// Calls one JSON-RPC batch may hold: a batch of thousands of state queries would hold the
+/// node's threads for one request. A larger batch is refused whole, with an error.
+pub const MAX_BATCH_CALLS: u32 = 100;
+/// How often a WebSocket client is pinged, and how long one that answers nothing (no pong, no
+/// request) is kept: a client gone without closing its socket frees its connection slot and
+/// its subscriptions.
+pub const WS_PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+/// See [`WS_PING_INTERVAL`].
+pub const WS_INACTIVE_LIMIT: std::time::Duration = std::time::Duration::from_secs(90);
 
 /// Renders the node's metrics in the Prometheus text format.
 pub type MetricsSource = Arc<dyn Fn() -> String + Send + Sync>;
@@ -895,6 +904,13 @@ where
         .max_response_body_size(MAX_RESPONSE_BYTES)
         .max_connections(MAX_CONNECTIONS)
         .max_subscriptions_per_connection(MAX_SUBSCRIPTIONS_PER_CONNECTION)
+        .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH_CALLS))
+        .enable_ws_ping(
+            PingConfig::new()
+                .ping_interval(WS_PING_INTERVAL)
+                .inactive_limit(WS_INACTIVE_LIMIT)
+                .max_failures(2),
+        )
         .build();
     let server = Server::builder()
         .set_config(config)
