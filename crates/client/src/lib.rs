@@ -34,7 +34,7 @@ pub mod worker_trust;
 
 /// This machine's clock, in Unix milliseconds: the owner's own, for what the owner signs or
 /// judges on their side (never for what a chain decides).
-pub(crate) fn now_ms() -> u64 {
+pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

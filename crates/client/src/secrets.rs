@@ -109,16 +109,8 @@ async fn read_facts_once(light: &LightClient, app_id: AppId) -> Result<ChainFact
             FactsError::Missing(why) => refused(why),
         })?
         .ok_or_else(|| refused(format!("worker {} vanished", placement.worker)))?;
-    let head = &worker.head;
-    // The owner's clock is the owner's own: judge the worker now, not when a node says.
-    let age_ms = crate::now_ms().saturating_sub(head.timestamp_ms);
-    if age_ms > MAX_HEAD_AGE_MS {
-        return Err(refused(format!(
-            "the node's latest final block ({}) is {} s old: it is behind or withholding the \
-             chain; use another node",
-            head.height,
-            age_ms / 1000
-        )));
+    if let Some(stale) = worker.stale() {
+        return Err(refused(stale));
     }
     Ok(ChainFacts {
         app,

@@ -82,6 +82,21 @@ impl WorkerFacts {
         }))
     }
 
+    /// Why the height read is too old to judge the worker at, by this machine's clock (the
+    /// owner's own, not a node's): a node that withholds blocks would have an expired worker
+    /// judged as it was.
+    pub fn stale(&self) -> Option<String> {
+        let age_ms = crate::now_ms().saturating_sub(self.head.timestamp_ms);
+        (age_ms > crate::secrets::MAX_HEAD_AGE_MS).then(|| {
+            format!(
+                "the node's latest final block ({}) is {} s old: it is behind or withholding the \
+                 chain; use another node",
+                self.head.height,
+                age_ms / 1000
+            )
+        })
+    }
+
     /// The verdict on the worker's evidence at the time of the height read: genuine, for its
     /// keys, bound to a block of this chain, accepted by the chain's policy. The simulated TEE
     /// is judged valid only if `allow_simulated` (and the chain's policy) allow it: its keys
@@ -173,17 +188,7 @@ impl WorkerTrust {
         };
         let verdict = facts.verify(light, true).await?;
         let record = &facts.worker;
-        // Judged at the node's latest final block: a node that withholds blocks would have an
-        // expired worker judged as it was. This machine's clock says how old that block is.
-        let age_ms = crate::now_ms().saturating_sub(facts.head.timestamp_ms);
-        let stale = (age_ms > crate::secrets::MAX_HEAD_AGE_MS).then(|| {
-            format!(
-                "the node's latest final block ({}) is {} s old: it is behind or withholding the \
-                 chain, so this verdict may be out of date",
-                facts.head.height,
-                age_ms / 1000
-            )
-        });
+        let stale = facts.stale();
         let attested = record.attestation_valid(facts.head.timestamp_ms);
         Ok(Some(WorkerTrust {
             worker,

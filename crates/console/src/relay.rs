@@ -27,13 +27,6 @@ fn allowed(path: &str) -> bool {
     }
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or_default()
-}
-
 /// Passes the page's signed request on to worker `worker`, and its answer back as it arrives.
 pub async fn relay(
     State(chain): State<Arc<Chain>>,
@@ -63,7 +56,7 @@ pub async fn relay(
         }
         Err(e) => return light_failure(&e),
     };
-    let client = match OwnerApiClient::new(light.genesis_hash(), &record, now_ms()) {
+    let client = match OwnerApiClient::new(light.genesis_hash(), &record, wetee_client::now_ms()) {
         Ok(client) => client,
         Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     };
