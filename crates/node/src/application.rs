@@ -46,6 +46,11 @@ pub enum Fault {
     WrongStateRoot,
     /// Proposes blocks that replay their first transaction.
     ReplayedTransaction,
+    /// Stamps its blocks as far ahead of its clock as verifiers tolerate.
+    StampAhead,
+    /// Gossips invalid and nonce-gapped transactions instead of its pool (the simulation sends
+    /// them), and stamps its blocks ahead as [`Fault::StampAhead`] does.
+    FloodGossip,
 }
 
 /// The chain as Commonware's marshal sees it.
@@ -188,7 +193,12 @@ impl<E: commonware_storage::Context + Spawner> Application<E> {
                 .sleep_until(UNIX_EPOCH + Duration::from_millis(earliest))
                 .await;
         }
-        let timestamp = runtime.current().epoch_millis().max(earliest);
+        #[allow(unused_mut)]
+        let mut timestamp = runtime.current().epoch_millis().max(earliest);
+        #[cfg(test)]
+        if matches!(self.fault, Some(Fault::StampAhead | Fault::FloodGossip)) {
+            timestamp = timestamp.saturating_add(crate::executor::MAX_CLOCK_DRIFT_MS - 1);
+        }
         let mut executor = self.ledger.executor().lock().await;
         let max = self.ledger.max_block_transactions();
         let candidates = executor
@@ -200,7 +210,7 @@ impl<E: commonware_storage::Context + Spawner> Application<E> {
                 })
             })
             .ok()?;
-        let executed = match executor
+        let (executed, skipped) = match executor
             .propose(
                 &parent_hash,
                 recorded_context(context),
@@ -216,6 +226,8 @@ impl<E: commonware_storage::Context + Spawner> Application<E> {
                 return None;
             }
         };
+        drop(executor);
+        self.ledger.failed_inclusion(&skipped);
         self.ledger.included(&executed.block);
         #[allow(unused_mut)]
         let mut block = executed.block;
@@ -314,6 +326,7 @@ fn faulty(block: &wetee_types::Block, fault: Fault) -> wetee_types::Block {
     let mut block = block.clone();
     match fault {
         Fault::WrongStateRoot => block.header.state_root = wetee_types::Hash::of(b"a lie"),
+        Fault::StampAhead | Fault::FloodGossip => {}
         Fault::ReplayedTransaction => {
             let mut transactions: Vec<_> = block.transactions.iter().cloned().collect();
             if let Some(first) = transactions.first().cloned() {

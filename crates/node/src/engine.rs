@@ -463,6 +463,7 @@ where
         context.child("gossip"),
         ledger.clone(),
         channels.transactions,
+        config.blocker.clone(),
     ));
     // The node stops when any of its tasks ends: this one idles once the history is filled.
     let history = ledger.clone();

@@ -10,11 +10,13 @@ use std::sync::Arc;
 
 use commonware_runtime::Spawner;
 use wetee_runtime::{
-    BlockInfo, BlockOutcome, Changes, Genesis, Layer, MemoryState, Runtime, State,
+    BlockInfo, BlockOutcome, Changes, Genesis, Layer, MemoryState, Runtime, SignatureCheck, State,
 };
 use wetee_types::block::{ConsensusContext, MAX_BLOCK_BYTES, transactions_root};
 use wetee_types::codec::{BoundedVec, encode};
 use wetee_types::{Block, Hash, Header, SignedTransaction};
+
+use crate::signatures::Signatures;
 
 use crate::store::{Speculative, StateStore, StoreError};
 
@@ -123,6 +125,7 @@ pub struct Executor<E: commonware_storage::Context + Spawner> {
     genesis: Arc<Block>,
     head: Arc<Block>,
     executed: BTreeMap<Hash, Executed>,
+    signatures: Arc<Signatures>,
 }
 
 impl<E: commonware_storage::Context + Spawner> std::fmt::Debug for Executor<E> {
@@ -221,12 +224,18 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
             head: Arc::clone(&genesis_block),
             genesis: genesis_block,
             executed: BTreeMap::new(),
+            signatures: Arc::new(Signatures::new(genesis_hash)),
         })
     }
 
     /// The genesis block.
     pub fn genesis(&self) -> &Arc<Block> {
         &self.genesis
+    }
+
+    /// The node's signature checker, shared with admission.
+    pub fn signatures(&self) -> &Arc<Signatures> {
+        &self.signatures
     }
 
     /// The height the store's state belongs to.
@@ -312,7 +321,8 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
     }
 
     /// Builds and executes a child of `parent` from `candidates` (in order), skipping those
-    /// that cannot be included, up to `max_transactions`.
+    /// that cannot be included, up to `max_transactions`. Returns the block and the hashes of
+    /// the candidates that failed the chain's checks.
     pub async fn propose(
         &mut self,
         parent: &Hash,
@@ -320,7 +330,7 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
         timestamp_ms: u64,
         candidates: Vec<SignedTransaction>,
         max_transactions: usize,
-    ) -> Result<Executed, BlockError> {
+    ) -> Result<(Executed, Vec<Hash>), BlockError> {
         let parent_header = self
             .header_of(parent)
             .ok_or(BlockError::UnknownParent(*parent))?;
@@ -331,7 +341,10 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
             timestamp_ms,
             parent_hash: *parent,
         };
-        let (transactions, outcome, changes) = {
+        // Candidates come from the mempool, which checked them (usually remembered).
+        let hashes: Vec<Hash> = candidates.iter().map(SignedTransaction::hash).collect();
+        let verdicts = self.signatures.check_all(&candidates, &hashes);
+        let (transactions, skipped, outcome, changes) = {
             let memory = self.store.memory();
             let memory = memory.read().unwrap_or_else(|p| p.into_inner());
             let parent_view = Layer::with_changes(&*memory, ancestry);
@@ -342,10 +355,11 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
                 .begin_block(&mut view, &info)
                 .map_err(runtime_error)?;
             let mut included = Vec::new();
+            let mut skipped = Vec::new();
             let mut receipts = Vec::new();
             // Leave room for the header and length prefixes.
             let mut bytes = 1024usize;
-            for tx in candidates {
+            for (tx, good) in candidates.into_iter().zip(verdicts) {
                 if included.len() >= max_transactions {
                     break;
                 }
@@ -353,14 +367,23 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
                 if bytes.saturating_add(size) > MAX_BLOCK_BYTES {
                     continue;
                 }
-                match self.runtime.apply_transaction(&mut view, &info, &tx) {
+                if !good {
+                    skipped.push(tx.hash());
+                    continue;
+                }
+                match self.runtime.apply_checked_transaction(
+                    &mut view,
+                    &info,
+                    &tx,
+                    SignatureCheck::AlreadyVerified,
+                ) {
                     Ok(receipt) => {
                         bytes = bytes.saturating_add(size);
                         receipts.push(receipt);
                         included.push(tx);
                     }
                     Err(wetee_types::TxError::State(e)) => return Err(BlockError::Runtime(e)),
-                    Err(_) => continue,
+                    Err(_) => skipped.push(tx.hash()),
                 }
             }
             let end_events = self
@@ -372,7 +395,7 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
                 receipts,
                 end_events,
             };
-            (included, outcome, view.into_changes())
+            (included, skipped, outcome, view.into_changes())
         };
         let hashes: Vec<Hash> = transactions.iter().map(SignedTransaction::hash).collect();
         let (speculative, state_root) = self
@@ -400,7 +423,7 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
             speculative,
         };
         self.executed.insert(executed.hash, executed.clone());
-        Ok(executed)
+        Ok((executed, skipped))
     }
 
     /// Checks and executes `block`, whose parent must be known. `now_ms` bounds how far in the
@@ -431,6 +454,9 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
         if !block.transactions_match() {
             return Err(BlockError::TransactionsMismatch);
         }
+        self.signatures
+            .check_block(&block.transactions)
+            .map_err(|e| BlockError::InvalidTransaction(e.to_string()))?;
         let (ancestry, base) = self.ancestry(&header.parent)?;
         let info = BlockInfo {
             height: header.height,
@@ -453,7 +479,12 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
             let mut view = Layer::new(&parent_view);
             let outcome = self
                 .runtime
-                .execute_block(&mut view, &info, &block.transactions)
+                .execute_checked_block(
+                    &mut view,
+                    &info,
+                    &block.transactions,
+                    SignatureCheck::AlreadyVerified,
+                )
                 .map_err(|e| match e {
                     wetee_runtime::RuntimeError::InvalidTransaction { .. } => {
                         BlockError::InvalidTransaction(e.to_string())
@@ -608,7 +639,7 @@ mod tests {
                 transfer(0, 6 * UNIT),
                 transfer(1, 7 * UNIT),
             ];
-            let one = proposer
+            let (one, _) = proposer
                 .propose(&genesis, ConsensusContext::default(), time, candidates, 100)
                 .await
                 .unwrap();
@@ -668,7 +699,7 @@ mod tests {
             let mut node = open(ctx.child("n"), "n").await;
             let genesis = node.genesis().hash();
             let t1 = node.earliest_child_timestamp(&genesis).unwrap();
-            let one = node
+            let (one, _) = node
                 .propose(
                     &genesis,
                     ConsensusContext::default(),
@@ -678,7 +709,7 @@ mod tests {
                 )
                 .await
                 .unwrap();
-            let fork = node
+            let (fork, _) = node
                 .propose(
                     &genesis,
                     ConsensusContext {
@@ -693,7 +724,7 @@ mod tests {
                 .unwrap();
             let t2 = node.earliest_child_timestamp(&one.hash).unwrap();
             // Block two sees block one's nonce: nonce 0 again is left out, nonce 1 goes in.
-            let two = node
+            let (two, _) = node
                 .propose(
                     &one.hash,
                     ConsensusContext {
@@ -734,7 +765,7 @@ mod tests {
                 let mut node = open(ctx.child("n"), "n").await;
                 let genesis = node.genesis().hash();
                 let time = node.earliest_child_timestamp(&genesis).unwrap();
-                let one = node
+                let (one, _) = node
                     .propose(
                         &genesis,
                         ConsensusContext::default(),
@@ -756,7 +787,7 @@ mod tests {
             node.restore_head(Arc::clone(&one));
             assert_eq!(balance(&node, &bob()), Balance(UNIT));
             let time = node.earliest_child_timestamp(&one.hash()).unwrap();
-            let two = node
+            let (two, _) = node
                 .propose(
                     &one.hash(),
                     ConsensusContext::default(),

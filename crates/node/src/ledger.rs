@@ -17,8 +17,9 @@ use wetee_types::{Block, Hash, SignedTransaction};
 use crate::executor::Executor;
 use crate::finalizer::Marshal;
 use crate::history::History;
-use crate::mempool::{Mempool, MempoolError, MempoolLimits};
+use crate::mempool::{DropReason, Mempool, MempoolError, MempoolLimits};
 use crate::outcomes::{OutcomeError, Outcomes};
+use crate::signatures::Signatures;
 use crate::store::{ProvenValue, StoreError};
 
 /// How many recently finalized block hashes are remembered (to answer "is this block already
@@ -83,6 +84,7 @@ struct Inner<E: commonware_storage::Context + Spawner> {
     memory: Arc<RwLock<MemoryState>>,
     genesis: Arc<Block>,
     mempool: Mutex<Mempool>,
+    signatures: Arc<Signatures>,
     head: Mutex<Head>,
     ready: watch::Sender<bool>,
     subscribers: Mutex<Vec<mpsc::Sender<FinalizedBlock>>>,
@@ -151,6 +153,7 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
     ) -> Ledger<E> {
         let genesis = Arc::clone(executor.genesis());
         let memory = executor.store().memory();
+        let signatures = Arc::clone(executor.signatures());
         let (ready, _) = watch::channel(false);
         Ledger {
             inner: Arc::new(Inner {
@@ -158,6 +161,7 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
                 runtime: Runtime::new(),
                 memory,
                 mempool: Mutex::new(Mempool::new(mempool)),
+                signatures,
                 head: Mutex::new(Head {
                     status: Status {
                         head_hash: genesis.hash(),
@@ -492,14 +496,7 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
                 },
                 next_height,
             );
-            let mut watchers = lock(&self.inner.watchers);
-            for hash in dropped {
-                for mut sender in watchers.remove(&hash).unwrap_or_default() {
-                    let _ = sender.try_send(TransactionStatus::Dropped {
-                        reason: "another transaction used its nonce, or it expired".into(),
-                    });
-                }
-            }
+            self.dropped(dropped);
         }
         lock(&self.inner.subscribers).retain_mut(|subscriber| {
             // A subscriber that cannot keep up is dropped rather than letting it hold memory.
@@ -520,27 +517,123 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
         *lock(&self.inner.gossip) = Some(gossip);
     }
 
+    /// Tells the watchers of transactions that left the mempool why.
+    fn dropped(&self, dropped: Vec<(Hash, DropReason)>) {
+        if dropped.is_empty() {
+            return;
+        }
+        let mut watchers = lock(&self.inner.watchers);
+        for (hash, reason) in dropped {
+            for mut sender in watchers.remove(&hash).unwrap_or_default() {
+                let _ = sender.try_send(TransactionStatus::Dropped {
+                    reason: reason.to_string(),
+                });
+            }
+        }
+    }
+
     /// Checks `tx` against the latest finalized state and admits it into the mempool; `gossip`
-    /// forwards it to the other validators.
+    /// forwards it to the other validators. The signature is verified before any lock is taken.
     pub fn submit(&self, tx: SignedTransaction, gossip: bool) -> Result<Hash, MempoolError> {
+        let hash = tx.hash();
+        if lock(&self.inner.mempool).contains(&hash) {
+            return Err(MempoolError::AlreadyKnown(hash));
+        }
+        Self::precheck(&tx)?;
+        if !self.inner.signatures.check(&tx, hash) {
+            return Err(MempoolError::Invalid(wetee_types::TxError::BadSignature));
+        }
+        self.admit_verified(tx, gossip)
+    }
+
+    /// [`Ledger::submit`] for many transactions (a gossip message): the signatures not known
+    /// yet are verified in parallel. Returns each verdict, in order.
+    pub fn submit_all(
+        &self,
+        txs: Vec<SignedTransaction>,
+        gossip: bool,
+    ) -> Vec<Result<Hash, MempoolError>> {
+        let hashes: Vec<Hash> = txs.iter().map(SignedTransaction::hash).collect();
+        let mut verdicts: Vec<Option<Result<Hash, MempoolError>>> = {
+            let mempool = lock(&self.inner.mempool);
+            txs.iter()
+                .zip(&hashes)
+                .map(|(tx, hash)| {
+                    if mempool.contains(hash) {
+                        Some(Err(MempoolError::AlreadyKnown(*hash)))
+                    } else {
+                        Self::precheck(tx).err().map(Err)
+                    }
+                })
+                .collect()
+        };
+        let unchecked: Vec<usize> = (0..txs.len()).filter(|&i| verdicts[i].is_none()).collect();
+        let to_check: Vec<SignedTransaction> = unchecked.iter().map(|&i| txs[i].clone()).collect();
+        let their_hashes: Vec<Hash> = unchecked.iter().map(|&i| hashes[i]).collect();
+        let good = self.inner.signatures.check_all(&to_check, &their_hashes);
+        for ((index, tx), good) in unchecked.into_iter().zip(to_check).zip(good) {
+            verdicts[index] = Some(if good {
+                self.admit_verified(tx, gossip)
+            } else {
+                Err(MempoolError::Invalid(wetee_types::TxError::BadSignature))
+            });
+        }
+        verdicts
+            .into_iter()
+            .zip(hashes)
+            .map(|(verdict, hash)| verdict.unwrap_or(Err(MempoolError::AlreadyKnown(hash))))
+            .collect()
+    }
+
+    /// What can be refused before the signature is verified or any state read.
+    fn precheck(tx: &SignedTransaction) -> Result<(), MempoolError> {
+        let size = wetee_types::codec::encode(tx).len();
+        if size > wetee_types::transaction::MAX_TRANSACTION_BYTES {
+            return Err(MempoolError::Invalid(wetee_types::TxError::TooLarge {
+                size,
+                max: wetee_types::transaction::MAX_TRANSACTION_BYTES,
+            }));
+        }
+        Ok(())
+    }
+
+    /// Admits `tx`, whose signature was verified.
+    fn admit_verified(&self, tx: SignedTransaction, gossip: bool) -> Result<Hash, MempoolError> {
         let status = self.status();
         let next = BlockInfo {
             height: status.head.header.height.saturating_add(1),
             timestamp_ms: status.head.header.timestamp_ms,
             parent_hash: status.head.header.hash(),
         };
-        let hash = {
+        let admitted = {
             let memory = self
                 .inner
                 .memory
                 .read()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            lock(&self.inner.mempool).admit(&self.inner.runtime, &*memory, &next, tx.clone())?
+            lock(&self.inner.mempool).admit(
+                &self.inner.runtime,
+                &*memory,
+                &next,
+                tx.clone(),
+                wetee_runtime::SignatureCheck::AlreadyVerified,
+            )?
         };
+        self.dropped(admitted.dropped);
         if gossip && let Some(sender) = lock(&self.inner.gossip).as_ref() {
             let _ = sender.unbounded_send(tx);
         }
-        Ok(hash)
+        Ok(admitted.hash)
+    }
+
+    /// Records that a proposer could not include the transactions `skipped`; those that
+    /// failed too often leave the mempool.
+    pub(crate) fn failed_inclusion(&self, skipped: &[Hash]) {
+        if skipped.is_empty() {
+            return;
+        }
+        let dropped = lock(&self.inner.mempool).failed_inclusion(skipped);
+        self.dropped(dropped);
     }
 
     /// The nonce `account`'s next transaction should use: its nonce in the latest finalized

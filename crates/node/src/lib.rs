@@ -11,6 +11,7 @@
 //! - [`ledger`]: the node's shared view: finalized head, mempool, watchers and subscribers.
 //! - [`mempool`]: transactions waiting for a block, admitted only after the runtime's checks.
 //! - [`gossip`]: transactions passed between validators.
+//! - [`signatures`]: each transaction's signature verified once, many in parallel.
 //! - [`store`]: the persistent, authenticated state (QMDB) and its in-memory copy.
 //! - [`outcomes`]: receipts and events of finalized blocks, for the RPC.
 //! - [`rpc`]: JSON-RPC over HTTP and WebSocket, and `/metrics` (see `docs/rpc.md`).
@@ -35,6 +36,7 @@ pub mod mempool;
 pub mod outcomes;
 pub mod rpc;
 pub mod service;
+pub mod signatures;
 pub mod store;
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use commonware_p2p::simulated::{self, Link, Network, Oracle};
 use commonware_runtime::deterministic::{self, Context};
 use commonware_runtime::{Clock as _, Handle, Runner as _, Spawner as _, Supervisor as _};
-use commonware_utils::NZUsize;
+use commonware_utils::{NZUsize, SystemTimeExt as _};
 use futures::StreamExt as _;
 use wetee_types::balance::UNIT;
 use wetee_types::rpc::{BlockId, TransactionStatus};
@@ -36,13 +36,22 @@ fn public(index: usize) -> PublicKey {
     private_key(&seed(index)).expect("valid seed").public_key()
 }
 
+/// Ed25519, whose signatures are deterministic, so that a seed replays to the same blocks.
 fn alice() -> Keypair {
-    Keypair::from_seed(KeyScheme::Sr25519, [100; 32])
+    Keypair::from_seed(KeyScheme::Ed25519, [100; 32])
 }
 
 fn bob() -> Keypair {
     Keypair::from_seed(KeyScheme::Ed25519, [101; 32])
 }
+
+/// A funded account the Byzantine validator signs nonce-gapped transactions with.
+fn mallory() -> Keypair {
+    Keypair::from_seed(KeyScheme::Ed25519, [103; 32])
+}
+
+/// A channel no honest validator listens on: a flooding validator's own gossip goes there.
+const UNHEARD: u64 = 99;
 
 fn spec() -> Arc<ChainSpec> {
     let spec = ChainSpec {
@@ -70,10 +79,16 @@ fn spec() -> Arc<ChainSpec> {
         attestation: wetee_types::attestation::AttestationPolicy::dev(),
         root: alice().account_id(),
         treasury: Keypair::from_seed(KeyScheme::Sr25519, [102; 32]).account_id(),
-        balances: vec![BalanceSpec {
-            account: alice().account_id(),
-            amount: Balance(1_000_000 * UNIT),
-        }],
+        balances: vec![
+            BalanceSpec {
+                account: alice().account_id(),
+                amount: Balance(1_000_000 * UNIT),
+            },
+            BalanceSpec {
+                account: mallory().account_id(),
+                amount: Balance(1_000 * UNIT),
+            },
+        ],
     };
     spec.validate().expect("valid simulation spec");
     Arc::new(spec)
@@ -107,6 +122,8 @@ struct Validator {
     handle: Handle<()>,
     ledger: Ledger<Context>,
     seen: Arc<Mutex<BTreeMap<u64, Seen>>>,
+    /// When (virtual milliseconds) it finalized each height.
+    finalized_at: Arc<Mutex<BTreeMap<u64, u64>>>,
 }
 
 impl Validator {
@@ -192,7 +209,7 @@ async fn start(
     }
     let mut pairs = pairs.into_iter();
     let mut next = || pairs.next().expect("six channels");
-    let channels = Channels {
+    let mut channels = Channels {
         votes: next(),
         certificates: next(),
         resolver: next(),
@@ -200,6 +217,16 @@ async fn start(
         backfill: next(),
         transactions: next(),
     };
+    if fault == Some(Fault::FloodGossip) {
+        let unheard = control
+            .register(UNHEARD, quotas::TRANSACTIONS)
+            .await
+            .expect("register");
+        let (sender, _) = std::mem::replace(&mut channels.transactions, unheard);
+        context
+            .child("flooder")
+            .spawn(move |context| flood(context, sender));
+    }
     let config = Config {
         signer: private_key(&seed(index)).expect("valid seed"),
         spec: spec(),
@@ -210,6 +237,8 @@ async fn start(
         archive_table_size: 1 << 10,
     };
     let recorded = Arc::clone(&seen);
+    let finalized_at = Arc::new(Mutex::new(BTreeMap::new()));
+    let times = Arc::clone(&finalized_at);
     let (sender, receiver) = futures::channel::oneshot::channel();
     // Everything the validator spawns descends from this task: aborting it crashes them all.
     let handle = context
@@ -221,9 +250,11 @@ async fn start(
                 .expect("engine starts");
             let mut finalized = node.ledger.subscribe();
             let _ = sender.send(node.ledger.clone());
-            let recorder = context.child("recorder").spawn(move |_| async move {
+            let recorder = context.child("recorder").spawn(move |context| async move {
                 while let Some(block) = finalized.next().await {
                     let header = block.block.header;
+                    let now = context.current().epoch_millis();
+                    times.lock().unwrap().insert(header.height, now);
                     seen.lock().unwrap().insert(
                         header.height,
                         Seen {
@@ -245,6 +276,46 @@ async fn start(
         handle,
         ledger,
         seen: recorded,
+        finalized_at,
+    }
+}
+
+/// How long the Byzantine validator floods.
+const FLOOD: Duration = Duration::from_secs(40);
+
+/// What a Byzantine validator gossips for [`FLOOD`]: batches of 256 mixing transfers with
+/// broken signatures and validly signed transfers past the signer's next nonce, 50 a second.
+async fn flood(context: Context, mut sender: simulated::Sender<PublicKey, Context>) {
+    use commonware_p2p::{Recipients, Sender as _};
+    let spec = spec();
+    // Signed once and cycled: signing anew for every message would only slow the test down.
+    let signed: Vec<_> = (0..4_096u64)
+        .map(|i| {
+            let mut tx = Transaction {
+                signer: mallory().account_id(),
+                nonce: 1 + i % 250,
+                fee: Balance(UNIT / 100),
+                expires_at: 1_000,
+                call: Call::Balances(BalancesCall::Transfer {
+                    to: bob().account_id(),
+                    amount: Balance(u128::from(i)),
+                }),
+            }
+            .sign(&mallory(), &spec.genesis_hash());
+            if i % 16 == 0 {
+                // Signed, then changed.
+                tx.tx.fee = Balance(UNIT);
+            }
+            tx
+        })
+        .collect();
+    let end = context.current() + FLOOD;
+    let mut batches = signed.chunks(256).cycle();
+    while context.current() < end {
+        let batch = batches.next().expect("cycles forever").to_vec();
+        let batch = crate::gossip::Batch::try_new(batch).expect("one batch");
+        let _ = sender.send(Recipients::All, wetee_types::codec::encode(&batch), false);
+        context.sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -599,4 +670,97 @@ fn blocks_with_a_false_state_root_or_a_replayed_transaction_are_refused() {
             assert_eq!(load(&refusals.other), 0);
         }
     });
+}
+
+/// Each honest validator's finalized blocks, the (blocker, blocked) pairs, and the longest
+/// wait between two finalized blocks at validator 0, in milliseconds.
+type FloodRun = (Vec<BTreeMap<u64, Seen>>, Vec<(PublicKey, PublicKey)>, u64);
+
+/// One run of a Byzantine validator flooding gossip and stamping its blocks ahead while alice
+/// sends a transfer every 200 ms: what each honest validator finalized, who blocked whom, and
+/// the longest wait between two finalized blocks at validator 0.
+fn run_under_flood(seed: u64) -> FloodRun {
+    runner(seed).start(|context| async move {
+        let oracle = network(&context).await;
+        let byzantine = 3;
+        let mut validators = Vec::new();
+        for index in 0..VALIDATORS {
+            let fault = (index == byzantine).then_some(Fault::FloodGossip);
+            let seen = Arc::new(Mutex::new(BTreeMap::new()));
+            validators.push(start(&context, &oracle, index, fault, seen).await);
+        }
+        let honest: Vec<&Validator> = validators[..byzantine].iter().collect();
+        let spec = spec();
+        let transfers = 150;
+        for nonce in 0..transfers {
+            validators[(nonce % 3) as usize]
+                .ledger
+                .submit(transfer(&spec, nonce), true)
+                .expect("an honest transfer is admitted during the flood");
+            context.sleep(Duration::from_millis(200)).await;
+        }
+        while honest
+            .iter()
+            .any(|v| v.balance(&bob()) < Balance(u128::from(transfers) * UNIT))
+        {
+            context.sleep(Duration::from_millis(50)).await;
+        }
+        assert_agree(&honest);
+        for validator in &honest {
+            // Mallory's transactions wait behind her missing nonce 0, within their budget.
+            assert!(
+                validator.ledger.pending_count()
+                    <= MempoolLimits::default().max_waiting_per_account
+            );
+        }
+        let times: Vec<u64> = validators[0]
+            .finalized_at
+            .lock()
+            .unwrap()
+            .values()
+            .copied()
+            .collect();
+        let longest = times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+        let mut blocked = oracle.blocked().await.unwrap();
+        blocked.sort();
+        (honest.iter().map(|v| v.seen()).collect(), blocked, longest)
+    })
+}
+
+#[test]
+fn honest_transfers_finalize_while_a_byzantine_validator_floods_gossip() {
+    let spec = spec();
+    for seed in [21, 22, 23] {
+        let (seen, blocked, longest) = run_under_flood(seed);
+        // Every honest validator blocked the flooder, and no one else.
+        let mut expected: Vec<(PublicKey, PublicKey)> =
+            (0..3).map(|honest| (public(honest), public(3))).collect();
+        expected.sort();
+        assert_eq!(blocked, expected, "seed {seed}");
+        // Finality never waited longer than a view whose Byzantine leader withheld its block
+        // from part of the network (the certification timeout), plus a block.
+        let bound =
+            spec.consensus.certification_timeout_ms + spec.params.target_block_time_ms + 200;
+        assert!(longest <= bound, "seed {seed}: a {longest} ms pause");
+        assert!(seen[0].len() > 50, "seed {seed}");
+        // The same seed replays to the same chain.
+        if seed == 21 {
+            let (again, blocked_again, _) = run_under_flood(seed);
+            for (validator, (a, b)) in again.iter().zip(&seen).enumerate() {
+                let first = a
+                    .iter()
+                    .zip(b.iter())
+                    .find(|(x, y)| x != y)
+                    .map(|(x, _)| *x.0);
+                assert!(
+                    a == b,
+                    "seed {seed} replays differently at validator {validator}: {} vs {} blocks, \
+                     first difference at height {first:?}",
+                    a.len(),
+                    b.len()
+                );
+            }
+            assert_eq!(blocked_again, blocked);
+        }
+    }
 }

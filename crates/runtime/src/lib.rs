@@ -176,6 +176,27 @@ impl Env {
     }
 }
 
+/// Who checks a transaction's signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureCheck {
+    /// The runtime verifies it.
+    Verify,
+    /// The caller verified it for this chain already; the runtime does not do it again.
+    AlreadyVerified,
+}
+
+/// A transaction that passed [`Runtime::check_transaction`], with what a mempool needs to
+/// rank it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admissible {
+    /// The signer's account as it stands.
+    pub account: Account,
+    /// The least fee the transaction could have offered.
+    pub minimum_fee: Balance,
+    /// Its encoded size in bytes.
+    pub size: usize,
+}
+
 /// The state machine.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Runtime;
@@ -242,9 +263,16 @@ impl Runtime {
         block: &BlockInfo,
         tx: &SignedTransaction,
         allow_future_nonce: bool,
-    ) -> Result<Account, TxError> {
+        signature: SignatureCheck,
+    ) -> Result<Admissible, TxError> {
         let env = Env::load(state, block).map_err(|e| TxError::State(e.to_string()))?;
-        self.check(state, &env, tx, allow_future_nonce)
+        let size = wetee_types::codec::encode(tx).len();
+        let account = self.check(state, &env, tx, allow_future_nonce, signature)?;
+        Ok(Admissible {
+            account,
+            minimum_fee: env.params.minimum_fee(size).unwrap_or(Balance(u128::MAX)),
+            size,
+        })
     }
 
     fn check(
@@ -253,6 +281,7 @@ impl Runtime {
         env: &Env,
         signed: &SignedTransaction,
         allow_future_nonce: bool,
+        signature: SignatureCheck,
     ) -> Result<Account, TxError> {
         let size = wetee_types::codec::encode(signed).len();
         if size > MAX_TRANSACTION_BYTES {
@@ -295,7 +324,7 @@ impl Runtime {
                 free: account.free,
             });
         }
-        if !signed.verify_signature(&env.genesis_hash) {
+        if signature == SignatureCheck::Verify && !signed.verify_signature(&env.genesis_hash) {
             return Err(TxError::BadSignature);
         }
         Ok(account)
@@ -364,8 +393,21 @@ impl Runtime {
         block: &BlockInfo,
         signed: &SignedTransaction,
     ) -> Result<Receipt, TxError> {
+        self.apply_checked_transaction(state, block, signed, SignatureCheck::Verify)
+    }
+
+    /// [`Runtime::apply_transaction`], trusting the caller with the signature when `signature`
+    /// says it was verified already (a node verifies each signature once, at admission or in a
+    /// parallel pass over a block).
+    pub fn apply_checked_transaction(
+        &self,
+        state: &mut dyn State,
+        block: &BlockInfo,
+        signed: &SignedTransaction,
+        signature: SignatureCheck,
+    ) -> Result<Receipt, TxError> {
         let env = Env::load(state, block).map_err(|e| TxError::State(e.to_string()))?;
-        let mut account = self.check(state, &env, signed, false)?;
+        let mut account = self.check(state, &env, signed, false, signature)?;
         let tx = &signed.tx;
         account.nonce = account.nonce.saturating_add(1);
         storage::put_account(state, &tx.signer, &account);
@@ -476,11 +518,23 @@ impl Runtime {
         block: &BlockInfo,
         transactions: &[SignedTransaction],
     ) -> Result<BlockOutcome, RuntimeError> {
+        self.execute_checked_block(state, block, transactions, SignatureCheck::Verify)
+    }
+
+    /// [`Runtime::execute_block`], trusting the caller with every signature when `signatures`
+    /// says they were all verified already.
+    pub fn execute_checked_block(
+        &self,
+        state: &mut dyn State,
+        block: &BlockInfo,
+        transactions: &[SignedTransaction],
+        signatures: SignatureCheck,
+    ) -> Result<BlockOutcome, RuntimeError> {
         let begin_events = self.begin_block(state, block)?;
         let mut receipts = Vec::with_capacity(transactions.len());
         for (index, tx) in transactions.iter().enumerate() {
             let receipt = self
-                .apply_transaction(state, block, tx)
+                .apply_checked_transaction(state, block, tx, signatures)
                 .map_err(|error| RuntimeError::InvalidTransaction { index, error })?;
             receipts.push(receipt);
         }

@@ -298,6 +298,33 @@ impl Signature {
         self.verify(&wrapped, signer)
     }
 
+    /// Whether every `(message, signature, signer)` is a valid sr25519 signature of the message
+    /// itself (not the `<Bytes>` form), checked in one batch: about twice as fast as one by
+    /// one. `false` when any is not, or is not sr25519; the caller then checks them one by one
+    /// to find which. Sr25519 works in a prime-order group, so a batch accepts exactly what
+    /// single verification accepts (with random weights, but for a chance of 2^-128).
+    pub fn verify_sr25519_batch(items: &[(&[u8], &Signature, &AccountId)]) -> bool {
+        let mut transcripts = Vec::with_capacity(items.len());
+        let mut signatures = Vec::with_capacity(items.len());
+        let mut keys = Vec::with_capacity(items.len());
+        let context = schnorrkel::signing_context(SR25519_CONTEXT);
+        for (message, signature, signer) in items {
+            let Signature::Sr25519(bytes) = signature else {
+                return false;
+            };
+            let (Ok(key), Ok(signature)) = (
+                schnorrkel::PublicKey::from_bytes(&signer.0),
+                schnorrkel::Signature::from_bytes(bytes),
+            ) else {
+                return false;
+            };
+            transcripts.push(context.bytes(message));
+            signatures.push(signature);
+            keys.push(key);
+        }
+        schnorrkel::verify_batch(transcripts, &signatures, &keys, false).is_ok()
+    }
+
     /// The scheme that produced it.
     pub fn scheme(&self) -> KeyScheme {
         match self {
@@ -511,6 +538,41 @@ mod tests {
         text[last] = if text[last] == b'a' { b'b' } else { b'a' };
         let text = String::from_utf8(text).unwrap();
         assert!(text.parse::<AccountId>().is_err());
+    }
+
+    #[test]
+    fn an_sr25519_batch_passes_only_when_every_signature_would() {
+        let keys: Vec<Keypair> = (0..20u8)
+            .map(|i| Keypair::from_seed(KeyScheme::Sr25519, [i; 32]))
+            .collect();
+        let messages: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; 40]).collect();
+        let signatures: Vec<Signature> = keys
+            .iter()
+            .zip(&messages)
+            .map(|(key, message)| key.sign(message))
+            .collect();
+        let ids: Vec<AccountId> = keys.iter().map(Keypair::account_id).collect();
+        let items = |signatures: &[Signature]| -> bool {
+            let items: Vec<(&[u8], &Signature, &AccountId)> = messages
+                .iter()
+                .zip(signatures)
+                .zip(&ids)
+                .map(|((m, s), id)| (m.as_slice(), s, id))
+                .collect();
+            Signature::verify_sr25519_batch(&items)
+        };
+        assert!(items(&signatures));
+        assert!(items(&[]));
+        // One signature of another message, one of another key, one of another scheme.
+        let mut swapped = signatures.clone();
+        swapped.swap(3, 4);
+        assert!(!items(&swapped));
+        let mut foreign = signatures.clone();
+        foreign[7] = keys[8].sign(&messages[7]);
+        assert!(!items(&foreign));
+        let mut ed = signatures.clone();
+        ed[0] = Keypair::from_seed(KeyScheme::Ed25519, [0; 32]).sign(&messages[0]);
+        assert!(!items(&ed));
     }
 
     #[test]

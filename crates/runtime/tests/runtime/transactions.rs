@@ -1,5 +1,6 @@
 //! Transaction validity: what can and cannot enter a block.
 
+use wetee_runtime::SignatureCheck;
 use wetee_runtime::testing::*;
 use wetee_types::transaction::BalancesCall;
 use wetee_types::{Balance, Call, CallError, Hash, KeyScheme, Keypair, Outcome, TxError};
@@ -81,13 +82,14 @@ fn a_future_nonce_cannot_be_included_but_a_mempool_may_hold_it() {
     assert!(
         chain
             .runtime
-            .check_transaction(&chain.state, &block, &signed, true)
+            .check_transaction(&chain.state, &block, &signed, true, SignatureCheck::Verify)
             .is_ok()
     );
     assert_eq!(
         chain
             .runtime
-            .check_transaction(&chain.state, &block, &signed, false),
+            .check_transaction(&chain.state, &block, &signed, false, SignatureCheck::Verify)
+            .map(|admissible| admissible.account),
         Err(TxError::FutureNonce {
             expected: 0,
             got: 5
