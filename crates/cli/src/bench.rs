@@ -44,6 +44,9 @@ pub struct ChainBenchArgs {
     /// The first validator's peer-to-peer port.
     #[arg(long, default_value_t = 31_333)]
     p2p_port: u16,
+    /// Target block time of the benchmarked chain (the local chains' by default).
+    #[arg(long, default_value_t = spec::LOCAL_BLOCK_TIME_MS)]
+    block_time_ms: u64,
     /// Keep the network's directory (logs, data) instead of deleting it.
     #[arg(long)]
     keep: bool,
@@ -64,6 +67,7 @@ struct Blocks {
 #[derive(Debug, Serialize)]
 struct Report {
     validators: usize,
+    block_time_ms: u64,
     machine: String,
     empty_blocks: Blocks,
     transfers: Transfers,
@@ -254,12 +258,15 @@ pub fn chain(args: ChainBenchArgs, format: Format) -> Result<()> {
         .tempdir()
         .context("creating a scratch directory")?;
     let base = dir.path().to_path_buf();
-    let spec = spec::local_testnet_spec(
+    let mut spec = spec::local_testnet_spec(
         args.validators,
         args.p2p_port,
         &base.join("keys"),
         spec::now_ms(),
     )?;
+    spec.params.target_block_time_ms = args.block_time_ms;
+    spec.validate()
+        .with_context(|| format!("--block-time-ms {}", args.block_time_ms))?;
     std::fs::write(base.join("chain.json"), format!("{}\n", spec.to_json()))?;
     let mut children: Vec<Child> = spawn_network(&base, &spec, args.rpc_port, 0, 0)?
         .into_iter()
@@ -297,8 +304,9 @@ pub fn chain(args: ChainBenchArgs, format: Format) -> Result<()> {
             )
         };
         let mut text = format!(
-            "{} validator(s) on {}\n{}\n{} (offered {:.0} tx/s, {} refused)",
+            "{} validator(s), {} ms blocks, on {}\n{}\n{} (offered {:.0} tx/s, {} refused)",
             report.validators,
+            report.block_time_ms,
             report.machine,
             line("empty blocks", &report.empty_blocks),
             line("transfers", &report.transfers.finalized),
@@ -368,6 +376,7 @@ async fn run(args: &ChainBenchArgs, children: &mut [Child]) -> Result<Report> {
     };
     Ok(Report {
         validators: args.validators,
+        block_time_ms: args.block_time_ms,
         machine: machine(),
         empty_blocks,
         transfers: Transfers {

@@ -353,7 +353,7 @@ fn a_deployment_no_worker_takes_says_why_times_out_stops_on_ctrl_c_and_outlives_
     assert!(!timed_out.status.success(), "{said}");
     assert!(
         waited >= Duration::from_secs(20) && waited < Duration::from_secs(60),
-        "gave up after {waited:?}"
+        "gave up after {waited:?}: {said}"
     );
     assert!(
         said.contains("waiting for a worker: no worker is registered"),

@@ -33,8 +33,14 @@ use wetee_types::{
 
 pub use jsonrpsee::core::client::Subscription as RpcSubscription;
 
-/// How many blocks a transaction built by [`Client::sign`] stays valid for.
-pub const DEFAULT_LIFETIME_BLOCKS: u64 = 600;
+/// How long a transaction built by [`Client::sign`] stays valid, in milliseconds: converted into
+/// blocks with the chain's block time ([`lifetime_blocks`]).
+pub const DEFAULT_LIFETIME_MS: u64 = 150_000;
+
+/// Blocks in [`DEFAULT_LIFETIME_MS`] on a chain with `target_block_time_ms` blocks.
+pub fn lifetime_blocks(target_block_time_ms: u64) -> u64 {
+    DEFAULT_LIFETIME_MS.div_ceil(target_block_time_ms.max(1))
+}
 
 /// How many times [`Client::send`] signs a call when other transactions of the same account
 /// keep taking its nonce.
@@ -486,10 +492,14 @@ impl Client {
 
     /// Builds and signs `call` from `key` with the chain's minimum fee, the next nonce (past the
     /// account's pending transactions and those this client signed and did not send yet), and
-    /// an expiry [`DEFAULT_LIFETIME_BLOCKS`] after the finalized head.
+    /// an expiry [`DEFAULT_LIFETIME_MS`] of blocks after the finalized head.
     pub async fn sign(&self, key: &Keypair, call: Call) -> Result<SignedTransaction, ClientError> {
         let head = self.header(None).await?;
-        let expires_at = head.header.height.saturating_add(DEFAULT_LIFETIME_BLOCKS);
+        let block_time = self.params().await?.params.target_block_time_ms;
+        let expires_at = head
+            .header
+            .height
+            .saturating_add(lifetime_blocks(block_time));
         self.sign_until(key, call, expires_at).await
     }
 

@@ -16,6 +16,8 @@ use commonware_utils::SystemTimeExt as _;
 use futures::StreamExt as _;
 use tracing::{debug, error, warn};
 
+use wetee_types::block::BUILD_BUDGET_MS;
+
 use crate::chain::{ChainBlock, Context, Scheme, recorded_context};
 use crate::executor::BlockError;
 use crate::ledger::Ledger;
@@ -180,17 +182,20 @@ impl<E: commonware_storage::Context + Spawner> Application<E> {
         if !matches!(self.catch_up(ancestry).await, CatchUp::Known) {
             return None;
         }
-        let earliest = self
-            .ledger
-            .executor()
-            .lock()
-            .await
-            .earliest_child_timestamp(&parent_hash)
-            .ok()?;
-        // A block may not follow its parent sooner than the target block time.
-        if runtime.current().epoch_millis() < earliest {
+        let (earliest, (target, block_time)) = {
+            let executor = self.ledger.executor().lock().await;
+            (
+                executor.earliest_child_timestamp(&parent_hash).ok()?,
+                executor.target_child_timestamp(&parent_hash).ok()?,
+            )
+        };
+        // Blocks follow each other at the target block time, but a leader never waits more than
+        // one block time: a parent stamped ahead of our clock must not eat this view.
+        let now = runtime.current().epoch_millis();
+        let start_at = target.min(now.saturating_add(block_time));
+        if now < start_at {
             runtime
-                .sleep_until(UNIX_EPOCH + Duration::from_millis(earliest))
+                .sleep_until(UNIX_EPOCH + Duration::from_millis(start_at))
                 .await;
         }
         #[allow(unused_mut)]
@@ -210,6 +215,9 @@ impl<E: commonware_storage::Context + Spawner> Application<E> {
                 })
             })
             .ok()?;
+        // What does not fit in the build budget waits for the next block.
+        let budget_end = runtime.current() + Duration::from_millis(BUILD_BUDGET_MS);
+        let out_of_time = || runtime.current() >= budget_end;
         let (executed, skipped) = match executor
             .propose(
                 &parent_hash,
@@ -217,6 +225,7 @@ impl<E: commonware_storage::Context + Spawner> Application<E> {
                 timestamp,
                 candidates,
                 max,
+                &out_of_time,
             )
             .await
         {

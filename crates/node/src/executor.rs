@@ -115,8 +115,7 @@ impl std::fmt::Debug for Executed {
     }
 }
 
-/// Most milliseconds a proposer's clock may run ahead of ours.
-pub const MAX_CLOCK_DRIFT_MS: u64 = 500;
+pub use wetee_types::block::MAX_CLOCK_DRIFT_MS;
 
 /// The executor: the store, the finalized head, and the unfinalized blocks executed here.
 pub struct Executor<E: commonware_storage::Context + Spawner> {
@@ -151,15 +150,20 @@ fn genesis_changes(
     Ok(layer.into_changes())
 }
 
-/// The earliest timestamp a child of `parent` may carry, `parent_state` being the state after
-/// it: one target block time later.
-fn earliest_child_timestamp(parent: &Header, parent_state: &dyn State) -> Result<u64, BlockError> {
-    let params = wetee_runtime::query::params(parent_state)
+/// The earliest timestamp a child of `parent` may carry: strictly after it. Pacing blocks at the
+/// target block time is the leaders' policy ([`Executor::target_child_timestamp`]), not a
+/// rule a verifier enforces: a rule would let a proposer that stamps ahead make the next leader
+/// wait out its lead.
+fn earliest_child_timestamp(parent: &Header) -> u64 {
+    parent.timestamp_ms.saturating_add(1)
+}
+
+/// The target block time in the state `state`.
+fn block_time(state: &dyn State) -> Result<u64, BlockError> {
+    let params = wetee_runtime::query::params(state)
         .map_err(|e| BlockError::Runtime(e.to_string()))?
         .ok_or_else(|| BlockError::Runtime("no parameters in state".into()))?;
-    Ok(parent
-        .timestamp_ms
-        .saturating_add(params.target_block_time_ms.max(1)))
+    Ok(params.target_block_time_ms.max(1))
 }
 
 impl<E: commonware_storage::Context + Spawner> Executor<E> {
@@ -302,10 +306,20 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
         let header = self
             .header_of(parent)
             .ok_or(BlockError::UnknownParent(*parent))?;
+        Ok(earliest_child_timestamp(&header))
+    }
+
+    /// When a leader should stamp a child of `parent` to keep the target block time, and that
+    /// block time.
+    pub fn target_child_timestamp(&self, parent: &Hash) -> Result<(u64, u64), BlockError> {
+        let header = self
+            .header_of(parent)
+            .ok_or(BlockError::UnknownParent(*parent))?;
         let (ancestry, _) = self.ancestry(parent)?;
         let memory = self.store.memory();
         let memory = memory.read().unwrap_or_else(|p| p.into_inner());
-        earliest_child_timestamp(&header, &Layer::with_changes(&*memory, ancestry))
+        let block_time = block_time(&Layer::with_changes(&*memory, ancestry))?;
+        Ok((header.timestamp_ms.saturating_add(block_time), block_time))
     }
 
     /// Reads the state after the known block `block`.
@@ -321,7 +335,7 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
     }
 
     /// Builds and executes a child of `parent` from `candidates` (in order), skipping those
-    /// that cannot be included, up to `max_transactions`. Returns the block and the hashes of
+    /// that cannot be included, up to `max_transactions` and until `out_of_time` says so. Returns the block and the hashes of
     /// the candidates that failed the chain's checks.
     pub async fn propose(
         &mut self,
@@ -330,6 +344,7 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
         timestamp_ms: u64,
         candidates: Vec<SignedTransaction>,
         max_transactions: usize,
+        out_of_time: &(dyn Fn() -> bool + Sync),
     ) -> Result<(Executed, Vec<Hash>), BlockError> {
         let parent_header = self
             .header_of(parent)
@@ -359,8 +374,11 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
             let mut receipts = Vec::new();
             // Leave room for the header and length prefixes.
             let mut bytes = 1024usize;
-            for (tx, good) in candidates.into_iter().zip(verdicts) {
+            for (index, (tx, good)) in candidates.into_iter().zip(verdicts).enumerate() {
                 if included.len() >= max_transactions {
+                    break;
+                }
+                if index % 64 == 63 && out_of_time() {
                     break;
                 }
                 let size = encode(&tx).len();
@@ -467,7 +485,7 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
             let memory = self.store.memory();
             let memory = memory.read().unwrap_or_else(|p| p.into_inner());
             let parent_view = Layer::with_changes(&*memory, ancestry);
-            let min = earliest_child_timestamp(&parent_header, &parent_view)?;
+            let min = earliest_child_timestamp(&parent_header);
             let max = now_ms.map_or(u64::MAX, |now| now.saturating_add(MAX_CLOCK_DRIFT_MS));
             if header.timestamp_ms < min || header.timestamp_ms > max {
                 return Err(BlockError::BadTimestamp {
@@ -640,7 +658,14 @@ mod tests {
                 transfer(1, 7 * UNIT),
             ];
             let (one, _) = proposer
-                .propose(&genesis, ConsensusContext::default(), time, candidates, 100)
+                .propose(
+                    &genesis,
+                    ConsensusContext::default(),
+                    time,
+                    candidates,
+                    100,
+                    &|| false,
+                )
                 .await
                 .unwrap();
             assert_eq!(one.block.transactions.len(), 2);
@@ -706,6 +731,7 @@ mod tests {
                     t1,
                     vec![transfer(0, UNIT)],
                     10,
+                    &|| false,
                 )
                 .await
                 .unwrap();
@@ -719,6 +745,7 @@ mod tests {
                     t1,
                     vec![transfer(0, 2 * UNIT)],
                     10,
+                    &|| false,
                 )
                 .await
                 .unwrap();
@@ -734,6 +761,7 @@ mod tests {
                     t2,
                     vec![transfer(0, UNIT), transfer(1, UNIT)],
                     10,
+                    &|| false,
                 )
                 .await
                 .unwrap();
@@ -772,6 +800,7 @@ mod tests {
                         time,
                         vec![transfer(0, UNIT)],
                         10,
+                        &|| false,
                     )
                     .await
                     .unwrap();
@@ -794,6 +823,7 @@ mod tests {
                     time,
                     vec![transfer(1, UNIT)],
                     10,
+                    &|| false,
                 )
                 .await
                 .unwrap();

@@ -536,8 +536,8 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
     /// forwards it to the other validators. The signature is verified before any lock is taken.
     pub fn submit(&self, tx: SignedTransaction, gossip: bool) -> Result<Hash, MempoolError> {
         let hash = tx.hash();
-        if lock(&self.inner.mempool).contains(&hash) {
-            return Err(MempoolError::AlreadyKnown(hash));
+        if let Some(refusal) = lock(&self.inner.mempool).quick_refusal(&hash, &tx) {
+            return Err(refusal);
         }
         Self::precheck(&tx)?;
         if !self.inner.signatures.check(&tx, hash) {
@@ -558,12 +558,9 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
             let mempool = lock(&self.inner.mempool);
             txs.iter()
                 .zip(&hashes)
-                .map(|(tx, hash)| {
-                    if mempool.contains(hash) {
-                        Some(Err(MempoolError::AlreadyKnown(*hash)))
-                    } else {
-                        Self::precheck(tx).err().map(Err)
-                    }
+                .map(|(tx, hash)| match mempool.quick_refusal(hash, tx) {
+                    Some(refusal) => Some(Err(refusal)),
+                    None => Self::precheck(tx).err().map(Err),
                 })
                 .collect()
         };

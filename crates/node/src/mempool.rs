@@ -41,9 +41,10 @@ pub struct MempoolLimits {
     pub max_per_account: usize,
     /// How far past the account's next nonce a transaction may be.
     pub max_nonce_gap: u64,
-    /// How many blocks after the next one a transaction may expire: one that stays valid for
-    /// days would hold its place in the pool (and in every peer's) for days.
-    pub max_expiry_ahead: u64,
+    /// How long after the next block a transaction may stay valid, in milliseconds (converted
+    /// into blocks with the chain's block time): one that stays valid for days would hold its
+    /// place in the pool (and in every peer's) for days.
+    pub max_expiry_ahead_ms: u64,
     /// Most transactions waiting behind a nonce gap, over all accounts.
     pub max_waiting: usize,
     /// Most transactions of one account waiting behind a nonce gap.
@@ -62,8 +63,8 @@ impl Default for MempoolLimits {
             max_bytes: 128 * 1024 * 1024,
             max_per_account: 256,
             max_nonce_gap: 256,
-            // An hour of 250 ms blocks; the SDK and the console sign for 600.
-            max_expiry_ahead: 14_400,
+            // An hour; the SDK and the console sign for 150 s.
+            max_expiry_ahead_ms: 3_600_000,
             max_waiting: 5_000,
             max_waiting_per_account: 16,
             replacement_bump_percent: 10,
@@ -343,6 +344,26 @@ impl Mempool {
         self.by_hash.contains_key(hash)
     }
 
+    /// What can be refused from the pool alone, before the signature is verified or state is
+    /// read: a transaction already pending, or one more behind the gap of an account that has
+    /// as many waiting as it may. A flood of nonce-gapped transactions then costs a lookup each,
+    /// not a signature check.
+    pub fn quick_refusal(&self, hash: &Hash, tx: &SignedTransaction) -> Option<MempoolError> {
+        if self.by_hash.contains_key(hash) {
+            return Some(MempoolError::AlreadyKnown(*hash));
+        }
+        let queue = self.accounts.get(&tx.tx.signer)?;
+        let nonce = tx.tx.nonce;
+        let waiting = queue.waiting();
+        (nonce > queue.ready_end
+            && !queue.txs.contains_key(&nonce)
+            && waiting >= self.limits.max_waiting_per_account)
+            .then_some(MempoolError::TooManyWaiting {
+                waiting,
+                missing: queue.ready_end,
+            })
+    }
+
     /// Checks `tx` against `state` (the latest finalized state; `block` is the next block) and
     /// admits it, replacing or evicting lower-ranked transactions if it must. `signature` says
     /// whether the caller verified its signature already (outside the pool's lock).
@@ -358,14 +379,18 @@ impl Mempool {
         if self.by_hash.contains_key(&hash) {
             return Err(MempoolError::AlreadyKnown(hash));
         }
-        if tx.tx.expires_at > block.height.saturating_add(self.limits.max_expiry_ahead) {
+        let checked = runtime.check_transaction(state, block, &tx, true, signature)?;
+        let max_ahead = self
+            .limits
+            .max_expiry_ahead_ms
+            .div_ceil(checked.target_block_time_ms.max(1));
+        if tx.tx.expires_at > block.height.saturating_add(max_ahead) {
             return Err(MempoolError::ExpiresTooFarAhead {
                 expires_at: tx.tx.expires_at,
                 height: block.height,
-                max_ahead: self.limits.max_expiry_ahead,
+                max_ahead,
             });
         }
-        let checked = runtime.check_transaction(state, block, &tx, true, signature)?;
         let account = checked.account;
         let signer = tx.tx.signer;
         let nonce = tx.tx.nonce;
@@ -934,7 +959,9 @@ mod tests {
             Err(MempoolError::Invalid(TxError::Expired { .. }))
         ));
         // Valid for longer than the horizon: refused, at the horizon: admitted.
-        let horizon = NEXT.height + MempoolLimits::default().max_expiry_ahead;
+        // An hour of the test chain's blocks.
+        let max_ahead = 3_600_000 / Params::dev().target_block_time_ms;
+        let horizon = NEXT.height + max_ahead;
         assert_eq!(
             admit(
                 &mut pool,
@@ -944,7 +971,7 @@ mod tests {
             Err(MempoolError::ExpiresTooFarAhead {
                 expires_at: horizon + 1,
                 height: NEXT.height,
-                max_ahead: 14_400,
+                max_ahead,
             })
         );
         assert!(
@@ -955,7 +982,7 @@ mod tests {
             )
             .is_err_and(|e| e
                 .to_string()
-                .contains("sign it with an expiry within 14400 blocks"))
+                .contains(&format!("sign it with an expiry within {max_ahead} blocks")))
         );
         let lasting = transfer(&world, &world.alice, 2, horizon);
         admit(&mut pool, &world, lasting.clone()).unwrap();
@@ -1080,6 +1107,16 @@ mod tests {
             );
         }
         assert_eq!(pool.waiting(), 8);
+        let more = tipped(&world, &attackers[0], 7, 0);
+        assert_eq!(
+            pool.quick_refusal(&more.hash(), &more),
+            Some(MempoolError::TooManyWaiting {
+                waiting: 4,
+                missing: 0
+            })
+        );
+        let gap_filler = tipped(&world, &attackers[0], 0, 0);
+        assert_eq!(pool.quick_refusal(&gap_filler.hash(), &gap_filler), None);
         // The waiting budget is full of equals: a third gapped sender must outbid them.
         let refused = admit_all(&mut pool, &world, tipped(&world, &attackers[2], 1, 0));
         let Err(MempoolError::WaitingFull {

@@ -4,7 +4,7 @@
 //! ## Rules
 //! - Evidence is verified by `wetee-attest` with the block's timestamp as the time. Its report
 //!   data must be [`worker_report_data`] over the genesis hash, the worker's keys and the hash of
-//!   the block it names (`nonce_height`), which must be among the last [`NONCE_WINDOW_BLOCKS`]:
+//!   the block it names (`nonce_height`), which must be among the last [`nonce_window_blocks`]:
 //!   evidence cannot be made before that block, nor replayed for other keys or another chain.
 //! - The evidence vouches for the worker until that block's time plus the policy's
 //!   `max_evidence_age_ms`. After that the worker gets no new placements and its work reports
@@ -26,7 +26,7 @@ use crate::state::State;
 use crate::storage::{self, keys};
 use wetee_attest::stored;
 use wetee_types::attestation::{
-    AttestationPolicy, AttestedTee, NONCE_WINDOW_BLOCKS, worker_report_data,
+    AttestationPolicy, AttestedTee, nonce_window_blocks, worker_report_data,
 };
 use wetee_types::error::error_text;
 use wetee_types::records::{CollateralRecord, Evidence, WorkerKeys};
@@ -67,6 +67,7 @@ pub(crate) fn record_parent(
     height: BlockNumber,
     parent_hash: Hash,
     timestamp_ms: TimestampMs,
+    target_block_time_ms: u64,
 ) -> Result<(), CallError> {
     if let Some(parent) = height.checked_sub(1) {
         // The genesis state has no block before it: its "parent time" is the block's own.
@@ -80,7 +81,7 @@ pub(crate) fn record_parent(
                 timestamp_ms: parent_time,
             },
         );
-        if let Some(old) = parent.checked_sub(NONCE_WINDOW_BLOCKS) {
+        if let Some(old) = parent.checked_sub(nonce_window_blocks(target_block_time_ms)) {
             state.delete(&keys::recent_block(old));
         }
     }
@@ -88,7 +89,7 @@ pub(crate) fn record_parent(
     Ok(())
 }
 
-/// A block among the last [`NONCE_WINDOW_BLOCKS`], if `height` is one.
+/// A block among the last [`nonce_window_blocks`], if `height` is one.
 pub fn recent_block(
     state: &dyn State,
     height: BlockNumber,
@@ -116,9 +117,11 @@ pub(crate) fn verify_evidence(
         .filter(|_| evidence.nonce_height < ctx.height)
         .ok_or_else(|| {
             rejected(format!(
-                "it is bound to block {}, which is not one of the last {NONCE_WINDOW_BLOCKS} \
-                 blocks before {}: make evidence bound to a recent block",
-                evidence.nonce_height, ctx.height
+                "it is bound to block {}, which is not one of the last {} blocks before {}: \
+                 make evidence bound to a recent block",
+                evidence.nonce_height,
+                nonce_window_blocks(ctx.params.target_block_time_ms),
+                ctx.height
             ))
         })?;
     let expires_at_ms = nonce

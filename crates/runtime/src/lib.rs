@@ -195,6 +195,8 @@ pub struct Admissible {
     pub minimum_fee: Balance,
     /// Its encoded size in bytes.
     pub size: usize,
+    /// The chain's block time, which turns a pool's time limits into blocks.
+    pub target_block_time_ms: u64,
 }
 
 /// The state machine.
@@ -272,6 +274,7 @@ impl Runtime {
             account,
             minimum_fee: env.params.minimum_fee(size).unwrap_or(Balance(u128::MAX)),
             size,
+            target_block_time_ms: env.params.target_block_time_ms,
         })
     }
 
@@ -337,8 +340,14 @@ impl Runtime {
         block: &BlockInfo,
     ) -> Result<Vec<Event>, RuntimeError> {
         let env = Env::load(state, block)?;
-        attestation::record_parent(state, block.height, block.parent_hash, block.timestamp_ms)
-            .map_err(state_error)?;
+        attestation::record_parent(
+            state,
+            block.height,
+            block.parent_hash,
+            block.timestamp_ms,
+            env.params.target_block_time_ms,
+        )
+        .map_err(state_error)?;
         let mut events = Vec::new();
         // Height and time queues have a budget each, so neither can starve the other.
         let mut due: Vec<(Vec<u8>, TaskId, Due)> = Vec::new();

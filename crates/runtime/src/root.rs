@@ -39,6 +39,17 @@ pub(crate) fn dispatch(ctx: &mut Ctx, signer: AccountId, call: &RootCall) -> Res
                 .map_err(|problem| CallError::InvalidParams {
                     problem: error_text(&problem),
                 })?;
+            if params.target_block_time_ms != ctx.params.target_block_time_ms {
+                // Epochs, billing and every validator's consensus timeouts are counted against
+                // the block time: changing it in a block would change what they mean, and one
+                // longer than the validators' leader timeout would halt the chain for good.
+                return Err(CallError::InvalidParams {
+                    problem: error_text(&format!(
+                        "target_block_time_ms is fixed at genesis ({} ms)",
+                        ctx.params.target_block_time_ms
+                    )),
+                });
+            }
             storage::put::<Params>(ctx.state, keys::PARAMS, params);
             ctx.params = params.clone();
             ctx.emit(Event::ParamsChanged);

@@ -533,9 +533,16 @@ fn default_tcb_grace_days() -> Option<u32> {
     Some(DEFAULT_TCB_GRACE_DAYS)
 }
 
-/// Blocks whose hashes can serve as an evidence nonce: evidence must be bound to one of the
-/// last this many blocks when it is submitted.
-pub const NONCE_WINDOW_BLOCKS: u64 = 512;
+/// How far back the block whose hash serves as an evidence nonce may be: evidence must be
+/// bound to a block of about the last this many milliseconds when it is submitted (512 blocks of
+/// 250 ms). A time, converted into blocks with the chain's block time
+/// ([`nonce_window_blocks`]), so that it means the same on a fast chain as on a slow one.
+pub const NONCE_WINDOW_MS: u64 = 128_000;
+
+/// The evidence nonce window in blocks on a chain with `target_block_time_ms` blocks.
+pub fn nonce_window_blocks(target_block_time_ms: u64) -> u64 {
+    NONCE_WINDOW_MS.div_ceil(target_block_time_ms.max(1)).max(1)
+}
 
 impl AttestationPolicy {
     /// Development chains: the simulated TEE is accepted, evidence lasts an hour.

@@ -18,6 +18,12 @@ use crate::transaction::SignedTransaction;
 pub const MAX_BLOCK_TRANSACTIONS: usize = 20_000;
 /// Most encoded bytes in one block (transactions are at most 256 KiB each).
 pub const MAX_BLOCK_BYTES: usize = 8 * 1024 * 1024;
+/// Most milliseconds a block's timestamp may be ahead of the clock of the validator judging it.
+/// A block must also be stamped strictly after its parent, so a proposer that stamps ahead moves
+/// the chain's clock by at most this much, and never makes the next leader wait.
+pub const MAX_CLOCK_DRIFT_MS: u64 = 250;
+/// Most milliseconds a leader spends executing transactions for its block; it proposes what fits.
+pub const BUILD_BUDGET_MS: u64 = 150;
 
 const BLOCK_DOMAIN: &[u8] = b"wetee/block/v1";
 const LEAF_DOMAIN: &[u8] = &[0];

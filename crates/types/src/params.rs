@@ -32,6 +32,27 @@ impl ChainConfig {
     }
 }
 
+/// The range each bounded parameter must lie in.
+pub mod bounds {
+    use std::ops::RangeInclusive;
+
+    /// Share of worker payments to the treasury, in basis points: at most all of it.
+    pub const PROTOCOL_FEE_BPS: RangeInclusive<u16> = 0..=10_000;
+    /// Epochs a work report stays acceptable.
+    pub const PROOF_WINDOW_EPOCHS: RangeInclusive<u32> = 1..=16;
+    /// Unproven epochs before a worker is suspended.
+    pub const MAX_MISSED_PROOFS: RangeInclusive<u32> = 1..=64;
+    /// Epochs an app runs on an exhausted deposit.
+    pub const GRACE_EPOCHS: RangeInclusive<u32> = 0..=64;
+    /// Placements retried at an epoch's end: bounds that block's cost.
+    pub const MAX_PLACEMENTS_PER_EPOCH: RangeInclusive<u32> = 1..=4_096;
+    /// Nominal block time: fast enough to be a chain, slow enough that a few validators on
+    /// ordinary machines can keep it.
+    pub const TARGET_BLOCK_TIME_MS: RangeInclusive<u64> = 20..=10_000;
+    /// Blocks before unstaked funds can be withdrawn: about a year at most at one-second blocks.
+    pub const UNBONDING_BLOCKS: RangeInclusive<u64> = 1..=31_536_000;
+}
+
 /// Economic and operational parameters, changed by the root origin (later: governance).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -130,26 +151,161 @@ impl Params {
             .checked_add(self.base_fee)
     }
 
-    /// Checks that the parameters make sense together.
+    /// Checks every parameter against its bound ([`bounds`]) and that they make sense
+    /// together. The message names the field, its value and what is allowed.
     pub fn validate(&self) -> Result<(), String> {
-        if self.protocol_fee_bps > 10_000 {
-            return Err("protocol_fee_bps must be at most 10000".into());
+        fn within<T: PartialOrd + std::fmt::Display>(
+            field: &str,
+            value: T,
+            range: std::ops::RangeInclusive<T>,
+        ) -> Result<(), String> {
+            if range.contains(&value) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{field} is {value}; it must be from {} to {}",
+                    range.start(),
+                    range.end()
+                ))
+            }
         }
-        if self.proof_window_epochs == 0 {
-            return Err("proof_window_epochs must be at least 1".into());
+        fn positive(field: &str, value: Balance) -> Result<(), String> {
+            if value == Balance::ZERO {
+                Err(format!("{field} must be more than 0"))
+            } else {
+                Ok(())
+            }
         }
-        if self.max_missed_proofs == 0 {
-            return Err("max_missed_proofs must be at least 1".into());
-        }
-        if self.max_placements_per_epoch == 0 {
-            return Err("max_placements_per_epoch must be at least 1".into());
-        }
-        if self.target_block_time_ms == 0 {
-            return Err("target_block_time_ms must be at least 1".into());
+        within(
+            "protocol_fee_bps",
+            self.protocol_fee_bps,
+            bounds::PROTOCOL_FEE_BPS,
+        )?;
+        within(
+            "proof_window_epochs",
+            self.proof_window_epochs,
+            bounds::PROOF_WINDOW_EPOCHS,
+        )?;
+        within(
+            "max_missed_proofs",
+            self.max_missed_proofs,
+            bounds::MAX_MISSED_PROOFS,
+        )?;
+        within("grace_epochs", self.grace_epochs, bounds::GRACE_EPOCHS)?;
+        within(
+            "max_placements_per_epoch",
+            self.max_placements_per_epoch,
+            bounds::MAX_PLACEMENTS_PER_EPOCH,
+        )?;
+        within(
+            "target_block_time_ms",
+            self.target_block_time_ms,
+            bounds::TARGET_BLOCK_TIME_MS,
+        )?;
+        within(
+            "unbonding_blocks",
+            self.unbonding_blocks,
+            bounds::UNBONDING_BLOCKS,
+        )?;
+        // Free transactions, deposits, bonds or runs would make spam and squatting free.
+        positive("base_fee", self.base_fee)?;
+        positive("fee_per_byte", self.fee_per_byte)?;
+        positive("min_worker_stake", self.min_worker_stake)?;
+        positive("min_app_deposit", self.min_app_deposit)?;
+        positive("min_task_deposit", self.min_task_deposit)?;
+        positive("complaint_bond", self.complaint_bond)?;
+        positive("run_fee", self.run_fee)?;
+        if self
+            .minimum_fee(crate::transaction::MAX_TRANSACTION_BYTES)
+            .is_none()
+        {
+            return Err("base_fee and fee_per_byte are so large that fees overflow".into());
         }
         if self.required_stake(crate::manifest::MAX_LEVEL).is_none() {
             return Err("min_worker_stake is so large that stakes overflow".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Params::dev()` with one field changed by `edit`: accepted or refused.
+    fn check(edit: impl FnOnce(&mut Params)) -> Result<(), String> {
+        let mut params = Params::dev();
+        edit(&mut params);
+        params.validate()
+    }
+
+    #[test]
+    fn every_bounded_field_is_accepted_at_its_bounds_and_refused_past_them() {
+        macro_rules! bounded {
+            ($field:ident, $range:expr) => {{
+                let range = $range;
+                assert_eq!(
+                    check(|p| p.$field = *range.start()),
+                    Ok(()),
+                    stringify!($field)
+                );
+                assert_eq!(
+                    check(|p| p.$field = *range.end()),
+                    Ok(()),
+                    stringify!($field)
+                );
+                if *range.start() > 0 {
+                    let refused = check(|p| p.$field = *range.start() - 1).unwrap_err();
+                    assert!(refused.starts_with(stringify!($field)), "{refused}");
+                }
+                let refused = check(|p| p.$field = *range.end() + 1).unwrap_err();
+                assert!(
+                    refused.contains(&format!(
+                        "must be from {} to {}",
+                        range.start(),
+                        range.end()
+                    )),
+                    "{refused}"
+                );
+            }};
+        }
+        bounded!(protocol_fee_bps, bounds::PROTOCOL_FEE_BPS);
+        bounded!(proof_window_epochs, bounds::PROOF_WINDOW_EPOCHS);
+        bounded!(max_missed_proofs, bounds::MAX_MISSED_PROOFS);
+        bounded!(grace_epochs, bounds::GRACE_EPOCHS);
+        bounded!(max_placements_per_epoch, bounds::MAX_PLACEMENTS_PER_EPOCH);
+        bounded!(target_block_time_ms, bounds::TARGET_BLOCK_TIME_MS);
+        bounded!(unbonding_blocks, bounds::UNBONDING_BLOCKS);
+    }
+
+    #[test]
+    fn fees_deposits_and_bonds_must_be_positive_and_must_not_overflow() {
+        macro_rules! positive {
+            ($field:ident) => {{
+                assert_eq!(check(|p| p.$field = Balance(1)), Ok(()), stringify!($field));
+                assert_eq!(
+                    check(|p| p.$field = Balance::ZERO),
+                    Err(format!("{} must be more than 0", stringify!($field)))
+                );
+            }};
+        }
+        positive!(base_fee);
+        positive!(fee_per_byte);
+        positive!(min_worker_stake);
+        positive!(min_app_deposit);
+        positive!(min_task_deposit);
+        positive!(complaint_bond);
+        positive!(run_fee);
+        assert!(
+            check(|p| p.fee_per_byte = Balance(u128::MAX / 1024))
+                .unwrap_err()
+                .contains("fees overflow")
+        );
+        assert!(
+            check(|p| p.min_worker_stake = Balance(u128::MAX / 2))
+                .unwrap_err()
+                .contains("stakes overflow")
+        );
+        assert_eq!(Params::production().validate(), Ok(()));
     }
 }

@@ -89,7 +89,7 @@ pub struct Evidence {
     pub data: BoundedBytes<MAX_EVIDENCE_BYTES>,
     /// The block whose hash is the nonce in the evidence's report data: proof that it was made
     /// after that block (which must be among the last
-    /// [`crate::attestation::NONCE_WINDOW_BLOCKS`] when the evidence is submitted).
+    /// [`crate::attestation::nonce_window_blocks`] when the evidence is submitted).
     pub nonce_height: BlockNumber,
 }
 codec_struct!(Evidence {

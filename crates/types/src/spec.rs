@@ -210,11 +210,18 @@ impl ChainSpec {
                 "params.target_block_time_ms must be at least 1".into(),
             ));
         }
-        if self.consensus.leader_timeout_ms <= self.params.target_block_time_ms {
+        let leader_needs = self
+            .params
+            .target_block_time_ms
+            .saturating_add(crate::block::BUILD_BUDGET_MS);
+        if self.consensus.leader_timeout_ms <= leader_needs {
             return Err(SpecError::Invalid(format!(
-                "consensus.leader_timeout_ms ({}) must exceed params.target_block_time_ms ({}): \
-                 leaders wait that long between blocks",
-                self.consensus.leader_timeout_ms, self.params.target_block_time_ms
+                "consensus.leader_timeout_ms ({}) must exceed params.target_block_time_ms ({}) \
+                 plus the {} ms a leader may spend building its block: leaders wait a block time, \
+                 then build",
+                self.consensus.leader_timeout_ms,
+                self.params.target_block_time_ms,
+                crate::block::BUILD_BUDGET_MS
             )));
         }
         if self.consensus.certification_timeout_ms <= self.consensus.leader_timeout_ms {
@@ -385,8 +392,14 @@ mod tests {
         ));
 
         let mut slow = spec();
-        slow.consensus.leader_timeout_ms = slow.params.target_block_time_ms;
-        assert!(matches!(slow.validate(), Err(SpecError::Invalid(_))));
+        let block_time = slow.params.target_block_time_ms;
+        slow.consensus.certification_timeout_ms = 10_000;
+        slow.consensus.leader_timeout_ms = block_time + crate::block::BUILD_BUDGET_MS;
+        assert!(
+            matches!(slow.validate(), Err(SpecError::Invalid(reason)) if reason.contains("plus the 150 ms"))
+        );
+        slow.consensus.leader_timeout_ms += 1;
+        assert_eq!(slow.validate(), Ok(()));
 
         let mut impatient = spec();
         impatient.consensus.certification_timeout_ms = impatient.consensus.leader_timeout_ms;

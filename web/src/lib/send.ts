@@ -15,14 +15,23 @@ import type { ChainEvent } from './events';
 import type { Account } from './signer';
 import type { Rpc, RpcError } from './rpc';
 
-/** How many blocks a transaction stays valid (as the Rust SDK's `DEFAULT_LIFETIME_BLOCKS`). */
-const LIFETIME_BLOCKS = 600n;
+/**
+ * How long a transaction stays valid, in milliseconds, converted into blocks with the chain's
+ * block time (as the Rust SDK's `DEFAULT_LIFETIME_MS`).
+ */
+const LIFETIME_MS = 150_000n;
 /** A signature's tag and bytes, after the transaction in its signed encoding. */
 const SIGNATURE_BYTES = 65;
 
-/** `state_params`, as far as fees go. */
+/** `state_params`, as far as fees and lifetimes go. */
 interface FeeParams {
-  params: { base_fee: string; fee_per_byte: string };
+  params: { base_fee: string; fee_per_byte: string; target_block_time_ms: number };
+}
+
+/** Blocks in `LIFETIME_MS` at `blockTimeMs` a block, rounded up. */
+export function lifetimeBlocks(blockTimeMs: number): bigint {
+  const blockTime = BigInt(Math.max(1, Math.floor(blockTimeMs)));
+  return (LIFETIME_MS + blockTime - 1n) / blockTime;
 }
 
 /** A signed transaction, ready to submit. */
@@ -35,7 +44,7 @@ export interface Signed {
 
 /**
  * The transaction that sends `call` from `from`: at the nonce the node gives, with the least
- * fee the chain takes for its size, valid for `LIFETIME_BLOCKS` after `finalized`.
+ * fee the chain takes for its size, valid for `LIFETIME_MS` of blocks after `finalized`.
  */
 export async function prepare(
   rpc: Rpc,
@@ -51,7 +60,7 @@ export async function prepare(
     signer: from.address,
     nonce: BigInt(nonce),
     fee: 0n,
-    expiresAt: BigInt(finalized) + LIFETIME_BLOCKS,
+    expiresAt: BigInt(finalized) + lifetimeBlocks(fees.params.target_block_time_ms),
     call,
   };
   // The fee depends on the size, which does not depend on the fee's value.

@@ -59,12 +59,16 @@ fn evidence_must_vouch_for_these_keys_after_a_recent_block() {
     for height in [chain.height, 1, chain.height - 100] {
         let evidence = chain.evidence_bound_to(TeeKind::Simulated, &keys, height);
         let reason = attempt(&mut chain, evidence);
+        // The window is 128 s of blocks: 128 of the test chain's one-second blocks.
+        let window =
+            wetee_types::attestation::nonce_window_blocks(chain.params().target_block_time_ms);
+        assert_eq!(window, 128);
         let expected = if height == chain.height - 100 {
-            "more than the 60000 ms allowed"
+            "more than the 60000 ms allowed".to_string()
         } else {
-            "not one of the last 512 blocks"
+            format!("not one of the last {window} blocks")
         };
-        assert!(reason.contains(expected), "{height}: {reason}");
+        assert!(reason.contains(&expected), "{height}: {reason}");
     }
     // Bound to these keys and the last block: accepted, and what was verified is kept.
     let evidence = chain.evidence(TeeKind::Simulated, &keys);

@@ -52,9 +52,33 @@ fn parameters_that_make_no_sense_are_refused() {
         &root,
         Call::Root(RootCall::SetParams { params }),
         CallError::InvalidParams {
-            problem: wetee_types::error::error_text("proof_window_epochs must be at least 1"),
+            problem: wetee_types::error::error_text(
+                "proof_window_epochs is 0; it must be from 1 to 16",
+            ),
         },
     );
+}
+
+#[test]
+fn the_block_time_is_fixed_at_genesis() {
+    let mut chain = TestChain::new();
+    let before = chain.params();
+    let root = chain.root.clone();
+    for block_time in [before.target_block_time_ms + 1, 20] {
+        let mut params = before.clone();
+        params.target_block_time_ms = block_time;
+        chain.fails_as(
+            &root,
+            Call::Root(RootCall::SetParams { params }),
+            CallError::InvalidParams {
+                problem: wetee_types::error::error_text(&format!(
+                    "target_block_time_ms is fixed at genesis ({} ms)",
+                    before.target_block_time_ms
+                )),
+            },
+        );
+    }
+    assert_eq!(chain.params(), before);
 }
 
 #[test]
