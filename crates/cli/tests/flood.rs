@@ -280,7 +280,12 @@ fn a_flood_of_gapped_and_invalid_transactions_leaves_room_for_an_honest_transfer
         })
         .collect();
     assert_eq!(gapped.len(), 100_000);
+    let flood_started = Instant::now();
     let kept = submit_all(port, &gapped);
+    eprintln!(
+        "the pool kept {kept} of 100,000 nonce-gapped transactions, answered in {:?}",
+        flood_started.elapsed()
+    );
     assert!(kept <= MAX_WAITING, "{kept} gapped transactions kept");
 
     // 1,000 registrations with evidence that does not verify: they execute, fail and pay.
@@ -316,9 +321,14 @@ fn a_flood_of_gapped_and_invalid_transactions_leaves_room_for_an_honest_transfer
     );
     assert!(answer["result"].is_string(), "{answer}");
     let bob_nonce = honest.tx.nonce;
+    let sent = Instant::now();
     wait_for("the honest transfer to finalize", 120, || {
         nonce_of(port, &bob) > bob_nonce
     });
+    eprintln!(
+        "{pending} pending; the honest transfer was final {:?} after it was sent",
+        sent.elapsed()
+    );
     // The registrations went through too, each refused by the runtime for its evidence.
     wait_for("the registrations to execute", 300, || {
         operators
