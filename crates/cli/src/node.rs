@@ -37,6 +37,12 @@ pub struct NodeArgs {
     /// A full node this validator accepts: `PUBLIC_KEY_HEX@IP` (repeatable).
     #[arg(long = "full-node", value_name = "KEY@IP")]
     full_nodes: Vec<String>,
+    /// Threads for consensus, p2p and storage.
+    #[arg(long, default_value_t = 2)]
+    worker_threads: usize,
+    /// Threads for the RPC server, apart from consensus.
+    #[arg(long, default_value_t = 2)]
+    rpc_threads: usize,
     /// Stop when the parent process exits (used by `wetee testnet` and `wetee bench`).
     #[arg(long, hide = true)]
     exit_with_parent: bool,
@@ -210,7 +216,8 @@ pub fn node(args: NodeArgs, keystore: &Keystore, format: Format) -> Result<()> {
             data_dir: args.data_dir,
             rpc_address: args.rpc.address(),
             p2p_listen: args.p2p_listen,
-            worker_threads: 2,
+            worker_threads: args.worker_threads,
+            rpc_threads: args.rpc_threads,
         },
         move |started| announce(format, &chain, &data_dir, &started, ""),
         async {

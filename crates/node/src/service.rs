@@ -43,8 +43,11 @@ pub struct ServiceConfig {
     /// Where peer-to-peer connections are accepted (default: every interface, on the port of
     /// this validator's address in the spec).
     pub p2p_listen: Option<SocketAddr>,
-    /// Tokio worker threads.
+    /// Tokio worker threads of consensus, p2p and storage.
     pub worker_threads: usize,
+    /// Tokio worker threads of the RPC server, a runtime of its own: a flood of requests
+    /// competes with consensus only for the CPU, never for its threads or task queue.
+    pub rpc_threads: usize,
 }
 
 /// What a started validator tells its caller.
@@ -161,7 +164,17 @@ pub fn run(
         .with_catch_panics(false);
     let rpc_address = config.rpc_address;
     let name = own.map_or_else(|| "full node".to_string(), |v| v.name);
-    runtime::Runner::new(runtime_config).start(|context| async move {
+    let rpc_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.rpc_threads.max(1))
+        .thread_name("wetee-rpc")
+        .enable_all()
+        .build()
+        .map_err(|error| ServiceError::Rpc {
+            address: rpc_address,
+            error,
+        })?;
+    let rpc_handle = rpc_runtime.handle().clone();
+    let outcome = runtime::Runner::new(runtime_config).start(|context| async move {
         let handshake = Cups::<_, ChaCha20Poly1305>::new(
             Sake {
                 signer: signer.clone(),
@@ -223,8 +236,12 @@ pub fn run(
         let metrics_context = context.child("metrics");
         let metrics: crate::rpc::MetricsSource = Arc::new(move || metrics_context.encode());
         let module = crate::rpc::module(node.ledger.clone(), Arc::clone(&spec), is_validator);
-        let (bound, rpc) = crate::rpc::serve(rpc_address, module, metrics)
+        // Bound and served on the RPC's own runtime.
+        let (bound, rpc) = rpc_handle
+            .spawn(crate::rpc::serve(rpc_address, module, metrics))
             .await
+            .map_err(|join| std::io::Error::other(join.to_string()))
+            .and_then(|served| served)
             .map_err(|error| ServiceError::Rpc {
                 address: rpc_address,
                 error,
@@ -254,5 +271,8 @@ pub fn run(
         };
         let _ = rpc.stop();
         outcome
-    })
+    });
+    // Outside any runtime: dropping one inside another would panic.
+    rpc_runtime.shutdown_timeout(Duration::from_secs(5));
+    outcome
 }

@@ -243,6 +243,7 @@ pub fn run(args: DevArgs, format: Format) -> Result<()> {
                 args.p2p_port,
             )),
             worker_threads: 2,
+            rpc_threads: 2,
         },
         move |started| {
             let _ = started_sender.send(started);

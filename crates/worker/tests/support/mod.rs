@@ -204,6 +204,7 @@ pub fn dev_chain(data_dir: &std::path::Path, epoch_length: u64) -> (String, wete
         rpc_address: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
         p2p_listen: None,
         worker_threads: 2,
+        rpc_threads: 2,
     };
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
