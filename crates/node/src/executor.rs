@@ -5,7 +5,7 @@
 //! into the state root its header must carry. Finalizing a block commits its batch; blocks that
 //! can no longer be finalized (other forks) are forgotten.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use commonware_runtime::Spawner;
@@ -150,12 +150,15 @@ fn genesis_changes(
     Ok(layer.into_changes())
 }
 
-/// The earliest timestamp a child of `parent` may carry: strictly after it. Pacing blocks at the
-/// target block time is the leaders' policy ([`Executor::target_child_timestamp`]), not a
-/// rule a verifier enforces: a rule would let a proposer that stamps ahead make the next leader
-/// wait out its lead.
-fn earliest_child_timestamp(parent: &Header) -> u64 {
-    parent.timestamp_ms.saturating_add(1)
+/// The earliest timestamp a child of `parent` may carry: half a block time after it. Pacing
+/// blocks at the full block time is the leaders' policy ([`Executor::target_child_timestamp`]),
+/// not a rule a verifier enforces: a full block time would let a proposer that stamps ahead
+/// make the next leader wait out its lead, and half of one still keeps a Byzantine leader from
+/// packing blocks closer than that (which would shorten block-counted epochs).
+fn earliest_child_timestamp(parent: &Header, block_time_ms: u64) -> u64 {
+    parent
+        .timestamp_ms
+        .saturating_add((block_time_ms / 2).max(1))
 }
 
 /// The target block time in the state `state`.
@@ -306,7 +309,11 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
         let header = self
             .header_of(parent)
             .ok_or(BlockError::UnknownParent(*parent))?;
-        Ok(earliest_child_timestamp(&header))
+        let (ancestry, _) = self.ancestry(parent)?;
+        let memory = self.store.memory();
+        let memory = memory.read().unwrap_or_else(|p| p.into_inner());
+        let block_time = block_time(&Layer::with_changes(&*memory, ancestry))?;
+        Ok(earliest_child_timestamp(&header, block_time))
     }
 
     /// When a leader should stamp a child of `parent` to keep the target block time, and that
@@ -374,6 +381,9 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
             let mut receipts = Vec::new();
             // Leave room for the header and length prefixes.
             let mut bytes = 1024usize;
+            // Accounts one of whose candidates was left out: the rest of theirs would only fail
+            // for its nonce, and must not count as failures of their own.
+            let mut stopped: BTreeSet<wetee_types::AccountId> = BTreeSet::new();
             for (index, (tx, good)) in candidates.into_iter().zip(verdicts).enumerate() {
                 if included.len() >= max_transactions {
                     break;
@@ -381,11 +391,16 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
                 if index % 64 == 63 && out_of_time() {
                     break;
                 }
+                if stopped.contains(&tx.tx.signer) {
+                    continue;
+                }
                 let size = encode(&tx).len();
                 if bytes.saturating_add(size) > MAX_BLOCK_BYTES {
+                    stopped.insert(tx.tx.signer);
                     continue;
                 }
                 if !good {
+                    stopped.insert(tx.tx.signer);
                     skipped.push(tx.hash());
                     continue;
                 }
@@ -401,7 +416,12 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
                         included.push(tx);
                     }
                     Err(wetee_types::TxError::State(e)) => return Err(BlockError::Runtime(e)),
-                    Err(_) => skipped.push(tx.hash()),
+                    // Its nonce is used already: the account's next one may still go in.
+                    Err(wetee_types::TxError::StaleNonce { .. }) => skipped.push(tx.hash()),
+                    Err(_) => {
+                        stopped.insert(tx.tx.signer);
+                        skipped.push(tx.hash());
+                    }
                 }
             }
             let end_events = self
@@ -485,7 +505,7 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
             let memory = self.store.memory();
             let memory = memory.read().unwrap_or_else(|p| p.into_inner());
             let parent_view = Layer::with_changes(&*memory, ancestry);
-            let min = earliest_child_timestamp(&parent_header);
+            let min = earliest_child_timestamp(&parent_header, block_time(&parent_view)?);
             let max = now_ms.map_or(u64::MAX, |now| now.saturating_add(MAX_CLOCK_DRIFT_MS));
             if header.timestamp_ms < min || header.timestamp_ms > max {
                 return Err(BlockError::BadTimestamp {
@@ -657,18 +677,42 @@ mod tests {
                 transfer(0, 6 * UNIT),
                 transfer(1, 7 * UNIT),
             ];
-            let (one, _) = proposer
+            let (one, skipped) = proposer
                 .propose(
                     &genesis,
                     ConsensusContext::default(),
                     time,
-                    candidates,
+                    candidates.clone(),
                     100,
                     &|| false,
                 )
                 .await
                 .unwrap();
             assert_eq!(one.block.transactions.len(), 2);
+            assert_eq!(skipped, vec![candidates[1].hash()]);
+            // An account that spends everything at nonce 0: nonce 1 cannot pay its fee and is
+            // counted once; nonce 2 behind it is not tried, nor counted against it.
+            let draining = vec![
+                transfer(0, 1_000 * UNIT - UNIT / 100),
+                transfer(1, UNIT),
+                transfer(2, UNIT),
+            ];
+            let (drained, skipped) = proposer
+                .propose(
+                    &genesis,
+                    ConsensusContext {
+                        view: 9,
+                        ..ConsensusContext::default()
+                    },
+                    time,
+                    draining.clone(),
+                    100,
+                    &|| false,
+                )
+                .await
+                .unwrap();
+            assert_eq!(drained.block.transactions.len(), 1);
+            assert_eq!(skipped, vec![draining[1].hash()]);
             let verified = verifier
                 .verify(Arc::clone(&one.block), Some(time))
                 .await

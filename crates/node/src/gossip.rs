@@ -46,6 +46,9 @@ pub const WINDOW: Duration = Duration::from_secs(10);
 pub const REFUSED_PER_WINDOW: u32 = 20_000;
 /// Windows in which a peer overspent its budget before it is blocked.
 pub const STRIKES_TO_BLOCK: u32 = 3;
+/// How long a strike counts: a peer that misbehaved once in a while (a version skew during an
+/// upgrade) is not blocked for it forever.
+pub const STRIKE_MEMORY: Duration = Duration::from_secs(3_600);
 /// Received transactions verified at a time (and the most verified past a peer's budget).
 const CHUNK: usize = 128;
 
@@ -69,6 +72,7 @@ struct Budget {
     invalid: u32,
     refused: u32,
     strikes: u32,
+    last_strike_ms: u64,
     muted: bool,
 }
 
@@ -100,6 +104,12 @@ impl Budgets {
             budget.refused = 0;
             budget.muted = false;
         }
+        let memory = u64::try_from(STRIKE_MEMORY.as_millis()).unwrap_or(u64::MAX);
+        if budget.strikes < STRIKES_TO_BLOCK
+            && now_ms >= budget.last_strike_ms.saturating_add(memory)
+        {
+            budget.strikes = 0;
+        }
         budget
     }
 
@@ -123,6 +133,7 @@ impl Budgets {
         if budget.invalid > INVALID_PER_WINDOW && !budget.muted {
             budget.muted = true;
             budget.strikes = budget.strikes.saturating_add(1);
+            budget.last_strike_ms = now_ms;
         }
         if budget.refused > REFUSED_PER_WINDOW {
             budget.muted = true;
@@ -305,6 +316,16 @@ mod tests {
         // Blocked for good; another peer is unaffected.
         assert_eq!(budgets.verdict(&bad, now + 10 * window), Verdict::Block);
         assert_eq!(budgets.verdict(&good, now), Verdict::Listen);
+        // Strikes an hour apart never add up to a block.
+        let mut budgets = Budgets::default();
+        let hour = STRIKE_MEMORY.as_millis() as u64;
+        for strike in 0..5 {
+            let at = strike * hour;
+            assert_eq!(
+                budgets.charge(&bad, at, invalid(INVALID_PER_WINDOW + 1)),
+                Verdict::Ignore
+            );
+        }
         // A new window gives a muted peer its budget back.
         let mut budgets = Budgets::default();
         assert_eq!(budgets.charge(&good, 0, invalid(1_000)), Verdict::Ignore);

@@ -491,7 +491,7 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
                 signers,
                 |account| {
                     wetee_runtime::query::account(&*memory, account)
-                        .map(|a| a.nonce)
+                        .map(|a| (a.nonce, a.free))
                         .unwrap_or_default()
                 },
                 next_height,
@@ -540,10 +540,49 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
             return Err(refusal);
         }
         Self::precheck(&tx)?;
+        self.dry_check(std::slice::from_ref(&tx))
+            .pop()
+            .unwrap_or(Ok(()))?;
         if !self.inner.signatures.check(&tx, hash) {
             return Err(MempoolError::Invalid(wetee_types::TxError::BadSignature));
         }
         self.admit_verified(tx, gossip)
+    }
+
+    /// The chain's checks that need no signature (nonce, fee, balance, expiry), against the
+    /// latest finalized state: a transaction they refuse costs no signature check.
+    fn dry_check(&self, txs: &[SignedTransaction]) -> Vec<Result<(), MempoolError>> {
+        let next = self.next_block();
+        let memory = self
+            .inner
+            .memory
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        txs.iter()
+            .map(|tx| {
+                self.inner
+                    .runtime
+                    .check_transaction(
+                        &*memory,
+                        &next,
+                        tx,
+                        true,
+                        wetee_runtime::SignatureCheck::AlreadyVerified,
+                    )
+                    .map(|_| ())
+                    .map_err(MempoolError::Invalid)
+            })
+            .collect()
+    }
+
+    /// The block a transaction admitted now would be checked for.
+    fn next_block(&self) -> BlockInfo {
+        let status = self.status();
+        BlockInfo {
+            height: status.head.header.height.saturating_add(1),
+            timestamp_ms: status.head.header.timestamp_ms,
+            parent_hash: status.head.header.hash(),
+        }
     }
 
     /// [`Ledger::submit`] for many transactions (a gossip message): the signatures not known
@@ -566,8 +605,25 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
         };
         let unchecked: Vec<usize> = (0..txs.len()).filter(|&i| verdicts[i].is_none()).collect();
         let to_check: Vec<SignedTransaction> = unchecked.iter().map(|&i| txs[i].clone()).collect();
+        // Only what passes the checks that need no signature is worth verifying.
+        let dry = self.dry_check(&to_check);
+        let (unchecked, to_check): (Vec<usize>, Vec<SignedTransaction>) = unchecked
+            .into_iter()
+            .zip(to_check)
+            .zip(dry)
+            .filter_map(|((index, tx), dry)| match dry {
+                Ok(()) => Some((index, tx)),
+                Err(refusal) => {
+                    verdicts[index] = Some(Err(refusal));
+                    None
+                }
+            })
+            .unzip();
         let their_hashes: Vec<Hash> = unchecked.iter().map(|&i| hashes[i]).collect();
-        let good = self.inner.signatures.check_all(&to_check, &their_hashes);
+        let good = self
+            .inner
+            .signatures
+            .check_all_unremembered(&to_check, &their_hashes);
         for ((index, tx), good) in unchecked.into_iter().zip(to_check).zip(good) {
             verdicts[index] = Some(if good {
                 self.admit_verified(tx, gossip)
@@ -594,14 +650,9 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
         Ok(())
     }
 
-    /// Admits `tx`, whose signature was verified.
+    /// Admits `tx`, whose signature was verified, and remembers that signature.
     fn admit_verified(&self, tx: SignedTransaction, gossip: bool) -> Result<Hash, MempoolError> {
-        let status = self.status();
-        let next = BlockInfo {
-            height: status.head.header.height.saturating_add(1),
-            timestamp_ms: status.head.header.timestamp_ms,
-            parent_hash: status.head.header.hash(),
-        };
+        let next = self.next_block();
         let admitted = {
             let memory = self
                 .inner
@@ -616,6 +667,7 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
                 wetee_runtime::SignatureCheck::AlreadyVerified,
             )?
         };
+        self.inner.signatures.remember(admitted.hash);
         self.dropped(admitted.dropped);
         if gossip && let Some(sender) = lock(&self.inner.gossip).as_ref() {
             let _ = sender.unbounded_send(tx);

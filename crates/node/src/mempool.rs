@@ -214,6 +214,8 @@ pub enum DropReason {
     Evicted,
     /// Proposers could not include it, time after time.
     NotIncludable,
+    /// Its signer can no longer pay the fees of its pending transactions up to this one.
+    CannotPay,
 }
 
 impl std::fmt::Display for DropReason {
@@ -227,6 +229,9 @@ impl std::fmt::Display for DropReason {
             }
             DropReason::NotIncludable => {
                 "block proposers could not include it (it no longer passes the chain's checks)"
+            }
+            DropReason::CannotPay => {
+                "its signer can no longer pay the fees of its pending transactions up to it"
             }
         })
     }
@@ -656,6 +661,56 @@ impl Mempool {
         dropped
     }
 
+    /// Removing a ready transaction leaves those after it waiting: drops an account's highest
+    /// waiting nonces past its budget.
+    fn trim_account(&mut self, account: &AccountId) -> Vec<(Hash, DropReason)> {
+        let excess: Vec<u64> = match self.accounts.get(account) {
+            Some(queue) => {
+                let waiting: Vec<u64> = queue
+                    .txs
+                    .range(queue.ready_end..)
+                    .map(|(n, _)| *n)
+                    .collect();
+                let keep = self.limits.max_waiting_per_account;
+                waiting.into_iter().skip(keep).collect()
+            }
+            None => return Vec::new(),
+        };
+        excess
+            .into_iter()
+            .filter_map(|nonce| self.take(account, nonce))
+            .map(|pending| (pending.hash, DropReason::Evicted))
+            .collect()
+    }
+
+    /// After the account's finalized state changed: drops its pending transactions from the
+    /// first whose fee (with those before it) its free balance `free` no longer covers.
+    fn drop_unpayable(&mut self, account: &AccountId, free: Balance) -> Vec<(Hash, DropReason)> {
+        let Some(queue) = self.accounts.get(account) else {
+            return Vec::new();
+        };
+        let mut total = Balance::ZERO;
+        let mut from = None;
+        for (nonce, pending) in queue.txs.range(queue.base..) {
+            match total.checked_add(pending.tx.tx.fee) {
+                Some(sum) if sum <= free => total = sum,
+                _ => {
+                    from = Some(*nonce);
+                    break;
+                }
+            }
+        }
+        let Some(from) = from else {
+            return Vec::new();
+        };
+        let unpayable: Vec<u64> = queue.txs.range(from..).map(|(n, _)| *n).collect();
+        unpayable
+            .into_iter()
+            .filter_map(|nonce| self.take(account, nonce))
+            .map(|pending| (pending.hash, DropReason::CannotPay))
+            .collect()
+    }
+
     /// Up to `max` transactions for a block, highest priority first (oldest first among
     /// equals) but each account's in nonce order, starting at the nonce `next_nonce` gives for
     /// the account (its nonce in the state the block builds on). Accounts whose next
@@ -763,32 +818,39 @@ impl Mempool {
                 && self.take(&account, nonce).is_some()
             {
                 dropped.push((*hash, DropReason::NotIncludable));
+                dropped.extend(self.trim_account(&account));
             }
         }
         dropped.extend(self.trim_waiting());
         dropped
     }
 
-    /// After a block is finalized: drops every transaction whose nonce the account has used
-    /// (`nonce_of` reads the finalized state) or that expired before `next_height`. Returns
-    /// what was dropped and why.
+    /// After a block is finalized: for each account it touched (`state_of` reads its next
+    /// nonce and free balance in the finalized state), drops the transactions whose nonce it
+    /// used and those it can no longer pay for; then drops what expired before `next_height`.
+    /// Returns what was dropped and why.
     pub fn prune(
         &mut self,
         accounts: impl IntoIterator<Item = AccountId>,
-        mut nonce_of: impl FnMut(&AccountId) -> u64,
+        mut state_of: impl FnMut(&AccountId) -> (u64, Balance),
         next_height: u64,
     ) -> Vec<(Hash, DropReason)> {
         let mut dropped = Vec::new();
         for account in accounts {
-            let base = nonce_of(&account);
+            let (base, free) = state_of(&account);
             dropped.extend(self.rebase(&account, base));
+            dropped.extend(self.drop_unpayable(&account, free));
         }
         while let Some(&(expires_at, hash)) = self.by_expiry.first() {
             if expires_at >= next_height {
                 break;
             }
+            let account = self.by_hash.get(&hash).map(|(account, _)| *account);
             if self.remove(&hash).is_some() {
                 dropped.push((hash, DropReason::Expired));
+                if let Some(account) = account {
+                    dropped.extend(self.trim_account(&account));
+                }
             } else {
                 self.by_expiry.remove(&(expires_at, hash));
             }
@@ -814,6 +876,7 @@ impl Mempool {
                 end += 1;
             }
             assert_eq!(queue.ready_end, end);
+            assert!(queue.waiting() <= self.limits.max_waiting_per_account);
             for (nonce, pending) in &queue.txs {
                 count += 1;
                 bytes += pending.size;
@@ -845,6 +908,7 @@ mod tests {
     use super::*;
     use wetee_runtime::Genesis;
     use wetee_runtime::state::MemoryState;
+    use wetee_types::balance::UNIT;
     use wetee_types::transaction::{BalancesCall, Transaction};
     use wetee_types::{Call, ChainConfig, KeyScheme, Keypair, Params};
 
@@ -1293,6 +1357,49 @@ mod tests {
     }
 
     #[test]
+    fn transactions_their_signer_can_no_longer_pay_for_are_dropped_when_a_block_is_final() {
+        let world = world();
+        let mut pool = Mempool::new(MempoolLimits::default());
+        // Each pays UNIT / 100; after a block, alice has just enough for two.
+        let txs: Vec<_> = (0..4)
+            .map(|n| transfer(&world, &world.alice, n, 100))
+            .collect();
+        for tx in &txs {
+            admit(&mut pool, &world, tx.clone()).unwrap();
+        }
+        let dropped = pool.prune([world.alice.account_id()], |_| (1, Balance(UNIT / 50)), 2);
+        pool.assert_consistent();
+        assert_eq!(
+            dropped,
+            vec![
+                (txs[0].hash(), DropReason::NonceUsed),
+                (txs[3].hash(), DropReason::CannotPay)
+            ]
+        );
+        assert_eq!(pool.select(10, usize::MAX, |_| 1), txs[1..3].to_vec());
+    }
+
+    #[test]
+    fn a_dropped_ready_transaction_leaves_at_most_the_waiting_budget_behind_it() {
+        let world = world();
+        let mut pool = Mempool::new(MempoolLimits {
+            max_waiting_per_account: 2,
+            ..MempoolLimits::default()
+        });
+        let txs: Vec<_> = (0..6).map(|n| tipped(&world, &world.alice, n, 0)).collect();
+        for tx in &txs {
+            admit_all(&mut pool, &world, tx.clone()).unwrap();
+        }
+        for _ in 0..3 {
+            pool.failed_inclusion(&[txs[1].hash()]);
+        }
+        pool.assert_consistent();
+        // 0 stays ready; 2 and 3 wait behind the gap; 4 and 5 are over the budget.
+        assert_eq!(pool.len(), 3);
+        assert_eq!(pool.waiting(), 2);
+    }
+
+    #[test]
     fn filling_a_gap_makes_waiting_transactions_ready() {
         let world = world();
         let mut pool = Mempool::new(MempoolLimits::default());
@@ -1305,7 +1412,7 @@ mod tests {
         assert_eq!(pool.waiting(), 0);
         assert_eq!(pool.select(10, usize::MAX, |_| 0), txs);
         // Once nonce 0 is final, the rest stay ready.
-        pool.prune([world.alice.account_id()], |_| 1, 2);
+        pool.prune([world.alice.account_id()], |_| (1, Balance(UNIT)), 2);
         pool.assert_consistent();
         assert_eq!(pool.select(10, usize::MAX, |_| 1), txs[1..].to_vec());
     }
@@ -1348,7 +1455,8 @@ mod tests {
                         }
                     }
                     _ => {
-                        pool.prune([key.account_id()], |_| extra, 1 + extra * 40);
+                        let free = Balance(u128::from(extra) * UNIT / 100);
+                        pool.prune([key.account_id()], |_| (extra, free), 1 + extra * 40);
                     }
                 }
                 pool.assert_consistent();
@@ -1395,7 +1503,7 @@ mod tests {
         for tx in [&used, &kept, &expiring] {
             admit(&mut pool, &world, tx.clone()).unwrap();
         }
-        let dropped = pool.prune([world.alice.account_id()], |_| 1, 6);
+        let dropped = pool.prune([world.alice.account_id()], |_| (1, Balance(UNIT)), 6);
         assert_eq!(
             dropped,
             vec![

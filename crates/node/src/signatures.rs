@@ -8,7 +8,8 @@
 //! pool of threads sized from the machine, outside every lock of the node.
 //!
 //! Only good signatures are remembered, in a bounded first-in-first-out set: forgetting one
-//! costs a second verification, never a wrong answer.
+//! costs a second verification, never a wrong answer. Admission remembers only what the pool
+//! took; a block's signatures are remembered once checked.
 //!
 //! Sr25519 signatures are verified in batches (a prime-order group: a batch accepts exactly
 //! what single verification does); ed25519 ones one by one, strictly, since batching would
@@ -99,21 +100,30 @@ impl Signatures {
         self.known().set.contains(hash)
     }
 
-    /// Checks one transaction (`hash` is its hash).
+    /// Checks one transaction (`hash` is its hash), without remembering it: admission
+    /// remembers only what the pool took ([`Signatures::remember`]), so that well-signed
+    /// transactions it refuses cannot push the ones it holds out of memory.
     pub fn check(&self, tx: &SignedTransaction, hash: Hash) -> bool {
-        if self.is_known(&hash) {
-            return true;
-        }
-        let good = tx.verify_signature(&self.genesis_hash);
-        if good {
-            self.known().remember(hash);
-        }
-        good
+        self.is_known(&hash) || tx.verify_signature(&self.genesis_hash)
+    }
+
+    /// Remembers that `hash`'s signature is good (it was checked, and its transaction admitted).
+    pub fn remember(&self, hash: Hash) {
+        self.known().remember(hash);
     }
 
     /// Checks every transaction of `txs` (`hashes` are theirs, in order), verifying the ones
-    /// not known yet in parallel. Returns each verdict.
+    /// not known yet in parallel, and remembers the good ones. Returns each verdict.
     pub fn check_all(&self, txs: &[SignedTransaction], hashes: &[Hash]) -> Vec<bool> {
+        self.check_many(txs, hashes, true)
+    }
+
+    /// [`Signatures::check_all`] without remembering (for admission).
+    pub fn check_all_unremembered(&self, txs: &[SignedTransaction], hashes: &[Hash]) -> Vec<bool> {
+        self.check_many(txs, hashes, false)
+    }
+
+    fn check_many(&self, txs: &[SignedTransaction], hashes: &[Hash], remember: bool) -> Vec<bool> {
         let mut verdicts = vec![true; txs.len()];
         let unknown: Vec<usize> = {
             let known = self.known();
@@ -134,7 +144,10 @@ impl Signatures {
         let mut known = self.known();
         for (i, good) in checked {
             verdicts[i] = good;
-            if good && let Some(hash) = hashes.get(i) {
+            if remember
+                && good
+                && let Some(hash) = hashes.get(i)
+            {
                 known.remember(*hash);
             }
         }
@@ -247,8 +260,16 @@ mod tests {
         forged.tx.fee = Balance(2);
         assert!(!signatures.check(&forged, forged.hash()));
         assert!(!signatures.is_known(&forged.hash()));
+        // Checked for admission: remembered only once the pool takes it.
         assert!(signatures.check(&txs[0], txs[0].hash()));
+        assert!(!signatures.is_known(&txs[0].hash()));
+        signatures.remember(txs[0].hash());
         assert!(signatures.is_known(&txs[0].hash()));
+        assert_eq!(
+            signatures.check_all_unremembered(&txs[1..], &[txs[1].hash()]),
+            vec![true]
+        );
+        assert!(!signatures.is_known(&txs[1].hash()));
 
         let mut known = Known::default();
         for i in 0..(REMEMBERED as u64 + 10) {
