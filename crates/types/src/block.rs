@@ -19,8 +19,9 @@ pub const MAX_BLOCK_TRANSACTIONS: usize = 20_000;
 /// Most encoded bytes in one block (transactions are at most 256 KiB each).
 pub const MAX_BLOCK_BYTES: usize = 8 * 1024 * 1024;
 /// Most milliseconds a block's timestamp may be ahead of the clock of the validator judging it.
-/// A block must also be stamped strictly after its parent, so a proposer that stamps ahead moves
-/// the chain's clock by at most this much, and never makes the next leader wait.
+/// A block must also be stamped at least half a block time after its parent, so a proposer that
+/// stamps ahead moves the chain's clock by at most this much, and never makes the next leader
+/// wait more than a block time.
 pub const MAX_CLOCK_DRIFT_MS: u64 = 250;
 /// Most milliseconds a leader spends executing transactions for its block; it proposes what fits.
 pub const BUILD_BUDGET_MS: u64 = 150;
@@ -75,8 +76,8 @@ pub struct Header {
     pub parent: Hash,
     /// Height: the parent's plus one (zero for genesis).
     pub height: BlockNumber,
-    /// The proposer's clock, in milliseconds since the Unix epoch; strictly after the parent's
-    /// by at least the target block time.
+    /// The proposer's clock, in milliseconds since the Unix epoch; at least half a target block
+    /// time after the parent's, and at most [`MAX_CLOCK_DRIFT_MS`] ahead of a verifier's clock.
     pub timestamp_ms: TimestampMs,
     /// Where in consensus the block was proposed.
     pub context: ConsensusContext,
