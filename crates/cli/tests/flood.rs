@@ -5,10 +5,13 @@
 //! admitted at once and finalizes. How long finality paused is `wetee bench`'s to report, not
 //! this test's to assert.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use support::{DevNode, rpc_call};
 
 use serde_json::{Value, json};
 use wetee_client::keys::dev_keypair;
@@ -19,21 +22,11 @@ use wetee_types::resources::{Prices, Resources, TeeKinds};
 use wetee_types::transaction::{BalancesCall, Transaction, WorkersCall};
 use wetee_types::{Balance, Call, Hash, KeyScheme, Keypair, SignedTransaction, TeeKind};
 
-const WETEE: &str = env!("CARGO_BIN_EXE_wetee");
 const FLOODERS: usize = 400;
 const GAPPED_EACH: u64 = 250;
 const REGISTRATIONS_EACH: u64 = 250;
 /// The node's budget for transactions waiting behind a missing nonce (`MempoolLimits`).
 const MAX_WAITING: usize = 5_000;
-
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// One HTTP JSON-RPC exchange.
 fn post(port: u16, body: &Value) -> Value {
@@ -54,13 +47,6 @@ fn post(port: u16, body: &Value) -> Value {
     let text = String::from_utf8_lossy(&response);
     let (_, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
-}
-
-fn call(port: u16, method: &str, params: Value) -> Value {
-    post(
-        port,
-        &json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}),
-    )
 }
 
 /// Submits `txs` in JSON-RPC batches of 100; returns how many were admitted.
@@ -88,7 +74,7 @@ fn submit_all(port: u16, txs: &[SignedTransaction]) -> usize {
 }
 
 fn nonce_of(port: u16, key: &Keypair) -> u64 {
-    call(port, "state_account", json!([key.account_id()]))["result"]["nonce"]
+    rpc_call(port, "state_account", json!([key.account_id()]))["result"]["nonce"]
         .as_u64()
         .expect("nonce")
 }
@@ -113,7 +99,7 @@ struct Chain {
 
 impl Chain {
     fn height(&self) -> u64 {
-        call(self.port, "system_health", json!([]))["result"]["finalized"]["height"]
+        rpc_call(self.port, "system_health", json!([]))["result"]["finalized"]["height"]
             .as_u64()
             .expect("height")
     }
@@ -188,49 +174,9 @@ fn bogus_registration(chain: &Chain, operator: &Keypair, i: u64) -> Call {
 #[test]
 fn a_flood_of_gapped_and_invalid_transactions_leaves_room_for_an_honest_transfer() {
     let home = tempfile::tempdir().expect("temp dir");
-    let offset = (std::process::id() % 500) as u16 * 4;
-    let port = 41_000 + offset;
-    let mut child = Command::new(WETEE)
-        .args([
-            "dev",
-            "--no-worker",
-            "--data-dir",
-            home.path().join("dev").to_str().expect("utf-8"),
-            "--rpc-port",
-            &port.to_string(),
-            "--p2p-port",
-            &(46_000 + offset).to_string(),
-            "--output",
-            "json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("wetee dev starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let _node = Node(child);
-    let mut reader = BufReader::new(stdout);
-    let mut printed = String::new();
-    while serde_json::from_str::<Value>(&printed).is_err() {
-        assert!(
-            reader.read_line(&mut printed).expect("output") > 0,
-            "dev exited"
-        );
-    }
-    let started = Instant::now();
-    let genesis: Hash = loop {
-        let health = call(port, "system_health", json!([]));
-        if health["result"]["finalized"]["height"]
-            .as_u64()
-            .unwrap_or(0)
-            >= 1
-        {
-            break serde_json::from_value(health["result"]["genesis_hash"].clone()).expect("hash");
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "no blocks");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let params = call(port, "state_params", json!([]))["result"]["params"].clone();
+    let node = DevNode::start(home.path(), 41_000, 46_000);
+    let (port, genesis) = (node.port, node.genesis);
+    let params = rpc_call(port, "state_params", json!([]))["result"]["params"].clone();
     let amount = |field: &str| -> u128 {
         params[field]
             .as_str()
@@ -266,9 +212,9 @@ fn a_flood_of_gapped_and_invalid_transactions_leaves_room_for_an_honest_transfer
         "every funding transfer"
     );
     wait_for("the flooders to be funded", 120, || {
-        flooders
-            .iter()
-            .all(|f| call(port, "state_account", json!([f.account_id()]))["result"]["free"] != "0")
+        flooders.iter().all(|f| {
+            rpc_call(port, "state_account", json!([f.account_id()]))["result"]["free"] != "0"
+        })
     });
 
     // The flood: every flooder skips nonce 0.
@@ -305,7 +251,7 @@ fn a_flood_of_gapped_and_invalid_transactions_leaves_room_for_an_honest_transfer
     }
     assert_eq!(submit_all(port, &registrations), 1_000);
 
-    let pending = call(port, "system_health", json!([]))["result"]["pending_transactions"]
+    let pending = rpc_call(port, "system_health", json!([]))["result"]["pending_transactions"]
         .as_u64()
         .expect("pending") as usize;
     assert!(pending <= MAX_WAITING + 1_000, "{pending} pending");
@@ -314,7 +260,7 @@ fn a_flood_of_gapped_and_invalid_transactions_leaves_room_for_an_honest_transfer
     let bob = dev_keypair("Bob");
     let ferdie = dev_keypair("Ferdie");
     let honest = chain.sign(&bob, nonce_of(port, &bob), transfer(&ferdie, 3 * UNIT));
-    let answer = call(
+    let answer = rpc_call(
         port,
         "author_submitTransaction",
         json!([format!("0x{}", hex::encode(encode(&honest)))]),
@@ -336,7 +282,7 @@ fn a_flood_of_gapped_and_invalid_transactions_leaves_room_for_an_honest_transfer
             .take(3)
             .all(|operator| nonce_of(port, operator) >= REGISTRATIONS_EACH)
     });
-    let workers = call(port, "state_workers", json!([]));
+    let workers = rpc_call(port, "state_workers", json!([]));
     assert_eq!(
         workers["result"].as_array().map(Vec::len),
         Some(0),

@@ -1,9 +1,10 @@
 //! Bad input to a running dev node's RPC: every request gets a JSON-RPC error with a clear
 //! reason, nothing stored changes, and the node keeps running.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -13,16 +14,7 @@ use wetee_types::codec::encode;
 use wetee_types::transaction::{BalancesCall, Transaction};
 use wetee_types::{Balance, Call, Hash, SignedTransaction};
 
-const WETEE: &str = env!("CARGO_BIN_EXE_wetee");
-
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::DevNode;
 
 /// One HTTP request; returns the status code and the body.
 fn http(port: u16, body: &[u8]) -> (u16, String) {
@@ -93,48 +85,8 @@ fn transfer(nonce: u64, fee: Balance, expires_at: u64, genesis: &Hash) -> Signed
 #[test]
 fn bad_requests_get_clear_errors_and_change_nothing() {
     let home = tempfile::tempdir().expect("temp dir");
-    let offset = (std::process::id() % 500) as u16 * 4;
-    let port = 40_000 + offset;
-    let mut child = Command::new(WETEE)
-        .args([
-            "dev",
-            "--no-worker",
-            "--data-dir",
-            home.path().join("dev").to_str().expect("utf-8"),
-            "--rpc-port",
-            &port.to_string(),
-            "--p2p-port",
-            &(45_000 + offset).to_string(),
-            "--output",
-            "json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("wetee dev starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let _node = Node(child);
-    let mut reader = BufReader::new(stdout);
-    let mut printed = String::new();
-    while serde_json::from_str::<Value>(&printed).is_err() {
-        assert!(
-            reader.read_line(&mut printed).expect("output") > 0,
-            "dev exited"
-        );
-    }
-    let started = Instant::now();
-    let genesis: Hash = loop {
-        let health = call(port, "system_health", json!([]));
-        if health["result"]["finalized"]["height"]
-            .as_u64()
-            .unwrap_or(0)
-            >= 1
-        {
-            break serde_json::from_value(health["result"]["genesis_hash"].clone()).expect("hash");
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "no blocks");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let node = DevNode::start(home.path(), 40_000, 45_000);
+    let (port, genesis) = (node.port, node.genesis);
     let alice = dev_keypair("Alice").account_id();
     let before = call(port, "state_account", json!([alice]))["result"].clone();
     let params = call(port, "state_params", json!([]))["result"]["params"].clone();

@@ -233,3 +233,90 @@ pub fn wait_exit(child: &mut Child, seconds: u64) -> Option<std::process::ExitSt
     }
     None
 }
+
+/// `wetee dev --no-worker` on ports derived from this process's id (`rpc_base` and `p2p_base`
+/// plus an offset), killed when dropped.
+pub struct DevNode {
+    child: Child,
+    /// Its RPC port.
+    pub port: u16,
+    /// Its chain's genesis hash, once its first block is final.
+    pub genesis: wetee_types::Hash,
+}
+
+impl DevNode {
+    /// Starts it in `home` and waits for its banner and its first finalized block.
+    pub fn start(home: &Path, rpc_base: u16, p2p_base: u16) -> DevNode {
+        let offset = (std::process::id() % 500) as u16 * 4;
+        let port = rpc_base + offset;
+        let mut child = Command::new(WETEE)
+            .args([
+                "dev",
+                "--no-worker",
+                "--data-dir",
+                home.join("dev").to_str().expect("utf-8"),
+                "--rpc-port",
+                &port.to_string(),
+                "--p2p-port",
+                &(p2p_base + offset).to_string(),
+                "--output",
+                "json",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("wetee dev starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut node = DevNode {
+            child,
+            port,
+            genesis: wetee_types::Hash::default(),
+        };
+        let mut reader = BufReader::new(stdout);
+        let mut printed = String::new();
+        while serde_json::from_str::<Value>(&printed).is_err() {
+            assert!(
+                reader.read_line(&mut printed).expect("output") > 0,
+                "dev exited"
+            );
+        }
+        node.genesis = eventually("the first block", 60, || {
+            let health = rpc_call(port, "system_health", serde_json::json!([]));
+            let final_height = health["result"]["finalized"]["height"].as_u64()?;
+            (final_height >= 1)
+                .then(|| serde_json::from_value(health["result"]["genesis_hash"].clone()).ok())
+                .flatten()
+        });
+        node
+    }
+}
+
+impl Drop for DevNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One JSON-RPC call over HTTP to the node on `port`; the parsed answer.
+pub fn rpc_call(port: u16, method: &str, params: Value) -> Value {
+    let request =
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let body = request.to_string();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .expect("timeout");
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("write");
+    stream.write_all(body.as_bytes()).expect("write");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read");
+    let text = String::from_utf8_lossy(&response);
+    let (_, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{method}: {e}: {body}"))
+}
