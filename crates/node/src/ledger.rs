@@ -533,13 +533,13 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
     }
 
     /// Checks `tx` against the latest finalized state and admits it into the mempool; `gossip`
-    /// forwards it to the other validators. The signature is verified before any lock is taken.
+    /// forwards it to the other validators. The signature is verified last, after the checks
+    /// that need none (the runtime's, size first), and outside every lock.
     pub fn submit(&self, tx: SignedTransaction, gossip: bool) -> Result<Hash, MempoolError> {
         let hash = tx.hash();
         if let Some(refusal) = lock(&self.inner.mempool).quick_refusal(&hash, &tx) {
             return Err(refusal);
         }
-        Self::precheck(&tx)?;
         self.dry_check(std::slice::from_ref(&tx))
             .pop()
             .unwrap_or(Ok(()))?;
@@ -597,10 +597,7 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
             let mempool = lock(&self.inner.mempool);
             txs.iter()
                 .zip(&hashes)
-                .map(|(tx, hash)| match mempool.quick_refusal(hash, tx) {
-                    Some(refusal) => Some(Err(refusal)),
-                    None => Self::precheck(tx).err().map(Err),
-                })
+                .map(|(tx, hash)| mempool.quick_refusal(hash, tx).map(Err))
                 .collect()
         };
         let unchecked: Vec<usize> = (0..txs.len()).filter(|&i| verdicts[i].is_none()).collect();
@@ -636,18 +633,6 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
             .zip(hashes)
             .map(|(verdict, hash)| verdict.unwrap_or(Err(MempoolError::AlreadyKnown(hash))))
             .collect()
-    }
-
-    /// What can be refused before the signature is verified or any state read.
-    fn precheck(tx: &SignedTransaction) -> Result<(), MempoolError> {
-        let size = wetee_types::codec::encode(tx).len();
-        if size > wetee_types::transaction::MAX_TRANSACTION_BYTES {
-            return Err(MempoolError::Invalid(wetee_types::TxError::TooLarge {
-                size,
-                max: wetee_types::transaction::MAX_TRANSACTION_BYTES,
-            }));
-        }
-        Ok(())
     }
 
     /// Admits `tx`, whose signature was verified, and remembers that signature.
