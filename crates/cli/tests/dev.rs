@@ -150,8 +150,9 @@ fn deploying_the_moment_the_rpc_answers_serves_every_time_and_the_worker_never_s
         let result: Value = serde_json::from_slice(&deployed.stdout).unwrap_or(Value::Null);
         assert!(
             deployed.status.success(),
-            "round {round}: deploy: {result} {}",
-            String::from_utf8_lossy(&deployed.stderr)
+            "round {round}: deploy: {result} {}\nwetee dev said (last lines):\n{}",
+            String::from_utf8_lossy(&deployed.stderr),
+            last_lines(&log, 80)
         );
         let url = result["url"].as_str().expect("the app's URL");
         let (code, body) = get(url).expect("the app answers");
@@ -163,6 +164,14 @@ fn deploying_the_moment_the_rpc_answers_serves_every_time_and_the_worker_never_s
         );
         terminate(&mut processes.0[0]);
     }
+}
+
+/// The last `count` lines `wetee dev` wrote to `log`: what a failure needs to be understood
+/// from CI's output alone.
+fn last_lines(log: &Path, count: usize) -> String {
+    let said = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = said.lines().collect();
+    lines[lines.len().saturating_sub(count)..].join("\n")
 }
 
 /// Every process whose parent chain leads to `root`.

@@ -103,12 +103,12 @@ async fn an_app_replica_runs_serves_logs_and_is_removed() {
     let started = backend.start(&spec, &image).await.expect("started");
     assert!(started.name.ends_with(&spec.name()), "{}", started.name);
     assert_eq!(started.identity, spec.identity());
-    let host_port = *started.ports.get(&8080).expect("published");
+    let address = *started.endpoints.get(&8080).expect("an address");
 
-    // It serves on 127.0.0.1 with the manifest's environment.
+    // It serves at its address on its own network, with the manifest's environment.
     let mut response = String::new();
     for _ in 0..50 {
-        response = support::http_get(host_port, "/");
+        response = support::http_get_at(address, "/");
         if response.contains("page-") {
             break;
         }

@@ -89,9 +89,11 @@ fn network_names() -> String {
 }
 
 async fn serving(instance: &Instance, page: &str) {
-    let port = *instance.ports.get(&8080).expect("published");
+    let address = *instance.endpoints.get(&8080).expect("an address");
     support::eventually(&format!("{} to serve", instance.name), 30, async || {
-        support::http_get(port, "/").contains(page).then_some(())
+        support::http_get_at(address, "/")
+            .contains(page)
+            .then_some(())
     })
     .await;
 }
@@ -133,10 +135,10 @@ async fn a_tenant_cannot_reach_its_neighbours_or_leave_its_container() {
     let me = attacker.name.as_str();
     let neighbour_ip = address_of(&neighbour.name);
     let sibling_ip = address_of(&sibling.name);
-    let neighbour_port = neighbour.ports[&8080];
+    let neighbour_address = neighbour.endpoints[&8080];
 
     // A replica of the same app is reachable; another tenant is not, neither directly nor
-    // through its port published on the host.
+    // through the host, where nothing of it is published.
     let (ok, page) = inside(me, &get(&sibling_ip, 8080));
     assert!(ok && page.contains("mallory-1"), "{page}");
     let (ok, out) = inside(me, &get(&neighbour_ip, 8080));
@@ -145,7 +147,16 @@ async fn a_tenant_cannot_reach_its_neighbours_or_leave_its_container() {
         "the neighbour answered directly: {out}"
     );
     let gateway = inside(me, "ip route | awk '/default/ {print $3}'").1;
-    let (ok, out) = inside(me, &get(gateway.trim(), neighbour_port));
+    let published = Command::new(support::engine().cli)
+        .args(["port", &neighbour.name])
+        .output()
+        .expect("port runs");
+    assert!(
+        String::from_utf8_lossy(&published.stdout).trim().is_empty(),
+        "the neighbour is published on the host: {}",
+        String::from_utf8_lossy(&published.stdout)
+    );
+    let (ok, out) = inside(me, &get(gateway.trim(), 8080));
     assert!(
         !ok && !out.contains("alice"),
         "the neighbour answered through the host: {out}"
@@ -199,7 +210,7 @@ async fn a_tenant_cannot_reach_its_neighbours_or_leave_its_container() {
         }
     });
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let page = support::http_get(neighbour_port, "/");
+    let page = support::http_get_at(neighbour_address, "/");
     assert!(page.contains("alice"), "{page}");
     let (_, out) = tokio::task::spawn_blocking(move || bomb.join().unwrap())
         .await

@@ -28,9 +28,9 @@ async fn serving(backend: &DockerBackend, app: AppId) -> Option<(u32, String)> {
         .filter(|i| i.state == InstanceState::Running)
         .collect();
     let instance = live.iter().max_by_key(|i| i.identity.version)?;
-    let port = *instance.ports.get(&8080)?;
+    let address = *instance.endpoints.get(&8080)?;
     for _ in 0..50 {
-        let response = support::http_get(port, "/");
+        let response = support::http_get_at(address, "/");
         if response.starts_with("HTTP/1.") && response.contains(" 200 ") {
             return Some((instance.identity.version, response));
         }

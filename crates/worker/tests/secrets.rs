@@ -52,13 +52,13 @@ fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
 async fn page(backend: &DockerBackend, app: AppId, generation: u32) -> Option<String> {
     for _ in 0..100 {
         let instances = backend.list().await.ok()?;
-        let port = instances
+        let address = instances
             .iter()
             .filter(|i| i.identity.workload == Workload::App { app })
             .filter(|i| i.identity.generation == generation && i.state == InstanceState::Running)
-            .find_map(|i| i.ports.get(&8080).copied());
-        if let Some(port) = port {
-            let response = support::http_get(port, "/");
+            .find_map(|i| i.endpoints.get(&8080).copied());
+        if let Some(address) = address {
+            let response = support::http_get_at(address, "/");
             if response.contains(" 200 ") {
                 return Some(response);
             }

@@ -4,7 +4,7 @@
 //! `wetee bench ingress-app`. The same server as the in-process app, so that the two runs
 //! differ only in where the app lives.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -63,11 +63,10 @@ pub async fn start() -> Result<(ContainerApp, SocketAddr)> {
         backend,
         id: instance.id,
     };
-    let Some(&port) = instance.ports.get(&PORT) else {
+    let Some(&address) = instance.endpoints.get(&PORT) else {
         app.remove().await;
-        bail!("the engine published no port for the app's {PORT}");
+        bail!("the engine gave the app's container no address");
     };
-    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     if let Err(e) = answers(address).await {
         app.remove().await;
         return Err(e);

@@ -1,7 +1,11 @@
 //! The Docker Engine API backend (through `bollard`). It works with Docker and with Podman's
 //! Docker-compatible service. Every container is labelled (see [`super::MANAGED_LABEL`]),
-//! confined (see [`super::confinement`]), attached to its workload's own network and publishes
-//! its ports on 127.0.0.1 only (the worker's ingress is the way in).
+//! confined (see [`super::confinement`]) and attached to its workload's own network. It
+//! publishes no port on the host: the worker reaches it at its address on that network, which
+//! only the worker's machine routes to (the worker's ingress is the way in). Publishing would
+//! leave the engine's port-forwarding rules in the kernel, and Podman with CNI sometimes leaves
+//! them behind when a container dies at once: a forgotten rule then captures that port on
+//! 127.0.0.1 for good, whoever listens there later.
 //!
 //! Output is not logged by the engine (log driver `none`): the worker reads it from an attach
 //! stream per container ([`output`]) and keeps it only sealed to the owner.
@@ -20,7 +24,7 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::models::{
-    ContainerCreateBody, ContainerSummaryStateEnum, HostConfig, Mount, MountType, PortBinding,
+    ContainerCreateBody, ContainerSummaryStateEnum, HostConfig, Mount, MountType,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
@@ -38,6 +42,54 @@ use super::{
 mod egress;
 mod network;
 mod output;
+
+/// The label listing a container's TCP ports (`8080,9000`): the engine lists only published
+/// ports, and these are not published.
+const PORTS_LABEL: &str = "wetee.ports";
+
+/// Where the worker reaches each TCP port of the container `summary` describes: its address on
+/// its own network (the one its label names, else the only one). Empty while it has none (not
+/// running). Containers made before the ports label list their published ports instead.
+fn endpoints_of(
+    summary: &bollard::models::ContainerSummary,
+    labels: &BTreeMap<String, String>,
+) -> BTreeMap<u16, std::net::SocketAddr> {
+    let networks = summary
+        .network_settings
+        .as_ref()
+        .and_then(|settings| settings.networks.as_ref());
+    let address = networks.and_then(|networks| {
+        let endpoint = match labels.get(network::NETWORK_LABEL) {
+            Some(name) => networks.get(name),
+            None => networks.values().next(),
+        }?;
+        endpoint
+            .ip_address
+            .as_deref()
+            .filter(|ip| !ip.is_empty())?
+            .parse::<std::net::IpAddr>()
+            .ok()
+    });
+    let Some(address) = address else {
+        return BTreeMap::new();
+    };
+    let ports: BTreeSet<u16> = match labels.get(PORTS_LABEL) {
+        Some(listed) => listed
+            .split(',')
+            .filter_map(|port| port.trim().parse().ok())
+            .collect(),
+        None => summary
+            .ports
+            .iter()
+            .flatten()
+            .map(|port| port.private_port)
+            .collect(),
+    };
+    ports
+        .into_iter()
+        .map(|port| (port, std::net::SocketAddr::new(address, port)))
+        .collect()
+}
 
 pub use output::{MAX_PENDING_BYTES, RECENT_LINES};
 
@@ -639,12 +691,7 @@ impl Backend for DockerBackend {
                     state = InstanceState::Exited { code };
                 }
             }
-            let ports = summary
-                .ports
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|p| Some((p.private_port, p.public_port?)))
-                .collect();
+            let endpoints = endpoints_of(&summary, &labels);
             let name = summary
                 .names
                 .and_then(|names| names.into_iter().next())
@@ -656,7 +703,7 @@ impl Backend for DockerBackend {
                 name,
                 identity,
                 state,
-                ports,
+                endpoints,
             });
         }
         instances.sort_by(|a, b| a.name.cmp(&b.name));
@@ -693,18 +740,11 @@ impl Backend for DockerBackend {
             format!("{}/{protocol}", port.container)
         };
         let exposed: Vec<String> = container.ports.iter().map(port_key).collect();
-        let bindings: HashMap<String, Option<Vec<PortBinding>>> = container
+        let tcp_ports: Vec<String> = container
             .ports
             .iter()
-            .map(|port| {
-                (
-                    port_key(port),
-                    Some(vec![PortBinding {
-                        host_ip: Some("127.0.0.1".into()),
-                        host_port: Some(String::new()),
-                    }]),
-                )
-            })
+            .filter(|port| port.protocol == Protocol::Tcp)
+            .map(|port| port.container.to_string())
             .collect();
         let _creating = Creating::mark(&self.creating, &name);
         let secrets = if spec.secrets.is_empty() {
@@ -754,11 +794,11 @@ impl Backend for DockerBackend {
                 let mut labels: HashMap<String, String> = spec.labels().into_iter().collect();
                 labels.insert(MANAGED_LABEL.to_string(), self.scope.clone());
                 labels.insert(network::NETWORK_LABEL.to_string(), network.clone());
+                labels.insert(PORTS_LABEL.to_string(), tcp_ports.join(","));
                 labels
             }),
             exposed_ports: Some(exposed),
             host_config: Some(HostConfig {
-                port_bindings: Some(bindings),
                 mounts,
                 ..self.confinement.host_config(container, &network)
             }),

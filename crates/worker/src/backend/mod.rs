@@ -212,8 +212,9 @@ pub struct Instance {
     pub identity: Identity,
     /// Its state.
     pub state: InstanceState,
-    /// Container port to the host port it is published on (127.0.0.1).
-    pub ports: BTreeMap<u16, u16>,
+    /// Each TCP port of the container, with the address the worker reaches it at (the
+    /// container's own, on its network). Empty while it is not running.
+    pub endpoints: BTreeMap<u16, std::net::SocketAddr>,
 }
 
 /// Resource use of an instance since it started.

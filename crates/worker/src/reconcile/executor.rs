@@ -295,7 +295,7 @@ mod tests {
                 name: spec.name(),
                 identity: spec.identity(),
                 state: InstanceState::Running,
-                ports: Default::default(),
+                endpoints: Default::default(),
             })
         }
 

@@ -7,6 +7,7 @@ pub mod executor;
 pub mod plan;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -286,9 +287,13 @@ impl<B: Backend> Reconciler<B> {
     }
 }
 
-/// The host port to probe for readiness: the health check's port, else the first port; `None`
-/// when the container publishes nothing (running is then ready).
-fn probe_port(spec: &InstanceSpec, instance: &Instance) -> Option<(u16, Option<String>)> {
+/// Where to probe for readiness: the health check's port, else the first port, at the
+/// container's address (`None` inside while it has none); `None` when the container has no
+/// port (running is then ready).
+fn probe_port(
+    spec: &InstanceSpec,
+    instance: &Instance,
+) -> Option<(Option<SocketAddr>, Option<String>)> {
     use wetee_types::manifest::Probe;
     let (port, path) = match spec.workload {
         Workload::TaskRun { .. } => return None,
@@ -298,22 +303,20 @@ fn probe_port(spec: &InstanceSpec, instance: &Instance) -> Option<(u16, Option<S
             None => (spec.container.ports.first()?.container, None),
         },
     };
-    // A port that is not published yet answers nothing: probing port 0 fails.
-    Some((instance.ports.get(&port).copied().unwrap_or(0), path))
+    // A container without an address yet answers nothing: the probe fails.
+    Some((instance.endpoints.get(&port).copied(), path))
 }
 
 /// Whether the probe answers (a TCP connection, or an HTTP 2xx/3xx for a path).
-async fn probe_answers(probe: Option<(u16, Option<String>)>) -> bool {
-    let Some((port, path)) = probe else {
+async fn probe_answers(probe: Option<(Option<SocketAddr>, Option<String>)>) -> bool {
+    let Some((address, path)) = probe else {
         return true;
     };
-    if port == 0 {
+    let Some(address) = address else {
         return false;
-    }
+    };
     let attempt = async {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()?;
+        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
         let Some(path) = path else {
             return Some(true);
         };

@@ -336,8 +336,7 @@ fn successors_ready(
 
 /// Where the ingress sends each app's traffic: its wanted replicas once they all answer; until
 /// then its old version while any of it answers, else whatever of the new version answers.
-/// Each address is the host port published for the app's first port (its health check's port
-/// when it has no ports).
+/// Each address is the container's own, at the app's first port.
 pub fn route_table(
     desired: &[InstanceSpec],
     instances: &[Instance],
@@ -367,18 +366,15 @@ pub fn route_table(
         } else {
             !is_wanted || !old_answers(instance.identity.workload)
         };
-        let Some(&container_port) = instance.ports.keys().next() else {
+        let Some(&container_port) = instance.endpoints.keys().next() else {
             continue;
         };
         let port = specs
             .get(&instance.identity)
             .and_then(|spec| spec.container.ports.first())
             .map_or(container_port, |p| p.container);
-        if routed && let Some(host_port) = instance.ports.get(&port) {
-            table
-                .entry(app)
-                .or_default()
-                .push(SocketAddr::from(([127, 0, 0, 1], *host_port)));
+        if routed && let Some(address) = instance.endpoints.get(&port) {
+            table.entry(app).or_default().push(*address);
         }
     }
     table
@@ -443,22 +439,31 @@ mod tests {
         }
     }
 
-    fn instance(spec: &InstanceSpec, state: InstanceState, host_port: u16) -> Instance {
+    /// An instance of `spec` at `10.89.0.<version>` (none when it is not running).
+    fn instance(spec: &InstanceSpec, state: InstanceState) -> Instance {
+        let endpoints = match state {
+            InstanceState::Running => BTreeMap::from([(8080, at(spec.version as u8)[0])]),
+            _ => BTreeMap::new(),
+        };
         Instance {
             id: format!("c-{}", spec.name()),
             name: spec.name(),
             identity: spec.identity(),
             state,
-            ports: BTreeMap::from([(8080, host_port)]),
+            endpoints,
         }
     }
 
+    fn at(host: u8) -> Vec<SocketAddr> {
+        vec![SocketAddr::from(([10, 89, 0, host], 8080))]
+    }
+
     fn running(spec: &InstanceSpec) -> Instance {
-        instance(spec, InstanceState::Running, 40_000 + spec.version as u16)
+        instance(spec, InstanceState::Running)
     }
 
     fn exited(spec: &InstanceSpec, code: i64) -> Instance {
-        instance(spec, InstanceState::Exited { code }, 0)
+        instance(spec, InstanceState::Exited { code })
     }
 
     /// A short name for each action, for readable tables.
@@ -584,10 +589,9 @@ mod tests {
             let table = route_table(std::slice::from_ref(&new), &instances, &ready);
             table.get(&AppId(1)).cloned().unwrap_or_default()
         };
-        let at = |port: u16| vec![SocketAddr::from(([127, 0, 0, 1], port))];
-        assert_eq!(route(&[&old]), at(40_001));
-        assert_eq!(route(&[&old, &new]), at(40_002));
-        assert_eq!(route(&[&new]), at(40_002));
+        assert_eq!(route(&[&old]), at(1));
+        assert_eq!(route(&[&old, &new]), at(2));
+        assert_eq!(route(&[&new]), at(2));
         assert_eq!(route(&[]), Vec::<SocketAddr>::new());
     }
 
@@ -665,7 +669,7 @@ mod tests {
     fn a_container_created_but_never_started_is_replaced_after_a_grace() {
         let spec = app(1, 0, 0);
         let desired = [spec.clone()];
-        let created = [instance(&spec, InstanceState::Created, 0)];
+        let created = [instance(&spec, InstanceState::Created)];
         let mut planner = Planner::new();
         assert_eq!(
             planner.at(0.0, &desired, &created, &[]),
@@ -685,7 +689,7 @@ mod tests {
     fn a_task_run_the_engine_left_created_is_replaced_after_the_grace() {
         let run = task_run(600);
         let desired = [run.clone()];
-        let created = [instance(&run, InstanceState::Created, 0)];
+        let created = [instance(&run, InstanceState::Created)];
         let mut planner = Planner::new();
         assert_eq!(
             planner.at(0.0, &desired, &created, &[]),

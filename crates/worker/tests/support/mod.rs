@@ -225,8 +225,14 @@ pub fn dev_chain(data_dir: &std::path::Path, epoch_length: u64) -> (String, wete
 /// `GET path` on 127.0.0.1:`port`: the response, or empty while nothing listens yet (the engine
 /// may publish a port a moment after the container starts).
 pub fn http_get(port: u16, path: &str) -> String {
+    http_get_at(std::net::SocketAddr::from(([127, 0, 0, 1], port)), path)
+}
+
+/// `GET path` from `address` (a container's, on its network), the whole response as text.
+pub fn http_get_at(address: std::net::SocketAddr, path: &str) -> String {
     use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(5))
+    else {
         return String::new();
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));

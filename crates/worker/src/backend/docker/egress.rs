@@ -1,7 +1,7 @@
 //! Egress denied per network, for workloads whose manifest says `network.egress = "none"`.
 //!
 //! Their network is an ordinary (isolated) bridge, so that the ingress still reaches their
-//! published ports; what they may not do is open a connection. Two rules per subnet, in a chain
+//! ports; what they may not do is open a connection. Two rules per subnet, in a chain
 //! of the worker's own (`WETEE-EGRESS`) that the `mangle` table's `PREROUTING` jumps to first,
 //! drop every new connection a container of the network starts:
 //!

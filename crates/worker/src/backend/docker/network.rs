@@ -1,7 +1,8 @@
 //! One network per workload: an app's replicas (or a task's runs) reach each other and nothing
 //! else of the worker's. Podman networks are created isolated (traffic between isolated bridges
-//! is dropped); Docker isolates its bridge networks from each other by default. Ports are
-//! published on 127.0.0.1 only, which no container can reach, so the ingress is the only way in.
+//! is dropped); Docker isolates its bridge networks from each other by default. Nothing is
+//! published on the host: the worker's machine reaches containers at their address on the
+//! network, so the ingress is the only way in.
 //! A workload denied egress gets a network of its own (`...-noegress`), whose containers may
 //! open no connection beyond it ([`super::egress`]).
 
