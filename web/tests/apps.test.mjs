@@ -58,6 +58,13 @@ test('uploading examples/hello and deploying: the dry run names the worker, the 
   const placement = page.getByTestId('dry-run-placement');
   await placement.waitFor({ timeout: 30_000 });
   assert.match(await placement.textContent(), /Would land on worker 1 at [\d.,]+ WTE per epoch/);
+  // The fee shows before signing, with what it pays for: a placement search is work.
+  const summary = page.getByTestId('deploy-summary');
+  await summary.filter({ hasText: 'for a fee of' }).waitFor({ timeout: 30_000 });
+  assert.match(
+    await summary.textContent(),
+    /for a fee of [\d.]+ WTE \([\d.]+ WTE base, [\d.]+ WTE for [\d.]+ (µs|ms) of work, [\d.]+ WTE for \d+ bytes\)\.$/,
+  );
   await screenshot(page, 'deploy');
   await page.getByTestId('deploy-submit').click();
 

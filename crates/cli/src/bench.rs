@@ -338,18 +338,13 @@ async fn run(args: &ChainBenchArgs, children: &mut [Child]) -> Result<Report> {
 
     eprintln!("funding {} senders", args.senders);
     let senders = fund(&client, args.senders).await?;
-    let params = client.params().await?;
     let head = client.header(None).await?.header.height;
     let total = args.rate.saturating_mul(args.seconds + 2);
     let per_sender = total.div_ceil(senders.len() as u64).max(1);
-    // Every transfer has the same size, so one fee fits all.
+    // Every transfer has the same size and weight, so one fee fits all.
     // Within the pool's expiry horizon (an hour of blocks), far past the run.
     let sample = presign(&client, &senders[..1], 1, Balance::ZERO, head + 10_000);
-    let size = wetee_types::codec::encode(&sample[0]).len();
-    let fee = params
-        .params
-        .minimum_fee(size)
-        .context("fee parameters overflow")?;
+    let fee = client.fee_quote(&sample[0]).await?.minimum_fee;
     eprintln!("signing {} transfers", per_sender * senders.len() as u64);
     let txs = presign(&client, &senders, per_sender, fee, head + 10_000);
     eprintln!(

@@ -27,8 +27,8 @@ use wetee_types::rpc::{
 };
 use wetee_types::transaction::Transaction;
 use wetee_types::{
-    AccountId, AppId, Balance, Call, ChainSpec, Hash, Keypair, Receipt, SignedTransaction, TaskId,
-    WorkerId, Workload,
+    AccountId, AppId, Balance, Call, ChainSpec, FeeQuote, Hash, Keypair, Receipt,
+    SignedTransaction, TaskId, WorkerId, Workload,
 };
 
 pub use jsonrpsee::core::client::Subscription as RpcSubscription;
@@ -468,6 +468,16 @@ impl Client {
             .await
     }
 
+    /// `payment_queryFee`: the least fee `tx` needs now, part by part (base, weight, bytes).
+    /// Its fee and signature do not matter: ask with any, then sign with the answer.
+    pub async fn fee_quote(&self, tx: &SignedTransaction) -> Result<FeeQuote, ClientError> {
+        self.call(
+            "payment_queryFee",
+            rpc_params![format!("0x{}", hex::encode(encode(tx)))],
+        )
+        .await
+    }
+
     /// `author_submitTransaction`: admits `tx` to the pool and returns its hash.
     pub async fn submit(&self, tx: &SignedTransaction) -> Result<Hash, ClientError> {
         self.call(
@@ -511,26 +521,26 @@ impl Client {
     ) -> Result<SignedTransaction, ClientError> {
         let signer = key.account_id();
         let next = self.next_nonce(&signer).await?;
-        let params = self.params().await?;
-        let nonce = {
+        let mut tx = Transaction {
+            signer,
+            nonce: next,
+            fee: Balance::ZERO,
+            expires_at,
+            call,
+        };
+        // The fee depends on the size, which does not depend on the fee's or the nonce's value,
+        // and on the call's weight, which the node knows. Asked before a nonce is taken: a
+        // refused quote must not leave a gap in this client's nonces.
+        tx.fee = self
+            .fee_quote(&tx.clone().sign(key, &self.genesis_hash))
+            .await?
+            .minimum_fee;
+        tx.nonce = {
             let mut nonces = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
             let nonce = nonces.get(&signer).copied().unwrap_or(0).max(next);
             nonces.insert(signer, nonce.saturating_add(1));
             nonce
         };
-        let mut tx = Transaction {
-            signer,
-            nonce,
-            fee: Balance::ZERO,
-            expires_at,
-            call,
-        };
-        // The fee depends on the size, which does not depend on the fee's value.
-        let size = encode(&tx.clone().sign(key, &self.genesis_hash)).len();
-        tx.fee = params
-            .params
-            .minimum_fee(size)
-            .ok_or_else(|| ClientError::Decode("the chain's fee parameters overflow".into()))?;
         Ok(tx.sign(key, &self.genesis_hash))
     }
 

@@ -10,13 +10,18 @@ use std::sync::Arc;
 
 use commonware_runtime::Spawner;
 use wetee_runtime::{
-    BlockInfo, BlockOutcome, Changes, Genesis, Layer, MemoryState, Runtime, SignatureCheck, State,
+    BlockBuilder, BlockInfo, BlockOutcome, Changes, Genesis, Layer, MemoryState, Runtime,
+    SignatureCheck, State,
 };
 use wetee_types::block::{ConsensusContext, MAX_BLOCK_BYTES, transactions_root};
 use wetee_types::codec::{BoundedVec, encode};
 use wetee_types::{Block, Hash, Header, SignedTransaction};
 
 use crate::signatures::Signatures;
+
+/// A block with less weight left than the lightest transaction is full: the proposer stops
+/// trying candidates.
+const LIGHTEST: wetee_types::Weight = wetee_runtime::weights::TRANSACTION_BASE;
 
 use crate::store::{Speculative, StateStore, StoreError};
 
@@ -372,20 +377,17 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
             let parent_view = Layer::with_changes(&*memory, ancestry);
             let mut view = Layer::new(&parent_view);
             let runtime_error = |e: wetee_runtime::RuntimeError| BlockError::Runtime(e.to_string());
-            let begin_events = self
-                .runtime
-                .begin_block(&mut view, &info)
-                .map_err(runtime_error)?;
+            let mut builder =
+                BlockBuilder::begin(self.runtime, &mut view, info).map_err(runtime_error)?;
             let mut included = Vec::new();
             let mut skipped = Vec::new();
-            let mut receipts = Vec::new();
             // Leave room for the header and length prefixes.
             let mut bytes = 1024usize;
             // Accounts one of whose candidates was left out: the rest of theirs would only fail
             // for its nonce, and must not count as failures of their own.
             let mut stopped: BTreeSet<wetee_types::AccountId> = BTreeSet::new();
             for (index, (tx, good)) in candidates.into_iter().zip(verdicts).enumerate() {
-                if included.len() >= max_transactions {
+                if included.len() >= max_transactions || builder.remaining() < LIGHTEST {
                     break;
                 }
                 if index % 64 == 63 && out_of_time() {
@@ -404,35 +406,26 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
                     skipped.push(tx.hash());
                     continue;
                 }
-                match self.runtime.apply_checked_transaction(
-                    &mut view,
-                    &info,
-                    &tx,
-                    SignatureCheck::AlreadyVerified,
-                ) {
-                    Ok(receipt) => {
+                match builder.try_push(&tx, SignatureCheck::AlreadyVerified) {
+                    Ok(_) => {
                         bytes = bytes.saturating_add(size);
-                        receipts.push(receipt);
                         included.push(tx);
                     }
                     Err(wetee_types::TxError::State(e)) => return Err(BlockError::Runtime(e)),
                     // Its nonce is used already: the account's next one may still go in.
                     Err(wetee_types::TxError::StaleNonce { .. }) => skipped.push(tx.hash()),
+                    // Not its fault: it waits for the next block, and so do the account's
+                    // later ones.
+                    Err(wetee_types::TxError::BlockFull { .. }) => {
+                        stopped.insert(tx.tx.signer);
+                    }
                     Err(_) => {
                         stopped.insert(tx.tx.signer);
                         skipped.push(tx.hash());
                     }
                 }
             }
-            let end_events = self
-                .runtime
-                .end_block(&mut view, &info)
-                .map_err(runtime_error)?;
-            let outcome = BlockOutcome {
-                begin_events,
-                receipts,
-                end_events,
-            };
+            let outcome = builder.finish().map_err(runtime_error)?;
             (included, skipped, outcome, view.into_changes())
         };
         let hashes: Vec<Hash> = transactions.iter().map(SignedTransaction::hash).collect();

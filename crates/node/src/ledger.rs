@@ -549,6 +549,16 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
         self.admit_verified(tx, gossip)
     }
 
+    /// The least fee `tx` needs in the next block, part by part (its signature is not
+    /// checked: a wallet asks before signing for good).
+    pub fn fee_quote(
+        &self,
+        tx: &SignedTransaction,
+    ) -> Result<wetee_types::FeeQuote, wetee_types::TxError> {
+        let next = self.next_block();
+        self.read(|state| self.inner.runtime.fee_quote(state, &next, tx))
+    }
+
     /// The chain's checks that need no signature (nonce, fee, balance, expiry), against the
     /// latest finalized state: a transaction they refuse costs no signature check.
     fn dry_check(&self, txs: &[SignedTransaction]) -> Vec<Result<(), MempoolError>> {

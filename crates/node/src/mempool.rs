@@ -1125,8 +1125,16 @@ mod tests {
     fn tipped(world: &World, from: &Keypair, nonce: u64, tip: u128) -> SignedTransaction {
         let mut tx = transfer(world, from, nonce, 100).tx;
         tx.fee = Balance::ZERO;
-        let size = wetee_types::codec::encode(&tx.clone().sign(from, &world.genesis_hash)).len();
-        tx.fee = Balance(Params::dev().minimum_fee(size).unwrap().0 + tip);
+        let minimum = world
+            .runtime
+            .fee_quote(
+                &world.state,
+                &NEXT,
+                &tx.clone().sign(from, &world.genesis_hash),
+            )
+            .unwrap()
+            .minimum_fee;
+        tx.fee = Balance(minimum.0 + tip);
         tx.sign(from, &world.genesis_hash)
     }
 

@@ -603,6 +603,18 @@ where
         })
         .expect(unique);
     module
+        .register_method("payment_queryFee", |params, state, _| {
+            let tx = transaction_param(&params)?;
+            state.ledger.fee_quote(&tx).map_err(|e| match e {
+                TxError::State(_) => internal(e),
+                other => error(
+                    codes::TRANSACTION_REJECTED,
+                    format!("transaction rejected: {other}"),
+                ),
+            })
+        })
+        .expect(unique);
+    module
         .register_method("author_submitTransaction", |params, state, _| {
             let tx = transaction_param(&params)?;
             let hash = tx.hash();

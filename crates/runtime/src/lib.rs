@@ -8,16 +8,19 @@
 //! 1. [`Runtime::begin_block`]: task runs that are due (by height or by block time) are created
 //!    and placed; runs past their deadline release their capacity.
 //! 2. [`Runtime::apply_transaction`] for each transaction: validity checks (size, expiry,
-//!    nonce, fee, signature; a failure here means the transaction cannot be in a block), then
-//!    the fee is paid to the treasury and the nonce advances, then the call runs in an overlay:
-//!    if it fails, its writes are discarded and the receipt carries the error.
+//!    nonce, weight, fee, signature; a failure here means the transaction cannot be in a block),
+//!    then the fee is paid to the treasury and the nonce advances, then the call runs in an
+//!    overlay: if it fails, its writes are discarded and the receipt carries the error. The fee
+//!    is at least `base_fee + weight × fee_per_weight + size × fee_per_byte`, the weight from
+//!    [`weights`]; the transactions of a block weigh at most `max_block_weight` together.
 //! 3. [`Runtime::end_block`]: on the last block of an epoch, expired leases and runs are
 //!    released, grace periods end, workers that stopped proving their work are suspended and
 //!    their apps moved, draining workers are emptied, and the pending queue is retried.
 //!
 //! ## Modules
 //! [`balances`], [`workers`], [`apps`], [`tasks`], [`scheduling`], [`settlement`],
-//! [`attestation`], [`root`]: each opens with its rules. [`query`] answers the RPC's typed state
+//! [`attestation`], [`root`], [`weights`]: each opens with its rules. [`BlockBuilder`] is the
+//! one recipe for a block, followed by [`Runtime::execute_block`] and by a node's proposer. [`query`] answers the RPC's typed state
 //! queries.
 //!
 //! This crate must not depend on the node, the network, or any clock or file system.
@@ -48,6 +51,7 @@ pub mod storage;
 pub mod tasks;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod weights;
 pub mod workers;
 
 pub use context::BlockInfo;
@@ -63,7 +67,7 @@ use wetee_types::records::{Account, Due};
 use wetee_types::transaction::MAX_TRANSACTION_BYTES;
 use wetee_types::{
     AccountId, Balance, Call, CallError, Event, Hash, Outcome, Receipt, SignedTransaction, TaskId,
-    TxError, Workload,
+    TxError, Weight, WorkerId, Workload,
 };
 
 /// Due entries of each queue (by height, by time, run deadlines) handled per block at most;
@@ -71,6 +75,10 @@ use wetee_types::{
 pub const MAX_DUE_PER_BLOCK: usize = 1024;
 /// Epoch-end deadlines (hold expiries, grace ends, run expiries) handled per block at most.
 pub const MAX_EPOCH_ITEMS_PER_BLOCK: usize = 1024;
+/// Work units of the liveness sweep per block: judging a worker costs one, and each workload
+/// it evicts or moves one more. A worker is judged whole: one that does not fit what is left
+/// waits for the next block, unless it is the block's first.
+pub const LIVENESS_UNITS_PER_BLOCK: u64 = 512;
 
 /// What the runtime can fail with outside a call: a broken genesis or damaged state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,8 +203,18 @@ pub struct Admissible {
     pub minimum_fee: Balance,
     /// Its encoded size in bytes.
     pub size: usize,
+    /// What executing it costs.
+    pub weight: Weight,
     /// The chain's block time, which turns a pool's time limits into blocks.
     pub target_block_time_ms: u64,
+}
+
+/// What the checks of one transaction found, for applying it.
+struct Checked {
+    account: Account,
+    weight: Weight,
+    minimum_fee: Balance,
+    size: usize,
 }
 
 /// The state machine.
@@ -268,14 +286,36 @@ impl Runtime {
         signature: SignatureCheck,
     ) -> Result<Admissible, TxError> {
         let env = Env::load(state, block).map_err(|e| TxError::State(e.to_string()))?;
-        let size = wetee_types::codec::encode(tx).len();
-        let account = self.check(state, &env, tx, allow_future_nonce, signature)?;
+        let checked = self.check(state, &env, tx, allow_future_nonce, signature)?;
         Ok(Admissible {
-            account,
-            minimum_fee: env.params.minimum_fee(size).unwrap_or(Balance(u128::MAX)),
-            size,
+            account: checked.account,
+            minimum_fee: checked.minimum_fee,
+            size: checked.size,
+            weight: checked.weight,
             target_block_time_ms: env.params.target_block_time_ms,
         })
+    }
+
+    /// The least fee of `tx` and what it is made of, against `state` at `block` (its weight
+    /// may depend on the state). Fails for a transaction too heavy for any block.
+    pub fn fee_quote(
+        &self,
+        state: &dyn State,
+        block: &BlockInfo,
+        tx: &SignedTransaction,
+    ) -> Result<wetee_types::FeeQuote, TxError> {
+        let env = Env::load(state, block).map_err(|e| TxError::State(e.to_string()))?;
+        let size = wetee_types::codec::encode(tx).len();
+        if size > MAX_TRANSACTION_BYTES {
+            return Err(TxError::TooLarge {
+                size,
+                max: MAX_TRANSACTION_BYTES,
+            });
+        }
+        let weight = weigh(state, &env, tx, size)?;
+        env.params
+            .fee_quote(size, weight)
+            .ok_or_else(|| TxError::State("the chain's fee parameters overflow".into()))
     }
 
     fn check(
@@ -285,7 +325,7 @@ impl Runtime {
         signed: &SignedTransaction,
         allow_future_nonce: bool,
         signature: SignatureCheck,
-    ) -> Result<Account, TxError> {
+    ) -> Result<Checked, TxError> {
         let size = wetee_types::codec::encode(signed).len();
         if size > MAX_TRANSACTION_BYTES {
             return Err(TxError::TooLarge {
@@ -314,23 +354,34 @@ impl Runtime {
                 got: tx.nonce,
             });
         }
-        let minimum = env.params.minimum_fee(size).unwrap_or(Balance(u128::MAX));
-        if tx.fee < minimum {
-            return Err(TxError::FeeTooLow {
-                minimum,
-                offered: tx.fee,
-            });
-        }
+        // Before the weight, which may read more of the state: an account that cannot pay
+        // what it offers costs nothing more.
         if account.free < tx.fee {
             return Err(TxError::CannotPayFee {
                 fee: tx.fee,
                 free: account.free,
             });
         }
+        let weight = weigh(state, env, signed, size)?;
+        let minimum = env
+            .params
+            .minimum_fee(size, weight)
+            .unwrap_or(Balance(u128::MAX));
+        if tx.fee < minimum {
+            return Err(TxError::FeeTooLow {
+                minimum,
+                offered: tx.fee,
+            });
+        }
         if signature == SignatureCheck::Verify && !signed.verify_signature(&env.genesis_hash) {
             return Err(TxError::BadSignature);
         }
-        Ok(account)
+        Ok(Checked {
+            account,
+            weight,
+            minimum_fee: minimum,
+            size,
+        })
     }
 
     /// Runs the start-of-block hook.
@@ -416,7 +467,20 @@ impl Runtime {
         signature: SignatureCheck,
     ) -> Result<Receipt, TxError> {
         let env = Env::load(state, block).map_err(|e| TxError::State(e.to_string()))?;
-        let mut account = self.check(state, &env, signed, false, signature)?;
+        let checked = self.check(state, &env, signed, false, signature)?;
+        self.apply_checked(state, &env, signed, checked)
+    }
+
+    /// Takes the fee, advances the nonce and runs the call of a transaction that passed
+    /// [`Runtime::check`].
+    fn apply_checked(
+        &self,
+        state: &mut dyn State,
+        env: &Env,
+        signed: &SignedTransaction,
+        checked: Checked,
+    ) -> Result<Receipt, TxError> {
+        let mut account = checked.account;
         let tx = &signed.tx;
         account.nonce = account.nonce.saturating_add(1);
         storage::put_account(state, &tx.signer, &account);
@@ -485,37 +549,107 @@ impl Runtime {
                 }
             })?;
         }
-        if !epoch_end {
-            return Ok(events);
-        }
-
         // 2. Liveness: suspend silent workers and evict their apps; move apps off draining
-        //    workers. Only workers holding workloads are read.
-        let mut drain_budget = env.params.max_placements_per_epoch;
-        let busy = storage::indexed_workers(state, keys::BUSY_WORKERS).map_err(state_error)?;
-        for worker in busy {
-            self.isolated(state, &env, &mut events, &[], |ctx| {
-                workers::enforce_liveness(ctx, worker, &mut drain_budget)
-            })?;
+        //    workers. Only workers holding workloads are read, a budget's worth per block: an
+        //    epoch's end opens a sweep, and each block goes on with it until it is done.
+        if epoch_end {
+            let sweep = match storage::get::<storage::LivenessSweep>(state, keys::LIVENESS_SWEEP)
+                .map_err(state_error)?
+            {
+                // Still open: the workers it has not reached are judged by this epoch, those
+                // it passed at the next.
+                Some(open) => storage::LivenessSweep {
+                    epoch,
+                    drain_budget: env.params.max_placements_per_epoch,
+                    ..open
+                },
+                None => storage::LivenessSweep {
+                    epoch,
+                    next: 0,
+                    drain_budget: env.params.max_placements_per_epoch,
+                },
+            };
+            storage::put(state, keys::LIVENESS_SWEEP, &sweep);
         }
+        // 3. The pending queue, once the sweep has judged every worker (its evictions join the
+        //    queue, and a worker it has not reached yet must not take new workloads first).
+        if self.sweep_liveness(state, &env, &mut events)? {
+            self.retry_pending(state, &env, &mut events)?;
+        }
+        Ok(events)
+    }
 
-        // 3. The pending queue, front first, with a budget of its own (drains cannot use it up).
+    /// The pending queue, front first, with a budget of its own (drains cannot use it up).
+    fn retry_pending(
+        &self,
+        state: &mut dyn State,
+        env: &Env,
+        events: &mut Vec<Event>,
+    ) -> Result<(), RuntimeError> {
         let limit = usize::try_from(env.params.max_placements_per_epoch).unwrap_or(usize::MAX);
         for (ticket, workload) in scheduling::pending(state, limit).map_err(state_error)? {
             let slot = keys::pending(ticket);
             let by = keys::pending_ticket(&workload);
-            self.isolated(
-                state,
-                &env,
-                &mut events,
-                &[&slot, &by],
-                |ctx| match workload {
-                    Workload::App { app } => apps::retry_pending(ctx, app),
-                    Workload::TaskRun { task, run } => tasks::retry_waiting_run(ctx, task, run),
-                },
-            )?;
+            self.isolated(state, env, events, &[&slot, &by], |ctx| match workload {
+                Workload::App { app } => apps::retry_pending(ctx, app),
+                Workload::TaskRun { task, run } => tasks::retry_waiting_run(ctx, task, run),
+            })?;
         }
-        Ok(events)
+        Ok(())
+    }
+
+    /// Goes on with the open liveness sweep for at most [`LIVENESS_UNITS_PER_BLOCK`] of work;
+    /// whether a sweep finished in this block.
+    fn sweep_liveness(
+        &self,
+        state: &mut dyn State,
+        env: &Env,
+        events: &mut Vec<Event>,
+    ) -> Result<bool, RuntimeError> {
+        let Some(mut sweep) = storage::get::<storage::LivenessSweep>(state, keys::LIVENESS_SWEEP)
+            .map_err(state_error)?
+        else {
+            return Ok(false);
+        };
+        // Each worker costs at least one unit: no more than these can be judged in this block,
+        // and finding one more than that means the sweep goes on in the next.
+        let limit = usize::try_from(LIVENESS_UNITS_PER_BLOCK).unwrap_or(usize::MAX);
+        let mut ahead = Vec::new();
+        for (key, _) in state
+            .scan_from(&keys::busy_worker(WorkerId(sweep.next)))
+            .take(limit.saturating_add(1))
+        {
+            let Some(suffix) = key.strip_prefix(keys::BUSY_WORKERS) else {
+                break;
+            };
+            ahead.push(WorkerId(storage::read_u64(suffix, 0).map_err(state_error)?));
+        }
+        let mut left = LIVENESS_UNITS_PER_BLOCK;
+        let mut finished = true;
+        for (judged, worker) in ahead.into_iter().enumerate() {
+            let held = storage::worker(state, worker)
+                .map_err(state_error)?
+                .workloads;
+            let cost = u64::from(held).saturating_add(1);
+            if judged > 0 && cost > left {
+                sweep.next = worker.0;
+                finished = false;
+                break;
+            }
+            left = left.saturating_sub(cost);
+            let epoch = sweep.epoch;
+            let budget = &mut sweep.drain_budget;
+            self.isolated(state, env, events, &[], |ctx| {
+                workers::enforce_liveness(ctx, worker, epoch, budget)
+            })?;
+            sweep.next = worker.0.saturating_add(1);
+        }
+        if finished {
+            state.delete(keys::LIVENESS_SWEEP);
+        } else {
+            storage::put(state, keys::LIVENESS_SWEEP, &sweep);
+        }
+        Ok(finished)
     }
 
     /// Executes a whole block: `begin_block`, every transaction, `end_block`. Fails if a
@@ -539,20 +673,13 @@ impl Runtime {
         transactions: &[SignedTransaction],
         signatures: SignatureCheck,
     ) -> Result<BlockOutcome, RuntimeError> {
-        let begin_events = self.begin_block(state, block)?;
-        let mut receipts = Vec::with_capacity(transactions.len());
+        let mut builder = BlockBuilder::begin(*self, state, *block)?;
         for (index, tx) in transactions.iter().enumerate() {
-            let receipt = self
-                .apply_checked_transaction(state, block, tx, signatures)
+            builder
+                .try_push(tx, signatures)
                 .map_err(|error| RuntimeError::InvalidTransaction { index, error })?;
-            receipts.push(receipt);
         }
-        let end_events = self.end_block(state, block)?;
-        Ok(BlockOutcome {
-            begin_events,
-            receipts,
-            end_events,
-        })
+        builder.finish()
     }
 
     /// Runs one hook item in its own overlay. A damaged state stops the block; any other error
@@ -586,6 +713,135 @@ impl Runtime {
                 Ok(())
             }
         }
+    }
+}
+
+/// The weight of `tx` (`size` bytes), refused when no block could hold it.
+fn weigh(
+    state: &dyn State,
+    env: &Env,
+    tx: &SignedTransaction,
+    size: usize,
+) -> Result<Weight, TxError> {
+    let weight = weights::of(state, tx, size).map_err(|e| TxError::State(e.to_string()))?;
+    if weight > env.params.max_block_weight {
+        return Err(TxError::TooHeavy {
+            weight,
+            max: env.params.max_block_weight,
+        });
+    }
+    Ok(weight)
+}
+
+/// One block, transaction by transaction: the recipe both a proposer and every verifier follow.
+/// [`BlockBuilder::begin`] runs the start-of-block hook, [`BlockBuilder::try_push`] includes a
+/// transaction or says why it cannot be (the state is then as before), and
+/// [`BlockBuilder::finish`] runs the end-of-block hook. The transactions together weigh at most
+/// the chain's `max_block_weight`: a proposer skips what no longer fits, and a verifier refuses
+/// a block whose transactions weigh more.
+pub struct BlockBuilder<'s> {
+    runtime: Runtime,
+    state: &'s mut dyn State,
+    block: BlockInfo,
+    max_weight: Weight,
+    weight: Weight,
+    begin_events: Vec<Event>,
+    receipts: Vec<Receipt>,
+}
+
+impl std::fmt::Debug for BlockBuilder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockBuilder")
+            .field("block", &self.block)
+            .field("weight", &self.weight)
+            .field("max_weight", &self.max_weight)
+            .field("transactions", &self.receipts.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'s> BlockBuilder<'s> {
+    /// Starts the block at `block` on `state` (its parent's state): runs the start-of-block
+    /// hook.
+    pub fn begin(
+        runtime: Runtime,
+        state: &'s mut dyn State,
+        block: BlockInfo,
+    ) -> Result<BlockBuilder<'s>, RuntimeError> {
+        let begin_events = runtime.begin_block(state, &block)?;
+        let max_weight = Env::load(state, &block)?.params.max_block_weight;
+        Ok(BlockBuilder {
+            runtime,
+            state,
+            block,
+            max_weight,
+            weight: Weight::ZERO,
+            begin_events,
+            receipts: Vec::new(),
+        })
+    }
+
+    /// Includes `tx` and returns its receipt (whose call may have failed: the fee is taken
+    /// anyway), or says why it cannot be included, leaving the state as it was. `signature`
+    /// says whether the caller verified its signature for this chain already.
+    pub fn try_push(
+        &mut self,
+        tx: &SignedTransaction,
+        signature: SignatureCheck,
+    ) -> Result<&Receipt, TxError> {
+        let env =
+            Env::load(&*self.state, &self.block).map_err(|e| TxError::State(e.to_string()))?;
+        let checked = self
+            .runtime
+            .check(&*self.state, &env, tx, false, signature)?;
+        // The limit in force now: a `set_params` earlier in the block may have changed it.
+        self.max_weight = env.params.max_block_weight;
+        let remaining = self.max_weight.saturating_sub(self.weight);
+        if checked.weight > remaining {
+            return Err(TxError::BlockFull {
+                weight: checked.weight,
+                remaining,
+            });
+        }
+        let weight = checked.weight;
+        let receipt = self
+            .runtime
+            .apply_checked(&mut *self.state, &env, tx, checked)?;
+        self.weight = self.weight.saturating_add(weight);
+        self.receipts.push(receipt);
+        self.receipts
+            .last()
+            .ok_or_else(|| TxError::State("a receipt just pushed is missing".into()))
+    }
+
+    /// What the transactions included so far weigh.
+    pub fn weight(&self) -> Weight {
+        self.weight
+    }
+
+    /// What the block can still take.
+    pub fn remaining(&self) -> Weight {
+        self.max_weight.saturating_sub(self.weight)
+    }
+
+    /// How many transactions are included.
+    pub fn len(&self) -> usize {
+        self.receipts.len()
+    }
+
+    /// Whether no transaction is included.
+    pub fn is_empty(&self) -> bool {
+        self.receipts.is_empty()
+    }
+
+    /// Runs the end-of-block hook and returns everything the block produced.
+    pub fn finish(self) -> Result<BlockOutcome, RuntimeError> {
+        let end_events = self.runtime.end_block(self.state, &self.block)?;
+        Ok(BlockOutcome {
+            begin_events: self.begin_events,
+            receipts: self.receipts,
+            end_events,
+        })
     }
 }
 

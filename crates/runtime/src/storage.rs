@@ -107,11 +107,33 @@ codec_enum!(EpochItem {
     2 => RunExpiry { task, run },
 });
 
+/// An epoch-end liveness sweep over the workers holding workloads, carried over from block to
+/// block when one block's budget cannot finish it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LivenessSweep {
+    /// The epoch whose end workers are judged by.
+    pub epoch: u64,
+    /// The first worker id not judged yet.
+    pub next: u64,
+    /// Moves off draining workers this sweep may still try.
+    pub drain_budget: u32,
+}
+wetee_types::codec_struct!(LivenessSweep {
+    epoch,
+    next,
+    drain_budget
+});
+
 /// Key builders: the layout shared with the node and light clients
 /// ([`wetee_types::state_keys`]), plus the runtime's own bookkeeping.
 pub mod keys {
     use super::{EpochItem, encode};
     pub use wetee_types::state_keys::*;
+
+    /// The open liveness sweep, if any ([`super::LivenessSweep`]).
+    pub const LIVENESS_SWEEP: &[u8] = b"sys/liveness-sweep";
+    /// How many workers are started ([`super::started_workers`]).
+    pub const STARTED_WORKERS: &[u8] = b"sys/started-workers";
 
     /// Work for the end of an epoch.
     pub fn epoch_item(epoch: u64, item: &EpochItem) -> Vec<u8> {
@@ -164,12 +186,28 @@ pub fn put_worker(state: &mut dyn State, worker: &Worker) {
             state.delete(&key);
         }
     };
-    index(
-        state,
-        keys::ready_worker(worker.id),
-        worker.status == wetee_types::records::WorkerStatus::Started,
-    );
+    let ready = worker.status == wetee_types::records::WorkerStatus::Started;
+    let ready_key = keys::ready_worker(worker.id);
+    if state.get(&ready_key).is_some() != ready {
+        let started = started_workers(state);
+        let counted = if ready {
+            started.saturating_add(1)
+        } else {
+            started.saturating_sub(1)
+        };
+        put(state, keys::STARTED_WORKERS, &counted);
+    }
+    index(state, ready_key, ready);
     index(state, keys::busy_worker(worker.id), worker.workloads > 0);
+}
+
+/// How many workers are started (in `keys::READY_WORKERS`), kept by [`put_worker`]: a
+/// placement's weight reads it without scanning the index.
+pub fn started_workers(state: &dyn State) -> u64 {
+    get::<u64>(state, keys::STARTED_WORKERS)
+        .ok()
+        .flatten()
+        .unwrap_or(0)
 }
 
 /// The ids in an index of workers (`keys::READY_WORKERS`, `keys::BUSY_WORKERS`), in order.

@@ -269,12 +269,14 @@ impl TestChain {
             expires_at: self.height + 100,
             call,
         };
-        let size = tx.clone().sign(key, &self.genesis_hash).encode().len();
-        tx.fee = query::params(&self.state)
-            .unwrap()
-            .unwrap()
-            .minimum_fee(size)
-            .unwrap();
+        tx.fee = self
+            .runtime
+            .fee_quote(
+                &self.state,
+                &self.block(),
+                &tx.clone().sign(key, &self.genesis_hash),
+            )
+            .map_or(Balance(u128::MAX / 4), |quote| quote.minimum_fee);
         tx.sign(key, &self.genesis_hash)
     }
 

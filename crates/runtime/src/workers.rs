@@ -40,7 +40,11 @@
 //! ## Liveness
 //! - At every epoch end, a worker holding workloads whose last `max_missed_proofs` closed epochs
 //!   (epochs whose report window has passed) went unreported is suspended: its score drops and
-//!   its apps go to the pending queue, to be placed on other workers.
+//!   its apps go to the pending queue, to be placed on other workers. The epoch's last block
+//!   opens a sweep over the workers holding workloads, in id order, and each block goes on with
+//!   it for a bounded amount of work (`LIVENESS_UNITS_PER_BLOCK`); a report from a worker the
+//!   sweep has not reached yet is preceded by its judgement, so reporting late cannot undo
+//!   missed epochs. The pending queue is retried once the sweep is done.
 //! - An app its worker leaves out of `max_missed_proofs` reports in a row (having held it for
 //!   the whole epoch) leaves that worker the same way, even if the worker keeps reporting.
 //! - A draining worker's apps move wherever another worker can take them, a bounded number per
@@ -520,7 +524,18 @@ fn submit_work_report(
 ) -> Result<(), CallError> {
     let report = &signed.report;
     let id = report.worker;
-    let worker = operated_worker(ctx, signer, id)?;
+    operated_worker(ctx, signer, id)?;
+    // A liveness sweep still on its way judges this worker first: a report sent after the
+    // epoch's end must not save a worker from a judgement on what it missed before.
+    if let Some(sweep) =
+        storage::get::<storage::LivenessSweep>(ctx.state, storage::keys::LIVENESS_SWEEP)?
+        && id.0 >= sweep.next
+    {
+        // Moves off a draining worker are left to the sweep's own budget.
+        let mut no_moves = 0;
+        enforce_liveness(ctx, id, sweep.epoch, &mut no_moves)?;
+    }
+    let worker = storage::worker(ctx.state, id)?;
     let current = ctx.epoch();
     if report.epoch >= current {
         return Err(CallError::EpochNotEnded {
@@ -863,20 +878,20 @@ fn dismiss_complaint(ctx: &mut Ctx, signer: AccountId, id: ComplaintId) -> Resul
     Ok(())
 }
 
-/// Epoch end: suspend a worker that stopped reporting, evicting its apps to the pending queue,
-/// or move a draining worker's apps to other workers. Each move attempt spends one unit of
-/// `budget` (the drains' own; the pending queue has another), so an epoch end does a bounded
-/// number of placement searches.
+/// The end of `epoch` (or a block after it, while its sweep goes on): suspend a worker that
+/// stopped reporting, evicting its apps to the pending queue, or move a draining worker's apps
+/// to other workers. Each move attempt spends one unit of `budget` (the drains' own; the
+/// pending queue has another), so an epoch end does a bounded number of placement searches.
 pub(crate) fn enforce_liveness(
     ctx: &mut Ctx,
     worker_id: WorkerId,
+    epoch: u64,
     budget: &mut u32,
 ) -> Result<(), CallError> {
     let mut worker = storage::worker(ctx.state, worker_id)?;
     if worker.workloads == 0 {
         return Ok(());
     }
-    let epoch = ctx.epoch();
     if matches!(
         worker.status,
         WorkerStatus::Started | WorkerStatus::Draining

@@ -8,6 +8,7 @@ use crate::ids::{AppId, BlockNumber, ComplaintId, EpochNumber, TaskId, WorkerId}
 use crate::manifest::ManifestError;
 use crate::records::WorkerStatus;
 use crate::resources::TeeKind;
+use crate::weight::Weight;
 use serde::{Deserialize, Serialize};
 
 /// Short free text carried in an error.
@@ -83,6 +84,22 @@ pub enum TxError {
         fee: Balance,
         /// The signer's free balance.
         free: Balance,
+    },
+    /// Heavier than any block may be: it can never be included.
+    #[error("the transaction's weight {weight} is more than a block may hold ({max})")]
+    TooHeavy {
+        /// Its weight.
+        weight: Weight,
+        /// The chain's block weight limit.
+        max: Weight,
+    },
+    /// Heavier than what is left of this block: it waits for the next one.
+    #[error("the transaction's weight {weight} is more than is left in this block ({remaining})")]
+    BlockFull {
+        /// Its weight.
+        weight: Weight,
+        /// What the block can still take.
+        remaining: Weight,
     },
     /// The runtime's state is damaged; the node must stop.
     #[error("state error: {0}")]

@@ -32,6 +32,7 @@ pub mod rpc;
 pub mod spec;
 pub mod state_keys;
 pub mod transaction;
+pub mod weight;
 
 pub use balance::Balance;
 pub use block::{Block, Header};
@@ -45,3 +46,4 @@ pub use params::{ChainConfig, Params};
 pub use resources::{Prices, Resources, TeeKind, TeeKinds};
 pub use spec::ChainSpec;
 pub use transaction::{Call, SignedTransaction, Transaction};
+pub use weight::{FeeQuote, Weight};

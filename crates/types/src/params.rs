@@ -4,6 +4,7 @@
 use crate::balance::{Balance, UNIT};
 use crate::codec_struct;
 use crate::ids::{BlockNumber, EpochNumber};
+use crate::weight::{FeeQuote, Weight};
 use serde::{Deserialize, Serialize};
 
 /// Parameters that can never change after genesis: epoch numbering depends on them.
@@ -51,6 +52,11 @@ pub mod bounds {
     pub const TARGET_BLOCK_TIME_MS: RangeInclusive<u64> = 20..=10_000;
     /// Blocks before unstaked funds can be withdrawn: about a year at most at one-second blocks.
     pub const UNBONDING_BLOCKS: RangeInclusive<u64> = 1..=31_536_000;
+    /// Weight one block's transactions may have, in nanoseconds of execution on the reference
+    /// machine: at least the heaviest single transaction (a full work report, SEV-SNP evidence;
+    /// the runtime's tests check its table against this), at most what a validator can verify
+    /// well inside a leader timeout.
+    pub const MAX_BLOCK_WEIGHT: RangeInclusive<u64> = 80_000_000..=2_000_000_000;
 }
 
 /// Economic and operational parameters, changed by the root origin (later: governance).
@@ -61,6 +67,10 @@ pub struct Params {
     pub base_fee: Balance,
     /// Fee per byte of the signed transaction, added to the base fee.
     pub fee_per_byte: Balance,
+    /// Fee per unit of weight (a nanosecond of execution on the reference machine), added too.
+    pub fee_per_weight: Balance,
+    /// Most weight the transactions of one block may have together.
+    pub max_block_weight: Weight,
     /// Share of every payment to a worker that goes to the treasury, in basis points.
     pub protocol_fee_bps: u16,
     /// Stake a level-0 worker needs to be started; a level-`n` worker needs `(n + 1)` times it.
@@ -90,6 +100,8 @@ pub struct Params {
 codec_struct!(Params {
     base_fee,
     fee_per_byte,
+    fee_per_weight,
+    max_block_weight,
     protocol_fee_bps,
     min_worker_stake,
     unbonding_blocks,
@@ -110,6 +122,11 @@ impl Params {
         Params {
             base_fee: Balance(UNIT / 1000),
             fee_per_byte: Balance(UNIT / 1_000_000),
+            // 0.001 WTE per millisecond of work: a transfer pays about 0.00006 WTE for it,
+            // SEV-SNP evidence about 0.004 WTE.
+            fee_per_weight: Balance(UNIT / 1_000_000_000),
+            // 150 ms, the leader's build budget: about 2,500 transfers a block.
+            max_block_weight: Weight::from_millis(150),
             protocol_fee_bps: 500,
             min_worker_stake: Balance(100 * UNIT),
             unbonding_blocks: 20,
@@ -144,11 +161,27 @@ impl Params {
             .checked_mul(u128::from(level).checked_add(1)?)
     }
 
-    /// The minimum fee of a transaction `size` bytes long; `None` on overflow.
-    pub fn minimum_fee(&self, size: usize) -> Option<Balance> {
-        self.fee_per_byte
-            .checked_mul(u128::try_from(size).ok()?)?
-            .checked_add(self.base_fee)
+    /// The minimum fee of a transaction `size` bytes long of `weight`; `None` on overflow.
+    pub fn minimum_fee(&self, size: usize, weight: Weight) -> Option<Balance> {
+        Some(self.fee_quote(size, weight)?.minimum_fee)
+    }
+
+    /// The minimum fee of a transaction `size` bytes long of `weight`, part by part; `None`
+    /// on overflow.
+    pub fn fee_quote(&self, size: usize, weight: Weight) -> Option<FeeQuote> {
+        let for_bytes = self.fee_per_byte.checked_mul(u128::try_from(size).ok()?)?;
+        let for_weight = self.fee_per_weight.checked_mul(u128::from(weight.0))?;
+        Some(FeeQuote {
+            weight,
+            size: u32::try_from(size).ok()?,
+            base: self.base_fee,
+            for_weight,
+            for_bytes,
+            minimum_fee: self
+                .base_fee
+                .checked_add(for_bytes)?
+                .checked_add(for_weight)?,
+        })
     }
 
     /// Checks every parameter against its bound ([`bounds`]) and that they make sense
@@ -207,19 +240,30 @@ impl Params {
             self.unbonding_blocks,
             bounds::UNBONDING_BLOCKS,
         )?;
+        within(
+            "max_block_weight",
+            self.max_block_weight.0,
+            bounds::MAX_BLOCK_WEIGHT,
+        )?;
         // Free transactions, deposits, bonds or runs would make spam and squatting free.
         positive("base_fee", self.base_fee)?;
         positive("fee_per_byte", self.fee_per_byte)?;
+        positive("fee_per_weight", self.fee_per_weight)?;
         positive("min_worker_stake", self.min_worker_stake)?;
         positive("min_app_deposit", self.min_app_deposit)?;
         positive("min_task_deposit", self.min_task_deposit)?;
         positive("complaint_bond", self.complaint_bond)?;
         positive("run_fee", self.run_fee)?;
         if self
-            .minimum_fee(crate::transaction::MAX_TRANSACTION_BYTES)
+            .minimum_fee(
+                crate::transaction::MAX_TRANSACTION_BYTES,
+                self.max_block_weight,
+            )
             .is_none()
         {
-            return Err("base_fee and fee_per_byte are so large that fees overflow".into());
+            return Err(
+                "base_fee, fee_per_byte and fee_per_weight are so large that fees overflow".into(),
+            );
         }
         if self.required_stake(crate::manifest::MAX_LEVEL).is_none() {
             return Err("min_worker_stake is so large that stakes overflow".into());
@@ -276,6 +320,36 @@ mod tests {
         bounded!(max_placements_per_epoch, bounds::MAX_PLACEMENTS_PER_EPOCH);
         bounded!(target_block_time_ms, bounds::TARGET_BLOCK_TIME_MS);
         bounded!(unbonding_blocks, bounds::UNBONDING_BLOCKS);
+        let weights = bounds::MAX_BLOCK_WEIGHT;
+        for accepted in [*weights.start(), *weights.end()] {
+            assert_eq!(check(|p| p.max_block_weight = Weight(accepted)), Ok(()));
+        }
+        for refused in [*weights.start() - 1, *weights.end() + 1] {
+            let said = check(|p| p.max_block_weight = Weight(refused)).unwrap_err();
+            assert!(said.starts_with("max_block_weight is"), "{said}");
+        }
+    }
+
+    #[test]
+    fn the_fee_is_base_plus_weight_plus_bytes() {
+        let params = Params::dev();
+        let quote = params.fee_quote(200, Weight::from_micros(40)).unwrap();
+        assert_eq!(quote.base, params.base_fee);
+        assert_eq!(quote.for_bytes, Balance(params.fee_per_byte.0 * 200));
+        assert_eq!(quote.for_weight, Balance(params.fee_per_weight.0 * 40_000));
+        assert_eq!(
+            quote.minimum_fee,
+            Balance(quote.base.0 + quote.for_bytes.0 + quote.for_weight.0)
+        );
+        assert_eq!(
+            params.minimum_fee(200, Weight::from_micros(40)),
+            Some(quote.minimum_fee)
+        );
+        // Heavier costs more at the same size.
+        assert!(params.minimum_fee(200, Weight::from_millis(3)).unwrap() > quote.minimum_fee);
+        let mut huge = params;
+        huge.fee_per_weight = Balance(u128::MAX / 2);
+        assert_eq!(huge.minimum_fee(1, Weight(3)), None);
     }
 
     #[test]
@@ -291,6 +365,7 @@ mod tests {
         }
         positive!(base_fee);
         positive!(fee_per_byte);
+        positive!(fee_per_weight);
         positive!(min_worker_stake);
         positive!(min_app_deposit);
         positive!(min_task_deposit);

@@ -20,12 +20,45 @@ import type { Rpc, RpcError } from './rpc';
  * block time (as the Rust SDK's `DEFAULT_LIFETIME_MS`).
  */
 const LIFETIME_MS = 150_000n;
-/** A signature's tag and bytes, after the transaction in its signed encoding. */
-const SIGNATURE_BYTES = 65;
+/** `state_params`, as far as lifetimes go. */
+interface BlockTime {
+  params: { target_block_time_ms: number };
+}
 
-/** `state_params`, as far as fees and lifetimes go. */
-interface FeeParams {
-  params: { base_fee: string; fee_per_byte: string; target_block_time_ms: number };
+/**
+ * `payment_queryFee`: the least fee of a transaction, part by part. The weight is what executing
+ * it costs a validator, in nanoseconds on the chain's reference machine.
+ */
+export interface FeeQuote {
+  weight: number;
+  size: number;
+  base: string;
+  for_weight: string;
+  for_bytes: string;
+  minimum_fee: string;
+}
+
+/** A transaction ready to sign, with what its fee pays for. */
+export type Prepared = Transaction & { quote: FeeQuote };
+
+/** What a fee pays for, in words: `0.00105 WTE (0.001 WTE base, … for 55.0 µs of work, …)`. */
+export function feeWords(quote: FeeQuote): string {
+  return (
+    `${formatBalance(quote.minimum_fee)} (${formatBalance(quote.base)} base, ` +
+    `${formatBalance(quote.for_weight)} for ${workWords(quote.weight)} of work, ` +
+    `${formatBalance(quote.for_bytes)} for ${quote.size} bytes)`
+  );
+}
+
+/** A weight (nanoseconds) in the unit a person reads. */
+export function workWords(nanos: number): string {
+  if (nanos < 1_000) {
+    return `${nanos} ns`;
+  }
+  if (nanos < 1_000_000) {
+    return `${(nanos / 1_000).toFixed(1)} µs`;
+  }
+  return `${(nanos / 1_000_000).toFixed(2)} ms`;
 }
 
 /** Blocks in `LIFETIME_MS` at `blockTimeMs` a block, rounded up. */
@@ -44,29 +77,30 @@ export interface Signed {
 
 /**
  * The transaction that sends `call` from `from`: at the nonce the node gives, with the least
- * fee the chain takes for its size, valid for `LIFETIME_MS` of blocks after `finalized`.
+ * fee the chain takes for it (its size and weight, quoted by the node), valid for
+ * `LIFETIME_MS` of blocks after `finalized`.
  */
 export async function prepare(
   rpc: Rpc,
   from: Account,
   call: Call,
   finalized: number,
-): Promise<Transaction> {
-  const [nonce, fees] = await Promise.all([
+): Promise<Prepared> {
+  const [nonce, chain] = await Promise.all([
     rpc.call<number>('system_accountNextIndex', [from.address]),
-    rpc.call<FeeParams>('state_params'),
+    rpc.call<BlockTime>('state_params'),
   ]);
   const tx: Transaction = {
     signer: from.address,
     nonce: BigInt(nonce),
     fee: 0n,
-    expiresAt: BigInt(finalized) + lifetimeBlocks(fees.params.target_block_time_ms),
+    expiresAt: BigInt(finalized) + lifetimeBlocks(chain.params.target_block_time_ms),
     call,
   };
-  // The fee depends on the size, which does not depend on the fee's value.
-  const size = encodeTransaction(tx).length + SIGNATURE_BYTES;
-  tx.fee = BigInt(fees.params.base_fee) + BigInt(fees.params.fee_per_byte) * BigInt(size);
-  return tx;
+  // The node weighs the call; neither the fee's value nor the signature changes the quote.
+  const probe = encodeSigned(encodeTransaction(tx), 'sr25519', new Uint8Array(64));
+  const quote = await rpc.call<FeeQuote>('payment_queryFee', [toHex(probe)]);
+  return { ...tx, fee: BigInt(quote.minimum_fee), quote };
 }
 
 /** Signs `tx` as `from` for the chain `genesisHash` (in the page, or in an extension). */

@@ -11,4 +11,5 @@ mod secrets;
 mod settlement;
 mod tasks;
 mod transactions;
+mod weights;
 mod workers;

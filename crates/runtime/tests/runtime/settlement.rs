@@ -654,3 +654,73 @@ fn an_eviction_holds_nothing_for_the_epoch_its_report_gave_up() {
     assert_eq!(record.held, Balance::ZERO);
     chain.check_invariants();
 }
+
+/// Two silent workers (eve's, dave's) holding `per_worker` apps each, the chain at the start of
+/// epoch 3: the end of epoch 2, their second missed one, judged the first worker only.
+fn two_silent_workers_half_judged(per_worker: u64) -> (TestChain, Vec<wetee_types::WorkerId>) {
+    let mut chain = TestChain::new();
+    assert!(2 * (per_worker + 1) > wetee_runtime::LIVENESS_UNITS_PER_BLOCK);
+    let workers: Vec<_> = ["eve", "dave"]
+        .into_iter()
+        .map(|operator| {
+            chain.started_worker(
+                operator,
+                chain.profile(
+                    "eu",
+                    &[TeeKind::Simulated],
+                    100 * per_worker,
+                    256 * per_worker,
+                ),
+            )
+        })
+        .collect();
+    for _ in 0..2 * per_worker {
+        chain.create_app(
+            "alice",
+            TestChain::app_spec(100, 256, TeeKind::Simulated, Some("eu")),
+            tokens(20),
+        );
+    }
+    for worker in &workers {
+        assert_eq!(u64::from(chain.worker(*worker).workloads), per_worker);
+    }
+    chain.advance_to_epoch(3);
+    (chain, workers)
+}
+
+#[test]
+fn an_epoch_end_judges_a_budget_of_workers_per_block_and_the_next_blocks_finish_the_sweep() {
+    // Judging one worker (and evicting its 300 apps) fits one block's liveness budget, judging
+    // both does not.
+    let (mut chain, workers) = two_silent_workers_half_judged(300);
+    // The end of epoch 2 judged the first worker only.
+    assert_eq!(chain.worker(workers[0]).status, WorkerStatus::Suspended);
+    assert_eq!(chain.worker(workers[0]).workloads, 0);
+    assert_eq!(chain.worker(workers[1]).status, WorkerStatus::Started);
+    // The next block goes on with the sweep, judging by the epoch that ended.
+    chain.next_block();
+    assert_eq!(chain.worker(workers[1]).status, WorkerStatus::Suspended);
+    assert_eq!(chain.worker(workers[1]).workloads, 0);
+    assert!(chain.hook_events.contains(&Event::WorkerSuspended {
+        worker: workers[1],
+        missed_epochs: 2
+    }));
+    chain.check_invariants();
+}
+
+#[test]
+fn a_report_sent_before_the_sweep_reaches_its_worker_does_not_undo_the_missed_epochs() {
+    let (mut chain, workers) = two_silent_workers_half_judged(300);
+    assert_eq!(chain.worker(workers[1]).status, WorkerStatus::Started);
+    // Dave's worker reports the epoch that just ended before the sweep reaches it: it is
+    // judged first, on the two epochs it missed before.
+    chain.report("dave", workers[1], 2, vec![]);
+    assert_eq!(chain.worker(workers[1]).status, WorkerStatus::Suspended);
+    assert!(chain.tx_events.contains(&Event::WorkerSuspended {
+        worker: workers[1],
+        missed_epochs: 2
+    }));
+    chain.next_block();
+    assert_eq!(chain.worker(workers[1]).status, WorkerStatus::Suspended);
+    chain.check_invariants();
+}
