@@ -43,6 +43,10 @@ pub struct NodeArgs {
     /// Threads for the RPC server, apart from consensus.
     #[arg(long, default_value_t = 2)]
     rpc_threads: usize,
+    /// Where to serve Prometheus metrics (`GET /metrics`), apart from the RPC, e.g.
+    /// `127.0.0.1:9615` (default: not served).
+    #[arg(long, value_name = "ADDRESS")]
+    metrics: Option<SocketAddr>,
     /// Stop when the parent process exits (used by `wetee testnet` and `wetee bench`).
     #[arg(long, hide = true)]
     exit_with_parent: bool,
@@ -120,7 +124,7 @@ pub(crate) struct Running<'a> {
     pub public_key: String,
     pub rpc: String,
     pub ws: String,
-    pub metrics: String,
+    pub metrics: Option<String>,
     pub p2p: SocketAddr,
     pub data_dir: &'a Path,
     pub pid: u32,
@@ -133,7 +137,9 @@ pub(crate) fn running_of<'a>(chain: &'a str, data_dir: &'a Path, started: &Start
         validator: started.name.clone(),
         public_key: hex::encode(started.public_key),
         ws: format!("ws://{}", started.rpc_address),
-        metrics: format!("{rpc}/metrics"),
+        metrics: started
+            .metrics_address
+            .map(|address| format!("http://{address}/metrics")),
         rpc,
         p2p: started.p2p_listen,
         data_dir,
@@ -153,7 +159,10 @@ fn announce(format: Format, chain: &str, data_dir: &Path, started: &Started, ext
             },
             running.rpc,
             running.ws,
-            running.metrics,
+            running
+                .metrics
+                .as_deref()
+                .unwrap_or("not served (--metrics ADDRESS)"),
             running.p2p,
             data_dir.display()
         )
@@ -218,6 +227,7 @@ pub fn node(args: NodeArgs, keystore: &Keystore, format: Format) -> Result<()> {
             p2p_listen: args.p2p_listen,
             worker_threads: args.worker_threads,
             rpc_threads: args.rpc_threads,
+            metrics_address: args.metrics,
         },
         move |started| announce(format, &chain, &data_dir, &started, ""),
         async {

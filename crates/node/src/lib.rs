@@ -14,7 +14,8 @@
 //! - [`signatures`]: each transaction's signature verified once, many in parallel.
 //! - [`store`]: the persistent, authenticated state (QMDB) and its in-memory copy.
 //! - [`outcomes`]: receipts and events of finalized blocks, for the RPC.
-//! - [`rpc`]: JSON-RPC over HTTP and WebSocket, and `/metrics` (see `docs/rpc.md`).
+//! - [`rpc`]: JSON-RPC over HTTP and WebSocket, and `/metrics` on a listener of its own (see
+//!   `docs/rpc.md`).
 //! - [`service`]: a validator process on Tokio with authenticated TCP to the other validators.
 //!
 //! The node executes the runtime; it must never change what a block means. Everything that

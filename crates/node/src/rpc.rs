@@ -1,20 +1,18 @@
-//! JSON-RPC 2.0 over HTTP and WebSocket on one port, and Prometheus metrics on `/metrics`.
+//! JSON-RPC 2.0 over HTTP and WebSocket on one port, and Prometheus metrics on `/metrics` on a
+//! listener of their own.
 //!
 //! Every method is documented in `docs/rpc.md`. Requests are untrusted: bad parameters get
 //! `-32602` with the reason, rejected transactions get [`codes::TRANSACTION_REJECTED`] with
 //! the mempool's reason, and nothing a request does can change stored state except admitting
 //! a valid transaction.
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 
 use futures::StreamExt as _;
 use jsonrpsee::server::{
-    BatchRequestConfig, HttpBody, HttpRequest, HttpResponse, PendingSubscriptionSink, PingConfig,
-    RpcModule, Server, ServerConfig, ServerHandle, SubscriptionMessage,
+    BatchRequestConfig, PendingSubscriptionSink, PingConfig, RpcModule, Server, ServerConfig,
+    ServerHandle, SubscriptionMessage,
 };
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use serde::Deserialize;
@@ -902,11 +900,10 @@ where
     module
 }
 
-/// Serves `module` on `address` (HTTP and WebSocket), with `metrics` on `GET /metrics`.
+/// Serves `module` on `address` (HTTP and WebSocket).
 pub async fn serve<E>(
     address: SocketAddr,
     module: RpcModule<RpcState<E>>,
-    metrics: MetricsSource,
 ) -> std::io::Result<(SocketAddr, ServerHandle)>
 where
     E: commonware_storage::Context + commonware_runtime::Spawner + Send + Sync,
@@ -924,66 +921,38 @@ where
                 .max_failures(2),
         )
         .build();
-    let server = Server::builder()
-        .set_config(config)
-        .set_http_middleware(tower::ServiceBuilder::new().layer(MetricsLayer { metrics }))
-        .build(address)
-        .await?;
+    let server = Server::builder().set_config(config).build(address).await?;
     let bound = server.local_addr()?;
     Ok((bound, server.start(module)))
 }
 
-/// Answers `GET /metrics`; passes everything else to the RPC.
-#[derive(Clone)]
-struct MetricsLayer {
+/// Serves `metrics` in the Prometheus text format on `GET /metrics` at `address`, a listener
+/// of its own; returns where it is bound. It serves until the runtime it runs on stops.
+pub async fn serve_metrics(
+    address: SocketAddr,
     metrics: MetricsSource,
-}
-
-impl<S> tower::Layer<S> for MetricsLayer {
-    type Service = MetricsEndpoint<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        MetricsEndpoint {
-            inner,
-            metrics: Arc::clone(&self.metrics),
-        }
-    }
-}
-
-#[derive(Clone)]
-struct MetricsEndpoint<S> {
-    inner: S,
-    metrics: MetricsSource,
-}
-
-type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'static>>;
-
-impl<S, B> tower::Service<HttpRequest<B>> for MetricsEndpoint<S>
-where
-    S: tower::Service<HttpRequest<B>, Response = HttpResponse>,
-    S::Future: Send + 'static,
-{
-    type Response = HttpResponse;
-    type Error = S::Error;
-    type Future = BoxFuture<HttpResponse, S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: HttpRequest<B>) -> Self::Future {
-        if request.uri().path() == "/metrics" && request.method() == http::Method::GET {
-            let body = (self.metrics)();
-            let response = http::Response::builder()
-                .status(http::StatusCode::OK)
-                .header(
-                    http::header::CONTENT_TYPE,
-                    "text/plain; version=0.0.4; charset=utf-8",
+) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    let bound = listener.local_addr()?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let metrics = Arc::clone(&metrics);
+            async move {
+                (
+                    [(
+                        http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    metrics(),
                 )
-                .body(HttpBody::from(body))
-                .expect("a valid response");
-            return Box::pin(async move { Ok(response) });
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!(error = %e, "the metrics listener stopped");
         }
-        Box::pin(self.inner.call(request))
-    }
+    });
+    Ok(bound)
 }

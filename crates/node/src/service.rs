@@ -48,6 +48,10 @@ pub struct ServiceConfig {
     /// Tokio worker threads of the RPC server, a runtime of its own: a flood of requests
     /// competes with consensus only for the CPU, never for its threads or task queue.
     pub rpc_threads: usize,
+    /// Where Prometheus metrics are served (`GET /metrics`), apart from the RPC: an operator
+    /// keeps it private while the RPC is public, and a scraper never waits for an RPC
+    /// connection slot. `None`: not served.
+    pub metrics_address: Option<SocketAddr>,
 }
 
 /// What a started validator tells its caller.
@@ -61,6 +65,8 @@ pub struct Started {
     pub is_validator: bool,
     /// Where its RPC listens.
     pub rpc_address: SocketAddr,
+    /// Where its metrics are served, if anywhere.
+    pub metrics_address: Option<SocketAddr>,
     /// Where it accepts peers.
     pub p2p_listen: SocketAddr,
 }
@@ -237,8 +243,22 @@ pub fn run(
         let metrics: crate::rpc::MetricsSource = Arc::new(move || metrics_context.encode());
         let module = crate::rpc::module(node.ledger.clone(), Arc::clone(&spec), is_validator);
         // Bound and served on the RPC's own runtime.
+        let metrics_address = match config.metrics_address {
+            Some(address) => Some(
+                rpc_handle
+                    .spawn(crate::rpc::serve_metrics(address, metrics))
+                    .await
+                    .map_err(|join| std::io::Error::other(join.to_string()))
+                    .and_then(|served| served)
+                    .map_err(|error| ServiceError::Rpc { address, error })?,
+            ),
+            None => None,
+        };
+        if let Some(bound) = metrics_address {
+            info!(%bound, "metrics listening");
+        }
         let (bound, rpc) = rpc_handle
-            .spawn(crate::rpc::serve(rpc_address, module, metrics))
+            .spawn(crate::rpc::serve(rpc_address, module))
             .await
             .map_err(|join| std::io::Error::other(join.to_string()))
             .and_then(|served| served)
@@ -252,6 +272,7 @@ pub fn run(
             name,
             is_validator,
             rpc_address: bound,
+            metrics_address,
             p2p_listen,
         });
         let mut handles = node.handles;

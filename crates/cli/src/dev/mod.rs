@@ -244,6 +244,8 @@ pub fn run(args: DevArgs, format: Format) -> Result<()> {
             )),
             worker_threads: 2,
             rpc_threads: 2,
+            // Beside the RPC, on a port the system picks: the banner says which.
+            metrics_address: Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)),
         },
         move |started| {
             let _ = started_sender.send(started);

@@ -198,7 +198,7 @@ impl Banner {
                 self.chain,
                 node.rpc,
                 node.ws,
-                node.metrics,
+                node.metrics.as_deref().unwrap_or("not served"),
                 self.worker.describe(),
             );
             if let (WorkerLine::Running { .. } | WorkerLine::Failed { .. }, Some(operator)) =

@@ -242,6 +242,8 @@ pub struct DevNode {
     pub port: u16,
     /// Its chain's genesis hash, once its first block is final.
     pub genesis: wetee_types::Hash,
+    /// What it printed when it started.
+    pub banner: Value,
 }
 
 impl DevNode {
@@ -271,6 +273,7 @@ impl DevNode {
             child,
             port,
             genesis: wetee_types::Hash::default(),
+            banner: Value::Null,
         };
         let mut reader = BufReader::new(stdout);
         let mut printed = String::new();
@@ -280,6 +283,7 @@ impl DevNode {
                 "dev exited"
             );
         }
+        node.banner = serde_json::from_str(&printed).expect("a JSON banner");
         node.genesis = eventually("the first block", 60, || {
             let health = rpc_call(port, "system_health", serde_json::json!([]));
             let final_height = health["result"]["finalized"]["height"].as_u64()?;

@@ -205,6 +205,7 @@ pub fn dev_chain(data_dir: &std::path::Path, epoch_length: u64) -> (String, wete
         p2p_listen: None,
         worker_threads: 2,
         rpc_threads: 2,
+        metrics_address: None,
     };
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
