@@ -7,11 +7,9 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use support::{DevNode, rpc_call};
+use support::{DevNode, rpc_call, rpc_request};
 
 use serde_json::{Value, json};
 use wetee_client::keys::dev_keypair;
@@ -27,27 +25,6 @@ const GAPPED_EACH: u64 = 250;
 const REGISTRATIONS_EACH: u64 = 250;
 /// The node's budget for transactions waiting behind a missing nonce (`MempoolLimits`).
 const MAX_WAITING: usize = 5_000;
-
-/// One HTTP JSON-RPC exchange.
-fn post(port: u16, body: &Value) -> Value {
-    let body = body.to_string();
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .expect("timeout");
-    let head = format!(
-        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).expect("write");
-    stream.write_all(body.as_bytes()).expect("write");
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).expect("read");
-    let text = String::from_utf8_lossy(&response);
-    let (_, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
-}
 
 /// Submits `txs` in JSON-RPC batches of 100; returns how many were admitted.
 fn submit_all(port: u16, txs: &[SignedTransaction]) -> usize {
@@ -65,7 +42,7 @@ fn submit_all(port: u16, txs: &[SignedTransaction]) -> usize {
                 })
             })
             .collect();
-        let answers = post(port, &Value::Array(batch));
+        let answers = rpc_request(port, &Value::Array(batch));
         let answers = answers.as_array().expect("one answer per call");
         assert_eq!(answers.len(), chunk.len());
         admitted += answers.iter().filter(|a| a["result"].is_string()).count();

@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -14,47 +12,11 @@ use wetee_types::codec::encode;
 use wetee_types::transaction::{BalancesCall, Transaction};
 use wetee_types::{Balance, Call, Hash, SignedTransaction};
 
-use support::DevNode;
-
-/// One HTTP request; returns the status code and the body.
-fn http(port: u16, body: &[u8]) -> (u16, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    let head = format!(
-        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).expect("write");
-    // A server may refuse before reading a large body: a failed write is its answer.
-    let _ = stream.write_all(body);
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response).to_string();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
-fn call(port: u16, method: &str, params: Value) -> Value {
-    let request = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let (status, body) = http(port, request.to_string().as_bytes());
-    assert_eq!(status, 200, "{method}: HTTP {status} {body}");
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{method}: {e}: {body}"))
-}
+use support::{DevNode, rpc_call, rpc_post};
 
 /// The error of a call that must fail: its code and message.
 fn error_of(port: u16, method: &str, params: Value) -> (i64, String) {
-    let response = call(port, method, params);
+    let response = rpc_call(port, method, params);
     let error = &response["error"];
     assert!(!error.is_null(), "{method} should fail: {response}");
     (
@@ -88,19 +50,19 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     let node = DevNode::start(home.path(), 40_000, 45_000);
     let (port, genesis) = (node.port, node.genesis);
     let alice = dev_keypair("Alice").account_id();
-    let before = call(port, "state_account", json!([alice]))["result"].clone();
-    let params = call(port, "state_params", json!([]))["result"]["params"].clone();
+    let before = rpc_call(port, "state_account", json!([alice]))["result"].clone();
+    let params = rpc_call(port, "state_params", json!([]))["result"]["params"].clone();
     let minimum: u128 = params["base_fee"]
         .as_str()
         .and_then(|fee| fee.parse().ok())
         .expect("base fee");
     let fee = Balance(minimum * 10);
-    let height = call(port, "chain_getHeader", json!([]))["result"]["height"]
+    let height = rpc_call(port, "chain_getHeader", json!([]))["result"]["height"]
         .as_u64()
         .expect("height");
 
     // Not JSON, not a method, bad parameters.
-    let (status, body) = http(port, b"{\"jsonrpc\": \"2.0\", nope");
+    let (status, body) = rpc_post(port, b"{\"jsonrpc\": \"2.0\", nope");
     assert_eq!(status, 200);
     let parsed: Value = serde_json::from_str(&body).expect("a JSON-RPC error");
     assert_eq!(parsed["error"]["code"], -32700);
@@ -116,7 +78,7 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
         let one = json!({"jsonrpc": "2.0", "id": 1, "method": "system_health", "params": []});
         serde_json::to_vec(&vec![one; calls]).expect("JSON")
     };
-    let (status, body) = http(port, &batch(10_000));
+    let (status, body) = rpc_post(port, &batch(10_000));
     assert_eq!(status, 200);
     let answer: Value = serde_json::from_str(&body).expect("a JSON-RPC answer");
     assert!(
@@ -125,7 +87,7 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
             .is_some_and(|m| m.contains("batch")),
         "{body}"
     );
-    let (_, body) = http(port, &batch(100));
+    let (_, body) = rpc_post(port, &batch(100));
     let answers: Vec<Value> = serde_json::from_str(&body).expect("100 answers");
     assert_eq!(answers.len(), 100);
     assert!(answers.iter().all(|a| a["result"]["chain"].is_string()));
@@ -144,7 +106,7 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
         "{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"author_submitTransaction\",\"params\":[\"0x{}\"]}}",
         "00".repeat(3 << 20)
     );
-    let (status, _) = http(port, huge.as_bytes());
+    let (status, _) = rpc_post(port, huge.as_bytes());
     assert!(
         status == 413 || status == 0,
         "an oversized request is refused: {status}"
@@ -183,18 +145,18 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     // its nonce is refused as taken, naming it.
     let ahead = transfer(1, fee, height + 100, &genesis);
     let ahead_hash =
-        call(port, "author_submitTransaction", json!([hex_of(&ahead)]))["result"].clone();
+        rpc_call(port, "author_submitTransaction", json!([hex_of(&ahead)]))["result"].clone();
     assert!(ahead_hash.is_string(), "{ahead_hash}");
-    let next = |port| call(port, "system_accountNextIndex", json!([alice]))["result"].clone();
+    let next = |port| rpc_call(port, "system_accountNextIndex", json!([alice]))["result"].clone();
     assert_eq!(
         next(port),
         0,
         "a pending transaction behind a gap does not count"
     );
-    let again = call(port, "author_submitTransaction", json!([hex_of(&ahead)]));
+    let again = rpc_call(port, "author_submitTransaction", json!([hex_of(&ahead)]));
     assert_eq!(again["result"], ahead_hash, "{again}");
     let rival = transfer(1, Balance(fee.0 + 1), height + 100, &genesis);
-    let taken = call(port, "author_submitTransaction", json!([hex_of(&rival)]));
+    let taken = rpc_call(port, "author_submitTransaction", json!([hex_of(&rival)]));
     assert_eq!(taken["error"]["code"], 1005, "{taken}");
     assert_eq!(taken["error"]["data"]["pending"], ahead_hash, "{taken}");
     assert_eq!(taken["error"]["data"]["nonce"], 1, "{taken}");
@@ -203,23 +165,23 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     // The good transfer fills the gap: both are final. The same bytes again are a replay,
     // refused as a used nonce with the next one to take.
     let good = transfer(0, fee, height + 100, &genesis);
-    let hash = call(port, "author_submitTransaction", json!([hex_of(&good)]));
+    let hash = rpc_call(port, "author_submitTransaction", json!([hex_of(&good)]));
     assert!(hash["result"].is_string(), "{hash}");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while call(port, "state_account", json!([alice]))["result"]["nonce"] != 2 {
+    while rpc_call(port, "state_account", json!([alice]))["result"]["nonce"] != 2 {
         assert!(
             Instant::now() < deadline,
             "the good transfers were not finalized"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let replayed = call(port, "author_submitTransaction", json!([hex_of(&good)]));
+    let replayed = rpc_call(port, "author_submitTransaction", json!([hex_of(&good)]));
     assert_eq!(replayed["error"]["code"], 1006, "{replayed}");
     assert_eq!(replayed["error"]["data"]["next"], 2, "{replayed}");
     assert_eq!(next(port), 2);
 
     // Nothing but the two good transfers changed Alice's account, and the node still runs.
-    let after = call(port, "state_account", json!([alice]))["result"].clone();
+    let after = rpc_call(port, "state_account", json!([alice]))["result"].clone();
     assert_eq!(after["nonce"], 2);
     let spent: u128 = before["free"].as_str().unwrap().parse::<u128>().unwrap()
         - after["free"].as_str().unwrap().parse::<u128>().unwrap();
@@ -228,6 +190,6 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
         2 * (UNIT + fee.0),
         "only the good transfers and their fees"
     );
-    let health = call(port, "system_health", json!([]));
+    let health = rpc_call(port, "system_health", json!([]));
     assert!(health["result"]["finalized"]["height"].as_u64().unwrap() > height);
 }

@@ -302,25 +302,59 @@ impl Drop for DevNode {
     }
 }
 
-/// One JSON-RPC call over HTTP to the node on `port`; the parsed answer.
-pub fn rpc_call(port: u16, method: &str, params: Value) -> Value {
-    let request =
-        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let body = request.to_string();
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+/// One HTTP/1.1 exchange with `address` (`head` without its final blank line, then `body`),
+/// the connection closed after it: the status code (0 when there is none) and the body.
+pub fn http_exchange(address: std::net::SocketAddr, head: &str, body: &[u8]) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(120)))
         .expect("timeout");
+    write!(
+        stream,
+        "{head}\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    // A server may refuse before reading a large body: a failed write is its answer.
+    let _ = stream.write_all(body);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// `POST /` of the JSON `body` to the node's RPC on `port`: the status code and the body.
+pub fn rpc_post(port: u16, body: &[u8]) -> (u16, String) {
     let head = format!(
-        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {}",
         body.len()
     );
-    stream.write_all(head.as_bytes()).expect("write");
-    stream.write_all(body.as_bytes()).expect("write");
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).expect("read");
-    let text = String::from_utf8_lossy(&response);
-    let (_, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{method}: {e}: {body}"))
+    http_exchange(
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        &head,
+        body,
+    )
+}
+
+/// One JSON-RPC request (a call or a batch) over HTTP to the node on `port`; the parsed answer.
+pub fn rpc_request(port: u16, request: &Value) -> Value {
+    let (status, body) = rpc_post(port, request.to_string().as_bytes());
+    assert_eq!(status, 200, "HTTP {status} {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// One JSON-RPC call over HTTP to the node on `port`; the parsed answer.
+pub fn rpc_call(port: u16, method: &str, params: Value) -> Value {
+    rpc_request(
+        port,
+        &serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}),
+    )
 }
