@@ -6,16 +6,18 @@
 //!
 //! ## A block
 //! 1. [`Runtime::begin_block`]: task runs that are due (by height or by block time) are created
-//!    and placed; runs past their deadline release their capacity.
+//!    and placed; runs past their deadline release their capacity ([`hooks`] has what a block
+//!    spends on its hooks).
 //! 2. [`Runtime::apply_transaction`] for each transaction: validity checks (size, expiry,
 //!    nonce, weight, fee, signature; a failure here means the transaction cannot be in a block),
 //!    then the fee is paid to the treasury and the nonce advances, then the call runs in an
 //!    overlay: if it fails, its writes are discarded and the receipt carries the error. The fee
 //!    is at least `base_fee + weight × fee_per_weight + size × fee_per_byte`, the weight from
-//!    [`weights`]; the transactions of a block weigh at most `max_block_weight` together.
-//! 3. [`Runtime::end_block`]: on the last block of an epoch, expired leases and runs are
+//!    [`weights`]; a block's hooks and transactions weigh at most `max_block_weight` together.
+//! 3. [`Runtime::end_block`]: from the last block of an epoch, expired leases and runs are
 //!    released, grace periods end, workers that stopped proving their work are suspended and
-//!    their apps moved, draining workers are emptied, and the pending queue is retried.
+//!    their apps moved, draining workers are emptied, and the pending queue is retried, as many
+//!    blocks as the work takes.
 //!
 //! ## Modules
 //! [`balances`], [`workers`], [`apps`], [`tasks`], [`scheduling`], [`settlement`],
@@ -42,6 +44,7 @@ pub mod apps;
 pub mod attestation;
 pub mod balances;
 mod context;
+pub mod hooks;
 pub mod query;
 pub mod root;
 pub mod scheduling;
@@ -58,27 +61,17 @@ pub use context::BlockInfo;
 pub use state::{Changes, Layer, MemoryState, Overlay, State};
 
 use context::Ctx;
-use storage::{EpochItem, keys};
+use storage::keys;
 use wetee_types::attestation::AttestationPolicy;
 use wetee_types::codec::decode;
 use wetee_types::event::MAX_RECEIPT_EVENTS;
 use wetee_types::params::{ChainConfig, Params};
-use wetee_types::records::{Account, Due};
+use wetee_types::records::Account;
 use wetee_types::transaction::MAX_TRANSACTION_BYTES;
 use wetee_types::{
-    AccountId, Balance, Call, CallError, Event, Hash, Outcome, Receipt, SignedTransaction, TaskId,
-    TxError, Weight, WorkerId, Workload,
+    AccountId, Balance, Call, CallError, Event, Hash, Outcome, Receipt, SignedTransaction, TxError,
+    Weight,
 };
-
-/// Due entries of each queue (by height, by time, run deadlines) handled per block at most;
-/// the rest follow in the next blocks.
-pub const MAX_DUE_PER_BLOCK: usize = 1024;
-/// Epoch-end deadlines (hold expiries, grace ends, run expiries) handled per block at most.
-pub const MAX_EPOCH_ITEMS_PER_BLOCK: usize = 1024;
-/// Work units of the liveness sweep per block: judging a worker costs one, and each workload
-/// it evicts or moves one more. A worker is judged whole: one that does not fit what is left
-/// waits for the next block, unless it is the block's first.
-pub const LIVENESS_UNITS_PER_BLOCK: u64 = 512;
 
 /// What the runtime can fail with outside a call: a broken genesis or damaged state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,6 +198,8 @@ pub struct Admissible {
     pub size: usize,
     /// What executing it costs.
     pub weight: Weight,
+    /// The share of a block it may use.
+    pub class: weights::Class,
     /// The chain's block time, which turns a pool's time limits into blocks.
     pub target_block_time_ms: u64,
 }
@@ -213,6 +208,7 @@ pub struct Admissible {
 struct Checked {
     account: Account,
     weight: Weight,
+    class: weights::Class,
     minimum_fee: Balance,
     size: usize,
 }
@@ -292,6 +288,7 @@ impl Runtime {
             minimum_fee: checked.minimum_fee,
             size: checked.size,
             weight: checked.weight,
+            class: checked.class,
             target_block_time_ms: env.params.target_block_time_ms,
         })
     }
@@ -312,7 +309,7 @@ impl Runtime {
                 max: MAX_TRANSACTION_BYTES,
             });
         }
-        let weight = weigh(state, &env, tx, size)?;
+        let weight = weigh(state, &env, tx, size, weights::class(state, tx))?;
         env.params
             .fee_quote(size, weight)
             .ok_or_else(|| TxError::State("the chain's fee parameters overflow".into()))
@@ -362,7 +359,8 @@ impl Runtime {
                 free: account.free,
             });
         }
-        let weight = weigh(state, env, signed, size)?;
+        let class = weights::class(state, signed);
+        let weight = weigh(state, env, signed, size, class)?;
         let minimum = env
             .params
             .minimum_fee(size, weight)
@@ -379,70 +377,10 @@ impl Runtime {
         Ok(Checked {
             account,
             weight,
+            class,
             minimum_fee: minimum,
             size,
         })
-    }
-
-    /// Runs the start-of-block hook.
-    pub fn begin_block(
-        &self,
-        state: &mut dyn State,
-        block: &BlockInfo,
-    ) -> Result<Vec<Event>, RuntimeError> {
-        let env = Env::load(state, block)?;
-        attestation::record_parent(
-            state,
-            block.height,
-            block.parent_hash,
-            block.timestamp_ms,
-            env.params.target_block_time_ms,
-        )
-        .map_err(state_error)?;
-        let mut events = Vec::new();
-        // Height and time queues have a budget each, so neither can starve the other.
-        let mut due: Vec<(Vec<u8>, TaskId, Due)> = Vec::new();
-        for (suffix, _) in storage::scan_prefix(state, keys::DUE_HEIGHT).take(MAX_DUE_PER_BLOCK) {
-            let height = storage::read_u64(&suffix, 0).map_err(state_error)?;
-            if height > env.height {
-                break;
-            }
-            let task = TaskId(storage::read_u64(&suffix, 8).map_err(state_error)?);
-            due.push((keys::due_height(height, task), task, Due::Height { height }));
-        }
-        for (suffix, _) in storage::scan_prefix(state, keys::DUE_TIME).take(MAX_DUE_PER_BLOCK) {
-            let ms = storage::read_u64(&suffix, 0).map_err(state_error)?;
-            if ms > env.time_ms {
-                break;
-            }
-            let task = TaskId(storage::read_u64(&suffix, 8).map_err(state_error)?);
-            due.push((keys::due_time(ms, task), task, Due::Time { ms }));
-        }
-        for (key, task, when) in due {
-            self.isolated(state, &env, &mut events, &[&key], |ctx| {
-                tasks::fire(ctx, task, when)
-            })?;
-        }
-        let mut deadlines = Vec::new();
-        for (suffix, _) in storage::scan_prefix(state, keys::DEADLINES).take(MAX_DUE_PER_BLOCK) {
-            let ms = storage::read_u64(&suffix, 0).map_err(state_error)?;
-            if ms > env.time_ms {
-                break;
-            }
-            let task = TaskId(storage::read_u64(&suffix, 8).map_err(state_error)?);
-            let run = suffix
-                .get(16..20)
-                .and_then(|b| <[u8; 4]>::try_from(b).ok())
-                .map(u32::from_be_bytes)
-                .ok_or_else(|| RuntimeError::State("malformed deadline key".into()))?;
-            deadlines.push((keys::deadline(ms, task, run), task, run, ms));
-        }
-        for (key, task, run, ms) in deadlines {
-            self.isolated(state, &env, &mut events, &[&key], |ctx| {
-                tasks::deadline_passed(ctx, task, run, ms)
-            })?;
-        }
-        Ok(events)
     }
 
     /// Applies one transaction. `Err` means it cannot be included (the state is unchanged);
@@ -512,146 +450,6 @@ impl Runtime {
         })
     }
 
-    /// Runs the end-of-block hook: deadlines queued for ended epochs (a bounded number per
-    /// block), and on an epoch's last block, liveness and the pending queue.
-    pub fn end_block(
-        &self,
-        state: &mut dyn State,
-        block: &BlockInfo,
-    ) -> Result<Vec<Event>, RuntimeError> {
-        let env = Env::load(state, block)?;
-        let mut events = Vec::new();
-        let epoch_end = env.chain.is_epoch_end(env.height);
-        let epoch = env.chain.epoch_of(env.height);
-
-        // 1. Deadlines queued for the end of an epoch: this one on its last block, and any left
-        //    from earlier ones. At most MAX_EPOCH_ITEMS_PER_BLOCK per block: a backlog is worked
-        //    off in the following blocks instead of making one block expensive.
-        let mut items = Vec::new();
-        for (suffix, _) in storage::scan_prefix(state, b"epq/").take(MAX_EPOCH_ITEMS_PER_BLOCK) {
-            let at = storage::read_u64(&suffix, 0).map_err(state_error)?;
-            if at > epoch || (at == epoch && !epoch_end) {
-                break;
-            }
-            let item: EpochItem = decode(suffix.get(8..).unwrap_or_default())
-                .map_err(|e| RuntimeError::State(e.to_string()))?;
-            items.push((keys::epoch_item(at, &item), at, item));
-        }
-        for (key, at, item) in items {
-            self.isolated(state, &env, &mut events, &[&key], |ctx| {
-                ctx.state.delete(&key);
-                match item {
-                    EpochItem::LeaseExpiry { worker, app, seq } => {
-                        settlement::expire_lease(ctx, worker, app, seq)
-                    }
-                    EpochItem::GraceEnd { app } => apps::grace_end(ctx, app, at),
-                    EpochItem::RunExpiry { task, run } => tasks::expire_run(ctx, task, run),
-                }
-            })?;
-        }
-        // 2. Liveness: suspend silent workers and evict their apps; move apps off draining
-        //    workers. Only workers holding workloads are read, a budget's worth per block: an
-        //    epoch's end opens a sweep, and each block goes on with it until it is done.
-        if epoch_end {
-            let sweep = match storage::get::<storage::LivenessSweep>(state, keys::LIVENESS_SWEEP)
-                .map_err(state_error)?
-            {
-                // Still open: the workers it has not reached are judged by this epoch, those
-                // it passed at the next.
-                Some(open) => storage::LivenessSweep {
-                    epoch,
-                    drain_budget: env.params.max_placements_per_epoch,
-                    ..open
-                },
-                None => storage::LivenessSweep {
-                    epoch,
-                    next: 0,
-                    drain_budget: env.params.max_placements_per_epoch,
-                },
-            };
-            storage::put(state, keys::LIVENESS_SWEEP, &sweep);
-        }
-        // 3. The pending queue, once the sweep has judged every worker (its evictions join the
-        //    queue, and a worker it has not reached yet must not take new workloads first).
-        if self.sweep_liveness(state, &env, &mut events)? {
-            self.retry_pending(state, &env, &mut events)?;
-        }
-        Ok(events)
-    }
-
-    /// The pending queue, front first, with a budget of its own (drains cannot use it up).
-    fn retry_pending(
-        &self,
-        state: &mut dyn State,
-        env: &Env,
-        events: &mut Vec<Event>,
-    ) -> Result<(), RuntimeError> {
-        let limit = usize::try_from(env.params.max_placements_per_epoch).unwrap_or(usize::MAX);
-        for (ticket, workload) in scheduling::pending(state, limit).map_err(state_error)? {
-            let slot = keys::pending(ticket);
-            let by = keys::pending_ticket(&workload);
-            self.isolated(state, env, events, &[&slot, &by], |ctx| match workload {
-                Workload::App { app } => apps::retry_pending(ctx, app),
-                Workload::TaskRun { task, run } => tasks::retry_waiting_run(ctx, task, run),
-            })?;
-        }
-        Ok(())
-    }
-
-    /// Goes on with the open liveness sweep for at most [`LIVENESS_UNITS_PER_BLOCK`] of work;
-    /// whether a sweep finished in this block.
-    fn sweep_liveness(
-        &self,
-        state: &mut dyn State,
-        env: &Env,
-        events: &mut Vec<Event>,
-    ) -> Result<bool, RuntimeError> {
-        let Some(mut sweep) = storage::get::<storage::LivenessSweep>(state, keys::LIVENESS_SWEEP)
-            .map_err(state_error)?
-        else {
-            return Ok(false);
-        };
-        // Each worker costs at least one unit: no more than these can be judged in this block,
-        // and finding one more than that means the sweep goes on in the next.
-        let limit = usize::try_from(LIVENESS_UNITS_PER_BLOCK).unwrap_or(usize::MAX);
-        let mut ahead = Vec::new();
-        for (key, _) in state
-            .scan_from(&keys::busy_worker(WorkerId(sweep.next)))
-            .take(limit.saturating_add(1))
-        {
-            let Some(suffix) = key.strip_prefix(keys::BUSY_WORKERS) else {
-                break;
-            };
-            ahead.push(WorkerId(storage::read_u64(suffix, 0).map_err(state_error)?));
-        }
-        let mut left = LIVENESS_UNITS_PER_BLOCK;
-        let mut finished = true;
-        for (judged, worker) in ahead.into_iter().enumerate() {
-            let held = storage::worker(state, worker)
-                .map_err(state_error)?
-                .workloads;
-            let cost = u64::from(held).saturating_add(1);
-            if judged > 0 && cost > left {
-                sweep.next = worker.0;
-                finished = false;
-                break;
-            }
-            left = left.saturating_sub(cost);
-            let epoch = sweep.epoch;
-            let budget = &mut sweep.drain_budget;
-            self.isolated(state, env, events, &[], |ctx| {
-                workers::enforce_liveness(ctx, worker, epoch, budget)
-            })?;
-            sweep.next = worker.0.saturating_add(1);
-        }
-        if finished {
-            state.delete(keys::LIVENESS_SWEEP);
-        } else {
-            storage::put(state, keys::LIVENESS_SWEEP, &sweep);
-        }
-        Ok(finished)
-    }
-
     /// Executes a whole block: `begin_block`, every transaction, `end_block`. Fails if a
     /// transaction cannot be included, leaving `state` partly updated: run it on an overlay
     /// when the block is untrusted.
@@ -716,29 +514,49 @@ impl Runtime {
     }
 }
 
-/// The weight of `tx` (`size` bytes), refused when no block could hold it.
+/// The weight of `tx` (`size` bytes, of `class`), refused when no block could hold it.
 fn weigh(
     state: &dyn State,
     env: &Env,
     tx: &SignedTransaction,
     size: usize,
+    class: weights::Class,
 ) -> Result<Weight, TxError> {
     let weight = weights::of(state, tx, size).map_err(|e| TxError::State(e.to_string()))?;
-    if weight > env.params.max_block_weight {
-        return Err(TxError::TooHeavy {
-            weight,
-            max: env.params.max_block_weight,
-        });
+    let max = class_budget(env.params.max_block_weight, class);
+    if weight > max {
+        return Err(TxError::TooHeavy { weight, max });
     }
     Ok(weight)
+}
+
+/// The most a block's transactions can weigh: the limit less the end-of-block hook's share
+/// (the start-of-block hook's use comes off it too).
+pub const fn transactions_budget(max_block_weight: Weight) -> Weight {
+    max_block_weight.saturating_sub(hooks::hook_budget(max_block_weight))
+}
+
+/// What normal transactions can use of a block: nine tenths of [`transactions_budget`], the
+/// rest kept for operational ones ([`weights::Class`]).
+pub const fn normal_budget(max_block_weight: Weight) -> Weight {
+    let transactions = transactions_budget(max_block_weight);
+    transactions.saturating_sub(Weight(transactions.0 / 10))
+}
+
+/// What transactions of `class` can use of a block, with the start-of-block hook's use.
+pub const fn class_budget(max_block_weight: Weight, class: weights::Class) -> Weight {
+    match class {
+        weights::Class::Normal => normal_budget(max_block_weight),
+        weights::Class::Operational => transactions_budget(max_block_weight),
+    }
 }
 
 /// One block, transaction by transaction: the recipe both a proposer and every verifier follow.
 /// [`BlockBuilder::begin`] runs the start-of-block hook, [`BlockBuilder::try_push`] includes a
 /// transaction or says why it cannot be (the state is then as before), and
-/// [`BlockBuilder::finish`] runs the end-of-block hook. The transactions together weigh at most
-/// the chain's `max_block_weight`: a proposer skips what no longer fits, and a verifier refuses
-/// a block whose transactions weigh more.
+/// [`BlockBuilder::finish`] runs the end-of-block hook. The hooks and the transactions together
+/// weigh at most the chain's `max_block_weight` ([`hooks`] has the shares): a proposer skips
+/// what no longer fits, and a verifier refuses a block whose transactions weigh more.
 pub struct BlockBuilder<'s> {
     runtime: Runtime,
     state: &'s mut dyn State,
@@ -768,14 +586,14 @@ impl<'s> BlockBuilder<'s> {
         state: &'s mut dyn State,
         block: BlockInfo,
     ) -> Result<BlockBuilder<'s>, RuntimeError> {
-        let begin_events = runtime.begin_block(state, &block)?;
+        let (begin_events, begun) = runtime.begin_block_weighed(state, &block)?;
         let max_weight = Env::load(state, &block)?.params.max_block_weight;
         Ok(BlockBuilder {
             runtime,
             state,
             block,
             max_weight,
-            weight: Weight::ZERO,
+            weight: begun,
             begin_events,
             receipts: Vec::new(),
         })
@@ -796,7 +614,7 @@ impl<'s> BlockBuilder<'s> {
             .check(&*self.state, &env, tx, false, signature)?;
         // The limit in force now: a `set_params` earlier in the block may have changed it.
         self.max_weight = env.params.max_block_weight;
-        let remaining = self.max_weight.saturating_sub(self.weight);
+        let remaining = self.remaining_for(checked.class);
         if checked.weight > remaining {
             return Err(TxError::BlockFull {
                 weight: checked.weight,
@@ -814,14 +632,25 @@ impl<'s> BlockBuilder<'s> {
             .ok_or_else(|| TxError::State("a receipt just pushed is missing".into()))
     }
 
-    /// What the transactions included so far weigh.
+    /// What the start-of-block hook and the transactions included so far weigh.
     pub fn weight(&self) -> Weight {
         self.weight
     }
 
-    /// What the block can still take.
+    /// What the block can still take in transactions (operational ones: normal ones have
+    /// less, [`BlockBuilder::remaining_for`]).
     pub fn remaining(&self) -> Weight {
-        self.max_weight.saturating_sub(self.weight)
+        self.remaining_for(weights::Class::Operational)
+    }
+
+    /// What the block can still take in transactions of `class`.
+    pub fn remaining_for(&self, class: weights::Class) -> Weight {
+        class_budget(self.max_weight, class).saturating_sub(self.weight)
+    }
+
+    /// The class `tx` would have in this block now.
+    pub fn class_of(&self, tx: &SignedTransaction) -> weights::Class {
+        weights::class(&*self.state, tx)
     }
 
     /// How many transactions are included.
@@ -834,9 +663,13 @@ impl<'s> BlockBuilder<'s> {
         self.receipts.is_empty()
     }
 
-    /// Runs the end-of-block hook and returns everything the block produced.
+    /// Runs the end-of-block hook on what the transactions left and returns everything the
+    /// block produced.
     pub fn finish(self) -> Result<BlockOutcome, RuntimeError> {
-        let end_events = self.runtime.end_block(self.state, &self.block)?;
+        let left = self.max_weight.saturating_sub(self.weight);
+        let (end_events, _) = self
+            .runtime
+            .end_block_within(self.state, &self.block, left)?;
         Ok(BlockOutcome {
             begin_events: self.begin_events,
             receipts: self.receipts,

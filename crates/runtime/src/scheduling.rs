@@ -449,7 +449,7 @@ pub(crate) fn enqueue(ctx: &mut Ctx, workload: &Workload) -> Result<(), CallErro
     if ctx.state.get(&by).is_some() {
         return Ok(());
     }
-    let ticket = storage::next_id(ctx.state, "pending")?;
+    let ticket = storage::next_id(ctx.state, PENDING_COUNTER)?;
     storage::put(ctx.state, &keys::pending(ticket), workload);
     storage::put(ctx.state, &by, &ticket);
     ctx.emit(Event::WorkloadPending {
@@ -465,7 +465,7 @@ pub(crate) fn requeue(state: &mut dyn State, workload: &Workload) -> Result<(), 
         return Ok(());
     };
     state.delete(&keys::pending(old));
-    let ticket = storage::next_id(state, "pending")?;
+    let ticket = storage::next_id(state, PENDING_COUNTER)?;
     storage::put(state, &keys::pending(ticket), workload);
     storage::put(state, &by, &ticket);
     Ok(())
@@ -482,6 +482,23 @@ pub(crate) fn dequeue(state: &mut dyn State, workload: &Workload) -> Result<(), 
 }
 
 /// The pending queue, front first, at most `limit` entries, with their tickets.
+/// The counter of pending queue tickets: a workload queued later has a higher ticket.
+pub(crate) const PENDING_COUNTER: &str = "pending";
+
+/// The first pending workload whose ticket is `from` or later.
+pub(crate) fn pending_from(
+    state: &dyn State,
+    from: u64,
+) -> Result<Option<(u64, Workload)>, CallError> {
+    match state.scan_from(&keys::pending(from)).next() {
+        Some((key, bytes)) => match key.strip_prefix(keys::PENDING) {
+            Some(suffix) => Ok(Some((storage::read_u64(suffix, 0)?, decode(&bytes)?))),
+            None => Ok(None),
+        },
+        None => Ok(None),
+    }
+}
+
 pub(crate) fn pending(state: &dyn State, limit: usize) -> Result<Vec<(u64, Workload)>, CallError> {
     scan_prefix(state, keys::PENDING)
         .take(limit)

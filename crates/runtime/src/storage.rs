@@ -117,11 +117,30 @@ pub struct LivenessSweep {
     pub next: u64,
     /// Moves off draining workers this sweep may still try.
     pub drain_budget: u32,
+    /// Once every worker is judged: the retry of the pending queue, under way.
+    pub retry: Option<PendingRetry>,
 }
 wetee_types::codec_struct!(LivenessSweep {
     epoch,
     next,
-    drain_budget
+    drain_budget,
+    retry
+});
+
+/// The epoch's retry of the pending queue, carried over from block to block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingRetry {
+    /// The first ticket not retried yet.
+    pub next: u64,
+    /// The first ticket given after the retries began: those wait for the next epoch.
+    pub until: u64,
+    /// Placements the retries may still try.
+    pub budget: u32,
+}
+wetee_types::codec_struct!(PendingRetry {
+    next,
+    until,
+    budget
 });
 
 /// Key builders: the layout shared with the node and light clients
@@ -149,10 +168,15 @@ pub mod keys {
     }
 }
 
+/// The id [`next_id`] gives next for `kind`, without taking it.
+pub fn peek_next_id(state: &dyn State, kind: &str) -> Result<u64, CallError> {
+    Ok(get(state, &keys::counter(kind))?.unwrap_or(1))
+}
+
 /// Takes the next id of `kind` (ids start at 1).
 pub fn next_id(state: &mut dyn State, kind: &str) -> Result<u64, CallError> {
     let key = keys::counter(kind);
-    let next: u64 = get(state, &key)?.unwrap_or(1);
+    let next = peek_next_id(state, kind)?;
     put(
         state,
         &key,

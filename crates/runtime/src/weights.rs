@@ -20,10 +20,11 @@
 //!   left, the same for the proposer and every verifier. A quote can therefore fall short by
 //!   the time a transaction runs (a worker started meanwhile), and the transaction is refused
 //!   then like any other whose fee is too low.
-//! - Every call fits the smallest block weight limit
-//!   (`wetee_types::params::bounds::MAX_BLOCK_WEIGHT`) at its largest, but a placement among
-//!   more than 32,768 started workers (65,536 at the default limit), which is refused as too
-//!   heavy (checked by this module's tests).
+//! - Every call fits what the transactions of a block at the smallest weight limit
+//!   (`wetee_types::params::bounds::MAX_BLOCK_WEIGHT`) can use at its largest, but a placement
+//!   among more than 32,768 started workers (at the default limit too), which is refused as
+//!   too heavy (checked by this module's tests). The hooks' items are weighed here too
+//!   ([`due_run`], [`DEADLINE`], [`liveness`]; [`crate::hooks`] has their budgets).
 
 use crate::state::State;
 use crate::storage;
@@ -62,6 +63,35 @@ pub const COLLATERAL: Weight = Weight::from_millis(2);
 pub const ASSIGNMENTS: Weight = Weight::from_micros(100);
 /// Checking an attestation policy (its measurement lists).
 pub const POLICY: Weight = Weight::from_micros(50);
+/// A deadline met by a hook (a lease's, a grace period's, a run's): releasing what it held
+/// rewrites an assignment list.
+pub const DEADLINE: Weight = ASSIGNMENTS;
+
+/// Which share of a block a transaction may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Class {
+    /// What anyone may send: up to [`crate::normal_budget`] of a block.
+    Normal,
+    /// A work report sent by its worker's operator: what pays workers and judges them. It may
+    /// also use the rest of what a block's transactions can (a tenth), and pools rank it above
+    /// every normal transaction, so that no flood of tipped transfers keeps reports out of
+    /// their window. Sending one costs a worker's stake; a report that then fails pays its
+    /// fee like any other transaction.
+    Operational,
+}
+
+/// The class of `tx` against `state`.
+pub fn class(state: &dyn State, tx: &SignedTransaction) -> Class {
+    match &tx.tx.call {
+        Call::Workers(WorkersCall::SubmitWorkReport { report }) => {
+            match storage::worker(state, report.report.worker) {
+                Ok(worker) if worker.operator == tx.tx.signer => Class::Operational,
+                _ => Class::Normal,
+            }
+        }
+        _ => Class::Normal,
+    }
+}
 
 /// The weight of `tx` against `state`, the state the block it goes in has before it.
 pub fn of(state: &dyn State, tx: &SignedTransaction, size: usize) -> Result<Weight, CallError> {
@@ -184,6 +214,19 @@ pub const fn placement_among(started: u64) -> Weight {
     PLACEMENT_BASE.saturating_add(PER_CANDIDATE.saturating_mul(charged))
 }
 
+/// A task run started by the hook when it falls due: the run fee, its record, and the placement
+/// search.
+pub fn due_run(state: &dyn State) -> Result<Weight, CallError> {
+    Ok(SIMPLE_CALL.saturating_add(placement(state)?))
+}
+
+/// Judging a worker holding `held` workloads in the liveness sweep: reading it, and reading each
+/// workload (evicted when the worker is suspended); moves off a draining worker are placements,
+/// weighed apart.
+pub const fn liveness(held: u64) -> Weight {
+    SIMPLE_CALL.saturating_add(PER_SETTLEMENT.saturating_mul(held))
+}
+
 /// A work report from a worker holding `held` workloads, with `entries` apps and runs.
 pub const fn report(held: u64, entries: u64) -> Weight {
     REPORT_BASE
@@ -203,12 +246,12 @@ mod tests {
     #[test]
     fn the_heaviest_transaction_fits_the_smallest_block() {
         let bytes = PER_BYTE.saturating_mul(MAX_TRANSACTION_BYTES as u64);
-        let heaviest_call = [
-            report(
-                u64::from(MAX_WORKLOADS_PER_WORKER),
-                (MAX_REPORT_APPS + MAX_REPORT_RUNS) as u64,
-            )
-            .saturating_add(evidence(TeeKind::SevSnp)),
+        let heaviest = |calls: &[Weight]| {
+            TRANSACTION_BASE
+                .saturating_add(bytes)
+                .saturating_add(calls.iter().copied().max().unwrap())
+        };
+        let normal = heaviest(&[
             // A placement among 32,768 started workers. Past that a placement no longer fits
             // the smallest block and is refused as too heavy: searching needs an index by then.
             placement_among(32_768),
@@ -216,18 +259,21 @@ mod tests {
             SIMPLE_CALL
                 .saturating_add(SIGNATURE)
                 .saturating_add(evidence(TeeKind::SevSnp)),
-        ]
-        .into_iter()
-        .max()
-        .unwrap();
-        let heaviest = TRANSACTION_BASE
-            .saturating_add(bytes)
-            .saturating_add(heaviest_call);
-        assert!(
-            heaviest.0 <= *MAX_BLOCK_WEIGHT.start(),
-            "{heaviest} does not fit a block of {}",
-            Weight(*MAX_BLOCK_WEIGHT.start())
-        );
+        ]);
+        let operational = heaviest(&[report(
+            u64::from(MAX_WORKLOADS_PER_WORKER),
+            (MAX_REPORT_APPS + MAX_REPORT_RUNS) as u64,
+        )
+        .saturating_add(evidence(TeeKind::SevSnp))]);
+        let smallest = Weight(*MAX_BLOCK_WEIGHT.start());
+        for (weight, class) in [(normal, Class::Normal), (operational, Class::Operational)] {
+            let room = crate::class_budget(smallest, class);
+            assert!(
+                weight <= room,
+                "{weight} does not fit the {room} of {class:?}"
+            );
+        }
+        assert!(placement_among(65_536) > crate::normal_budget(smallest));
     }
 
     #[test]

@@ -42,9 +42,9 @@
 //!   (epochs whose report window has passed) went unreported is suspended: its score drops and
 //!   its apps go to the pending queue, to be placed on other workers. The epoch's last block
 //!   opens a sweep over the workers holding workloads, in id order, and each block goes on with
-//!   it for a bounded amount of work (`LIVENESS_UNITS_PER_BLOCK`); a report from a worker the
-//!   sweep has not reached yet is preceded by its judgement, so reporting late cannot undo
-//!   missed epochs. The pending queue is retried once the sweep is done.
+//!   it as far as its weight budget goes ([`crate::hooks`]); a report from a worker the sweep
+//!   has not reached yet is preceded by its judgement, so reporting late cannot undo missed
+//!   epochs. The pending queue is retried once the sweep is done, block after block too.
 //! - An app its worker leaves out of `max_missed_proofs` reports in a row (having held it for
 //!   the whole epoch) leaves that worker the same way, even if the worker keeps reporting.
 //! - A draining worker's apps move wherever another worker can take them, a bounded number per
@@ -529,6 +529,7 @@ fn submit_work_report(
     // epoch's end must not save a worker from a judgement on what it missed before.
     if let Some(sweep) =
         storage::get::<storage::LivenessSweep>(ctx.state, storage::keys::LIVENESS_SWEEP)?
+        && sweep.retry.is_none()
         && id.0 >= sweep.next
     {
         // Moves off a draining worker are left to the sweep's own budget.

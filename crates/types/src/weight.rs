@@ -2,11 +2,10 @@
 //!
 //! A [`Weight`] is time: nanoseconds of execution on the reference machine (the project's 2-core
 //! x86_64 machine, one core), measured with criterion and written in the runtime's weight table.
-//! A block's transactions hold at most `Params::max_block_weight` of it, so what they cost to
-//! build and verify is bounded whatever they are (the hooks at a block's start and end have
-//! item budgets of their own); and every transaction pays for its weight, so an expensive call
-//! (verifying TEE evidence, searching for a worker, settling a report) is never as cheap to send
-//! as a transfer.
+//! A block holds at most `Params::max_block_weight` of it, its hooks included, so what it costs
+//! to build and verify is bounded whatever it holds; and every transaction pays for its weight,
+//! so an expensive call (verifying TEE evidence, searching for a worker, settling a report) is
+//! never as cheap to send as a transfer.
 #![deny(clippy::arithmetic_side_effects)]
 
 use crate::balance::Balance;

@@ -8,7 +8,7 @@ use wetee_types::manifest::EnvVar;
 use wetee_types::params::Params;
 use wetee_types::records::{AppSettings, AppStatus, StopReason, VersionChange};
 use wetee_types::transaction::AppsCall;
-use wetee_types::{AppId, Balance, Call, CallError, Event, TeeKind, Workload};
+use wetee_types::{AppId, Balance, Call, CallError, Event, TeeKind, Weight, Workload};
 
 fn apps(call: AppsCall) -> Call {
     Call::Apps(call)
@@ -499,6 +499,47 @@ fn the_pending_queue_rotates_so_unplaceable_apps_cannot_block_it() {
     );
     chain.advance_to_epoch(3);
     assert_eq!(chain.app(app).status, AppStatus::Running);
+    chain.check_invariants();
+}
+
+#[test]
+fn a_pending_queue_heavier_than_a_block_is_placed_over_the_next_blocks() {
+    let mut params = Params::dev();
+    params.max_block_weight = Weight(*wetee_types::params::bounds::MAX_BLOCK_WEIGHT.start());
+    params.max_placements_per_epoch = 4_096;
+    // What the end of a block can spend on placements (one worker: the smallest search).
+    let budget = wetee_runtime::hooks::hook_budget(params.max_block_weight);
+    let per_block =
+        usize::try_from(budget.0 / wetee_runtime::weights::placement_among(1).0).unwrap();
+    let mut chain = TestChain::with_params(params);
+    let apps: Vec<AppId> = (0..2 * per_block + 3)
+        .map(|i| {
+            chain.create_app(
+                ["alice", "bob", "charlie", "dave"][i % 4],
+                TestChain::app_spec(1, 1, TeeKind::Simulated, None),
+                tokens(10),
+            )
+        })
+        .collect();
+    chain.started_worker(
+        "eve",
+        chain.profile("eu", &[TeeKind::Simulated], 2_000_000, 2_000_000),
+    );
+    let running = |chain: &TestChain| {
+        apps.iter()
+            .filter(|app| chain.app(**app).status == AppStatus::Running)
+            .count()
+    };
+    // The epoch's end places what its budget pays for, the next blocks the rest, front first.
+    chain.advance_to_epoch(1);
+    assert_eq!(running(&chain), per_block);
+    assert_eq!(chain.app(apps[per_block - 1]).status, AppStatus::Running);
+    assert_eq!(chain.app(apps[per_block]).status, AppStatus::Pending);
+    chain.next_block();
+    assert_eq!(running(&chain), 2 * per_block);
+    chain.next_block();
+    assert_eq!(running(&chain), apps.len());
+    assert!(query::pending_placements(&chain.state).unwrap().is_empty());
     chain.check_invariants();
 }
 

@@ -1,11 +1,14 @@
 //! Work reports and payments: paid only for proven work, never twice, never beyond the deposit.
 
 use wetee_runtime::testing::*;
+use wetee_runtime::weights;
 use wetee_types::error::error_text;
 use wetee_types::params::Params;
 use wetee_types::records::{AppStatus, StopReason, WorkerStatus};
 use wetee_types::transaction::{AppsCall, WorkersCall};
-use wetee_types::{AppId, Balance, Call, CallError, Event, KeyScheme, Keypair, TeeKind, WorkerId};
+use wetee_types::{
+    AppId, Balance, Call, CallError, Event, KeyScheme, Keypair, TeeKind, Weight, WorkerId,
+};
 
 /// 1000 millicores and 512 MiB on the test profile's prices.
 const PRICE: u128 = 1000 * 1_000_000 + 512 * 100_000;
@@ -655,11 +658,19 @@ fn an_eviction_holds_nothing_for_the_epoch_its_report_gave_up() {
     chain.check_invariants();
 }
 
-/// Two silent workers (eve's, dave's) holding `per_worker` apps each, the chain at the start of
-/// epoch 3: the end of epoch 2, their second missed one, judged the first worker only.
-fn two_silent_workers_half_judged(per_worker: u64) -> (TestChain, Vec<wetee_types::WorkerId>) {
-    let mut chain = TestChain::new();
-    assert!(2 * (per_worker + 1) > wetee_runtime::LIVENESS_UNITS_PER_BLOCK);
+/// Two silent workers (eve's, dave's) holding apps, the chain at the start of epoch 3 on the
+/// smallest block weight limit: each holds as many apps as make judging one fit the end of a
+/// block, and judging both not, so the end of epoch 2, their second missed one, judged the
+/// first worker only.
+fn two_silent_workers_half_judged() -> (TestChain, Vec<wetee_types::WorkerId>) {
+    let mut params = Params::dev();
+    params.max_block_weight = Weight(*wetee_types::params::bounds::MAX_BLOCK_WEIGHT.start());
+    let budget = wetee_runtime::hooks::hook_budget(params.max_block_weight);
+    let per_worker = (1..)
+        .find(|held| weights::liveness(*held).saturating_mul(2) > budget)
+        .unwrap();
+    assert!(weights::liveness(per_worker) <= budget);
+    let mut chain = TestChain::with_params(params);
     let workers: Vec<_> = ["eve", "dave"]
         .into_iter()
         .map(|operator| {
@@ -690,9 +701,7 @@ fn two_silent_workers_half_judged(per_worker: u64) -> (TestChain, Vec<wetee_type
 
 #[test]
 fn an_epoch_end_judges_a_budget_of_workers_per_block_and_the_next_blocks_finish_the_sweep() {
-    // Judging one worker (and evicting its 300 apps) fits one block's liveness budget, judging
-    // both does not.
-    let (mut chain, workers) = two_silent_workers_half_judged(300);
+    let (mut chain, workers) = two_silent_workers_half_judged();
     // The end of epoch 2 judged the first worker only.
     assert_eq!(chain.worker(workers[0]).status, WorkerStatus::Suspended);
     assert_eq!(chain.worker(workers[0]).workloads, 0);
@@ -710,7 +719,7 @@ fn an_epoch_end_judges_a_budget_of_workers_per_block_and_the_next_blocks_finish_
 
 #[test]
 fn a_report_sent_before_the_sweep_reaches_its_worker_does_not_undo_the_missed_epochs() {
-    let (mut chain, workers) = two_silent_workers_half_judged(300);
+    let (mut chain, workers) = two_silent_workers_half_judged();
     assert_eq!(chain.worker(workers[1]).status, WorkerStatus::Started);
     // Dave's worker reports the epoch that just ended before the sweep reaches it: it is
     // judged first, on the two epochs it missed before.

@@ -2,6 +2,7 @@
 //! chain can afford to verify.
 
 use wetee_runtime::testing::*;
+use wetee_runtime::weights::Class;
 use wetee_runtime::{BlockBuilder, MemoryState, RuntimeError, SignatureCheck, State, weights};
 use wetee_types::params::Params;
 use wetee_types::transaction::{AppsCall, WorkersCall};
@@ -138,7 +139,10 @@ fn a_proposer_fills_a_block_up_to_its_weight_limit_and_a_verifier_refuses_one_ov
     let txs = transfers(&mut chain, 20, 80);
     let block = chain.block();
     let one = weights::of(&chain.state, &txs[0], txs[0].encode().len()).unwrap();
-    let fits = (params.max_block_weight.0 / one.0) as usize;
+    // A quiet chain's block: its start used nothing, its end keeps its share, and so do
+    // operational transactions.
+    let room = wetee_runtime::normal_budget(params.max_block_weight);
+    let fits = (room.0 / one.0) as usize;
     assert!(fits < txs.len(), "the test offers more than a block holds");
 
     // The proposer's side: every transaction that fits goes in, then the block is full.
@@ -160,7 +164,7 @@ fn a_proposer_fills_a_block_up_to_its_weight_limit_and_a_verifier_refuses_one_ov
     }
     assert_eq!(included.len(), fits);
     assert!(builder.weight() <= params.max_block_weight);
-    assert!(builder.remaining() < one);
+    assert!(builder.remaining_for(Class::Normal) < one);
     assert!(
         matches!(full, Some(TxError::BlockFull { weight, remaining }) if weight == one && remaining < one),
         "{full:?}"
@@ -209,4 +213,44 @@ fn a_skipped_transaction_leaves_the_block_as_it_was() {
     assert!(builder.try_push(&txs[0], SignatureCheck::Verify).is_ok());
     assert!(builder.try_push(&txs[1], SignatureCheck::Verify).is_ok());
     assert_eq!(builder.len(), 2);
+}
+
+#[test]
+fn a_block_full_of_transfers_still_takes_a_workers_report() {
+    let params = Params {
+        max_block_weight: Weight(*wetee_types::params::bounds::MAX_BLOCK_WEIGHT.start()),
+        ..Params::dev()
+    };
+    let (mut chain, worker, app) = TestChain::serving(params.clone());
+    chain.advance_to_epoch(1);
+    let txs = transfers(&mut chain, 20, 80);
+    let report = chain.signed_report(worker, 0, vec![TestChain::proof(app, 10_000)], vec![]);
+    let call = Call::Workers(WorkersCall::SubmitWorkReport { report });
+    let by_operator = chain.transaction(chain.key("eve"), call.clone());
+    let by_stranger = chain.transaction(chain.key("bob"), call);
+    let block = chain.block();
+    let mut state = chain.state.clone();
+    let mut builder = BlockBuilder::begin(chain.runtime, &mut state, block).unwrap();
+    assert_eq!(builder.class_of(&by_operator), Class::Operational);
+    assert_eq!(builder.class_of(&by_stranger), Class::Normal);
+    let mut full = None;
+    for tx in &txs {
+        if let Err(error) = builder.try_push(tx, SignatureCheck::AlreadyVerified) {
+            full = Some(error);
+            break;
+        }
+    }
+    assert!(matches!(full, Some(TxError::BlockFull { .. })), "{full:?}");
+    // Normal transactions are out of room: so is a report sent by someone who does not operate
+    // the worker; its operator's report uses the share kept for it.
+    assert!(matches!(
+        builder.try_push(&by_stranger, SignatureCheck::AlreadyVerified),
+        Err(TxError::BlockFull { .. })
+    ));
+    let receipt = builder
+        .try_push(&by_operator, SignatureCheck::AlreadyVerified)
+        .unwrap();
+    assert!(receipt.is_success(), "{:?}", receipt.outcome);
+    assert!(builder.weight() <= wetee_runtime::transactions_budget(params.max_block_weight));
+    builder.finish().unwrap();
 }
