@@ -18,6 +18,7 @@ use wetee_types::codec::{BoundedVec, encode};
 use wetee_types::{Block, Hash, Header, SignedTransaction};
 
 use crate::signatures::Signatures;
+use wetee_runtime::weights::Class;
 
 /// A block with less weight left than the lightest transaction is full: the proposer stops
 /// trying candidates.
@@ -394,6 +395,14 @@ impl<E: commonware_storage::Context + Spawner> Executor<E> {
                     break;
                 }
                 if stopped.contains(&tx.tx.signer) {
+                    continue;
+                }
+                // The pool offers operational transactions first; once normal ones are out of
+                // room, only an operational one behind an account's normal ones can still go.
+                if builder.remaining_for(Class::Normal) < LIGHTEST
+                    && builder.class_of(&tx) == Class::Normal
+                {
+                    stopped.insert(tx.tx.signer);
                     continue;
                 }
                 let size = encode(&tx).len();

@@ -11,7 +11,10 @@
 //! never execute (and so never pay) until the gap is filled, so they live in a small budget of
 //! their own, per account and in total, and are the first to go when the pool is full.
 //!
-//! Transactions rank by their [`Priority`], the fee they offer above the minimum per KiB. A
+//! Transactions rank by their [`Priority`]: operational work reports first (a block keeps a
+//! share for them, and a flood must not push them out of the pool either), then the fee they
+//! offer above the minimum per millisecond of their weight (block time is what a block runs out
+//! of, and a transaction's bytes are part of its weight). A
 //! full pool evicts the lowest-ranked waiting transaction, then the lowest-ranked last ready
 //! transaction of another account, but only for a transaction that ranks higher: filling the
 //! pool with minimum-fee transactions does not lock out a user who pays a little more, and
@@ -28,7 +31,8 @@ use wetee_runtime::BlockInfo;
 use wetee_runtime::Runtime;
 use wetee_runtime::SignatureCheck;
 use wetee_runtime::state::State;
-use wetee_types::{AccountId, Balance, Hash, SignedTransaction, TxError};
+use wetee_runtime::weights::Class;
+use wetee_types::{AccountId, Balance, Hash, SignedTransaction, TxError, Weight};
 
 /// Size limits of the pool.
 #[derive(Debug, Clone, Copy)]
@@ -73,36 +77,52 @@ impl Default for MempoolLimits {
     }
 }
 
-/// How much a transaction pays above its minimum fee, per KiB of its encoding: what the pool
-/// ranks by. A transaction that pays exactly the minimum ranks 0.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Priority(pub u128);
+/// What the pool ranks by: a transaction's class first (operational work reports above
+/// everything else, [`Class`]), then how much it pays above its minimum fee per millisecond of
+/// its weight. A transaction that pays exactly the minimum tips 0; of two that tip the same,
+/// the lighter ranks higher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Priority {
+    /// The share of a block it may use.
+    pub class: Class,
+    /// Its fee above the minimum, per millisecond of weight.
+    pub tip_per_ms: u128,
+}
+
+/// The weight a tip is counted per.
+const TIP_PER: u128 = Weight::from_millis(1).0 as u128;
 
 impl Priority {
-    /// The priority of a transaction of `size` bytes offering `fee` where `minimum` is due.
-    pub fn of(fee: Balance, minimum: Balance, size: usize) -> Priority {
-        let size = u128::try_from(size.max(1)).unwrap_or(u128::MAX);
-        Priority(fee.0.saturating_sub(minimum.0).saturating_mul(1024) / size)
+    /// The priority of a transaction of `class` and `weight` offering `fee` where `minimum` is
+    /// due.
+    pub fn of(class: Class, fee: Balance, minimum: Balance, weight: Weight) -> Priority {
+        let weight = u128::from(weight.0.max(1));
+        let tip = fee.0.saturating_sub(minimum.0);
+        Priority {
+            class,
+            tip_per_ms: tip.saturating_mul(TIP_PER) / weight,
+        }
     }
 
-    /// The least priority that outranks this one by `percent` (and by at least one).
+    /// The least priority of its class that outranks this one by `percent` (and by at least
+    /// one).
     fn bumped(self, percent: u128) -> Priority {
         let raised = self
-            .0
+            .tip_per_ms
             .saturating_mul(percent.saturating_add(100))
             .div_ceil(100);
-        Priority(raised.max(self.0.saturating_add(1)))
+        Priority {
+            tip_per_ms: raised.max(self.tip_per_ms.saturating_add(1)),
+            ..self
+        }
     }
 
-    /// The least fee a transaction of `size` bytes owing `minimum` must offer to rank at
+    /// The least fee a transaction of `weight` owing `minimum` must offer to tip as much as
     /// `self`.
-    fn fee(self, minimum: Balance, size: usize) -> Balance {
-        let size = u128::try_from(size).unwrap_or(u128::MAX);
-        Balance(
-            minimum
-                .0
-                .saturating_add(self.0.saturating_mul(size).div_ceil(1024)),
-        )
+    fn fee(self, minimum: Balance, weight: Weight) -> Balance {
+        let weight = u128::from(weight.0);
+        let tip = self.tip_per_ms.saturating_mul(weight).div_ceil(TIP_PER);
+        Balance(minimum.0.saturating_add(tip))
     }
 }
 
@@ -408,7 +428,8 @@ impl Mempool {
             });
         }
         let size = checked.size;
-        let priority = Priority::of(tx.tx.fee, checked.minimum_fee, size);
+        let weight = checked.weight;
+        let priority = Priority::of(checked.class, tx.tx.fee, checked.minimum_fee, weight);
         let mut dropped = self.rebase(&signer, account.nonce);
         if let Some(queue) = self.accounts.get(&signer)
             && nonce < queue.base
@@ -432,7 +453,7 @@ impl Mempool {
                             signer,
                             nonce,
                             existing: existing.hash,
-                            replace_with: needed.fee(checked.minimum_fee, size),
+                            replace_with: needed.fee(checked.minimum_fee, weight),
                         });
                     }
                 }
@@ -496,7 +517,7 @@ impl Mempool {
                         missing,
                         outbid_with: lowest
                             .map_or(priority, |r| r.priority.bumped(0))
-                            .fee(checked.minimum_fee, size),
+                            .fee(checked.minimum_fee, weight),
                     });
                 }
             }
@@ -520,7 +541,7 @@ impl Mempool {
                     (None, None) => priority,
                 };
                 return Err(MempoolError::PoolFull {
-                    outbid_with: lowest.bumped(0).fee(checked.minimum_fee, size),
+                    outbid_with: lowest.bumped(0).fee(checked.minimum_fee, weight),
                 });
             };
             count -= 1;
@@ -1123,7 +1144,12 @@ mod tests {
 
     /// A transfer paying `tip` above its minimum fee.
     fn tipped(world: &World, from: &Keypair, nonce: u64, tip: u128) -> SignedTransaction {
-        let mut tx = transfer(world, from, nonce, 100).tx;
+        let tx = transfer(world, from, nonce, 100).tx;
+        paying(world, from, tx, tip)
+    }
+
+    /// `tx` signed by `from`, paying `tip` above its minimum fee.
+    fn paying(world: &World, from: &Keypair, mut tx: Transaction, tip: u128) -> SignedTransaction {
         tx.fee = Balance::ZERO;
         let minimum = world
             .runtime
@@ -1265,6 +1291,61 @@ mod tests {
         // And the higher fee goes first into a block.
         let block = pool.select(10, usize::MAX, |_| 0);
         assert_eq!(block[0].hash(), admitted.hash);
+    }
+
+    #[test]
+    fn a_pool_full_of_tipped_transfers_still_takes_a_workers_report_and_offers_it_first() {
+        let mut world = world();
+        let operator = fund(&mut world, 40);
+        let mut worker: wetee_types::records::Worker = arbitrary::Unstructured::new(&[7; 4096])
+            .arbitrary()
+            .unwrap();
+        worker.id = wetee_types::WorkerId(1);
+        worker.operator = operator.account_id();
+        worker.workloads = 0;
+        wetee_runtime::storage::put_worker(&mut world.state, &worker);
+        let report = |world: &World, signer: &Keypair| {
+            let mut tx = tipped(world, signer, 0, 0).tx;
+            tx.call = Call::Workers(wetee_types::transaction::WorkersCall::SubmitWorkReport {
+                report: wetee_types::report::SignedWorkReport {
+                    report: wetee_types::report::WorkReport {
+                        worker: worker.id,
+                        epoch: 0,
+                        apps: Default::default(),
+                        runs: Default::default(),
+                        evidence: None,
+                    },
+                    signature: [0; 64],
+                },
+            });
+            paying(world, signer, tx, 0)
+        };
+        let stranger = fund(&mut world, 41);
+        let rich = fund(&mut world, 42);
+        let flooders: Vec<Keypair> = (20..23).map(|seed| fund(&mut world, seed)).collect();
+        let mut pool = Mempool::new(MempoolLimits {
+            max_transactions: 3,
+            ..MempoolLimits::default()
+        });
+        for flooder in &flooders {
+            admit_all(&mut pool, &world, tipped(&world, flooder, 0, 1_000_000)).unwrap();
+        }
+        // Anyone else's report is a normal transaction paying the minimum: the flood outranks it.
+        assert!(matches!(
+            admit_all(&mut pool, &world, report(&world, &stranger)),
+            Err(MempoolError::PoolFull { .. })
+        ));
+        // The operator's, at the minimum fee, displaces a tipped transfer and goes first.
+        let by_operator = report(&world, &operator);
+        let admitted = admit_all(&mut pool, &world, by_operator.clone()).unwrap();
+        assert_eq!(admitted.dropped.len(), 1);
+        assert_eq!(pool.select(10, usize::MAX, |_| 0)[0], by_operator);
+        // And no tip displaces it.
+        assert!(matches!(
+            admit_all(&mut pool, &world, tipped(&world, &rich, 0, 1_000_000_000)),
+            Ok(Admitted { dropped, .. }) if !dropped.iter().any(|(hash, _)| *hash == by_operator.hash())
+        ));
+        assert!(pool.contains(&by_operator.hash()));
     }
 
     #[test]
