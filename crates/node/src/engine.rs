@@ -189,11 +189,17 @@ const REPLAY_BUFFER: NonZeroUsize = NZUsize!(1 << 20);
 const WRITE_BUFFER: NonZeroUsize = NZUsize!(128 << 10);
 const MAILBOX_SIZE: NonZeroUsize = NZUsize!(1_024);
 
+/// How hard archived blocks and outcomes are compressed (zstd's level): transactions and
+/// receipts repeat accounts, fees and event shapes; certificates are signatures and are kept
+/// as they are.
+const ARCHIVE_COMPRESSION: Option<u8> = Some(3);
+
 fn archive<C>(
     prefix: &str,
     name: &str,
     table: u32,
     cache: &CacheRef,
+    compression: Option<u8>,
     codec: C,
 ) -> immutable::Config<C> {
     immutable::Config {
@@ -206,7 +212,7 @@ fn archive<C>(
         freezer_key_page_cache: cache.clone(),
         freezer_value_partition: format!("{prefix}-{name}-freezer-value"),
         freezer_value_target_size: 256 << 20,
-        freezer_value_compression: None,
+        freezer_value_compression: compression,
         ordinal_partition: format!("{prefix}-{name}-ordinal"),
         items_per_section: NZU64!(65_536),
         freezer_key_write_buffer: WRITE_BUFFER,
@@ -301,6 +307,7 @@ where
             "outcomes",
             config.archive_table_size,
             &page_cache,
+            ARCHIVE_COMPRESSION,
             Outcomes::<E>::codec_config(),
         ),
     )
@@ -339,6 +346,7 @@ where
                 "finalizations",
                 config.archive_table_size,
                 &page_cache,
+                None,
                 Scheme::certificate_codec_config_unbounded(),
             ),
         )
@@ -351,6 +359,7 @@ where
             "blocks",
             config.archive_table_size,
             &page_cache,
+            ARCHIVE_COMPRESSION,
             (),
         ),
     )

@@ -40,5 +40,12 @@ pub mod service;
 pub mod signatures;
 pub mod store;
 
+/// The version of what a node keeps on disk beyond the wire formats (pinned by the types'
+/// conformance hashes): the state store's and the archives' layouts, and the runtime's own
+/// bookkeeping records. A data directory written under another version cannot be read; raise
+/// it with any such change. (2: archived blocks and outcomes compressed, the liveness sweep
+/// carries the pending queue's retry.)
+pub const DATA_FORMAT: u32 = 2;
+
 #[cfg(test)]
 mod simulation;

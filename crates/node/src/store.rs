@@ -11,6 +11,7 @@
 //! Every commit records the height and parent hash of the block it finalized, inside the same
 //! atomic commit, so a restarted node knows exactly which block its state belongs to.
 
+use std::num::NonZeroU64;
 use std::sync::{Arc, RwLock};
 
 use commonware_codec::RangeCfg;
@@ -108,13 +109,34 @@ fn decode_record(record: &[u8]) -> Result<(u64, Hash), StoreError> {
     Ok((height, parent))
 }
 
-fn config(prefix: &str) -> VariableConfig<EightCap, OperationCfg, Sequential> {
+/// How the store lays its history out on disk. Pruning removes whole sections and blobs, so a
+/// section is about the most history kept beyond what the live state needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreLayout {
+    /// Operations in one section of the operation log.
+    pub operations_per_section: u64,
+    /// Nodes in one blob of the Merkle journal.
+    pub merkle_nodes_per_blob: u64,
+}
+
+impl Default for StoreLayout {
+    /// 65,536 operations (a few MiB) a section and 2^20 nodes (32 MiB) a blob: few files, and
+    /// an upkeep every few thousand blocks on a busy chain.
+    fn default() -> StoreLayout {
+        StoreLayout {
+            operations_per_section: 1 << 16,
+            merkle_nodes_per_blob: 1 << 20,
+        }
+    }
+}
+
+fn config(prefix: &str, layout: StoreLayout) -> VariableConfig<EightCap, OperationCfg, Sequential> {
     let page_cache = CacheRef::new(page_size(BLOB_PAGE_SIZE), NZUsize!(4096));
     VariableConfig {
         merkle_config: MerkleConfig {
             journal_partition: format!("{prefix}-state-mmr-journal"),
             metadata_partition: format!("{prefix}-state-mmr-metadata"),
-            items_per_blob: NZU64!(1 << 20),
+            items_per_blob: NonZeroU64::new(layout.merkle_nodes_per_blob).unwrap_or(NZU64!(1)),
             write_buffer: NZUsize!(1 << 20),
             replay_buffer: NZUsize!(1 << 20),
             strategy: Sequential,
@@ -122,7 +144,7 @@ fn config(prefix: &str) -> VariableConfig<EightCap, OperationCfg, Sequential> {
         },
         journal_config: JournalConfig {
             partition: format!("{prefix}-state-log"),
-            items_per_section: NZU64!(1 << 16),
+            items_per_section: NonZeroU64::new(layout.operations_per_section).unwrap_or(NZU64!(1)),
             compression: None,
             codec_config: (
                 ((0..=MAX_KEY_BYTES).into(), ()),
@@ -143,6 +165,8 @@ fn config(prefix: &str) -> VariableConfig<EightCap, OperationCfg, Sequential> {
 /// The state store.
 pub struct StateStore<E: commonware_storage::Context + Spawner> {
     db: Option<Db_<E>>,
+    layout: StoreLayout,
+    replayed_at_open: u64,
     memory: Arc<RwLock<MemoryState>>,
     committed: Option<Committed>,
 }
@@ -163,9 +187,21 @@ impl<E: commonware_storage::Context + Spawner> StateStore<E> {
     /// Opens (or creates) the store in the partitions named after `prefix`, and loads the
     /// committed state into memory.
     pub async fn open(context: E, prefix: &str) -> Result<StateStore<E>, StoreError> {
-        let db = Db_::init(context, config(prefix), None)
+        StateStore::open_with_layout(context, prefix, StoreLayout::default()).await
+    }
+
+    /// [`StateStore::open`] with a layout of its own (small sections show pruning on a short
+    /// history). A store must always be opened with the layout it was created with.
+    pub async fn open_with_layout(
+        context: E,
+        prefix: &str,
+        layout: StoreLayout,
+    ) -> Result<StateStore<E>, StoreError> {
+        let db = Db_::init(context, config(prefix, layout), None)
             .await
             .map_err(db_error)?;
+        // Opening replays the retained operations to rebuild the index of live keys.
+        let replayed_at_open = retained(&db);
         let committed = match db.get_metadata().await.map_err(db_error)? {
             Some(record) => {
                 let (height, parent) = decode_record(&record)?;
@@ -187,6 +223,8 @@ impl<E: commonware_storage::Context + Spawner> StateStore<E> {
         }
         Ok(StateStore {
             db: Some(db),
+            layout,
+            replayed_at_open,
             memory: Arc::new(RwLock::new(memory)),
             committed,
         })
@@ -204,6 +242,17 @@ impl<E: commonware_storage::Context + Spawner> StateStore<E> {
             Some(db) => db.destroy().await.map_err(db_error),
             None => Ok(()),
         }
+    }
+
+    /// The operations the store replayed when it was opened: the cost of a restart, bounded by
+    /// the live state plus a section of history however long the chain has run.
+    pub fn replayed_at_open(&self) -> u64 {
+        self.replayed_at_open
+    }
+
+    /// The operations kept on disk now.
+    pub fn retained_operations(&self) -> u64 {
+        self.db.as_ref().map(retained).unwrap_or_default()
     }
 
     /// The block the committed state belongs to; `None` before genesis.
@@ -297,6 +346,7 @@ impl<E: commonware_storage::Context + Spawner> StateStore<E> {
             .commit()
             .await
             .map_err(db_error)?;
+        let db = upkeep(db, self.layout).await?;
         let committed = Committed {
             height,
             parent: *parent,
@@ -318,6 +368,32 @@ impl<E: commonware_storage::Context + Spawner> StateStore<E> {
         self.committed = Some(committed);
         Ok(committed)
     }
+}
+
+fn retained<E: commonware_storage::Context + Spawner>(db: &Db_<E>) -> u64 {
+    let bounds = db.bounds();
+    (*bounds.end).saturating_sub(*bounds.start)
+}
+
+/// Once a whole section of history lies below the inactivity floor (operations no live key
+/// needs), syncs the store, which records how far the activity bitmap is settled so that a
+/// restart need not merkleize it again, and prunes that history, so disk and restart work stay
+/// bounded by the live state. Most commits only compare two numbers; the rare upkeep costs
+/// one metadata write and the removal of whole files.
+async fn upkeep<E: commonware_storage::Context + Spawner>(
+    db: Db_<E>,
+    layout: StoreLayout,
+) -> Result<Db_<E>, StoreError> {
+    let boundary = db.sync_boundary();
+    if (*boundary).saturating_sub(*db.bounds().start) < layout.operations_per_section {
+        return Ok(db);
+    }
+    db.sync()
+        .await
+        .map_err(db_error)?
+        .prune(boundary)
+        .await
+        .map_err(db_error)
 }
 
 #[cfg(test)]
@@ -431,6 +507,99 @@ mod tests {
             .commit(batch, changes, height, &Hash::default())
             .await
             .unwrap();
+    }
+
+    /// Runs `work` on a Tokio runtime whose storage is `dir`.
+    fn on_disk<F, R>(
+        dir: &std::path::Path,
+        work: impl FnOnce(commonware_runtime::tokio::Context) -> F,
+    ) -> R
+    where
+        F: std::future::Future<Output = R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let config = commonware_runtime::tokio::Config::new().with_storage_directory(dir);
+        commonware_runtime::tokio::Runner::new(config).start(work)
+    }
+
+    /// The bytes of every file under `dir`.
+    fn disk_bytes(dir: &std::path::Path) -> u64 {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| {
+                let entry = entry.unwrap();
+                let meta = entry.metadata().unwrap();
+                if meta.is_dir() {
+                    disk_bytes(&entry.path())
+                } else {
+                    meta.len()
+                }
+            })
+            .sum()
+    }
+
+    #[test]
+    fn restart_work_and_disk_stay_bounded_by_the_live_state() {
+        // 64 live keys, each rewritten by every block: the history grows by 64 operations a
+        // block while the live state stays the same. Small sections show on a short history
+        // what the default layout does on a long one. On disk, as a node keeps it.
+        const LIVE: u64 = 64;
+        let layout = StoreLayout {
+            operations_per_section: 256,
+            merkle_nodes_per_blob: 1024,
+        };
+        let block = |height: u64| -> Changes {
+            (0..LIVE)
+                .map(|key| {
+                    let value = format!("{height}:{key}").into_bytes();
+                    (format!("acc/{key:04}").into_bytes(), Some(value))
+                })
+                .collect()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut height = 0;
+        // (operations written so far, replayed at the restart, bytes on disk)
+        let mut measured = Vec::new();
+        for target in [50, 500, 1_500] {
+            height = on_disk(dir.path(), move |ctx| async move {
+                let mut store = StateStore::open_with_layout(ctx.child("store"), "h", layout)
+                    .await
+                    .unwrap();
+                while height < target {
+                    height += 1;
+                    commit_block(&mut store, &block(height), height).await;
+                }
+                height
+            });
+            let (replayed, history) = on_disk(dir.path(), move |ctx| async move {
+                let store = StateStore::open_with_layout(ctx.child("store"), "h", layout)
+                    .await
+                    .unwrap();
+                // The live state comes back whole.
+                let memory = store.memory();
+                let memory = memory.read().unwrap();
+                assert_eq!(memory.len(), LIVE as usize);
+                assert_eq!(
+                    memory.get(b"acc/0007").unwrap(),
+                    format!("{target}:7").as_bytes()
+                );
+                (store.replayed_at_open(), *store.db().unwrap().bounds().end)
+            });
+            measured.push((history, replayed, disk_bytes(dir.path())));
+        }
+        let (short_history, short_replay, short_disk) = measured[0];
+        let (long_history, long_replay, long_disk) = measured[2];
+        assert!(long_history > 25 * short_history, "{measured:?}");
+        // The work at start and the disk do not follow the history: they stay within the live
+        // state plus a section or two of history, however long the chain ran. (Only the
+        // Merkle tree's metadata grows, by about 40 bytes a pruning: Commonware keeps the
+        // pinned nodes of every pruning boundary it passed.)
+        let bound = 4 * LIVE + 3 * layout.operations_per_section;
+        for (_, replayed, _) in &measured {
+            assert!(*replayed <= bound, "{measured:?}");
+        }
+        assert!(long_replay <= short_replay.max(bound), "{measured:?}");
+        assert!(long_disk < 2 * short_disk, "{measured:?}");
     }
 
     #[test]

@@ -551,7 +551,11 @@ fn worker_scope(worker_dir: &Path) -> Result<String> {
 /// What identifies this build's encodings of the chain's state: the conformance hashes that
 /// pin them change with every encoding.
 fn state_format() -> String {
-    wetee_types::Hash::of(include_str!("../../../types/conformance.toml").as_bytes()).to_string()
+    wetee_types::Hash::of_parts(&[
+        include_str!("../../../types/conformance.toml").as_bytes(),
+        &wetee_node::DATA_FORMAT.to_be_bytes(),
+    ])
+    .to_string()
 }
 
 /// The dev worker: simulated TEE, generous capacity, cheap prices.
