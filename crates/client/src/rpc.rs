@@ -583,7 +583,24 @@ impl Client {
                 return Err(e);
             }
         };
-        while let Some(status) = statuses.next().await {
+        // A node that never says how a transaction ended must not hold its sender for ever:
+        // past twice the lifetime the SDK signs for, the transaction is final or gone.
+        let patience = std::time::Duration::from_millis(DEFAULT_LIFETIME_MS.saturating_mul(2));
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let Ok(next) = tokio::time::timeout_at(deadline, statuses.next()).await else {
+                self.reset_nonce(&tx.tx.signer);
+                return Err(ClientError::Connection {
+                    url: self.url.clone(),
+                    reason: format!(
+                        "the node did not say how transaction {hash} ended within {} s",
+                        patience.as_secs()
+                    ),
+                });
+            };
+            let Some(status) = next else {
+                break;
+            };
             let status = status.map_err(|e| ClientError::Decode(e.to_string()))?;
             progress(&status);
             match status {

@@ -32,6 +32,55 @@ pub const SUBSCRIBER_BUFFER: usize = 256;
 /// Most transactions followed at once for `author_submitAndWatch`.
 pub const MAX_WATCHED: usize = 65_536;
 
+/// Notifications queued for one watcher: `ready`, the first [`MAX_INCLUDED_NOTICES`] blocks it
+/// was included in, and its last word (finalized or dropped), which must never find the queue
+/// full: a transaction re-proposed in view after view under load would otherwise crowd it out
+/// and leave its sender waiting for ever.
+const WATCHER_BUFFER: usize = 8;
+const MAX_INCLUDED_NOTICES: u8 = 5;
+
+/// Someone following one transaction.
+#[derive(Debug)]
+struct Watcher {
+    sender: mpsc::Sender<TransactionStatus>,
+    /// `included` notices sent so far.
+    included: u8,
+}
+
+impl Watcher {
+    /// A watcher, told its transaction is ready.
+    fn new(hash: Hash) -> (Watcher, mpsc::Receiver<TransactionStatus>) {
+        let (mut sender, receiver) = mpsc::channel(WATCHER_BUFFER);
+        let _ = sender.try_send(TransactionStatus::Ready { hash });
+        let watcher = Watcher {
+            sender,
+            included: 0,
+        };
+        (watcher, receiver)
+    }
+
+    /// Tells the watcher its transaction is in the block at `at`, the first few times only, so
+    /// that its last word always has room; whether it is still listening.
+    fn included(&mut self, at: BlockRef) -> bool {
+        if self.included >= MAX_INCLUDED_NOTICES {
+            return !self.sender.is_closed();
+        }
+        self.included = self.included.saturating_add(1);
+        match self
+            .sender
+            .try_send(TransactionStatus::Included { block: at })
+        {
+            Ok(()) => true,
+            Err(error) => !error.is_disconnected(),
+        }
+    }
+
+    /// The watcher's last word: its transaction is final or gone.
+    fn last_word(mut self, status: TransactionStatus) {
+        let _ = self.sender.try_send(status);
+    }
+}
+
 /// Blocks refused, by reason (what `verify` said no to).
 #[derive(Debug, Default)]
 pub struct Refusals {
@@ -89,7 +138,7 @@ struct Inner<E: commonware_storage::Context + Spawner> {
     ready: watch::Sender<bool>,
     subscribers: Mutex<Vec<mpsc::Sender<FinalizedBlock>>>,
     gossip: Mutex<Option<mpsc::UnboundedSender<SignedTransaction>>>,
-    watchers: Mutex<BTreeMap<Hash, Vec<mpsc::Sender<TransactionStatus>>>>,
+    watchers: Mutex<BTreeMap<Hash, Vec<Watcher>>>,
     refusals: Refusals,
     outcomes: Outcomes<E>,
     history: History,
@@ -402,16 +451,15 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
         if watchers.len() >= MAX_WATCHED {
             // Forget watchers whose subscribers left before giving up.
             watchers.retain(|_, senders| {
-                senders.retain(|s| !s.is_closed());
+                senders.retain(|s| !s.sender.is_closed());
                 !senders.is_empty()
             });
             if watchers.len() >= MAX_WATCHED {
                 return None;
             }
         }
-        let (mut sender, receiver) = mpsc::channel(8);
-        let _ = sender.try_send(TransactionStatus::Ready { hash });
-        watchers.entry(hash).or_default().push(sender);
+        let (watcher, receiver) = Watcher::new(hash);
+        watchers.entry(hash).or_default().push(watcher);
         Some(receiver)
     }
 
@@ -419,7 +467,7 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
     pub fn unwatch(&self, hash: &Hash) {
         let mut watchers = lock(&self.inner.watchers);
         if let Some(senders) = watchers.get_mut(hash) {
-            senders.retain(|s| !s.is_closed());
+            senders.retain(|s| !s.sender.is_closed());
             if senders.is_empty() {
                 watchers.remove(hash);
             }
@@ -438,10 +486,7 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
         };
         for tx in block.transactions.iter() {
             if let Some(senders) = watchers.get_mut(&tx.hash()) {
-                senders.retain_mut(|s| {
-                    s.try_send(TransactionStatus::Included { block: at })
-                        .is_ok()
-                });
+                senders.retain_mut(|watcher| watcher.included(at));
             }
         }
     }
@@ -461,8 +506,8 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
                     hash: finalized.hash,
                 };
                 for receipt in &finalized.outcome.receipts {
-                    for mut sender in watchers.remove(&receipt.tx_hash).unwrap_or_default() {
-                        let _ = sender.try_send(TransactionStatus::Finalized {
+                    for watcher in watchers.remove(&receipt.tx_hash).unwrap_or_default() {
+                        watcher.last_word(TransactionStatus::Finalized {
                             block: at,
                             receipt: receipt.clone(),
                             failure: match &receipt.outcome {
@@ -524,8 +569,8 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
         }
         let mut watchers = lock(&self.inner.watchers);
         for (hash, reason) in dropped {
-            for mut sender in watchers.remove(&hash).unwrap_or_default() {
-                let _ = sender.try_send(TransactionStatus::Dropped {
+            for watcher in watchers.remove(&hash).unwrap_or_default() {
+                watcher.last_word(TransactionStatus::Dropped {
                     reason: reason.to_string(),
                 });
             }
@@ -712,5 +757,50 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
         next_nonce: impl FnMut(&wetee_types::AccountId) -> u64,
     ) -> Vec<SignedTransaction> {
         lock(&self.inner.mempool).select(max, wetee_types::block::MAX_BLOCK_BYTES, next_nonce)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt as _;
+
+    #[test]
+    fn a_transaction_proposed_in_view_after_view_still_tells_its_watcher_it_is_final() {
+        let hash = Hash::of(b"tx");
+        let (mut watcher, mut statuses) = Watcher::new(hash);
+        // Nobody reads meanwhile (a slow client, a loaded machine): the block holding the
+        // transaction is proposed again and again before one is finalized.
+        for height in 0..50 {
+            let at = BlockRef {
+                height,
+                hash: Hash::of(&height.to_be_bytes()),
+            };
+            assert!(
+                watcher.included(at),
+                "the watcher was forgotten at {height}"
+            );
+        }
+        watcher.last_word(TransactionStatus::Dropped {
+            reason: "test".into(),
+        });
+        let heard: Vec<TransactionStatus> =
+            futures::executor::block_on(async { statuses.by_ref().collect().await });
+        assert_eq!(heard.first(), Some(&TransactionStatus::Ready { hash }));
+        assert!(
+            matches!(heard.last(), Some(TransactionStatus::Dropped { .. })),
+            "{heard:?}"
+        );
+        assert_eq!(heard.len(), 2 + usize::from(MAX_INCLUDED_NOTICES));
+    }
+
+    #[test]
+    fn a_watcher_that_left_is_forgotten() {
+        let (mut watcher, statuses) = Watcher::new(Hash::of(b"tx"));
+        drop(statuses);
+        assert!(!watcher.included(BlockRef {
+            height: 1,
+            hash: Hash::of(b"block"),
+        }));
     }
 }

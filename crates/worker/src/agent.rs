@@ -37,6 +37,8 @@ use crate::topology::{EngineEndpoint, Layout, secrets_refusal};
 
 /// How often the worker reconciles without a new block.
 pub const RESYNC: Duration = Duration::from_secs(2);
+/// The least a pass waits for the engine's actions, however short the chain's epochs.
+const MIN_PASS_BUDGET: Duration = Duration::from_millis(250);
 /// How often resource usage is sampled.
 pub const USAGE_EVERY: Duration = Duration::from_secs(5);
 
@@ -172,6 +174,14 @@ impl<B: Backend> Worker<B> {
             tracing::warn!(error = %e, "cannot record the secrets revisions to give; what runs keeps running");
             return Ok(());
         }
+        // The report of the epoch that ended goes first: its window is short, and a slow pass
+        // over the engine (an image pulled, a crashing app restarted, a loaded machine) must
+        // not make the worker miss it and be suspended. It reports what the engine showed at
+        // the last pass.
+        if epoch > 0 {
+            let seen = self.last_instances.clone();
+            self.report(light, &view, epoch - 1, &seen).await?;
+        }
         let mut pass = match self.reconciler.reconcile(&desired).await {
             Ok(pass) => pass,
             Err(e) => {
@@ -221,9 +231,6 @@ impl<B: Backend> Worker<B> {
         }
         self.report_failures(light, &view.owners, view.head.height)
             .await?;
-        if epoch > 0 {
-            self.report(light, &view, epoch - 1, &instances).await?;
-        }
         let live: Vec<String> = instances.iter().map(|i| i.id.clone()).collect();
         self.meter.prune(epoch.saturating_sub(1), &live);
         Ok(())
@@ -806,13 +813,12 @@ async fn run_locked(
         light.remember(head);
     }
     let id = ensure_registered(&light, &operator, &identity, &config, &scope).await?;
-    let epoch_length = light
-        .snapshot()
-        .params()
-        .await
-        .map_err(ChainError::from)?
-        .0
-        .epoch_length;
+    let (chain_config, params) = light.snapshot().params().await.map_err(ChainError::from)?;
+    let epoch_length = chain_config.epoch_length;
+    // A pass waits for the engine at most an eighth of an epoch: the report of the epoch that
+    // ended goes out at the next pass, and must not miss its window behind a slow engine.
+    let epoch_ms = epoch_length.saturating_mul(params.target_block_time_ms);
+    let pass_budget = Duration::from_millis(epoch_ms / 8).max(MIN_PASS_BUDGET);
     let routes = Arc::new(Routes::default());
     let owner_api = Arc::new(OwnerApi::new(
         light.genesis_hash(),
@@ -856,7 +862,9 @@ async fn run_locked(
         config: config.clone(),
         identity,
         operator,
-        reconciler: Reconciler::new(backend).with_routes(routes),
+        reconciler: Reconciler::new(backend)
+            .with_routes(routes)
+            .with_pass_budget(pass_budget),
         meter: Meter::default(),
         logs,
         owner_keys: BTreeMap::new(),

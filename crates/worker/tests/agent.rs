@@ -1,4 +1,4 @@
-//! The whole worker loop against a dev chain with 4-second epochs and real Podman: it serves an
+//! The whole worker loop against a dev chain with 8-second epochs and real Podman: it serves an
 //! app through its ingress, proves each epoch in a signed work report and gets paid for it, and
 //! runs a task whose result (exit code, output hash) lands on chain.
 
@@ -19,9 +19,10 @@ async fn the_worker_serves_proves_gets_paid_and_reports_task_results() {
         .with_env_filter("wetee_worker=info")
         .try_init();
     let dir = tempfile::tempdir().unwrap();
-    // 40 blocks of 100 ms: a pass that restarts the crashing app below takes about 2 s on a
-    // 2-core machine, and with 2-second epochs a report could miss its one-epoch window.
-    let (rpc, genesis) = support::dev_chain(&dir.path().join("chain"), 40);
+    // 80 blocks of 100 ms: the chain takes a crash-looping app back after two epochs at zero
+    // uptime, and the worker must have seen it fail three times (1, 2 and 4 s apart) and
+    // reported it before, on a loaded 2-core machine too.
+    let (rpc, genesis) = support::dev_chain(&dir.path().join("chain"), 80);
     let engine = support::engine();
     let mut config = support::worker_config(&dir.path().join("worker"), &engine.socket, genesis);
     config.ingress.listen = "127.0.0.1:0".parse().unwrap();

@@ -77,6 +77,8 @@ pub struct Reconciler<B: Backend> {
     next_probe: BTreeMap<String, Instant>,
     /// The last pass, when it left nothing to do.
     settled: Option<Settled>,
+    /// How long a pass waits for the actions it started.
+    pass_budget: Duration,
 }
 
 /// A pass that left nothing to do: what it wanted, saw and found ready.
@@ -99,7 +101,16 @@ impl<B: Backend> Reconciler<B> {
             routes: None,
             next_probe: BTreeMap::new(),
             settled: None,
+            pass_budget: PASS_BUDGET,
         }
+    }
+
+    /// Waits at most `budget` (and never more than [`PASS_BUDGET`]) for a pass's actions: a
+    /// chain with short epochs needs the passes, and so the work reports between them, to come
+    /// often.
+    pub fn with_pass_budget(mut self, budget: Duration) -> Reconciler<B> {
+        self.pass_budget = budget.min(PASS_BUDGET);
+        self
     }
 
     /// Keeps `routes` pointing at the containers that answer.
@@ -174,7 +185,7 @@ impl<B: Backend> Reconciler<B> {
         }
         let planned = !actions.is_empty();
         self.executor.launch(actions);
-        for outcome in self.executor.settle(PASS_BUDGET).await {
+        for outcome in self.executor.settle(self.pass_budget).await {
             self.absorb(outcome, &mut pass);
         }
         // A dead container's output explains failures still counted, and nothing else.
