@@ -429,7 +429,20 @@ impl Mempool {
         }
         let size = checked.size;
         let weight = checked.weight;
-        let priority = Priority::of(checked.class, tx.tx.fee, checked.minimum_fee, weight);
+        // One operational transaction an account ranks as such: a worker needs one report an
+        // epoch, and copies must not hold the top of the pool.
+        let class = match self.accounts.get(&signer) {
+            Some(queue)
+                if queue
+                    .txs
+                    .iter()
+                    .any(|(n, p)| *n != nonce && p.priority.class == Class::Operational) =>
+            {
+                Class::Normal
+            }
+            _ => checked.class,
+        };
+        let priority = Priority::of(class, tx.tx.fee, checked.minimum_fee, weight);
         let mut dropped = self.rebase(&signer, account.nonce);
         if let Some(queue) = self.accounts.get(&signer)
             && nonce < queue.base
@@ -1303,9 +1316,16 @@ mod tests {
         worker.id = wetee_types::WorkerId(1);
         worker.operator = operator.account_id();
         worker.workloads = 0;
+        worker.last_report_epoch = None;
         wetee_runtime::storage::put_worker(&mut world.state, &worker);
-        let report = |world: &World, signer: &Keypair| {
-            let mut tx = tipped(world, signer, 0, 0).tx;
+        // One block an epoch: the next block is in epoch 1, when epoch 0 can be reported.
+        wetee_runtime::storage::put(
+            &mut world.state,
+            wetee_runtime::storage::keys::CHAIN,
+            &ChainConfig { epoch_length: 1 },
+        );
+        let report = |world: &World, signer: &Keypair, nonce: u64| {
+            let mut tx = tipped(world, signer, nonce, 0).tx;
             tx.call = Call::Workers(wetee_types::transaction::WorkersCall::SubmitWorkReport {
                 report: wetee_types::report::SignedWorkReport {
                     report: wetee_types::report::WorkReport {
@@ -1332,11 +1352,11 @@ mod tests {
         }
         // Anyone else's report is a normal transaction paying the minimum: the flood outranks it.
         assert!(matches!(
-            admit_all(&mut pool, &world, report(&world, &stranger)),
+            admit_all(&mut pool, &world, report(&world, &stranger, 0)),
             Err(MempoolError::PoolFull { .. })
         ));
         // The operator's, at the minimum fee, displaces a tipped transfer and goes first.
-        let by_operator = report(&world, &operator);
+        let by_operator = report(&world, &operator, 0);
         let admitted = admit_all(&mut pool, &world, by_operator.clone()).unwrap();
         assert_eq!(admitted.dropped.len(), 1);
         assert_eq!(pool.select(10, usize::MAX, |_| 0)[0], by_operator);
@@ -1346,6 +1366,11 @@ mod tests {
             Ok(Admitted { dropped, .. }) if !dropped.iter().any(|(hash, _)| *hash == by_operator.hash())
         ));
         assert!(pool.contains(&by_operator.hash()));
+        // A second report from the same account ranks as a normal transaction.
+        assert!(matches!(
+            admit_all(&mut pool, &world, report(&world, &operator, 1)),
+            Err(MempoolError::PoolFull { .. })
+        ));
     }
 
     #[test]

@@ -162,6 +162,12 @@ impl Env {
         })
     }
 
+    /// The class of `tx` in this block.
+    fn class(&self, state: &dyn State, tx: &SignedTransaction) -> weights::Class {
+        let epoch = self.chain.epoch_of(self.height);
+        weights::class(state, tx, epoch, self.params.proof_window_epochs)
+    }
+
     fn ctx<'a>(&self, state: &'a mut dyn State) -> Ctx<'a> {
         Ctx {
             state,
@@ -309,7 +315,7 @@ impl Runtime {
                 max: MAX_TRANSACTION_BYTES,
             });
         }
-        let weight = weigh(state, &env, tx, size, weights::class(state, tx))?;
+        let weight = weigh(state, &env, tx, size, env.class(state, tx))?;
         env.params
             .fee_quote(size, weight)
             .ok_or_else(|| TxError::State("the chain's fee parameters overflow".into()))
@@ -359,7 +365,7 @@ impl Runtime {
                 free: account.free,
             });
         }
-        let class = weights::class(state, signed);
+        let class = env.class(state, signed);
         let weight = weigh(state, env, signed, size, class)?;
         let minimum = env
             .params
@@ -650,7 +656,8 @@ impl<'s> BlockBuilder<'s> {
 
     /// The class `tx` would have in this block now.
     pub fn class_of(&self, tx: &SignedTransaction) -> weights::Class {
-        weights::class(&*self.state, tx)
+        Env::load(&*self.state, &self.block)
+            .map_or(weights::Class::Normal, |env| env.class(&*self.state, tx))
     }
 
     /// How many transactions are included.

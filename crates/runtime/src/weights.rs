@@ -72,23 +72,30 @@ pub const DEADLINE: Weight = ASSIGNMENTS;
 pub enum Class {
     /// What anyone may send: up to [`crate::normal_budget`] of a block.
     Normal,
-    /// A work report sent by its worker's operator: what pays workers and judges them. It may
-    /// also use the rest of what a block's transactions can (a tenth), and pools rank it above
-    /// every normal transaction, so that no flood of tipped transfers keeps reports out of
-    /// their window. Sending one costs a worker's stake; a report that then fails pays its
-    /// fee like any other transaction.
+    /// A work report that could be accepted now: sent by its worker's operator, for an ended
+    /// epoch inside the reporting window that the worker has not reported yet. It is what pays
+    /// workers and judges them: it may also use the rest of what a block's transactions can (a
+    /// tenth), and pools rank it above every normal transaction, so that no flood of tipped
+    /// transfers keeps reports out of their window. Each worker has one such report an epoch,
+    /// and it costs a worker's stake; a copy sent again is normal once the first is in.
     Operational,
 }
 
-/// The class of `tx` against `state`.
-pub fn class(state: &dyn State, tx: &SignedTransaction) -> Class {
-    match &tx.tx.call {
-        Call::Workers(WorkersCall::SubmitWorkReport { report }) => {
-            match storage::worker(state, report.report.worker) {
-                Ok(worker) if worker.operator == tx.tx.signer => Class::Operational,
-                _ => Class::Normal,
-            }
-        }
+/// The class of `tx` against `state` in `epoch`, with reports accepted for `window` epochs
+/// after theirs.
+pub fn class(state: &dyn State, tx: &SignedTransaction, epoch: u64, window: u32) -> Class {
+    let Call::Workers(WorkersCall::SubmitWorkReport { report }) = &tx.tx.call else {
+        return Class::Normal;
+    };
+    let reported = report.report.epoch;
+    let acceptable = |worker: &wetee_types::records::Worker| {
+        worker.operator == tx.tx.signer
+            && reported < epoch
+            && reported >= epoch.saturating_sub(u64::from(window))
+            && worker.last_report_epoch.is_none_or(|last| reported > last)
+    };
+    match storage::worker(state, report.report.worker) {
+        Ok(worker) if acceptable(&worker) => Class::Operational,
         _ => Class::Normal,
     }
 }

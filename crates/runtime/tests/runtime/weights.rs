@@ -251,6 +251,11 @@ fn a_block_full_of_transfers_still_takes_a_workers_report() {
         .try_push(&by_operator, SignatureCheck::AlreadyVerified)
         .unwrap();
     assert!(receipt.is_success(), "{:?}", receipt.outcome);
+    // The epoch is reported now: a copy sent again is normal, and waits with the rest.
+    let mut again = by_operator.tx.clone();
+    again.nonce += 1;
+    let again = again.sign(chain.key("eve"), &chain.genesis_hash);
+    assert_eq!(builder.class_of(&again), Class::Normal);
     assert!(builder.weight() <= wetee_runtime::transactions_budget(params.max_block_weight));
     builder.finish().unwrap();
 }
