@@ -126,6 +126,16 @@ impl Priority {
     }
 }
 
+/// The worker `tx` reports for, if it is a work report.
+fn reported_worker(tx: &SignedTransaction) -> Option<wetee_types::WorkerId> {
+    match &tx.tx.call {
+        wetee_types::Call::Workers(wetee_types::transaction::WorkersCall::SubmitWorkReport {
+            report,
+        }) => Some(report.report.worker),
+        _ => None,
+    }
+}
+
 /// Why a transaction was not admitted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MempoolError {
@@ -429,14 +439,17 @@ impl Mempool {
         }
         let size = checked.size;
         let weight = checked.weight;
-        // One operational transaction an account ranks as such: a worker needs one report an
-        // epoch, and copies must not hold the top of the pool.
+        // One operational report a worker ranks as such: a worker needs one report an epoch,
+        // and copies must not hold the top of the pool (an operator of several workers sends
+        // one for each).
+        let reported = reported_worker(&tx);
         let class = match self.accounts.get(&signer) {
             Some(queue)
-                if queue
-                    .txs
-                    .iter()
-                    .any(|(n, p)| *n != nonce && p.priority.class == Class::Operational) =>
+                if queue.txs.iter().any(|(n, p)| {
+                    *n != nonce
+                        && p.priority.class == Class::Operational
+                        && reported_worker(&p.tx) == reported
+                }) =>
             {
                 Class::Normal
             }
@@ -1317,6 +1330,9 @@ mod tests {
         worker.operator = operator.account_id();
         worker.workloads = 0;
         worker.last_report_epoch = None;
+        // The key the worker's TEE holds, which signs its reports.
+        let identity = Keypair::from_seed(KeyScheme::Ed25519, [9; 32]);
+        worker.keys.identity = identity.account_id().0;
         wetee_runtime::storage::put_worker(&mut world.state, &worker);
         // One block an epoch: the next block is in epoch 1, when epoch 0 can be reported.
         wetee_runtime::storage::put(
@@ -1326,17 +1342,20 @@ mod tests {
         );
         let report = |world: &World, signer: &Keypair, nonce: u64| {
             let mut tx = tipped(world, signer, nonce, 0).tx;
+            let report = wetee_types::report::WorkReport {
+                worker: worker.id,
+                epoch: 0,
+                apps: Default::default(),
+                runs: Default::default(),
+                evidence: None,
+            };
+            let wetee_types::Signature::Ed25519(signature) =
+                identity.sign(&report.signing_payload(&world.genesis_hash))
+            else {
+                unreachable!("an ed25519 key")
+            };
             tx.call = Call::Workers(wetee_types::transaction::WorkersCall::SubmitWorkReport {
-                report: wetee_types::report::SignedWorkReport {
-                    report: wetee_types::report::WorkReport {
-                        worker: worker.id,
-                        epoch: 0,
-                        apps: Default::default(),
-                        runs: Default::default(),
-                        evidence: None,
-                    },
-                    signature: [0; 64],
-                },
+                report: wetee_types::report::SignedWorkReport { report, signature },
             });
             paying(world, signer, tx, 0)
         };

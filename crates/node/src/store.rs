@@ -346,13 +346,11 @@ impl<E: commonware_storage::Context + Spawner> StateStore<E> {
             .commit()
             .await
             .map_err(db_error)?;
-        let db = upkeep(db, self.layout).await?;
         let committed = Committed {
             height,
             parent: *parent,
             root: to_hash(db.root()),
         };
-        self.db = Some(db);
         {
             let mut memory = self
                 .memory
@@ -365,7 +363,10 @@ impl<E: commonware_storage::Context + Spawner> StateStore<E> {
                 }
             }
         }
+        // The block is durable and recorded as committed before the upkeep: an upkeep that
+        // fails stops the node (the store is unusable), and a restart finds this block.
         self.committed = Some(committed);
+        self.db = Some(upkeep(db, self.layout).await?);
         Ok(committed)
     }
 }

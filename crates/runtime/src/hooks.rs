@@ -18,9 +18,10 @@
 //!   half of it, the sweep and then the pending queue the rest;
 //! - what does not fit waits in its queue for the next block; the sweep and the retries keep
 //!   their place, so no block's cost grows with the number of workers, apps or tasks;
-//! - each queue takes its first item of a block whatever it weighs, so that every queue moves:
-//!   a block exceeds its limit by that item only when one item outweighs its queue's share (a
-//!   placement among more than 2,048 started workers at the default limit).
+//! - a queue takes its first item of a block whatever it weighs, so that every queue moves, but
+//!   only one queue of a hook a block does (when one item outweighs its queue's share: a
+//!   placement among more than 2,048 started workers at the default limit); the block then
+//!   exceeds its limit by that item, which never comes off what the transactions can use.
 
 use crate::context::Ctx;
 use crate::storage::{self, EpochItem, LivenessSweep, PendingRetry, keys};
@@ -52,6 +53,20 @@ impl Meter {
             used: Weight::ZERO,
             admitted: false,
         }
+    }
+
+    /// A meter after `before` in the same hook: its first item goes whatever it weighs only if
+    /// `before` used no such right, so that one hook overruns its share by one item at most.
+    fn after(before: &Meter, budget: Weight) -> Meter {
+        Meter {
+            admitted: before.overran(budget),
+            ..Meter::new(budget)
+        }
+    }
+
+    /// Whether it took an item that did not fit `budget`.
+    fn overran(&self, budget: Weight) -> bool {
+        self.used > budget
     }
 
     /// Whether an item of `cost` goes in this block; it is counted if so.
@@ -121,26 +136,36 @@ impl Runtime {
         let mut events = Vec::new();
         let mut used = Weight::ZERO;
 
-        let mut by_height = Meter::new(share);
-        let mut by_time = Meter::new(share);
-        let due: Vec<(Vec<u8>, TaskId, Due)> = due_tasks(
-            state,
-            keys::DUE_HEIGHT,
-            env.height,
-            &mut by_height,
-            run_cost,
-        )?
-        .into_iter()
-        .map(|(height, task)| (keys::due_height(height, task), task, Due::Height { height }))
-        .chain(
-            due_tasks(state, keys::DUE_TIME, env.time_ms, &mut by_time, run_cost)?
-                .into_iter()
-                .map(|(ms, task)| (keys::due_time(ms, task), task, Due::Time { ms })),
-        )
-        .collect();
+        // The two queues take turns at going first, and so at the right to one item heavier
+        // than their share: neither can keep it from the other.
+        let queues = [
+            (keys::DUE_HEIGHT, env.height),
+            (keys::DUE_TIME, env.time_ms),
+        ];
+        let (first, second) = if env.height % 2 == 0 {
+            (queues[0], queues[1])
+        } else {
+            (queues[1], queues[0])
+        };
+        let mut leading = Meter::new(share);
+        let leading_due = due_tasks(state, first.0, first.1, &mut leading, run_cost)?;
+        let mut trailing = Meter::after(&leading, share);
+        let trailing_due = due_tasks(state, second.0, second.1, &mut trailing, run_cost)?;
+        let entry = |prefix: &[u8], (at, task): (u64, TaskId)| {
+            if prefix == keys::DUE_HEIGHT {
+                (keys::due_height(at, task), task, Due::Height { height: at })
+            } else {
+                (keys::due_time(at, task), task, Due::Time { ms: at })
+            }
+        };
+        let due: Vec<(Vec<u8>, TaskId, Due)> = leading_due
+            .into_iter()
+            .map(|due| entry(first.0, due))
+            .chain(trailing_due.into_iter().map(|due| entry(second.0, due)))
+            .collect();
         used = used
-            .saturating_add(by_height.used)
-            .saturating_add(by_time.used);
+            .saturating_add(leading.used)
+            .saturating_add(trailing.used);
         for (key, task, when) in due {
             self.isolated(state, &env, &mut events, &[&key], |ctx| {
                 tasks::fire(ctx, task, when)
@@ -148,7 +173,11 @@ impl Runtime {
         }
 
         let mut deadlines = Vec::new();
-        let mut meter = Meter::new(share);
+        let mut meter = if leading.overran(share) {
+            Meter::after(&leading, share)
+        } else {
+            Meter::after(&trailing, share)
+        };
         for (suffix, _) in storage::scan_prefix(state, keys::DEADLINES) {
             let ms = storage::read_u64(&suffix, 0).map_err(state_error)?;
             if ms > env.time_ms || !meter.admit(weights::DEADLINE) {

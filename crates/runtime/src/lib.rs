@@ -165,7 +165,13 @@ impl Env {
     /// The class of `tx` in this block.
     fn class(&self, state: &dyn State, tx: &SignedTransaction) -> weights::Class {
         let epoch = self.chain.epoch_of(self.height);
-        weights::class(state, tx, epoch, self.params.proof_window_epochs)
+        weights::class(
+            state,
+            tx,
+            epoch,
+            self.params.proof_window_epochs,
+            &self.genesis_hash,
+        )
     }
 
     fn ctx<'a>(&self, state: &'a mut dyn State) -> Ctx<'a> {
@@ -594,6 +600,9 @@ impl<'s> BlockBuilder<'s> {
     ) -> Result<BlockBuilder<'s>, RuntimeError> {
         let (begin_events, begun) = runtime.begin_block_weighed(state, &block)?;
         let max_weight = Env::load(state, &block)?.params.max_block_weight;
+        // A hook item heavier than its share goes alone, over the limit, and takes nothing
+        // from the transactions (work reports above all) beyond the hook's own share.
+        let begun = begun.min(hooks::hook_budget(max_weight));
         Ok(BlockBuilder {
             runtime,
             state,

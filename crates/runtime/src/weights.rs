@@ -72,8 +72,9 @@ pub const DEADLINE: Weight = ASSIGNMENTS;
 pub enum Class {
     /// What anyone may send: up to [`crate::normal_budget`] of a block.
     Normal,
-    /// A work report that could be accepted now: sent by its worker's operator, for an ended
-    /// epoch inside the reporting window that the worker has not reported yet. It is what pays
+    /// A work report that could be accepted now: sent by its worker's operator, signed by the
+    /// worker's TEE-held identity key, for an ended epoch inside the reporting window that the
+    /// worker has not reported yet. It is what pays
     /// workers and judges them: it may also use the rest of what a block's transactions can (a
     /// tenth), and pools rank it above every normal transaction, so that no flood of tipped
     /// transfers keeps reports out of their window. Each worker has one such report an epoch,
@@ -81,9 +82,17 @@ pub enum Class {
     Operational,
 }
 
-/// The class of `tx` against `state` in `epoch`, with reports accepted for `window` epochs
-/// after theirs.
-pub fn class(state: &dyn State, tx: &SignedTransaction, epoch: u64, window: u32) -> Class {
+/// The class of `tx` against `state` in `epoch` on the chain `genesis_hash`, with reports
+/// accepted for `window` epochs after theirs. The report's signature is checked last (it is in
+/// the report's weight): an operator cannot sign a report in its worker's name, so a report
+/// that would fail cannot keep the class block after block.
+pub fn class(
+    state: &dyn State,
+    tx: &SignedTransaction,
+    epoch: u64,
+    window: u32,
+    genesis_hash: &wetee_types::Hash,
+) -> Class {
     let Call::Workers(WorkersCall::SubmitWorkReport { report }) = &tx.tx.call else {
         return Class::Normal;
     };
@@ -93,6 +102,10 @@ pub fn class(state: &dyn State, tx: &SignedTransaction, epoch: u64, window: u32)
             && reported < epoch
             && reported >= epoch.saturating_sub(u64::from(window))
             && worker.last_report_epoch.is_none_or(|last| reported > last)
+            && wetee_types::Signature::Ed25519(report.signature).verify(
+                &report.report.signing_payload(genesis_hash),
+                &wetee_types::AccountId(worker.keys.identity),
+            )
     };
     match storage::worker(state, report.report.worker) {
         Ok(worker) if acceptable(&worker) => Class::Operational,

@@ -225,6 +225,12 @@ fn a_block_full_of_transfers_still_takes_a_workers_report() {
     chain.advance_to_epoch(1);
     let txs = transfers(&mut chain, 20, 80);
     let report = chain.signed_report(worker, 0, vec![TestChain::proof(app, 10_000)], vec![]);
+    let mut forged = report.clone();
+    forged.signature[0] ^= 1;
+    let forged = chain.transaction(
+        chain.key("eve"),
+        Call::Workers(WorkersCall::SubmitWorkReport { report: forged }),
+    );
     let call = Call::Workers(WorkersCall::SubmitWorkReport { report });
     let by_operator = chain.transaction(chain.key("eve"), call.clone());
     let by_stranger = chain.transaction(chain.key("bob"), call);
@@ -233,6 +239,8 @@ fn a_block_full_of_transfers_still_takes_a_workers_report() {
     let mut builder = BlockBuilder::begin(chain.runtime, &mut state, block).unwrap();
     assert_eq!(builder.class_of(&by_operator), Class::Operational);
     assert_eq!(builder.class_of(&by_stranger), Class::Normal);
+    // One the worker did not sign would fail: the operator cannot claim the share with it.
+    assert_eq!(builder.class_of(&forged), Class::Normal);
     let mut full = None;
     for tx in &txs {
         if let Err(error) = builder.try_push(tx, SignatureCheck::AlreadyVerified) {
