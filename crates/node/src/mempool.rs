@@ -126,16 +126,6 @@ impl Priority {
     }
 }
 
-/// The worker `tx` reports for, if it is a work report.
-fn reported_worker(tx: &SignedTransaction) -> Option<wetee_types::WorkerId> {
-    match &tx.tx.call {
-        wetee_types::Call::Workers(wetee_types::transaction::WorkersCall::SubmitWorkReport {
-            report,
-        }) => Some(report.report.worker),
-        _ => None,
-    }
-}
-
 /// Why a transaction was not admitted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MempoolError {
@@ -442,13 +432,13 @@ impl Mempool {
         // One operational report a worker ranks as such: a worker needs one report an epoch,
         // and copies must not hold the top of the pool (an operator of several workers sends
         // one for each).
-        let reported = reported_worker(&tx);
+        let reported = wetee_runtime::weights::reported_worker(&tx);
         let class = match self.accounts.get(&signer) {
             Some(queue)
                 if queue.txs.iter().any(|(n, p)| {
                     *n != nonce
                         && p.priority.class == Class::Operational
-                        && reported_worker(&p.tx) == reported
+                        && wetee_runtime::weights::reported_worker(&p.tx) == reported
                 }) =>
             {
                 Class::Normal

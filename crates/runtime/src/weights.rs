@@ -93,7 +93,7 @@ pub fn class(
     window: u32,
     genesis_hash: &wetee_types::Hash,
 ) -> Class {
-    let Call::Workers(WorkersCall::SubmitWorkReport { report }) = &tx.tx.call else {
+    let Some(report) = work_report(tx) else {
         return Class::Normal;
     };
     let reported = report.report.epoch;
@@ -111,6 +111,19 @@ pub fn class(
         Ok(worker) if acceptable(&worker) => Class::Operational,
         _ => Class::Normal,
     }
+}
+
+/// The report `tx` submits, if it submits one.
+fn work_report(tx: &SignedTransaction) -> Option<&wetee_types::report::SignedWorkReport> {
+    match &tx.tx.call {
+        Call::Workers(WorkersCall::SubmitWorkReport { report }) => Some(report),
+        _ => None,
+    }
+}
+
+/// The worker `tx` reports for, if it is a work report (only those can be operational).
+pub fn reported_worker(tx: &SignedTransaction) -> Option<wetee_types::WorkerId> {
+    work_report(tx).map(|report| report.report.worker)
 }
 
 /// The weight of `tx` against `state`, the state the block it goes in has before it.
