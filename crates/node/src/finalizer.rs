@@ -137,11 +137,11 @@ impl<E: commonware_storage::Context + Spawner> Finalizer<E> {
                             .put(height, &executed.hash, &executed.outcome)
                             .await
                             .map_err(|e| failed(&e))?;
-                        let executed = self
-                            .ledger
-                            .executor()
-                            .lock()
-                            .await
+                        // The head moves while the executor is still held: a state proof
+                        // (which holds it too) must never be of a state whose block the ledger
+                        // does not yet report as final.
+                        let mut executor = self.ledger.executor().lock().await;
+                        let executed = executor
                             .finalize(Arc::clone(&block))
                             .await
                             .map_err(|e| failed(&e))?;
@@ -156,6 +156,7 @@ impl<E: commonware_storage::Context + Spawner> Finalizer<E> {
                             block,
                             outcome: executed.outcome,
                         });
+                        drop(executor);
                     }
                     ack.acknowledge();
                 }

@@ -539,10 +539,13 @@ impl<B: Backend> Worker<B> {
         let apps = signed.report.apps.len();
         let runs = signed.report.runs.len();
         let call = Call::Workers(WorkersCall::SubmitWorkReport { report: signed });
-        match light.rpc().send(&self.operator, call, |_| {}).await {
-            Ok(_) => tracing::debug!(epoch, apps, runs, "work report accepted"),
+        let sent = Instant::now();
+        let outcome = light.rpc().send(&self.operator, call, |_| {}).await;
+        let waited_ms = u64::try_from(sent.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match outcome {
+            Ok(_) => tracing::info!(epoch, apps, runs, waited_ms, "work report accepted"),
             Err(e) => {
-                tracing::warn!(epoch, error = %e, "work report refused");
+                tracing::warn!(epoch, waited_ms, error = %e, "work report refused");
                 self.refused_report = Some(digest);
             }
         }

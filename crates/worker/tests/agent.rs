@@ -16,7 +16,10 @@ use wetee_worker::identity::WorkerIdentity;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_serves_proves_gets_paid_and_reports_task_results() {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter("wetee_worker=info")
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "wetee_worker=info".into()),
+        )
         .try_init();
     let dir = tempfile::tempdir().unwrap();
     // 80 blocks of 100 ms: the chain takes a crash-looping app back after two epochs at zero
@@ -100,11 +103,21 @@ timeout_secs = 30
     assert!(worker.earnings > Balance::ZERO);
 
     // The task ran once, and its result is on chain.
-    let result = support::eventually("the task's result on chain", 90, async || {
-        let runs = client.task_runs(task).await.ok()?;
-        let run = runs.into_iter().find(|r| r.run == 1)?;
-        (run.status == RunStatus::Finished).then_some(run.result?)
-    })
+    let result = support::eventually_explained(
+        "the task's result on chain",
+        90,
+        async || {
+            let runs = client.task_runs(task).await.ok()?;
+            let run = runs.into_iter().find(|r| r.run == 1)?;
+            (run.status == RunStatus::Finished).then_some(run.result?)
+        },
+        async || {
+            let head = client.header(None).await.map(|h| h.header.height);
+            let runs = client.task_runs(task).await;
+            let worker = client.worker(running.worker).await;
+            format!("head {head:?}; runs {runs:?}; worker {worker:?}")
+        },
+    )
     .await;
     assert_eq!(result.exit_code, 0);
     assert_eq!(result.output_hash, Hash::of(b"result-42\n"));

@@ -419,6 +419,26 @@ pub async fn eventually<T>(
     }
 }
 
+/// As [`eventually`], but a timeout also tells what `explain` finds then (what the chain
+/// records, say), so a failure on a machine nobody can log into says why.
+pub async fn eventually_explained<T>(
+    what: &str,
+    seconds: u64,
+    mut check: impl AsyncFnMut() -> Option<T>,
+    explain: impl AsyncFnOnce() -> String,
+) -> T {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out waiting for {what}: {}", explain().await);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// A worker agent running in this process.
 pub struct RunningWorker {
     /// What it announced once registered.
