@@ -31,7 +31,7 @@ before(async () => {
   dev = await startDev({ worker: true });
   // Deploying before the worker is started is the pending case; here it must be placed.
   await eventually('the dev worker to start', 180, async () => {
-    const workers = await rpcCall(dev, 'state_workers');
+    const workers = (await rpcCall(dev, 'state_workers')).items;
     return workers.some((w) => w.status === 'started') ? true : undefined;
   });
 });
@@ -111,7 +111,7 @@ test("the app's logs open in the page and follow new lines; another account gets
   const { browser, page, errors } = await signedInPage((text) =>
     /status of (403|503)|net::ERR_FAILED/.test(text),
   );
-  const apps = await rpcCall(dev, 'state_apps', [ALICE]);
+  const apps = (await rpcCall(dev, 'state_apps', [ALICE])).items;
   const app = apps.find((a) => a.status.state === 'running' && a.spec.name === 'hello');
   assert.ok(app, 'the first test left a running app');
   // The first request to the worker is lost on the way: the page says so and follows again.
@@ -299,7 +299,7 @@ test('a manifest no worker fits: the dry run and the app page give the runtime r
 
 test('recharge raises the deposit, and stopping returns what is left to the free balance', async () => {
   const { browser, page, errors } = await signedInPage();
-  const apps = await rpcCall(dev, 'state_apps', [ALICE]);
+  const apps = (await rpcCall(dev, 'state_apps', [ALICE])).items;
   const app = apps.find((a) => a.status.state === 'running' && a.spec.name === 'hello');
   assert.ok(app, 'the first test left a running app');
   await page.goto(`${dev.console}/apps/${app.id}`);

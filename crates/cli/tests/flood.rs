@@ -271,7 +271,7 @@ fn a_flood_of_gapped_and_invalid_transactions_leaves_room_for_an_honest_transfer
     });
     let workers = rpc_call(port, "state_workers", json!([]));
     assert_eq!(
-        workers["result"].as_array().map(Vec::len),
+        workers["result"]["items"].as_array().map(Vec::len),
         Some(0),
         "{workers}"
     );

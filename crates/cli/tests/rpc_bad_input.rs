@@ -73,6 +73,16 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     let (code, message) = error_of(port, "chain_getBlock", json!([1_000_000_000u64]));
     assert_eq!(code, 1002, "{message}");
     assert!(message.contains("not found"), "{message}");
+    // Lists answer pages: a bad page request is refused in words, a huge limit is cut.
+    let (code, message) = error_of(port, "state_workers", json!([{"after": "first"}]));
+    assert_eq!(code, -32602, "{message}");
+    let (code, message) = error_of(port, "state_apps", json!([null, {"limit": -1}]));
+    assert_eq!(code, -32602, "{message}");
+    let workers = rpc_call(port, "state_workers", json!([{"limit": 4_000_000_000u64}]));
+    assert!(workers["result"]["items"].is_array(), "{workers}");
+    assert!(workers["result"]["next"].is_null(), "{workers}");
+    let apps = rpc_call(port, "state_apps", json!([alice, {"after": 9_999_999}]));
+    assert_eq!(apps["result"], json!({"items": [], "next": null}));
     // A batch of 10,000 calls is refused whole; one of 100 is answered call by call.
     let batch = |calls: usize| {
         let one = json!({"jsonrpc": "2.0", "id": 1, "method": "system_health", "params": []});

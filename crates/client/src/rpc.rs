@@ -22,8 +22,8 @@ use wetee_types::codec::encode;
 use wetee_types::records::{App, AppVersion, Task, TaskRun, TaskVersion, Worker};
 use wetee_types::rpc::{
     AppEpochs, BlockId, BlockInfo, BlockRef, EventFilter, EventHistory, EventRecord, FinalityProof,
-    HeaderInfo, Health, Hex, HistoryPage, NonceConflict, ParamsInfo, PendingPlacement,
-    PlacementPreview, PlacementRequest, StateProof, TransactionStatus, codes,
+    HeaderInfo, Health, Hex, HistoryPage, MAX_PAGE, NonceConflict, Page, PageRequest, ParamsInfo,
+    PendingPlacement, PlacementPreview, PlacementRequest, StateProof, TransactionStatus, codes,
 };
 use wetee_types::transaction::Transaction;
 use wetee_types::{
@@ -215,6 +215,38 @@ impl Client {
             .map_err(|e| ClientError::from_rpc(&self.url, e))
     }
 
+    /// Every entry of the paged list `method` answers, page after page (each as large as a
+    /// node answers); `params` gives the call's parameters for a page.
+    async fn every<T, C>(
+        &self,
+        method: &str,
+        params: impl Fn(PageRequest<C>) -> ArrayParams,
+    ) -> Result<Vec<T>, ClientError>
+    where
+        T: DeserializeOwned,
+        C: DeserializeOwned + serde::Serialize + Ord + Copy,
+    {
+        let mut items = Vec::new();
+        let mut page = PageRequest {
+            after: None,
+            limit: Some(MAX_PAGE),
+        };
+        loop {
+            let answer: Page<T, C> = self.call(method, params(page)).await?;
+            items.extend(answer.items);
+            match answer.next {
+                // A node whose pages do not move on would hold the caller for ever.
+                Some(next) if page.after.is_some_and(|after| next <= after) => {
+                    return Err(ClientError::Decode(format!(
+                        "{method}: the node's next page does not come after the last one"
+                    )));
+                }
+                Some(next) => page.after = Some(next),
+                None => return Ok(items),
+            }
+        }
+    }
+
     async fn subscribe<T: DeserializeOwned>(
         &self,
         method: &str,
@@ -328,14 +360,25 @@ impl Client {
         self.call("state_worker", rpc_params![id]).await
     }
 
-    /// `state_workers`.
-    pub async fn workers(&self) -> Result<Vec<Worker>, ClientError> {
-        self.call("state_workers", rpc_params![]).await
+    /// `state_workers`: one page of the workers, by id.
+    pub async fn workers_page(
+        &self,
+        page: PageRequest<WorkerId>,
+    ) -> Result<Page<Worker, WorkerId>, ClientError> {
+        self.call("state_workers", rpc_params![page]).await
     }
 
-    /// `state_workloads`: what is placed on a worker.
+    /// Every worker, by id (`state_workers`, page after page).
+    pub async fn workers(&self) -> Result<Vec<Worker>, ClientError> {
+        self.every("state_workers", |page: PageRequest<WorkerId>| rpc_params![page]).await
+    }
+
+    /// Everything placed on a worker (`state_workloads`, page after page).
     pub async fn workloads(&self, worker: WorkerId) -> Result<Vec<Workload>, ClientError> {
-        self.call("state_workloads", rpc_params![worker]).await
+        self.every("state_workloads", |page: PageRequest<Workload>| {
+            rpc_params![worker, page]
+        })
+        .await
     }
 
     /// `state_app`.
@@ -398,14 +441,29 @@ impl Client {
         self.call("state_appFailure", rpc_params![id]).await
     }
 
-    /// `state_appVersions`.
+    /// Every version of an app, oldest first (`state_appVersions`, page after page).
     pub async fn app_versions(&self, id: AppId) -> Result<Vec<AppVersion>, ClientError> {
-        self.call("state_appVersions", rpc_params![id]).await
+        self.every("state_appVersions", |page: PageRequest<u32>| {
+            rpc_params![id, page]
+        })
+        .await
     }
 
-    /// `state_apps`: every app, or those of `owner`.
+    /// `state_apps`: one page of the apps, or of `owner`'s, by id.
+    pub async fn apps_page(
+        &self,
+        owner: Option<&AccountId>,
+        page: PageRequest<AppId>,
+    ) -> Result<Page<App, AppId>, ClientError> {
+        self.call("state_apps", rpc_params![owner, page]).await
+    }
+
+    /// Every app, or every one of `owner`'s, by id (`state_apps`, page after page).
     pub async fn apps(&self, owner: Option<&AccountId>) -> Result<Vec<App>, ClientError> {
-        self.call("state_apps", params_of(owner)).await
+        self.every("state_apps", |page: PageRequest<AppId>| {
+            rpc_params![owner, page]
+        })
+        .await
     }
 
     /// `state_task`.
@@ -413,24 +471,53 @@ impl Client {
         self.call("state_task", rpc_params![id]).await
     }
 
-    /// `state_taskVersions`.
+    /// Every version of a task, oldest first (`state_taskVersions`, page after page).
     pub async fn task_versions(&self, id: TaskId) -> Result<Vec<TaskVersion>, ClientError> {
-        self.call("state_taskVersions", rpc_params![id]).await
+        self.every("state_taskVersions", |page: PageRequest<u32>| {
+            rpc_params![id, page]
+        })
+        .await
     }
 
-    /// `state_taskRuns`.
+    /// `state_taskRuns`: one page of a task's runs, first first.
+    pub async fn task_runs_page(
+        &self,
+        id: TaskId,
+        page: PageRequest<u32>,
+    ) -> Result<Page<TaskRun, u32>, ClientError> {
+        self.call("state_taskRuns", rpc_params![id, page]).await
+    }
+
+    /// Every run of a task, first first (`state_taskRuns`, page after page).
     pub async fn task_runs(&self, id: TaskId) -> Result<Vec<TaskRun>, ClientError> {
-        self.call("state_taskRuns", rpc_params![id]).await
+        self.every("state_taskRuns", |page: PageRequest<u32>| {
+            rpc_params![id, page]
+        })
+        .await
     }
 
-    /// `state_tasks`: every task, or those of `owner`.
+    /// Every task, or every one of `owner`'s, by id (`state_tasks`, page after page).
     pub async fn tasks(&self, owner: Option<&AccountId>) -> Result<Vec<Task>, ClientError> {
-        self.call("state_tasks", params_of(owner)).await
+        self.every("state_tasks", |page: PageRequest<TaskId>| {
+            rpc_params![owner, page]
+        })
+        .await
     }
 
-    /// `state_pendingPlacements`: workloads waiting for a worker, and why.
+    /// `state_pendingPlacements`: one page of the workloads waiting for a worker, front
+    /// first, and why each waits.
+    pub async fn pending_placements_page(
+        &self,
+        page: PageRequest<u64>,
+    ) -> Result<Page<PendingPlacement, u64>, ClientError> {
+        self.call("state_pendingPlacements", rpc_params![page]).await
+    }
+
+    /// Every workload waiting for a worker, front first, and why
+    /// (`state_pendingPlacements`, page after page).
     pub async fn pending_placements(&self) -> Result<Vec<PendingPlacement>, ClientError> {
-        self.call("state_pendingPlacements", rpc_params![]).await
+        self.every("state_pendingPlacements", |page: PageRequest<u64>| rpc_params![page])
+            .await
     }
 
     /// `events_history`: past events matching `filter` (which must name something), newest

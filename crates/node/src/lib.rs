@@ -44,8 +44,8 @@ pub mod store;
 /// conformance hashes): the state store's and the archives' layouts, and the runtime's own
 /// bookkeeping records. A data directory written under another version cannot be read; raise
 /// it with any such change. (2: archived blocks and outcomes compressed, the liveness sweep
-/// carries the pending queue's retry.)
-pub const DATA_FORMAT: u32 = 2;
+/// carries the pending queue's retry. 3: each owner's apps and tasks are indexed.)
+pub const DATA_FORMAT: u32 = 3;
 
 #[cfg(test)]
 mod simulation;

@@ -21,7 +21,7 @@ use wetee_runtime::query;
 use wetee_types::codec::decode;
 use wetee_types::rpc::{
     AppEpoch, AppEpochs, BlockId, BlockInfo, BlockRef, EventFilter, EventHistory, EventRecord,
-    FinalityProof, HeaderInfo, Health, Hex, HistoryPage, NonceConflict, ParamsInfo, Phase,
+    FinalityProof, HeaderInfo, Health, Hex, HistoryPage, NonceConflict, PageRequest, ParamsInfo, Phase,
     ProvenEntry, StateProof, TransactionInfo, codes, event_records,
 };
 use wetee_types::spec::ChainSpec;
@@ -143,6 +143,35 @@ fn required<T: for<'a> Deserialize<'a> + Send>(params: &Params<'_>) -> Result<T,
         ));
     }
     params.sequence().next()
+}
+
+/// A list method's parameters when it lists everything: `[page?]`.
+fn page_of<C: for<'a> Deserialize<'a> + Send>(
+    params: &Params<'_>,
+) -> Result<PageRequest<C>, ErrorObjectOwned> {
+    Ok(optional(params)?.unwrap_or_default())
+}
+
+/// A list method's parameters when it lists what belongs to something: `[subject, page?]`.
+fn subject_and_page<S, C>(params: &Params<'_>) -> Result<(S, PageRequest<C>), ErrorObjectOwned>
+where
+    S: for<'a> Deserialize<'a> + Send,
+    C: for<'a> Deserialize<'a> + Send,
+{
+    let subject = required(params)?;
+    let mut sequence = params.sequence();
+    sequence.next::<serde_json::Value>()?;
+    Ok((subject, sequence.optional_next()?.unwrap_or_default()))
+}
+
+/// A list method's parameters when it may list only an owner's: `[owner?, page?]`.
+fn owner_and_page<C: for<'a> Deserialize<'a> + Send>(
+    params: &Params<'_>,
+) -> Result<(Option<AccountId>, PageRequest<C>), ErrorObjectOwned> {
+    let owner = optional(params)?;
+    let mut sequence = params.sequence();
+    let _: Option<serde_json::Value> = sequence.optional_next()?;
+    Ok((owner, sequence.optional_next()?.unwrap_or_default()))
 }
 
 pub use crate::history::MAX_HISTORY_RECORDS;
@@ -784,14 +813,16 @@ where
     state_method(
         &mut module,
         "state_workers",
-        |view, ()| query::workers(view).map_err(state_error),
-        none,
+        |view, page: PageRequest<WorkerId>| query::workers_page(view, &page).map_err(state_error),
+        page_of,
     );
     state_method(
         &mut module,
         "state_workloads",
-        |view, id: WorkerId| query::workloads_on(view, id).map_err(state_error),
-        required,
+        |view, (id, page): (WorkerId, PageRequest<Workload>)| {
+            query::workloads_page(view, id, &page).map_err(state_error)
+        },
+        subject_and_page,
     );
     state_method(
         &mut module,
@@ -844,14 +875,18 @@ where
     state_method(
         &mut module,
         "state_appVersions",
-        |view, id: AppId| query::app_versions(view, id).map_err(state_error),
-        required,
+        |view, (id, page): (AppId, PageRequest<u32>)| {
+            query::app_versions_page(view, id, &page).map_err(state_error)
+        },
+        subject_and_page,
     );
     state_method(
         &mut module,
         "state_apps",
-        |view, owner: Option<AccountId>| query::apps(view, owner.as_ref()).map_err(state_error),
-        optional,
+        |view, (owner, page): (Option<AccountId>, PageRequest<AppId>)| {
+            query::apps_page(view, owner.as_ref(), &page).map_err(state_error)
+        },
+        owner_and_page,
     );
     state_method(
         &mut module,
@@ -862,26 +897,32 @@ where
     state_method(
         &mut module,
         "state_taskVersions",
-        |view, id: TaskId| query::task_versions(view, id).map_err(state_error),
-        required,
+        |view, (id, page): (TaskId, PageRequest<u32>)| {
+            query::task_versions_page(view, id, &page).map_err(state_error)
+        },
+        subject_and_page,
     );
     state_method(
         &mut module,
         "state_taskRuns",
-        |view, id: TaskId| query::task_runs(view, id).map_err(state_error),
-        required,
+        |view, (id, page): (TaskId, PageRequest<u32>)| {
+            query::task_runs_page(view, id, &page).map_err(state_error)
+        },
+        subject_and_page,
     );
     state_method(
         &mut module,
         "state_tasks",
-        |view, owner: Option<AccountId>| query::tasks(view, owner.as_ref()).map_err(state_error),
-        optional,
+        |view, (owner, page): (Option<AccountId>, PageRequest<TaskId>)| {
+            query::tasks_page(view, owner.as_ref(), &page).map_err(state_error)
+        },
+        owner_and_page,
     );
     state_method(
         &mut module,
         "state_pendingPlacements",
-        |view, ()| query::pending_placements(view).map_err(state_error),
-        none,
+        |view, page: PageRequest<u64>| query::pending_page(view, &page).map_err(state_error),
+        page_of,
     );
     state_method(
         &mut module,

@@ -372,6 +372,7 @@ fn create(
             at: ctx.height,
         },
     );
+    ctx.state.put(&storage::keys::owned_app(&owner, id), &[]);
     ctx.emit(Event::AppCreated { app: id, owner });
     place_or_queue(ctx, &mut app)?;
     storage::put_app(ctx.state, &app)?;

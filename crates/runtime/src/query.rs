@@ -16,6 +16,238 @@ fn all<T: Canonical>(state: &dyn State, prefix: &[u8]) -> Result<Vec<T>, CallErr
         .collect()
 }
 
+/// Up to `size` entries under `prefix` whose key suffix comes after `after` (the first ones
+/// when `None`), in key order, with their suffixes; and whether any follow. Reads at most one
+/// entry more than it answers.
+fn entries_after(
+    state: &dyn State,
+    prefix: &[u8],
+    after: Option<&[u8]>,
+    size: usize,
+) -> (Vec<(Vec<u8>, Vec<u8>)>, bool) {
+    let mut start = prefix.to_vec();
+    if let Some(after) = after {
+        start.extend_from_slice(after);
+        // The least key above `prefix ++ after` itself.
+        start.push(0);
+    }
+    let mut entries: Vec<(Vec<u8>, Vec<u8>)> = state
+        .scan_from(&start)
+        .take_while(|(key, _)| key.starts_with(prefix))
+        .take(size.saturating_add(1))
+        .map(|(key, value)| (key.get(prefix.len()..).unwrap_or_default().to_vec(), value))
+        .collect();
+    let more = entries.len() > size;
+    entries.truncate(size);
+    (entries, more)
+}
+
+/// A page of the records under `prefix`, each keyed by a big-endian `u64` or `u32` id that is
+/// also its cursor.
+fn records_page<T: Canonical, C: Copy>(
+    state: &dyn State,
+    prefix: &[u8],
+    page: &PageRequest<C>,
+    encode_cursor: impl Fn(C) -> Vec<u8>,
+    cursor_of: impl Fn(&T) -> C,
+) -> Result<Page<T, C>, CallError> {
+    let after = page.after.map(&encode_cursor);
+    let (entries, more) = entries_after(state, prefix, after.as_deref(), page.size());
+    let items: Vec<T> = entries
+        .into_iter()
+        .map(|(_, bytes)| decode(&bytes).map_err(CallError::from))
+        .collect::<Result<_, _>>()?;
+    let next = if more { items.last().map(cursor_of) } else { None };
+    Ok(Page { items, next })
+}
+
+/// A page of the records an owner's index under `index` points to, read one by one at `key`.
+fn owned_page<T: Canonical, I: Copy>(
+    state: &dyn State,
+    index: &[u8],
+    page: &PageRequest<I>,
+    id_of: impl Fn(u64) -> I,
+    id_bytes: impl Fn(I) -> u64,
+    key: impl Fn(I) -> Vec<u8>,
+) -> Result<Page<T, I>, CallError> {
+    let after = page.after.map(|id| id_bytes(id).to_be_bytes().to_vec());
+    let (entries, more) = entries_after(state, index, after.as_deref(), page.size());
+    let mut items = Vec::with_capacity(entries.len());
+    let mut last = None;
+    for (suffix, _) in entries {
+        let id = id_of(storage::read_u64(&suffix, 0)?);
+        items.push(storage::get(state, &key(id))?.ok_or_else(|| CallError::State {
+            detail: wetee_types::error::error_text("an owner's index names a missing record"),
+        })?);
+        last = Some(id);
+    }
+    Ok(Page {
+        items,
+        next: if more { last } else { None },
+    })
+}
+
+/// A page of the workers, by id.
+pub fn workers_page(
+    state: &dyn State,
+    page: &PageRequest<WorkerId>,
+) -> Result<Page<Worker, WorkerId>, CallError> {
+    records_page(
+        state,
+        keys::WORKERS,
+        page,
+        |id| id.0.to_be_bytes().to_vec(),
+        |w: &Worker| w.id,
+    )
+}
+
+/// A page of the workloads placed on a worker, in workload order.
+pub fn workloads_page(
+    state: &dyn State,
+    id: WorkerId,
+    page: &PageRequest<Workload>,
+) -> Result<Page<Workload, Workload>, CallError> {
+    // One record holds them all (at most `MAX_WORKLOADS_PER_WORKER`): it is read whole.
+    let mut workloads = scheduling::workloads_on(state, id)?;
+    workloads.sort_unstable();
+    let mut rest: Vec<Workload> = workloads
+        .into_iter()
+        .filter(|w| page.after.is_none_or(|after| *w > after))
+        .take(page.size().saturating_add(1))
+        .collect();
+    let more = rest.len() > page.size();
+    rest.truncate(page.size());
+    let next = if more { rest.last().copied() } else { None };
+    Ok(Page { items: rest, next })
+}
+
+/// A page of the apps, by id, or of an owner's.
+pub fn apps_page(
+    state: &dyn State,
+    owner: Option<&AccountId>,
+    page: &PageRequest<AppId>,
+) -> Result<Page<App, AppId>, CallError> {
+    match owner {
+        Some(owner) => owned_page(
+            state,
+            &keys::owned_apps(owner),
+            page,
+            AppId,
+            |id| id.0,
+            keys::app,
+        ),
+        None => records_page(
+            state,
+            keys::APPS,
+            page,
+            |id| id.0.to_be_bytes().to_vec(),
+            |a: &App| a.id,
+        ),
+    }
+}
+
+/// A page of the tasks, by id, or of an owner's.
+pub fn tasks_page(
+    state: &dyn State,
+    owner: Option<&AccountId>,
+    page: &PageRequest<TaskId>,
+) -> Result<Page<Task, TaskId>, CallError> {
+    match owner {
+        Some(owner) => owned_page(
+            state,
+            &keys::owned_tasks(owner),
+            page,
+            TaskId,
+            |id| id.0,
+            keys::task,
+        ),
+        None => records_page(
+            state,
+            keys::TASKS,
+            page,
+            |id| id.0.to_be_bytes().to_vec(),
+            |t: &Task| t.id,
+        ),
+    }
+}
+
+/// A page of an app's versions, oldest first.
+pub fn app_versions_page(
+    state: &dyn State,
+    id: AppId,
+    page: &PageRequest<u32>,
+) -> Result<Page<AppVersion, u32>, CallError> {
+    records_page(
+        state,
+        &keys::app_versions(id),
+        page,
+        |v| v.to_be_bytes().to_vec(),
+        |v: &AppVersion| v.version,
+    )
+}
+
+/// A page of a task's versions, oldest first.
+pub fn task_versions_page(
+    state: &dyn State,
+    id: TaskId,
+    page: &PageRequest<u32>,
+) -> Result<Page<TaskVersion, u32>, CallError> {
+    records_page(
+        state,
+        &keys::task_versions(id),
+        page,
+        |v| v.to_be_bytes().to_vec(),
+        |v: &TaskVersion| v.version,
+    )
+}
+
+/// A page of a task's runs, first first.
+pub fn task_runs_page(
+    state: &dyn State,
+    id: TaskId,
+    page: &PageRequest<u32>,
+) -> Result<Page<TaskRun, u32>, CallError> {
+    records_page(
+        state,
+        &keys::task_runs(id),
+        page,
+        |run| run.to_be_bytes().to_vec(),
+        |r: &TaskRun| r.run,
+    )
+}
+
+/// Most pending workloads one page explains: each reason is a placement search over the
+/// started workers.
+pub const MAX_PENDING_PAGE: usize = 50;
+
+/// A page of the pending queue, front first, each with the reason it waits (at most
+/// [`MAX_PENDING_PAGE`]).
+pub fn pending_page(
+    state: &dyn State,
+    page: &PageRequest<u64>,
+) -> Result<Page<PendingPlacement, u64>, CallError> {
+    let after = page.after.map(|ticket| ticket.to_be_bytes().to_vec());
+    let size = page.size().min(MAX_PENDING_PAGE);
+    let (entries, more) = entries_after(state, keys::PENDING, after.as_deref(), size);
+    let items: Vec<PendingPlacement> = entries
+        .into_iter()
+        .map(|(suffix, bytes)| {
+            let workload: Workload = decode(&bytes)?;
+            Ok(PendingPlacement {
+                ticket: storage::read_u64(&suffix, 0)?,
+                workload,
+                reason: pending_reason(state, &workload)?.unwrap_or_default(),
+            })
+        })
+        .collect::<Result<_, CallError>>()?;
+    let next = if more {
+        items.last().map(|p| p.ticket)
+    } else {
+        None
+    };
+    Ok(Page { items, next })
+}
+
 /// An account (empty if never used).
 pub fn account(state: &dyn State, id: &AccountId) -> Result<Account, CallError> {
     storage::account(state, id)
@@ -127,7 +359,9 @@ pub fn leases(state: &dyn State, worker: WorkerId, app: AppId) -> Result<Vec<Lea
     all(state, &keys::leases_of(worker, app))
 }
 
-pub use wetee_types::rpc::{PendingPlacement, PlacementPreview, PlacementRequest};
+pub use wetee_types::rpc::{
+    Page, PageRequest, PendingPlacement, PlacementPreview, PlacementRequest,
+};
 
 /// What creating `request` now would do: the checks `create` makes, then the placement it would
 /// get, or the reason it would wait. Nothing is written.
@@ -219,8 +453,9 @@ pub fn pending_reason(state: &dyn State, workload: &Workload) -> Result<Option<S
 pub fn pending_placements(state: &dyn State) -> Result<Vec<PendingPlacement>, CallError> {
     scheduling::pending(state, usize::MAX)?
         .into_iter()
-        .map(|(_, workload)| {
+        .map(|(ticket, workload)| {
             Ok(PendingPlacement {
+                ticket,
                 workload,
                 reason: pending_reason(state, &workload)?.unwrap_or_default(),
             })

@@ -20,6 +20,7 @@
 //! | `aps/<app>` | [`AppSecrets`](wetee_types::records::AppSecrets) |
 //! | `apf/<app>` | [`AppFailure`](wetee_types::records::AppFailure) |
 //! | `apv/<app>/<version>` | [`AppVersion`] |
+//! | `oap/<owner>/<app>`, `otk/<owner>/<task>` | (empty): index of each owner's apps and tasks |
 //! | `tsk/<task>` | [`Task`] |
 //! | `tsv/<task>/<version>` | [`TaskVersion`] |
 //! | `run/<task>/<run>` | [`TaskRun`] |

@@ -182,6 +182,7 @@ fn create(
             at: ctx.height,
         },
     );
+    ctx.state.put(&keys::owned_task(&owner, id), &[]);
     ctx.emit(Event::TaskCreated { task: id, owner });
     let first = first_due(ctx, &task.spec.execution);
     set_next_due(ctx, &mut task, first);

@@ -376,9 +376,66 @@ pub struct ParamsInfo {
     pub treasury: AccountId,
 }
 
+/// Entries a `state_*` list method answers when the request names no limit.
+pub const DEFAULT_PAGE: u32 = 100;
+/// Most entries a `state_*` list method answers at once: a larger limit is cut to it.
+pub const MAX_PAGE: u32 = 500;
+
+/// Which page of a list to answer: the last parameter of the `state_*` list methods, which
+/// answer a [`Page`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageRequest<C> {
+    /// Only entries after this one (the previous page's `next`); from the first when absent.
+    #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
+    pub after: Option<C>,
+    /// Entries wanted: [`DEFAULT_PAGE`] when absent, at most [`MAX_PAGE`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+impl<C> Default for PageRequest<C> {
+    fn default() -> Self {
+        PageRequest {
+            after: None,
+            limit: None,
+        }
+    }
+}
+
+impl<C> PageRequest<C> {
+    /// The first page.
+    pub fn first() -> Self {
+        PageRequest::default()
+    }
+
+    /// The page after `cursor`.
+    pub fn after(cursor: C) -> Self {
+        PageRequest {
+            after: Some(cursor),
+            limit: None,
+        }
+    }
+
+    /// The entries wanted, within [1, [`MAX_PAGE`]].
+    pub fn size(&self) -> usize {
+        self.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize
+    }
+}
+
+/// One page of a list, in the list's order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page<T, C> {
+    /// The entries.
+    pub items: Vec<T>,
+    /// Pass as `after` for the next page; `null` when the list ends here.
+    pub next: Option<C>,
+}
+
 /// A workload waiting for placement, and why no worker takes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingPlacement {
+    /// Its place in the queue: lower tickets are placed first.
+    pub ticket: u64,
     /// The workload.
     pub workload: Workload,
     /// Why it is not placed, in words.

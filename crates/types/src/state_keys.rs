@@ -127,6 +127,23 @@ pub fn app_version(id: AppId, version: u32) -> Vec<u8> {
 pub fn app_versions(id: AppId) -> Vec<u8> {
     key(b"apv/", &[&id.0.to_be_bytes(), b"/"])
 }
+/// An app in its owner's index (empty value): an owner's apps are listed without reading
+/// everyone's.
+pub fn owned_app(owner: &AccountId, id: AppId) -> Vec<u8> {
+    key(b"oap/", &[&owner.0, b"/", &id.0.to_be_bytes()])
+}
+/// All apps of an owner.
+pub fn owned_apps(owner: &AccountId) -> Vec<u8> {
+    key(b"oap/", &[&owner.0, b"/"])
+}
+/// A task in its owner's index (empty value).
+pub fn owned_task(owner: &AccountId, id: TaskId) -> Vec<u8> {
+    key(b"otk/", &[&owner.0, b"/", &id.0.to_be_bytes()])
+}
+/// All tasks of an owner.
+pub fn owned_tasks(owner: &AccountId) -> Vec<u8> {
+    key(b"otk/", &[&owner.0, b"/"])
+}
 /// A task.
 pub fn task(id: TaskId) -> Vec<u8> {
     key(TASKS, &[&id.0.to_be_bytes()])

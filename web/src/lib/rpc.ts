@@ -46,6 +46,8 @@ interface Subscription {
 
 const CALL_TIMEOUT_MS = 30_000;
 const FIRST_RETRY_MS = 500;
+/** The most entries a node answers in one page of a `state_*` list. */
+const LARGEST_PAGE = 500;
 const LONGEST_RETRY_MS = 5_000;
 
 export class Rpc {
@@ -85,6 +87,30 @@ export class Rpc {
       this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject, timer });
       socket.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }));
     });
+  }
+
+  /**
+   * Every entry of the paged list `method` answers (the `state_*` lists), page after page:
+   * `params` come first, the page request last.
+   */
+  async every<T>(method: string, params: unknown[] = []): Promise<T[]> {
+    const items: T[] = [];
+    let after: unknown = null;
+    for (;;) {
+      const page: { items: T[]; next: unknown } = await this.call(method, [
+        ...params,
+        after === null ? { limit: LARGEST_PAGE } : { after, limit: LARGEST_PAGE },
+      ]);
+      items.push(...page.items);
+      if (page.next === null || page.next === undefined) {
+        return items;
+      }
+      // A node whose pages do not move on would hold the console for ever.
+      if (JSON.stringify(page.next) === JSON.stringify(after)) {
+        throw new RpcError(`${method}: the node's next page does not come after the last one`, null);
+      }
+      after = page.next;
+    }
   }
 
   /**

@@ -5,6 +5,7 @@ mod attestation;
 mod bad_input;
 mod balances;
 mod properties;
+mod queries;
 mod root;
 mod scheduling;
 mod secrets;
