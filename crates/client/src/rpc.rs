@@ -370,7 +370,10 @@ impl Client {
 
     /// Every worker, by id (`state_workers`, page after page).
     pub async fn workers(&self) -> Result<Vec<Worker>, ClientError> {
-        self.every("state_workers", |page: PageRequest<WorkerId>| rpc_params![page]).await
+        self.every("state_workers", |page: PageRequest<WorkerId>| {
+            rpc_params![page]
+        })
+        .await
     }
 
     /// Everything placed on a worker (`state_workloads`, page after page).
@@ -510,14 +513,17 @@ impl Client {
         &self,
         page: PageRequest<u64>,
     ) -> Result<Page<PendingPlacement, u64>, ClientError> {
-        self.call("state_pendingPlacements", rpc_params![page]).await
+        self.call("state_pendingPlacements", rpc_params![page])
+            .await
     }
 
     /// Every workload waiting for a worker, front first, and why
     /// (`state_pendingPlacements`, page after page).
     pub async fn pending_placements(&self) -> Result<Vec<PendingPlacement>, ClientError> {
-        self.every("state_pendingPlacements", |page: PageRequest<u64>| rpc_params![page])
-            .await
+        self.every("state_pendingPlacements", |page: PageRequest<u64>| {
+            rpc_params![page]
+        })
+        .await
     }
 
     /// `events_history`: past events matching `filter` (which must name something), newest

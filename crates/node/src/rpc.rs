@@ -21,8 +21,8 @@ use wetee_runtime::query;
 use wetee_types::codec::decode;
 use wetee_types::rpc::{
     AppEpoch, AppEpochs, BlockId, BlockInfo, BlockRef, EventFilter, EventHistory, EventRecord,
-    FinalityProof, HeaderInfo, Health, Hex, HistoryPage, NonceConflict, PageRequest, ParamsInfo, Phase,
-    ProvenEntry, StateProof, TransactionInfo, codes, event_records,
+    FinalityProof, HeaderInfo, Health, Hex, HistoryPage, NonceConflict, PageRequest, ParamsInfo,
+    Phase, ProvenEntry, StateProof, TransactionInfo, codes, event_records,
 };
 use wetee_types::spec::ChainSpec;
 use wetee_types::transaction::WorkersCall;

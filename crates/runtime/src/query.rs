@@ -16,6 +16,9 @@ fn all<T: Canonical>(state: &dyn State, prefix: &[u8]) -> Result<Vec<T>, CallErr
         .collect()
 }
 
+/// Entries as (key suffix, value).
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Up to `size` entries under `prefix` whose key suffix comes after `after` (the first ones
 /// when `None`), in key order, with their suffixes; and whether any follow. Reads at most one
 /// entry more than it answers.
@@ -24,14 +27,14 @@ fn entries_after(
     prefix: &[u8],
     after: Option<&[u8]>,
     size: usize,
-) -> (Vec<(Vec<u8>, Vec<u8>)>, bool) {
+) -> (Entries, bool) {
     let mut start = prefix.to_vec();
     if let Some(after) = after {
         start.extend_from_slice(after);
         // The least key above `prefix ++ after` itself.
         start.push(0);
     }
-    let mut entries: Vec<(Vec<u8>, Vec<u8>)> = state
+    let mut entries: Entries = state
         .scan_from(&start)
         .take_while(|(key, _)| key.starts_with(prefix))
         .take(size.saturating_add(1))
@@ -57,7 +60,11 @@ fn records_page<T: Canonical, C: Copy>(
         .into_iter()
         .map(|(_, bytes)| decode(&bytes).map_err(CallError::from))
         .collect::<Result<_, _>>()?;
-    let next = if more { items.last().map(cursor_of) } else { None };
+    let next = if more {
+        items.last().map(cursor_of)
+    } else {
+        None
+    };
     Ok(Page { items, next })
 }
 
@@ -76,9 +83,11 @@ fn owned_page<T: Canonical, I: Copy>(
     let mut last = None;
     for (suffix, _) in entries {
         let id = id_of(storage::read_u64(&suffix, 0)?);
-        items.push(storage::get(state, &key(id))?.ok_or_else(|| CallError::State {
-            detail: wetee_types::error::error_text("an owner's index names a missing record"),
-        })?);
+        items.push(
+            storage::get(state, &key(id))?.ok_or_else(|| CallError::State {
+                detail: wetee_types::error::error_text("an owner's index names a missing record"),
+            })?,
+        );
         last = Some(id);
     }
     Ok(Page {

@@ -164,7 +164,12 @@ fn workers_and_what_they_hold_page_in_order() {
         .collect();
     let first = query::workers_page(&chain.state, &page(None, 2)).unwrap();
     let rest = query::workers_page(&chain.state, &page(first.next, 2)).unwrap();
-    let listed: Vec<_> = first.items.iter().chain(&rest.items).map(|w| w.id).collect();
+    let listed: Vec<_> = first
+        .items
+        .iter()
+        .chain(&rest.items)
+        .map(|w| w.id)
+        .collect();
     assert_eq!(listed, workers);
     assert_eq!(rest.next, None);
 
