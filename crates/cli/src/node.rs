@@ -1,6 +1,7 @@
 //! `wetee node` and `wetee testnet`: running validators (`wetee dev` is in [`crate::dev`]).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -8,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde::Serialize;
 use wetee_client::keys::{KeySource, Keystore, wetee_home};
+use wetee_node::rpc::RpcLimits;
 use wetee_node::service::{self, ServiceConfig, Started};
 use wetee_types::{ChainSpec, KeyScheme, Keypair};
 
@@ -61,11 +63,35 @@ pub struct RpcArgs {
     /// The RPC's port (HTTP and WebSocket).
     #[arg(long, default_value_t = DEFAULT_RPC_PORT)]
     rpc_port: u16,
+    /// Connections one IP address (an IPv6 /64) may hold open.
+    #[arg(long, default_value_t = RpcLimits::default().connections_per_ip)]
+    rpc_connections_per_ip: u32,
+    /// Calls a second one address may make, sustained (a proof, a block or a history page
+    /// costs ten).
+    #[arg(long, default_value_t = RpcLimits::default().calls_per_second_per_ip)]
+    rpc_calls_per_second: NonZeroU32,
+    /// What one address may spend at once after a quiet spell.
+    #[arg(long, default_value_t = RpcLimits::default().burst_per_ip)]
+    rpc_burst: NonZeroU32,
+    /// Hold loopback callers to the per-address limits too (they are exempt otherwise; behind a
+    /// reverse proxy every caller is loopback: limit there, or set this).
+    #[arg(long)]
+    rpc_limit_loopback: bool,
 }
 
 impl RpcArgs {
     pub(crate) fn address(&self) -> SocketAddr {
         SocketAddr::new(self.rpc_addr, self.rpc_port)
+    }
+
+    pub(crate) fn limits(&self) -> RpcLimits {
+        RpcLimits {
+            connections_per_ip: self.rpc_connections_per_ip,
+            calls_per_second_per_ip: self.rpc_calls_per_second,
+            burst_per_ip: self.rpc_burst,
+            exempt_loopback: !self.rpc_limit_loopback,
+            ..RpcLimits::default()
+        }
     }
 }
 
@@ -224,6 +250,7 @@ pub fn node(args: NodeArgs, keystore: &Keystore, format: Format) -> Result<()> {
             full_nodes,
             data_dir: args.data_dir,
             rpc_address: args.rpc.address(),
+            rpc_limits: args.rpc.limits(),
             p2p_listen: args.p2p_listen,
             worker_threads: args.worker_threads,
             rpc_threads: args.rpc_threads,

@@ -8,8 +8,10 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt as _;
+use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
 use jsonrpsee::server::{
     BatchRequestConfig, PendingSubscriptionSink, PingConfig, RpcModule, Server, ServerConfig,
     ServerHandle, SubscriptionMessage,
@@ -18,6 +20,11 @@ use jsonrpsee::types::{ErrorObjectOwned, Params};
 use serde::Deserialize;
 use serde::Serialize;
 use wetee_runtime::query;
+
+pub mod limits;
+
+pub use limits::RpcLimits;
+use limits::{AddressLimiter, RateLimited};
 use wetee_types::codec::decode;
 use wetee_types::rpc::{
     AppEpoch, AppEpochs, BlockId, BlockInfo, BlockRef, EventFilter, EventHistory, EventRecord,
@@ -941,18 +948,25 @@ where
     module
 }
 
-/// Serves `module` on `address` (HTTP and WebSocket).
+/// Serves `module` on `address` (HTTP and WebSocket), each address within `limits`.
 pub async fn serve<E>(
     address: SocketAddr,
     module: RpcModule<RpcState<E>>,
+    limits: RpcLimits,
 ) -> std::io::Result<(SocketAddr, ServerHandle)>
 where
     E: commonware_storage::Context + commonware_runtime::Spawner + Send + Sync,
 {
-    let config = ServerConfig::builder()
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    let bound = listener.local_addr()?;
+    let (stop, handle) = jsonrpsee::server::stop_channel();
+    let methods: jsonrpsee::Methods = module.into();
+    let limiter = AddressLimiter::new(limits);
+    // Each connection gets a service of its own (it must know its address): the cap on all
+    // connections is the limiter's.
+    let per_connection = ServerConfig::builder()
         .max_request_body_size(MAX_REQUEST_BYTES)
         .max_response_body_size(MAX_RESPONSE_BYTES)
-        .max_connections(MAX_CONNECTIONS)
         .max_subscriptions_per_connection(MAX_SUBSCRIPTIONS_PER_CONNECTION)
         .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH_CALLS))
         .enable_ws_ping(
@@ -962,9 +976,54 @@ where
                 .max_failures(2),
         )
         .build();
-    let server = Server::builder().set_config(config).build(address).await?;
-    let bound = server.local_addr()?;
-    Ok((bound, server.start(module)))
+    // The server's own accept loop cannot say who connects: this one does, so that each
+    // address keeps to its share of connections and calls.
+    tokio::spawn(async move {
+        loop {
+            let (socket, remote) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors, most likely: give closing ones a moment.
+                        tracing::debug!(error = %e, "cannot accept an RPC connection");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = stop.clone().shutdown() => break,
+            };
+            let Some(slot) = limiter.connect(remote.ip()) else {
+                tracing::debug!(ip = %remote.ip(), "refused an RPC connection: all slots, or the address's share, are taken");
+                drop(socket);
+                continue;
+            };
+            let ip = remote.ip();
+            let per_call = Arc::clone(&limiter);
+            let builder =
+                Server::builder()
+                    .set_config(per_connection.clone())
+                    .set_rpc_middleware(RpcServiceBuilder::new().layer_fn(move |service| {
+                        RateLimited::new(service, ip, Arc::clone(&per_call))
+                    }))
+                    .to_service_builder();
+            let methods = methods.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let service = builder.build(methods, stop.clone());
+                let served = jsonrpsee::server::serve_with_graceful_shutdown(
+                    socket,
+                    service,
+                    stop.shutdown(),
+                )
+                .await;
+                if let Err(e) = served {
+                    tracing::trace!(error = %e, "an RPC connection ended");
+                }
+                drop(slot);
+            });
+        }
+    });
+    Ok((bound, handle))
 }
 
 /// Serves `metrics` in the Prometheus text format on `GET /metrics` at `address`, a listener

@@ -52,6 +52,8 @@ pub struct ServiceConfig {
     /// keeps it private while the RPC is public, and a scraper never waits for an RPC
     /// connection slot. `None`: not served.
     pub metrics_address: Option<SocketAddr>,
+    /// The RPC's connection cap and what each address may hold and call.
+    pub rpc_limits: crate::rpc::RpcLimits,
 }
 
 /// What a started validator tells its caller.
@@ -169,6 +171,7 @@ pub fn run(
         .with_tcp_nodelay(Some(true))
         .with_catch_panics(false);
     let rpc_address = config.rpc_address;
+    let rpc_limits = config.rpc_limits;
     let name = own.map_or_else(|| "full node".to_string(), |v| v.name);
     let rpc_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.rpc_threads.max(1))
@@ -258,7 +261,7 @@ pub fn run(
             info!(%bound, "metrics listening");
         }
         let (bound, rpc) = rpc_handle
-            .spawn(crate::rpc::serve(rpc_address, module))
+            .spawn(crate::rpc::serve(rpc_address, module, rpc_limits))
             .await
             .map_err(|join| std::io::Error::other(join.to_string()))
             .and_then(|served| served)

@@ -32,6 +32,9 @@ pub mod codes {
     /// A state proof was asked for at a height the node's state has moved past (proofs exist
     /// only for the latest state): read again at the latest height.
     pub const STATE_MOVED: i32 = 1007;
+    /// The caller's address made more calls than the node serves one address; the error's
+    /// data, when waiting helps, is `{"retry_after_ms": n}`.
+    pub const RATE_LIMITED: i32 = 1008;
 }
 
 /// Bytes as `0x`-prefixed hex: the encodings a light client verifies (certificates, proofs,

@@ -238,6 +238,7 @@ pub fn run(args: DevArgs, format: Format) -> Result<()> {
             full_nodes: Vec::new(),
             data_dir: data_dir.join("node"),
             rpc_address: args.rpc.address(),
+            rpc_limits: args.rpc.limits(),
             p2p_listen: Some(SocketAddr::new(
                 IpAddr::V4(Ipv4Addr::LOCALHOST),
                 args.p2p_port,

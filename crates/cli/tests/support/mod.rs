@@ -249,6 +249,11 @@ pub struct DevNode {
 impl DevNode {
     /// Starts it in `home` and waits for its banner and its first finalized block.
     pub fn start(home: &Path, rpc_base: u16, p2p_base: u16) -> DevNode {
+        DevNode::start_with(home, rpc_base, p2p_base, &[])
+    }
+
+    /// As [`DevNode::start`], with `extra` arguments to `wetee dev`.
+    pub fn start_with(home: &Path, rpc_base: u16, p2p_base: u16, extra: &[&str]) -> DevNode {
         let offset = (std::process::id() % 500) as u16 * 4;
         let port = rpc_base + offset;
         let mut child = Command::new(WETEE)
@@ -264,6 +269,7 @@ impl DevNode {
                 "--output",
                 "json",
             ])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -206,6 +206,7 @@ pub fn dev_chain(data_dir: &std::path::Path, epoch_length: u64) -> (String, wete
         worker_threads: 2,
         rpc_threads: 2,
         metrics_address: None,
+        rpc_limits: wetee_node::rpc::RpcLimits::default(),
     };
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
