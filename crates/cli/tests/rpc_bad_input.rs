@@ -44,6 +44,23 @@ fn transfer(nonce: u64, fee: Balance, expires_at: u64, genesis: &Hash) -> Signed
     .sign(&alice, genesis)
 }
 
+/// The methods docs/rpc.md documents: each heading and each table row that starts with one.
+fn documented_methods(docs: &str) -> std::collections::BTreeSet<String> {
+    docs.lines()
+        .filter_map(|line| {
+            line.strip_prefix("### `")
+                .or_else(|| line.strip_prefix("| `"))
+        })
+        .map(|rest| {
+            rest.chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect::<String>()
+        })
+        // Method names have a namespace: `system_health`, `rpc_methods`.
+        .filter(|name| name.contains('_') && !name.starts_with('_'))
+        .collect()
+}
+
 #[test]
 fn bad_requests_get_clear_errors_and_change_nothing() {
     let home = tempfile::tempdir().expect("temp dir");
@@ -73,6 +90,25 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     let (code, message) = error_of(port, "chain_getBlock", json!([1_000_000_000u64]));
     assert_eq!(code, 1002, "{message}");
     assert!(message.contains("not found"), "{message}");
+    // docs/rpc.md names exactly the methods the node serves.
+    let served: std::collections::BTreeSet<String> =
+        serde_json::from_value(rpc_call(port, "rpc_methods", json!([]))["result"].clone())
+            .expect("method names");
+    let docs = std::fs::read_to_string(support::repository().join("docs/rpc.md")).expect("docs");
+    let documented = documented_methods(&docs);
+    let undocumented: Vec<_> = served
+        .iter()
+        .filter(|m| !docs.contains(&format!("`{m}")))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "not in docs/rpc.md: {undocumented:?}"
+    );
+    let unserved: Vec<_> = documented.difference(&served).collect();
+    assert!(
+        unserved.is_empty(),
+        "documented but not served: {unserved:?}"
+    );
     // Lists answer pages: a bad page request is refused in words, a huge limit is cut.
     let (code, message) = error_of(port, "state_workers", json!([{"after": "first"}]));
     assert_eq!(code, -32602, "{message}");

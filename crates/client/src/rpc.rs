@@ -13,17 +13,15 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use jsonrpsee::core::client::{ClientT, Subscription, SubscriptionClientT};
-use jsonrpsee::core::params::ArrayParams;
-use jsonrpsee::rpc_params;
+use jsonrpsee::core::client::Subscription;
 use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
-use serde::de::DeserializeOwned;
-use wetee_types::codec::encode;
+use wetee_rpc_api::WeteeApiClient as _;
 use wetee_types::records::{App, AppVersion, Task, TaskRun, TaskVersion, Worker};
 use wetee_types::rpc::{
     AppEpochs, BlockId, BlockInfo, BlockRef, EventFilter, EventHistory, EventRecord, FinalityProof,
     HeaderInfo, Health, Hex, HistoryPage, MAX_PAGE, NonceConflict, Page, PageRequest, ParamsInfo,
-    PendingPlacement, PlacementPreview, PlacementRequest, StateProof, TransactionStatus, codes,
+    PendingPlacement, PlacementPreview, PlacementRequest, StateProof, TransactionParam,
+    TransactionStatus, codes,
 };
 use wetee_types::transaction::Transaction;
 use wetee_types::{
@@ -177,8 +175,8 @@ impl Client {
                 url: url.clone(),
                 reason: e.to_string(),
             })?;
-        let health: Health = inner
-            .request("system_health", rpc_params![])
+        let health = inner
+            .health()
             .await
             .map_err(|e| ClientError::from_rpc(&url, e))?;
         Ok(Client {
@@ -204,27 +202,21 @@ impl Client {
         self.genesis_hash
     }
 
-    async fn call<T: DeserializeOwned>(
+    /// What the node answered, or why not, naming the node.
+    fn answer<T>(
         &self,
-        method: &str,
-        params: ArrayParams,
+        answered: Result<T, jsonrpsee::core::ClientError>,
     ) -> Result<T, ClientError> {
-        self.inner
-            .request(method, params)
-            .await
-            .map_err(|e| ClientError::from_rpc(&self.url, e))
+        answered.map_err(|e| ClientError::from_rpc(&self.url, e))
     }
 
-    /// Every entry of the paged list `method` answers, page after page (each as large as a
-    /// node answers); `params` gives the call's parameters for a page.
-    async fn every<T, C>(
-        &self,
-        method: &str,
-        params: impl Fn(PageRequest<C>) -> ArrayParams,
-    ) -> Result<Vec<T>, ClientError>
+    /// Every entry of a paged list, page after page (each as large as a node answers):
+    /// `fetch` asks for one page of `method`.
+    async fn every<T, C, F, Fut>(&self, method: &str, fetch: F) -> Result<Vec<T>, ClientError>
     where
-        T: DeserializeOwned,
-        C: DeserializeOwned + serde::Serialize + Ord + Copy,
+        C: Ord + Copy,
+        F: Fn(PageRequest<C>) -> Fut,
+        Fut: Future<Output = Result<Page<T, C>, jsonrpsee::core::ClientError>>,
     {
         let mut items = Vec::new();
         let mut page = PageRequest {
@@ -232,7 +224,7 @@ impl Client {
             limit: Some(MAX_PAGE),
         };
         loop {
-            let answer: Page<T, C> = self.call(method, params(page)).await?;
+            let answer = self.answer(fetch(page).await)?;
             items.extend(answer.items);
             match answer.next {
                 // A node whose pages do not move on would hold the caller for ever.
@@ -247,55 +239,41 @@ impl Client {
         }
     }
 
-    async fn subscribe<T: DeserializeOwned>(
-        &self,
-        method: &str,
-        params: ArrayParams,
-        unsubscribe: &str,
-    ) -> Result<Subscription<T>, ClientError> {
-        self.inner
-            .subscribe(method, params, unsubscribe)
-            .await
-            .map_err(|e| ClientError::from_rpc(&self.url, e))
-    }
-
     /// `system_health`.
     pub async fn health(&self) -> Result<Health, ClientError> {
-        self.call("system_health", rpc_params![]).await
+        self.answer(self.inner.health().await)
+    }
+
+    /// `rpc_methods`: every method the node serves.
+    pub async fn methods(&self) -> Result<Vec<String>, ClientError> {
+        self.answer(self.inner.methods().await)
     }
 
     /// `system_accountNextIndex`: the nonce `account`'s next transaction should use, past its
     /// transactions pending in the node's pool.
     pub async fn next_nonce(&self, account: &AccountId) -> Result<u64, ClientError> {
-        self.call("system_accountNextIndex", rpc_params![account])
-            .await
+        self.answer(self.inner.account_next_index(*account).await)
     }
 
     /// `system_chainSpec`.
     pub async fn chain_spec(&self) -> Result<ChainSpec, ClientError> {
-        self.call("system_chainSpec", rpc_params![]).await
+        self.answer(self.inner.chain_spec().await)
     }
 
     /// `chain_getHeader`: a finalized header (the latest when `block` is `None`).
     pub async fn header(&self, block: Option<BlockId>) -> Result<HeaderInfo, ClientError> {
-        self.call("chain_getHeader", params_of(block)).await
+        self.answer(self.inner.header(block).await)
     }
 
     /// `chain_getBlock`: a finalized block with its receipts and events.
     pub async fn block(&self, block: Option<BlockId>) -> Result<BlockInfo, ClientError> {
-        self.call("chain_getBlock", params_of(block)).await
+        self.answer(self.inner.block(block).await)
     }
 
     /// `chain_getFinality`: why a finalized header (the latest when `height` is `None`) is
     /// final. Unverified: [`crate::light::LightClient`] checks it.
     pub async fn finality(&self, height: Option<u64>) -> Result<FinalityProof, ClientError> {
-        let mut params = ArrayParams::new();
-        if let Some(height) = height {
-            params
-                .insert(height)
-                .map_err(|e| ClientError::Decode(e.to_string()))?;
-        }
-        self.call("chain_getFinality", params).await
+        self.answer(self.inner.finality(height).await)
     }
 
     /// `state_getProof`: `keys` with their values and proofs, from the latest state, or from the
@@ -307,26 +285,12 @@ impl Client {
         at: Option<u64>,
     ) -> Result<StateProof, ClientError> {
         let keys: Vec<Hex> = keys.iter().cloned().map(Hex).collect();
-        let mut params = ArrayParams::new();
-        params
-            .insert(keys)
-            .map_err(|e| ClientError::Decode(e.to_string()))?;
-        if let Some(at) = at {
-            params
-                .insert(at)
-                .map_err(|e| ClientError::Decode(e.to_string()))?;
-        }
-        self.call("state_getProof", params).await
+        self.answer(self.inner.state_proof(keys, at).await)
     }
 
     /// `chain_subscribeFinalizedHeads`.
     pub async fn finalized_heads(&self) -> Result<Subscription<HeaderInfo>, ClientError> {
-        self.subscribe(
-            "chain_subscribeFinalizedHeads",
-            rpc_params![],
-            "chain_unsubscribeFinalizedHeads",
-        )
-        .await
+        self.answer(self.inner.finalized_heads().await)
     }
 
     /// `events_subscribe`: events of finalized blocks matching `filter`.
@@ -334,12 +298,7 @@ impl Client {
         &self,
         filter: &EventFilter,
     ) -> Result<Subscription<EventRecord>, ClientError> {
-        self.subscribe(
-            "events_subscribe",
-            rpc_params![filter],
-            "events_unsubscribe",
-        )
-        .await
+        self.answer(self.inner.events(Some(filter.clone())).await)
     }
 
     /// `state_account`.
@@ -347,17 +306,17 @@ impl Client {
         &self,
         account: &AccountId,
     ) -> Result<wetee_types::records::Account, ClientError> {
-        self.call("state_account", rpc_params![account]).await
+        self.answer(self.inner.account(*account).await)
     }
 
     /// `state_params`.
     pub async fn params(&self) -> Result<ParamsInfo, ClientError> {
-        self.call("state_params", rpc_params![]).await
+        self.answer(self.inner.params().await)
     }
 
     /// `state_worker`.
     pub async fn worker(&self, id: WorkerId) -> Result<Option<Worker>, ClientError> {
-        self.call("state_worker", rpc_params![id]).await
+        self.answer(self.inner.worker(id).await)
     }
 
     /// `state_workers`: one page of the workers, by id.
@@ -365,28 +324,26 @@ impl Client {
         &self,
         page: PageRequest<WorkerId>,
     ) -> Result<Page<Worker, WorkerId>, ClientError> {
-        self.call("state_workers", rpc_params![page]).await
+        self.answer(self.inner.workers(Some(page)).await)
     }
 
     /// Every worker, by id (`state_workers`, page after page).
     pub async fn workers(&self) -> Result<Vec<Worker>, ClientError> {
-        self.every("state_workers", |page: PageRequest<WorkerId>| {
-            rpc_params![page]
-        })
-        .await
+        self.every("state_workers", |page| self.inner.workers(Some(page)))
+            .await
     }
 
     /// Everything placed on a worker (`state_workloads`, page after page).
     pub async fn workloads(&self, worker: WorkerId) -> Result<Vec<Workload>, ClientError> {
-        self.every("state_workloads", |page: PageRequest<Workload>| {
-            rpc_params![worker, page]
+        self.every("state_workloads", |page| {
+            self.inner.workloads(worker, Some(page))
         })
         .await
     }
 
     /// `state_app`.
     pub async fn app(&self, id: AppId) -> Result<Option<App>, ClientError> {
-        self.call("state_app", rpc_params![id]).await
+        self.answer(self.inner.app(id).await)
     }
 
     /// `state_appSecrets`: the app's sealed secrets, if the owner set any.
@@ -394,14 +351,14 @@ impl Client {
         &self,
         id: AppId,
     ) -> Result<Option<wetee_types::records::AppSecrets>, ClientError> {
-        self.call("state_appSecrets", rpc_params![id]).await
+        self.answer(self.inner.app_secrets(id).await)
     }
 
     /// `state_attestationPolicy`: which TEEs the chain accepts for workers.
     pub async fn attestation_policy(
         &self,
     ) -> Result<wetee_types::attestation::AttestationPolicy, ClientError> {
-        self.call("state_attestationPolicy", rpc_params![]).await
+        self.answer(self.inner.attestation_policy().await)
     }
 
     /// `state_collateral`: the Intel collateral stored for a platform family and PCK CA
@@ -412,18 +369,18 @@ impl Client {
         fmspc: &[u8; 6],
         pck_ca: &str,
     ) -> Result<Option<wetee_types::records::CollateralRecord>, ClientError> {
-        self.call(
-            "state_collateral",
-            rpc_params![kind, hex::encode(fmspc), pck_ca],
+        self.answer(
+            self.inner
+                .collateral(kind, hex::encode(fmspc), pck_ca.to_string())
+                .await,
         )
-        .await
     }
 
     /// `state_sealingKey`: the X25519 key the account published for sealing to it, if any.
     /// The node's word: a program that must not trust the node reads it through the light
     /// client.
     pub async fn sealing_key(&self, account: &AccountId) -> Result<Option<[u8; 32]>, ClientError> {
-        let key: Option<String> = self.call("state_sealingKey", rpc_params![account]).await?;
+        let key = self.answer(self.inner.sealing_key(*account).await)?;
         key.map(|hex_key| {
             let mut key = [0u8; 32];
             hex::decode_to_slice(&hex_key, &mut key).map_err(|_| {
@@ -441,13 +398,13 @@ impl Client {
         &self,
         id: AppId,
     ) -> Result<Option<wetee_types::records::AppFailure>, ClientError> {
-        self.call("state_appFailure", rpc_params![id]).await
+        self.answer(self.inner.app_failure(id).await)
     }
 
     /// Every version of an app, oldest first (`state_appVersions`, page after page).
     pub async fn app_versions(&self, id: AppId) -> Result<Vec<AppVersion>, ClientError> {
-        self.every("state_appVersions", |page: PageRequest<u32>| {
-            rpc_params![id, page]
+        self.every("state_appVersions", |page| {
+            self.inner.app_versions(id, Some(page))
         })
         .await
     }
@@ -458,26 +415,26 @@ impl Client {
         owner: Option<&AccountId>,
         page: PageRequest<AppId>,
     ) -> Result<Page<App, AppId>, ClientError> {
-        self.call("state_apps", rpc_params![owner, page]).await
+        self.answer(self.inner.apps(owner.copied(), Some(page)).await)
     }
 
     /// Every app, or every one of `owner`'s, by id (`state_apps`, page after page).
     pub async fn apps(&self, owner: Option<&AccountId>) -> Result<Vec<App>, ClientError> {
-        self.every("state_apps", |page: PageRequest<AppId>| {
-            rpc_params![owner, page]
+        self.every("state_apps", |page| {
+            self.inner.apps(owner.copied(), Some(page))
         })
         .await
     }
 
     /// `state_task`.
     pub async fn task(&self, id: TaskId) -> Result<Option<Task>, ClientError> {
-        self.call("state_task", rpc_params![id]).await
+        self.answer(self.inner.task(id).await)
     }
 
     /// Every version of a task, oldest first (`state_taskVersions`, page after page).
     pub async fn task_versions(&self, id: TaskId) -> Result<Vec<TaskVersion>, ClientError> {
-        self.every("state_taskVersions", |page: PageRequest<u32>| {
-            rpc_params![id, page]
+        self.every("state_taskVersions", |page| {
+            self.inner.task_versions(id, Some(page))
         })
         .await
     }
@@ -488,21 +445,21 @@ impl Client {
         id: TaskId,
         page: PageRequest<u32>,
     ) -> Result<Page<TaskRun, u32>, ClientError> {
-        self.call("state_taskRuns", rpc_params![id, page]).await
+        self.answer(self.inner.task_runs(id, Some(page)).await)
     }
 
     /// Every run of a task, first first (`state_taskRuns`, page after page).
     pub async fn task_runs(&self, id: TaskId) -> Result<Vec<TaskRun>, ClientError> {
-        self.every("state_taskRuns", |page: PageRequest<u32>| {
-            rpc_params![id, page]
+        self.every("state_taskRuns", |page| {
+            self.inner.task_runs(id, Some(page))
         })
         .await
     }
 
     /// Every task, or every one of `owner`'s, by id (`state_tasks`, page after page).
     pub async fn tasks(&self, owner: Option<&AccountId>) -> Result<Vec<Task>, ClientError> {
-        self.every("state_tasks", |page: PageRequest<TaskId>| {
-            rpc_params![owner, page]
+        self.every("state_tasks", |page| {
+            self.inner.tasks(owner.copied(), Some(page))
         })
         .await
     }
@@ -513,15 +470,14 @@ impl Client {
         &self,
         page: PageRequest<u64>,
     ) -> Result<Page<PendingPlacement, u64>, ClientError> {
-        self.call("state_pendingPlacements", rpc_params![page])
-            .await
+        self.answer(self.inner.pending_placements(Some(page)).await)
     }
 
     /// Every workload waiting for a worker, front first, and why
     /// (`state_pendingPlacements`, page after page).
     pub async fn pending_placements(&self) -> Result<Vec<PendingPlacement>, ClientError> {
-        self.every("state_pendingPlacements", |page: PageRequest<u64>| {
-            rpc_params![page]
+        self.every("state_pendingPlacements", |page| {
+            self.inner.pending_placements(Some(page))
         })
         .await
     }
@@ -533,7 +489,11 @@ impl Client {
         filter: &EventFilter,
         page: &HistoryPage,
     ) -> Result<EventHistory, ClientError> {
-        self.call("events_history", rpc_params![filter, page]).await
+        self.answer(
+            self.inner
+                .event_history(filter.clone(), Some(page.clone()))
+                .await,
+        )
     }
 
     /// `apps_epochs`: `app`'s proven and paid epochs, newest first, one page at a time.
@@ -542,7 +502,7 @@ impl Client {
         app: AppId,
         page: &HistoryPage,
     ) -> Result<AppEpochs, ClientError> {
-        self.call("apps_epochs", rpc_params![app, page]).await
+        self.answer(self.inner.app_epochs(app, Some(page.clone())).await)
     }
 
     /// `state_placementPreview`: what creating `request` now would do, without doing it.
@@ -550,34 +510,28 @@ impl Client {
         &self,
         request: &PlacementRequest,
     ) -> Result<PlacementPreview, ClientError> {
-        self.call("state_placementPreview", rpc_params![request])
-            .await
+        self.answer(self.inner.placement_preview(request.clone()).await)
     }
 
     /// `state_pendingReason`: why `workload` waits for a worker, in words; `None` if it does
     /// not wait.
     pub async fn pending_reason(&self, workload: Workload) -> Result<Option<String>, ClientError> {
-        self.call("state_pendingReason", rpc_params![workload])
-            .await
+        self.answer(self.inner.pending_reason(workload).await)
     }
 
     /// `payment_queryFee`: the least fee `tx` needs now, part by part (base, weight, bytes).
     /// Its fee and signature do not matter: ask with any, then sign with the answer.
     pub async fn fee_quote(&self, tx: &SignedTransaction) -> Result<FeeQuote, ClientError> {
-        self.call(
-            "payment_queryFee",
-            rpc_params![format!("0x{}", hex::encode(encode(tx)))],
-        )
-        .await
+        self.answer(self.inner.query_fee(TransactionParam::encoded(tx)).await)
     }
 
     /// `author_submitTransaction`: admits `tx` to the pool and returns its hash.
     pub async fn submit(&self, tx: &SignedTransaction) -> Result<Hash, ClientError> {
-        self.call(
-            "author_submitTransaction",
-            rpc_params![format!("0x{}", hex::encode(encode(tx)))],
+        self.answer(
+            self.inner
+                .submit_transaction(TransactionParam::encoded(tx))
+                .await,
         )
-        .await
     }
 
     /// `author_submitAndWatch`: admits `tx` and follows it to finality.
@@ -585,12 +539,11 @@ impl Client {
         &self,
         tx: &SignedTransaction,
     ) -> Result<Subscription<TransactionStatus>, ClientError> {
-        self.subscribe(
-            "author_submitAndWatch",
-            rpc_params![format!("0x{}", hex::encode(encode(tx)))],
-            "author_unwatch",
+        self.answer(
+            self.inner
+                .submit_and_watch(TransactionParam::encoded(tx))
+                .await,
         )
-        .await
     }
 
     /// Builds and signs `call` from `key` with the chain's minimum fee, the next nonce (past the
@@ -766,14 +719,4 @@ impl Client {
             signatures += 1;
         }
     }
-}
-
-fn params_of<T: serde::Serialize>(value: Option<T>) -> ArrayParams {
-    let mut params = ArrayParams::new();
-    if let Some(value) = value {
-        params
-            .insert(value)
-            .unwrap_or_else(|_| unreachable!("our types serialize"));
-    }
-    params
 }

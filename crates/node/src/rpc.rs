@@ -11,31 +11,37 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
+use jsonrpsee::core::{RpcResult, SubscriptionResult, async_trait};
 use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
 use jsonrpsee::server::{
     BatchRequestConfig, PendingSubscriptionSink, PingConfig, RpcModule, Server, ServerConfig,
     ServerHandle, SubscriptionMessage,
 };
-use jsonrpsee::types::{ErrorObjectOwned, Params};
-use serde::Deserialize;
+use jsonrpsee::types::ErrorObjectOwned;
 use serde::Serialize;
+use wetee_rpc_api::WeteeApiServer;
 use wetee_runtime::query;
 
 pub mod limits;
 
 pub use limits::RpcLimits;
 use limits::{AddressLimiter, RateLimited};
-use wetee_types::codec::decode;
+use wetee_types::attestation::AttestationPolicy;
+use wetee_types::records::{
+    Account, App, AppFailure, AppSecrets, AppVersion, CollateralRecord, Task, TaskRun, TaskVersion,
+    Worker,
+};
 use wetee_types::rpc::{
     AppEpoch, AppEpochs, BlockId, BlockInfo, BlockRef, EventFilter, EventHistory, EventRecord,
-    FinalityProof, HeaderInfo, Health, Hex, HistoryPage, NonceConflict, PageRequest, ParamsInfo,
-    Phase, ProvenEntry, StateProof, TransactionInfo, codes, event_records,
+    FinalityProof, HeaderInfo, Health, Hex, HistoryPage, NonceConflict, Page, PageRequest,
+    ParamsInfo, PendingPlacement, Phase, PlacementPreview, PlacementRequest, ProvenEntry,
+    StateProof, TransactionInfo, TransactionParam, codes, event_records,
 };
 use wetee_types::spec::ChainSpec;
 use wetee_types::transaction::WorkersCall;
 use wetee_types::{
-    AccountId, AppId, Block, Call, CallError, Event, SignedTransaction, TaskId, TxError, WorkerId,
-    Workload,
+    AccountId, AppId, Block, Call, CallError, Event, FeeQuote, Hash, SignedTransaction, TaskId,
+    TeeKind, TxError, WorkerId, Workload,
 };
 
 use crate::ledger::{Ledger, ProveError};
@@ -67,6 +73,8 @@ pub struct RpcState<E: commonware_storage::Context + commonware_runtime::Spawner
     ledger: Ledger<E>,
     spec: Arc<ChainSpec>,
     is_validator: bool,
+    /// Every method's name, known once the module is built (`rpc_methods`).
+    methods: Arc<std::sync::OnceLock<Vec<String>>>,
 }
 
 impl<E: commonware_storage::Context + commonware_runtime::Spawner> std::fmt::Debug for RpcState<E> {
@@ -90,95 +98,16 @@ fn state_error(e: CallError) -> ErrorObjectOwned {
     internal(format!("state unreadable: {e}"))
 }
 
+fn invalid_params(message: impl Into<String>) -> ErrorObjectOwned {
+    error(jsonrpsee::types::error::INVALID_PARAMS_CODE, message)
+}
+
+fn transaction_of(param: TransactionParam) -> Result<SignedTransaction, ErrorObjectOwned> {
+    param.into_transaction().map_err(invalid_params)
+}
+
 fn not_found(what: impl std::fmt::Display) -> ErrorObjectOwned {
     error(codes::NOT_FOUND, format!("{what} not found"))
-}
-
-/// A transaction as a request carries it: the hex of its canonical encoding, or its JSON.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum TransactionParam {
-    Encoded(String),
-    Json(Box<SignedTransaction>),
-}
-
-impl TransactionParam {
-    fn into_transaction(self) -> Result<SignedTransaction, ErrorObjectOwned> {
-        match self {
-            TransactionParam::Json(tx) => Ok(*tx),
-            TransactionParam::Encoded(text) => {
-                let bytes = hex::decode(text.strip_prefix("0x").unwrap_or(&text)).map_err(|e| {
-                    error(
-                        jsonrpsee::types::error::INVALID_PARAMS_CODE,
-                        format!("transaction is not hex: {e}"),
-                    )
-                })?;
-                decode::<SignedTransaction>(&bytes).map_err(|e| {
-                    error(
-                        jsonrpsee::types::error::INVALID_PARAMS_CODE,
-                        format!("transaction does not decode: {e}"),
-                    )
-                })
-            }
-        }
-    }
-}
-
-fn transaction_param(params: &Params<'_>) -> Result<SignedTransaction, ErrorObjectOwned> {
-    let mut sequence = params.sequence();
-    let tx: TransactionParam = sequence.next()?;
-    tx.into_transaction()
-}
-
-fn optional<T: for<'a> Deserialize<'a> + Send>(
-    params: &Params<'_>,
-) -> Result<Option<T>, ErrorObjectOwned> {
-    if params.is_object() {
-        return Err(error(
-            jsonrpsee::types::error::INVALID_PARAMS_CODE,
-            "parameters are positional: pass an array",
-        ));
-    }
-    params.sequence().optional_next()
-}
-
-fn required<T: for<'a> Deserialize<'a> + Send>(params: &Params<'_>) -> Result<T, ErrorObjectOwned> {
-    if params.is_object() {
-        return Err(error(
-            jsonrpsee::types::error::INVALID_PARAMS_CODE,
-            "parameters are positional: pass an array",
-        ));
-    }
-    params.sequence().next()
-}
-
-/// A list method's parameters when it lists everything: `[page?]`.
-fn page_of<C: for<'a> Deserialize<'a> + Send>(
-    params: &Params<'_>,
-) -> Result<PageRequest<C>, ErrorObjectOwned> {
-    Ok(optional(params)?.unwrap_or_default())
-}
-
-/// A list method's parameters when it lists what belongs to something: `[subject, page?]`.
-fn subject_and_page<S, C>(params: &Params<'_>) -> Result<(S, PageRequest<C>), ErrorObjectOwned>
-where
-    S: for<'a> Deserialize<'a> + Send,
-    C: for<'a> Deserialize<'a> + Send,
-{
-    let subject = required(params)?;
-    let mut sequence = params.sequence();
-    sequence.next::<serde_json::Value>()?;
-    Ok((subject, sequence.optional_next()?.unwrap_or_default()))
-}
-
-/// A list method's parameters when it may list only an owner's: `[owner?, page?]`.
-fn owner_and_page<C: for<'a> Deserialize<'a> + Send>(
-    params: &Params<'_>,
-) -> Result<(Option<AccountId>, PageRequest<C>), ErrorObjectOwned> {
-    let owner = optional(params)?;
-    let mut sequence = params.sequence();
-    let _: Option<serde_json::Value> = sequence.optional_next()?;
-    Ok((owner, sequence.optional_next()?.unwrap_or_default()))
 }
 
 pub use crate::history::MAX_HISTORY_RECORDS;
@@ -188,25 +117,14 @@ pub const MAX_HISTORY_BLOCKS_READ: usize = 256;
 /// Records `events_history` returns when the caller names no limit.
 pub const DEFAULT_HISTORY_RECORDS: usize = 100;
 
-/// A paged history request's parameters: what it is about, then an optional
-/// [`HistoryPage`]; the page's start and its limit, within bounds.
-fn paged<T: for<'a> Deserialize<'a> + Send>(
-    params: &Params<'_>,
-) -> Result<(T, Option<u64>, usize), ErrorObjectOwned> {
-    if params.is_object() {
-        return Err(error(
-            jsonrpsee::types::error::INVALID_PARAMS_CODE,
-            "parameters are positional: pass an array",
-        ));
-    }
-    let mut sequence = params.sequence();
-    let subject: T = sequence.next()?;
-    let page: HistoryPage = sequence.optional_next()?.unwrap_or_default();
+/// A history page's start and its limit, within bounds.
+fn history_page(page: Option<HistoryPage>) -> (Option<u64>, usize) {
+    let page = page.unwrap_or_default();
     let limit = page
         .limit
         .map_or(DEFAULT_HISTORY_RECORDS, |l| l as usize)
         .clamp(1, MAX_HISTORY_RECORDS);
-    Ok((subject, page.before, limit))
+    (page.before, limit)
 }
 
 /// What a history request read: each block with its matching events, newest first, where
@@ -220,57 +138,25 @@ struct HistoryRead {
 /// Most keys one `state_getProof` proves: the node's commits wait while it proves.
 pub const MAX_PROOF_KEYS: usize = 1_024;
 
-/// `state_getProof`'s parameters: the runtime keys (hex) and, optionally, the height the
-/// caller's earlier proofs were at.
-fn proof_params(params: &Params<'_>) -> Result<(Vec<Vec<u8>>, Option<u64>), ErrorObjectOwned> {
-    if params.is_object() {
-        return Err(error(
-            jsonrpsee::types::error::INVALID_PARAMS_CODE,
-            "parameters are positional: pass an array",
-        ));
-    }
-    let mut sequence = params.sequence();
-    let keys: Vec<Hex> = sequence.next()?;
-    let at: Option<u64> = sequence.optional_next()?;
+/// `state_getProof`'s keys, within bounds.
+fn proof_keys(keys: Vec<Hex>) -> Result<Vec<Vec<u8>>, ErrorObjectOwned> {
     if keys.len() > MAX_PROOF_KEYS {
-        return Err(error(
-            jsonrpsee::types::error::INVALID_PARAMS_CODE,
-            format!(
-                "{} keys asked; at most {MAX_PROOF_KEYS} per request",
-                keys.len()
-            ),
-        ));
+        return Err(invalid_params(format!(
+            "{} keys asked; at most {MAX_PROOF_KEYS} per request",
+            keys.len()
+        )));
     }
     if let Some(long) = keys
         .iter()
         .find(|key| key.0.len() > crate::store::MAX_KEY_BYTES)
     {
-        return Err(error(
-            jsonrpsee::types::error::INVALID_PARAMS_CODE,
-            format!(
-                "a key of {} bytes; state keys have at most {}",
-                long.0.len(),
-                crate::store::MAX_KEY_BYTES
-            ),
-        ));
+        return Err(invalid_params(format!(
+            "a key of {} bytes; state keys have at most {}",
+            long.0.len(),
+            crate::store::MAX_KEY_BYTES
+        )));
     }
-    Ok((keys.into_iter().map(|key| key.0).collect(), at))
-}
-
-fn triple<A, B, C>(params: &Params<'_>) -> Result<(A, B, C), ErrorObjectOwned>
-where
-    A: for<'a> Deserialize<'a> + Send,
-    B: for<'a> Deserialize<'a> + Send,
-    C: for<'a> Deserialize<'a> + Send,
-{
-    if params.is_object() {
-        return Err(error(
-            jsonrpsee::types::error::INVALID_PARAMS_CODE,
-            "parameters are positional: pass an array",
-        ));
-    }
-    let mut sequence = params.sequence();
-    Ok((sequence.next()?, sequence.next()?, sequence.next()?))
+    Ok(keys.into_iter().map(|key| key.0).collect())
 }
 
 fn header_info(block: &Block) -> HeaderInfo {
@@ -303,6 +189,14 @@ impl<E> RpcState<E>
 where
     E: commonware_storage::Context + commonware_runtime::Spawner + Send + Sync,
 {
+    /// Answers from the latest finalized state.
+    fn read<R>(
+        &self,
+        query: impl FnOnce(&dyn wetee_runtime::State) -> Result<R, CallError>,
+    ) -> RpcResult<R> {
+        self.ledger.read(query).map_err(state_error)
+    }
+
     async fn block(&self, id: Option<BlockId>) -> Result<Arc<Block>, ErrorObjectOwned> {
         let id = id.unwrap_or(BlockId::Height(self.ledger.status().head.header.height));
         self.ledger.block(id).await.ok_or_else(|| match id {
@@ -502,23 +396,351 @@ where
     }
 }
 
-/// Registers a method answering from the finalized state.
-fn state_method<E, T, R>(
-    module: &mut RpcModule<RpcState<E>>,
-    name: &'static str,
-    query: impl Fn(&dyn wetee_runtime::State, T) -> Result<R, ErrorObjectOwned> + Send + Sync + 'static,
-    parse: fn(&Params<'_>) -> Result<T, ErrorObjectOwned>,
-) where
-    E: commonware_storage::Context + commonware_runtime::Spawner + Send + Sync,
-    T: 'static,
-    R: Serialize + Clone + 'static,
+#[async_trait]
+impl<E> WeteeApiServer for RpcState<E>
+where
+    E: commonware_storage::Context + commonware_runtime::Spawner + Send + Sync + 'static,
 {
-    module
-        .register_method(name, move |params, state, _| {
-            let argument = parse(&params)?;
-            state.ledger.read(|view| query(view, argument))
+    fn health(&self) -> RpcResult<Health> {
+        Ok(RpcState::health(self))
+    }
+
+    fn chain_spec(&self) -> RpcResult<ChainSpec> {
+        Ok((*self.spec).clone())
+    }
+
+    fn account_next_index(&self, account: AccountId) -> RpcResult<u64> {
+        self.ledger.next_nonce(&account).map_err(state_error)
+    }
+
+    fn methods(&self) -> RpcResult<Vec<String>> {
+        Ok(self.methods.get().cloned().unwrap_or_default())
+    }
+
+    async fn header(&self, block: Option<BlockId>) -> RpcResult<HeaderInfo> {
+        let block = self.block(block).await?;
+        Ok(header_info(&block))
+    }
+
+    async fn block(&self, block: Option<BlockId>) -> RpcResult<BlockInfo> {
+        let block = RpcState::block(self, block).await?;
+        let outcome = self
+            .ledger
+            .outcome(&block)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| not_found("the block's receipts"))?;
+        Ok(BlockInfo {
+            header: header_info(&block),
+            transactions: block
+                .transactions
+                .iter()
+                .map(|tx| TransactionInfo {
+                    hash: tx.hash(),
+                    transaction: tx.clone(),
+                })
+                .collect(),
+            receipts: outcome.receipts,
+            begin_events: outcome.begin_events,
+            end_events: outcome.end_events,
         })
-        .expect("method names are unique");
+    }
+
+    async fn finality(&self, height: Option<u64>) -> RpcResult<FinalityProof> {
+        let height = height.unwrap_or(self.ledger.status().head.header.height);
+        RpcState::finality(self, height).await
+    }
+
+    async fn finalized_heads(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+        let mut finalized = self.ledger.subscribe();
+        let sink = pending.accept().await?;
+        while let Some(block) = next_or_closed(&mut finalized, &sink).await {
+            sink.send(json_message(&header_info(&block.block))?).await?;
+        }
+        Err("this node fell too far behind the chain to follow it".into())
+    }
+
+    async fn state_proof(&self, keys: Vec<Hex>, at: Option<u64>) -> RpcResult<StateProof> {
+        let keys = proof_keys(keys)?;
+        let (height, proven) = self.ledger.prove(&keys, at).await.map_err(|e| match e {
+            ProveError::Moved { height } => ErrorObjectOwned::owned(
+                codes::STATE_MOVED,
+                e.to_string(),
+                Some(serde_json::json!({ "height": height })),
+            ),
+            ProveError::Store(e) => internal(e),
+        })?;
+        let finality = RpcState::finality(self, height).await?;
+        Ok(StateProof {
+            finality,
+            entries: proven
+                .into_iter()
+                .map(|entry| ProvenEntry {
+                    key: Hex(entry.key),
+                    value: entry.value.map(Hex),
+                    proof: Hex(entry.proof.to_bytes()),
+                })
+                .collect(),
+        })
+    }
+
+    fn account(&self, account: AccountId) -> RpcResult<Account> {
+        self.read(|view| query::account(view, &account))
+    }
+
+    fn params(&self) -> RpcResult<ParamsInfo> {
+        let missing = || internal("the state has no parameters");
+        let (chain, params, root, treasury) = self.read(|view| {
+            Ok((
+                query::chain_config(view)?,
+                query::params(view)?,
+                query::root_key(view)?,
+                query::treasury(view)?,
+            ))
+        })?;
+        Ok(ParamsInfo {
+            chain: chain.ok_or_else(missing)?,
+            params: params.ok_or_else(missing)?,
+            root: root.ok_or_else(missing)?,
+            treasury: treasury.ok_or_else(missing)?,
+        })
+    }
+
+    fn worker(&self, worker: WorkerId) -> RpcResult<Option<Worker>> {
+        self.read(|view| query::worker(view, worker))
+    }
+
+    fn workers(&self, page: Option<PageRequest<WorkerId>>) -> RpcResult<Page<Worker, WorkerId>> {
+        self.read(|view| query::workers_page(view, &page.unwrap_or_default()))
+    }
+
+    fn workloads(
+        &self,
+        worker: WorkerId,
+        page: Option<PageRequest<Workload>>,
+    ) -> RpcResult<Page<Workload, Workload>> {
+        self.read(|view| query::workloads_page(view, worker, &page.unwrap_or_default()))
+    }
+
+    fn app(&self, app: AppId) -> RpcResult<Option<App>> {
+        self.read(|view| query::app(view, app))
+    }
+
+    fn sealing_key(&self, account: AccountId) -> RpcResult<Option<String>> {
+        self.read(|view| query::sealing_key(view, &account))
+            .map(|key| key.map(hex::encode))
+    }
+
+    fn app_failure(&self, app: AppId) -> RpcResult<Option<AppFailure>> {
+        self.read(|view| query::app_failure(view, app))
+    }
+
+    fn app_secrets(&self, app: AppId) -> RpcResult<Option<AppSecrets>> {
+        self.read(|view| query::app_secrets(view, app))
+    }
+
+    fn attestation_policy(&self) -> RpcResult<AttestationPolicy> {
+        self.read(query::attestation_policy)
+    }
+
+    fn collateral(
+        &self,
+        kind: TeeKind,
+        fmspc: String,
+        pck_ca: String,
+    ) -> RpcResult<Option<CollateralRecord>> {
+        let fmspc = wetee_types::attestation::hex_array::parse::<6>(&fmspc)
+            .map_err(|e| invalid_params(format!("fmspc: {e}")))?;
+        self.read(|view| query::collateral(view, kind, &fmspc, &pck_ca))
+    }
+
+    fn app_versions(
+        &self,
+        app: AppId,
+        page: Option<PageRequest<u32>>,
+    ) -> RpcResult<Page<AppVersion, u32>> {
+        self.read(|view| query::app_versions_page(view, app, &page.unwrap_or_default()))
+    }
+
+    fn apps(
+        &self,
+        owner: Option<AccountId>,
+        page: Option<PageRequest<AppId>>,
+    ) -> RpcResult<Page<App, AppId>> {
+        self.read(|view| query::apps_page(view, owner.as_ref(), &page.unwrap_or_default()))
+    }
+
+    fn task(&self, task: TaskId) -> RpcResult<Option<Task>> {
+        self.read(|view| query::task(view, task))
+    }
+
+    fn task_versions(
+        &self,
+        task: TaskId,
+        page: Option<PageRequest<u32>>,
+    ) -> RpcResult<Page<TaskVersion, u32>> {
+        self.read(|view| query::task_versions_page(view, task, &page.unwrap_or_default()))
+    }
+
+    fn task_runs(
+        &self,
+        task: TaskId,
+        page: Option<PageRequest<u32>>,
+    ) -> RpcResult<Page<TaskRun, u32>> {
+        self.read(|view| query::task_runs_page(view, task, &page.unwrap_or_default()))
+    }
+
+    fn tasks(
+        &self,
+        owner: Option<AccountId>,
+        page: Option<PageRequest<TaskId>>,
+    ) -> RpcResult<Page<Task, TaskId>> {
+        self.read(|view| query::tasks_page(view, owner.as_ref(), &page.unwrap_or_default()))
+    }
+
+    fn pending_placements(
+        &self,
+        page: Option<PageRequest<u64>>,
+    ) -> RpcResult<Page<PendingPlacement, u64>> {
+        self.read(|view| query::pending_page(view, &page.unwrap_or_default()))
+    }
+
+    fn placement_preview(&self, request: PlacementRequest) -> RpcResult<PlacementPreview> {
+        self.read(|view| query::placement_preview(view, &request))
+    }
+
+    fn pending_reason(&self, workload: Workload) -> RpcResult<Option<String>> {
+        self.read(|view| query::pending_reason(view, &workload))
+    }
+
+    fn query_fee(&self, transaction: TransactionParam) -> RpcResult<FeeQuote> {
+        let tx = transaction_of(transaction)?;
+        self.ledger.fee_quote(&tx).map_err(|e| match e {
+            TxError::State(_) => internal(e),
+            other => error(
+                codes::TRANSACTION_REJECTED,
+                format!("transaction rejected: {other}"),
+            ),
+        })
+    }
+
+    fn submit_transaction(&self, transaction: TransactionParam) -> RpcResult<Hash> {
+        let tx = transaction_of(transaction)?;
+        let hash = tx.hash();
+        let signer = tx.tx.signer;
+        match self.ledger.submit(tx, true) {
+            Ok(hash) => Ok(hash),
+            // Submitting again what is pending is harmless: same answer as the first time.
+            Err(MempoolError::AlreadyKnown(_)) => Ok(hash),
+            Err(e) => Err(self.rejection(&signer, e)),
+        }
+    }
+
+    async fn submit_and_watch(
+        &self,
+        pending: PendingSubscriptionSink,
+        transaction: TransactionParam,
+    ) -> SubscriptionResult {
+        let tx = match transaction_of(transaction) {
+            Ok(tx) => tx,
+            Err(e) => {
+                pending.reject(e).await;
+                return Ok(());
+            }
+        };
+        // Watch before admitting, so a block finalized in between is not missed.
+        let hash = tx.hash();
+        let Some(mut statuses) = self.ledger.watch(hash) else {
+            pending
+                .reject(error(
+                    codes::UNAVAILABLE,
+                    "too many transactions are being watched; submit without watching",
+                ))
+                .await;
+            return Ok(());
+        };
+        let signer = tx.tx.signer;
+        match self.ledger.submit(tx, true) {
+            // Already pending (sent again after a lost connection): follow it.
+            Ok(_) | Err(MempoolError::AlreadyKnown(_)) => {}
+            Err(e) => {
+                drop(statuses);
+                self.ledger.unwatch(&hash);
+                pending.reject(self.rejection(&signer, e)).await;
+                return Ok(());
+            }
+        }
+        let sink = match pending.accept().await {
+            Ok(sink) => sink,
+            Err(e) => {
+                drop(statuses);
+                self.ledger.unwatch(&hash);
+                return Err(e.into());
+            }
+        };
+        loop {
+            let Some(status) = next_or_closed(&mut statuses, &sink).await else {
+                break;
+            };
+            let last = status.is_final();
+            sink.send(json_message(&status)?).await?;
+            if last {
+                return Ok(());
+            }
+        }
+        drop(statuses);
+        self.ledger.unwatch(&hash);
+        Err("the node stopped following this transaction".into())
+    }
+
+    async fn events(
+        &self,
+        pending: PendingSubscriptionSink,
+        filter: Option<EventFilter>,
+    ) -> SubscriptionResult {
+        let filter = filter.unwrap_or_default();
+        let mut finalized = self.ledger.subscribe();
+        let sink = pending.accept().await?;
+        while let Some(block) = next_or_closed(&mut finalized, &sink).await {
+            let at = BlockRef {
+                height: block.block.header.height,
+                hash: block.hash,
+            };
+            let outcome = &block.outcome;
+            let records = event_records(
+                at,
+                &outcome.begin_events,
+                &outcome.receipts,
+                &outcome.end_events,
+            );
+            for (record, signer) in records {
+                if filter.matches(&record, signer.as_ref()) {
+                    sink.send(json_message(&record)?).await?;
+                }
+            }
+        }
+        Err("this node fell too far behind the chain to follow it".into())
+    }
+
+    async fn event_history(
+        &self,
+        filter: EventFilter,
+        page: Option<HistoryPage>,
+    ) -> RpcResult<EventHistory> {
+        if filter.is_empty() {
+            return Err(invalid_params(
+                "name an account, worker, app or task: the whole chain's history is read \
+                 block by block with chain_getBlock",
+            ));
+        }
+        let (before, limit) = history_page(page);
+        RpcState::event_history(self, &filter, before, limit).await
+    }
+
+    async fn app_epochs(&self, app: AppId, page: Option<HistoryPage>) -> RpcResult<AppEpochs> {
+        let (before, limit) = history_page(page);
+        RpcState::app_epochs(self, app, before, limit).await
+    }
 }
 
 /// Every RPC method, over `ledger`.
@@ -528,423 +750,19 @@ pub fn module<E>(
     is_validator: bool,
 ) -> RpcModule<RpcState<E>>
 where
-    E: commonware_storage::Context + commonware_runtime::Spawner + Send + Sync,
+    E: commonware_storage::Context + commonware_runtime::Spawner + Send + Sync + 'static,
 {
-    let mut module = RpcModule::new(RpcState {
+    let methods = Arc::new(std::sync::OnceLock::new());
+    let module = RpcState {
         ledger,
         spec,
         is_validator,
-    });
-    let unique = "method names are unique";
-
-    module
-        .register_method("system_health", |_, state, _| {
-            Ok::<_, ErrorObjectOwned>(state.health())
-        })
-        .expect(unique);
-    module
-        .register_method("system_chainSpec", |_, state, _| {
-            Ok::<_, ErrorObjectOwned>((*state.spec).clone())
-        })
-        .expect(unique);
-
-    module
-        .register_async_method("chain_getHeader", |params, state, _| async move {
-            let id: Option<BlockId> = optional(&params)?;
-            let block = state.block(id).await?;
-            Ok::<_, ErrorObjectOwned>(header_info(&block))
-        })
-        .expect(unique);
-    module
-        .register_async_method("chain_getBlock", |params, state, _| async move {
-            let id: Option<BlockId> = optional(&params)?;
-            let block = state.block(id).await?;
-            let outcome = state
-                .ledger
-                .outcome(&block)
-                .await
-                .map_err(internal)?
-                .ok_or_else(|| not_found("the block's receipts"))?;
-            Ok::<_, ErrorObjectOwned>(BlockInfo {
-                header: header_info(&block),
-                transactions: block
-                    .transactions
-                    .iter()
-                    .map(|tx| TransactionInfo {
-                        hash: tx.hash(),
-                        transaction: tx.clone(),
-                    })
-                    .collect(),
-                receipts: outcome.receipts,
-                begin_events: outcome.begin_events,
-                end_events: outcome.end_events,
-            })
-        })
-        .expect(unique);
-    module
-        .register_subscription(
-            "chain_subscribeFinalizedHeads",
-            "chain_finalizedHead",
-            "chain_unsubscribeFinalizedHeads",
-            |_, pending: PendingSubscriptionSink, state, _| async move {
-                let mut finalized = state.ledger.subscribe();
-                let sink = pending.accept().await?;
-                while let Some(block) = next_or_closed(&mut finalized, &sink).await {
-                    sink.send(json_message(&header_info(&block.block))?).await?;
-                }
-                Err("this node fell too far behind the chain to follow it".into())
-            },
-        )
-        .expect(unique);
-
-    module
-        .register_async_method("chain_getFinality", |params, state, _| async move {
-            let height: Option<u64> = optional(&params)?;
-            let height = height.unwrap_or(state.ledger.status().head.header.height);
-            state.finality(height).await
-        })
-        .expect(unique);
-    module
-        .register_async_method("state_getProof", |params, state, _| async move {
-            let (keys, at) = proof_params(&params)?;
-            let (height, proven) = state.ledger.prove(&keys, at).await.map_err(|e| match e {
-                ProveError::Moved { height } => ErrorObjectOwned::owned(
-                    codes::STATE_MOVED,
-                    e.to_string(),
-                    Some(serde_json::json!({ "height": height })),
-                ),
-                ProveError::Store(e) => internal(e),
-            })?;
-            let finality = state.finality(height).await?;
-            Ok::<_, ErrorObjectOwned>(StateProof {
-                finality,
-                entries: proven
-                    .into_iter()
-                    .map(|entry| ProvenEntry {
-                        key: Hex(entry.key),
-                        value: entry.value.map(Hex),
-                        proof: Hex(entry.proof.to_bytes()),
-                    })
-                    .collect(),
-            })
-        })
-        .expect(unique);
-
-    module
-        .register_method("system_accountNextIndex", |params, state, _| {
-            let account: AccountId = required(&params)?;
-            state.ledger.next_nonce(&account).map_err(state_error)
-        })
-        .expect(unique);
-    module
-        .register_method("payment_queryFee", |params, state, _| {
-            let tx = transaction_param(&params)?;
-            state.ledger.fee_quote(&tx).map_err(|e| match e {
-                TxError::State(_) => internal(e),
-                other => error(
-                    codes::TRANSACTION_REJECTED,
-                    format!("transaction rejected: {other}"),
-                ),
-            })
-        })
-        .expect(unique);
-    module
-        .register_method("author_submitTransaction", |params, state, _| {
-            let tx = transaction_param(&params)?;
-            let hash = tx.hash();
-            let signer = tx.tx.signer;
-            match state.ledger.submit(tx, true) {
-                Ok(hash) => Ok(hash),
-                // Submitting again what is pending is harmless: same answer as the first time.
-                Err(MempoolError::AlreadyKnown(_)) => Ok(hash),
-                Err(e) => Err(state.rejection(&signer, e)),
-            }
-        })
-        .expect(unique);
-    module
-        .register_subscription(
-            "author_submitAndWatch",
-            "author_transactionStatus",
-            "author_unwatch",
-            |params, pending: PendingSubscriptionSink, state, _| async move {
-                let tx = match transaction_param(&params) {
-                    Ok(tx) => tx,
-                    Err(e) => {
-                        pending.reject(e).await;
-                        return Ok(());
-                    }
-                };
-                // Watch before admitting, so a block finalized in between is not missed.
-                let hash = tx.hash();
-                let Some(mut statuses) = state.ledger.watch(hash) else {
-                    pending
-                        .reject(error(
-                            codes::UNAVAILABLE,
-                            "too many transactions are being watched; submit without watching",
-                        ))
-                        .await;
-                    return Ok(());
-                };
-                let signer = tx.tx.signer;
-                match state.ledger.submit(tx, true) {
-                    // Already pending (sent again after a lost connection): follow it.
-                    Ok(_) | Err(MempoolError::AlreadyKnown(_)) => {}
-                    Err(e) => {
-                        drop(statuses);
-                        state.ledger.unwatch(&hash);
-                        pending.reject(state.rejection(&signer, e)).await;
-                        return Ok(());
-                    }
-                }
-                let sink = match pending.accept().await {
-                    Ok(sink) => sink,
-                    Err(e) => {
-                        drop(statuses);
-                        state.ledger.unwatch(&hash);
-                        return Err(e.into());
-                    }
-                };
-                loop {
-                    let Some(status) = next_or_closed(&mut statuses, &sink).await else {
-                        break;
-                    };
-                    let last = status.is_final();
-                    sink.send(json_message(&status)?).await?;
-                    if last {
-                        return Ok(());
-                    }
-                }
-                drop(statuses);
-                state.ledger.unwatch(&hash);
-                Err("the node stopped following this transaction".into())
-            },
-        )
-        .expect(unique);
-
-    module
-        .register_subscription(
-            "events_subscribe",
-            "events_event",
-            "events_unsubscribe",
-            |params, pending: PendingSubscriptionSink, state, _| async move {
-                let filter: EventFilter = match optional(&params) {
-                    Ok(filter) => filter.unwrap_or_default(),
-                    Err(e) => {
-                        pending.reject(e).await;
-                        return Ok(());
-                    }
-                };
-                let mut finalized = state.ledger.subscribe();
-                let sink = pending.accept().await?;
-                while let Some(block) = next_or_closed(&mut finalized, &sink).await {
-                    let at = BlockRef {
-                        height: block.block.header.height,
-                        hash: block.hash,
-                    };
-                    let outcome = &block.outcome;
-                    let records = event_records(
-                        at,
-                        &outcome.begin_events,
-                        &outcome.receipts,
-                        &outcome.end_events,
-                    );
-                    for (record, signer) in records {
-                        if filter.matches(&record, signer.as_ref()) {
-                            sink.send(json_message(&record)?).await?;
-                        }
-                    }
-                }
-                Err("this node fell too far behind the chain to follow it".into())
-            },
-        )
-        .expect(unique);
-
-    module
-        .register_async_method("events_history", |params, state, _| async move {
-            let (filter, before, limit) = paged::<EventFilter>(&params)?;
-            if filter.is_empty() {
-                return Err(error(
-                    jsonrpsee::types::error::INVALID_PARAMS_CODE,
-                    "name an account, worker, app or task: the whole chain's history is read \
-                     block by block with chain_getBlock",
-                ));
-            }
-            state.event_history(&filter, before, limit).await
-        })
-        .expect(unique);
-
-    module
-        .register_async_method("apps_epochs", |params, state, _| async move {
-            let (app, before, limit) = paged::<AppId>(&params)?;
-            state.app_epochs(app, before, limit).await
-        })
-        .expect(unique);
-
-    fn none(_: &Params<'_>) -> Result<(), ErrorObjectOwned> {
-        Ok(())
+        methods: Arc::clone(&methods),
     }
-    state_method(
-        &mut module,
-        "state_account",
-        |view, account: AccountId| query::account(view, &account).map_err(state_error),
-        required,
-    );
-    state_method(
-        &mut module,
-        "state_params",
-        |view, ()| {
-            let missing = || internal("the state has no parameters");
-            Ok(ParamsInfo {
-                chain: query::chain_config(view)
-                    .map_err(state_error)?
-                    .ok_or_else(missing)?,
-                params: query::params(view)
-                    .map_err(state_error)?
-                    .ok_or_else(missing)?,
-                root: query::root_key(view)
-                    .map_err(state_error)?
-                    .ok_or_else(missing)?,
-                treasury: query::treasury(view)
-                    .map_err(state_error)?
-                    .ok_or_else(missing)?,
-            })
-        },
-        none,
-    );
-    state_method(
-        &mut module,
-        "state_worker",
-        |view, id: WorkerId| query::worker(view, id).map_err(state_error),
-        required,
-    );
-    state_method(
-        &mut module,
-        "state_workers",
-        |view, page: PageRequest<WorkerId>| query::workers_page(view, &page).map_err(state_error),
-        page_of,
-    );
-    state_method(
-        &mut module,
-        "state_workloads",
-        |view, (id, page): (WorkerId, PageRequest<Workload>)| {
-            query::workloads_page(view, id, &page).map_err(state_error)
-        },
-        subject_and_page,
-    );
-    state_method(
-        &mut module,
-        "state_app",
-        |view, id: AppId| query::app(view, id).map_err(state_error),
-        required,
-    );
-    state_method(
-        &mut module,
-        "state_sealingKey",
-        |view, account: AccountId| {
-            query::sealing_key(view, &account)
-                .map(|key| key.map(hex::encode))
-                .map_err(state_error)
-        },
-        required,
-    );
-    state_method(
-        &mut module,
-        "state_appFailure",
-        |view, id: AppId| query::app_failure(view, id).map_err(state_error),
-        required,
-    );
-    state_method(
-        &mut module,
-        "state_appSecrets",
-        |view, id: AppId| query::app_secrets(view, id).map_err(state_error),
-        required,
-    );
-    state_method(
-        &mut module,
-        "state_attestationPolicy",
-        |view, ()| query::attestation_policy(view).map_err(state_error),
-        none,
-    );
-    state_method(
-        &mut module,
-        "state_collateral",
-        |view, (kind, fmspc, pck_ca): (wetee_types::TeeKind, String, String)| {
-            let fmspc = wetee_types::attestation::hex_array::parse::<6>(&fmspc).map_err(|e| {
-                error(
-                    jsonrpsee::types::error::INVALID_PARAMS_CODE,
-                    format!("fmspc: {e}"),
-                )
-            })?;
-            query::collateral(view, kind, &fmspc, &pck_ca).map_err(state_error)
-        },
-        triple,
-    );
-    state_method(
-        &mut module,
-        "state_appVersions",
-        |view, (id, page): (AppId, PageRequest<u32>)| {
-            query::app_versions_page(view, id, &page).map_err(state_error)
-        },
-        subject_and_page,
-    );
-    state_method(
-        &mut module,
-        "state_apps",
-        |view, (owner, page): (Option<AccountId>, PageRequest<AppId>)| {
-            query::apps_page(view, owner.as_ref(), &page).map_err(state_error)
-        },
-        owner_and_page,
-    );
-    state_method(
-        &mut module,
-        "state_task",
-        |view, id: TaskId| query::task(view, id).map_err(state_error),
-        required,
-    );
-    state_method(
-        &mut module,
-        "state_taskVersions",
-        |view, (id, page): (TaskId, PageRequest<u32>)| {
-            query::task_versions_page(view, id, &page).map_err(state_error)
-        },
-        subject_and_page,
-    );
-    state_method(
-        &mut module,
-        "state_taskRuns",
-        |view, (id, page): (TaskId, PageRequest<u32>)| {
-            query::task_runs_page(view, id, &page).map_err(state_error)
-        },
-        subject_and_page,
-    );
-    state_method(
-        &mut module,
-        "state_tasks",
-        |view, (owner, page): (Option<AccountId>, PageRequest<TaskId>)| {
-            query::tasks_page(view, owner.as_ref(), &page).map_err(state_error)
-        },
-        owner_and_page,
-    );
-    state_method(
-        &mut module,
-        "state_pendingPlacements",
-        |view, page: PageRequest<u64>| query::pending_page(view, &page).map_err(state_error),
-        page_of,
-    );
-    state_method(
-        &mut module,
-        "state_placementPreview",
-        |view, request: query::PlacementRequest| {
-            query::placement_preview(view, &request).map_err(state_error)
-        },
-        required,
-    );
-    state_method(
-        &mut module,
-        "state_pendingReason",
-        |view, workload: Workload| query::pending_reason(view, &workload).map_err(state_error),
-        required,
-    );
+    .into_rpc();
+    let mut names: Vec<String> = module.method_names().map(str::to_string).collect();
+    names.sort_unstable();
+    let _ = methods.set(names);
     module
 }
 

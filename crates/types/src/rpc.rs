@@ -379,6 +379,37 @@ pub struct ParamsInfo {
     pub treasury: AccountId,
 }
 
+/// A transaction as a request carries it (`author_submitTransaction`, `author_submitAndWatch`,
+/// `payment_queryFee`): the `0x` hex of its canonical encoding, or its JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TransactionParam {
+    /// The hex of its canonical encoding: what the SDK and the console send.
+    Encoded(String),
+    /// Its JSON.
+    Json(Box<SignedTransaction>),
+}
+
+impl TransactionParam {
+    /// `tx` as the SDK sends it.
+    pub fn encoded(tx: &SignedTransaction) -> TransactionParam {
+        TransactionParam::Encoded(format!("0x{}", hex::encode(crate::codec::encode(tx))))
+    }
+
+    /// The transaction, or why the parameter is not one.
+    pub fn into_transaction(self) -> Result<SignedTransaction, String> {
+        match self {
+            TransactionParam::Json(tx) => Ok(*tx),
+            TransactionParam::Encoded(text) => {
+                let bytes = hex::decode(text.strip_prefix("0x").unwrap_or(&text))
+                    .map_err(|e| format!("transaction is not hex: {e}"))?;
+                crate::codec::decode::<SignedTransaction>(&bytes)
+                    .map_err(|e| format!("transaction does not decode: {e}"))
+            }
+        }
+    }
+}
+
 /// Entries a `state_*` list method answers when the request names no limit.
 pub const DEFAULT_PAGE: u32 = 100;
 /// Most entries a `state_*` list method answers at once: a larger limit is cut to it.
