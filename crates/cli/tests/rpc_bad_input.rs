@@ -109,6 +109,10 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
         unserved.is_empty(),
         "documented but not served: {unserved:?}"
     );
+    // Parameters are positional: an object, which names could be misspelt in, is refused.
+    let (code, message) = error_of(port, "chain_getHeader", json!({"height": 1}));
+    assert_eq!(code, -32602, "{message}");
+    assert!(message.contains("positional"), "{message}");
     // Lists answer pages: a bad page request is refused in words, a huge limit is cut.
     let (code, message) = error_of(port, "state_workers", json!([{"after": "first"}]));
     assert_eq!(code, -32602, "{message}");

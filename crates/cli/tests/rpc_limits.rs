@@ -52,6 +52,24 @@ fn exchange(mut stream: TcpStream, request: &Value) -> Option<Value> {
     serde_json::from_str(body).ok()
 }
 
+/// Opens a WebSocket to the node at `address`: the socket once the node switched protocols,
+/// `None` if it closed the connection instead.
+fn websocket(address: SocketAddr) -> Option<TcpStream> {
+    let mut stream = TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let request = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
+                   Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                   Sec-WebSocket-Version: 13\r\n\r\n";
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut answer = [0u8; 512];
+    let read = stream.read(&mut answer).ok()?;
+    String::from_utf8_lossy(&answer[..read])
+        .starts_with("HTTP/1.1 101")
+        .then_some(stream)
+}
+
 fn health() -> Value {
     json!({"jsonrpc": "2.0", "id": 1, "method": "system_health", "params": []})
 }
@@ -96,6 +114,19 @@ fn one_address_keeps_to_its_share_of_connections_and_calls() {
     drop(held);
     eventually("a freed connection slot", 30, || {
         rpc_from(local, port, &health()).filter(|a| height(a).is_some())
+    });
+    // WebSockets count as long as they are open, not only while they upgrade.
+    let sockets: Vec<TcpStream> = (0..4)
+        .map(|i| websocket(address).unwrap_or_else(|| panic!("WebSocket {i} opens")))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        websocket(address).is_none(),
+        "a fifth WebSocket from one address is refused"
+    );
+    drop(sockets);
+    eventually("the WebSockets' slots given back", 30, || {
+        websocket(address)
     });
 
     // Calls beyond the rate are refused, saying when to retry; other addresses are served.

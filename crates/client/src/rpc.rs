@@ -162,6 +162,10 @@ fn websocket_url(url: &str) -> String {
     }
 }
 
+/// Most entries a whole-list method of [`Client`] gathers: past it, the list is read page by
+/// page (the `*_page` methods).
+pub const MAX_LISTED: usize = 1_000_000;
+
 impl Client {
     /// Connects to the node at `url` (`ws://`, `http://` or `host:port`).
     pub async fn connect(url: &str) -> Result<Client, ClientError> {
@@ -225,12 +229,19 @@ impl Client {
         };
         loop {
             let answer = self.answer(fetch(page).await)?;
+            let empty = answer.items.is_empty();
             items.extend(answer.items);
             match answer.next {
-                // A node whose pages do not move on would hold the caller for ever.
-                Some(next) if page.after.is_some_and(|after| next <= after) => {
+                // A node whose pages do not move on, or go on empty or for ever, would hold
+                // the caller (and its memory) for ever.
+                Some(next) if empty || page.after.is_some_and(|after| next <= after) => {
                     return Err(ClientError::Decode(format!(
                         "{method}: the node's next page does not come after the last one"
+                    )));
+                }
+                Some(_) if items.len() > MAX_LISTED => {
+                    return Err(ClientError::Decode(format!(
+                        "{method}: the node lists more than {MAX_LISTED} entries; read it page by page"
                     )));
                 }
                 Some(next) => page.after = Some(next),

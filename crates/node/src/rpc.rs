@@ -23,9 +23,11 @@ use wetee_rpc_api::WeteeApiServer;
 use wetee_runtime::query;
 
 pub mod limits;
+mod positional;
 
 pub use limits::RpcLimits;
-use limits::{AddressLimiter, RateLimited};
+use limits::{AddressLimiter, RateLimited, SlottedStream};
+use positional::Positional;
 use wetee_types::attestation::AttestationPolicy;
 use wetee_types::records::{
     Account, App, AppFailure, AppSecrets, AppVersion, CollateralRecord, Task, TaskRun, TaskVersion,
@@ -53,6 +55,9 @@ pub const MAX_REQUEST_BYTES: u32 = 4 << 20;
 pub const MAX_RESPONSE_BYTES: u32 = 64 << 20;
 /// Connections served at once.
 pub const MAX_CONNECTIONS: u32 = 1_024;
+/// Requests one connection may have in flight at once: over HTTP/2 one socket could
+/// otherwise carry a hundred.
+pub const MAX_CALLS_IN_FLIGHT_PER_CONNECTION: u32 = 16;
 /// Subscriptions one connection may hold.
 pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: u32 = 256;
 /// Calls one JSON-RPC batch may hold: a batch of thousands of state queries would hold the
@@ -783,6 +788,8 @@ where
     // Each connection gets a service of its own (it must know its address): the cap on all
     // connections is the limiter's.
     let per_connection = ServerConfig::builder()
+        // Requests one connection may have in flight at once (HTTP/2 multiplexes them).
+        .max_connections(MAX_CALLS_IN_FLIGHT_PER_CONNECTION)
         .max_request_body_size(MAX_REQUEST_BYTES)
         .max_response_body_size(MAX_RESPONSE_BYTES)
         .max_subscriptions_per_connection(MAX_SUBSCRIPTIONS_PER_CONNECTION)
@@ -817,15 +824,20 @@ where
             };
             let ip = remote.ip();
             let per_call = Arc::clone(&limiter);
-            let builder =
-                Server::builder()
-                    .set_config(per_connection.clone())
-                    .set_rpc_middleware(RpcServiceBuilder::new().layer_fn(move |service| {
-                        RateLimited::new(service, ip, Arc::clone(&per_call))
-                    }))
-                    .to_service_builder();
+            let builder = Server::builder()
+                .set_config(per_connection.clone())
+                .set_rpc_middleware(
+                    RpcServiceBuilder::new()
+                        .layer_fn(move |service| {
+                            RateLimited::new(service, ip, Arc::clone(&per_call))
+                        })
+                        .layer_fn(Positional::new),
+                )
+                .to_service_builder();
             let methods = methods.clone();
             let stop = stop.clone();
+            // The socket carries its slot: a WebSocket keeps it after the upgrade.
+            let socket = SlottedStream::new(socket, slot);
             tokio::spawn(async move {
                 let service = builder.build(methods, stop.clone());
                 let served = jsonrpsee::server::serve_with_graceful_shutdown(
@@ -837,7 +849,6 @@ where
                 if let Err(e) = served {
                     tracing::trace!(error = %e, "an RPC connection ended");
                 }
-                drop(slot);
             });
         }
     });

@@ -175,6 +175,9 @@ pub fn run(
     let name = own.map_or_else(|| "full node".to_string(), |v| v.name);
     let rpc_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.rpc_threads.max(1))
+        // The state reads that list or search run off the async threads, on as many more:
+        // never hundreds, each holding the state's read lock against commits.
+        .max_blocking_threads(config.rpc_threads.max(1))
         .thread_name("wetee-rpc")
         .enable_all()
         .build()

@@ -2,9 +2,9 @@
 //!
 //! [`WeteeApi`] names every method, its parameters and its answer. The node implements the
 //! generated [`WeteeApiServer`]; the SDK calls through the generated `WeteeApiClient` (feature
-//! `client`), so a method's name and shape live in one place and neither side can drift. The
-//! method tables of `docs/rpc.md` are checked against this trait by this crate's tests: every
-//! method is documented, and nothing that is not a method is.
+//! `client`), so a method's name and shape live in one place and neither side can drift. A node
+//! lists what it serves (`rpc_methods`), and the CLI's `rpc_bad_input` test checks `docs/rpc.md`
+//! against that list: every method is documented, and nothing that is not a method is.
 //!
 //! What each method does, its limits and its errors are in `docs/rpc.md`.
 //!

@@ -48,6 +48,8 @@ const CALL_TIMEOUT_MS = 30_000;
 const FIRST_RETRY_MS = 500;
 /** The most entries a node answers in one page of a `state_*` list. */
 const LARGEST_PAGE = 500;
+/** The most entries the console gathers from one list. */
+const MOST_LISTED = 100_000;
 const LONGEST_RETRY_MS = 5_000;
 
 export class Rpc {
@@ -105,9 +107,12 @@ export class Rpc {
       if (page.next === null || page.next === undefined) {
         return items;
       }
-      // A node whose pages do not move on would hold the console for ever.
-      if (JSON.stringify(page.next) === JSON.stringify(after)) {
+      // A node whose pages do not move on, or go on empty or for ever, would hold the console.
+      if (page.items.length === 0 || JSON.stringify(page.next) === JSON.stringify(after)) {
         throw new RpcError(`${method}: the node's next page does not come after the last one`, null);
+      }
+      if (items.length > MOST_LISTED) {
+        throw new RpcError(`${method}: the node lists more than ${MOST_LISTED} entries`, null);
       }
       after = page.next;
     }

@@ -94,31 +94,39 @@ impl AddressLimiter {
         self.limits
     }
 
+    /// Whether `ip` (as it connected: `::1` is loopback, its /64 is not) goes unlimited.
     fn exempt(&self, ip: IpAddr) -> bool {
-        self.limits.exempt_loopback && ip.is_loopback()
+        let loopback = match ip {
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+            IpAddr::V4(v4) => v4.is_loopback(),
+        };
+        self.limits.exempt_loopback && loopback
     }
 
     /// A slot for a new connection from `ip`, held until the connection ends; `None` when the
     /// address already holds its share.
     pub fn connect(self: &Arc<Self>, ip: IpAddr) -> Option<ConnectionSlot> {
-        let ip = subscriber(ip);
         if self.accepted.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             // Addresses whose budget has refilled weigh nothing: forget them.
             self.calls.retain_recent();
             self.calls.shrink_to_fit();
         }
+        let exempt = self.exempt(ip);
+        let ip = subscriber(ip);
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         if open.total >= self.limits.connections {
             return None;
         }
-        let counted = if self.exempt(ip) {
+        let counted = if exempt {
             None
         } else {
-            let held = open.by_address.entry(ip).or_default();
-            if *held >= self.limits.connections_per_ip {
+            let held = open.by_address.get(&ip).copied().unwrap_or(0);
+            if held >= self.limits.connections_per_ip {
                 return None;
             }
-            *held += 1;
+            open.by_address.insert(ip, held + 1);
             Some(ip)
         };
         open.total += 1;
@@ -130,10 +138,10 @@ impl AddressLimiter {
 
     /// Spends `cost` of `ip`'s rate now, or says how long until it could be.
     pub fn spend(&self, ip: IpAddr, cost: u32) -> Result<(), Refused> {
-        let ip = subscriber(ip);
         if self.exempt(ip) {
             return Ok(());
         }
+        let ip = subscriber(ip);
         let Some(cost) = NonZeroU32::new(cost) else {
             return Ok(());
         };
@@ -222,6 +230,65 @@ impl Drop for ConnectionSlot {
                 open.by_address.remove(&ip);
             }
         }
+    }
+}
+
+/// A connection's socket holding its slot: the slot is given back when the socket closes, also
+/// after a WebSocket upgrade has taken the socket over from the HTTP connection. A socket that
+/// reads nothing for [`IDLE_TIMEOUT`] fails its next read, so that an idle connection does not
+/// keep its slot for ever (a WebSocket is pinged more often than that, and its pongs are reads).
+#[derive(Debug)]
+pub struct SlottedStream {
+    stream: std::pin::Pin<Box<tokio_io_timeout::TimeoutStream<tokio::net::TcpStream>>>,
+    _slot: ConnectionSlot,
+}
+
+/// How long a connection may read nothing before it is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl SlottedStream {
+    /// `stream`, holding `slot`.
+    pub fn new(stream: tokio::net::TcpStream, slot: ConnectionSlot) -> SlottedStream {
+        let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+        stream.set_read_timeout(Some(IDLE_TIMEOUT));
+        SlottedStream {
+            stream: Box::pin(stream),
+            _slot: slot,
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for SlottedStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.stream.as_mut().poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for SlottedStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.stream.as_mut().poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.stream.as_mut().poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.stream.as_mut().poll_shutdown(cx)
     }
 }
 
@@ -412,8 +479,21 @@ mod tests {
         // The server's own cap holds for everyone.
         let _c = exempt.connect(local).expect("c");
         assert!(exempt.connect(local).is_none());
+        let local6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        for _ in 0..100 {
+            assert_eq!(exempt.spend(local6, 10), Ok(()));
+        }
         let strict = strict(1, 1, 1);
         let _held = strict.connect(local).expect("held");
         assert!(strict.connect(local).is_none());
+        // An address refused a connection leaves nothing behind once it holds none.
+        let none = AddressLimiter::new(RpcLimits {
+            connections_per_ip: 0,
+            ..RpcLimits::default()
+        });
+        let stranger = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9));
+        assert!(none.connect(stranger).is_none());
+        assert_eq!(none.open_from(stranger), 0);
+        assert!(none.open.lock().unwrap().by_address.is_empty());
     }
 }
