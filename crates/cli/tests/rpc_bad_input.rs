@@ -118,6 +118,12 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     assert_eq!(code, -32602, "{message}");
     let (code, message) = error_of(port, "state_apps", json!([null, {"limit": -1}]));
     assert_eq!(code, -32602, "{message}");
+    let answer = rpc_call(port, "state_tasks", json!([null, {"limt": 5}]));
+    assert_eq!(answer["error"]["code"], -32602, "{answer}");
+    assert!(
+        answer.to_string().contains("unknown field `limt`"),
+        "{answer}"
+    );
     let workers = rpc_call(port, "state_workers", json!([{"limit": 4_000_000_000u64}]));
     assert!(workers["result"]["items"].is_array(), "{workers}");
     assert!(workers["result"]["next"].is_null(), "{workers}");

@@ -418,6 +418,7 @@ pub const MAX_PAGE: u32 = 500;
 /// Which page of a list to answer: the last parameter of the `state_*` list methods, which
 /// answer a [`Page`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PageRequest<C> {
     /// Only entries after this one (the previous page's `next`); from the first when absent.
     #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
