@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use jsonrpsee::core::{RpcResult, SubscriptionResult, async_trait};
-use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
+use jsonrpsee::server::middleware::rpc::{MethodResponse, RpcServiceBuilder};
 use jsonrpsee::server::{
     BatchRequestConfig, PendingSubscriptionSink, PingConfig, RpcModule, Server, ServerConfig,
     ServerHandle, SubscriptionMessage,
@@ -24,6 +24,32 @@ use wetee_runtime::query;
 
 pub mod limits;
 mod positional;
+
+/// The service an RPC middleware of ours wraps: jsonrpsee's, or another of ours, answering a
+/// call, a batch and a notification alike with a [`MethodResponse`].
+pub trait InnerService:
+    jsonrpsee::server::middleware::rpc::RpcServiceT<
+        MethodResponse = MethodResponse,
+        BatchResponse = MethodResponse,
+        NotificationResponse = MethodResponse,
+    > + Send
+    + Sync
+    + Clone
+    + 'static
+{
+}
+
+impl<S> InnerService for S where
+    S: jsonrpsee::server::middleware::rpc::RpcServiceT<
+            MethodResponse = MethodResponse,
+            BatchResponse = MethodResponse,
+            NotificationResponse = MethodResponse,
+        > + Send
+        + Sync
+        + Clone
+        + 'static
+{
+}
 
 pub use limits::RpcLimits;
 use limits::{AddressLimiter, RateLimited, SlottedStream};

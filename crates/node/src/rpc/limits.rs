@@ -89,11 +89,6 @@ impl AddressLimiter {
         })
     }
 
-    /// The limits.
-    pub fn limits(&self) -> RpcLimits {
-        self.limits
-    }
-
     /// Whether `ip` (as it connected: `::1` is loopback, its /64 is not) goes unlimited.
     fn exempt(&self, ip: IpAddr) -> bool {
         let loopback = match ip {
@@ -326,17 +321,7 @@ impl<S> RateLimited<S> {
     }
 }
 
-impl<S> RpcServiceT for RateLimited<S>
-where
-    S: RpcServiceT<
-            MethodResponse = MethodResponse,
-            BatchResponse = MethodResponse,
-            NotificationResponse = MethodResponse,
-        > + Send
-        + Sync
-        + Clone
-        + 'static,
-{
+impl<S: super::InnerService> RpcServiceT for RateLimited<S> {
     type MethodResponse = MethodResponse;
     type NotificationResponse = MethodResponse;
     type BatchResponse = MethodResponse;

@@ -35,17 +35,7 @@ fn refusal() -> ErrorObjectOwned {
     )
 }
 
-impl<S> RpcServiceT for Positional<S>
-where
-    S: RpcServiceT<
-            MethodResponse = MethodResponse,
-            BatchResponse = MethodResponse,
-            NotificationResponse = MethodResponse,
-        > + Send
-        + Sync
-        + Clone
-        + 'static,
-{
+impl<S: super::InnerService> RpcServiceT for Positional<S> {
     type MethodResponse = MethodResponse;
     type NotificationResponse = MethodResponse;
     type BatchResponse = MethodResponse;
